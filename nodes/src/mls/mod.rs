@@ -1,0 +1,1 @@
+//! mls (work in progress)

@@ -1,0 +1,1 @@
+//! room (work in progress)
