@@ -27,13 +27,14 @@ pub enum IdError {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 255
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 /// A provider's domain, e.g. `a.example`. Stands for one MIMI server.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Domain(String);
 
 impl Domain {
@@ -226,7 +227,9 @@ mod tests {
         assert!("mimi://a example/u/x".parse::<UserUri>().is_err());
         assert!(UserUri::from_bytes(&[0xff, 0xfe]).is_err());
         assert_eq!(
-            Domain::parse_from_header("mimi@c.example").unwrap().as_str(),
+            Domain::parse_from_header("mimi@c.example")
+                .unwrap()
+                .as_str(),
             "c.example"
         );
         assert!(Domain::parse_from_header("c.example").is_err());
