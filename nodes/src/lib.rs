@@ -13,7 +13,9 @@
 //! Choices made where the drafts are silent or inconsistent are listed in
 //! `nodes/CHOICES.md`.
 
+pub mod client;
 pub mod content;
+pub mod hub;
 pub mod ids;
 pub mod mls;
 pub mod room;
