@@ -15,8 +15,10 @@
 
 pub mod client;
 pub mod content;
+pub mod endpoint;
 pub mod hub;
 pub mod ids;
+pub mod io;
 pub mod mls;
 pub mod room;
 pub mod wire;

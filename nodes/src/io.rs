@@ -1,0 +1,128 @@
+//! The sans-IO interface of the cores: what goes in and what comes out.
+//!
+//! A core never touches a socket, a clock or the OS RNG. The driver (the in-memory test
+//! world, or the simulator's HTTP adapter over turmoil) hands it inputs with the current
+//! time and carries out its outputs. Server-to-server traffic is MIMI over HTTP
+//! ([`Request`]/[`Response`]); client ↔ own provider traffic is provider-internal and not
+//! specified by MIMI ([`ClientToProvider`]/[`ProviderToClient`]).
+
+use crate::endpoint::Endpoint;
+use crate::ids::{ClientUri, Domain, RoomUri};
+
+/// Milliseconds since the UNIX epoch, as the driver's clock says.
+pub type Millis = u64;
+
+/// HTTP status codes the cores use.
+pub mod status {
+    pub const OK: u16 = 200;
+    /// `/notify` accepted (P§5.5).
+    pub const CREATED: u16 = 201;
+    pub const BAD_REQUEST: u16 = 400;
+    pub const FORBIDDEN: u16 = 403;
+    pub const NOT_FOUND: u16 = 404;
+    pub const CONFLICT: u16 = 409;
+    pub const PAYLOAD_TOO_LARGE: u16 = 413;
+    pub const INTERNAL: u16 = 500;
+    pub const UNAVAILABLE: u16 = 503;
+}
+
+/// A MIMI request from one provider to another (P§4.1): `Host` = `to`,
+/// `From: mimi@<from>`, POST to the endpoint's path with a TLS-PL body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub from: Domain,
+    pub to: Domain,
+    pub endpoint: Endpoint,
+    pub body: Vec<u8>,
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16, body: Vec<u8>) -> Self {
+        Response { status, body }
+    }
+    pub fn empty(status: u16) -> Self {
+        Response {
+            status,
+            body: Vec::new(),
+        }
+    }
+    /// A plain-text error body naming what was wrong.
+    pub fn error(status: u16, message: impl Into<String>) -> Self {
+        Response {
+            status,
+            body: message.into().into_bytes(),
+        }
+    }
+}
+
+/// Identifies an incoming request until the core answers it.
+pub type RequestId = u64;
+/// Identifies an outgoing request until its response comes back.
+pub type Token = u64;
+
+/// A failure to get any response (timeout, connection refused, partition).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("request timed out")]
+    Timeout,
+    #[error("peer unreachable")]
+    Unreachable,
+}
+
+/// Provider-internal request of a client to its own provider. The provider relays the
+/// MIMI ones to the room's hub and answers with [`ProviderToClient::Reply`] (same `corr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientToProvider {
+    /// A MIMI request to relay; `body` is the endpoint's TLS-PL request body.
+    Relay {
+        corr: u64,
+        endpoint: Endpoint,
+        body: Vec<u8>,
+    },
+    /// Publish KeyPackages (TLS bytes) for this client at its provider (P§5.2).
+    PublishKeyPackages { key_packages: Vec<Vec<u8>> },
+    /// Create a room hosted by this provider (P§3.1, provider-local): the creator's
+    /// GroupInfo structure and ratchet tree.
+    CreateRoom {
+        corr: u64,
+        room: RoomUri,
+        group_info: Vec<u8>,
+        ratchet_tree: Vec<u8>,
+    },
+}
+
+/// Provider-internal message from a provider to one of its clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderToClient {
+    /// The answer to a [`ClientToProvider`] request with the same `corr`.
+    Reply { corr: u64, response: Response },
+    /// One FanoutMessage (TLS bytes) of a room, in hub order.
+    Deliver { room: RoomUri, fanout: Vec<u8> },
+}
+
+/// What a server core wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerOutput {
+    /// Answer incoming request `id`.
+    Respond { id: RequestId, response: Response },
+    /// Send a request to another provider; its outcome comes back with `token`.
+    Send { token: Token, request: Request },
+    /// Hand a message to a local client.
+    ToClient {
+        client: ClientUri,
+        message: ProviderToClient,
+    },
+}
+
+/// What a client core wants done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientOutput {
+    ToProvider(ClientToProvider),
+}
