@@ -1,1 +1,3 @@
-//! content (work in progress)
+//! MIMI content messages (draft-ietf-mimi-content-08) — work in progress.
+
+pub mod cbor;
