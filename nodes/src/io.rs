@@ -126,3 +126,28 @@ pub enum ServerOutput {
 pub enum ClientOutput {
     ToProvider(ClientToProvider),
 }
+
+/// A provider's server core as a driver sees it (the in-memory test world and the
+/// simulator's HTTP adapter both drive this). Every call returns the outputs to carry out.
+pub trait ServerCore {
+    /// The provider's domain.
+    fn domain(&self) -> &Domain;
+    /// An incoming MIMI request; answer later with [`ServerOutput::Respond`] for `id`.
+    fn on_request(&mut self, now: Millis, id: RequestId, request: Request) -> Vec<ServerOutput>;
+    /// The outcome of an outgoing request sent with `token`.
+    fn on_response(
+        &mut self,
+        now: Millis,
+        token: Token,
+        result: Result<Response, TransportError>,
+    ) -> Vec<ServerOutput>;
+    /// A provider-internal message from one of this provider's clients.
+    fn on_client(
+        &mut self,
+        now: Millis,
+        client: &ClientUri,
+        message: ClientToProvider,
+    ) -> Vec<ServerOutput>;
+    /// Time passed: retries and other timers.
+    fn on_tick(&mut self, now: Millis) -> Vec<ServerOutput>;
+}
