@@ -90,7 +90,12 @@ pub enum CoveredProposal {
 #[derive(Debug, Clone)]
 pub struct CommitSummary {
     pub committer: HandshakeSender,
+    /// Every covered proposal, in commit order.
     pub proposals: Vec<CoveredProposal>,
+    /// The proposals carried by value (the committer's own changes).
+    pub inline: Vec<CoveredProposal>,
+    /// The proposals committed by reference (accepted earlier by the hub).
+    pub referenced: Vec<CoveredProposal>,
     /// References of the proposals the commit covers by reference.
     pub by_reference: Vec<Vec<u8>>,
     pub external: bool,
@@ -360,6 +365,16 @@ impl PublicView {
             .queued_proposals()
             .map(|qp| self.cover(crypto, qp))
             .collect();
+        let inline = staged
+            .queued_proposals()
+            .filter(|qp| qp.proposal_or_ref_type() != ProposalOrRefType::Reference)
+            .map(|qp| self.cover(crypto, qp))
+            .collect();
+        let referenced = staged
+            .queued_proposals()
+            .filter(|qp| qp.proposal_or_ref_type() == ProposalOrRefType::Reference)
+            .map(|qp| self.cover(crypto, qp))
+            .collect();
         let by_reference = staged
             .queued_proposals()
             .filter(|qp| qp.proposal_or_ref_type() == ProposalOrRefType::Reference)
@@ -369,6 +384,8 @@ impl PublicView {
         let summary = CommitSummary {
             committer,
             proposals,
+            inline,
+            referenced,
             by_reference,
             external,
             new_epoch: staged.epoch().as_u64(),

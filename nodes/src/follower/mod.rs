@@ -1,0 +1,323 @@
+//! The follower core (sans-IO): a provider's side of rooms hosted elsewhere, and the
+//! last-mile delivery point for its own clients (P§1.2, P§5.2, P§5.5).
+//!
+//! * Relays its clients' requests to the room's hub and routes the answers back.
+//! * Receives `/notify`: answers 201, processes each distinct body once (byte-identical
+//!   retries are acknowledged and dropped, P§5.5), and delivers every FanoutMessage to its
+//!   subscribed clients in the order the hub sent them. A Welcome goes only to the client
+//!   whose KeyPackageRef is in its `secrets`.
+//! * Is the KeyPackage publication point of its users (P§5.2): hands out one KeyPackage
+//!   per client per request, never the same one twice (reserved for the requester).
+//!
+//! Choice: consent (P§5.7) is granted to every requester unless a user is marked as
+//! refusing ([`Follower::refuse_consent`]); consent exchange itself is not simulated.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use sha2::{Digest, Sha256};
+
+use crate::endpoint::Endpoint;
+use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
+use crate::io::{status, ProviderToClient, Response};
+use crate::mls::SeededProvider;
+use crate::wire::{
+    decode_exact, encode, ClientKeyMaterial, ClientMaterial, FanoutBody, IdentifierUri,
+    KeyMaterialRequest, KeyMaterialResponse, KeyMaterialUserCode, KeyPackageBytes, NotifyBody,
+    Protocol,
+};
+
+/// How many recent `/notify` body hashes are remembered for dedup (P§5.5 NOTE: a rolling
+/// list of hashes is enough).
+pub const NOTIFY_DEDUP_WINDOW: usize = 4096;
+/// At most this many published KeyPackages per client.
+pub const MAX_KEY_PACKAGES_PER_CLIENT: usize = 64;
+
+/// What a follower observed, for the trace and the oracles.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum FollowerEvent {
+    /// A `/notify` body was processed (first copy).
+    NotifyProcessed { room: RoomUri, hash: String, messages: usize },
+    /// A byte-identical `/notify` retry was acknowledged and dropped.
+    NotifyDuplicate { room: RoomUri, hash: String },
+    /// A KeyPackage was handed out for `client` (its KeyPackageRef).
+    KeyPackageHandedOut { client: ClientUri, key_package_ref: String },
+    /// A Welcome named a KeyPackageRef this follower never handed out.
+    WelcomeUnroutable { room: RoomUri, key_package_ref: String },
+}
+
+#[derive(Debug, Default)]
+struct FollowerRoom {
+    /// Local clients that receive this room's fan-out.
+    subscribers: BTreeSet<ClientUri>,
+}
+
+/// The follower role of one provider.
+pub struct Follower {
+    domain: Domain,
+    /// Only for hashing KeyPackageRefs; never draws randomness here.
+    provider: SeededProvider,
+    key_packages: BTreeMap<ClientUri, VecDeque<KeyPackageBytes>>,
+    handed_out: BTreeMap<Vec<u8>, ClientUri>,
+    refusing: BTreeSet<UserUri>,
+    rooms: BTreeMap<RoomUri, FollowerRoom>,
+    recent: VecDeque<[u8; 32]>,
+    recent_set: BTreeSet<[u8; 32]>,
+    events: Vec<FollowerEvent>,
+}
+
+/// A delivery the follower wants made to a local client.
+pub type Delivery = (ClientUri, ProviderToClient);
+
+impl Follower {
+    pub fn new(domain: Domain, provider: SeededProvider) -> Self {
+        Follower {
+            domain,
+            provider,
+            key_packages: BTreeMap::new(),
+            handed_out: BTreeMap::new(),
+            refusing: BTreeSet::new(),
+            rooms: BTreeMap::new(),
+            recent: VecDeque::new(),
+            recent_set: BTreeSet::new(),
+            events: Vec::new(),
+        }
+    }
+
+    pub fn domain(&self) -> &Domain {
+        &self.domain
+    }
+
+    /// Events since the last call.
+    pub fn take_events(&mut self) -> Vec<FollowerEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Mark a user as refusing consent to every requester.
+    pub fn refuse_consent(&mut self, user: UserUri) {
+        self.refusing.insert(user);
+    }
+
+    /// Subscribe a local client to a room's fan-out (creator, external joiner).
+    pub fn subscribe(&mut self, room: &RoomUri, client: &ClientUri) {
+        self.rooms
+            .entry(room.clone())
+            .or_default()
+            .subscribers
+            .insert(client.clone());
+    }
+
+    /// A client left or was removed: stop delivering to it.
+    pub fn unsubscribe(&mut self, room: &RoomUri, client: &ClientUri) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.subscribers.remove(client);
+        }
+    }
+
+    /// Local clients subscribed to `room`.
+    pub fn subscribers(&self, room: &RoomUri) -> Vec<ClientUri> {
+        self.rooms
+            .get(room)
+            .map(|r| r.subscribers.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// A client publishes KeyPackages (TLS bytes). Malformed ones are dropped; the
+    /// count stored is returned.
+    pub fn publish_key_packages(&mut self, client: &ClientUri, key_packages: &[Vec<u8>]) -> usize {
+        let q = self.key_packages.entry(client.clone()).or_default();
+        let mut n = 0;
+        for kp in key_packages {
+            if q.len() >= MAX_KEY_PACKAGES_PER_CLIENT {
+                break;
+            }
+            if let Ok(kp) = KeyPackageBytes::from_bytes(kp) {
+                q.push_back(kp);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// How many unused KeyPackages `client` has left.
+    pub fn key_packages_left(&self, client: &ClientUri) -> usize {
+        self.key_packages.get(client).map_or(0, VecDeque::len)
+    }
+
+    /// Answer `/keyMaterial/{user}` for one of our users (P§5.2).
+    pub fn key_material(&mut self, target: &UserUri, body: &[u8]) -> Response {
+        let req: KeyMaterialRequest = match decode_exact(body) {
+            Ok(r) => r,
+            Err(e) => return Response::error(status::BAD_REQUEST, format!("KeyMaterialRequest: {e}")),
+        };
+        if req.verify(self.provider.crypto_ref()).is_err() {
+            return Response::error(
+                status::BAD_REQUEST,
+                "KeyMaterialRequest signature does not verify",
+            );
+        }
+        let requested = req.tbs.target_user.as_bytes();
+        if requested != target.as_bytes() {
+            return Response::error(
+                status::BAD_REQUEST,
+                "KeyMaterialRequest.targetUser differs from the path",
+            );
+        }
+        let user_uri = IdentifierUri::from_bytes(target.as_bytes());
+        let (user_status, clients) = if target.domain() != self.domain {
+            (KeyMaterialUserCode::UserUnknown, Vec::new())
+        } else if self.refusing.contains(target) {
+            (KeyMaterialUserCode::NoConsent, Vec::new())
+        } else {
+            let mine: Vec<ClientUri> = self
+                .key_packages
+                .keys()
+                .filter(|c| &c.user() == target)
+                .cloned()
+                .collect();
+            if mine.is_empty() {
+                (KeyMaterialUserCode::UserUnknown, Vec::new())
+            } else {
+                let mut clients = Vec::new();
+                let mut got = 0;
+                for c in mine {
+                    let kp = self.key_packages.get_mut(&c).and_then(VecDeque::pop_front);
+                    let material = match kp {
+                        Some(kp) => {
+                            if let Ok(r) = kp.key_package_ref(self.provider.crypto_ref()) {
+                                self.events.push(FollowerEvent::KeyPackageHandedOut {
+                                    client: c.clone(),
+                                    key_package_ref: hex::encode(&r),
+                                });
+                                self.handed_out.insert(r, c.clone());
+                            }
+                            got += 1;
+                            ClientMaterial::Success(kp)
+                        }
+                        None => ClientMaterial::KeyMaterialExhausted,
+                    };
+                    clients.push(ClientKeyMaterial {
+                        client_uri: IdentifierUri::from_bytes(c.as_bytes()),
+                        material,
+                    });
+                }
+                let code = if got == clients.len() {
+                    KeyMaterialUserCode::Success
+                } else if got > 0 {
+                    KeyMaterialUserCode::PartialSuccess
+                } else {
+                    KeyMaterialUserCode::NoCompatibleMaterial
+                };
+                (code, clients)
+            }
+        };
+        let resp = KeyMaterialResponse {
+            protocol: Protocol::Mls10,
+            user_status,
+            user_uri,
+            clients,
+        };
+        match encode(&resp) {
+            Ok(b) => Response::new(status::OK, b),
+            Err(e) => Response::error(status::INTERNAL, format!("encoding KeyMaterialResponse: {e}")),
+        }
+    }
+
+    fn remember(&mut self, hash: [u8; 32]) -> bool {
+        if self.recent_set.contains(&hash) {
+            return false;
+        }
+        self.recent.push_back(hash);
+        self.recent_set.insert(hash);
+        while self.recent.len() > NOTIFY_DEDUP_WINDOW {
+            if let Some(old) = self.recent.pop_front() {
+                self.recent_set.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Handle `/notify/{room}` from `hub`: 201 and the deliveries to make.
+    pub fn notify(&mut self, room: &RoomUri, body: &[u8]) -> (Response, Vec<Delivery>) {
+        let notify: NotifyBody = match decode_exact(body) {
+            Ok(n) => n,
+            Err(e) => {
+                return (
+                    Response::error(status::BAD_REQUEST, format!("NotifyBody: {e}")),
+                    Vec::new(),
+                )
+            }
+        };
+        let hash: [u8; 32] = Sha256::digest(body).into();
+        if !self.remember(hash) {
+            self.events.push(FollowerEvent::NotifyDuplicate {
+                room: room.clone(),
+                hash: hex::encode(&hash[..8]),
+            });
+            return (Response::empty(status::CREATED), Vec::new());
+        }
+        self.events.push(FollowerEvent::NotifyProcessed {
+            room: room.clone(),
+            hash: hex::encode(&hash[..8]),
+            messages: notify.messages.len(),
+        });
+        let mut out = Vec::new();
+        for m in notify.messages {
+            let bytes = match encode(&m) {
+                Ok(b) => b,
+                Err(_) => continue,
+            };
+            let targets: Vec<ClientUri> = match &m.body {
+                FanoutBody::Welcome { .. } => {
+                    let refs = m
+                        .message
+                        .to_welcome()
+                        .ok()
+                        .flatten()
+                        .and_then(|w| w.new_member_refs().ok())
+                        .unwrap_or_default();
+                    let mut ts = Vec::new();
+                    for r in refs {
+                        match self.handed_out.get(&r) {
+                            Some(c) => ts.push(c.clone()),
+                            None => {
+                                // Not ours (Welcomes may be broadcast): only note it if
+                                // no target at all was ours.
+                            }
+                        }
+                    }
+                    if ts.is_empty() {
+                        self.events.push(FollowerEvent::WelcomeUnroutable {
+                            room: room.clone(),
+                            key_package_ref: String::new(),
+                        });
+                    }
+                    for c in &ts {
+                        self.subscribe(room, c);
+                    }
+                    ts
+                }
+                _ => self.subscribers(room),
+            };
+            for c in targets {
+                out.push((
+                    c,
+                    ProviderToClient::Deliver {
+                        room: room.clone(),
+                        fanout: bytes.clone(),
+                    },
+                ));
+            }
+        }
+        (Response::empty(status::CREATED), out)
+    }
+
+    /// The endpoint is one a follower answers (only `/notify` and `/keyMaterial` for our
+    /// own users).
+    pub fn answers(&self, endpoint: &Endpoint) -> bool {
+        match endpoint {
+            Endpoint::Notify(_) => true,
+            Endpoint::KeyMaterial(u) => u.domain() == self.domain,
+            _ => false,
+        }
+    }
+}
