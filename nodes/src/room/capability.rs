@@ -164,6 +164,8 @@ mod tests {
         }
         assert_eq!(Capability::from_code(0xF000), None);
         // strictly increasing, so no duplicate code points
-        assert!(Capability::ALL.windows(2).all(|w| w[0].code() < w[1].code()));
+        assert!(Capability::ALL
+            .windows(2)
+            .all(|w| w[0].code() < w[1].code()));
     }
 }

@@ -86,11 +86,20 @@ pub enum ComponentError {
         field: &'static str,
     },
     #[error("{component}: participant {user:?} is not a mimi user URI (mimi://<domain>/u/<name>)")]
-    BadUser { component: &'static str, user: String },
+    BadUser {
+        component: &'static str,
+        user: String,
+    },
     #[error("{component}: user {user} is listed twice (P§7.5: each user has exactly one role)")]
-    DuplicateParticipant { component: &'static str, user: String },
+    DuplicateParticipant {
+        component: &'static str,
+        user: String,
+    },
     #[error("app_data_dictionary lacks the {component} component (0x{id:04x})")]
-    Missing { component: &'static str, id: ComponentId },
+    Missing {
+        component: &'static str,
+        id: ComponentId,
+    },
     #[error("component 0x{0:04x} is not a room component handled by the room logic")]
     Unsupported(ComponentId),
     #[error("{component}: an AppDataUpdate 'remove' of a room component is not allowed (choice: room components are never removed)")]

@@ -252,7 +252,10 @@ mod tests {
             d.encode().unwrap(),
             vec![0x07, 0x02, b'a', b'b', 0, 0, 0, 2]
         );
-        assert_eq!(ParticipantListData::decode(&d.encode().unwrap()).unwrap(), d);
+        assert_eq!(
+            ParticipantListData::decode(&d.encode().unwrap()).unwrap(),
+            d
+        );
     }
 
     #[test]
@@ -269,7 +272,10 @@ mod tests {
             u.encode().unwrap(),
             vec![0x08, 0, 0, 0, 1, 0, 0, 0, 3, 0x04, 0, 0, 0, 0, 0x00]
         );
-        assert_eq!(ParticipantListUpdate::decode(&u.encode().unwrap()).unwrap(), u);
+        assert_eq!(
+            ParticipantListUpdate::decode(&u.encode().unwrap()).unwrap(),
+            u
+        );
     }
 
     #[test]

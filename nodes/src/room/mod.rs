@@ -98,16 +98,21 @@ pub mod state;
 mod tests;
 
 pub use capability::Capability;
-pub use codec::{ComponentError, ComponentId, BASE_ROOM_POLICY, PARTICIPANT_LIST, PREAUTH_LIST, ROLES_LIST, ROOM_METADATA};
+pub use codec::{
+    ComponentError, ComponentId, BASE_ROOM_POLICY, PARTICIPANT_LIST, PREAUTH_LIST, ROLES_LIST,
+    ROOM_METADATA,
+};
 pub use components::{
-    BaseRoomPolicy, MetadataField, ParticipantListData, ParticipantListUpdate, RichDescription, RoomMetaData,
-    UserRolePair, UserindexRolePair,
+    BaseRoomPolicy, MetadataField, ParticipantListData, ParticipantListUpdate, RichDescription,
+    RoomMetaData, UserRolePair, UserindexRolePair,
 };
 pub use participants::{apply_update, ListChange, ListUpdateError, Participant};
 pub use policy::{
-    authorize, check_commit_composition, Action, Actor, ActorId, AuthorizedChange, ChangeError, ChangeKind,
-    ComponentOp, JoinPath, Membership, PolicyViolation, ProposedChange,
+    authorize, check_commit_composition, Action, Actor, ActorId, AuthorizedChange, ChangeError,
+    ChangeKind, ComponentOp, JoinPath, Membership, PolicyViolation, ProposedChange,
 };
 pub use presets::RolePreset;
-pub use roles::{Claim, ClaimId, PreAuthData, PreAuthRoleEntry, Role, RoleData, SingleSourceRoleChangeTargets};
+pub use roles::{
+    Claim, ClaimId, PreAuthData, PreAuthRoleEntry, Role, RoleData, SingleSourceRoleChangeTargets,
+};
 pub use state::{NewRoomOptions, RoomState};

@@ -15,7 +15,9 @@
 //! once, gives the same list provided no user is touched twice (P§7.5).
 
 use super::codec::ComponentError;
-use super::components::{ParticipantListData, ParticipantListUpdate, UserRolePair, UserindexRolePair};
+use super::components::{
+    ParticipantListData, ParticipantListUpdate, UserRolePair, UserindexRolePair,
+};
 use super::roles::NO_ROLE;
 use crate::ids::UserUri;
 use std::collections::BTreeSet;
@@ -232,7 +234,10 @@ impl ListChange {
 
     /// The wire update that expresses this change against `list` (removed indices
     /// in ascending order).
-    pub fn to_update(&self, list: &[Participant]) -> Result<ParticipantListUpdate, ListUpdateError> {
+    pub fn to_update(
+        &self,
+        list: &[Participant],
+    ) -> Result<ParticipantListUpdate, ListUpdateError> {
         self.check_against(list)?;
         let idx = |u: &UserUri| -> Result<u32, ListUpdateError> {
             index_of(list, u)
@@ -339,12 +344,19 @@ mod tests {
     #[test]
     fn indices_refer_to_the_list_before_the_update() {
         // removing 0 and 1 at once removes alice and bob, not alice and cathy
-        let before = list(&[("a.example", "alice", 2), ("b.example", "bob", 2), ("c.example", "cathy", 2)]);
+        let before = list(&[
+            ("a.example", "alice", 2),
+            ("b.example", "bob", 2),
+            ("c.example", "cathy", 2),
+        ]);
         let u = ParticipantListUpdate {
             removed_indices: vec![1, 0],
             ..Default::default()
         };
-        assert_eq!(apply_update(&before, &u).unwrap(), list(&[("c.example", "cathy", 2)]));
+        assert_eq!(
+            apply_update(&before, &u).unwrap(),
+            list(&[("c.example", "cathy", 2)])
+        );
     }
 
     #[test]
@@ -387,12 +399,21 @@ mod tests {
         // changed twice
         let u = ParticipantListUpdate {
             changed_role_participants: vec![
-                UserindexRolePair { user_index: 1, role_index: 3 },
-                UserindexRolePair { user_index: 1, role_index: 4 },
+                UserindexRolePair {
+                    user_index: 1,
+                    role_index: 3,
+                },
+                UserindexRolePair {
+                    user_index: 1,
+                    role_index: 4,
+                },
             ],
             ..Default::default()
         };
-        assert_eq!(apply_update(&before, &u), Err(ListUpdateError::DuplicateIndex { index: 1 }));
+        assert_eq!(
+            apply_update(&before, &u),
+            Err(ListUpdateError::DuplicateIndex { index: 1 })
+        );
         // removed and re-added in the same update
         let u = ParticipantListUpdate {
             removed_indices: vec![1],
@@ -429,13 +450,19 @@ mod tests {
             }],
             ..Default::default()
         };
-        assert!(matches!(apply_update(&before, &u), Err(ListUpdateError::AlreadyListed { .. })));
+        assert!(matches!(
+            apply_update(&before, &u),
+            Err(ListUpdateError::AlreadyListed { .. })
+        ));
         // role 0
         let u = ParticipantListUpdate {
             added_participants: vec![add("cathy", 0)],
             ..Default::default()
         };
-        assert!(matches!(apply_update(&before, &u), Err(ListUpdateError::RoleIndexZero { .. })));
+        assert!(matches!(
+            apply_update(&before, &u),
+            Err(ListUpdateError::RoleIndexZero { .. })
+        ));
         // not a user URI
         let u = ParticipantListUpdate {
             added_participants: vec![UserRolePair {
@@ -444,7 +471,10 @@ mod tests {
             }],
             ..Default::default()
         };
-        assert!(matches!(apply_update(&before, &u), Err(ListUpdateError::BadUser { .. })));
+        assert!(matches!(
+            apply_update(&before, &u),
+            Err(ListUpdateError::BadUser { .. })
+        ));
     }
 
     /// Independent oracle for the index semantics, by positions only.
@@ -477,7 +507,9 @@ mod tests {
     fn semantics_match_oracle_and_compose() {
         let mut seed: u64 = 0x5eed;
         let mut next = |m: u64| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 33) % m
         };
         for round in 0..300 {
@@ -493,7 +525,10 @@ mod tests {
             let mut removed = Vec::new();
             for i in 0..n as u32 {
                 match next(3) {
-                    0 => changed.push(UserindexRolePair { user_index: i, role_index: 3 + next(3) as u32 }),
+                    0 => changed.push(UserindexRolePair {
+                        user_index: i,
+                        role_index: 3 + next(3) as u32,
+                    }),
                     1 => removed.push(i),
                     _ => {}
                 }
@@ -527,7 +562,10 @@ mod tests {
                     .iter()
                     .skip(1)
                     .take(1)
-                    .map(|&i| UserindexRolePair { user_index: i, role_index: 5 })
+                    .map(|&i| UserindexRolePair {
+                        user_index: i,
+                        role_index: 5,
+                    })
                     .collect(),
                 added_participants: vec![UserRolePair {
                     user: format!("mimi://c.example/u/x{round}").as_str().into(),

@@ -15,7 +15,10 @@
 //!    membership consistency, base-policy limits, role constraints.
 
 use super::capability::Capability;
-use super::codec::{component_name, ComponentError, ComponentId, BASE_ROOM_POLICY, PARTICIPANT_LIST, PREAUTH_LIST, ROLES_LIST, ROOM_METADATA};
+use super::codec::{
+    component_name, ComponentError, ComponentId, BASE_ROOM_POLICY, PARTICIPANT_LIST, PREAUTH_LIST,
+    ROLES_LIST, ROOM_METADATA,
+};
 use super::components::{BaseRoomPolicy, MetadataField, ParticipantListUpdate, RoomMetaData};
 use super::participants::{ListChange, ListUpdateError};
 use super::roles::{Claim, PreAuthData, Role, RoleData, BANNED_ROLE, NO_ROLE};
@@ -82,7 +85,9 @@ impl Actor {
     /// The actor's identity for error messages.
     pub fn id(&self) -> ActorId {
         match self {
-            Actor::Member { user, .. } | Actor::ExternalJoiner { user, .. } => ActorId::User(user.clone()),
+            Actor::Member { user, .. } | Actor::ExternalJoiner { user, .. } => {
+                ActorId::User(user.clone())
+            }
             Actor::ExternalSender { domain, .. } => ActorId::Server(domain.clone()),
         }
     }
@@ -239,11 +244,10 @@ impl ProposedChange {
             let bytes = match op {
                 ComponentOp::Remove => {
                     return Err(match *id {
-                        PARTICIPANT_LIST | ROOM_METADATA | ROLES_LIST | PREAUTH_LIST | BASE_ROOM_POLICY => {
-                            ComponentError::RemoveNotAllowed {
-                                component: component_name(*id),
-                            }
-                        }
+                        PARTICIPANT_LIST | ROOM_METADATA | ROLES_LIST | PREAUTH_LIST
+                        | BASE_ROOM_POLICY => ComponentError::RemoveNotAllowed {
+                            component: component_name(*id),
+                        },
                         other => ComponentError::Unsupported(other),
                     }
                     .into())
@@ -343,17 +347,34 @@ pub enum JoinPath {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// canAddParticipant: another user added with `role`, with `clients` of its clients.
-    AddParticipant { user: UserUri, role: u32, clients: u32 },
+    AddParticipant {
+        user: UserUri,
+        role: u32,
+        clients: u32,
+    },
     /// The actor added itself externally (RP§8.1.1), with its joining client(s).
-    JoinSelf { user: UserUri, role: u32, via: JoinPath, clients: u32 },
+    JoinSelf {
+        user: UserUri,
+        role: u32,
+        via: JoinPath,
+        clients: u32,
+    },
     /// canAddParticipant: clients of a user whose list addition is pending this epoch.
     AddClientsOfAddedUser { user: UserUri, count: u32 },
     /// canAddOwnClient.
     AddOwnClients { user: UserUri, count: u32 },
     /// canRemoveParticipant: another user removed with all its clients.
-    RemoveParticipant { user: UserUri, from_role: u32, clients: u32 },
+    RemoveParticipant {
+        user: UserUri,
+        from_role: u32,
+        clients: u32,
+    },
     /// canRemoveSelf: the actor's user leaves, with all its clients.
-    Leave { user: UserUri, from_role: u32, clients: u32 },
+    Leave {
+        user: UserUri,
+        from_role: u32,
+        clients: u32,
+    },
     /// canRemoveOwnClient.
     RemoveOwnClients { user: UserUri, count: u32 },
     /// canKick: another participant's clients removed, list unchanged.
@@ -366,7 +387,11 @@ pub enum Action {
     /// canChangeOwnRole (to the first non-zero preauth match).
     ChangeOwnRole { user: UserUri, from: u32, to: u32 },
     /// canBan: role → 1 "banned", with all its clients removed.
-    Ban { user: UserUri, from: u32, clients: u32 },
+    Ban {
+        user: UserUri,
+        from: u32,
+        clients: u32,
+    },
     /// canUnBan: role 1 → `to`.
     Unban { user: UserUri, to: u32 },
     /// canChangeRoom{Name,Description,Avatar,Subject,Mood}.
@@ -433,7 +458,9 @@ pub enum PolicyViolation {
         requested: u32,
         preauthorized: Option<u32>,
     },
-    #[error("{user} cannot commit its own removal from the room; it must propose it (RP§8.1.2, P§3.5)")]
+    #[error(
+        "{user} cannot commit its own removal from the room; it must propose it (RP§8.1.2, P§3.5)"
+    )]
     LeaverCannotCommit { user: UserUri },
     #[error("{actor} may not add clients of {user}, who is already listed: only the user itself may (canAddOwnClient) (choice for the gap in digest §5.4)")]
     AddClientsOfListedUser { actor: ActorId, user: UserUri },
@@ -449,18 +476,24 @@ pub enum PolicyViolation {
     #[error("invalid participant-list update: {0}")]
     InvalidListUpdate(ListUpdateError),
     // ---- composition (digest §5.1 rule 6)
-    #[error("{user} is touched more than once by the participant-list changes of one commit (P§7.5)")]
+    #[error(
+        "{user} is touched more than once by the participant-list changes of one commit (P§7.5)"
+    )]
     UserTouchedTwice { user: UserUri },
     #[error("only a single room metadata update is valid per commit (P§7.6)")]
     MultipleMetadataUpdates,
     #[error("more than one update of {component} in one commit (choice)")]
     DuplicatePolicyUpdate { component: &'static str },
-    #[error("a roles_list update is not valid in the same commit as a participant-list change (RP§3)")]
+    #[error(
+        "a roles_list update is not valid in the same commit as a participant-list change (RP§3)"
+    )]
     RolesChangedWithParticipantList,
     #[error("a preauth_list update is valid with participant-list removals only (RP§4)")]
     PreauthChangedWithParticipantList,
     // ---- metadata
-    #[error("room_uri in the room metadata cannot change (choice: no capability covers it, RP§8.2)")]
+    #[error(
+        "room_uri in the room metadata cannot change (choice: no capability covers it, RP§8.2)"
+    )]
     RoomUriChanged,
     // ---- participant list <-> membership (digest §5.1 rule 5, §8 invariants 1-3)
     #[error("{user} would have clients in the MLS group but is not in the participant list (P§5.3, RP§8.1)")]
@@ -588,7 +621,9 @@ impl Engine<'_> {
 
     fn actor_role(&self) -> Result<Option<&Role>, PolicyViolation> {
         match (self.actor, self.actor_role_index()) {
-            (Actor::Member { user, .. }, None) => Err(PolicyViolation::ActorNotParticipant { user: user.clone() }),
+            (Actor::Member { user, .. }, None) => {
+                Err(PolicyViolation::ActorNotParticipant { user: user.clone() })
+            }
             (_, Some(i)) => Ok(self.state.roles.get(i)),
             (_, None) => Ok(None),
         }
@@ -607,7 +642,10 @@ impl Engine<'_> {
     }
 
     fn require_arc(&self, from: u32, to: u32) -> Result<(), PolicyViolation> {
-        if self.actor_role()?.is_some_and(|r| r.allows_change(from, to)) {
+        if self
+            .actor_role()?
+            .is_some_and(|r| r.allows_change(from, to))
+        {
             Ok(())
         } else {
             Err(PolicyViolation::RoleChangeNotAuthorized {
@@ -624,7 +662,9 @@ impl Engine<'_> {
 
     fn joiner_scope(&self) -> Result<(), PolicyViolation> {
         match self.actor {
-            Actor::ExternalJoiner { user, .. } => Err(PolicyViolation::ExternalJoinerScope { user: user.clone() }),
+            Actor::ExternalJoiner { user, .. } => {
+                Err(PolicyViolation::ExternalJoinerScope { user: user.clone() })
+            }
             _ => Ok(()),
         }
     }
@@ -642,7 +682,10 @@ impl Engine<'_> {
         // 2. composition and fixed membership
         check_composition(change)?;
         let fixed = state.base_policy.fixed_membership
-            || change.base_policy.last().is_some_and(|b| b.fixed_membership);
+            || change
+                .base_policy
+                .last()
+                .is_some_and(|b| b.fixed_membership);
         if fixed {
             if let Some(user) = change
                 .list
@@ -659,7 +702,12 @@ impl Engine<'_> {
             .list
             .check_against(&state.participants)
             .map_err(PolicyViolation::from_list_error)?;
-        for (_, role) in change.list.role_changes.iter().chain(change.list.added.iter()) {
+        for (_, role) in change
+            .list
+            .role_changes
+            .iter()
+            .chain(change.list.added.iter())
+        {
             if state.roles.get(*role).is_none() {
                 return Err(PolicyViolation::UndefinedRole { role: *role });
             }
@@ -715,13 +763,20 @@ impl Engine<'_> {
                 self.require(Capability::Ban, "ban a participant")?;
                 self.require_arc(from, to)?;
                 let clients = change.removes(&user);
-                self.actions.push(Action::Ban { user, from, clients });
+                self.actions.push(Action::Ban {
+                    user,
+                    from,
+                    clients,
+                });
             } else if self.banned_target(from) {
                 self.require(Capability::UnBan, "unban a participant")?;
                 self.require_arc(from, to)?;
                 self.actions.push(Action::Unban { user, to });
             } else {
-                self.require(Capability::ChangeUserRole, "change another participant's role")?;
+                self.require(
+                    Capability::ChangeUserRole,
+                    "change another participant's role",
+                )?;
                 self.require_arc(from, to)?;
                 self.actions.push(Action::ChangeRole { user, from, to });
             }
@@ -767,7 +822,11 @@ impl Engine<'_> {
                 self.joiner_scope()?;
                 self.require(Capability::AddParticipant, "add another user")?;
                 self.require_arc(NO_ROLE, role)?;
-                self.actions.push(Action::AddParticipant { user, role, clients });
+                self.actions.push(Action::AddParticipant {
+                    user,
+                    role,
+                    clients,
+                });
             }
         }
         Ok(())
@@ -790,7 +849,9 @@ impl Engine<'_> {
             return Ok(JoinPath::OpenJoin);
         }
         if self.state.preauth.first_match(claims) == Some(role)
-            && roles.get(role).is_some_and(|r| r.has(Capability::JoinIfPreauthorized))
+            && roles
+                .get(role)
+                .is_some_and(|r| r.has(Capability::JoinIfPreauthorized))
         {
             return Ok(JoinPath::Preauthorized);
         }
@@ -819,9 +880,13 @@ impl Engine<'_> {
                 self.actions.push(Action::AddOwnClients { user, count });
             } else if self.membership.pending_added.contains(&user) {
                 self.joiner_scope()?;
-                self.require(Capability::AddParticipant, "add clients of a user being added")?;
+                self.require(
+                    Capability::AddParticipant,
+                    "add clients of a user being added",
+                )?;
                 self.require_arc(NO_ROLE, state.role_of(&user))?;
-                self.actions.push(Action::AddClientsOfAddedUser { user, count });
+                self.actions
+                    .push(Action::AddClientsOfAddedUser { user, count });
             } else {
                 return Err(PolicyViolation::AddClientsOfListedUser {
                     actor: self.actor.id(),
@@ -858,7 +923,10 @@ impl Engine<'_> {
                 });
             } else {
                 self.joiner_scope()?;
-                self.require(Capability::Kick, "remove another participant's clients (kick)")?;
+                self.require(
+                    Capability::Kick,
+                    "remove another participant's clients (kick)",
+                )?;
                 self.actions.push(Action::Kick {
                     user: user.clone(),
                     count,
@@ -891,7 +959,12 @@ impl Engine<'_> {
             }
         }
         let parts: [(bool, Capability, &'static str, Action); 4] = [
-            (!change.roles.is_empty(), Capability::ChangeRoleDefinitions, "change the role definitions", Action::ChangeRoles),
+            (
+                !change.roles.is_empty(),
+                Capability::ChangeRoleDefinitions,
+                "change the role definitions",
+                Action::ChangeRoles,
+            ),
             (
                 !change.preauth.is_empty(),
                 Capability::ChangePreauthorizedUserList,
@@ -904,7 +977,12 @@ impl Engine<'_> {
                 "change the base room policy",
                 Action::ChangeBasePolicy,
             ),
-            (change.reinit, Capability::SendMlsReinitProposal, "send an MLS ReInit proposal", Action::ReInit),
+            (
+                change.reinit,
+                Capability::SendMlsReinitProposal,
+                "send an MLS ReInit proposal",
+                Action::ReInit,
+            ),
         ];
         for (present, cap, what, action) in parts {
             if present {
@@ -931,7 +1009,11 @@ impl Engine<'_> {
 
     /// Users whose consistency is checked: those the change touches, or everyone
     /// when a policy component changes (choice, see module docs).
-    fn checked_users(&self, next: &RoomState, clients: &BTreeMap<UserUri, u32>) -> BTreeSet<UserUri> {
+    fn checked_users(
+        &self,
+        next: &RoomState,
+        clients: &BTreeMap<UserUri, u32>,
+    ) -> BTreeSet<UserUri> {
         let c = self.change;
         if c.policy_changed() {
             return clients
@@ -949,7 +1031,11 @@ impl Engine<'_> {
     }
 
     /// Digest §5.1 rule 5, §8 invariants 1–3; RP§5 multi_device.
-    fn check_consistency(&self, next: &RoomState, clients: &BTreeMap<UserUri, u32>) -> Result<(), PolicyViolation> {
+    fn check_consistency(
+        &self,
+        next: &RoomState,
+        clients: &BTreeMap<UserUri, u32>,
+    ) -> Result<(), PolicyViolation> {
         let removed: BTreeSet<&UserUri> = self.change.list.removed.iter().collect();
         for user in self.checked_users(next, clients) {
             let n = clients.get(&user).copied().unwrap_or(0);
@@ -974,13 +1060,20 @@ impl Engine<'_> {
 
     /// RP§5 max_clients and max_users: violated only if the change makes the count
     /// grow past the limit, or changes the base policy.
-    fn check_limits(&self, next: &RoomState, clients: &BTreeMap<UserUri, u32>) -> Result<(), PolicyViolation> {
+    fn check_limits(
+        &self,
+        next: &RoomState,
+        clients: &BTreeMap<UserUri, u32>,
+    ) -> Result<(), PolicyViolation> {
         let strict = !self.change.base_policy.is_empty();
         let before = self.membership.total();
         let after: u64 = clients.values().map(|&n| u64::from(n)).sum();
         if let Some(max) = next.base_policy.max_clients {
             if after > u64::from(max) && (strict || after > before) {
-                return Err(PolicyViolation::MaxClients { max, clients: after });
+                return Err(PolicyViolation::MaxClients {
+                    max,
+                    clients: after,
+                });
             }
         }
         if let Some(max) = next.base_policy.max_users {
@@ -994,7 +1087,11 @@ impl Engine<'_> {
 
     /// RP§3 role constraints: a bound is violated if the change moves the count
     /// past it (or, when the roles change, if the new state does not meet it).
-    fn check_role_constraints(&self, next: &RoomState, clients: &BTreeMap<UserUri, u32>) -> Result<(), PolicyViolation> {
+    fn check_role_constraints(
+        &self,
+        next: &RoomState,
+        clients: &BTreeMap<UserUri, u32>,
+    ) -> Result<(), PolicyViolation> {
         let strict = !self.change.roles.is_empty();
         let count = |s: &RoomState, cl: &dyn Fn(&UserUri) -> u32, role: u32| -> (usize, usize) {
             let members = s.participants.iter().filter(|p| p.role == role);
@@ -1010,20 +1107,36 @@ impl Engine<'_> {
             let (na, aa) = count(next, &after_clients, i);
             let min = role.minimum_participants_constraint;
             if na < min as usize && (strict || na < nb) {
-                return Err(PolicyViolation::MinParticipants { role: i, min, count: na });
+                return Err(PolicyViolation::MinParticipants {
+                    role: i,
+                    min,
+                    count: na,
+                });
             }
             if let Some(max) = role.maximum_participants_constraint {
                 if na > max as usize && (strict || na > nb) {
-                    return Err(PolicyViolation::MaxParticipants { role: i, max, count: na });
+                    return Err(PolicyViolation::MaxParticipants {
+                        role: i,
+                        max,
+                        count: na,
+                    });
                 }
             }
             let min = role.minimum_active_participants_constraint;
             if aa < min as usize && (strict || aa < ab) {
-                return Err(PolicyViolation::MinActiveParticipants { role: i, min, count: aa });
+                return Err(PolicyViolation::MinActiveParticipants {
+                    role: i,
+                    min,
+                    count: aa,
+                });
             }
             if let Some(max) = role.maximum_active_participants_constraint {
                 if aa > max as usize && (strict || aa > ab) {
-                    return Err(PolicyViolation::MaxActiveParticipants { role: i, max, count: aa });
+                    return Err(PolicyViolation::MaxActiveParticipants {
+                        role: i,
+                        max,
+                        count: aa,
+                    });
                 }
             }
         }

@@ -89,10 +89,24 @@ const ENFORCER_CAPS: &[Capability] = &[
 ];
 
 fn enforcer(index: u32, arcs: Arcs<'_>) -> Role {
-    role(index, "policy_enforcer", ENFORCER_CAPS, 0, Some(2), 0, Some(0), arcs)
+    role(
+        index,
+        "policy_enforcer",
+        ENFORCER_CAPS,
+        0,
+        Some(2),
+        0,
+        Some(0),
+        arcs,
+    )
 }
 
-const OWN_PROFILE: &[Capability] = &[ChangeOwnName, ChangeOwnPresence, ChangeOwnMood, ChangeOwnAvatar];
+const OWN_PROFILE: &[Capability] = &[
+    ChangeOwnName,
+    ChangeOwnPresence,
+    ChangeOwnMood,
+    ChangeOwnAvatar,
+];
 const ASSETS: &[Capability] = &[
     UploadImage,
     UploadVideo,
@@ -150,13 +164,26 @@ fn cooperative() -> RoleData {
     ]);
     let super_admin = cat(&[
         &admin,
-        &[ChangeRoomMembershipStyle, ChangePreauthorizedUserList, DestroyRoom],
+        &[
+            ChangeRoomMembershipStyle,
+            ChangePreauthorizedUserList,
+            DestroyRoom,
+        ],
     ]);
     RoleData {
         roles: vec![
             role(0, "no_role", &[], 0, None, 0, Some(0), &[]),
             banned(),
-            role(2, "ordinary_user", &ordinary, 0, None, 0, None, &[(0, &[2]), (2, &[0])]),
+            role(
+                2,
+                "ordinary_user",
+                &ordinary,
+                0,
+                None,
+                0,
+                None,
+                &[(0, &[2]), (2, &[0])],
+            ),
             role(
                 3,
                 "group_admin",
@@ -165,7 +192,12 @@ fn cooperative() -> RoleData {
                 None,
                 0,
                 None,
-                &[(0, &[1, 2, 3]), (1, &[0, 2, 3]), (2, &[0, 1, 3]), (3, &[0, 1, 2])],
+                &[
+                    (0, &[1, 2, 3]),
+                    (1, &[0, 2, 3]),
+                    (2, &[0, 1, 3]),
+                    (3, &[0, 1, 2]),
+                ],
             ),
             role(
                 4,
@@ -183,7 +215,16 @@ fn cooperative() -> RoleData {
                     (4, &[0, 1, 2, 3]),
                 ],
             ),
-            enforcer(5, &[(0, &[1]), (1, &[0]), (2, &[0, 1]), (3, &[0, 1]), (4, &[0, 1])]),
+            enforcer(
+                5,
+                &[
+                    (0, &[1]),
+                    (1, &[0]),
+                    (2, &[0, 1]),
+                    (3, &[0, 1]),
+                    (4, &[0, 1]),
+                ],
+            ),
         ],
     }
 }
@@ -244,9 +285,27 @@ fn strictly_administered() -> RoleData {
     ]);
     RoleData {
         roles: vec![
-            role(0, "no_role", &[UseJoinCode], 0, None, 0, Some(0), &[(0, &[2])]),
+            role(
+                0,
+                "no_role",
+                &[UseJoinCode],
+                0,
+                None,
+                0,
+                Some(0),
+                &[(0, &[2])],
+            ),
             banned(),
-            role(2, "ordinary_user", &ordinary, 0, None, 0, None, &[(0, &[2]), (2, &[0])]),
+            role(
+                2,
+                "ordinary_user",
+                &ordinary,
+                0,
+                None,
+                0,
+                None,
+                &[(0, &[2]), (2, &[0])],
+            ),
             role(
                 3,
                 "group_admin",
@@ -255,7 +314,12 @@ fn strictly_administered() -> RoleData {
                 None,
                 0,
                 None,
-                &[(0, &[1, 2, 3]), (1, &[0, 2, 3]), (2, &[0, 1, 3]), (3, &[0, 1, 2])],
+                &[
+                    (0, &[1, 2, 3]),
+                    (1, &[0, 2, 3]),
+                    (2, &[0, 1, 3]),
+                    (3, &[0, 1, 2]),
+                ],
             ),
             role(
                 4,
@@ -273,7 +337,16 @@ fn strictly_administered() -> RoleData {
                     (4, &[0, 1, 2, 3]),
                 ],
             ),
-            enforcer(5, &[(0, &[1]), (1, &[0]), (2, &[0, 1]), (3, &[0, 1]), (4, &[0, 1])]),
+            enforcer(
+                5,
+                &[
+                    (0, &[1]),
+                    (1, &[0]),
+                    (2, &[0, 1]),
+                    (3, &[0, 1]),
+                    (4, &[0, 1]),
+                ],
+            ),
         ],
     }
 }
@@ -355,11 +428,47 @@ fn moderated() -> RoleData {
     ]);
     RoleData {
         roles: vec![
-            role(0, "no_role", &[UseJoinCode], 0, None, 0, None, &[(0, &[2, 3])]),
+            role(
+                0,
+                "no_role",
+                &[UseJoinCode],
+                0,
+                None,
+                0,
+                None,
+                &[(0, &[2, 3])],
+            ),
             banned(),
-            role(2, "guest", &guest, 0, None, 0, None, &[(0, &[2]), (2, &[0])]),
-            role(3, "attendee", &attendee, 0, None, 0, None, &[(0, &[3]), (3, &[0])]),
-            role(4, "speaker", &speaker, 0, None, 0, None, &[(0, &[4]), (4, &[0])]),
+            role(
+                2,
+                "guest",
+                &guest,
+                0,
+                None,
+                0,
+                None,
+                &[(0, &[2]), (2, &[0])],
+            ),
+            role(
+                3,
+                "attendee",
+                &attendee,
+                0,
+                None,
+                0,
+                None,
+                &[(0, &[3]), (3, &[0])],
+            ),
+            role(
+                4,
+                "speaker",
+                &speaker,
+                0,
+                None,
+                0,
+                None,
+                &[(0, &[4]), (4, &[0])],
+            ),
             role(
                 5,
                 "moderator",
@@ -473,7 +582,9 @@ impl RolePreset {
     /// The role of an ordinary participant who can send messages.
     pub fn member_role(self) -> u32 {
         match self {
-            RolePreset::Cooperative | RolePreset::StrictlyAdministered | RolePreset::DirectMessage => 2,
+            RolePreset::Cooperative
+            | RolePreset::StrictlyAdministered
+            | RolePreset::DirectMessage => 2,
             RolePreset::Moderated => 4,
         }
     }
@@ -514,7 +625,11 @@ mod tests {
             let banned = r.get(BANNED_ROLE).unwrap();
             assert!(banned.is_banned_role(), "{p:?}");
             assert!(banned.role_capabilities.is_empty(), "{p:?}");
-            assert_eq!(banned.maximum_active_participants_constraint, Some(0), "{p:?}");
+            assert_eq!(
+                banned.maximum_active_participants_constraint,
+                Some(0),
+                "{p:?}"
+            );
             assert!(r.get(NO_ROLE).is_some(), "{p:?}");
             // the creator can leave unless the room is fixed
             let creator = r.get(p.creator_role()).unwrap();
@@ -556,9 +671,15 @@ mod tests {
         assert!(!strict.get(2).unwrap().has(AddParticipant));
         assert!(strict.get(4).unwrap().has(ChangeRoleDefinitions));
         let modr = RolePreset::Moderated.roles();
-        assert!(!modr.get(2).unwrap().has(SendMessage), "guests cannot speak");
+        assert!(
+            !modr.get(2).unwrap().has(SendMessage),
+            "guests cannot speak"
+        );
         assert!(modr.get(4).unwrap().has(SendMessage));
-        assert!(modr.get(5).unwrap().has(SendMessage), "moderator includes speaker");
+        assert!(
+            modr.get(5).unwrap().has(SendMessage),
+            "moderator includes speaker"
+        );
         let dm = RolePreset::DirectMessage.roles();
         assert!(!dm.get(2).unwrap().has(AddParticipant) && !dm.get(2).unwrap().has(RemoveSelf));
     }

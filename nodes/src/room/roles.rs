@@ -107,14 +107,18 @@ pub type CredentialType = u16;
 pub const CREDENTIAL_BASIC: CredentialType = 1;
 
 /// RP§4 `ClaimId { CredentialType credential_type; opaque id<V>; }`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, TlsSize, TlsSerialize, TlsDeserializeBytes)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, TlsSize, TlsSerialize, TlsDeserializeBytes,
+)]
 pub struct ClaimId {
     pub credential_type: CredentialType,
     pub id: Opaque,
 }
 
 /// RP§4 `Claim { ClaimId claim_id; opaque claim_value<V>; }`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, TlsSize, TlsSerialize, TlsDeserializeBytes)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, TlsSize, TlsSerialize, TlsDeserializeBytes,
+)]
 pub struct Claim {
     pub claim_id: ClaimId,
     pub claim_value: Opaque,
@@ -263,8 +267,9 @@ mod tests {
 
     #[test]
     fn preauth_first_match_wins() {
-        let alice = crate::ids::UserUri::new(&crate::ids::Domain::new("a.example").unwrap(), "alice")
-            .unwrap();
+        let alice =
+            crate::ids::UserUri::new(&crate::ids::Domain::new("a.example").unwrap(), "alice")
+                .unwrap();
         let p = PreAuthData {
             preauthorized_entries: vec![
                 PreAuthRoleEntry {

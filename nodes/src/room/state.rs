@@ -8,10 +8,14 @@ use super::codec::{
     PREAUTH_LIST, ROLES_LIST, ROOM_METADATA,
 };
 use super::components::{BaseRoomPolicy, ParticipantListData, RoomMetaData};
-use super::participants::{participants_from_wire, participants_to_wire, ListUpdateError, Participant};
+use super::participants::{
+    participants_from_wire, participants_to_wire, ListUpdateError, Participant,
+};
 use super::policy::{PolicyViolation, ProposedChange};
 use super::presets::RolePreset;
-use super::roles::{Claim, PreAuthData, PreAuthRoleEntry, Role, RoleData, BANNED_ROLE, NO_ROLE, CLAIM_SERVER};
+use super::roles::{
+    Claim, PreAuthData, PreAuthRoleEntry, Role, RoleData, BANNED_ROLE, CLAIM_SERVER, NO_ROLE,
+};
 use crate::ids::{Domain, RoomUri, UserUri};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -55,10 +59,10 @@ fn encode_own(r: Result<Vec<u8>, tls_codec::Error>) -> Vec<u8> {
     r.expect("room component encodings are far below the 2^62-byte limit")
 }
 
-fn required<'a>(
-    dict: &'a BTreeMap<ComponentId, Vec<u8>>,
+fn required(
+    dict: &BTreeMap<ComponentId, Vec<u8>>,
     id: ComponentId,
-) -> Result<&'a [u8], ComponentError> {
+) -> Result<&[u8], ComponentError> {
     dict.get(&id)
         .map(Vec::as_slice)
         .ok_or(ComponentError::Missing {
@@ -79,12 +83,11 @@ impl RoomState {
         let roles = preset.roles();
         let mut preauth = PreAuthData::default();
         if let Some(hub) = &options.hub {
-            let target = roles
-                .get(preset.policy_enforcer_role())
-                .cloned()
-                .ok_or(PolicyViolation::UndefinedRole {
+            let target = roles.get(preset.policy_enforcer_role()).cloned().ok_or(
+                PolicyViolation::UndefinedRole {
                     role: preset.policy_enforcer_role(),
-                })?;
+                },
+            )?;
             preauth.preauthorized_entries.push(PreAuthRoleEntry {
                 claimset: vec![Claim::basic(CLAIM_SERVER, hub.as_str().as_bytes())],
                 target_role: target,
@@ -136,7 +139,9 @@ impl RoomState {
 
     /// Read the room components from `app_data_dictionary` entries. All five room
     /// components must be present (choice); other components are ignored.
-    pub fn from_dictionary(dict: &BTreeMap<ComponentId, Vec<u8>>) -> Result<RoomState, ComponentError> {
+    pub fn from_dictionary(
+        dict: &BTreeMap<ComponentId, Vec<u8>>,
+    ) -> Result<RoomState, ComponentError> {
         let list = ParticipantListData::decode(required(dict, PARTICIPANT_LIST)?)?;
         Ok(RoomState {
             participants: participants_from_wire(&list)?,
@@ -234,9 +239,21 @@ impl RoomState {
             .map_err(PolicyViolation::from_list_error)?;
         Ok(RoomState {
             participants,
-            metadata: change.metadata.last().cloned().unwrap_or_else(|| self.metadata.clone()),
-            roles: change.roles.last().cloned().unwrap_or_else(|| self.roles.clone()),
-            preauth: change.preauth.last().cloned().unwrap_or_else(|| self.preauth.clone()),
+            metadata: change
+                .metadata
+                .last()
+                .cloned()
+                .unwrap_or_else(|| self.metadata.clone()),
+            roles: change
+                .roles
+                .last()
+                .cloned()
+                .unwrap_or_else(|| self.roles.clone()),
+            preauth: change
+                .preauth
+                .last()
+                .cloned()
+                .unwrap_or_else(|| self.preauth.clone()),
             base_policy: change
                 .base_policy
                 .last()
@@ -276,10 +293,14 @@ impl RoomState {
         let mut users = BTreeSet::new();
         for p in &self.participants {
             if !users.insert(&p.user) {
-                return Err(PolicyViolation::UserTouchedTwice { user: p.user.clone() });
+                return Err(PolicyViolation::UserTouchedTwice {
+                    user: p.user.clone(),
+                });
             }
             if p.role == NO_ROLE {
-                return Err(PolicyViolation::RoleIndexZero { user: p.user.clone() });
+                return Err(PolicyViolation::RoleIndexZero {
+                    user: p.user.clone(),
+                });
             }
             if self.roles.get(p.role).is_none() {
                 return Err(PolicyViolation::UndefinedRole { role: p.role });
@@ -298,7 +319,9 @@ impl RoomState {
 impl PolicyViolation {
     pub(crate) fn from_list_error(e: ListUpdateError) -> PolicyViolation {
         match e {
-            ListUpdateError::UserTouchedTwice { user } => PolicyViolation::UserTouchedTwice { user },
+            ListUpdateError::UserTouchedTwice { user } => {
+                PolicyViolation::UserTouchedTwice { user }
+            }
             ListUpdateError::AlreadyListed { user } => PolicyViolation::AlreadyParticipant { user },
             ListUpdateError::NotListed { user } => PolicyViolation::NotParticipant { user },
             ListUpdateError::RoleIndexZero { user } => PolicyViolation::RoleIndexZero { user },
