@@ -1,1 +1,112 @@
-fn main() {}
+//! `mimi-sim`, the command line of the simulator.
+//!
+//! Exit codes: 0 success (every replayed test agreed), 1 a disagreement, 2 bad input
+//! (unreadable or malformed file, bad arguments).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use mimi_sim::vectors::{parse_passive_client_tests, replay_passive_client_tests, ReplayReport};
+use serde::Serialize;
+
+/// Exit code when every replayed test agreed.
+const EXIT_AGREE: u8 = 0;
+/// Exit code when any replayed test disagreed.
+const EXIT_DISAGREE: u8 = 1;
+/// Exit code for input that could not be read or parsed.
+const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "mimi-sim",
+    version,
+    about = "Deterministic simulator for MIMI hubs, followers and clients on real MLS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay external test vectors against our nodes.
+    Vectors {
+        #[command(subcommand)]
+        kind: VectorsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VectorsCommand {
+    /// MLS passive-client vectors (mlswg/mls-implementations): a joined client and the
+    /// hub's public view replay every epoch; exit 1 on any disagreement.
+    Mls {
+        /// The vector file, e.g. passive-client-handling-commit.json.
+        file: PathBuf,
+        /// Print one JSON object instead of the human-readable totals.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The JSON output of `vectors mls`: the file and the report's totals.
+#[derive(Serialize)]
+struct MlsVectorsOutput<'a> {
+    file: String,
+    #[serde(flatten)]
+    report: &'a ReplayReport,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Vectors {
+            kind: VectorsCommand::Mls { file, json },
+        } => vectors_mls(&file, json),
+    }
+}
+
+fn vectors_mls(file: &Path, json: bool) -> ExitCode {
+    let bytes = match std::fs::read(file) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("mimi-sim: cannot read {}: {e}", file.display());
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let tests = match parse_passive_client_tests(&bytes) {
+        Ok(tests) => tests,
+        Err(e) => {
+            eprintln!("mimi-sim: {}: {e}", file.display());
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let started = Instant::now();
+    let report = replay_passive_client_tests(&tests);
+    let elapsed = started.elapsed();
+
+    if json {
+        let output = MlsVectorsOutput {
+            file: file.display().to_string(),
+            report: &report,
+        };
+        match serde_json::to_string(&output) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("mimi-sim: cannot encode the report as JSON: {e}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        }
+    } else {
+        println!("MLS passive-client vectors: {}", file.display());
+        print!("{report}");
+        eprintln!("replay took {} ms", elapsed.as_millis());
+    }
+    if report.has_disagreement() {
+        ExitCode::from(EXIT_DISAGREE)
+    } else {
+        ExitCode::from(EXIT_AGREE)
+    }
+}

@@ -1,0 +1,9 @@
+//! # mimi-sim — the simulator's library
+//!
+//! The `mimi-sim` binary is a thin command line over this library.
+//!
+//! * [`vectors`] — replays of external test vectors (MLS passive-client vectors from
+//!   mlswg/mls-implementations) against our MLS stack: a joined client and the hub's
+//!   public view side by side.
+
+pub mod vectors;

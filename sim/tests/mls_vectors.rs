@@ -1,0 +1,422 @@
+//! The hub-shadow replay against the mlswg/mls-implementations passive-client vectors
+//! (written by mls-rs and MLSpp), plus planted faults showing that it notices tampering,
+//! and the exit codes of `mimi-sim vectors mls`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use mimi_sim::vectors::{
+    parse_passive_client_tests, replay_passive_client_tests, replay_test, Disagreement,
+    HubViewOrigin, PassiveClientTest, ReplayReport, SkipReason, Step, TestOutcome, Verdict,
+};
+
+const HANDLING_COMMIT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/testdata/mls/passive-client-handling-commit.json"
+);
+
+/// Bytes at the end of a member's commit PublicMessage (RFC 9420 §6.2) for the SHA-256
+/// suites: membership_tag<V> (1 + 32) after confirmation_tag<V> (1 + 32) after the
+/// Ed25519 signature<V> (1 + 64).
+const MAC_FIELD: usize = 33;
+const ED25519_SIGNATURE_FIELD: usize = 65;
+
+fn load() -> Vec<PassiveClientTest> {
+    let bytes = std::fs::read(HANDLING_COMMIT)
+        .expect("vector file (see COMMON.md for the shared/ symlink)");
+    parse_passive_client_tests(&bytes).expect("vector file parses")
+}
+
+fn unsupported(suite: u16) -> String {
+    SkipReason::UnsupportedCipherSuite(suite).to_string()
+}
+
+#[test]
+fn handling_commit_vectors_all_agree_on_client_and_hub() {
+    let tests = load();
+    assert_eq!(tests.len(), 91);
+
+    let mut report = ReplayReport::default();
+    for (index, test) in tests.iter().enumerate() {
+        let outcome = replay_test(index, test);
+        if (1..=3).contains(&test.cipher_suite) {
+            // Every test of a supported suite is replayed on both sides and agrees.
+            match &outcome {
+                TestOutcome::Replayed {
+                    hub_skipped: None,
+                    hub_view: Some(_),
+                    epochs_agreeing,
+                    failure: None,
+                } => assert_eq!(*epochs_agreeing, 1 + test.epochs.len(), "test {index}"),
+                other => panic!("test {index} (suite {}): {other:?}", test.cipher_suite),
+            }
+        } else {
+            assert_eq!(
+                outcome,
+                TestOutcome::Skipped(SkipReason::UnsupportedCipherSuite(test.cipher_suite)),
+                "test {index}"
+            );
+        }
+        report.record(outcome);
+    }
+
+    assert_eq!(report.tests, 91);
+    assert_eq!(report.run, 39);
+    assert_eq!(report.agreeing, report.run);
+    assert_eq!(report.disagreeing, 0);
+    assert!(!report.has_disagreement());
+    assert!(report.failures.is_empty());
+    // The join plus two epochs per test.
+    assert_eq!(report.epochs_agreeing, 39 * 3);
+    assert_eq!(
+        report.hub_views_from_group_info + report.hub_views_after_expired_lifetime,
+        39
+    );
+    let expected: BTreeMap<String, usize> = (4..=7).map(|s| (unsupported(s), 13)).collect();
+    assert_eq!(
+        report.skipped, expected,
+        "only unsupported suites are skipped"
+    );
+    assert_eq!(
+        report.client_only.checked, 0,
+        "no private handshakes in this file"
+    );
+
+    // The file-level entry point totals the same.
+    assert_eq!(replay_passive_client_tests(&tests), report);
+}
+
+/// Flip one bit of `bytes[index]`.
+fn flip(bytes: &mut [u8], index: usize) {
+    bytes[index] ^= 0x01;
+}
+
+#[test]
+fn tampered_membership_tag_is_rejected_by_the_client_and_accepted_by_the_hub() {
+    // The hub cannot check membership tags (it lacks the membership key): this is the
+    // hub-vs-member split the replay must expose, not hide.
+    let mut test = load().swap_remove(0);
+    assert_eq!(test.cipher_suite, 1);
+    let commit = &mut test.epochs[1].commit;
+    let last = commit.len() - 1;
+    flip(commit, last);
+
+    let TestOutcome::Replayed {
+        failure: Some(failure),
+        epochs_agreeing,
+        ..
+    } = replay_test(0, &test)
+    else {
+        panic!("tampering went unnoticed");
+    };
+    assert_eq!(epochs_agreeing, 2, "join and epoch 1 still agree");
+    assert_eq!(failure.test, 0);
+    assert_eq!(failure.epoch, 2);
+    match failure.disagreements.as_slice() {
+        [Disagreement::Rejected {
+            step: Step::Commit,
+            client: Verdict::Rejected(_),
+            hub: Verdict::Accepted,
+        }] => {}
+        other => panic!("unexpected disagreement: {other:?}"),
+    }
+}
+
+#[test]
+fn tampered_commit_signature_is_rejected_by_both() {
+    let mut test = load().swap_remove(0);
+    let commit = &mut test.epochs[0].commit;
+    let inside_signature = commit.len() - 2 * MAC_FIELD - ED25519_SIGNATURE_FIELD / 2;
+    flip(commit, inside_signature);
+
+    let TestOutcome::Replayed {
+        failure: Some(failure),
+        ..
+    } = replay_test(0, &test)
+    else {
+        panic!("tampering went unnoticed");
+    };
+    assert_eq!(failure.epoch, 1);
+    assert!(
+        matches!(
+            failure.disagreements.as_slice(),
+            [Disagreement::Rejected {
+                step: Step::Commit,
+                client: Verdict::Rejected(_),
+                hub: Verdict::Rejected(_),
+            }]
+        ),
+        "{failure}"
+    );
+}
+
+#[test]
+fn tampered_proposal_is_reported_at_its_index() {
+    let tests = load();
+    let (index, mut test) = tests
+        .into_iter()
+        .enumerate()
+        .find(|(_, t)| t.cipher_suite == 1 && t.epochs[1].proposals.len() > 1)
+        .expect("a suite-1 test with several proposals");
+    let proposal = &mut test.epochs[1].proposals[1];
+    let inside_signature = proposal.len() - MAC_FIELD - ED25519_SIGNATURE_FIELD / 2;
+    flip(proposal, inside_signature);
+
+    let TestOutcome::Replayed {
+        failure: Some(failure),
+        ..
+    } = replay_test(index, &test)
+    else {
+        panic!("tampering went unnoticed");
+    };
+    assert_eq!((failure.test, failure.epoch), (index, 2));
+    assert!(
+        matches!(
+            failure.disagreements.as_slice(),
+            [Disagreement::Rejected {
+                step: Step::Proposal { index: 1 },
+                client: Verdict::Rejected(_),
+                hub: Verdict::Rejected(_),
+            }]
+        ),
+        "{failure}"
+    );
+}
+
+#[test]
+fn wrong_expected_epoch_authenticator_is_a_disagreement() {
+    let mut test = load().swap_remove(13);
+    assert_eq!(test.cipher_suite, 2, "covers the P-256 suite too");
+    let expected = &mut test.epochs[1].epoch_authenticator;
+    flip(expected, 0);
+    let wanted = hex::encode(&*expected);
+
+    let TestOutcome::Replayed {
+        failure: Some(failure),
+        epochs_agreeing,
+        ..
+    } = replay_test(13, &test)
+    else {
+        panic!("a wrong authenticator went unnoticed");
+    };
+    assert_eq!(epochs_agreeing, 2);
+    assert_eq!(failure.epoch, 2);
+    match failure.disagreements.as_slice() {
+        [Disagreement::EpochAuthenticator { expected, client }] => {
+            assert_eq!(expected, &wanted);
+            assert_ne!(client, &wanted);
+        }
+        other => panic!("unexpected disagreement: {other:?}"),
+    }
+
+    // And at the join: the initial authenticator.
+    let mut test = load().swap_remove(26);
+    flip(&mut test.initial_epoch_authenticator, 5);
+    let outcome = replay_test(26, &test);
+    assert!(
+        matches!(&outcome, TestOutcome::Replayed { failure: Some(f), epochs_agreeing: 0, .. }
+            if f.epoch == 0 && matches!(f.disagreements.as_slice(), [Disagreement::EpochAuthenticator { .. }])),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn wrong_private_key_fails_the_join_without_panicking() {
+    let mut test = load().swap_remove(1);
+    flip(&mut test.init_priv, 3);
+    let outcome = replay_test(1, &test);
+    assert!(
+        matches!(&outcome, TestOutcome::Replayed { failure: Some(f), hub_view: None, .. }
+            if f.epoch == 0 && matches!(f.disagreements.as_slice(), [Disagreement::Rejected {
+                step: Step::Welcome, client: Verdict::Rejected(_), hub: Verdict::NotRun }])),
+        "{outcome:?}"
+    );
+
+    let mut test = load().swap_remove(1);
+    test.signature_priv.pop();
+    let outcome = replay_test(1, &test);
+    assert!(
+        matches!(&outcome, TestOutcome::Replayed { failure: Some(f), .. }
+            if matches!(f.disagreements.as_slice(), [Disagreement::Rejected {
+                step: Step::SignatureKey, .. }])),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn hub_view_origin_is_reported() {
+    let test = load().swap_remove(0);
+    let TestOutcome::Replayed {
+        hub_view: Some(origin),
+        ..
+    } = replay_test(0, &test)
+    else {
+        panic!("no hub view");
+    };
+    // The vectors' trees hold leaves that expired in March 2025; openmls' from_external
+    // rejects them for that reason only, so the hub loads the client's checked state.
+    assert_eq!(origin, HubViewOrigin::ClientStateAfterExpiredLifetime);
+}
+
+#[test]
+fn private_handshake_skips_the_hub_but_still_checks_the_client() {
+    // A syntactically valid PrivateMessage (RFC 9420 §6.3): version 1, wire format 2,
+    // group_id<V>, epoch, content_type commit, authenticated_data<V>,
+    // encrypted_sender_data<V>, ciphertext<V>. The hub cannot read it; the client tries
+    // and, as the bytes are not a real ciphertext of this group, rejects it.
+    let private_commit = [
+        0x00, 0x01, 0x00, 0x02, 0x01, 0xaa, 0, 0, 0, 0, 0, 0, 0, 1, 0x03, 0x00, 0x01, 0xbb, 0x01,
+        0xcc,
+    ];
+    let mut test = load().swap_remove(2);
+    test.epochs[1].commit = private_commit.to_vec();
+
+    let outcome = replay_test(2, &test);
+    let TestOutcome::Replayed {
+        hub_skipped: Some(SkipReason::PrivateHandshake),
+        hub_view: None,
+        epochs_agreeing: 2,
+        failure: Some(failure),
+    } = &outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    assert!(
+        matches!(
+            failure.disagreements.as_slice(),
+            [Disagreement::Rejected {
+                step: Step::Commit,
+                client: Verdict::Rejected(_),
+                hub: Verdict::NotRun,
+            }]
+        ),
+        "{failure}"
+    );
+
+    let mut report = ReplayReport::default();
+    report.record(outcome);
+    assert_eq!((report.run, report.agreeing, report.disagreeing), (0, 0, 1));
+    assert_eq!(report.skipped.get("private handshake"), Some(&1));
+    assert_eq!(report.client_only.checked, 1);
+    assert_eq!(report.client_only.agreeing, 0);
+}
+
+// ---- the command line ----
+
+fn mimi_sim() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mimi-sim"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mls_vectors");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir.join(name)
+}
+
+#[test]
+fn cli_exits_0_when_all_agree_and_prints_one_json_object() {
+    let out = mimi_sim()
+        .args(["vectors", "mls", HANDLING_COMMIT, "--json"])
+        .output()
+        .expect("run mimi-sim");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(json["tests"], 91);
+    assert_eq!(json["run"], 39);
+    assert_eq!(json["agreeing"], 39);
+    assert_eq!(json["disagreeing"], 0);
+    assert_eq!(json["skipped"]["unsupported cipher suite 7"], 13);
+
+    let human = mimi_sim()
+        .args(["vectors", "mls", HANDLING_COMMIT])
+        .output()
+        .expect("run mimi-sim");
+    assert_eq!(human.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("tests:     91"), "{text}");
+    assert!(text.contains("agreeing:  39"), "{text}");
+}
+
+#[test]
+fn cli_exits_1_on_a_tampered_file() {
+    let text = std::fs::read_to_string(HANDLING_COMMIT).expect("vector file");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let commit = json[0]["epochs"][1]["commit"]
+        .as_str()
+        .expect("commit hex")
+        .to_string();
+    // Flip the last hex digit: one bit of the membership tag.
+    let mut tampered = commit.clone();
+    let last = tampered.pop().expect("non-empty");
+    tampered.push(if last == '0' { '1' } else { '0' });
+    json[0]["epochs"][1]["commit"] = serde_json::Value::String(tampered);
+    let path = scratch("tampered-handling-commit.json");
+    std::fs::write(&path, serde_json::to_vec(&json).expect("encode")).expect("write");
+
+    let out = mimi_sim()
+        .args(["vectors", "mls"])
+        .arg(&path)
+        .arg("--json")
+        .output()
+        .expect("run mimi-sim");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(report["disagreeing"], 1);
+    assert_eq!(report["agreeing"], 38);
+    assert_eq!(report["failures"][0]["test"], 0);
+    assert_eq!(report["failures"][0]["epoch"], 2);
+    assert_eq!(report["failures"][0]["disagreements"][0]["hub"], "accepted");
+}
+
+#[test]
+fn cli_exits_2_on_bad_input_and_names_the_file() {
+    let missing = scratch("no-such-file.json");
+    let _ = std::fs::remove_file(&missing);
+    let out = mimi_sim()
+        .args(["vectors", "mls"])
+        .arg(&missing)
+        .output()
+        .expect("run mimi-sim");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-file.json"), "{err}");
+
+    let malformed = scratch("malformed.json");
+    std::fs::write(&malformed, b"[{\"cipher_suite\": 1,").expect("write");
+    let out = mimi_sim()
+        .args(["vectors", "mls"])
+        .arg(&malformed)
+        .output()
+        .expect("run mimi-sim");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("malformed.json") && err.contains("JSON"),
+        "{err}"
+    );
+
+    let bad_hex = scratch("bad-hex.json");
+    let text = std::fs::read_to_string(HANDLING_COMMIT).expect("vector file");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    json[3]["welcome"] = serde_json::Value::String("zz".into());
+    std::fs::write(&bad_hex, serde_json::to_vec(&json).expect("encode")).expect("write");
+    let out = mimi_sim()
+        .args(["vectors", "mls"])
+        .arg(&bad_hex)
+        .output()
+        .expect("run mimi-sim");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("test 3") && err.contains("welcome"), "{err}");
+}
