@@ -851,50 +851,62 @@ fn same_seed_same_events_other_seed_other_events() {
 
 // ---- cost
 
-/// Every host sends `rounds` sequential /notify to its ring neighbour; prints wall time per
-/// round trip. Run: `cargo test -p mimi-sim --test net -- --ignored --nocapture`.
+/// Wall-clock cost of simulated round trips. Two loads: every host pings its ring
+/// neighbour (`busy`), or only h0 pings h1 while the other hosts idle. Each ping is a
+/// sequential /notify chain of `ROUNDS`. Prints numbers; asserts every round trip succeeded.
+/// Run: `cargo test -p mimi-sim --test net measure -- --ignored --nocapture`.
 #[test]
 #[ignore = "measurement; prints numbers"]
 fn measure_round_trip_cost() {
-    for hosts in [3usize, 6, 12] {
-        let rounds = 20u32;
-        let names: Vec<String> = (0..hosts).map(|i| format!("h{i}.example")).collect();
-        let mut builder = net::sim_builder(7);
-        builder
-            .min_message_latency(Duration::from_millis(1))
-            .max_message_latency(Duration::from_millis(20));
-        let mut sim = builder.build();
-        let trace = Trace::new();
-        let handles: Vec<HostHandle> = (0..hosts)
-            .map(|i| {
-                let me = names[i].clone();
-                let next = names[(i + 1) % hosts].clone();
-                net::spawn_host(&mut sim, dom(&me), config(), &trace, move || {
-                    Toy::new(&me).plan_notify(10, &next, "ping", rounds - 1)
+    const ROUNDS: u32 = 100;
+    for busy in [true, false] {
+        for hosts in [3usize, 6, 12] {
+            let names: Vec<String> = (0..hosts).map(|i| format!("h{i}.example")).collect();
+            let mut builder = net::sim_builder(7);
+            builder
+                .min_message_latency(Duration::from_millis(1))
+                .max_message_latency(Duration::from_millis(20));
+            let mut sim = builder.build();
+            let trace = Trace::new();
+            let handles: Vec<HostHandle> = (0..hosts)
+                .map(|i| {
+                    let me = names[i].clone();
+                    let next = names[(i + 1) % hosts].clone();
+                    let pings = busy || i == 0;
+                    net::spawn_host(&mut sim, dom(&me), config(), &trace, move || {
+                        let toy = Toy::new(&me);
+                        if pings {
+                            toy.plan_notify(10, &next, "ping", ROUNDS - 1)
+                        } else {
+                            toy
+                        }
+                    })
                 })
+                .collect();
+            let total = if busy { hosts } else { 1 } * ROUNDS as usize;
+            let mut ok = 0;
+            let wall = std::time::Instant::now();
+            let done = net::step_until(&mut sim, Duration::from_secs(600), || {
+                ok += trace
+                    .take()
+                    .iter()
+                    .filter(|e| matches!(&e.what, What::Outcome { result: Ok(_), .. }))
+                    .count();
+                ok == total
             })
-            .collect();
-        let wall = std::time::Instant::now();
-        let total = hosts * rounds as usize;
-        let mut ok = 0;
-        let done = net::step_until(&mut sim, Duration::from_secs(600), || {
-            ok += trace
-                .take()
-                .iter()
-                .filter(|e| matches!(&e.what, What::Outcome { result: Ok(_), .. }))
-                .count();
-            ok == total
-        })
-        .unwrap();
-        let wall = wall.elapsed();
-        assert!(done, "{ok}/{total} round trips");
-        assert_eq!(handles.len(), hosts);
-        println!(
-            "{hosts:>2} hosts: {total} round trips in {:?} sim, {:?} wall: {:?} wall per round trip, {:.1} µs wall per sim-ms",
-            sim.elapsed(),
-            wall,
-            wall / total as u32,
-            wall.as_micros() as f64 / sim.elapsed().as_millis() as f64,
-        );
+            .unwrap();
+            let wall = wall.elapsed();
+            assert!(done, "{ok}/{total} round trips");
+            assert_eq!(handles.len(), hosts);
+            let sim_ms = sim.elapsed().as_millis() as f64;
+            println!(
+                "{} {hosts:>2} hosts: {total:>4} round trips, {sim_ms:>6} sim-ms, {:>9.2?} wall; \
+                 {:>7.1} µs wall per round trip, {:>5.1} µs wall per sim-ms",
+                if busy { "all busy" } else { "one pair" },
+                wall,
+                wall.as_secs_f64() * 1e6 / total as f64,
+                wall.as_secs_f64() * 1e6 / sim_ms,
+            );
+        }
     }
 }
