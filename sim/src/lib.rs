@@ -5,5 +5,8 @@
 //! * [`vectors`] — replays of external test vectors (MLS passive-client vectors from
 //!   mlswg/mls-implementations) against our MLS stack: a joined client and the hub's
 //!   public view side by side.
+//! * [`net`] — runs any `nodes::io::ServerCore` as a turmoil host speaking HTTP/1.1
+//!   (hyper) over turmoil TCP.
 
+pub mod net;
 pub mod vectors;

@@ -1,0 +1,246 @@
+//! One provider as a turmoil host: the event loop that owns the core.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+
+use nodes::ids::{ClientUri, Domain};
+use nodes::io::{
+    ClientToProvider, ProviderToClient, Request, RequestId, Response, ServerCore, ServerOutput,
+    Token, TransportError,
+};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::time::MissedTickBehavior;
+use turmoil::net::TcpListener;
+
+use super::server::{accept_loop, Server};
+use super::{client, now_ms, HostConfig, Trace, What, HTTP_PORT};
+
+/// What the server and the outgoing-request tasks tell the event loop.
+pub(crate) enum Input {
+    Request {
+        request: Request,
+        reply: oneshot::Sender<Response>,
+    },
+    Rejected {
+        status: u16,
+        reason: String,
+    },
+    Outcome {
+        token: Token,
+        result: Result<Response, TransportError>,
+    },
+}
+
+/// The in-process link between a provider and its clients (clients are not turmoil hosts).
+/// Survives restarts of the host: messages queue while it is down.
+#[derive(Debug, Default)]
+struct ClientPort {
+    inbox: RefCell<VecDeque<(ClientUri, ClientToProvider)>>,
+    outbox: RefCell<Vec<(ClientUri, ProviderToClient)>>,
+    wake: Notify,
+}
+
+/// The driver's handle on one provider host: attach clients, observe deliveries.
+#[derive(Debug, Clone)]
+pub struct HostHandle {
+    domain: Domain,
+    port: Rc<ClientPort>,
+}
+
+impl HostHandle {
+    /// The provider's domain (= its turmoil host name).
+    pub fn domain(&self) -> &Domain {
+        &self.domain
+    }
+    /// Queues a message from a local client; the host hands it to `on_client` the next
+    /// time it runs.
+    pub fn send_from_client(&self, client: ClientUri, message: ClientToProvider) {
+        self.port.inbox.borrow_mut().push_back((client, message));
+        self.port.wake.notify_one();
+    }
+    /// Takes the messages the core sent to its clients so far, in order.
+    pub fn drain_to_clients(&self) -> Vec<(ClientUri, ProviderToClient)> {
+        std::mem::take(&mut *self.port.outbox.borrow_mut())
+    }
+    /// A copy of the messages waiting in [`Self::drain_to_clients`].
+    pub fn peek_to_clients(&self) -> Vec<(ClientUri, ProviderToClient)> {
+        self.port.outbox.borrow().clone()
+    }
+}
+
+/// Adds a provider host named `domain` to `sim`, running `make_core()`'s core behind an
+/// HTTP server on [`HTTP_PORT`]. `make_core` is called again on every restart
+/// (`sim.bounce`); durable state is the core factory's business. The host fails if the
+/// core's domain is not `domain`.
+pub fn spawn_host<C, F>(
+    sim: &mut turmoil::Sim<'_>,
+    domain: Domain,
+    config: HostConfig,
+    trace: &Trace,
+    make_core: F,
+) -> HostHandle
+where
+    C: ServerCore + 'static,
+    F: Fn() -> C + 'static,
+{
+    let handle = HostHandle {
+        domain: domain.clone(),
+        port: Rc::new(ClientPort::default()),
+    };
+    let (port, trace) = (handle.port.clone(), trace.clone());
+    let name = domain.to_string();
+    sim.host(name, move || {
+        let host = HttpHost::new(make_core(), config.clone(), port.clone(), trace.clone());
+        let domain = domain.clone();
+        async move {
+            if host.domain != domain {
+                return Err(format!("core for {} runs on host {domain}", host.domain).into());
+            }
+            host.run().await
+        }
+    });
+    handle
+}
+
+/// A provider host: owns the core and the state of the HTTP exchanges in progress.
+pub struct HttpHost<C> {
+    core: C,
+    domain: Domain,
+    config: HostConfig,
+    port: Rc<ClientPort>,
+    trace: Trace,
+    next_request_id: RequestId,
+    /// Incoming requests waiting for the core's `Respond`.
+    pending: BTreeMap<RequestId, oneshot::Sender<Response>>,
+}
+
+/// What woke the event loop.
+enum Wake {
+    Input(Input),
+    Client,
+    Tick,
+}
+
+impl<C: ServerCore> HttpHost<C> {
+    fn new(core: C, config: HostConfig, port: Rc<ClientPort>, trace: Trace) -> Self {
+        HttpHost {
+            domain: core.domain().clone(),
+            core,
+            config,
+            port,
+            trace,
+            next_request_id: 0,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// The event loop; runs until the host is crashed.
+    async fn run(mut self) -> turmoil::Result {
+        let listener =
+            TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, HTTP_PORT))).await?;
+        let (inputs, mut rx) = mpsc::unbounded_channel();
+        let server = Rc::new(Server {
+            domain: self.domain.clone(),
+            max_body_len: self.config.max_body_len,
+            connection_timeout: self.config.server_connection_timeout,
+            inputs: inputs.clone(),
+        });
+        tokio::task::spawn_local(accept_loop(listener, server));
+        let mut tick = tokio::time::interval(self.config.tick_interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let port = self.port.clone();
+        self.record(What::Started);
+        // Client messages queued while the host was down.
+        port.wake.notify_one();
+        loop {
+            // Fixed priority: network first, then clients, then time.
+            let wake = tokio::select! {
+                biased;
+                Some(input) = rx.recv() => Wake::Input(input),
+                () = port.wake.notified() => Wake::Client,
+                _ = tick.tick() => Wake::Tick,
+            };
+            let now = now_ms();
+            let outputs = match wake {
+                Wake::Input(Input::Request { request, reply }) => {
+                    let id = self.next_request_id;
+                    self.next_request_id += 1;
+                    self.pending.insert(id, reply);
+                    self.record(What::Request {
+                        id,
+                        request: request.clone(),
+                    });
+                    self.core.on_request(now, id, request)
+                }
+                Wake::Input(Input::Rejected { status, reason }) => {
+                    self.record(What::Rejected { status, reason });
+                    Vec::new()
+                }
+                Wake::Input(Input::Outcome { token, result }) => {
+                    self.record(What::Outcome {
+                        token,
+                        result: result.clone(),
+                    });
+                    self.core.on_response(now, token, result)
+                }
+                Wake::Client => {
+                    let mut outputs = Vec::new();
+                    // One message at a time: the borrow must not outlive the pop.
+                    while let Some((client, message)) = self.pop_client_message() {
+                        self.record(What::FromClient {
+                            client: client.clone(),
+                            message: message.clone(),
+                        });
+                        outputs.extend(self.core.on_client(now, &client, message));
+                    }
+                    outputs
+                }
+                Wake::Tick => {
+                    // Forget requests whose connection has gone (timed out, reset).
+                    self.pending.retain(|_, reply| !reply.is_closed());
+                    let outputs = self.core.on_tick(now);
+                    if !outputs.is_empty() {
+                        self.record(What::Tick);
+                    }
+                    outputs
+                }
+            };
+            self.carry_out(outputs, &inputs);
+        }
+    }
+
+    fn pop_client_message(&self) -> Option<(ClientUri, ClientToProvider)> {
+        self.port.inbox.borrow_mut().pop_front()
+    }
+
+    fn carry_out(&mut self, outputs: Vec<ServerOutput>, inputs: &mpsc::UnboundedSender<Input>) {
+        for output in outputs {
+            self.record(What::Output(output.clone()));
+            match output {
+                ServerOutput::Respond { id, response } => {
+                    // Unknown id or the requester went away: nothing to answer.
+                    if let Some(reply) = self.pending.remove(&id) {
+                        let _ = reply.send(response);
+                    }
+                }
+                ServerOutput::Send { token, request } => {
+                    let inputs = inputs.clone();
+                    let (timeout, max) = (self.config.request_timeout, self.config.max_body_len);
+                    tokio::task::spawn_local(async move {
+                        let result = client::attempt(request, timeout, max).await;
+                        let _ = inputs.send(Input::Outcome { token, result });
+                    });
+                }
+                ServerOutput::ToClient { client, message } => {
+                    self.port.outbox.borrow_mut().push((client, message));
+                }
+            }
+        }
+    }
+
+    fn record(&self, what: What) {
+        self.trace.push(now_ms(), &self.domain, what);
+    }
+}
