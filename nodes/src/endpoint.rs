@@ -26,7 +26,9 @@ pub enum Endpoint {
 pub enum PathError {
     #[error("path longer than {MAX_PATH_LEN} bytes")]
     TooLong,
-    #[error("unknown endpoint {0:?} (expected keyMaterial, update, submitMessage, notify or groupInfo)")]
+    #[error(
+        "unknown endpoint {0:?} (expected keyMaterial, update, submitMessage, notify or groupInfo)"
+    )]
     UnknownEndpoint(String),
     #[error("bad percent-encoding in path")]
     Percent,
@@ -149,10 +151,22 @@ mod tests {
 
     #[test]
     fn bad_paths_are_errors() {
-        assert!(matches!(Endpoint::parse("/nope/x"), Err(PathError::UnknownEndpoint(_))));
-        assert!(matches!(Endpoint::parse("/update/%zz"), Err(PathError::Percent)));
-        assert!(matches!(Endpoint::parse("/update/%4"), Err(PathError::Percent)));
-        assert!(matches!(Endpoint::parse("/update/mimi%3A%2F%2Fa%2Fu%2Fx"), Err(PathError::Id(_))));
+        assert!(matches!(
+            Endpoint::parse("/nope/x"),
+            Err(PathError::UnknownEndpoint(_))
+        ));
+        assert!(matches!(
+            Endpoint::parse("/update/%zz"),
+            Err(PathError::Percent)
+        ));
+        assert!(matches!(
+            Endpoint::parse("/update/%4"),
+            Err(PathError::Percent)
+        ));
+        assert!(matches!(
+            Endpoint::parse("/update/mimi%3A%2F%2Fa%2Fu%2Fx"),
+            Err(PathError::Id(_))
+        ));
         assert!(Endpoint::parse(&"a".repeat(5000)).is_err());
     }
 }

@@ -88,6 +88,8 @@ pub enum ClientToProvider {
     },
     /// Publish KeyPackages (TLS bytes) for this client at its provider (P§5.2).
     PublishKeyPackages { key_packages: Vec<Vec<u8>> },
+    /// The client is no longer in `room` (removed or left): stop delivering to it.
+    LeaveRoom { room: RoomUri },
     /// Create a room hosted by this provider (P§3.1, provider-local): the creator's
     /// GroupInfo structure and ratchet tree.
     CreateRoom {

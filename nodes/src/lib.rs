@@ -16,6 +16,7 @@
 pub mod client;
 pub mod content;
 pub mod endpoint;
+pub mod follower;
 pub mod hub;
 pub mod ids;
 pub mod io;

@@ -358,6 +358,25 @@ impl Member {
             .map_err(rejected)
     }
 
+    /// A GroupInfo structure (not MLSMessage-wrapped, without the tree) for the current
+    /// epoch, signed by this member: what a room's creator hands its hub (P§3.1).
+    pub fn group_info(
+        &self,
+        provider: &SeededProvider,
+        identity: &Identity,
+    ) -> Result<Vec<u8>, MemberError> {
+        let m = self
+            .group
+            .export_group_info(provider.crypto(), &identity.signer, false)
+            .map_err(build)?;
+        let bytes = ser(&m)?;
+        // MLSMessage = version (2) ‖ wire_format (2) ‖ GroupInfo.
+        bytes
+            .get(4..)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| MemberError::Build("short GroupInfo message".into()))
+    }
+
     /// The ratchet tree of the current epoch.
     pub fn ratchet_tree(&self) -> Vec<u8> {
         self.group
@@ -464,7 +483,7 @@ impl Member {
                 Ok(Processed::OwnCommit { epoch })
             }
             ProcessedMessageContent::ApplicationMessage(_)
-            | ProcessedMessageContent::OwnPrivateMessage { .. } => Err(MemberError::Malformed(
+            | ProcessedMessageContent::OwnPrivateMessage => Err(MemberError::Malformed(
                 "an application message where a handshake was expected".into(),
             )),
         }
@@ -521,7 +540,7 @@ impl Member {
                 epoch,
                 plaintext: a.into_bytes(),
             }),
-            ProcessedMessageContent::OwnPrivateMessage { .. } => Err(MemberError::Rejected(
+            ProcessedMessageContent::OwnPrivateMessage => Err(MemberError::Rejected(
                 "own application message echoed back (cannot be decrypted by its sender)".into(),
             )),
             _ => Err(MemberError::Malformed(

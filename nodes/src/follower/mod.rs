@@ -36,13 +36,23 @@ pub const MAX_KEY_PACKAGES_PER_CLIENT: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum FollowerEvent {
     /// A `/notify` body was processed (first copy).
-    NotifyProcessed { room: RoomUri, hash: String, messages: usize },
+    NotifyProcessed {
+        room: RoomUri,
+        hash: String,
+        messages: usize,
+    },
     /// A byte-identical `/notify` retry was acknowledged and dropped.
     NotifyDuplicate { room: RoomUri, hash: String },
     /// A KeyPackage was handed out for `client` (its KeyPackageRef).
-    KeyPackageHandedOut { client: ClientUri, key_package_ref: String },
+    KeyPackageHandedOut {
+        client: ClientUri,
+        key_package_ref: String,
+    },
     /// A Welcome named a KeyPackageRef this follower never handed out.
-    WelcomeUnroutable { room: RoomUri, key_package_ref: String },
+    WelcomeUnroutable {
+        room: RoomUri,
+        key_package_ref: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -147,9 +157,11 @@ impl Follower {
     pub fn key_material(&mut self, target: &UserUri, body: &[u8]) -> Response {
         let req: KeyMaterialRequest = match decode_exact(body) {
             Ok(r) => r,
-            Err(e) => return Response::error(status::BAD_REQUEST, format!("KeyMaterialRequest: {e}")),
+            Err(e) => {
+                return Response::error(status::BAD_REQUEST, format!("KeyMaterialRequest: {e}"))
+            }
         };
-        if req.verify(self.provider.crypto_ref()).is_err() {
+        if req.verify(self.provider.seeded_crypto()).is_err() {
             return Response::error(
                 status::BAD_REQUEST,
                 "KeyMaterialRequest signature does not verify",
@@ -183,7 +195,7 @@ impl Follower {
                     let kp = self.key_packages.get_mut(&c).and_then(VecDeque::pop_front);
                     let material = match kp {
                         Some(kp) => {
-                            if let Ok(r) = kp.key_package_ref(self.provider.crypto_ref()) {
+                            if let Ok(r) = kp.key_package_ref(self.provider.seeded_crypto()) {
                                 self.events.push(FollowerEvent::KeyPackageHandedOut {
                                     client: c.clone(),
                                     key_package_ref: hex::encode(&r),
@@ -218,7 +230,10 @@ impl Follower {
         };
         match encode(&resp) {
             Ok(b) => Response::new(status::OK, b),
-            Err(e) => Response::error(status::INTERNAL, format!("encoding KeyMaterialResponse: {e}")),
+            Err(e) => Response::error(
+                status::INTERNAL,
+                format!("encoding KeyMaterialResponse: {e}"),
+            ),
         }
     }
 
