@@ -8,7 +8,9 @@
 use std::collections::BTreeSet;
 
 /// How much the hub checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Enforcement {
     Off,
@@ -23,13 +25,17 @@ impl std::str::FromStr for Enforcement {
             "off" => Ok(Enforcement::Off),
             "mls" => Ok(Enforcement::Mls),
             "full" => Ok(Enforcement::Full),
-            other => Err(format!("unknown enforcement level {other:?} (expected off, mls or full)")),
+            other => Err(format!(
+                "unknown enforcement level {other:?} (expected off, mls or full)"
+            )),
         }
     }
 }
 
 /// One hub rule, with the text it comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
     /// The handshake is a valid MLS PublicMessage for the group (P§5.3; digest §5.1 r1).
@@ -130,13 +136,10 @@ impl Rule {
 impl std::str::FromStr for Rule {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Rule::ALL
-            .into_iter()
-            .find(|r| r.id() == s)
-            .ok_or_else(|| {
-                let ids: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
-                format!("unknown hub rule {s:?} (known: {})", ids.join(", "))
-            })
+        Rule::ALL.into_iter().find(|r| r.id() == s).ok_or_else(|| {
+            let ids: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
+            format!("unknown hub rule {s:?} (known: {})", ids.join(", "))
+        })
     }
 }
 

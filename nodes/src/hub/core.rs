@@ -1,0 +1,1117 @@
+//! The hub core (sans-IO): sequencer and enforcement point of the rooms it hosts
+//! (P§1, P§5.3–5.6). Requests come in as bodies with the sending provider and the time;
+//! answers go out as response bodies; accepted messages go into each room's log, from
+//! which [`Hub::poll_notify`] produces `/notify` requests, one outstanding per provider
+//! so that every follower receives the room in hub order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use openmls_traits::OpenMlsProvider;
+
+use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
+use crate::io::{status, Millis, Response, Token};
+use crate::mls::config::{self, Identity};
+use crate::mls::{RoomComponents, SeededProvider};
+use crate::room::{
+    authorize, check_commit_composition, Actor, Capability, ChangeKind, ComponentOp,
+    ProposedChange, RoomState,
+};
+use crate::wire::{
+    decode_exact, encode, ExternalSenderBytes, FanoutBody, FanoutMessage, GroupInfoBytes,
+    GroupInfoOption, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoResponse, GroupInfoStatus,
+    HandshakeBody, IdentifierUri, KeyMaterialResponse, MlsMessageBytes, PendingProposal,
+    ProposalRefBytes, Protocol, RatchetTreeBytes, RatchetTreeOption, SubmitMessageRequest,
+    SubmitMessageResponse, SubmitOutcome, UpdateOutcome, UpdateRequest, UpdateRoomResponse,
+    WireFormatKind,
+};
+
+use super::enforcement::{EnforcementConfig, Rule};
+use super::public_view::{CoveredProposal, HandshakeSender, PublicView, ViewError};
+use super::room::{AcceptedProposal, HubRoom, InFlight, LogEntry};
+
+/// At most this many FanoutMessages in one `/notify` body.
+pub const MAX_NOTIFY_BATCH: usize = 64;
+/// First `/notify` retry delay; doubles per attempt up to [`NOTIFY_RETRY_MAX_MS`].
+pub const NOTIFY_RETRY_BASE_MS: Millis = 200;
+pub const NOTIFY_RETRY_MAX_MS: Millis = 5_000;
+
+/// Why the hub refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: RejectCode,
+    /// The rule that refused it (`None` for ordering and malformed input).
+    pub rule: Option<Rule>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RejectCode {
+    WrongEpoch(u64),
+    NotAllowed,
+    InvalidProposal(Vec<Vec<u8>>),
+}
+
+fn reject(rule: Rule, reason: impl Into<String>) -> Rejection {
+    Rejection {
+        code: RejectCode::NotAllowed,
+        rule: Some(rule),
+        reason: format!("{} ({}): {}", rule.id(), rule.reference(), reason.into()),
+    }
+}
+
+/// What the hub observed, for the trace and the oracles.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum HubEvent {
+    RoomCreated {
+        room: RoomUri,
+        epoch: u64,
+    },
+    /// A message was accepted and put in the log at `seq`.
+    Accepted {
+        room: RoomUri,
+        kind: &'static str,
+        epoch: u64,
+        seq: u64,
+        timestamp: Millis,
+        from: Domain,
+    },
+    Rejected {
+        room: RoomUri,
+        endpoint: &'static str,
+        code: String,
+        rule: Option<&'static str>,
+        reason: String,
+    },
+    /// The hub's MLS view could not follow a message it accepted (enforcement allowed it).
+    ViewDiverged {
+        room: RoomUri,
+        epoch: u64,
+        reason: String,
+    },
+}
+
+/// The hub role of one provider.
+pub struct Hub {
+    domain: Domain,
+    provider: SeededProvider,
+    identity: Identity,
+    config: EnforcementConfig,
+    rooms: BTreeMap<RoomUri, HubRoom>,
+    /// KeyPackageRef → provider that handed it out (P§5.2), for Welcome routing.
+    key_package_routes: BTreeMap<Vec<u8>, Domain>,
+    last_timestamp: Millis,
+    events: Vec<HubEvent>,
+}
+
+impl Hub {
+    pub fn new(domain: Domain, run_seed: u64, config: EnforcementConfig) -> Self {
+        let provider = SeededProvider::for_node(run_seed, &format!("hub:{domain}"));
+        let identity =
+            Identity::for_server(&provider, &domain).expect("seeded Ed25519 key generation");
+        Hub {
+            domain,
+            provider,
+            identity,
+            config,
+            rooms: BTreeMap::new(),
+            key_package_routes: BTreeMap::new(),
+            last_timestamp: 0,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn domain(&self) -> &Domain {
+        &self.domain
+    }
+    pub fn config(&self) -> &EnforcementConfig {
+        &self.config
+    }
+    /// The hub's `external_senders` entry (P§7.4).
+    pub fn external_sender(&self) -> openmls::prelude::ExternalSender {
+        self.identity.external_sender()
+    }
+    pub fn hosts(&self, room: &RoomUri) -> bool {
+        self.rooms.contains_key(room)
+    }
+    pub fn room(&self, room: &RoomUri) -> Option<&HubRoom> {
+        self.rooms.get(room)
+    }
+    pub fn rooms(&self) -> impl Iterator<Item = &HubRoom> {
+        self.rooms.values()
+    }
+    pub fn take_events(&mut self) -> Vec<HubEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn timestamp(&mut self, now: Millis) -> Millis {
+        // Accepted timestamps never decrease in hub order (digest §8 inv. 18).
+        self.last_timestamp = self.last_timestamp.max(now);
+        self.last_timestamp
+    }
+
+    /// Create a room hosted here from its creator's GroupInfo and tree (P§3.1; local).
+    pub fn create_room(
+        &mut self,
+        room: &RoomUri,
+        creator: &ClientUri,
+        group_info: &[u8],
+        ratchet_tree: &[u8],
+    ) -> Result<(), String> {
+        if self.rooms.contains_key(room) {
+            return Err(format!("room {room} exists"));
+        }
+        let view = PublicView::from_group_info(self.provider.crypto(), group_info, ratchet_tree)
+            .map_err(|e| format!("creator's GroupInfo: {e}"))?;
+        if view.group_id() != room.as_bytes() {
+            return Err("the group id must be the room URI".into());
+        }
+        let state = RoomState::from_dictionary(&view.dictionary())
+            .map_err(|e| format!("room state in the GroupContext: {e}"))?;
+        let epoch = view.epoch();
+        let mut known = BTreeSet::new();
+        known.insert(creator.domain());
+        self.rooms.insert(
+            room.clone(),
+            HubRoom {
+                room: room.clone(),
+                group_id: room.as_bytes().to_vec(),
+                view: Some(view),
+                epoch,
+                committed: state.clone(),
+                hub_state: state,
+                pending: Vec::new(),
+                muted: BTreeSet::new(),
+                group_info: group_info.to_vec(),
+                ratchet_tree: ratchet_tree.to_vec(),
+                authorized_joiners: BTreeSet::new(),
+                known_domains: known,
+                log: Vec::new(),
+                outbound: BTreeMap::new(),
+                pending_client_delta: BTreeMap::new(),
+                pending_added: BTreeSet::new(),
+            },
+        );
+        if !self.config.tracks_mls() {
+            if let Some(r) = self.rooms.get_mut(room) {
+                r.view = None;
+            }
+        }
+        self.events.push(HubEvent::RoomCreated {
+            room: room.clone(),
+            epoch,
+        });
+        Ok(())
+    }
+
+    /// Remember which provider handed out the KeyPackages in a KeyMaterialResponse
+    /// that passed through this hub (P§5.2).
+    pub fn record_key_material(&mut self, provider: &Domain, response: &[u8]) {
+        if let Ok(resp) = decode_exact::<KeyMaterialResponse>(response) {
+            for c in resp.clients {
+                if let crate::wire::ClientMaterial::Success(kp) = c.material {
+                    if let Ok(r) = kp.key_package_ref(self.provider.crypto()) {
+                        self.key_package_routes.insert(r, provider.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    fn rejected(&mut self, room: &RoomUri, endpoint: &'static str, r: &Rejection) {
+        self.events.push(HubEvent::Rejected {
+            room: room.clone(),
+            endpoint,
+            code: match &r.code {
+                RejectCode::WrongEpoch(_) => "wrongEpoch".into(),
+                RejectCode::NotAllowed => "notAllowed".into(),
+                RejectCode::InvalidProposal(_) => "invalidProposal".into(),
+            },
+            rule: r.rule.map(Rule::id),
+            reason: r.reason.clone(),
+        });
+    }
+
+    /// `POST /update/{room}` (P§5.3).
+    pub fn update(&mut self, now: Millis, from: &Domain, room: &RoomUri, body: &[u8]) -> Response {
+        let req: UpdateRequest = match decode_exact(body) {
+            Ok(r) => r,
+            Err(e) => return Response::error(status::BAD_REQUEST, format!("UpdateRequest: {e}")),
+        };
+        if !self.rooms.contains_key(room) {
+            return Response::error(status::NOT_FOUND, format!("no room {room} at this hub"));
+        }
+        let result = match &req.bundle.body {
+            HandshakeBody::Commit { .. } => self.accept_commit(now, from, room, &req),
+            HandshakeBody::Proposal { more_proposals } => {
+                let mut all = vec![req.bundle.proposal_or_commit.clone()];
+                all.extend(more_proposals.iter().cloned());
+                self.accept_proposals(now, from, room, &req.bundle.proposal_or_commit, &all)
+            }
+        };
+        let outcome = match result {
+            Ok(ts) => UpdateRoomResponse {
+                error_description: String::new(),
+                outcome: UpdateOutcome::Success {
+                    accepted_timestamp: ts,
+                },
+            },
+            Err(r) => {
+                self.rejected(room, "update", &r);
+                UpdateRoomResponse {
+                    error_description: r.reason.clone(),
+                    outcome: match r.code {
+                        RejectCode::WrongEpoch(e) => UpdateOutcome::WrongEpoch { current_epoch: e },
+                        RejectCode::NotAllowed => UpdateOutcome::NotAllowed,
+                        RejectCode::InvalidProposal(refs) => UpdateOutcome::InvalidProposal {
+                            invalid_proposals: refs
+                                .iter()
+                                .filter_map(|r| {
+                                    ProposalRefBytes::from_openmls(&tls_codec::VLBytes::new(
+                                        r.clone(),
+                                    ))
+                                    .ok()
+                                })
+                                .collect(),
+                        },
+                    },
+                }
+            }
+        };
+        match encode(&outcome) {
+            Ok(b) => Response::new(status::OK, b),
+            Err(e) => Response::error(status::INTERNAL, format!("UpdateRoomResponse: {e}")),
+        }
+    }
+
+    fn check_epoch(r: &HubRoom, m: &MlsMessageBytes) -> Result<(), Rejection> {
+        let info = m.info();
+        if info.group_id.as_deref() != Some(r.group_id.as_slice()) {
+            return Err(Rejection {
+                code: RejectCode::NotAllowed,
+                rule: None,
+                reason: "message for another group".into(),
+            });
+        }
+        match info.epoch {
+            Some(e) if e == r.epoch => Ok(()),
+            _ => Err(Rejection {
+                code: RejectCode::WrongEpoch(r.epoch),
+                rule: None,
+                reason: format!(
+                    "message for epoch {:?}, the room is at epoch {}",
+                    info.epoch, r.epoch
+                ),
+            }),
+        }
+    }
+
+    fn mls_rejection(e: ViewError, r: &HubRoom) -> Rejection {
+        match e {
+            ViewError::WrongEpoch { current, .. } => Rejection {
+                code: RejectCode::WrongEpoch(current),
+                rule: None,
+                reason: e.to_string(),
+            },
+            other => {
+                let _ = r;
+                reject(Rule::MlsValid, other.to_string())
+            }
+        }
+    }
+
+    fn actor_of(&self, sender: &HandshakeSender, from: &Domain) -> Result<Actor, Rejection> {
+        let check_provider = |d: Domain| {
+            if self.config.on(Rule::SenderProvider) && &d != from {
+                Err(reject(
+                    Rule::SenderProvider,
+                    format!("sender belongs to {d} but the request came from {from}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match sender {
+            HandshakeSender::Member {
+                client: Some(c), ..
+            } => {
+                check_provider(c.domain())?;
+                Ok(Actor::member(&c.user()))
+            }
+            HandshakeSender::NewMember { client: Some(c) } => {
+                check_provider(c.domain())?;
+                Ok(Actor::joiner(&c.user()))
+            }
+            HandshakeSender::External { identity, .. } => {
+                let id = String::from_utf8_lossy(identity);
+                let d = id
+                    .strip_prefix("mimi://")
+                    .and_then(|d| Domain::new(d).ok())
+                    .ok_or_else(|| {
+                        reject(Rule::Policy, "external sender without a server identity")
+                    })?;
+                check_provider(d.clone())?;
+                Ok(Actor::server(&d))
+            }
+            _ => Err(reject(
+                Rule::Policy,
+                "sender's credential does not name a MIMI client",
+            )),
+        }
+    }
+
+    /// The room-level effect of proposals, in MIMI terms.
+    fn change_of(
+        state: &RoomState,
+        kind: ChangeKind,
+        proposals: &[CoveredProposal],
+    ) -> Result<ProposedChange, Rejection> {
+        let mut change = match kind {
+            ChangeKind::Proposals => ProposedChange::proposals(),
+            ChangeKind::Commit => ProposedChange::commit(),
+            ChangeKind::ExternalCommit => ProposedChange::external_commit(),
+        };
+        let mut updates = Vec::new();
+        for p in proposals {
+            match p {
+                CoveredProposal::Add {
+                    client: Some(c), ..
+                } => change = change.add_client(c),
+                CoveredProposal::Remove {
+                    client: Some(c), ..
+                }
+                | CoveredProposal::SelfRemove {
+                    client: Some(c), ..
+                } => change = change.remove_client(c),
+                CoveredProposal::AppDataUpdate { component, update } => updates.push((
+                    *component,
+                    match update {
+                        Some(b) => ComponentOp::Update(b.clone()),
+                        None => ComponentOp::Remove,
+                    },
+                )),
+                CoveredProposal::Add { client: None, .. } => {
+                    return Err(reject(
+                        Rule::ListMembership,
+                        "an Add whose credential names no MIMI client",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        change
+            .with_app_data_updates(state, &updates)
+            .map_err(|e| reject(Rule::Policy, e.to_string()))
+    }
+
+    fn accept_proposals(
+        &mut self,
+        now: Millis,
+        from: &Domain,
+        room: &RoomUri,
+        first: &MlsMessageBytes,
+        all: &[MlsMessageBytes],
+    ) -> Result<Millis, Rejection> {
+        let config = self.config.clone();
+        let r = self.rooms.get(room).expect("checked by caller");
+        for m in all {
+            Self::check_epoch(r, m)?;
+        }
+        let mut checked = Vec::new();
+        if let Some(view) = &r.view {
+            for m in all {
+                match view.check_proposal(self.provider.crypto(), m.as_bytes()) {
+                    Ok(c) => checked.push(c),
+                    Err(e) if config.on(Rule::MlsValid) => return Err(Self::mls_rejection(e, r)),
+                    Err(_) => {}
+                }
+            }
+        }
+        let mut new_state = None;
+        let mut muted = Vec::new();
+        if config.level >= super::Enforcement::Full && checked.len() == all.len() && !all.is_empty()
+        {
+            let actor = self.actor_of(&checked[0].sender, from)?;
+            if checked.iter().any(|c| c.sender != checked[0].sender) {
+                return Err(reject(
+                    Rule::Policy,
+                    "a bundle's proposals come from one sender",
+                ));
+            }
+            if config.on(Rule::Mute) {
+                if let Some(u) = actor.user() {
+                    let only_removals = checked.iter().all(|c| {
+                        matches!(
+                            c.covered,
+                            CoveredProposal::Remove { .. } | CoveredProposal::SelfRemove { .. }
+                        )
+                    });
+                    if r.muted.contains(u) && !only_removals {
+                        return Err(reject(Rule::Mute, format!("{u} is muted")));
+                    }
+                }
+            }
+            let covered: Vec<CoveredProposal> = checked.iter().map(|c| c.covered.clone()).collect();
+            let change = Self::change_of(&r.hub_state, ChangeKind::Proposals, &covered)?;
+            if config.on(Rule::Composition) {
+                check_commit_composition(&[&change])
+                    .map_err(|e| reject(Rule::Composition, e.to_string()))?;
+            }
+            if config.on(Rule::Policy) || config.on(Rule::ListMembership) {
+                let ok = authorize(&r.hub_state, &r.membership(), &actor, &change)
+                    .map_err(|e| reject(Rule::Policy, e.to_string()))?;
+                muted = ok.removed_or_banned_users();
+                new_state = Some((ok.state, change));
+            }
+        }
+        // Accept.
+        let ts = self.timestamp(now);
+        let r = self.rooms.get_mut(room).expect("checked by caller");
+        let references: Vec<Vec<u8>> = checked.iter().map(|c| c.reference.clone()).collect();
+        if let Some(view) = r.view.as_mut() {
+            for c in checked {
+                let _ = view.store_proposal(c);
+            }
+        }
+        if let Some((state, change)) = new_state {
+            r.hub_state = state;
+            for (u, n) in &change.client_adds {
+                *r.pending_client_delta.entry(u.clone()).or_default() += i64::from(*n);
+            }
+            for (u, n) in &change.client_removes {
+                *r.pending_client_delta.entry(u.clone()).or_default() -= i64::from(*n);
+            }
+            for u in change.list.mentions() {
+                if r.hub_state.is_participant(u) && !r.committed.is_participant(u) {
+                    r.pending_added.insert(u.clone());
+                }
+            }
+        }
+        r.muted.extend(muted);
+        for (i, m) in all.iter().enumerate() {
+            r.pending.push(AcceptedProposal {
+                message: m.as_bytes().to_vec(),
+                // Known only when the hub validated it (enforcement `mls` and above).
+                reference: references.get(i).cloned().unwrap_or_default(),
+                accepted_at: ts,
+            });
+        }
+        r.known_domains.insert(from.clone());
+        let fanout = FanoutMessage {
+            timestamp: ts,
+            message: first.clone(),
+            body: FanoutBody::Proposal {
+                more_proposals: all[1..].to_vec(),
+            },
+        };
+        let recipients = r.member_domains();
+        let epoch = r.epoch;
+        self.log(room, fanout, recipients, "proposals", epoch, from);
+        Ok(ts)
+    }
+
+    fn accept_commit(
+        &mut self,
+        now: Millis,
+        from: &Domain,
+        room: &RoomUri,
+        req: &UpdateRequest,
+    ) -> Result<Millis, Rejection> {
+        let config = self.config.clone();
+        let HandshakeBody::Commit {
+            welcome,
+            group_info_option,
+            ratchet_tree_option,
+        } = &req.bundle.body
+        else {
+            unreachable!("caller matched a commit")
+        };
+        let commit = &req.bundle.proposal_or_commit;
+        let r = self.rooms.get(room).expect("checked by caller");
+        Self::check_epoch(r, commit)?;
+        let crypto = self.provider.crypto();
+        let mut checked = None;
+        let mut diverged = None;
+        if let Some(view) = &r.view {
+            match view.check_commit(crypto, commit.as_bytes(), &RoomComponents) {
+                Ok(c) => checked = Some(c),
+                Err(e) if config.on(Rule::MlsValid) => return Err(Self::mls_rejection(e, r)),
+                Err(e) => diverged = Some(e.to_string()),
+            }
+        }
+        let domains_before = r.member_domains();
+        if let (Some(c), true) = (&checked, config.level >= super::Enforcement::Full) {
+            let s = &c.summary;
+            let actor = self.actor_of(&s.committer, from)?;
+            let actor_user = actor.user().cloned();
+            if config.on(Rule::Mute) {
+                if let Some(u) = &actor_user {
+                    if r.muted.contains(u) {
+                        return Err(reject(
+                            Rule::Mute,
+                            format!("{u} is muted and may not commit"),
+                        ));
+                    }
+                }
+            }
+            if config.on(Rule::CachedProposals) {
+                let missing: Vec<Vec<u8>> = r
+                    .pending
+                    .iter()
+                    .map(|p| p.reference.clone())
+                    .filter(|p| !p.is_empty())
+                    .filter(|p| !s.by_reference.contains(p))
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(Rejection {
+                        code: RejectCode::InvalidProposal(missing.clone()),
+                        rule: Some(Rule::CachedProposals),
+                        reason: format!(
+                            "{} ({}): the commit leaves out {} proposal(s) the hub accepted this epoch",
+                            Rule::CachedProposals.id(),
+                            Rule::CachedProposals.reference(),
+                            missing.len()
+                        ),
+                    });
+                }
+            }
+            if config.on(Rule::ExternalJoin) && s.external {
+                if let HandshakeSender::NewMember { client: Some(cl) } = &s.committer {
+                    if !r.authorized_joiners.contains(cl) {
+                        return Err(reject(
+                            Rule::ExternalJoin,
+                            format!("{cl} joins without an authorised /groupInfo request"),
+                        ));
+                    }
+                }
+            }
+            let kind = if s.external {
+                ChangeKind::ExternalCommit
+            } else {
+                ChangeKind::Commit
+            };
+            let change = Self::change_of(&r.hub_state, kind, &s.inline)?;
+            if config.on(Rule::Composition) {
+                let referenced =
+                    Self::change_of(&r.committed, ChangeKind::Proposals, &s.referenced)
+                        .unwrap_or_default();
+                check_commit_composition(&[&referenced, &change])
+                    .map_err(|e| reject(Rule::Composition, e.to_string()))?;
+            }
+            if config.on(Rule::Policy) || config.on(Rule::ListMembership) {
+                let ok =
+                    authorize(&r.hub_state, &r.membership(), &actor, &change).map_err(|e| {
+                        let rule = if matches!(
+                            e,
+                            crate::room::PolicyViolation::ClientsOfUnlistedUser { .. }
+                                | crate::room::PolicyViolation::RemovedUserKeepsClients { .. }
+                                | crate::room::PolicyViolation::BannedUserHasClients { .. }
+                        ) {
+                            Rule::ListMembership
+                        } else {
+                            Rule::Policy
+                        };
+                        reject(rule, e.to_string())
+                    })?;
+                // The resulting list must be what the commit's GroupContext says.
+                if let Ok(after) = RoomState::from_dictionary(&s.new_dictionary) {
+                    if after.participants != ok.state.participants {
+                        return Err(reject(
+                            Rule::ListMembership,
+                            "the commit's participant list differs from the hub state after the change",
+                        ));
+                    }
+                }
+            }
+            if config.on(Rule::WelcomeRouting) {
+                if let Some(w) = welcome {
+                    let refs = w
+                        .new_member_refs()
+                        .map_err(|e| reject(Rule::WelcomeRouting, e.to_string()))?;
+                    for kp in refs {
+                        if !self.key_package_routes.contains_key(&kp) {
+                            return Err(reject(
+                                Rule::WelcomeRouting,
+                                format!(
+                                    "Welcome for KeyPackageRef {} that was not fetched through this hub",
+                                    hex::encode(&kp[..kp.len().min(8)])
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            if config.on(Rule::GroupInfo) && !matches!(group_info_option, GroupInfoOption::Full(_))
+            {
+                return Err(reject(
+                    Rule::GroupInfo,
+                    "a commit must carry a full GroupInfo",
+                ));
+            }
+        }
+        // Merge into the view; check the GroupInfo against the new epoch.
+        let r = self.rooms.get_mut(room).expect("checked by caller");
+        let new_epoch = r.epoch + 1;
+        if let Some(c) = checked {
+            let signer_leaf = match &c.summary.committer {
+                HandshakeSender::Member { leaf, .. } => Some(*leaf),
+                _ => None,
+            };
+            let joiner = match &c.summary.committer {
+                HandshakeSender::NewMember { client } => client.clone(),
+                _ => None,
+            };
+            let check_gi = config.level >= super::Enforcement::Full && config.on(Rule::GroupInfo);
+            let check_es =
+                config.level >= super::Enforcement::Full && config.on(Rule::HubExternalSender);
+            let view = r.view.as_mut().expect("checked implies a view");
+            let backup = if check_gi || check_es {
+                view.snapshot().ok()
+            } else {
+                None
+            };
+            view.merge(c)
+                .map_err(|e| reject(Rule::MlsValid, e.to_string()))?;
+            let mut failure = None;
+            if check_gi {
+                let leaf = signer_leaf.or_else(|| joiner.as_ref().and_then(|j| view.leaf_of(j)));
+                let gi = match group_info_option {
+                    GroupInfoOption::Full(g) => Some(g.as_bytes().to_vec()),
+                    GroupInfoOption::Partial(_) => None,
+                };
+                match (leaf, gi) {
+                    (Some(l), Some(gi)) => {
+                        if let Err(e) = view.check_group_info(crypto, &gi, l) {
+                            failure = Some(reject(Rule::GroupInfo, e.to_string()));
+                        }
+                    }
+                    _ => failure = Some(reject(Rule::GroupInfo, "no checkable GroupInfo")),
+                }
+            }
+            if failure.is_none() && check_es {
+                let me = config::server_credential_identity(&self.domain).into_bytes();
+                if !view.external_sender_identities().contains(&me) {
+                    failure = Some(reject(
+                        Rule::HubExternalSender,
+                        "the commit drops the hub from external_senders",
+                    ));
+                }
+            }
+            if let Some(f) = failure {
+                if let Some(b) = backup {
+                    r.view = Some(b);
+                }
+                return Err(f);
+            }
+        } else if let (Some(reason), Some(_)) = (&diverged, &r.view) {
+            self.events.push(HubEvent::ViewDiverged {
+                room: room.clone(),
+                epoch: r.epoch,
+                reason: reason.clone(),
+            });
+            r.view = None;
+        }
+        // Accepted.
+        let ts = {
+            self.last_timestamp = self.last_timestamp.max(now);
+            self.last_timestamp
+        };
+        r.epoch = new_epoch;
+        r.pending.clear();
+        r.pending_client_delta.clear();
+        r.pending_added.clear();
+        r.known_domains.insert(from.clone());
+        if let Some(view) = &r.view {
+            if let Ok(state) = RoomState::from_dictionary(&view.dictionary()) {
+                r.committed = state.clone();
+                r.hub_state = state;
+            }
+            r.ratchet_tree = view.ratchet_tree();
+            let users: BTreeSet<UserUri> = view
+                .members()
+                .into_iter()
+                .filter_map(|(_, c)| c.map(|c| c.user()))
+                .collect();
+            r.muted.retain(|u| users.contains(u));
+        } else if let RatchetTreeOption::Full(t) = ratchet_tree_option {
+            r.ratchet_tree = t.as_bytes().to_vec();
+        }
+        if let GroupInfoOption::Full(g) = group_info_option {
+            r.group_info = g.as_bytes().to_vec();
+        }
+        r.authorized_joiners.clear();
+        let mut recipients = domains_before;
+        recipients.extend(r.member_domains());
+        let tree = r.ratchet_tree.clone();
+        self.log(
+            room,
+            FanoutMessage {
+                timestamp: ts,
+                message: commit.clone(),
+                body: FanoutBody::Commit {
+                    external_proposals: Vec::new(),
+                },
+            },
+            recipients,
+            "commit",
+            new_epoch,
+            from,
+        );
+        if let Some(w) = welcome {
+            let refs = w.new_member_refs().unwrap_or_default();
+            let mut to: BTreeSet<Domain> = refs
+                .iter()
+                .filter_map(|k| self.key_package_routes.get(k).cloned())
+                .collect();
+            if to.len() < refs.len() || to.is_empty() {
+                // Unknown KeyPackageRefs (only possible when WelcomeRouting is off):
+                // broadcast; followers deliver only Welcomes for KeyPackages they own.
+                if let Some(r) = self.rooms.get(room) {
+                    to.extend(r.known_domains.iter().cloned());
+                }
+                to.insert(self.domain.clone());
+            }
+            if let (Ok(msg), Ok(tree)) = (w.to_mls_message(), RatchetTreeBytes::from_bytes(&tree)) {
+                self.log(
+                    room,
+                    FanoutMessage {
+                        timestamp: ts,
+                        message: msg,
+                        body: FanoutBody::Welcome {
+                            ratchet_tree_option: RatchetTreeOption::Full(tree),
+                        },
+                    },
+                    to,
+                    "welcome",
+                    new_epoch,
+                    from,
+                );
+            }
+        }
+        Ok(ts)
+    }
+
+    fn log(
+        &mut self,
+        room: &RoomUri,
+        fanout: FanoutMessage,
+        recipients: BTreeSet<Domain>,
+        kind: &'static str,
+        epoch: u64,
+        from: &Domain,
+    ) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let Ok(bytes) = encode(&fanout) else {
+            return;
+        };
+        let seq = r.log.len() as u64;
+        for d in &recipients {
+            r.outbound.entry(d.clone()).or_default();
+        }
+        r.log.push(LogEntry {
+            seq,
+            timestamp: fanout.timestamp,
+            fanout: bytes,
+            recipients,
+            kind,
+            epoch,
+        });
+        self.events.push(HubEvent::Accepted {
+            room: room.clone(),
+            kind,
+            epoch,
+            seq,
+            timestamp: fanout.timestamp,
+            from: from.clone(),
+        });
+    }
+
+    /// `POST /submitMessage/{room}` (P§5.4).
+    pub fn submit(&mut self, now: Millis, from: &Domain, room: &RoomUri, body: &[u8]) -> Response {
+        let req: SubmitMessageRequest = match decode_exact(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return Response::error(status::BAD_REQUEST, format!("SubmitMessageRequest: {e}"))
+            }
+        };
+        let Some(r) = self.rooms.get(room) else {
+            return Response::error(status::NOT_FOUND, format!("no room {room} at this hub"));
+        };
+        let info = req.app_message.info().clone();
+        let config = self.config.clone();
+        let outcome = (|| {
+            if info.group_id.as_deref() != Some(r.group_id.as_slice()) {
+                return Err(SubmitOutcome::NotAllowed);
+            }
+            if config.tracks_mls() && info.wire_format != WireFormatKind::PrivateMessage {
+                return Err(SubmitOutcome::NotAllowed);
+            }
+            match info.epoch {
+                Some(e) if e < r.epoch => {
+                    return Err(SubmitOutcome::EpochTooOld {
+                        current_epoch: r.epoch,
+                    })
+                }
+                Some(e) if e > r.epoch => return Err(SubmitOutcome::NotAllowed),
+                None => return Err(SubmitOutcome::NotAllowed),
+                _ => {}
+            }
+            if config.on(Rule::SubmitSender) {
+                let user = UserUri::from_bytes(req.sending_uri.as_bytes())
+                    .map_err(|_| SubmitOutcome::NotAllowed)?;
+                let ok = user.domain() == *from
+                    && r.hub_state.is_participant(&user)
+                    && r.has_clients(&user)
+                    && r.hub_state.can_send_message(&user);
+                if !ok {
+                    return Err(SubmitOutcome::NotAllowed);
+                }
+            }
+            if config.on(Rule::Mute) {
+                if let Ok(user) = UserUri::from_bytes(req.sending_uri.as_bytes()) {
+                    if r.muted.contains(&user) {
+                        return Err(SubmitOutcome::NotAllowed);
+                    }
+                }
+            }
+            Ok(())
+        })();
+        let outcome = match outcome {
+            Ok(()) => {
+                let ts = self.timestamp(now);
+                let r = self.rooms.get_mut(room).expect("looked up above");
+                r.known_domains.insert(from.clone());
+                let recipients = r.member_domains();
+                let epoch = r.epoch;
+                self.log(
+                    room,
+                    FanoutMessage {
+                        timestamp: ts,
+                        message: req.app_message.clone(),
+                        body: FanoutBody::Application { frank: None },
+                    },
+                    recipients,
+                    "application",
+                    epoch,
+                    from,
+                );
+                SubmitOutcome::Accepted {
+                    accepted_timestamp: ts,
+                    frank: None,
+                }
+            }
+            Err(o) => {
+                let rej = Rejection {
+                    code: RejectCode::NotAllowed,
+                    rule: Some(Rule::SubmitSender),
+                    reason: format!("{o:?} for sendingUri {}", req.sending_uri.display()),
+                };
+                self.rejected(room, "submitMessage", &rej);
+                o
+            }
+        };
+        let resp = SubmitMessageResponse {
+            protocol: Protocol::Mls10,
+            outcome,
+        };
+        match encode(&resp) {
+            Ok(b) => Response::new(status::OK, b),
+            Err(e) => Response::error(status::INTERNAL, format!("SubmitMessageResponse: {e}")),
+        }
+    }
+
+    /// `POST /groupInfo/{room}` (P§5.6).
+    pub fn group_info(&mut self, from: &Domain, room: &RoomUri, body: &[u8]) -> Response {
+        let req: GroupInfoRequest = match decode_exact(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return Response::error(status::BAD_REQUEST, format!("GroupInfoRequest: {e}"))
+            }
+        };
+        let room_id = IdentifierUri::from(room);
+        let answer = |status_: GroupInfoStatus| {
+            let resp = GroupInfoResponse {
+                protocol: Protocol::Mls10,
+                room_id: room_id.clone(),
+                status: status_,
+            };
+            match encode(&resp) {
+                Ok(b) => Response::new(status::OK, b),
+                Err(e) => Response::error(status::INTERNAL, format!("GroupInfoResponse: {e}")),
+            }
+        };
+        if req.verify(self.provider.crypto()).is_err() {
+            return answer(GroupInfoStatus::NotAuthorized);
+        }
+        let Some(r) = self.rooms.get(room) else {
+            return answer(GroupInfoStatus::NoSuchRoom);
+        };
+        let client = req
+            .tbs
+            .requesting_credential
+            .parse()
+            .ok()
+            .and_then(|c| config::client_of_credential(&c));
+        if self.config.on(Rule::GroupInfoAuth) {
+            let ok = match &client {
+                Some(c) if c.domain() == *from => {
+                    let u = c.user();
+                    if r.hub_state.is_participant(&u) {
+                        r.hub_state.has_capability(&u, Capability::AddOwnClient)
+                            && !r.muted.contains(&u)
+                    } else {
+                        r.hub_state
+                            .role(crate::room::roles::NO_ROLE)
+                            .map(|role| role.has(Capability::OpenJoin))
+                            .unwrap_or(false)
+                    }
+                }
+                _ => false,
+            };
+            if !ok {
+                let rej = reject(Rule::GroupInfoAuth, "requester may not join this room");
+                self.rejected(room, "groupInfo", &rej);
+                return answer(GroupInfoStatus::NotAuthorized);
+            }
+        }
+        let tbe = (|| {
+            Ok::<_, crate::wire::WireError>(GroupInfoRatchetTreeTbe {
+                group_info: GroupInfoBytes::from_bytes(&r.group_info)?,
+                ratchet_tree_option: RatchetTreeOption::Full(RatchetTreeBytes::from_bytes(
+                    &r.ratchet_tree,
+                )?),
+                pending_proposals: r
+                    .pending
+                    .iter()
+                    .filter_map(|p| {
+                        Some(PendingProposal {
+                            proposal: MlsMessageBytes::from_bytes(&p.message).ok()?,
+                            hub_accepted_time: p.accepted_at,
+                        })
+                    })
+                    .collect(),
+            })
+        })();
+        let response = tbe.and_then(|tbe| {
+            let suite = req.tbs.cipher_suite;
+            let ct = tbe.seal(
+                self.provider.crypto(),
+                suite,
+                &req.tbs.group_info_public_key,
+                &room_id,
+            )?;
+            GroupInfoResponse::sign_success(
+                room_id.clone(),
+                suite,
+                ExternalSenderBytes::from_openmls(&self.identity.external_sender())?,
+                ct,
+                &self.identity.signer,
+            )
+        });
+        match response {
+            Ok(resp) => {
+                if let (Some(c), Some(r)) = (client, self.rooms.get_mut(room)) {
+                    r.authorized_joiners.insert(c);
+                    r.known_domains.insert(from.clone());
+                }
+                match encode(&resp) {
+                    Ok(b) => Response::new(status::OK, b),
+                    Err(e) => Response::error(status::INTERNAL, format!("GroupInfoResponse: {e}")),
+                }
+            }
+            Err(e) => Response::error(status::INTERNAL, format!("GroupInfo for {room}: {e}")),
+        }
+    }
+
+    /// The `/notify` bodies to send now: at most one outstanding per provider and room.
+    /// Returns (room, destination, body); the caller assigns a token with
+    /// [`Hub::notify_sent`].
+    pub fn poll_notify(&mut self, now: Millis) -> Vec<(RoomUri, Domain, Vec<u8>)> {
+        let mut out = Vec::new();
+        for r in self.rooms.values_mut() {
+            let log_len = r.log.len();
+            for (d, ob) in r.outbound.iter_mut() {
+                if let Some(f) = &ob.in_flight {
+                    if f.send_at.is_some_and(|t| t <= now) {
+                        out.push((r.room.clone(), d.clone(), f.body.clone()));
+                    }
+                    continue;
+                }
+                // Next batch of messages for `d`.
+                let mut msgs = Vec::new();
+                let mut upto = ob.next;
+                for e in &r.log[ob.next.min(log_len)..] {
+                    upto = e.seq as usize + 1;
+                    if e.recipients.contains(d) {
+                        msgs.push(e.fanout.clone());
+                        if msgs.len() >= MAX_NOTIFY_BATCH {
+                            break;
+                        }
+                    }
+                }
+                if msgs.is_empty() {
+                    ob.next = upto.max(ob.next);
+                    continue;
+                }
+                let body: Vec<u8> = msgs.concat();
+                ob.in_flight = Some(InFlight {
+                    token: None,
+                    upto,
+                    body: body.clone(),
+                    attempts: 0,
+                    send_at: Some(now),
+                });
+                out.push((r.room.clone(), d.clone(), body));
+            }
+        }
+        out
+    }
+
+    /// The body returned by [`Hub::poll_notify`] for (`room`, `to`) went out with `token`.
+    pub fn notify_sent(&mut self, room: &RoomUri, to: &Domain, token: Token) {
+        if let Some(f) = self
+            .rooms
+            .get_mut(room)
+            .and_then(|r| r.outbound.get_mut(to))
+            .and_then(|o| o.in_flight.as_mut())
+        {
+            f.token = Some(token);
+            f.attempts += 1;
+            f.send_at = None;
+        }
+    }
+
+    /// The outcome of a `/notify`: 201 advances the cursor; anything else schedules a
+    /// retry of the byte-identical body (P§5.5).
+    pub fn notify_result(&mut self, now: Millis, room: &RoomUri, to: &Domain, ok: bool) {
+        let Some(ob) = self
+            .rooms
+            .get_mut(room)
+            .and_then(|r| r.outbound.get_mut(to))
+        else {
+            return;
+        };
+        let Some(f) = ob.in_flight.as_mut() else {
+            return;
+        };
+        if ok {
+            ob.next = f.upto;
+            ob.in_flight = None;
+        } else {
+            let shift = f.attempts.min(10);
+            let delay = (NOTIFY_RETRY_BASE_MS << shift).min(NOTIFY_RETRY_MAX_MS);
+            f.send_at = Some(now + delay);
+            f.token = None;
+        }
+    }
+
+    /// Whether every accepted message has been acknowledged by every recipient.
+    pub fn fanout_idle(&self) -> bool {
+        self.rooms.values().all(|r| {
+            r.outbound
+                .values()
+                .all(|o| o.in_flight.is_none() && r.log[o.next.min(r.log.len())..].is_empty())
+        })
+    }
+}

@@ -1,0 +1,124 @@
+//! One room as its hub keeps it: the public view, the committed state and the hub state,
+//! the proposals accepted in this epoch, muted users, the GroupInfo for joiners, and the
+//! ordered log of accepted messages with a delivery cursor per follower.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
+use crate::io::{Millis, Token};
+use crate::room::{Membership, RoomState};
+
+use super::public_view::PublicView;
+
+/// A proposal the hub accepted in the current epoch (P§7.1).
+#[derive(Debug, Clone)]
+pub struct AcceptedProposal {
+    /// The MLSMessage bytes.
+    pub message: Vec<u8>,
+    /// Its ProposalRef.
+    pub reference: Vec<u8>,
+    pub accepted_at: Millis,
+}
+
+/// One accepted message in hub order.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub timestamp: Millis,
+    /// The encoded FanoutMessage.
+    pub fanout: Vec<u8>,
+    /// The providers it goes to.
+    pub recipients: BTreeSet<Domain>,
+    /// A short description for traces.
+    pub kind: &'static str,
+    pub epoch: u64,
+}
+
+/// A `/notify` in flight to one provider. Retries resend exactly `body` (P§5.5 dedup).
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    pub token: Option<Token>,
+    /// Log index after the last message in `body`.
+    pub upto: usize,
+    pub body: Vec<u8>,
+    pub attempts: u32,
+    /// When to (re)send; `None` while a request is outstanding.
+    pub send_at: Option<Millis>,
+}
+
+/// Delivery state towards one provider.
+#[derive(Debug, Clone, Default)]
+pub struct Outbound {
+    /// Log index of the first message not yet acknowledged.
+    pub next: usize,
+    pub in_flight: Option<InFlight>,
+}
+
+/// A room hosted by this hub.
+pub struct HubRoom {
+    pub room: RoomUri,
+    pub group_id: Vec<u8>,
+    /// `None` under enforcement `off`, or once the view diverged from what was accepted.
+    pub view: Option<PublicView>,
+    pub epoch: u64,
+    /// The room state of the current epoch (from the GroupContext).
+    pub committed: RoomState,
+    /// Committed state plus the accepted pending proposals (P§7.1).
+    pub hub_state: RoomState,
+    pub pending: Vec<AcceptedProposal>,
+    /// Users whose removal or ban was accepted and whose clients are still members.
+    pub muted: BTreeSet<UserUri>,
+    /// The latest committer's GroupInfo (bare struct) and the tree, for `/groupInfo`.
+    pub group_info: Vec<u8>,
+    pub ratchet_tree: Vec<u8>,
+    /// Clients with an authorised `/groupInfo` request (P§5.6).
+    pub authorized_joiners: BTreeSet<ClientUri>,
+    /// Every provider that took part (recipients when the hub has no MLS view).
+    pub known_domains: BTreeSet<Domain>,
+    pub log: Vec<LogEntry>,
+    pub outbound: BTreeMap<Domain, Outbound>,
+    /// Pending adds/removes of clients per user from accepted proposals.
+    pub pending_client_delta: BTreeMap<UserUri, i64>,
+    /// Users added to the list by accepted, uncommitted proposals.
+    pub pending_added: BTreeSet<UserUri>,
+}
+
+impl HubRoom {
+    /// Members per user as the hub sees them now (view members plus accepted,
+    /// uncommitted client changes): the `Membership` the policy engine needs.
+    pub fn membership(&self) -> Membership {
+        let mut clients: BTreeMap<UserUri, u32> = BTreeMap::new();
+        if let Some(v) = &self.view {
+            for (_, c) in v.members() {
+                if let Some(c) = c {
+                    *clients.entry(c.user()).or_default() += 1;
+                }
+            }
+        }
+        for (u, d) in &self.pending_client_delta {
+            let e = clients.entry(u.clone()).or_default();
+            *e = (i64::from(*e) + d).max(0) as u32;
+        }
+        clients.retain(|_, n| *n > 0);
+        let mut m = Membership::new(clients);
+        m.pending_added = self.pending_added.clone();
+        m
+    }
+
+    /// Providers with member clients now.
+    pub fn member_domains(&self) -> BTreeSet<Domain> {
+        match &self.view {
+            Some(v) => v
+                .members()
+                .into_iter()
+                .filter_map(|(_, c)| c.map(|c| c.domain()))
+                .collect(),
+            None => self.known_domains.clone(),
+        }
+    }
+
+    /// Whether `user` has member clients.
+    pub fn has_clients(&self, user: &UserUri) -> bool {
+        self.membership().count(user) > 0
+    }
+}
