@@ -22,4 +22,5 @@ pub mod ids;
 pub mod io;
 pub mod mls;
 pub mod room;
+pub mod server;
 pub mod wire;

@@ -1,0 +1,385 @@
+//! A provider's server: its hub role (rooms it hosts) and its follower role (its users,
+//! rooms hosted elsewhere) behind one MIMI endpoint, as a [`ServerCore`].
+//!
+//! The hub's fan-out to its own provider does not cross the network: it goes straight to
+//! the follower role. A client's request for a room hosted here is handled locally;
+//! otherwise it is relayed to the room's hub (the authority of the room URI).
+
+use std::collections::BTreeMap;
+
+use crate::endpoint::Endpoint;
+use crate::follower::{Follower, FollowerEvent};
+use crate::hub::{EnforcementConfig, Hub, HubEvent};
+use crate::ids::{ClientUri, Domain, RoomUri};
+use crate::io::{
+    status, ClientToProvider, Millis, ProviderToClient, Request, RequestId, Response, ServerCore,
+    ServerOutput, Token, TransportError,
+};
+use crate::mls::SeededProvider;
+use crate::wire::{decode_exact, KeyMaterialRequest};
+
+/// What an outgoing request was for.
+#[derive(Debug, Clone)]
+enum Pending {
+    /// Hub fan-out.
+    Notify { room: RoomUri, to: Domain },
+    /// A client's request relayed to a remote hub.
+    Relay { client: ClientUri, corr: u64 },
+    /// `/keyMaterial` forwarded by this hub for a follower's request.
+    KeyForward { id: RequestId, target: Domain },
+    /// `/keyMaterial` forwarded by this hub for a local client's request.
+    ClientKeyForward {
+        client: ClientUri,
+        corr: u64,
+        target: Domain,
+    },
+}
+
+/// Events of both roles, for the trace and the oracles.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum ServerEvent {
+    Hub(HubEvent),
+    Follower(FollowerEvent),
+}
+
+/// One provider's server.
+pub struct Server {
+    domain: Domain,
+    pub hub: Hub,
+    pub follower: Follower,
+    next_token: Token,
+    pending: BTreeMap<Token, Pending>,
+}
+
+impl Server {
+    pub fn new(domain: Domain, run_seed: u64, enforcement: EnforcementConfig) -> Self {
+        let hub = Hub::new(domain.clone(), run_seed, enforcement);
+        let follower = Follower::new(
+            domain.clone(),
+            SeededProvider::for_node(run_seed, &format!("follower:{domain}")),
+        );
+        Server {
+            domain,
+            hub,
+            follower,
+            next_token: 1,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// Events of both roles since the last call (hub first).
+    pub fn take_events(&mut self) -> Vec<ServerEvent> {
+        let mut v: Vec<ServerEvent> = self
+            .hub
+            .take_events()
+            .into_iter()
+            .map(ServerEvent::Hub)
+            .collect();
+        v.extend(
+            self.follower
+                .take_events()
+                .into_iter()
+                .map(ServerEvent::Follower),
+        );
+        v
+    }
+
+    fn send(
+        &mut self,
+        out: &mut Vec<ServerOutput>,
+        to: Domain,
+        endpoint: Endpoint,
+        body: Vec<u8>,
+        p: Pending,
+    ) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.pending.insert(token, p);
+        out.push(ServerOutput::Send {
+            token,
+            request: Request {
+                from: self.domain.clone(),
+                to,
+                endpoint,
+                body,
+            },
+        });
+    }
+
+    fn reply(out: &mut Vec<ServerOutput>, client: ClientUri, corr: u64, response: Response) {
+        out.push(ServerOutput::ToClient {
+            client,
+            message: ProviderToClient::Reply { corr, response },
+        });
+    }
+
+    /// Hand accepted messages to the network (or, for our own provider, to the follower).
+    fn flush(&mut self, now: Millis, out: &mut Vec<ServerOutput>) {
+        // Local deliveries can produce no further hub work, but loop defensively.
+        for _ in 0..4 {
+            let batch = self.hub.poll_notify(now);
+            if batch.is_empty() {
+                return;
+            }
+            for (room, to, body) in batch {
+                if to == self.domain {
+                    let (resp, deliveries) = self.follower.notify(&room, &body);
+                    for (client, message) in deliveries {
+                        out.push(ServerOutput::ToClient { client, message });
+                    }
+                    self.hub.notify_sent(&room, &to, 0);
+                    self.hub
+                        .notify_result(now, &room, &to, resp.status == status::CREATED);
+                } else {
+                    let token = self.next_token;
+                    self.hub.notify_sent(&room, &to, token);
+                    self.send(
+                        out,
+                        to.clone(),
+                        Endpoint::Notify(room.clone()),
+                        body,
+                        Pending::Notify { room, to },
+                    );
+                }
+            }
+        }
+    }
+
+    fn key_material_room(body: &[u8]) -> Option<RoomUri> {
+        let req: KeyMaterialRequest = decode_exact(body).ok()?;
+        RoomUri::from_bytes(req.tbs.room_id.as_bytes()).ok()
+    }
+
+    fn local(
+        &mut self,
+        now: Millis,
+        from: &Domain,
+        endpoint: &Endpoint,
+        body: &[u8],
+    ) -> Option<Response> {
+        match endpoint {
+            Endpoint::Update(room) if self.hub.hosts(room) => {
+                Some(self.hub.update(now, from, room, body))
+            }
+            Endpoint::SubmitMessage(room) if self.hub.hosts(room) => {
+                Some(self.hub.submit(now, from, room, body))
+            }
+            Endpoint::GroupInfo(room) if self.hub.hosts(room) => {
+                Some(self.hub.group_info(from, room, body))
+            }
+            Endpoint::Update(r) | Endpoint::SubmitMessage(r) | Endpoint::GroupInfo(r) => {
+                Some(Response::error(
+                    status::NOT_FOUND,
+                    format!("{} is not the hub of {r}", self.domain),
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl ServerCore for Server {
+    fn domain(&self) -> &Domain {
+        &self.domain
+    }
+
+    fn on_request(&mut self, now: Millis, id: RequestId, request: Request) -> Vec<ServerOutput> {
+        let mut out = Vec::new();
+        let from = request.from.clone();
+        match &request.endpoint {
+            Endpoint::Notify(room) => {
+                let (response, deliveries) = self.follower.notify(room, &request.body);
+                out.push(ServerOutput::Respond { id, response });
+                for (client, message) in deliveries {
+                    out.push(ServerOutput::ToClient { client, message });
+                }
+            }
+            Endpoint::KeyMaterial(user) if user.domain() == self.domain => {
+                let response = self.follower.key_material(user, &request.body);
+                out.push(ServerOutput::Respond { id, response });
+            }
+            Endpoint::KeyMaterial(user) => match Self::key_material_room(&request.body) {
+                Some(room) if self.hub.hosts(&room) => {
+                    let target = user.domain();
+                    self.send(
+                        &mut out,
+                        target.clone(),
+                        request.endpoint.clone(),
+                        request.body.clone(),
+                        Pending::KeyForward { id, target },
+                    );
+                }
+                _ => out.push(ServerOutput::Respond {
+                    id,
+                    response: Response::error(
+                        status::NOT_FOUND,
+                        "keyMaterial for a user elsewhere must name a room hosted here (P§5.2)",
+                    ),
+                }),
+            },
+            e => {
+                let response = self
+                    .local(now, &from, e, &request.body)
+                    .unwrap_or_else(|| Response::error(status::NOT_FOUND, "unknown endpoint"));
+                out.push(ServerOutput::Respond { id, response });
+            }
+        }
+        self.flush(now, &mut out);
+        out
+    }
+
+    fn on_response(
+        &mut self,
+        now: Millis,
+        token: Token,
+        result: Result<Response, TransportError>,
+    ) -> Vec<ServerOutput> {
+        let mut out = Vec::new();
+        match self.pending.remove(&token) {
+            Some(Pending::Notify { room, to }) => {
+                let ok = matches!(&result, Ok(r) if r.status == status::CREATED);
+                self.hub.notify_result(now, &room, &to, ok);
+            }
+            Some(Pending::Relay { client, corr }) => {
+                let response =
+                    result.unwrap_or_else(|e| Response::error(status::UNAVAILABLE, e.to_string()));
+                Self::reply(&mut out, client, corr, response);
+            }
+            Some(Pending::KeyForward { id, target }) => {
+                let response =
+                    result.unwrap_or_else(|e| Response::error(status::UNAVAILABLE, e.to_string()));
+                if response.status == status::OK {
+                    self.hub.record_key_material(&target, &response.body);
+                }
+                out.push(ServerOutput::Respond { id, response });
+            }
+            Some(Pending::ClientKeyForward {
+                client,
+                corr,
+                target,
+            }) => {
+                let response =
+                    result.unwrap_or_else(|e| Response::error(status::UNAVAILABLE, e.to_string()));
+                if response.status == status::OK {
+                    self.hub.record_key_material(&target, &response.body);
+                }
+                Self::reply(&mut out, client, corr, response);
+            }
+            None => {}
+        }
+        self.flush(now, &mut out);
+        out
+    }
+
+    fn on_client(
+        &mut self,
+        now: Millis,
+        client: &ClientUri,
+        message: ClientToProvider,
+    ) -> Vec<ServerOutput> {
+        let mut out = Vec::new();
+        if client.domain() != self.domain {
+            return out;
+        }
+        match message {
+            ClientToProvider::PublishKeyPackages { key_packages } => {
+                self.follower.publish_key_packages(client, &key_packages);
+            }
+            ClientToProvider::LeaveRoom { room } => self.follower.unsubscribe(&room, client),
+            ClientToProvider::CreateRoom {
+                corr,
+                room,
+                group_info,
+                ratchet_tree,
+            } => {
+                let response = if room.domain() != self.domain {
+                    Response::error(
+                        status::BAD_REQUEST,
+                        format!("room {room} is not a room of {}", self.domain),
+                    )
+                } else {
+                    match self
+                        .hub
+                        .create_room(&room, client, &group_info, &ratchet_tree)
+                    {
+                        Ok(()) => {
+                            self.follower.subscribe(&room, client);
+                            Response::empty(status::OK)
+                        }
+                        Err(e) => Response::error(status::BAD_REQUEST, e),
+                    }
+                };
+                Self::reply(&mut out, client.clone(), corr, response);
+            }
+            ClientToProvider::Relay {
+                corr,
+                endpoint,
+                body,
+            } => {
+                let room = match &endpoint {
+                    Endpoint::KeyMaterial(_) => Self::key_material_room(&body),
+                    e => e.room().cloned(),
+                };
+                let Some(room) = room else {
+                    Self::reply(
+                        &mut out,
+                        client.clone(),
+                        corr,
+                        Response::error(status::BAD_REQUEST, "request names no room"),
+                    );
+                    return out;
+                };
+                if !matches!(endpoint, Endpoint::KeyMaterial(_)) {
+                    self.follower.subscribe(&room, client);
+                }
+                let hub = room.domain();
+                let own = self.domain.clone();
+                match &endpoint {
+                    Endpoint::KeyMaterial(user) if hub == own => {
+                        if user.domain() == own {
+                            let r = self.follower.key_material(user, &body);
+                            Self::reply(&mut out, client.clone(), corr, r);
+                        } else {
+                            let target = user.domain();
+                            self.send(
+                                &mut out,
+                                target.clone(),
+                                endpoint.clone(),
+                                body,
+                                Pending::ClientKeyForward {
+                                    client: client.clone(),
+                                    corr,
+                                    target,
+                                },
+                            );
+                        }
+                    }
+                    _ if hub == own => {
+                        let r = self.local(now, &own, &endpoint, &body).unwrap_or_else(|| {
+                            Response::error(status::NOT_FOUND, "unknown endpoint")
+                        });
+                        Self::reply(&mut out, client.clone(), corr, r);
+                    }
+                    _ => self.send(
+                        &mut out,
+                        hub,
+                        endpoint,
+                        body,
+                        Pending::Relay {
+                            client: client.clone(),
+                            corr,
+                        },
+                    ),
+                }
+            }
+        }
+        self.flush(now, &mut out);
+        out
+    }
+
+    fn on_tick(&mut self, now: Millis) -> Vec<ServerOutput> {
+        let mut out = Vec::new();
+        self.flush(now, &mut out);
+        out
+    }
+}
