@@ -234,9 +234,18 @@ impl Member {
             .map_err(build)?
             .finalize(provider)
             .map_err(build)?;
-        let mut out = out_bundle(&group, &bundle, 1)?;
-        out.ratchet_tree = ser(&group.export_ratchet_tree())?;
-        Ok((Member { group }, out))
+        let member = Member { group };
+        // The external commit builder makes no GroupInfo; the joiner signs one for the
+        // epoch it created (it is already merged).
+        let out = CommitOutput {
+            commit: ser(bundle.commit())?,
+            welcome: None,
+            group_info: member.group_info(provider, identity)?,
+            ratchet_tree: ser(&member.group.export_ratchet_tree())?,
+            new_epoch: member.epoch(),
+            attempts: 1,
+        };
+        Ok((member, out))
     }
 
     pub fn group(&self) -> &MlsGroup {

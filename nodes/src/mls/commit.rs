@@ -44,6 +44,8 @@ pub struct CommitPlan {
     pub consume_proposal_store: bool,
     /// Include an UpdatePath even if no proposal requires one.
     pub force_self_update: bool,
+    /// A GroupContextExtensions proposal (replaces the whole extension list).
+    pub group_context_extensions: Option<Extensions<GroupContext>>,
 }
 
 /// Errors from building a commit.
@@ -113,8 +115,13 @@ pub fn stage_canonical_commit(
     let snapshot = provider.seeded_crypto().snapshot();
     for attempt in 1..=MAX_COMMIT_ATTEMPTS {
         provider.seeded_crypto().restore(&snapshot);
-        let mut builder = group
-            .commit_builder()
+        let mut initial = group.commit_builder();
+        if let Some(exts) = &plan.group_context_extensions {
+            initial = initial
+                .propose_group_context_extensions(exts.clone())
+                .map_err(mls)?;
+        }
+        let mut builder = initial
             .consume_proposal_store(plan.consume_proposal_store)
             .force_self_update(plan.force_self_update)
             .propose_adds(plan.adds.iter().cloned())
