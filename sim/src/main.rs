@@ -49,6 +49,13 @@ enum VectorsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// MIMI content messages (CBOR, draft-ietf-mimi-content-08): print each file's
+    /// message ID in hex; exit 2 if any file cannot be read or is not valid content.
+    Content {
+        /// One or more `.cbor` files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// The JSON output of `vectors mls`: the file and the report's totals.
@@ -65,7 +72,32 @@ fn main() -> ExitCode {
         Command::Vectors {
             kind: VectorsCommand::Mls { file, json },
         } => vectors_mls(&file, json),
+        Command::Vectors {
+            kind: VectorsCommand::Content { files },
+        } => vectors_content(&files),
     }
+}
+
+fn vectors_content(files: &[PathBuf]) -> ExitCode {
+    let mut code = EXIT_AGREE;
+    for file in files {
+        let bytes = match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("mimi-sim: cannot read {}: {e}", file.display());
+                code = EXIT_BAD_INPUT;
+                continue;
+            }
+        };
+        match nodes::content::message_id(&bytes) {
+            Ok(id) => println!("{}  {}", hex::encode(id), file.display()),
+            Err(e) => {
+                eprintln!("mimi-sim: {}: not a MIMI content message: {e}", file.display());
+                code = EXIT_BAD_INPUT;
+            }
+        }
+    }
+    ExitCode::from(code)
 }
 
 fn vectors_mls(file: &Path, json: bool) -> ExitCode {
