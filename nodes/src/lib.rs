@@ -24,3 +24,4 @@ pub mod mls;
 pub mod room;
 pub mod server;
 pub mod wire;
+pub mod world;

@@ -92,7 +92,10 @@ fn vectors_content(files: &[PathBuf]) -> ExitCode {
         match nodes::content::message_id(&bytes) {
             Ok(id) => println!("{}  {}", hex::encode(id), file.display()),
             Err(e) => {
-                eprintln!("mimi-sim: {}: not a MIMI content message: {e}", file.display());
+                eprintln!(
+                    "mimi-sim: {}: not a MIMI content message: {e}",
+                    file.display()
+                );
                 code = EXIT_BAD_INPUT;
             }
         }

@@ -4,16 +4,28 @@
 use std::process::Command;
 
 fn shared(name: &str) -> String {
-    format!("{}/../../shared/testdata/mimi-content/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../../shared/testdata/mimi-content/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 #[test]
 fn prints_the_message_ids_of_the_drafts_examples() {
     let out = Command::new(env!("CARGO_BIN_EXE_mimi-sim"))
-        .args(["vectors", "content", &shared("original.cbor"), &shared("reply.cbor")])
+        .args([
+            "vectors",
+            "content",
+            &shared("original.cbor"),
+            &shared("reply.cbor"),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     // The IDs written in the examples' .edn headers (draft-ietf-mimi-content-08).
     assert!(text.contains("017ce54837404c3696e0c747b985cb172716d0ed0a3d249ca63ace7d82a096f4"));
@@ -23,10 +35,18 @@ fn prints_the_message_ids_of_the_drafts_examples() {
 #[test]
 fn bad_files_exit_2_naming_the_file() {
     let out = Command::new(env!("CARGO_BIN_EXE_mimi-sim"))
-        .args(["vectors", "content", &shared("original.edn"), "/nonexistent.cbor"])
+        .args([
+            "vectors",
+            "content",
+            &shared("original.edn"),
+            "/nonexistent.cbor",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("original.edn") && err.contains("/nonexistent.cbor"), "{err}");
+    assert!(
+        err.contains("original.edn") && err.contains("/nonexistent.cbor"),
+        "{err}"
+    );
 }
