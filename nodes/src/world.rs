@@ -105,6 +105,18 @@ impl MemoryWorld {
         Ok(())
     }
 
+    /// Give a client a command without running: several queued commands race, as
+    /// concurrent users do. Call [`MemoryWorld::run`] afterwards.
+    pub fn queue_command(&mut self, client: &ClientUri, cmd: Command) -> Result<(), ClientError> {
+        let c = self
+            .clients
+            .get_mut(client)
+            .ok_or_else(|| ClientError::Other(format!("no client {client}")))?;
+        let out = c.command(self.now, cmd)?;
+        self.client_outputs(client, out);
+        Ok(())
+    }
+
     fn client_outputs(&mut self, client: &ClientUri, out: Vec<ClientOutput>) {
         for o in out {
             let ClientOutput::ToProvider(message) = o;

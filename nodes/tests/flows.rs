@@ -258,3 +258,141 @@ fn run_flows(seed: u64, level: Enforcement) -> MemoryWorld {
     assert!(failed.is_empty(), "failed operations: {failed:?}");
     w
 }
+
+/// Role change, kick, removal of another user, and two members committing at once: one
+/// gets `wrongEpoch`, catches up and retries (P§5.3).
+#[test]
+fn roles_kicks_removals_and_concurrent_commits() {
+    let (mut w, n) = world(3, Enforcement::Full);
+    let dave = UserUri::new(&Domain::new("b.example").unwrap(), "dave")
+        .unwrap()
+        .client("1")
+        .unwrap();
+    w.add_client(&dave, 2);
+    w.run();
+    let hub_sender = w.server(&n.a).hub.external_sender();
+    let room = n.room.clone();
+    w.command(
+        &n.alice,
+        Command::CreateRoom {
+            room: room.clone(),
+            preset: RolePreset::Cooperative,
+            hub_sender,
+        },
+    )
+    .unwrap();
+    w.command(
+        &n.alice,
+        Command::AddUser {
+            room: room.clone(),
+            user: n.bob.user(),
+            role: None,
+        },
+    )
+    .unwrap();
+    w.command(
+        &n.alice,
+        Command::AddUser {
+            room: room.clone(),
+            user: dave.user(),
+            role: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(check_agreement(&w, &room), 2);
+
+    // Alice makes Dave a group admin (RP§8.1.3).
+    w.command(
+        &n.alice,
+        Command::ChangeRole {
+            room: room.clone(),
+            user: dave.user(),
+            role: 3,
+        },
+    )
+    .unwrap();
+    assert_eq!(check_agreement(&w, &room), 3);
+    let state = |w: &MemoryWorld| {
+        let v = w
+            .server(&n.a)
+            .hub
+            .room(&room)
+            .unwrap()
+            .view
+            .as_ref()
+            .unwrap()
+            .dictionary();
+        RoomState::from_dictionary(&v).unwrap()
+    };
+    assert_eq!(state(&w).role_of(&dave.user()), 3);
+
+    // Two members commit at the same time: both end up applied, one after a retry.
+    w.queue_command(&n.alice, Command::SelfUpdate { room: room.clone() })
+        .unwrap();
+    w.queue_command(&n.bob, Command::SelfUpdate { room: room.clone() })
+        .unwrap();
+    w.run();
+    assert_eq!(check_agreement(&w, &room), 5);
+    let wrong_epoch = w.server_events.iter().any(|(_, e)| {
+        matches!(e, nodes::server::ServerEvent::Hub(nodes::hub::HubEvent::Rejected { code, .. }) if code == "wrongEpoch")
+    });
+    assert!(
+        wrong_epoch,
+        "one of the racing commits must have met wrongEpoch"
+    );
+
+    // Dave kicks Bob: Bob's client goes, Bob stays a participant (RP§2.1).
+    w.command(
+        &dave,
+        Command::Kick {
+            room: room.clone(),
+            user: n.bob.user(),
+        },
+    )
+    .unwrap();
+    assert_eq!(check_agreement(&w, &room), 6);
+    assert!(state(&w).is_participant(&n.bob.user()));
+    assert!(
+        w.client(&n.bob).room_view(&room).is_none(),
+        "Bob's client was removed"
+    );
+
+    // Dave is the only group admin, whose role has minimum participants 1 (RP§3): the hub
+    // refuses his removal and nothing changes.
+    w.command(
+        &n.alice,
+        Command::RemoveUser {
+            room: room.clone(),
+            user: dave.user(),
+        },
+    )
+    .unwrap();
+    assert_eq!(check_agreement(&w, &room), 6);
+    let refused = w.client_events.iter().any(|(c, e)| {
+        c == &n.alice && matches!(e, ClientEvent::OpFailed { op: "remove-user", reason, .. } if reason.contains("inimum"))
+    });
+    assert!(
+        refused,
+        "removing the last group admin must be refused by policy"
+    );
+    w.client_events
+        .retain(|(_, e)| !matches!(e, ClientEvent::OpFailed { .. }));
+
+    // Alice removes Bob, now an inactive participant, from the list (RP§8.1.2).
+    w.command(
+        &n.alice,
+        Command::RemoveUser {
+            room: room.clone(),
+            user: n.bob.user(),
+        },
+    )
+    .unwrap();
+    assert_eq!(check_agreement(&w, &room), 7);
+    assert!(!state(&w).is_participant(&n.bob.user()));
+    let failed: Vec<_> = w
+        .client_events
+        .iter()
+        .filter(|(_, e)| matches!(e, ClientEvent::OpFailed { .. }))
+        .collect();
+    assert!(failed.is_empty(), "failed operations: {failed:?}");
+}

@@ -336,3 +336,145 @@ impl Follower {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mls::config::Identity;
+    use crate::wire::{FanoutMessage, MlsMessageBytes};
+    use openmls::prelude::tls_codec::Serialize as _;
+
+    fn follower() -> (Follower, ClientUri) {
+        let d = Domain::new("b.example").unwrap();
+        let f = Follower::new(d.clone(), SeededProvider::for_node(1, "follower:b"));
+        (f, UserUri::new(&d, "bob").unwrap().client("1").unwrap())
+    }
+
+    fn key_material_request(target: &UserUri, room: &RoomUri) -> Vec<u8> {
+        let p = SeededProvider::for_node(1, "requester");
+        let c: ClientUri = "mimi://a.example/d/alice/1".parse().unwrap();
+        let id = Identity::for_client(&p, &c).unwrap();
+        let rc = match crate::mls::config::required_capabilities() {
+            openmls::prelude::Extension::RequiredCapabilities(r) => r,
+            _ => unreachable!(),
+        };
+        let tbs = crate::wire::KeyMaterialRequestTbs {
+            protocol: Protocol::Mls10,
+            requesting_user: IdentifierUri::from(&c.user()),
+            target_user: IdentifierUri::from(target),
+            room_id: IdentifierUri::from(room),
+            acceptable_ciphersuites: vec![crate::mls::CIPHERSUITE.into()],
+            required_capabilities: crate::wire::RequiredCapabilitiesBytes::from_openmls(&rc)
+                .unwrap(),
+            requester_signature_key: crate::wire::SignaturePublicKeyBytes::from_openmls(
+                &id.credential_with_key.signature_key,
+            )
+            .unwrap(),
+            requester_credential: crate::wire::CredentialBytes::from_openmls(
+                &id.credential_with_key.credential,
+            )
+            .unwrap(),
+        };
+        encode(&KeyMaterialRequest::sign(tbs, &id.signer).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn key_packages_are_handed_out_once_each() {
+        let (mut f, bob) = follower();
+        let p = SeededProvider::for_node(1, bob.as_str());
+        let id = Identity::for_client(&p, &bob).unwrap();
+        let kps: Vec<Vec<u8>> = (0..2)
+            .map(|_| {
+                id.key_package(&p)
+                    .unwrap()
+                    .key_package()
+                    .tls_serialize_detached()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(f.publish_key_packages(&bob, &kps), 2);
+        let room: RoomUri = "mimi://a.example/r/x".parse().unwrap();
+        let body = key_material_request(&bob.user(), &room);
+        let mut seen = Vec::new();
+        for want in [
+            KeyMaterialUserCode::Success,
+            KeyMaterialUserCode::Success,
+            KeyMaterialUserCode::NoCompatibleMaterial,
+        ] {
+            let r = f.key_material(&bob.user(), &body);
+            let resp: KeyMaterialResponse = decode_exact(&r.body).unwrap();
+            assert_eq!(resp.user_status, want);
+            resp.check_rules().unwrap();
+            for c in resp.clients {
+                if let ClientMaterial::Success(kp) = c.material {
+                    assert!(
+                        !seen.contains(&kp.as_bytes().to_vec()),
+                        "a KeyPackage handed out twice"
+                    );
+                    seen.push(kp.as_bytes().to_vec());
+                }
+            }
+        }
+        assert_eq!(seen.len(), 2);
+        // A tampered request does not verify.
+        let mut bad = body.clone();
+        let n = bad.len();
+        bad[n - 3] ^= 1;
+        assert_eq!(
+            f.key_material(&bob.user(), &bad).status,
+            status::BAD_REQUEST
+        );
+        // Unknown user, malformed body.
+        let eve = UserUri::new(f.domain(), "eve").unwrap();
+        let r: KeyMaterialResponse = decode_exact(
+            &f.key_material(&eve, &key_material_request(&eve, &room))
+                .body,
+        )
+        .unwrap();
+        assert_eq!(r.user_status, KeyMaterialUserCode::UserUnknown);
+        assert_eq!(
+            f.key_material(&eve, b"\x00\x01").status,
+            status::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn byte_identical_notify_is_processed_once() {
+        let (mut f, bob) = follower();
+        let room: RoomUri = "mimi://a.example/r/x".parse().unwrap();
+        f.subscribe(&room, &bob);
+        // Any real MLS message will do; a KeyPackage-less PublicMessage proposal is simplest
+        // to get from the wire tests' helpers, so use a SelfRemove from a tiny group.
+        let p = SeededProvider::for_node(3, "a");
+        let c: ClientUri = "mimi://a.example/d/alice/1".parse().unwrap();
+        let id = Identity::for_client(&p, &c).unwrap();
+        let hub = Identity::for_server(&p, &Domain::new("a.example").unwrap()).unwrap();
+        let mut m = crate::client::Member::create(
+            &p,
+            &id,
+            room.as_bytes(),
+            Default::default(),
+            hub.external_sender(),
+        )
+        .unwrap();
+        let msg = m.propose_self_remove(&p, &id).unwrap();
+        let fm = FanoutMessage {
+            timestamp: 5,
+            message: MlsMessageBytes::from_bytes(&msg).unwrap(),
+            body: FanoutBody::Proposal {
+                more_proposals: vec![],
+            },
+        };
+        let body = encode(&fm).unwrap();
+        let (r1, d1) = f.notify(&room, &body);
+        let (r2, d2) = f.notify(&room, &body);
+        assert_eq!((r1.status, r2.status), (status::CREATED, status::CREATED));
+        assert_eq!(d1.len(), 1);
+        assert!(d2.is_empty(), "a retry must not be delivered again");
+        assert!(matches!(
+            f.take_events().last(),
+            Some(FollowerEvent::NotifyDuplicate { .. })
+        ));
+        assert_eq!(f.notify(&room, b"garbage").0.status, status::BAD_REQUEST);
+    }
+}
