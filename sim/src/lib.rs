@@ -8,5 +8,6 @@
 //! * [`net`] — runs any `nodes::io::ServerCore` as a turmoil host speaking HTTP/1.1
 //!   (hyper) over turmoil TCP.
 
+pub mod demo;
 pub mod net;
 pub mod vectors;
