@@ -583,3 +583,35 @@ fn group_info_requests_only_for_authorised_requesters() {
         }
     }
 }
+
+#[test]
+fn mute_rejects_messages_of_a_leaving_user() {
+    for (level, accepted) in [(Enforcement::Full, false), (Enforcement::Off, true)] {
+        let mut f = Fixture::new(level, true);
+        let bob = f.bob.member.as_mut().unwrap();
+        // Encrypt before proposing (openmls blocks messages while proposals are pending).
+        let msg = bob
+            .encrypt(&f.bob.provider, &f.bob.id, b"last words")
+            .unwrap();
+        assert!(matches!(bob_leaves(&mut f), UpdateOutcome::Success { .. }));
+        let req = SubmitMessageRequest {
+            protocol: Protocol::Mls10,
+            app_message: MlsMessageBytes::from_bytes(&msg).unwrap(),
+            sending_uri: IdentifierUri::from(&f.bob.uri.user()),
+        };
+        let r = f
+            .hub
+            .submit(T0 + 500, &f.b.clone(), &f.room, &encode(&req).unwrap());
+        let o = decode_exact::<SubmitMessageResponse>(&r.body)
+            .unwrap()
+            .outcome;
+        assert_eq!(
+            matches!(o, SubmitOutcome::Accepted { .. }),
+            accepted,
+            "{level:?}: {o:?}"
+        );
+        if !accepted {
+            assert_eq!(last_rule(&mut f.hub), Some("mute"));
+        }
+    }
+}

@@ -76,10 +76,7 @@ fn member_process_commit(m: &mut Member, commit: &[u8]) {
         ProcessedMessageContent::UnresolvedAppDataCommit(u) => {
             let updates = app_data::resolve(
                 group.app_data_dictionary_updater(),
-                u.app_data_update_proposals()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .iter(),
+                u.app_data_update_proposals(),
                 &Append,
             )
             .unwrap();
@@ -101,10 +98,7 @@ fn hub_process_commit(hub: &mut (PublicGroup, SeededProvider), commit: &[u8]) {
         ProcessedMessageContent::UnresolvedAppDataCommit(u) => {
             let updates = app_data::resolve(
                 pg.app_data_dictionary_updater(),
-                u.app_data_update_proposals()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .iter(),
+                u.app_data_update_proposals(),
                 &Append,
             )
             .unwrap();

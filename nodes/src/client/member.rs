@@ -475,10 +475,7 @@ impl Member {
             ProcessedMessageContent::UnresolvedAppDataCommit(u) => {
                 let updates = app_data::resolve(
                     self.group.app_data_dictionary_updater(),
-                    u.app_data_update_proposals()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .iter(),
+                    u.app_data_update_proposals(),
                     logic,
                 )?;
                 let staged = self

@@ -842,37 +842,40 @@ impl Hub {
         let config = self.config.clone();
         let outcome = (|| {
             if info.group_id.as_deref() != Some(r.group_id.as_slice()) {
-                return Err(SubmitOutcome::NotAllowed);
+                return Err((SubmitOutcome::NotAllowed, None));
             }
             if config.tracks_mls() && info.wire_format != WireFormatKind::PrivateMessage {
-                return Err(SubmitOutcome::NotAllowed);
+                return Err((SubmitOutcome::NotAllowed, Some(Rule::MlsValid)));
             }
             match info.epoch {
                 Some(e) if e < r.epoch => {
-                    return Err(SubmitOutcome::EpochTooOld {
-                        current_epoch: r.epoch,
-                    })
+                    return Err((
+                        SubmitOutcome::EpochTooOld {
+                            current_epoch: r.epoch,
+                        },
+                        None,
+                    ))
                 }
-                Some(e) if e > r.epoch => return Err(SubmitOutcome::NotAllowed),
-                None => return Err(SubmitOutcome::NotAllowed),
+                Some(e) if e > r.epoch => return Err((SubmitOutcome::NotAllowed, None)),
+                None => return Err((SubmitOutcome::NotAllowed, None)),
                 _ => {}
+            }
+            if config.on(Rule::Mute) {
+                if let Ok(user) = UserUri::from_bytes(req.sending_uri.as_bytes()) {
+                    if r.muted.contains(&user) {
+                        return Err((SubmitOutcome::NotAllowed, Some(Rule::Mute)));
+                    }
+                }
             }
             if config.on(Rule::SubmitSender) {
                 let user = UserUri::from_bytes(req.sending_uri.as_bytes())
-                    .map_err(|_| SubmitOutcome::NotAllowed)?;
+                    .map_err(|_| (SubmitOutcome::NotAllowed, Some(Rule::SubmitSender)))?;
                 let ok = user.domain() == *from
                     && r.hub_state.is_participant(&user)
                     && r.has_clients(&user)
                     && r.hub_state.can_send_message(&user);
                 if !ok {
-                    return Err(SubmitOutcome::NotAllowed);
-                }
-            }
-            if config.on(Rule::Mute) {
-                if let Ok(user) = UserUri::from_bytes(req.sending_uri.as_bytes()) {
-                    if r.muted.contains(&user) {
-                        return Err(SubmitOutcome::NotAllowed);
-                    }
+                    return Err((SubmitOutcome::NotAllowed, Some(Rule::SubmitSender)));
                 }
             }
             Ok(())
@@ -901,10 +904,10 @@ impl Hub {
                     frank: None,
                 }
             }
-            Err(o) => {
+            Err((o, rule)) => {
                 let rej = Rejection {
                     code: RejectCode::NotAllowed,
-                    rule: Some(Rule::SubmitSender),
+                    rule,
                     reason: format!("{o:?} for sendingUri {}", req.sending_uri.display()),
                 };
                 self.rejected(room, "submitMessage", &rej);

@@ -349,10 +349,7 @@ impl PublicView {
             ProcessedMessageContent::UnresolvedAppDataCommit(u) => {
                 let updates = app_data::resolve(
                     self.group.app_data_dictionary_updater(),
-                    u.app_data_update_proposals()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .iter(),
+                    u.app_data_update_proposals(),
                     logic,
                 )?;
                 self.group
