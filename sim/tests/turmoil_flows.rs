@@ -69,6 +69,133 @@ impl World<'_> {
     }
 }
 
+struct Cast {
+    a: Domain,
+    alice: ClientUri,
+    bob: ClientUri,
+    cathy1: ClientUri,
+    cathy2: ClientUri,
+    room: RoomUri,
+}
+
+fn cast() -> Cast {
+    let d = |s: &str| Domain::new(s).unwrap();
+    let (a, b, c) = (d("a.example"), d("b.example"), d("c.example"));
+    let cl = |dom: &Domain, u: &str, dev: &str| UserUri::new(dom, u).unwrap().client(dev).unwrap();
+    Cast {
+        alice: cl(&a, "alice", "1"),
+        bob: cl(&b, "bob", "1"),
+        cathy1: cl(&c, "cathy", "1"),
+        cathy2: cl(&c, "cathy", "2"),
+        room: RoomUri::new(&a, "clubhouse").unwrap(),
+        a,
+    }
+}
+
+fn world<'a>(seed: u64, trace: &Trace) -> World<'a> {
+    let mut builder = net::sim_builder(seed);
+    builder
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(20));
+    let mut sim = builder.build();
+    let mut hosts = BTreeMap::new();
+    for name in ["a.example", "b.example", "c.example"] {
+        let dom = Domain::new(name).unwrap();
+        let dd = dom.clone();
+        let h = net::spawn_host(
+            &mut sim,
+            dom.clone(),
+            HostConfig::default(),
+            trace,
+            move || Server::new(dd.clone(), seed, EnforcementConfig::new(Enforcement::Full)),
+        );
+        hosts.insert(dom, h);
+    }
+    let n = cast();
+    let mut w = World {
+        sim,
+        hosts,
+        clients: BTreeMap::new(),
+        events: Vec::new(),
+    };
+    for c in [&n.alice, &n.bob, &n.cathy1, &n.cathy2] {
+        w.add_client(seed, c);
+    }
+    w.settle(100);
+    w
+}
+
+/// A partition between the hub and Bob's provider while Cathy sends: the hub's `/notify`
+/// fails and is retried with the byte-identical body; after the repair Bob receives the
+/// message exactly once (P§5.5).
+#[test]
+fn notify_is_retried_across_a_partition_and_delivered_once() {
+    let seed = 9;
+    let trace = Trace::new();
+    let mut w = world(seed, &trace);
+    let n = cast();
+    let hub_sender =
+        nodes::hub::Hub::new(n.a.clone(), seed, EnforcementConfig::new(Enforcement::Full))
+            .external_sender();
+    w.command(
+        &n.alice,
+        Command::CreateRoom {
+            room: n.room.clone(),
+            preset: RolePreset::Cooperative,
+            hub_sender,
+        },
+    );
+    w.command(
+        &n.alice,
+        Command::AddUser {
+            room: n.room.clone(),
+            user: n.bob.user(),
+            role: Some(3),
+        },
+    );
+    w.command(
+        &n.bob,
+        Command::AddUser {
+            room: n.room.clone(),
+            user: n.cathy1.user(),
+            role: None,
+        },
+    );
+    w.sim.partition("a.example", "b.example");
+    w.command(
+        &n.cathy1,
+        Command::Send {
+            room: n.room.clone(),
+            text: "through the storm".into(),
+        },
+    );
+    let count = |w: &World, by: &ClientUri| {
+        w.events
+            .iter()
+            .filter(|(c, e)| c == by && matches!(e, ClientEvent::MessageReceived { text, .. } if text == "through the storm"))
+            .count()
+    };
+    assert_eq!(count(&w, &n.alice), 1, "the hub's own provider got it");
+    assert_eq!(count(&w, &n.bob), 0, "Bob's provider is cut off");
+    w.sim.repair("a.example", "b.example");
+    w.settle(15_000);
+    assert_eq!(count(&w, &n.bob), 1, "delivered once after the repair");
+    let failed_attempts = trace
+        .events()
+        .iter()
+        .filter(|e| e.host == n.a && matches!(&e.what, net::What::Outcome { result: Err(_), .. }))
+        .count();
+    assert!(
+        failed_attempts >= 1,
+        "the hub's /notify to b.example failed and was retried"
+    );
+    let v = w.clients[&n.bob].room_view(&n.room).unwrap();
+    assert_eq!(
+        v.epoch,
+        w.clients[&n.cathy1].room_view(&n.room).unwrap().epoch
+    );
+}
+
 fn run(seed: u64) -> Vec<(ClientUri, ClientEvent)> {
     let d = |s: &str| Domain::new(s).unwrap();
     let (a, b, c) = (d("a.example"), d("b.example"), d("c.example"));
