@@ -288,16 +288,7 @@ impl Member {
 
     /// The room-state dictionary of the current epoch.
     pub fn dictionary(&self) -> BTreeMap<ComponentId, Vec<u8>> {
-        self.group
-            .extensions()
-            .app_data_dictionary()
-            .map(|d| {
-                d.dictionary()
-                    .entries()
-                    .map(|e| (e.id(), e.data().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        app_data::dictionary_of(self.group.extensions())
     }
 
     /// The members: leaf index → client URI (leaves whose credential is not a client URI

@@ -131,15 +131,7 @@ fn ser(m: &impl tls_codec::Serialize) -> Vec<u8> {
 }
 
 fn dictionary_of(gc: &GroupContext) -> BTreeMap<ComponentId, Vec<u8>> {
-    gc.extensions()
-        .app_data_dictionary()
-        .map(|d| {
-            d.dictionary()
-                .entries()
-                .map(|e| (e.id(), e.data().to_vec()))
-                .collect()
-        })
-        .unwrap_or_default()
+    app_data::dictionary_of(gc.extensions())
 }
 
 impl PublicView {

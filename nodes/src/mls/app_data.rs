@@ -98,3 +98,16 @@ pub fn resolve<'a>(
     }
     Ok(updater.changes())
 }
+
+/// The room-state dictionary (component id → data) held in GroupContext `extensions`.
+pub fn dictionary_of(extensions: &Extensions<GroupContext>) -> BTreeMap<ComponentId, Vec<u8>> {
+    extensions
+        .app_data_dictionary()
+        .map(|d| {
+            d.dictionary()
+                .entries()
+                .map(|e| (e.id(), e.data().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
