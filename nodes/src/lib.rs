@@ -22,6 +22,7 @@ pub mod ids;
 pub mod io;
 pub mod mls;
 pub mod room;
+pub mod sabotage;
 pub mod server;
 pub mod wire;
 pub mod world;

@@ -2,6 +2,40 @@
 //! only to its own provider, runs one operation per room at a time, retries after
 //! `wrongEpoch` once it has caught up, and commits pending proposals when it is the
 //! designated member (the lowest leaf not being removed by them).
+//!
+//! # Robustness
+//!
+//! A relayed request whose reply does not come within [`RELAY_TIMEOUT`], or whose reply is
+//! a provider-side transport failure (HTTP 5xx), has an *ambiguous* outcome: the hub may
+//! or may not have accepted it. The client resends the byte-identical request (with a new
+//! `corr`) after a backoff ([`RESEND_BACKOFF_BASE_MS`] doubling to
+//! [`RESEND_BACKOFF_MAX_MS`]) and never gives up while the outcome is ambiguous
+//! ([`Client::on_tick`] drives the timers; [`ClientEvent::Resent`] counts the attempts).
+//!
+//! Every op that puts an MLS message in the room's log (commit, proposal bundle,
+//! application message) remembers that message's bytes ("echo"). The fan-out settles the
+//! op whatever the replies said: our own bytes in the fan-out mean it was accepted; a
+//! commit of the op's epoch that is not ours means it never will be (the hub sequences
+//! one commit per epoch and logs in order), so the op is retried at the new epoch.
+//!
+//! ## Choices
+//!
+//! * Stale replies: the first *definitive* answer (anything but 5xx) to any attempt of the
+//!   current op settles it; later answers, answers to attempts of earlier ops, and 5xx
+//!   answers to superseded attempts are ignored.
+//! * `wrongEpoch` / `epochTooOld` for an op with an echo is not taken as a rejection: the
+//!   client keeps its pending commit and waits for the fan-out of that epoch's commit
+//!   (ours → success, another's → discard, process it, retry). The hub's `currentEpoch`
+//!   is kept as the epoch to wait for before the retry.
+//! * External join: the joiner's provider subscribes it to the room when it relays the
+//!   `/update`, so the joiner normally sees its own commit in the fan-out. A `wrongEpoch`
+//!   to a join is taken as definitive (drop the joining member, fetch a new GroupInfo);
+//!   this is sound because the hub answers a byte-identical retry of an accepted commit
+//!   with its original success (see `hub::core`, "Choices").
+//! * Receivers drop an application message whose ciphertext they already saw (a
+//!   duplicate accepted twice by a hub) silently, remembering the last
+//!   [`MAX_SEEN_MESSAGES`] hashes per room; messages of epochs before the client joined
+//!   are ignored silently too.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -10,6 +44,7 @@ use openmls::prelude::*;
 use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::random::OpenMlsRand;
 use openmls_traits::OpenMlsProvider;
+use sha2::{Digest, Sha256};
 
 use super::member::{CommitOutput, Member, Processed};
 use crate::content::{message_id, MimiContent};
@@ -23,12 +58,26 @@ use crate::room::codec::Opaque;
 use crate::room::components::{ParticipantListUpdate, UserRolePair, UserindexRolePair};
 use crate::room::roles::BANNED_ROLE;
 use crate::room::{NewRoomOptions, RolePreset, RoomState, PARTICIPANT_LIST};
+use crate::sabotage::{Bug, Bugs};
 use crate::wire::*;
 
 /// Retries of one operation after `wrongEpoch` / `epochTooOld`.
 pub const MAX_RETRIES: u32 = 8;
 /// Queued operations per room.
 pub const MAX_QUEUED: usize = 256;
+/// A relayed request without a reply after this long has an ambiguous outcome.
+pub const RELAY_TIMEOUT: Millis = 5_000;
+/// First resend delay after an ambiguous outcome; doubles per attempt.
+pub const RESEND_BACKOFF_BASE_MS: Millis = 500;
+/// Cap of the resend delay.
+pub const RESEND_BACKOFF_MAX_MS: Millis = 8_000;
+/// Correlation ids of one op's attempts that are still recognised (older ones are
+/// ignored like any unknown `corr`).
+pub const MAX_ATTEMPT_CORRS: usize = 32;
+/// Hashes of received application-message ciphertexts remembered per room for dedup.
+pub const MAX_SEEN_MESSAGES: usize = 4096;
+/// Users in one [`Command::AddUsers`].
+pub const MAX_BATCH_USERS: usize = 1024;
 
 /// What a user asks its client to do.
 #[derive(Debug, Clone)]
@@ -42,6 +91,12 @@ pub enum Command {
         room: RoomUri,
         user: UserUri,
         role: Option<u32>,
+    },
+    /// Add several users in one commit: their KeyPackages are fetched one user after
+    /// the other, then one commit carries every Add and one participant-list update.
+    AddUsers {
+        room: RoomUri,
+        users: Vec<(UserUri, Option<u32>)>,
     },
     RemoveUser {
         room: RoomUri,
@@ -84,6 +139,7 @@ impl Command {
         match self {
             Command::CreateRoom { room, .. }
             | Command::AddUser { room, .. }
+            | Command::AddUsers { room, .. }
             | Command::RemoveUser { room, .. }
             | Command::Kick { room, .. }
             | Command::Ban { room, .. }
@@ -99,6 +155,7 @@ impl Command {
         match self {
             Command::CreateRoom { .. } => "create-room",
             Command::AddUser { .. } => "add-user",
+            Command::AddUsers { .. } => "add-users",
             Command::RemoveUser { .. } => "remove-user",
             Command::Kick { .. } => "kick",
             Command::Ban { .. } => "ban",
@@ -160,6 +217,12 @@ pub enum ClientEvent {
         op: &'static str,
         reason: String,
     },
+    /// A request with an ambiguous outcome was sent again (`attempt` counts from 2).
+    Resent {
+        room: RoomUri,
+        op: &'static str,
+        attempt: u32,
+    },
     /// A delivered message this client could not process.
     DeliveryError {
         room: RoomUri,
@@ -180,16 +243,64 @@ pub struct RoomView {
 
 enum Stage {
     Create,
-    KeyMaterial,
-    Update { commit: bool, join: bool },
-    Submit { message_id: String },
-    GroupInfo { private_key: Vec<u8> },
+    /// Fetching KeyPackages of the op's `index`-th user; `got` holds the earlier ones'.
+    KeyMaterial {
+        index: usize,
+        got: Vec<KeyPackage>,
+    },
+    Update {
+        commit: bool,
+        join: bool,
+    },
+    Submit {
+        message_id: String,
+    },
+    GroupInfo {
+        private_key: Vec<u8>,
+    },
+}
+
+/// The MLS message an op put in the room's log, as it will come back in the fan-out.
+struct Echo {
+    bytes: Vec<u8>,
+    epoch: u64,
+}
+
+impl Echo {
+    fn of(bytes: &[u8]) -> Option<Echo> {
+        let m = MlsMessageBytes::from_bytes(bytes).ok()?;
+        Some(Echo {
+            bytes: bytes.to_vec(),
+            epoch: m.info().epoch?,
+        })
+    }
+}
+
+/// Where an op's request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The current attempt is outstanding; ambiguous after `deadline`.
+    Waiting { deadline: Millis },
+    /// The outcome was ambiguous: resend at `resend_at`.
+    Backoff { resend_at: Millis },
+    /// The hub said `wrongEpoch`/`epochTooOld`; the fan-out will settle the op.
+    Evidence,
 }
 
 struct InFlight {
+    /// The current attempt's correlation id.
     corr: u64,
+    /// Correlation ids of every recent attempt (replies to any of them are accepted).
+    corrs: VecDeque<u64>,
     cmd: Command,
     stage: Stage,
+    /// The request as sent (resent byte-identical, with a new `corr`).
+    request: ClientToProvider,
+    attempt: u32,
+    phase: Phase,
+    echo: Option<Echo>,
+    /// The hub's `currentEpoch` from a `wrongEpoch`/`epochTooOld` answer.
+    hub_epoch: Option<u64>,
 }
 
 #[derive(Default)]
@@ -199,6 +310,47 @@ struct ClientRoom {
     in_flight: Option<(InFlight, u32)>,
     /// Do not start the next operation before reaching this epoch.
     wait_epoch: Option<u64>,
+    /// The epoch this client joined at (messages of earlier epochs are not for it).
+    joined_epoch: Option<u64>,
+    /// Hashes of application-message ciphertexts already seen (bounded).
+    seen: VecDeque<[u8; 32]>,
+    seen_set: BTreeSet<[u8; 32]>,
+}
+
+impl ClientRoom {
+    /// Remember a ciphertext hash; false if it was seen before.
+    fn first_sight(&mut self, h: [u8; 32]) -> bool {
+        if !self.seen_set.insert(h) {
+            return false;
+        }
+        self.seen.push_back(h);
+        while self.seen.len() > MAX_SEEN_MESSAGES {
+            if let Some(old) = self.seen.pop_front() {
+                self.seen_set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+fn set_corr(m: &mut ClientToProvider, c: u64) {
+    match m {
+        ClientToProvider::Relay { corr, .. } | ClientToProvider::CreateRoom { corr, .. } => {
+            *corr = c
+        }
+        ClientToProvider::PublishKeyPackages { .. } | ClientToProvider::LeaveRoom { .. } => {}
+    }
+}
+
+/// A reply that does not say what the hub did: the provider could not reach it.
+fn ambiguous(r: &Response) -> bool {
+    r.status >= 500
+}
+
+/// The resend delay before attempt `attempt + 1`.
+pub fn resend_backoff(attempt: u32) -> Millis {
+    let shift = attempt.saturating_sub(1).min(10);
+    (RESEND_BACKOFF_BASE_MS << shift).min(RESEND_BACKOFF_MAX_MS)
 }
 
 /// A client (device) of a user.
@@ -209,7 +361,19 @@ pub struct Client {
     rooms: BTreeMap<RoomUri, ClientRoom>,
     next_corr: u64,
     events: Vec<ClientEvent>,
+    bugs: Bugs,
 }
+
+/// How a fan-out message settled the op in flight.
+enum Settle {
+    Succeeded(&'static str),
+    /// Retry (command, retries so far, hub epoch hint).
+    Lost(Command, u32, u64),
+}
+
+/// What starting an op produces: the request (its `corr` is set at sending), the stage
+/// and the echo.
+type Started = (ClientToProvider, Stage, Option<Echo>);
 
 fn fail(reason: impl std::fmt::Display) -> String {
     reason.to_string()
@@ -226,6 +390,7 @@ impl Client {
             rooms: BTreeMap::new(),
             next_corr: 1,
             events: Vec::new(),
+            bugs: Bugs::new(),
         }
     }
 
@@ -286,16 +451,110 @@ impl Client {
         self.next_corr
     }
 
-    fn relay(&mut self, endpoint: Endpoint, body: Vec<u8>) -> (u64, ClientOutput) {
+    fn relay(endpoint: Endpoint, body: Vec<u8>) -> ClientToProvider {
+        ClientToProvider::Relay {
+            corr: 0,
+            endpoint,
+            body,
+        }
+    }
+
+    /// Plant deliberate bugs (see [`crate::sabotage`]); only client bugs matter here.
+    pub fn set_bugs(&mut self, bugs: &Bugs) {
+        self.bugs = bugs.clone();
+    }
+
+    /// Send `request` as the first attempt of `cmd` and make it the room's op in flight.
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        &mut self,
+        now: Millis,
+        room: &RoomUri,
+        cmd: Command,
+        retries: u32,
+        mut request: ClientToProvider,
+        stage: Stage,
+        echo: Option<Echo>,
+        out: &mut Vec<ClientOutput>,
+    ) {
         let corr = self.corr();
-        (
-            corr,
-            ClientOutput::ToProvider(ClientToProvider::Relay {
-                corr,
-                endpoint,
-                body,
-            }),
-        )
+        set_corr(&mut request, corr);
+        out.push(ClientOutput::ToProvider(request.clone()));
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.in_flight = Some((
+                InFlight {
+                    corr,
+                    corrs: VecDeque::from([corr]),
+                    cmd,
+                    stage,
+                    request,
+                    attempt: 1,
+                    phase: Phase::Waiting {
+                        deadline: now + RELAY_TIMEOUT,
+                    },
+                    echo,
+                    hub_epoch: None,
+                },
+                retries,
+            ));
+        }
+    }
+
+    /// The earliest time [`Client::on_tick`] has something to do (a reply deadline or a
+    /// resend), if any.
+    pub fn next_wakeup(&self) -> Option<Millis> {
+        self.rooms
+            .values()
+            .filter_map(|r| match r.in_flight.as_ref()?.0.phase {
+                Phase::Waiting { deadline } => Some(deadline),
+                Phase::Backoff { resend_at } => Some(resend_at),
+                Phase::Evidence => None,
+            })
+            .min()
+    }
+
+    /// Time passed: requests without a reply become ambiguous; ambiguous ones are resent
+    /// byte-identical (new `corr`) once their backoff is over.
+    pub fn on_tick(&mut self, now: Millis) -> Vec<ClientOutput> {
+        let mut out = Vec::new();
+        let rooms: Vec<RoomUri> = self.rooms.keys().cloned().collect();
+        for room in rooms {
+            let corr = self.next_corr + 1;
+            let Some(r) = self.rooms.get_mut(&room) else {
+                continue;
+            };
+            let Some((f, _)) = r.in_flight.as_mut() else {
+                continue;
+            };
+            if let Phase::Waiting { deadline } = f.phase {
+                if deadline <= now {
+                    f.phase = Phase::Backoff {
+                        resend_at: now + resend_backoff(f.attempt),
+                    };
+                }
+            }
+            let Phase::Backoff { resend_at } = f.phase else {
+                continue;
+            };
+            if resend_at > now {
+                continue;
+            }
+            f.attempt += 1;
+            f.corr = corr;
+            f.corrs.push_back(corr);
+            while f.corrs.len() > MAX_ATTEMPT_CORRS {
+                f.corrs.pop_front();
+            }
+            set_corr(&mut f.request, corr);
+            f.phase = Phase::Waiting {
+                deadline: now + RELAY_TIMEOUT,
+            };
+            out.push(ClientOutput::ToProvider(f.request.clone()));
+            let (op, attempt) = (f.cmd.name(), f.attempt);
+            self.next_corr = corr;
+            self.events.push(ClientEvent::Resent { room, op, attempt });
+        }
+        out
     }
 
     /// Start queued operations while the room is idle.
@@ -317,11 +576,9 @@ impl Client {
                 return;
             };
             let name = cmd.name();
-            match self.start(now, cmd.clone(), out) {
-                Ok(Some((corr, stage))) => {
-                    if let Some(r) = self.rooms.get_mut(room) {
-                        r.in_flight = Some((InFlight { corr, cmd, stage }, retries));
-                    }
+            match self.start(now, cmd.clone()) {
+                Ok(Some((request, stage, echo))) => {
+                    self.launch(now, room, cmd, retries, request, stage, echo, out)
                 }
                 Ok(None) => {}
                 Err(reason) => self.events.push(ClientEvent::OpFailed {
@@ -332,6 +589,7 @@ impl Client {
             }
         }
     }
+
 
     fn member(&mut self, room: &RoomUri) -> Result<&mut Member, String> {
         self.rooms
@@ -368,11 +626,7 @@ impl Client {
             .ok_or_else(|| format!("{user} is not a participant"))
     }
 
-    fn commit_request(
-        &mut self,
-        room: &RoomUri,
-        mut plan: CommitPlan,
-    ) -> Result<(u64, Stage, ClientOutput), String> {
+    fn commit_request(&mut self, room: &RoomUri, mut plan: CommitPlan) -> Result<Started, String> {
         plan.consume_proposal_store = true;
         let provider = &self.provider;
         let identity = &self.identity;
@@ -385,24 +639,62 @@ impl Client {
             .commit(provider, identity, &plan, &RoomComponents)
             .map_err(fail)?;
         let body = update_body(&co)?;
-        let (corr, o) = self.relay(Endpoint::Update(room.clone()), body);
         Ok((
-            corr,
+            Self::relay(Endpoint::Update(room.clone()), body),
             Stage::Update {
                 commit: true,
                 join: false,
             },
-            o,
+            Echo::of(&co.commit),
         ))
     }
 
-    /// Begin `cmd`: returns the correlation id and stage if a request went out.
-    fn start(
-        &mut self,
-        _now: Millis,
-        cmd: Command,
-        out: &mut Vec<ClientOutput>,
-    ) -> Result<Option<(u64, Stage)>, String> {
+    /// The users an add op adds, with their roles.
+    fn users_of(cmd: &Command) -> Vec<(UserUri, Option<u32>)> {
+        match cmd {
+            Command::AddUser { user, role, .. } => vec![(user.clone(), *role)],
+            Command::AddUsers { users, .. } => users.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A signed `/keyMaterial/{user}` request for adding `user` to `room` (P§5.2).
+    fn key_material_request(
+        &self,
+        room: &RoomUri,
+        user: &UserUri,
+    ) -> Result<ClientToProvider, String> {
+        let tbs = KeyMaterialRequestTbs {
+            protocol: Protocol::Mls10,
+            requesting_user: IdentifierUri::from(&self.uri.user()),
+            target_user: IdentifierUri::from(user),
+            room_id: IdentifierUri::from(room),
+            acceptable_ciphersuites: vec![CIPHERSUITE.into()],
+            required_capabilities: RequiredCapabilitiesBytes::from_openmls(
+                &match config::required_capabilities() {
+                    Extension::RequiredCapabilities(r) => r,
+                    _ => unreachable!("required_capabilities() builds that extension"),
+                },
+            )
+            .map_err(fail)?,
+            requester_signature_key: SignaturePublicKeyBytes::from_openmls(
+                &self.identity.credential_with_key.signature_key,
+            )
+            .map_err(fail)?,
+            requester_credential: CredentialBytes::from_openmls(
+                &self.identity.credential_with_key.credential,
+            )
+            .map_err(fail)?,
+        };
+        let req = KeyMaterialRequest::sign(tbs, &self.identity.signer).map_err(fail)?;
+        Ok(Self::relay(
+            Endpoint::KeyMaterial(user.clone()),
+            encode(&req).map_err(fail)?,
+        ))
+    }
+
+    /// Begin `cmd`: the request to send, its stage and echo, if a request goes out.
+    fn start(&mut self, _now: Millis, cmd: Command) -> Result<Option<Started>, String> {
         let room = cmd.room().clone();
         let mut plan = CommitPlan::default();
         match &cmd {
@@ -430,51 +722,44 @@ impl Client {
                 .map_err(fail)?;
                 let group_info = m.group_info(&self.provider, &self.identity).map_err(fail)?;
                 let ratchet_tree = m.ratchet_tree();
-                self.rooms.entry(room.clone()).or_default().member = Some(m);
-                let corr = self.corr();
-                out.push(ClientOutput::ToProvider(ClientToProvider::CreateRoom {
-                    corr,
+                let r = self.rooms.entry(room.clone()).or_default();
+                r.joined_epoch = Some(m.epoch());
+                r.member = Some(m);
+                let msg = ClientToProvider::CreateRoom {
+                    corr: 0,
                     room,
                     group_info,
                     ratchet_tree,
-                }));
-                return Ok(Some((corr, Stage::Create)));
-            }
-            Command::AddUser { user, .. } => {
-                self.member(&room)?;
-                let tbs = KeyMaterialRequestTbs {
-                    protocol: Protocol::Mls10,
-                    requesting_user: IdentifierUri::from(&self.uri.user()),
-                    target_user: IdentifierUri::from(user),
-                    room_id: IdentifierUri::from(&room),
-                    acceptable_ciphersuites: vec![CIPHERSUITE.into()],
-                    required_capabilities: RequiredCapabilitiesBytes::from_openmls(
-                        &match config::required_capabilities() {
-                            Extension::RequiredCapabilities(r) => r,
-                            _ => unreachable!("required_capabilities() builds that extension"),
-                        },
-                    )
-                    .map_err(fail)?,
-                    requester_signature_key: SignaturePublicKeyBytes::from_openmls(
-                        &self.identity.credential_with_key.signature_key,
-                    )
-                    .map_err(fail)?,
-                    requester_credential: CredentialBytes::from_openmls(
-                        &self.identity.credential_with_key.credential,
-                    )
-                    .map_err(fail)?,
                 };
-                let req = KeyMaterialRequest::sign(tbs, &self.identity.signer).map_err(fail)?;
-                let (corr, o) = self.relay(
-                    Endpoint::KeyMaterial(user.clone()),
-                    encode(&req).map_err(fail)?,
-                );
-                out.push(o);
-                return Ok(Some((corr, Stage::KeyMaterial)));
+                return Ok(Some((msg, Stage::Create, None)));
+            }
+            Command::AddUser { .. } | Command::AddUsers { .. } => {
+                self.member(&room)?;
+                let users = Self::users_of(&cmd);
+                if users.len() > MAX_BATCH_USERS {
+                    return Err(format!(
+                        "{} users in one batch (limit {MAX_BATCH_USERS})",
+                        users.len()
+                    ));
+                }
+                let Some((first, _)) = users.first() else {
+                    return Err("no users to add".into());
+                };
+                let msg = self.key_material_request(&room, first)?;
+                return Ok(Some((
+                    msg,
+                    Stage::KeyMaterial {
+                        index: 0,
+                        got: Vec::new(),
+                    },
+                    None,
+                )));
             }
             Command::RemoveUser { user, .. } => {
                 let idx = self.index(&room, user)?;
-                plan.removes = self.leaves_of(&room, user)?;
+                if !self.bugs.contains(&Bug::ClientRemovesUserButNotClients) {
+                    plan.removes = self.leaves_of(&room, user)?;
+                }
                 plan.proposals
                     .push(Self::list_update(ParticipantListUpdate {
                         removed_indices: vec![idx],
@@ -482,14 +767,18 @@ impl Client {
                     })?);
             }
             Command::Kick { user, .. } => {
-                plan.removes = self.leaves_of(&room, user)?;
+                if !self.bugs.contains(&Bug::ClientRemovesUserButNotClients) {
+                    plan.removes = self.leaves_of(&room, user)?;
+                }
             }
             Command::Ban { user, .. } | Command::ChangeRole { user, .. } => {
                 let idx = self.index(&room, user)?;
                 let role = match &cmd {
                     Command::ChangeRole { role, .. } => *role,
                     _ => {
-                        plan.removes = self.leaves_of(&room, user)?;
+                        if !self.bugs.contains(&Bug::ClientRemovesUserButNotClients) {
+                            plan.removes = self.leaves_of(&room, user)?;
+                        }
                         BANNED_ROLE
                     }
                 };
@@ -548,17 +837,17 @@ impl Client {
                             .map_err(fail)?,
                     },
                 };
-                let (corr, o) = self.relay(
+                let msg = Self::relay(
                     Endpoint::Update(room.clone()),
                     encode(&UpdateRequest { bundle }).map_err(fail)?,
                 );
-                out.push(o);
                 return Ok(Some((
-                    corr,
+                    msg,
                     Stage::Update {
                         commit: false,
                         join: false,
                     },
+                    Echo::of(&msgs[0]),
                 )));
             }
             Command::Send { text, .. } => {
@@ -578,12 +867,11 @@ impl Client {
                     app_message: MlsMessageBytes::from_bytes(&ct).map_err(fail)?,
                     sending_uri: IdentifierUri::from(&self.uri.user()),
                 };
-                let (corr, o) = self.relay(
+                let msg = Self::relay(
                     Endpoint::SubmitMessage(room.clone()),
                     encode(&req).map_err(fail)?,
                 );
-                out.push(o);
-                return Ok(Some((corr, Stage::Submit { message_id: id })));
+                return Ok(Some((msg, Stage::Submit { message_id: id }, Echo::of(&ct))));
             }
             Command::JoinExternal { .. } => {
                 let ikm = self.provider.rand().random_vec(32).map_err(fail)?;
@@ -608,22 +896,20 @@ impl Client {
                     joining_code: None,
                 };
                 let req = GroupInfoRequest::sign(tbs, &self.identity.signer).map_err(fail)?;
-                let (corr, o) = self.relay(
+                let msg = Self::relay(
                     Endpoint::GroupInfo(room.clone()),
                     encode(&req).map_err(fail)?,
                 );
-                out.push(o);
                 return Ok(Some((
-                    corr,
+                    msg,
                     Stage::GroupInfo {
                         private_key: keys.private.to_vec(),
                     },
+                    None,
                 )));
             }
         }
-        let (corr, stage, o) = self.commit_request(&room, plan)?;
-        out.push(o);
-        Ok(Some((corr, stage)))
+        self.commit_request(&room, plan).map(Some)
     }
 
     pub fn on_message(&mut self, now: Millis, message: ProviderToClient) -> Vec<ClientOutput> {
@@ -633,10 +919,14 @@ impl Client {
                 let room = self
                     .rooms
                     .iter()
-                    .find(|(_, r)| r.in_flight.as_ref().is_some_and(|(f, _)| f.corr == corr))
+                    .find(|(_, r)| {
+                        r.in_flight
+                            .as_ref()
+                            .is_some_and(|(f, _)| f.corrs.contains(&corr))
+                    })
                     .map(|(k, _)| k.clone());
                 if let Some(room) = room {
-                    self.on_reply(now, &room, response, &mut out);
+                    self.on_reply(now, &room, corr, response, &mut out);
                     self.pump(now, &room, &mut out);
                 }
             }
@@ -682,13 +972,86 @@ impl Client {
         }
     }
 
+    /// Put an op back in flight, waiting for the fan-out to settle it.
+    fn await_evidence(&mut self, room: &RoomUri, mut f: InFlight, retries: u32, hub_epoch: u64) {
+        f.phase = Phase::Evidence;
+        f.hub_epoch = Some(hub_epoch);
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.in_flight = Some((f, retries));
+        }
+    }
+
+    /// Our commit (or external join) was accepted: merge and report.
+    fn update_succeeded(&mut self, room: &RoomUri, op: &'static str, commit: bool, join: bool) {
+        let provider = &self.provider;
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if commit && !join {
+            if let Some(m) = r.member.as_mut() {
+                if m.has_pending_commit() {
+                    let _ = m.merge_pending_commit(provider);
+                }
+            }
+        }
+        if let Some(e) = r.member.as_ref().map(Member::epoch) {
+            if join {
+                r.joined_epoch = Some(e);
+            }
+            if commit {
+                let ev = if join {
+                    ClientEvent::Joined {
+                        room: room.clone(),
+                        epoch: e,
+                        how: "external commit",
+                    }
+                } else {
+                    ClientEvent::Epoch {
+                        room: room.clone(),
+                        epoch: e,
+                    }
+                };
+                self.events.push(ev);
+            }
+        }
+        self.finish(room, op, Ok(()));
+    }
+
+    /// The hub did not take our commit / proposals: forget them.
+    fn discard_update(&mut self, room: &RoomUri, commit: bool, join: bool) {
+        let provider = &self.provider;
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if join {
+            r.member = None;
+        } else if let Some(m) = r.member.as_mut() {
+            if commit {
+                let _ = m.discard_pending_commit(provider);
+            } else {
+                let _ = m.discard_pending_proposals(provider);
+            }
+        }
+    }
+
     fn on_reply(
         &mut self,
         now: Millis,
         room: &RoomUri,
+        corr: u64,
         response: Response,
         out: &mut Vec<ClientOutput>,
     ) {
+        if ambiguous(&response) {
+            if let Some((f, _)) = self.rooms.get_mut(room).and_then(|r| r.in_flight.as_mut()) {
+                if f.corr == corr && matches!(f.phase, Phase::Waiting { .. }) {
+                    f.phase = Phase::Backoff {
+                        resend_at: now + resend_backoff(f.attempt),
+                    };
+                }
+            }
+            return;
+        }
         let Some((f, retries)) = self.rooms.get_mut(room).and_then(|r| r.in_flight.take()) else {
             return;
         };
@@ -699,74 +1062,77 @@ impl Client {
                 response.status,
                 String::from_utf8_lossy(&response.body)
             );
-            if let Stage::Update {
-                commit: true,
-                join: false,
-            } = f.stage
-            {
-                let (p, m) = (
-                    &self.provider,
-                    self.rooms.get_mut(room).and_then(|r| r.member.as_mut()),
-                );
-                if let Some(m) = m {
-                    let _ = m.discard_pending_commit(p);
+            if let Stage::Update { commit, join } = f.stage {
+                if commit {
+                    self.discard_update(room, commit, join);
                 }
             }
             self.finish(room, op, Err(reason));
             return;
         }
+        let echo_epoch = f.echo.as_ref().map(|e| e.epoch);
         match f.stage {
             Stage::Create => {
                 self.events
                     .push(ClientEvent::Created { room: room.clone() });
                 self.finish(room, op, Ok(()));
             }
-            Stage::KeyMaterial => {
+            Stage::KeyMaterial { index, mut got } => {
+                let users = Self::users_of(&f.cmd);
                 let r = (|| {
                     let resp: KeyMaterialResponse = decode_exact(&response.body).map_err(fail)?;
-                    let mut kps = Vec::new();
+                    let before = got.len();
                     for c in resp.clients {
                         if let ClientMaterial::Success(kp) = c.material {
                             let kp = KeyPackageIn::tls_deserialize_exact(kp.as_bytes())
                                 .map_err(fail)?
                                 .validate(self.provider.crypto(), ProtocolVersion::Mls10)
                                 .map_err(fail)?;
-                            kps.push(kp);
+                            got.push(kp);
                         }
                     }
-                    if kps.is_empty() {
-                        return Err(format!("no KeyPackages ({:?})", resp.user_status));
+                    if got.len() == before {
+                        let who = users.get(index).map(|(u, _)| u.to_string());
+                        return Err(format!(
+                            "no KeyPackages for {} ({:?})",
+                            who.unwrap_or_default(),
+                            resp.user_status
+                        ));
                     }
-                    let Command::AddUser { user, role, .. } = &f.cmd else {
-                        unreachable!()
-                    };
-                    let role = role.unwrap_or(2);
-                    let plan = CommitPlan {
-                        adds: kps,
-                        proposals: vec![Self::list_update(ParticipantListUpdate {
-                            added_participants: vec![UserRolePair {
-                                user: Opaque(user.as_bytes().to_vec()),
-                                role_index: role,
-                            }],
+                    if let Some((next, _)) = users.get(index + 1) {
+                        let msg = self.key_material_request(room, next)?;
+                        return Ok((
+                            msg,
+                            Stage::KeyMaterial {
+                                index: index + 1,
+                                got,
+                            },
+                            None,
+                        ));
+                    }
+                    let mut proposals = Vec::new();
+                    if !self.bugs.contains(&Bug::ClientAddsWithoutListUpdate) {
+                        proposals.push(Self::list_update(ParticipantListUpdate {
+                            added_participants: users
+                                .iter()
+                                .map(|(user, role)| UserRolePair {
+                                    user: Opaque(user.as_bytes().to_vec()),
+                                    role_index: role.unwrap_or(2),
+                                })
+                                .collect(),
                             ..Default::default()
-                        })?],
+                        })?);
+                    }
+                    let plan = CommitPlan {
+                        adds: got,
+                        proposals,
                         ..Default::default()
                     };
                     self.commit_request(room, plan)
                 })();
                 match r {
-                    Ok((corr, stage, o)) => {
-                        out.push(o);
-                        if let Some(r) = self.rooms.get_mut(room) {
-                            r.in_flight = Some((
-                                InFlight {
-                                    corr,
-                                    cmd: f.cmd,
-                                    stage,
-                                },
-                                retries,
-                            ));
-                        }
+                    Ok((msg, stage, echo)) => {
+                        self.launch(now, room, f.cmd, retries, msg, stage, echo, out)
                     }
                     Err(e) => self.finish(room, op, Err(e)),
                 }
@@ -774,55 +1140,31 @@ impl Client {
             Stage::Update { commit, join } => {
                 let resp = match decode_exact::<UpdateRoomResponse>(&response.body) {
                     Ok(r) => r,
-                    Err(e) => return self.finish(room, op, Err(fail(e))),
+                    Err(e) => {
+                        if commit {
+                            self.discard_update(room, commit, join);
+                        }
+                        return self.finish(room, op, Err(fail(e)));
+                    }
                 };
-                let (provider, r) = (&self.provider, self.rooms.get_mut(room));
-                let Some(r) = r else { return };
                 match resp.outcome {
-                    UpdateOutcome::Success { .. } => {
-                        if commit && !join {
-                            if let Some(m) = r.member.as_mut() {
-                                if m.has_pending_commit() {
-                                    let _ = m.merge_pending_commit(provider);
-                                }
-                            }
-                        }
-                        if let Some(e) = r.member.as_ref().map(Member::epoch) {
-                            if commit {
-                                let ev = if join {
-                                    ClientEvent::Joined {
-                                        room: room.clone(),
-                                        epoch: e,
-                                        how: "external commit",
-                                    }
-                                } else {
-                                    ClientEvent::Epoch {
-                                        room: room.clone(),
-                                        epoch: e,
-                                    }
-                                };
-                                self.events.push(ev);
-                            }
-                        }
-                        self.finish(room, op, Ok(()));
+                    UpdateOutcome::Success { .. } => self.update_succeeded(room, op, commit, join),
+                    UpdateOutcome::WrongEpoch { current_epoch }
+                        if !join && echo_epoch.is_some_and(|e| current_epoch > e) =>
+                    {
+                        self.await_evidence(room, f, retries, current_epoch)
                     }
                     UpdateOutcome::WrongEpoch { current_epoch } => {
-                        if join {
-                            r.member = None;
-                        } else if let Some(m) = r.member.as_mut() {
-                            let _ = m.discard_pending_commit(provider);
-                            if !commit {
-                                let _ = m.discard_pending_proposals(provider);
-                            }
+                        self.discard_update(room, true, join);
+                        if !commit {
+                            self.discard_update(room, false, join);
                         }
                         let wait = if join { 0 } else { current_epoch };
                         self.retry(room, f.cmd, retries, wait);
                     }
                     other => {
-                        if join {
-                            r.member = None;
-                        } else if let Some(m) = r.member.as_mut() {
-                            let _ = m.discard_pending_commit(provider);
+                        if commit {
+                            self.discard_update(room, commit, join);
                         }
                         self.finish(
                             room,
@@ -832,7 +1174,7 @@ impl Client {
                     }
                 }
             }
-            Stage::Submit { message_id } => {
+            Stage::Submit { ref message_id } => {
                 match decode_exact::<SubmitMessageResponse>(&response.body) {
                     Ok(SubmitMessageResponse {
                         outcome:
@@ -843,7 +1185,7 @@ impl Client {
                     }) => {
                         self.events.push(ClientEvent::MessageSent {
                             room: room.clone(),
-                            message_id,
+                            message_id: message_id.clone(),
                             timestamp: accepted_timestamp,
                         });
                         self.finish(room, op, Ok(()));
@@ -851,7 +1193,13 @@ impl Client {
                     Ok(SubmitMessageResponse {
                         outcome: SubmitOutcome::EpochTooOld { current_epoch },
                         ..
-                    }) => self.retry(room, f.cmd, retries, current_epoch),
+                    }) => {
+                        if echo_epoch.is_some_and(|e| current_epoch > e) {
+                            self.await_evidence(room, f, retries, current_epoch)
+                        } else {
+                            self.retry(room, f.cmd, retries, current_epoch)
+                        }
+                    }
                     Ok(other) => self.finish(room, op, Err(format!("{:?}", other.outcome))),
                     Err(e) => self.finish(room, op, Err(fail(e))),
                 }
@@ -889,32 +1237,39 @@ impl Client {
                         &RoomComponents,
                     )
                     .map_err(fail)?;
-                    Ok((m, update_body(&co)?))
+                    Ok((m, update_body(&co)?, Echo::of(&co.commit)))
                 })();
                 match r {
-                    Ok((m, body)) => {
+                    Ok((m, body, echo)) => {
                         self.rooms.entry(room.clone()).or_default().member = Some(m);
-                        let (corr, o) = self.relay(Endpoint::Update(room.clone()), body);
-                        out.push(o);
-                        if let Some(r) = self.rooms.get_mut(room) {
-                            r.in_flight = Some((
-                                InFlight {
-                                    corr,
-                                    cmd: f.cmd,
-                                    stage: Stage::Update {
-                                        commit: true,
-                                        join: true,
-                                    },
-                                },
-                                retries,
-                            ));
-                        }
+                        let msg = Self::relay(Endpoint::Update(room.clone()), body);
+                        let stage = Stage::Update {
+                            commit: true,
+                            join: true,
+                        };
+                        self.launch(now, room, f.cmd, retries, msg, stage, echo, out);
                     }
                     Err(e) => self.finish(room, op, Err(e)),
                 }
             }
         }
-        let _ = now;
+    }
+
+    /// Whether a fan-out message settles the op in flight: `Some(true)` it is the op's own
+    /// message (accepted), `Some(false)` it is another commit of the op's epoch (the op's
+    /// message will never be accepted).
+    fn verdict(&self, room: &RoomUri, fm: &FanoutMessage) -> Option<bool> {
+        let (f, _) = self.rooms.get(room)?.in_flight.as_ref()?;
+        let echo = f.echo.as_ref()?;
+        if fm.message.as_bytes() == echo.bytes.as_slice() {
+            return Some(true);
+        }
+        if matches!(fm.body, FanoutBody::Commit { .. })
+            && fm.message.info().epoch == Some(echo.epoch)
+        {
+            return Some(false);
+        }
+        None
     }
 
     fn on_deliver(
@@ -924,6 +1279,71 @@ impl Client {
         out: &mut Vec<ClientOutput>,
     ) -> Result<(), String> {
         let fm: FanoutMessage = decode_exact(fanout).map_err(fail)?;
+        // After the message is processed: settle the op in flight.
+        let mut settle = None;
+        match self.verdict(room, &fm) {
+            Some(true) => {
+                let Some((f, _)) = self.rooms.get_mut(room).and_then(|r| r.in_flight.take())
+                else {
+                    return Ok(());
+                };
+                let op = f.cmd.name();
+                match f.stage {
+                    Stage::Update { join: true, .. } => {
+                        // The joiner merged its external commit when it made it.
+                        self.update_succeeded(room, op, true, true);
+                        return Ok(());
+                    }
+                    Stage::Submit { message_id } => {
+                        if let Some(r) = self.rooms.get_mut(room) {
+                            r.first_sight(Sha256::digest(fm.message.as_bytes()).into());
+                        }
+                        self.events.push(ClientEvent::MessageSent {
+                            room: room.clone(),
+                            message_id,
+                            timestamp: fm.timestamp,
+                        });
+                        self.finish(room, op, Ok(()));
+                        return Ok(());
+                    }
+                    // Our commit (merged as OwnPendingCommit below) or our proposals.
+                    _ => settle = Some(Settle::Succeeded(op)),
+                }
+            }
+            Some(false) => {
+                if let Some((f, retries)) =
+                    self.rooms.get_mut(room).and_then(|r| r.in_flight.take())
+                {
+                    if let Stage::Update { commit: true, join } = f.stage {
+                        self.discard_update(room, true, join);
+                    }
+                    settle = Some(Settle::Lost(f.cmd, retries, f.hub_epoch.unwrap_or(0)));
+                }
+            }
+            None => {}
+        }
+        let result = self.process_fanout(room, &fm, out);
+        match settle {
+            Some(Settle::Succeeded(op)) => self.finish(room, op, Ok(())),
+            Some(Settle::Lost(cmd, retries, hub_epoch)) => {
+                let have = self
+                    .rooms
+                    .get(room)
+                    .and_then(|r| r.member.as_ref())
+                    .map_or(0, Member::epoch);
+                self.retry(room, cmd, retries, hub_epoch.max(have));
+            }
+            None => {}
+        }
+        result
+    }
+
+    fn process_fanout(
+        &mut self,
+        room: &RoomUri,
+        fm: &FanoutMessage,
+        out: &mut Vec<ClientOutput>,
+    ) -> Result<(), String> {
         let provider = &self.provider;
         let r = self.rooms.entry(room.clone()).or_default();
         match &fm.body {
@@ -945,6 +1365,7 @@ impl Client {
                     .map_err(fail)?;
                 let epoch = m.epoch();
                 r.member = Some(m);
+                r.joined_epoch = Some(epoch);
                 self.events.push(ClientEvent::Joined {
                     room: room.clone(),
                     epoch,
@@ -1003,7 +1424,20 @@ impl Client {
                 }
             }
             FanoutBody::Application { .. } => {
-                let Some(m) = r.member.as_mut().filter(|m| m.is_active()) else {
+                if r.member.as_ref().is_none_or(|m| !m.is_active()) {
+                    return Ok(());
+                }
+                // Not for us: sent before we joined.
+                if let (Some(e), Some(j)) = (fm.message.info().epoch, r.joined_epoch) {
+                    if e < j {
+                        return Ok(());
+                    }
+                }
+                // A duplicate (accepted twice by the hub): drop silently.
+                if !r.first_sight(Sha256::digest(fm.message.as_bytes()).into()) {
+                    return Ok(());
+                }
+                let Some(m) = r.member.as_mut() else {
                     return Ok(());
                 };
                 let got = match m.decrypt(provider, fm.message.as_bytes()) {
