@@ -16,6 +16,7 @@ use crate::io::{
     ServerOutput, Token, TransportError,
 };
 use crate::mls::SeededProvider;
+use crate::sabotage::Bugs;
 use crate::wire::{decode_exact, KeyMaterialRequest};
 
 /// What an outgoing request was for.
@@ -65,6 +66,13 @@ impl Server {
             next_token: 1,
             pending: BTreeMap::new(),
         }
+    }
+
+    /// Plant deliberate bugs (see [`crate::sabotage`]) in the hub and follower roles.
+    pub fn with_bugs(mut self, bugs: &Bugs) -> Self {
+        self.hub.set_bugs(bugs);
+        self.follower.set_bugs(bugs);
+        self
     }
 
     /// Events of both roles since the last call (hub first).
@@ -378,6 +386,19 @@ impl ServerCore for Server {
     }
 
     fn on_tick(&mut self, now: Millis) -> Vec<ServerOutput> {
+        let mut out = Vec::new();
+        self.flush(now, &mut out);
+        out
+    }
+
+    /// The core state survived (durable before every reply); connections did not: relayed
+    /// client requests and key-material forwards in flight are forgotten (clients resend
+    /// on their timeout; a remote requester retries), and every `/notify` in flight is
+    /// sent again with its byte-identical body (the follower dedups). Tokens of forgotten
+    /// requests that still come back are ignored.
+    fn on_restart(&mut self, now: Millis) -> Vec<ServerOutput> {
+        self.pending.clear();
+        self.hub.forget_in_flight(now);
         let mut out = Vec::new();
         self.flush(now, &mut out);
         out

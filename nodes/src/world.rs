@@ -7,12 +7,14 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::client::core::{Client, ClientError, ClientEvent, Command};
+use crate::hub::core::NOTIFY_RETRY_MAX_MS;
 use crate::hub::EnforcementConfig;
 use crate::ids::{ClientUri, Domain};
 use crate::io::{
     ClientOutput, ClientToProvider, Millis, ProviderToClient, Request, RequestId, Response,
-    ServerCore, ServerOutput, Token,
+    ServerCore, ServerOutput, Token, TransportError,
 };
+use crate::sabotage::Bugs;
 use crate::server::{Server, ServerEvent};
 
 /// Start of world time: 2026-01-01T00:00:00Z in ms.
@@ -38,6 +40,11 @@ enum Item {
         client: ClientUri,
         message: ProviderToClient,
     },
+    /// An outgoing request of `to` got no response (its peer crashed).
+    Failure {
+        to: Domain,
+        token: Token,
+    },
 }
 
 /// Servers and clients in one process.
@@ -53,6 +60,9 @@ pub struct MemoryWorld {
     /// Everything that happened, in order.
     pub server_events: Vec<(Domain, ServerEvent)>,
     pub client_events: Vec<(ClientUri, ClientEvent)>,
+    /// Fault injection: drop this many of the next replies to a client (the request's
+    /// outcome becomes ambiguous to it).
+    pub drop_replies: BTreeMap<ClientUri, usize>,
 }
 
 impl MemoryWorld {
@@ -67,7 +77,102 @@ impl MemoryWorld {
             open: BTreeMap::new(),
             server_events: Vec::new(),
             client_events: Vec::new(),
+            drop_replies: BTreeMap::new(),
         }
+    }
+
+    /// Add a server with planted bugs (see [`crate::sabotage`]).
+    pub fn add_server_with_bugs(
+        &mut self,
+        domain: &Domain,
+        enforcement: EnforcementConfig,
+        bugs: &Bugs,
+    ) {
+        self.servers.insert(
+            domain.clone(),
+            Server::new(domain.clone(), self.seed, enforcement).with_bugs(bugs),
+        );
+    }
+
+    /// Drop the next `n` replies (`ProviderToClient::Reply`) to `client`.
+    pub fn drop_next_replies(&mut self, client: &ClientUri, n: usize) {
+        self.drop_replies.insert(client.clone(), n);
+    }
+
+    /// Crash and restart the server of `domain` (its core state is durable): requests to
+    /// it and responses for it that were in transit are lost (their senders see a
+    /// transport failure), client requests to it are lost, then
+    /// [`ServerCore::on_restart`] runs. Call [`MemoryWorld::run`] afterwards.
+    pub fn restart(&mut self, domain: &Domain) {
+        let mut kept = VecDeque::new();
+        let mut failures = Vec::new();
+        for item in std::mem::take(&mut self.queue) {
+            match item {
+                Item::Request { id, request } if &request.to == domain => {
+                    if let Some((origin, token)) = self.open.remove(&(domain.clone(), id)) {
+                        failures.push(Item::Failure { to: origin, token });
+                    }
+                }
+                Item::Response { to, .. } | Item::Failure { to, .. } if &to == domain => {}
+                Item::FromClient { client, .. } if &client.domain() == domain => {}
+                other => kept.push_back(other),
+            }
+        }
+        // Requests the server was serving are lost: their origins see a failure.
+        let lost: Vec<(Domain, RequestId)> = self
+            .open
+            .keys()
+            .filter(|(to, _)| to == domain)
+            .cloned()
+            .collect();
+        for k in lost {
+            if let Some((origin, token)) = self.open.remove(&k) {
+                failures.push(Item::Failure { to: origin, token });
+            }
+        }
+        // Its own outgoing requests are forgotten (responses would find no token).
+        self.open.retain(|_, (origin, _)| origin != domain);
+        kept.extend(failures);
+        self.queue = kept;
+        let out = self
+            .servers
+            .get_mut(domain)
+            .map(|s| s.on_restart(self.now))
+            .unwrap_or_default();
+        self.server_outputs(domain, out);
+    }
+
+    /// Nothing queued: let timers fire. Returns false if no timer is pending.
+    fn wake(&mut self) -> bool {
+        let next = self.clients.values().filter_map(Client::next_wakeup).min();
+        let fanout_busy = self.servers.values().any(|s| !s.hub.fanout_idle());
+        let Some(t) = next.or(fanout_busy.then_some(self.now + NOTIFY_RETRY_MAX_MS)) else {
+            return false;
+        };
+        self.now = self.now.max(t);
+        let uris: Vec<ClientUri> = self.clients.keys().cloned().collect();
+        for c in uris {
+            let out = match self.clients.get_mut(&c) {
+                Some(cl) => cl.on_tick(self.now),
+                None => continue,
+            };
+            if let Some(cl) = self.clients.get_mut(&c) {
+                for e in cl.take_events() {
+                    self.client_events.push((c.clone(), e));
+                }
+            }
+            self.client_outputs(&c, out);
+        }
+        let domains: Vec<Domain> = self.servers.keys().cloned().collect();
+        for d in domains {
+            let out = self
+                .servers
+                .get_mut(&d)
+                .map(|s| s.on_tick(self.now))
+                .unwrap_or_default();
+            self.server_outputs(&d, out);
+        }
+        true
     }
 
     pub fn add_server(&mut self, domain: &Domain, enforcement: EnforcementConfig) {
@@ -173,7 +278,7 @@ impl MemoryWorld {
                     any |= !out.is_empty();
                     self.server_outputs(&d, out);
                 }
-                if !any {
+                if !any && !self.wake() {
                     return;
                 }
                 continue;
@@ -207,7 +312,22 @@ impl MemoryWorld {
                     };
                     self.server_outputs(&d, out);
                 }
+                Item::Failure { to, token } => {
+                    let out = match self.servers.get_mut(&to) {
+                        Some(s) => s.on_response(self.now, token, Err(TransportError::Unreachable)),
+                        None => continue,
+                    };
+                    self.server_outputs(&to, out);
+                }
                 Item::ToClient { client, message } => {
+                    if matches!(message, ProviderToClient::Reply { .. }) {
+                        if let Some(n) = self.drop_replies.get_mut(&client) {
+                            if *n > 0 {
+                                *n -= 1;
+                                continue;
+                            }
+                        }
+                    }
                     let Some(c) = self.clients.get_mut(&client) else {
                         continue;
                     };

@@ -590,7 +590,6 @@ impl Client {
         }
     }
 
-
     fn member(&mut self, room: &RoomUri) -> Result<&mut Member, String> {
         self.rooms
             .get_mut(room)
@@ -1283,8 +1282,7 @@ impl Client {
         let mut settle = None;
         match self.verdict(room, &fm) {
             Some(true) => {
-                let Some((f, _)) = self.rooms.get_mut(room).and_then(|r| r.in_flight.take())
-                else {
+                let Some((f, _)) = self.rooms.get_mut(room).and_then(|r| r.in_flight.take()) else {
                     return Ok(());
                 };
                 let op = f.cmd.name();

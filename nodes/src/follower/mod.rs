@@ -20,6 +20,7 @@ use crate::endpoint::Endpoint;
 use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
 use crate::io::{status, ProviderToClient, Response};
 use crate::mls::SeededProvider;
+use crate::sabotage::{Bug, Bugs};
 use crate::wire::{
     decode_exact, encode, ClientKeyMaterial, ClientMaterial, FanoutBody, IdentifierUri,
     KeyMaterialRequest, KeyMaterialResponse, KeyMaterialUserCode, KeyPackageBytes, NotifyBody,
@@ -73,6 +74,7 @@ pub struct Follower {
     recent: VecDeque<[u8; 32]>,
     recent_set: BTreeSet<[u8; 32]>,
     events: Vec<FollowerEvent>,
+    bugs: Bugs,
 }
 
 /// A delivery the follower wants made to a local client.
@@ -90,7 +92,13 @@ impl Follower {
             recent: VecDeque::new(),
             recent_set: BTreeSet::new(),
             events: Vec::new(),
+            bugs: Bugs::new(),
         }
+    }
+
+    /// Plant deliberate bugs (see [`crate::sabotage`]); only follower bugs matter here.
+    pub fn set_bugs(&mut self, bugs: &Bugs) {
+        self.bugs = bugs.clone();
     }
 
     pub fn domain(&self) -> &Domain {
@@ -263,7 +271,9 @@ impl Follower {
             }
         };
         let hash: [u8; 32] = Sha256::digest(body).into();
-        if !self.remember(hash) {
+        // Planted bug: no dedup of retransmissions.
+        let skip_dedup = self.bugs.contains(&Bug::FollowerSkipsDedup);
+        if !self.remember(hash) && !skip_dedup {
             self.events.push(FollowerEvent::NotifyDuplicate {
                 room: room.clone(),
                 hash: hex::encode(&hash[..8]),
@@ -276,7 +286,12 @@ impl Follower {
             messages: notify.messages.len(),
         });
         let mut out = Vec::new();
-        for m in notify.messages {
+        let mut messages = notify.messages;
+        if self.bugs.contains(&Bug::FollowerReversesBatches) {
+            // Planted bug: the batch goes to the clients in reverse order.
+            messages.reverse();
+        }
+        for m in messages {
             let bytes = match encode(&m) {
                 Ok(b) => b,
                 Err(_) => continue,

@@ -3,6 +3,18 @@
 //! answers go out as response bodies; accepted messages go into each room's log, from
 //! which [`Hub::poll_notify`] produces `/notify` requests, one outstanding per provider
 //! so that every follower receives the room in hub order.
+//!
+//! # Choices
+//!
+//! * Idempotent retries: a request whose MLS message (the commit, the first proposal of
+//!   a bundle, the application message) is byte-identical to one accepted recently
+//!   (the last [`super::room::MAX_REMEMBERED_ACCEPTED`] per room) is answered with the original
+//!   success and its original timestamp, and nothing is logged again. A client that lost
+//!   the answer (timeout, provider crash) resends the same bytes and learns the truth;
+//!   the drafts say nothing about retries of `/update` and `/submitMessage`.
+//! * A repeated room creation with the same GroupInfo and tree is answered OK.
+//! * Crash and restart ([`Hub::forget_in_flight`]): the log and cursors are durable;
+//!   every `/notify` in flight is sent again (byte-identical) at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +40,8 @@ use crate::wire::{
 use super::enforcement::{EnforcementConfig, Rule};
 use super::public_view::{CoveredProposal, HandshakeSender, PublicView, ViewError};
 use super::room::{AcceptedProposal, HubRoom, InFlight, LogEntry};
+use crate::sabotage::{Bug, Bugs};
+use sha2::{Digest, Sha256};
 
 /// At most this many FanoutMessages in one `/notify` body.
 pub const MAX_NOTIFY_BATCH: usize = 64;
@@ -82,6 +96,13 @@ pub enum HubEvent {
         rule: Option<&'static str>,
         reason: String,
     },
+    /// A byte-identical retry of an accepted message got the original answer.
+    RetryAnswered {
+        room: RoomUri,
+        endpoint: &'static str,
+        timestamp: Millis,
+        from: Domain,
+    },
     /// The hub's MLS view could not follow a message it accepted (enforcement allowed it).
     ViewDiverged {
         room: RoomUri,
@@ -101,6 +122,7 @@ pub struct Hub {
     key_package_routes: BTreeMap<Vec<u8>, Domain>,
     last_timestamp: Millis,
     events: Vec<HubEvent>,
+    bugs: Bugs,
 }
 
 impl Hub {
@@ -117,6 +139,50 @@ impl Hub {
             key_package_routes: BTreeMap::new(),
             last_timestamp: 0,
             events: Vec::new(),
+            bugs: Bugs::new(),
+        }
+    }
+
+    /// Plant deliberate bugs (see [`crate::sabotage`]); only hub bugs matter here.
+    pub fn set_bugs(&mut self, bugs: &Bugs) {
+        self.bugs = bugs.clone();
+    }
+
+    /// The process restarted (its state is durable, its connections are not): every
+    /// `/notify` in flight is no longer outstanding and goes out again at `now`.
+    pub fn forget_in_flight(&mut self, now: Millis) {
+        for r in self.rooms.values_mut() {
+            for ob in r.outbound.values_mut() {
+                if let Some(f) = ob.in_flight.as_mut() {
+                    f.token = None;
+                    f.send_at = Some(now);
+                }
+            }
+        }
+    }
+
+    /// The original timestamp if `message` was accepted recently in `room`.
+    fn already_accepted(
+        &mut self,
+        room: &RoomUri,
+        endpoint: &'static str,
+        from: &Domain,
+        message: &[u8],
+    ) -> Option<Millis> {
+        let h: [u8; 32] = Sha256::digest(message).into();
+        let ts = *self.rooms.get(room)?.accepted.get(&h)?;
+        self.events.push(HubEvent::RetryAnswered {
+            room: room.clone(),
+            endpoint,
+            timestamp: ts,
+            from: from.clone(),
+        });
+        Some(ts)
+    }
+
+    fn remember_accepted(&mut self, room: &RoomUri, message: &[u8], ts: Millis) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.remember_accepted(Sha256::digest(message).into(), ts);
         }
     }
 
@@ -157,7 +223,14 @@ impl Hub {
         group_info: &[u8],
         ratchet_tree: &[u8],
     ) -> Result<(), String> {
-        if self.rooms.contains_key(room) {
+        let mut hasher = Sha256::new();
+        hasher.update(group_info);
+        hasher.update(ratchet_tree);
+        let created_from: [u8; 32] = hasher.finalize().into();
+        if let Some(r) = self.rooms.get(room) {
+            if r.created_from == created_from {
+                return Ok(());
+            }
             return Err(format!("room {room} exists"));
         }
         let view = PublicView::from_group_info(self.provider.crypto(), group_info, ratchet_tree)
@@ -189,6 +262,9 @@ impl Hub {
                 outbound: BTreeMap::new(),
                 pending_client_delta: BTreeMap::new(),
                 pending_added: BTreeSet::new(),
+                created_from,
+                accepted: BTreeMap::new(),
+                accepted_order: Default::default(),
             },
         );
         if !self.config.tracks_mls() {
@@ -240,14 +316,14 @@ impl Hub {
         if !self.rooms.contains_key(room) {
             return Response::error(status::NOT_FOUND, format!("no room {room} at this hub"));
         }
-        let result = match &req.bundle.body {
-            HandshakeBody::Commit { .. } => self.accept_commit(now, from, room, &req),
-            HandshakeBody::Proposal { more_proposals } => {
-                let mut all = vec![req.bundle.proposal_or_commit.clone()];
-                all.extend(more_proposals.iter().cloned());
-                self.accept_proposals(now, from, room, &req.bundle.proposal_or_commit, &all)
-            }
+        let first = req.bundle.proposal_or_commit.as_bytes().to_vec();
+        let result = match self.already_accepted(room, "update", from, &first) {
+            Some(ts) => Ok(ts),
+            None => self.accept_update(now, from, room, &req),
         };
+        if let Ok(ts) = result {
+            self.remember_accepted(room, &first, ts);
+        }
         let outcome = match result {
             Ok(ts) => UpdateRoomResponse {
                 error_description: String::new(),
@@ -280,6 +356,23 @@ impl Hub {
         match encode(&outcome) {
             Ok(b) => Response::new(status::OK, b),
             Err(e) => Response::error(status::INTERNAL, format!("UpdateRoomResponse: {e}")),
+        }
+    }
+
+    fn accept_update(
+        &mut self,
+        now: Millis,
+        from: &Domain,
+        room: &RoomUri,
+        req: &UpdateRequest,
+    ) -> Result<Millis, Rejection> {
+        match &req.bundle.body {
+            HandshakeBody::Commit { .. } => self.accept_commit(now, from, room, req),
+            HandshakeBody::Proposal { more_proposals } => {
+                let mut all = vec![req.bundle.proposal_or_commit.clone()];
+                all.extend(more_proposals.iter().cloned());
+                self.accept_proposals(now, from, room, &req.bundle.proposal_or_commit, &all)
+            }
         }
     }
 
@@ -527,6 +620,31 @@ impl Hub {
         };
         let commit = &req.bundle.proposal_or_commit;
         let r = self.rooms.get(room).expect("checked by caller");
+        if self.bugs.contains(&Bug::HubSequencesEveryCommit)
+            && commit.info().group_id.as_deref() == Some(r.group_id.as_slice())
+            && commit.info().epoch.is_some_and(|e| e < r.epoch)
+        {
+            // Planted bug: a second commit for a sequenced epoch is accepted and fanned
+            // out, but the view keeps the first.
+            let recipients = r.member_domains();
+            let epoch = r.epoch;
+            let ts = self.timestamp(now);
+            self.log(
+                room,
+                FanoutMessage {
+                    timestamp: ts,
+                    message: commit.clone(),
+                    body: FanoutBody::Commit {
+                        external_proposals: Vec::new(),
+                    },
+                },
+                recipients,
+                "commit",
+                epoch,
+                from,
+            );
+            return Ok(ts);
+        }
         Self::check_epoch(r, commit)?;
         let crypto = self.provider.crypto();
         let mut checked = None;
@@ -669,8 +787,12 @@ impl Hub {
             } else {
                 None
             };
-            view.merge(c)
-                .map_err(|e| reject(Rule::MlsValid, e.to_string()))?;
+            if self.bugs.contains(&Bug::HubSkipsMerge) {
+                // Planted bug: accepted and fanned out, never merged into the view.
+            } else {
+                view.merge(c)
+                    .map_err(|e| reject(Rule::MlsValid, e.to_string()))?;
+            }
             let mut failure = None;
             if check_gi {
                 let leaf = signer_leaf.or_else(|| joiner.as_ref().and_then(|j| view.leaf_of(j)));
@@ -835,6 +957,14 @@ impl Hub {
                 return Response::error(status::BAD_REQUEST, format!("SubmitMessageRequest: {e}"))
             }
         };
+        if let Some(ts) =
+            self.already_accepted(room, "submitMessage", from, req.app_message.as_bytes())
+        {
+            return Self::submit_answer(SubmitOutcome::Accepted {
+                accepted_timestamp: ts,
+                frank: None,
+            });
+        }
         let Some(r) = self.rooms.get(room) else {
             return Response::error(status::NOT_FOUND, format!("no room {room} at this hub"));
         };
@@ -899,6 +1029,7 @@ impl Hub {
                     epoch,
                     from,
                 );
+                self.remember_accepted(room, req.app_message.as_bytes(), ts);
                 SubmitOutcome::Accepted {
                     accepted_timestamp: ts,
                     frank: None,
@@ -914,6 +1045,10 @@ impl Hub {
                 o
             }
         };
+        Self::submit_answer(outcome)
+    }
+
+    fn submit_answer(outcome: SubmitOutcome) -> Response {
         let resp = SubmitMessageResponse {
             protocol: Protocol::Mls10,
             outcome,
@@ -1032,6 +1167,8 @@ impl Hub {
     /// [`Hub::notify_sent`].
     pub fn poll_notify(&mut self, now: Millis) -> Vec<(RoomUri, Domain, Vec<u8>)> {
         let mut out = Vec::new();
+        let drop_remote_messages = self.bugs.contains(&Bug::HubDropsMessageFanout);
+        let own = self.domain.clone();
         for r in self.rooms.values_mut() {
             let log_len = r.log.len();
             for (d, ob) in r.outbound.iter_mut() {
@@ -1046,7 +1183,9 @@ impl Hub {
                 let mut upto = ob.next;
                 for e in &r.log[ob.next.min(log_len)..] {
                     upto = e.seq as usize + 1;
-                    if e.recipients.contains(d) {
+                    // Planted bug: remote followers never get application messages.
+                    let dropped = drop_remote_messages && e.kind == "application" && d != &own;
+                    if e.recipients.contains(d) && !dropped {
                         msgs.push(e.fanout.clone());
                         if msgs.len() >= MAX_NOTIFY_BATCH {
                             break;

@@ -2,7 +2,7 @@
 //! the proposals accepted in this epoch, muted users, the GroupInfo for joiners, and the
 //! ordered log of accepted messages with a delivery cursor per follower.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
 use crate::io::{Millis, Token};
@@ -81,9 +81,31 @@ pub struct HubRoom {
     pub pending_client_delta: BTreeMap<UserUri, i64>,
     /// Users added to the list by accepted, uncommitted proposals.
     pub pending_added: BTreeSet<UserUri>,
+    /// SHA-256 of the creator's GroupInfo and tree (a repeated creation is answered OK).
+    pub created_from: [u8; 32],
+    /// Recently accepted messages (SHA-256 of the MLS message) → accepted timestamp, so
+    /// that a byte-identical retry gets the original answer (bounded by
+    /// [`MAX_REMEMBERED_ACCEPTED`]).
+    pub accepted: BTreeMap<[u8; 32], Millis>,
+    pub accepted_order: VecDeque<[u8; 32]>,
 }
 
+/// Accepted messages per room remembered for answering byte-identical retries.
+pub const MAX_REMEMBERED_ACCEPTED: usize = 1024;
+
 impl HubRoom {
+    /// Remember that the message with hash `h` was accepted at `ts`.
+    pub fn remember_accepted(&mut self, h: [u8; 32], ts: Millis) {
+        if self.accepted.insert(h, ts).is_none() {
+            self.accepted_order.push_back(h);
+        }
+        while self.accepted_order.len() > MAX_REMEMBERED_ACCEPTED {
+            if let Some(old) = self.accepted_order.pop_front() {
+                self.accepted.remove(&old);
+            }
+        }
+    }
+
     /// Members per user as the hub sees them now (view members plus accepted,
     /// uncommitted client changes): the `Membership` the policy engine needs.
     pub fn membership(&self) -> Membership {
