@@ -63,6 +63,9 @@ pub struct MemoryWorld {
     /// Fault injection: drop this many of the next replies to a client (the request's
     /// outcome becomes ambiguous to it).
     pub drop_replies: BTreeMap<ClientUri, usize>,
+    /// Record every delivery to a client in [`MemoryWorld::delivered`] (off by default).
+    pub record_deliveries: bool,
+    pub delivered: Vec<(ClientUri, crate::ids::RoomUri, Vec<u8>)>,
 }
 
 impl MemoryWorld {
@@ -78,6 +81,8 @@ impl MemoryWorld {
             server_events: Vec::new(),
             client_events: Vec::new(),
             drop_replies: BTreeMap::new(),
+            record_deliveries: false,
+            delivered: Vec::new(),
         }
     }
 
@@ -263,82 +268,118 @@ impl MemoryWorld {
         }
     }
 
-    /// Process work until nothing is left (ticking servers so retries and fan-out go out).
+    /// Process work until nothing is left (ticking servers so retries and fan-out go out,
+    /// and letting client and hub timers fire when nothing else is left).
     pub fn run(&mut self) {
         for _ in 0..MAX_STEPS {
-            let Some(item) = self.queue.pop_front() else {
-                let domains: Vec<Domain> = self.servers.keys().cloned().collect();
-                let mut any = false;
-                for d in domains {
-                    let out = self
-                        .servers
-                        .get_mut(&d)
-                        .map(|s| s.on_tick(self.now))
-                        .unwrap_or_default();
-                    any |= !out.is_empty();
-                    self.server_outputs(&d, out);
-                }
-                if !any && !self.wake() {
-                    return;
-                }
+            if self.step() {
                 continue;
-            };
-            self.now += 1;
-            match item {
-                Item::Request { id, request } => {
-                    let to = request.to.clone();
-                    let out = match self.servers.get_mut(&to) {
-                        Some(s) => s.on_request(self.now, id, request),
-                        None => continue,
-                    };
-                    self.server_outputs(&to, out);
-                }
-                Item::Response {
-                    to,
-                    token,
-                    response,
-                } => {
-                    let out = match self.servers.get_mut(&to) {
-                        Some(s) => s.on_response(self.now, token, Ok(response)),
-                        None => continue,
-                    };
-                    self.server_outputs(&to, out);
-                }
-                Item::FromClient { client, message } => {
-                    let d = client.domain();
-                    let out = match self.servers.get_mut(&d) {
-                        Some(s) => s.on_client(self.now, &client, message),
-                        None => continue,
-                    };
-                    self.server_outputs(&d, out);
-                }
-                Item::Failure { to, token } => {
-                    let out = match self.servers.get_mut(&to) {
-                        Some(s) => s.on_response(self.now, token, Err(TransportError::Unreachable)),
-                        None => continue,
-                    };
-                    self.server_outputs(&to, out);
-                }
-                Item::ToClient { client, message } => {
-                    if matches!(message, ProviderToClient::Reply { .. }) {
-                        if let Some(n) = self.drop_replies.get_mut(&client) {
-                            if *n > 0 {
-                                *n -= 1;
-                                continue;
-                            }
-                        }
-                    }
-                    let Some(c) = self.clients.get_mut(&client) else {
-                        continue;
-                    };
-                    let out = c.on_message(self.now, message);
-                    for e in c.take_events() {
-                        self.client_events.push((client.clone(), e));
-                    }
-                    self.client_outputs(&client, out);
-                }
+            }
+            let domains: Vec<Domain> = self.servers.keys().cloned().collect();
+            let mut any = false;
+            for d in domains {
+                let out = self
+                    .servers
+                    .get_mut(&d)
+                    .map(|s| s.on_tick(self.now))
+                    .unwrap_or_default();
+                any |= !out.is_empty();
+                self.server_outputs(&d, out);
+            }
+            if !any && !self.wake() {
+                return;
             }
         }
         panic!("the in-memory world did not settle within {MAX_STEPS} steps");
+    }
+
+    /// Requests to `domain` in transit, by endpoint.
+    pub fn requests_in_transit(&self, to: &Domain) -> Vec<crate::endpoint::Endpoint> {
+        self.queue
+            .iter()
+            .filter_map(|i| match i {
+                Item::Request { request, .. } if &request.to == to => {
+                    Some(request.endpoint.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Hand `message` to `client` as its provider would (e.g. a duplicate delivery).
+    pub fn to_client(&mut self, client: &ClientUri, message: ProviderToClient) {
+        self.queue.push_back(Item::ToClient {
+            client: client.clone(),
+            message,
+        });
+    }
+
+    /// Process one queued item; false if the queue was empty.
+    pub fn step(&mut self) -> bool {
+        let Some(item) = self.queue.pop_front() else {
+            return false;
+        };
+        self.now += 1;
+        match item {
+            Item::Request { id, request } => {
+                let to = request.to.clone();
+                let out = match self.servers.get_mut(&to) {
+                    Some(s) => s.on_request(self.now, id, request),
+                    None => return true,
+                };
+                self.server_outputs(&to, out);
+            }
+            Item::Response {
+                to,
+                token,
+                response,
+            } => {
+                let out = match self.servers.get_mut(&to) {
+                    Some(s) => s.on_response(self.now, token, Ok(response)),
+                    None => return true,
+                };
+                self.server_outputs(&to, out);
+            }
+            Item::FromClient { client, message } => {
+                let d = client.domain();
+                let out = match self.servers.get_mut(&d) {
+                    Some(s) => s.on_client(self.now, &client, message),
+                    None => return true,
+                };
+                self.server_outputs(&d, out);
+            }
+            Item::Failure { to, token } => {
+                let out = match self.servers.get_mut(&to) {
+                    Some(s) => s.on_response(self.now, token, Err(TransportError::Unreachable)),
+                    None => return true,
+                };
+                self.server_outputs(&to, out);
+            }
+            Item::ToClient { client, message } => {
+                if matches!(message, ProviderToClient::Reply { .. }) {
+                    if let Some(n) = self.drop_replies.get_mut(&client) {
+                        if *n > 0 {
+                            *n -= 1;
+                            return true;
+                        }
+                    }
+                }
+                if self.record_deliveries {
+                    if let ProviderToClient::Deliver { room, fanout } = &message {
+                        self.delivered
+                            .push((client.clone(), room.clone(), fanout.clone()));
+                    }
+                }
+                let Some(c) = self.clients.get_mut(&client) else {
+                    return true;
+                };
+                let out = c.on_message(self.now, message);
+                for e in c.take_events() {
+                    self.client_events.push((client.clone(), e));
+                }
+                self.client_outputs(&client, out);
+            }
+        }
+        true
     }
 }

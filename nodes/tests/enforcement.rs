@@ -615,3 +615,52 @@ fn mute_rejects_messages_of_a_leaving_user() {
         }
     }
 }
+
+/// A byte-identical retry of an accepted commit or message gets the original answer and
+/// is not logged again; the same commit after another one was accepted still does.
+#[test]
+fn byte_identical_retries_get_the_original_answer() {
+    let mut f = Fixture::new(Enforcement::Full, true);
+    let out = f.commit_alice(&CommitPlan {
+        force_self_update: true,
+        ..Default::default()
+    });
+    let first = f.update(&f.a.clone(), &out);
+    let again = f.update(&f.a.clone(), &out);
+    assert!(matches!(first, UpdateOutcome::Success { .. }));
+    assert_eq!(first, again, "same answer, same timestamp");
+    let log_len = f.hub.room(&f.room).unwrap().log.len();
+    assert!(f.hub.take_events().iter().any(|e| matches!(
+        e,
+        nodes::hub::HubEvent::RetryAnswered {
+            endpoint: "update",
+            ..
+        }
+    )));
+    // A message submitted twice is logged once.
+    let req = |f: &mut Fixture| {
+        let msg = f
+            .alice
+            .member
+            .as_mut()
+            .unwrap()
+            .encrypt(&f.alice.provider, &f.alice.id, b"hi")
+            .unwrap();
+        SubmitMessageRequest {
+            protocol: Protocol::Mls10,
+            app_message: MlsMessageBytes::from_bytes(&msg).unwrap(),
+            sending_uri: IdentifierUri::from(&f.alice.uri.user()),
+        }
+    };
+    f.alice
+        .member
+        .as_mut()
+        .unwrap()
+        .merge_pending_commit(&f.alice.provider)
+        .unwrap();
+    let body = encode(&req(&mut f)).unwrap();
+    let a = f.hub.submit(T0 + 500, &f.a.clone(), &f.room, &body);
+    let b = f.hub.submit(T0 + 600, &f.a.clone(), &f.room, &body);
+    assert_eq!(a, b);
+    assert_eq!(f.hub.room(&f.room).unwrap().log.len(), log_len + 1);
+}
