@@ -492,4 +492,73 @@ mod tests {
         ));
         assert_eq!(f.notify(&room, b"garbage").0.status, status::BAD_REQUEST);
     }
+
+    /// Two distinct FanoutMessages of one room, encoded, for the planted-bug tests.
+    fn two_messages(room: &RoomUri) -> (Vec<u8>, Vec<u8>) {
+        let p = SeededProvider::for_node(4, "a");
+        let c: ClientUri = "mimi://a.example/d/alice/1".parse().unwrap();
+        let id = Identity::for_client(&p, &c).unwrap();
+        let hub = Identity::for_server(&p, &Domain::new("a.example").unwrap()).unwrap();
+        let mut m = crate::client::Member::create(
+            &p,
+            &id,
+            room.as_bytes(),
+            Default::default(),
+            hub.external_sender(),
+        )
+        .unwrap();
+        let mut one = |ts| {
+            let msg = m.propose_self_remove(&p, &id).unwrap();
+            encode(&FanoutMessage {
+                timestamp: ts,
+                message: MlsMessageBytes::from_bytes(&msg).unwrap(),
+                body: FanoutBody::Proposal {
+                    more_proposals: vec![],
+                },
+            })
+            .unwrap()
+        };
+        (one(1), one(2))
+    }
+
+    fn delivered(d: &[Delivery]) -> Vec<Vec<u8>> {
+        d.iter()
+            .filter_map(|(_, m)| match m {
+                ProviderToClient::Deliver { fanout, .. } => Some(fanout.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn planted_bug_follower_reverses_batches() {
+        let room: RoomUri = "mimi://a.example/r/x".parse().unwrap();
+        let (m1, m2) = two_messages(&room);
+        let body = [m1.clone(), m2.clone()].concat();
+        for (bug, want) in [(false, vec![m1.clone(), m2.clone()]), (true, vec![m2, m1])] {
+            let (mut f, bob) = follower();
+            if bug {
+                f.set_bugs(&[Bug::FollowerReversesBatches].into_iter().collect());
+            }
+            f.subscribe(&room, &bob);
+            let (_, d) = f.notify(&room, &body);
+            assert_eq!(delivered(&d), want, "bug planted: {bug}");
+        }
+    }
+
+    #[test]
+    fn planted_bug_follower_skips_dedup() {
+        let room: RoomUri = "mimi://a.example/r/x".parse().unwrap();
+        let (m1, _) = two_messages(&room);
+        for (bug, copies) in [(false, 1), (true, 2)] {
+            let (mut f, bob) = follower();
+            if bug {
+                f.set_bugs(&[Bug::FollowerSkipsDedup].into_iter().collect());
+            }
+            f.subscribe(&room, &bob);
+            let (_, d1) = f.notify(&room, &m1);
+            let (_, d2) = f.notify(&room, &m1);
+            assert_eq!(d1.len() + d2.len(), copies, "bug planted: {bug}");
+        }
+    }
 }

@@ -778,16 +778,20 @@ impl Hub {
                 HandshakeSender::NewMember { client } => client.clone(),
                 _ => None,
             };
-            let check_gi = config.level >= super::Enforcement::Full && config.on(Rule::GroupInfo);
-            let check_es =
-                config.level >= super::Enforcement::Full && config.on(Rule::HubExternalSender);
+            let skip_merge = self.bugs.contains(&Bug::HubSkipsMerge);
+            let check_gi = !skip_merge
+                && config.level >= super::Enforcement::Full
+                && config.on(Rule::GroupInfo);
+            let check_es = !skip_merge
+                && config.level >= super::Enforcement::Full
+                && config.on(Rule::HubExternalSender);
             let view = r.view.as_mut().expect("checked implies a view");
             let backup = if check_gi || check_es {
                 view.snapshot().ok()
             } else {
                 None
             };
-            if self.bugs.contains(&Bug::HubSkipsMerge) {
+            if skip_merge {
                 // Planted bug: accepted and fanned out, never merged into the view.
             } else {
                 view.merge(c)
