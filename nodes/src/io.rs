@@ -152,11 +152,10 @@ pub trait ServerCore {
     ) -> Vec<ServerOutput>;
     /// Time passed: retries and other timers.
     fn on_tick(&mut self, now: Millis) -> Vec<ServerOutput>;
-    /// The provider crashed and restarted. The core's state is durable (everything it
-    /// did before the crash survives: fsync before reply), but in-flight connections,
-    /// pending incoming request ids, outgoing requests and their tokens are lost: the
-    /// core must not answer old request ids, must ignore old tokens if they come back,
-    /// and must redo what it still owes (e.g. resend `/notify`).
+    /// The provider restarted after a crash with its durable state (everything the core
+    /// did before the crash), but without its connections: incoming requests awaiting an
+    /// answer, outgoing requests in flight and their tokens are gone. Forget them and
+    /// resume (e.g. resend fan-out that was in flight). Also called at a first start.
     fn on_restart(&mut self, now: Millis) -> Vec<ServerOutput> {
         let _ = now;
         Vec::new()

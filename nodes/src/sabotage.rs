@@ -21,6 +21,10 @@ pub enum Bug {
     FollowerReversesBatches,
     /// Follower: processes every /notify body, including retransmissions (no dedup).
     FollowerSkipsDedup,
+    /// Follower: hands a local client's commit to the room's other local clients as soon
+    /// as the client sends it, before (and whether or not) the hub accepts it: an
+    /// "optimistic local delivery" of something the hub never sequenced.
+    FollowerEchoesLocalCommits,
     /// Client: AddUser commits the Adds without the participant-list AppDataUpdate.
     ClientAddsWithoutListUpdate,
     /// Client: RemoveUser/Kick/Ban updates the participant list but leaves the user's clients in the group.
@@ -31,13 +35,24 @@ pub enum Bug {
 pub type Bugs = std::collections::BTreeSet<Bug>;
 
 impl Bug {
+    /// The bug's name in scenario files (kebab-case).
+    pub fn id(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+impl Bug {
     /// Every bug, in order.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::HubSequencesEveryCommit,
         Bug::HubSkipsMerge,
         Bug::HubDropsMessageFanout,
         Bug::FollowerReversesBatches,
         Bug::FollowerSkipsDedup,
+        Bug::FollowerEchoesLocalCommits,
         Bug::ClientAddsWithoutListUpdate,
         Bug::ClientRemovesUserButNotClients,
     ];

@@ -68,6 +68,45 @@ impl Server {
         }
     }
 
+    /// The planted bug [`crate::sabotage::Bug::FollowerEchoesLocalCommits`]: deliver a
+    /// local client's commit to the room's other local clients before the hub saw it.
+    fn echo_local_commit(
+        &self,
+        now: Millis,
+        client: &ClientUri,
+        room: &RoomUri,
+        body: &[u8],
+        out: &mut Vec<ServerOutput>,
+    ) {
+        let Ok(req) = decode_exact::<crate::wire::UpdateRequest>(body) else {
+            return;
+        };
+        if !matches!(req.bundle.body, crate::wire::HandshakeBody::Commit { .. }) {
+            return;
+        }
+        let fanout = crate::wire::FanoutMessage {
+            timestamp: now,
+            message: req.bundle.proposal_or_commit.clone(),
+            body: crate::wire::FanoutBody::Commit {
+                external_proposals: Vec::new(),
+            },
+        };
+        let Ok(bytes) = crate::wire::encode(&fanout) else {
+            return;
+        };
+        for c in self.follower.subscribers(room) {
+            if &c != client {
+                out.push(ServerOutput::ToClient {
+                    client: c,
+                    message: ProviderToClient::Deliver {
+                        room: room.clone(),
+                        fanout: bytes.clone(),
+                    },
+                });
+            }
+        }
+    }
+
     /// Plant deliberate bugs (see [`crate::sabotage`]) in the hub and follower roles.
     pub fn with_bugs(mut self, bugs: &Bugs) -> Self {
         self.hub.set_bugs(bugs);
@@ -339,6 +378,11 @@ impl ServerCore for Server {
                 };
                 if !matches!(endpoint, Endpoint::KeyMaterial(_)) {
                     self.follower.subscribe(&room, client);
+                }
+                if matches!(endpoint, Endpoint::Update(_))
+                    && self.follower.has_bug(crate::sabotage::Bug::FollowerEchoesLocalCommits)
+                {
+                    self.echo_local_commit(now, client, &room, &body, &mut out);
                 }
                 let hub = room.domain();
                 let own = self.domain.clone();

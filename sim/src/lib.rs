@@ -11,3 +11,11 @@
 pub mod demo;
 pub mod net;
 pub mod vectors;
+pub mod cli;
+pub mod faults;
+pub mod oracles;
+pub mod planted;
+pub mod record;
+pub mod run;
+pub mod scenario;
+// TEMP pub mod bench;

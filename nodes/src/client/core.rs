@@ -310,6 +310,9 @@ struct ClientRoom {
     in_flight: Option<(InFlight, u32)>,
     /// Do not start the next operation before reaching this epoch.
     wait_epoch: Option<u64>,
+    /// Do not start the next operation before this time (a retry after `invalidProposal`
+    /// waits for the missing proposals to arrive through the fan-out).
+    not_before: Option<Millis>,
     /// The epoch this client joined at (messages of earlier epochs are not for it).
     joined_epoch: Option<u64>,
     /// Hashes of application-message ciphertexts already seen (bounded).
@@ -523,6 +526,10 @@ impl Client {
             let Some(r) = self.rooms.get_mut(&room) else {
                 continue;
             };
+            if r.in_flight.is_none() && r.not_before.is_some_and(|t| t <= now) {
+                self.pump(now, &room, &mut out);
+                continue;
+            }
             let Some((f, _)) = r.in_flight.as_mut() else {
                 continue;
             };
@@ -571,7 +578,11 @@ impl Client {
                     return;
                 }
             }
+            if r.not_before.is_some_and(|t| now < t) {
+                return;
+            }
             r.wait_epoch = None;
+            r.not_before = None;
             let Some((cmd, retries)) = r.queue.pop_front() else {
                 return;
             };
@@ -1160,6 +1171,20 @@ impl Client {
                         }
                         let wait = if join { 0 } else { current_epoch };
                         self.retry(room, f.cmd, retries, wait);
+                    }
+                    UpdateOutcome::InvalidProposal { .. } if commit && !join => {
+                        // The hub accepted proposals this member has not received yet
+                        // (P§3.5: a commit must cover them): wait for the fan-out, retry.
+                        self.discard_update(room, commit, join);
+                        let wait = self
+                            .rooms
+                            .get(room)
+                            .and_then(|r| r.member.as_ref())
+                            .map_or(0, Member::epoch);
+                        self.retry(room, f.cmd, retries, wait);
+                        if let Some(r) = self.rooms.get_mut(room) {
+                            r.not_before = Some(now + resend_backoff(retries + 1));
+                        }
                     }
                     other => {
                         if commit {

@@ -139,6 +139,11 @@ impl Follower {
             .unwrap_or_default()
     }
 
+    /// Whether a planted bug is set.
+    pub fn has_bug(&self, bug: crate::sabotage::Bug) -> bool {
+        self.bugs.contains(&bug)
+    }
+
     /// A client publishes KeyPackages (TLS bytes). Malformed ones are dropped; the
     /// count stored is returned.
     pub fn publish_key_packages(&mut self, client: &ClientUri, key_packages: &[Vec<u8>]) -> usize {

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use nodes::ids::{ClientUri, Domain};
 use nodes::io::{
-    ClientToProvider, ProviderToClient, Request, RequestId, Response, ServerCore, ServerOutput,
+    ClientToProvider, Millis, ProviderToClient, Request, RequestId, Response, ServerCore, ServerOutput,
     Token, TransportError,
 };
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -64,16 +64,116 @@ impl HostHandle {
     pub fn drain_to_clients(&self) -> Vec<(ClientUri, ProviderToClient)> {
         std::mem::take(&mut *self.port.outbox.borrow_mut())
     }
+    /// Client messages the host has not taken yet (it is busy or down).
+    pub fn waiting_from_clients(&self) -> usize {
+        self.port.inbox.borrow().len()
+    }
     /// A copy of the messages waiting in [`Self::drain_to_clients`].
     pub fn peek_to_clients(&self) -> Vec<(ClientUri, ProviderToClient)> {
         self.port.outbox.borrow().clone()
     }
 }
 
+/// A provider's core kept outside its turmoil host: the provider's durable storage.
+///
+/// The disk model is "fsync before every reply": a core handles each input atomically, so
+/// whatever it did before a crash survives (what a hub acknowledged as accepted is still
+/// in its log and will be delivered). A crash loses what lives in the host's tasks:
+/// connections, incoming requests awaiting an answer, outgoing requests and timers. On
+/// restart the same core gets [`ServerCore::on_restart`] to forget those.
+pub struct Durable<C>(Rc<RefCell<Option<C>>>);
+
+impl<C> Clone for Durable<C> {
+    fn clone(&self) -> Self {
+        Durable(self.0.clone())
+    }
+}
+
+impl<C> Durable<C> {
+    /// Runs `f` on the core, if it was ever started. Must not be called from inside the
+    /// host (the driver calls it between simulation steps).
+    pub fn with<T>(&self, f: impl FnOnce(&mut C) -> T) -> Option<T> {
+        self.0.borrow_mut().as_mut().map(f)
+    }
+}
+
+/// Like [`spawn_host`], but the core is created once and survives crashes: a restart
+/// (`sim.bounce`) resumes the same core after [`ServerCore::on_restart`]. The returned
+/// [`Durable`] lets the driver inspect the core between steps.
+pub fn spawn_durable_host<C, F>(
+    sim: &mut turmoil::Sim<'_>,
+    domain: Domain,
+    config: HostConfig,
+    trace: &Trace,
+    make_core: F,
+) -> (HostHandle, Durable<C>)
+where
+    C: ServerCore + 'static,
+    F: Fn() -> C + 'static,
+{
+    let disk = Durable(Rc::new(RefCell::new(None)));
+    let d = disk.clone();
+    let handle = spawn_host(sim, domain, config, trace, move || {
+        let mut slot = d.0.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(make_core());
+        }
+        DiskCore {
+            disk: d.clone(),
+            domain: slot.as_ref().map(|c| c.domain().clone()),
+        }
+    });
+    (handle, disk)
+}
+
+/// The host's view of a [`Durable`] core: every call borrows it for the duration of one
+/// input (never across an await).
+struct DiskCore<C> {
+    disk: Durable<C>,
+    domain: Option<Domain>,
+}
+
+impl<C: ServerCore> DiskCore<C> {
+    fn call(&self, f: impl FnOnce(&mut C) -> Vec<ServerOutput>) -> Vec<ServerOutput> {
+        self.disk.with(f).unwrap_or_default()
+    }
+}
+
+impl<C: ServerCore> ServerCore for DiskCore<C> {
+    fn domain(&self) -> &Domain {
+        self.domain.as_ref().expect("a durable core exists once its host started")
+    }
+    fn on_request(&mut self, now: Millis, id: RequestId, request: Request) -> Vec<ServerOutput> {
+        self.call(|c| c.on_request(now, id, request))
+    }
+    fn on_response(
+        &mut self,
+        now: Millis,
+        token: Token,
+        result: Result<Response, TransportError>,
+    ) -> Vec<ServerOutput> {
+        self.call(|c| c.on_response(now, token, result))
+    }
+    fn on_client(
+        &mut self,
+        now: Millis,
+        client: &ClientUri,
+        message: ClientToProvider,
+    ) -> Vec<ServerOutput> {
+        self.call(|c| c.on_client(now, client, message))
+    }
+    fn on_tick(&mut self, now: Millis) -> Vec<ServerOutput> {
+        self.call(|c| c.on_tick(now))
+    }
+    fn on_restart(&mut self, now: Millis) -> Vec<ServerOutput> {
+        self.call(|c| c.on_restart(now))
+    }
+}
+
 /// Adds a provider host named `domain` to `sim`, running `make_core()`'s core behind an
 /// HTTP server on [`HTTP_PORT`]. `make_core` is called again on every restart
-/// (`sim.bounce`); durable state is the core factory's business. The host fails if the
-/// core's domain is not `domain`.
+/// (`sim.bounce`): the core starts afresh (see [`spawn_durable_host`] for durable state).
+/// The host fails if the core's domain is not `domain`.
 pub fn spawn_host<C, F>(
     sim: &mut turmoil::Sim<'_>,
     domain: Domain,
@@ -152,6 +252,9 @@ impl<C: ServerCore> HttpHost<C> {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let port = self.port.clone();
         self.record(What::Started);
+        // A restarted core forgets what it had in flight (a fresh core has nothing).
+        let outputs = self.core.on_restart(now_ms());
+        self.carry_out(outputs, &inputs);
         // Client messages queued while the host was down.
         port.wake.notify_one();
         loop {

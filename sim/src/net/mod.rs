@@ -50,7 +50,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use nodes::io::Millis;
 
-pub use host::{spawn_host, HostHandle, HttpHost};
+pub use host::{spawn_durable_host, spawn_host, Durable, HostHandle, HttpHost};
 pub use trace::{Event, Trace, What};
 
 /// The TCP port every provider's MIMI server listens on.

@@ -1,0 +1,323 @@
+//! The `run` and `replay` commands: loading, running, printing, exit codes.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::{json, Value};
+
+use crate::run::{run as run_scenario, scenario_hash, Outcome, RunReport};
+use crate::scenario::Scenario;
+
+/// Exit codes (the README's table).
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+fn bad(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("mimi-sim: {msg}");
+    ExitCode::from(EXIT_BAD_INPUT)
+}
+
+/// Loads a scenario and runs it once; the CLI's error text on failure.
+pub fn load_and_run(
+    path: &Path,
+    seed: u64,
+    keep_trace: bool,
+) -> Result<RunReport, String> {
+    let (s, text) = Scenario::load(path).map_err(|e| e.to_string())?;
+    let file = path.display().to_string();
+    let resolved = s.validate(&file, &text).map_err(|e| e.to_string())?;
+    let mut r = run_scenario(&s, &resolved, &text, seed, keep_trace);
+    r.scenario_file = Some(file);
+    Ok(r)
+}
+
+/// The JSON record of a run (what `run --json` prints and campaigns store).
+pub fn record(r: &RunReport) -> Value {
+    serde_json::to_value(r).unwrap_or(Value::Null)
+}
+
+fn write_trace(path: &Path, lines: &[String]) -> Result<(), String> {
+    let mut f = std::fs::File::create(path)
+        .map_err(|e| format!("cannot write the trace to {}: {e}", path.display()))?;
+    for l in lines {
+        writeln!(f, "{l}").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs the same scenario and seed in a child process; returns its trace hash.
+pub fn child_hash(path: &Path, seed: u64) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
+    let out = std::process::Command::new(exe)
+        .arg("run")
+        .arg(path)
+        .arg("--seed")
+        .arg(seed.to_string())
+        .arg("--json")
+        .output()
+        .map_err(|e| format!("cannot start the child process: {e}"))?;
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "the child printed no run record ({e}); its stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    v.get("trace_hash")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| "the child's record has no trace_hash".into())
+}
+
+/// `mimi-sim run`.
+pub fn run(
+    path: &Path,
+    seed: u64,
+    trace: Option<&Path>,
+    json_out: bool,
+    check_determinism: bool,
+) -> ExitCode {
+    let mut report = match load_and_run(path, seed, trace.is_some()) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    if let (Some(p), Some(lines)) = (trace, report.trace.take()) {
+        if let Err(e) = write_trace(p, &lines) {
+            return bad(e);
+        }
+    }
+    let mut determinism = None;
+    if check_determinism {
+        determinism = Some(match child_hash(path, seed) {
+            Ok(h) => (h == report.trace_hash, h),
+            Err(e) => return bad(e),
+        });
+    }
+    if json_out {
+        let mut v = record(&report);
+        if let Some((same, h)) = &determinism {
+            v["determinism"] = json!({"same": same, "child_trace_hash": h});
+        }
+        println!("{v}");
+    } else {
+        print_summary(&report);
+        if let Some(p) = trace {
+            println!("trace: {}", p.display());
+        }
+        if let Some((same, h)) = &determinism {
+            if *same {
+                println!("determinism: a child process gave the same trace hash");
+            } else {
+                println!("determinism: MISMATCH, the child process gave {h}");
+            }
+        }
+    }
+    let failed = report.outcome != Outcome::Ok || determinism.is_some_and(|(same, _)| !same);
+    ExitCode::from(if failed { EXIT_FAILED } else { EXIT_OK })
+}
+
+/// The human summary of one run.
+pub fn print_summary(r: &RunReport) {
+    println!(
+        "scenario {}  seed {}  variant {}",
+        r.scenario, r.seed, r.variant
+    );
+    let conv = r
+        .converged_at_ms
+        .map(|t| format!(" (converged at {:.1} s)", t as f64 / 1000.0))
+        .unwrap_or_default();
+    println!(
+        "outcome: {}{conv}   expected: {:?}{}",
+        r.outcome.name(),
+        r.expected,
+        if r.as_expected { "" } else { "  (NOT as expected)" }
+    );
+    let faults: Vec<String> = r.faults.iter().map(|(k, n)| format!("{k}×{n}")).collect();
+    println!(
+        "faults: {}",
+        if faults.is_empty() {
+            "none".into()
+        } else {
+            faults.join(" ")
+        }
+    );
+    if !r.faults_never_fired.is_empty() {
+        println!(
+            "WARNING: enabled fault kinds that never fired: {}",
+            r.faults_never_fired.join(", ")
+        );
+    }
+    println!(
+        "ops: {} issued, {} succeeded, {} failed, {} refused, {} abandoned; messages: {} accepted, {} received",
+        r.ops.issued,
+        r.ops.succeeded,
+        r.ops.failed,
+        r.ops.refused,
+        r.ops.abandoned,
+        r.messages_accepted,
+        r.messages_received
+    );
+    println!(
+        "time: {:.1} s simulated in {} ms wall ({:.0}x)",
+        r.sim_time_ms as f64 / 1000.0,
+        r.wall_ms,
+        r.sim_time_ms as f64 / r.wall_ms.max(1) as f64
+    );
+    println!("trace: {} events, hash {}", r.trace_events, r.trace_hash);
+    if let Some(l) = &r.liveness {
+        println!("LIVENESS: {l}");
+    }
+    for v in &r.violations {
+        println!("VIOLATION [{}] {}", v.id, v.message);
+        println!(
+            "  witness: nodes {:?}, epochs {:?}, trace lines {:?}, at {} ms",
+            v.witness.nodes, v.witness.epochs, v.witness.trace_lines, v.witness.at_ms
+        );
+    }
+    if !r.state_table.is_empty() {
+        println!(
+            "{:<34} {:<8} {:<7} {:>5} {:>7} {:>5} {:>5}  note",
+            "node", "role", "status", "epoch", "members", "log", "idle"
+        );
+        for s in &r.state_table {
+            let o = |x: Option<u64>| x.map_or("-".into(), |v| v.to_string());
+            println!(
+                "{:<34} {:<8} {:<7} {:>5} {:>7} {:>5} {:>5}  {}",
+                s.node,
+                s.role,
+                s.status,
+                o(s.epoch),
+                o(s.members.map(|m| m as u64)),
+                s.log,
+                if s.idle { "yes" } else { "no" },
+                s.note
+            );
+        }
+    }
+    if r.outcome != Outcome::Ok {
+        if let Some(f) = &r.scenario_file {
+            println!("reproduce: mimi-sim run {f} --seed {} --trace run.jsonl", r.seed);
+        }
+    }
+}
+
+fn hash_lines(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for l in text.lines() {
+        h.update(l.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// `mimi-sim replay`.
+pub fn replay(path: &Path) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return bad(format!("cannot read {}: {e}", path.display())),
+    };
+    let Some(first) = text.lines().next() else {
+        return bad(format!("{}: the file is empty", path.display()));
+    };
+    let v: Value = match serde_json::from_str(first) {
+        Ok(v) => v,
+        Err(e) => {
+            return bad(format!(
+                "{}:1: not JSON ({e}); give a trace written by --trace or a record printed by run --json",
+                path.display()
+            ))
+        }
+    };
+    let Some(seed) = v.get("seed").and_then(Value::as_u64) else {
+        return bad(format!("{}:1: no `seed` field", path.display()));
+    };
+    if v.get("kind").and_then(Value::as_str) == Some("header") {
+        let Some(toml_text) = v.get("scenario_toml").and_then(Value::as_str) else {
+            return bad(format!("{}:1: the header has no `scenario_toml`", path.display()));
+        };
+        let label = format!("{} (embedded scenario)", path.display());
+        let s = match Scenario::parse(&label, toml_text) {
+            Ok(s) => s,
+            Err(e) => return bad(e),
+        };
+        let resolved = match s.validate(&label, toml_text) {
+            Ok(r) => r,
+            Err(e) => return bad(e),
+        };
+        let mut r = run_scenario(&s, &resolved, toml_text, seed, true);
+        let recorded = hash_lines(&text);
+        if r.trace_hash == recorded {
+            println!(
+                "replay of {}: seed {seed}, scenario {}: same trace hash {} ({} events, outcome {})",
+                path.display(),
+                s.name,
+                r.trace_hash,
+                r.trace_events,
+                r.outcome.name()
+            );
+            return ExitCode::from(EXIT_OK);
+        }
+        let new = r.trace.take().unwrap_or_default();
+        let diff = text
+            .lines()
+            .zip(new.iter())
+            .position(|(a, b)| a != b)
+            .map_or(new.len().min(text.lines().count()), |i| i);
+        println!(
+            "replay of {}: DIFFERENT trace hash: recorded {recorded}, now {}; first difference at line {}",
+            path.display(),
+            r.trace_hash,
+            diff + 1
+        );
+        if let Some(a) = text.lines().nth(diff) {
+            println!("  recorded: {a}");
+        }
+        if let Some(b) = new.get(diff) {
+            println!("  now:      {b}");
+        }
+        return ExitCode::from(EXIT_FAILED);
+    }
+    // A run record.
+    let (Some(file), Some(hash)) = (
+        v.get("scenario_file").and_then(Value::as_str),
+        v.get("trace_hash").and_then(Value::as_str),
+    ) else {
+        return bad(format!(
+            "{}:1: neither a trace header nor a run record with `scenario_file` and `trace_hash`",
+            path.display()
+        ));
+    };
+    let (s, stext) = match Scenario::load(Path::new(file)) {
+        Ok(x) => x,
+        Err(e) => return bad(e),
+    };
+    if let Some(want) = v.get("scenario_sha256").and_then(Value::as_str) {
+        if want != scenario_hash(&stext) {
+            return bad(format!(
+                "{file} changed since the record was made (its SHA-256 differs); replay the trace instead"
+            ));
+        }
+    }
+    let resolved = match s.validate(file, &stext) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    let r = run_scenario(&s, &resolved, &stext, seed, false);
+    if r.trace_hash == hash {
+        println!(
+            "replay of {}: seed {seed}, {file}: same trace hash {hash} (outcome {})",
+            path.display(),
+            r.outcome.name()
+        );
+        ExitCode::from(EXIT_OK)
+    } else {
+        println!(
+            "replay of {}: DIFFERENT trace hash: recorded {hash}, now {}",
+            path.display(),
+            r.trace_hash
+        );
+        ExitCode::from(EXIT_FAILED)
+    }
+}

@@ -1,0 +1,521 @@
+//! The oracles: invariants checked after every simulation step and at the end of a run
+//! (DESIGN §4; digest §8; simulation-notes §7).
+//!
+//! Each oracle has an id, the draft section it comes from and a check fed by what the
+//! driver observes: hub events, client events and views, and every message a provider
+//! hands to a client. A violation carries a witness: the nodes, the epochs and the trace
+//! lines (1-based line numbers in the JSONL trace) involved.
+//!
+//! `sim/tests/oracles.rs` plants, for every oracle, the fault it exists to catch and shows
+//! that it fires (and that the same scenario without the plant holds).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use nodes::client::core::RoomView;
+use nodes::ids::{ClientUri, RoomUri, UserUri};
+use nodes::room::roles::BANNED_ROLE;
+use serde::Serialize;
+
+/// One oracle: its id (used in scenario files and reports), where the invariant comes
+/// from, and what it checks.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Oracle {
+    pub id: &'static str,
+    pub reference: &'static str,
+    pub checks: &'static str,
+}
+
+pub const ONE_COMMIT_PER_EPOCH: &str = "one-commit-per-epoch";
+pub const NO_SPLIT: &str = "no-split";
+pub const HUB_VIEW_MATCHES: &str = "hub-view-matches";
+pub const MEMBER_IS_PARTICIPANT: &str = "member-is-participant";
+pub const REMOVED_HAS_NO_CLIENTS: &str = "removed-has-no-clients";
+pub const ACCEPTED_DELIVERED: &str = "accepted-delivered";
+pub const HUB_ORDER: &str = "hub-order";
+pub const NOTIFY_ONCE: &str = "notify-once";
+pub const ONLY_ACCEPTED_DELIVERED: &str = "only-accepted-delivered";
+
+/// Every oracle, in the order they are reported.
+pub const ORACLES: [Oracle; 9] = [
+    Oracle {
+        id: ONE_COMMIT_PER_EPOCH,
+        reference: "P§4.2 (the hub accepts the first valid commit per epoch); digest §8 I1",
+        checks: "the hub accepts at most one commit per room and epoch",
+    },
+    Oracle {
+        id: NO_SPLIT,
+        reference: "RFC 9420 §8 (epoch authenticator); digest §8 I2",
+        checks: "honest clients at the same epoch have the same GroupContext and epoch authenticator",
+    },
+    Oracle {
+        id: HUB_VIEW_MATCHES,
+        reference: "P§4.2 (the hub tracks the group's public state); digest §8 I3",
+        checks: "the hub's public view has the members' GroupContext at its epoch and is never behind an honest member",
+    },
+    Oracle {
+        id: MEMBER_IS_PARTICIPANT,
+        reference: "RS§3 (participant list), P§4.3; digest §8 I4",
+        checks: "every client in the group belongs to a user in the participant list (and not banned)",
+    },
+    Oracle {
+        id: REMOVED_HAS_NO_CLIENTS,
+        reference: "RS§3, P§3.7 (ban/kick remove every client); digest §8 I5",
+        checks: "a user who left the participant list, or is banned, has no clients in the group",
+    },
+    Oracle {
+        id: ACCEPTED_DELIVERED,
+        reference: "P§5.4/§5.5 (the hub fans out every accepted message); digest §8 I6",
+        checks: "every application message the hub accepted reaches every honest client that was a member at its epoch",
+    },
+    Oracle {
+        id: HUB_ORDER,
+        reference: "P§5.5 (fan-out in hub order); digest §8 I7",
+        checks: "each client receives a room's messages in the hub's log order",
+    },
+    Oracle {
+        id: NOTIFY_ONCE,
+        reference: "P§5.5 (a retried /notify is not processed twice); digest §8 I8",
+        checks: "no client receives the same hub log entry twice",
+    },
+    Oracle {
+        id: ONLY_ACCEPTED_DELIVERED,
+        reference: "P§5.5 (followers deliver what the hub sequenced)",
+        checks: "every message a client receives is in the hub's log",
+    },
+];
+
+/// What a violation points at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Witness {
+    pub nodes: Vec<String>,
+    pub epochs: Vec<u64>,
+    /// 1-based line numbers in the trace.
+    pub trace_lines: Vec<u64>,
+    /// Simulated time (ms since start).
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub id: &'static str,
+    pub message: String,
+    pub witness: Witness,
+}
+
+/// A GroupContext and epoch authenticator seen at one epoch, and by whom.
+#[derive(Debug, Clone)]
+struct Seen {
+    group_context: Vec<u8>,
+    authenticator: Vec<u8>,
+    by: String,
+    line: u64,
+}
+
+/// The hub's log position of a fan-out message.
+#[derive(Debug, Clone, Copy)]
+struct Logged {
+    seq: u64,
+    epoch: u64,
+    line: u64,
+}
+
+/// An accepted application message as its sender saw it.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub room: RoomUri,
+    pub message_id: String,
+    pub sender: ClientUri,
+    pub epoch: u64,
+    pub line: u64,
+}
+
+/// The oracles' memory of the run.
+#[derive(Default)]
+pub struct Oracles {
+    disabled: BTreeSet<String>,
+    violations: Vec<Violation>,
+    /// Reported (id, nodes) pairs, so one fault is reported once.
+    reported: BTreeSet<(String, Vec<String>, Vec<u64>)>,
+    /// Accepted commits per (room, epoch): (hub, seq, line).
+    commits: BTreeMap<(RoomUri, u64), Vec<(String, u64, u64)>>,
+    /// First honest client seen at each (room, epoch).
+    clients_seen: BTreeMap<(RoomUri, u64), Seen>,
+    /// The hub's view at each (room, epoch).
+    hub_seen: BTreeMap<(RoomUri, u64), Seen>,
+    /// Users who were ever participants.
+    ever_participants: BTreeMap<RoomUri, BTreeSet<UserUri>>,
+    /// SHA-256 of every logged fan-out message.
+    log_index: BTreeMap<(RoomUri, [u8; 32]), Logged>,
+    /// Last log seq handed to each client per room.
+    last_delivered: BTreeMap<(ClientUri, RoomUri), (u64, u64)>,
+    /// Epochs each client was at, per room.
+    epochs: BTreeMap<(ClientUri, RoomUri), BTreeSet<u64>>,
+    sent: Vec<Sent>,
+    received: BTreeMap<(ClientUri, RoomUri), BTreeSet<String>>,
+}
+
+fn short(b: &[u8]) -> String {
+    hex::encode(b.get(..6).unwrap_or(b))
+}
+
+impl Oracles {
+    pub fn new(disabled: impl IntoIterator<Item = String>) -> Self {
+        Oracles {
+            disabled: disabled.into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Violations found since index `from`.
+    pub fn since(&self, from: usize) -> &[Violation] {
+        self.violations.get(from..).unwrap_or(&[])
+    }
+
+    fn fire(&mut self, id: &'static str, message: String, witness: Witness) {
+        if self.disabled.contains(id) {
+            return;
+        }
+        let key = (id.to_string(), witness.nodes.clone(), witness.epochs.clone());
+        if !self.reported.insert(key) {
+            return;
+        }
+        self.violations.push(Violation {
+            id,
+            message,
+            witness,
+        });
+    }
+
+    /// The hub accepted a commit (`epoch` as the hub reports it) at log `seq`.
+    pub fn commit_accepted(
+        &mut self,
+        t: u64,
+        hub: &str,
+        room: &RoomUri,
+        epoch: u64,
+        seq: u64,
+        line: u64,
+    ) {
+        let v = self.commits.entry((room.clone(), epoch)).or_default();
+        v.push((hub.to_string(), seq, line));
+        if v.len() > 1 {
+            let v = v.clone();
+            self.fire(
+                ONE_COMMIT_PER_EPOCH,
+                format!(
+                    "{} commits accepted for {room} epoch {epoch} (log seqs {})",
+                    v.len(),
+                    v.iter().map(|x| x.1.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+                Witness {
+                    nodes: v.iter().map(|x| x.0.clone()).collect::<BTreeSet<_>>().into_iter().collect(),
+                    epochs: vec![epoch],
+                    trace_lines: v.iter().map(|x| x.2).collect(),
+                    at_ms: t,
+                },
+            );
+        }
+    }
+
+    /// A new hub log entry.
+    pub fn logged(&mut self, room: &RoomUri, fanout: &[u8], seq: u64, epoch: u64, line: u64) {
+        self.log_index.insert(
+            (room.clone(), sha(fanout)),
+            Logged { seq, epoch, line },
+        );
+    }
+
+    /// An honest client reached a new epoch; `view` is its view now, `hub_epoch` the hub's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn client_epoch(
+        &mut self,
+        t: u64,
+        client: &ClientUri,
+        room: &RoomUri,
+        view: &RoomView,
+        hub: Option<(&str, u64)>,
+        line: u64,
+    ) {
+        let e = view.epoch;
+        self.epochs
+            .entry((client.clone(), room.clone()))
+            .or_default()
+            .insert(e);
+        let me = Seen {
+            group_context: view.group_context.clone(),
+            authenticator: view.epoch_authenticator.clone(),
+            by: client.as_str().to_string(),
+            line,
+        };
+        if let Some((hub, hub_epoch)) = hub {
+            if e > hub_epoch {
+                self.fire(
+                    HUB_VIEW_MATCHES,
+                    format!("{client} is at epoch {e} of {room} but the hub {hub}'s view is at {hub_epoch}"),
+                    Witness {
+                        nodes: vec![client.as_str().into(), hub.into()],
+                        epochs: vec![hub_epoch, e],
+                        trace_lines: vec![line],
+                        at_ms: t,
+                    },
+                );
+            }
+        }
+        let key = (room.clone(), e);
+        match self.clients_seen.get(&key).cloned() {
+            Some(first) => {
+                if first.group_context != me.group_context || first.authenticator != me.authenticator {
+                    self.fire(
+                        NO_SPLIT,
+                        format!(
+                            "split at epoch {e} of {room}: {} has GroupContext {}… authenticator {}…, {client} has {}… {}…",
+                            first.by,
+                            short(&first.group_context),
+                            short(&first.authenticator),
+                            short(&me.group_context),
+                            short(&me.authenticator)
+                        ),
+                        Witness {
+                            nodes: vec![first.by.clone(), client.as_str().into()],
+                            epochs: vec![e],
+                            trace_lines: vec![first.line, line],
+                            at_ms: t,
+                        },
+                    );
+                }
+            }
+            None => {
+                self.compare_hub(t, room, e, &me, None);
+                self.clients_seen.insert(key, me);
+                self.check_membership(t, client, room, view, line);
+            }
+        }
+    }
+
+    /// The hub's view reached a new epoch.
+    pub fn hub_epoch(
+        &mut self,
+        t: u64,
+        hub: &str,
+        room: &RoomUri,
+        epoch: u64,
+        group_context: Vec<u8>,
+        line: u64,
+    ) {
+        let me = Seen {
+            group_context,
+            authenticator: Vec::new(),
+            by: hub.to_string(),
+            line,
+        };
+        self.compare_hub(t, room, epoch, &me, Some(()));
+        self.hub_seen.entry((room.clone(), epoch)).or_insert(me);
+    }
+
+    fn compare_hub(&mut self, t: u64, room: &RoomUri, e: u64, new: &Seen, is_hub: Option<()>) {
+        let key = (room.clone(), e);
+        let other = if is_hub.is_some() {
+            self.clients_seen.get(&key)
+        } else {
+            self.hub_seen.get(&key)
+        };
+        let Some(other) = other.cloned() else { return };
+        if other.group_context != new.group_context {
+            self.fire(
+                HUB_VIEW_MATCHES,
+                format!(
+                    "at epoch {e} of {room} the hub's GroupContext differs from the members': {} has {}…, {} has {}…",
+                    other.by,
+                    short(&other.group_context),
+                    new.by,
+                    short(&new.group_context)
+                ),
+                Witness {
+                    nodes: vec![other.by.clone(), new.by.clone()],
+                    epochs: vec![e],
+                    trace_lines: vec![other.line, new.line],
+                    at_ms: t,
+                },
+            );
+        }
+    }
+
+    fn check_membership(
+        &mut self,
+        t: u64,
+        client: &ClientUri,
+        room: &RoomUri,
+        view: &RoomView,
+        line: u64,
+    ) {
+        let Some(state) = &view.state else { return };
+        let participants: BTreeMap<UserUri, u32> = state
+            .participants
+            .iter()
+            .map(|p| (p.user.clone(), p.role))
+            .collect();
+        let ever = self.ever_participants.entry(room.clone()).or_default();
+        for (u, r) in &participants {
+            if *r != BANNED_ROLE {
+                ever.insert(u.clone());
+            }
+        }
+        let ever = ever.clone();
+        for m in &view.members {
+            let user = m.user();
+            let role = participants.get(&user).copied();
+            let bad = match role {
+                Some(r) if r != BANNED_ROLE => continue,
+                Some(_) => (REMOVED_HAS_NO_CLIENTS, "is banned"),
+                None if ever.contains(&user) => {
+                    (REMOVED_HAS_NO_CLIENTS, "was removed from the participant list")
+                }
+                None => (MEMBER_IS_PARTICIPANT, "is not in the participant list"),
+            };
+            self.fire(
+                bad.0,
+                format!(
+                    "at epoch {} of {room} client {m} is a member but its user {user} {}",
+                    view.epoch, bad.1
+                ),
+                Witness {
+                    nodes: vec![m.as_str().into(), client.as_str().into()],
+                    epochs: vec![view.epoch],
+                    trace_lines: vec![line],
+                    at_ms: t,
+                },
+            );
+        }
+    }
+
+    /// A provider handed `fanout` (one FanoutMessage) of `room` to `client`.
+    pub fn delivered(
+        &mut self,
+        t: u64,
+        provider: &str,
+        client: &ClientUri,
+        room: &RoomUri,
+        fanout: &[u8],
+        line: u64,
+    ) {
+        let Some(l) = self.log_index.get(&(room.clone(), sha(fanout))).copied() else {
+            self.fire(
+                ONLY_ACCEPTED_DELIVERED,
+                format!("{provider} handed {client} a message of {room} that is not in the hub's log"),
+                Witness {
+                    nodes: vec![provider.into(), client.as_str().into()],
+                    epochs: vec![],
+                    trace_lines: vec![line],
+                    at_ms: t,
+                },
+            );
+            return;
+        };
+        let key = (client.clone(), room.clone());
+        if let Some(&(last, last_line)) = self.last_delivered.get(&key) {
+            if l.seq == last {
+                self.fire(
+                    NOTIFY_ONCE,
+                    format!("{provider} handed {client} hub log entry {} of {room} twice", l.seq),
+                    Witness {
+                        nodes: vec![provider.into(), client.as_str().into()],
+                        epochs: vec![l.epoch],
+                        trace_lines: vec![l.line, last_line, line],
+                        at_ms: t,
+                    },
+                );
+                return;
+            }
+            if l.seq < last {
+                self.fire(
+                    HUB_ORDER,
+                    format!(
+                        "{provider} handed {client} hub log entry {} of {room} after entry {last}",
+                        l.seq
+                    ),
+                    Witness {
+                        nodes: vec![provider.into(), client.as_str().into()],
+                        epochs: vec![l.epoch],
+                        trace_lines: vec![last_line, line],
+                        at_ms: t,
+                    },
+                );
+                return;
+            }
+        }
+        self.last_delivered.insert(key, (l.seq, line));
+    }
+
+    pub fn message_sent(&mut self, s: Sent) {
+        self.sent.push(s);
+    }
+
+    pub fn message_received(&mut self, client: &ClientUri, room: &RoomUri, message_id: &str) {
+        self.received
+            .entry((client.clone(), room.clone()))
+            .or_default()
+            .insert(message_id.to_string());
+    }
+
+    /// At the end of a converged run: every accepted application message reached every
+    /// honest client that was at its epoch.
+    pub fn check_delivery(&mut self, t: u64, honest: &BTreeSet<ClientUri>) {
+        let mut missing: BTreeMap<String, (Sent, Vec<String>)> = BTreeMap::new();
+        for s in &self.sent {
+            for ((c, r), epochs) in &self.epochs {
+                if r != &s.room || c == &s.sender || !honest.contains(c) || !epochs.contains(&s.epoch) {
+                    continue;
+                }
+                let got = self
+                    .received
+                    .get(&(c.clone(), r.clone()))
+                    .is_some_and(|m| m.contains(&s.message_id));
+                if !got {
+                    missing
+                        .entry(s.message_id.clone())
+                        .or_insert_with(|| (s.clone(), Vec::new()))
+                        .1
+                        .push(c.as_str().to_string());
+                }
+            }
+        }
+        for (id, (s, who)) in missing {
+            let mut nodes = vec![s.sender.as_str().to_string()];
+            nodes.extend(who.iter().cloned());
+            self.fire(
+                ACCEPTED_DELIVERED,
+                format!(
+                    "message {}… sent by {} at epoch {} of {} was accepted but never reached {}",
+                    id.get(..12).unwrap_or(&id),
+                    s.sender,
+                    s.epoch,
+                    s.room,
+                    who.join(", ")
+                ),
+                Witness {
+                    nodes,
+                    epochs: vec![s.epoch],
+                    trace_lines: vec![s.line],
+                    at_ms: t,
+                },
+            );
+        }
+    }
+
+    /// Accepted application messages and deliveries, for the summary.
+    pub fn message_counts(&self) -> (usize, usize) {
+        (
+            self.sent.len(),
+            self.received.values().map(BTreeSet::len).sum(),
+        )
+    }
+}
+
+fn sha(b: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(b).into()
+}

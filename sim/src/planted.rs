@@ -1,0 +1,34 @@
+//! Planted bugs named in scenario files (`variant.bugs`): the kebab-case names of
+//! [`nodes::sabotage::Bug`].
+
+use std::ops::Range;
+
+use nodes::sabotage::Bug;
+use toml::Spanned;
+
+use crate::scenario::ScenarioError;
+
+pub use nodes::sabotage::Bugs;
+
+/// Parses `variant.bugs`; an unknown name is an error at its line listing the known ones.
+pub fn parse_bugs(
+    bugs: &[Spanned<String>],
+    err: &dyn Fn(Range<usize>, String) -> ScenarioError,
+) -> Result<Bugs, ScenarioError> {
+    let mut out = Bugs::new();
+    for b in bugs {
+        let found = Bug::ALL.iter().copied().find(|x| x.id() == *b.get_ref());
+        let Some(bug) = found else {
+            return Err(err(
+                b.span(),
+                format!(
+                    "field `variant.bugs`: unknown bug {:?} (expected one of {})",
+                    b.get_ref(),
+                    Bug::ALL.iter().map(|x| x.id()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        };
+        out.insert(bug);
+    }
+    Ok(out)
+}

@@ -1,0 +1,929 @@
+//! One run: a scenario and a seed, over HTTP on turmoil, with faults, two phases, the
+//! oracles and the trace (DESIGN §4).
+//!
+//! Providers are turmoil hosts running the server cores ([`crate::net`]), with durable
+//! state (a crash keeps what the core did, see [`crate::net::Durable`]). Clients are not
+//! hosts: the driver attaches them to their provider in-process, so a room of hundreds of
+//! clients costs MLS work, not turmoil hosts. An offline client neither sends nor
+//! receives; its provider keeps its mail until it comes back.
+//!
+//! The driver loop, once per turmoil step: open/close the fault windows that are due,
+//! hand the scripted commands that are due to their clients, tick the clients every
+//! [`CLIENT_TICK_MS`], step turmoil, record what the hosts did, feed the oracles, hand
+//! every provider→client message to its (online) client, and after healing check
+//! whether every honest client has converged.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use nodes::client::core::{Client, ClientEvent, Command};
+use nodes::hub::{EnforcementConfig, Hub, HubEvent};
+use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
+use nodes::io::{ClientOutput, ClientToProvider, ProviderToClient};
+use nodes::server::{Server, ServerEvent};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::faults::{self, Links, Window};
+use crate::net::{self, Durable, HostConfig, HostHandle};
+use crate::oracles::{Oracles, Sent, Violation};
+use crate::record::{Recorder, TRACE_FORMAT};
+use crate::scenario::{ExpectedOutcome, Fault, OnViolation, Op, Resolved, Scenario};
+
+/// How often clients get `on_tick` (resends after timeouts).
+pub const CLIENT_TICK_MS: u64 = 100;
+/// How often convergence is checked after healing.
+pub const CONVERGENCE_CHECK_MS: u64 = 100;
+/// KeyPackages each client publishes at the start.
+pub const KEY_PACKAGES_PER_CLIENT: usize = 8;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Ok,
+    Violation,
+    Liveness,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Violation => "violation",
+            Outcome::Liveness => "liveness",
+        }
+    }
+    fn expected(self, e: ExpectedOutcome) -> bool {
+        matches!(
+            (self, e),
+            (Outcome::Ok, ExpectedOutcome::Ok)
+                | (Outcome::Violation, ExpectedOutcome::Violation)
+                | (Outcome::Liveness, ExpectedOutcome::Liveness)
+        )
+    }
+}
+
+/// One row of the per-node state table printed on a liveness failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeState {
+    pub node: String,
+    pub role: &'static str,
+    /// "up"/"down" for providers, "online"/"offline" for clients.
+    pub status: &'static str,
+    pub epoch: Option<u64>,
+    pub members: Option<usize>,
+    /// Providers: hub log length; clients: messages received.
+    pub log: usize,
+    /// Providers: whether all fan-out is delivered; clients: no operation in flight.
+    pub idle: bool,
+    pub note: String,
+}
+
+/// Operation counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OpCounts {
+    pub issued: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub refused: u64,
+    /// Scripted steps whose precondition never held (e.g. the user was never added).
+    pub abandoned: u64,
+}
+
+/// Everything a run reports (`mimi-sim run --json` prints this).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub seed: u64,
+    pub scenario: String,
+    /// The file it was loaded from (not part of the trace).
+    pub scenario_file: Option<String>,
+    pub scenario_sha256: String,
+    pub variant: Value,
+    pub outcome: Outcome,
+    pub expected: ExpectedOutcome,
+    /// The outcome (and expected violations) matched the scenario's `expect`.
+    pub as_expected: bool,
+    pub violations: Vec<Violation>,
+    pub liveness: Option<String>,
+    pub trace_hash: String,
+    pub trace_events: u64,
+    pub sim_time_ms: u64,
+    pub wall_ms: u64,
+    /// Fault kind → number of windows applied.
+    pub faults: BTreeMap<String, u64>,
+    /// Kinds enabled in the scenario that never fired.
+    pub faults_never_fired: Vec<String>,
+    pub converged_at_ms: Option<u64>,
+    pub ops: OpCounts,
+    pub messages_accepted: usize,
+    pub messages_received: usize,
+    pub state_table: Vec<NodeState>,
+    #[serde(skip)]
+    pub trace: Option<Vec<String>>,
+}
+
+struct ClientSlot {
+    core: Client,
+    online: bool,
+    /// Messages the client produced while offline.
+    outbox: Vec<ClientToProvider>,
+    /// Messages its provider had for it while it was offline.
+    mailbox: Vec<ProviderToClient>,
+    epoch: Option<u64>,
+    received: usize,
+}
+
+struct Host {
+    handle: HostHandle,
+    disk: Durable<Server>,
+    running: bool,
+}
+
+/// The running world.
+struct World<'a> {
+    sim: turmoil::Sim<'a>,
+    hosts: BTreeMap<Domain, Host>,
+    clients: BTreeMap<ClientUri, ClientSlot>,
+    net_trace: net::Trace,
+    rec: Recorder,
+    oracles: Oracles,
+    room: RoomUri,
+    hub: Domain,
+    log_indexed: usize,
+    ops: OpCounts,
+    faults: BTreeMap<String, u64>,
+    links: Links,
+    /// Scripted steps that are due but wait for their precondition, per client in order.
+    waiting: BTreeMap<ClientUri, std::collections::VecDeque<usize>>,
+}
+
+impl World<'_> {
+    fn t(&self) -> u64 {
+        self.sim.elapsed().as_millis() as u64
+    }
+    fn now(&self) -> u64 {
+        net::EPOCH_MS + self.t()
+    }
+
+    fn send(&mut self, c: &ClientUri, outs: Vec<ClientOutput>) {
+        let Some(slot) = self.clients.get_mut(c) else {
+            return;
+        };
+        for ClientOutput::ToProvider(m) in outs {
+            if slot.online {
+                if let Some(h) = self.hosts.get(&c.domain()) {
+                    h.handle.send_from_client(c.clone(), m);
+                }
+            } else {
+                slot.outbox.push(m);
+            }
+        }
+    }
+
+    /// Records a client's events and feeds the oracles.
+    fn client_events(&mut self, c: &ClientUri) {
+        let t = self.t();
+        let Some(slot) = self.clients.get_mut(c) else {
+            return;
+        };
+        let events = slot.core.take_events();
+        for e in events {
+            let line = self.rec.count() + 1;
+            self.rec.event(
+                t,
+                c.as_str(),
+                "client",
+                json!({ "event": serde_json::to_value(&e).unwrap_or(Value::Null) }),
+            );
+            match &e {
+                ClientEvent::Joined { room, .. } | ClientEvent::Epoch { room, .. } => {
+                    let slot = &self.clients[c];
+                    if let Some(view) = slot.core.room_view(room) {
+                        let hub = self.hub_view();
+                        let hub = hub.as_ref().map(|(e, _)| (self.hub.as_str(), *e));
+                        self.oracles.client_epoch(t, c, room, &view, hub, line);
+                        if let Some(s) = self.clients.get_mut(c) {
+                            s.epoch = Some(view.epoch);
+                        }
+                    }
+                }
+                ClientEvent::Removed { .. } => {
+                    if let Some(s) = self.clients.get_mut(c) {
+                        s.epoch = None;
+                    }
+                }
+                ClientEvent::MessageSent {
+                    room, message_id, ..
+                } => {
+                    let epoch = self.clients[c].core.room_view(room).map_or(0, |v| v.epoch);
+                    self.oracles.message_sent(Sent {
+                        room: room.clone(),
+                        message_id: message_id.clone(),
+                        sender: c.clone(),
+                        epoch,
+                        line,
+                    });
+                }
+                ClientEvent::MessageReceived {
+                    room, message_id, ..
+                } => {
+                    self.oracles.message_received(c, room, message_id);
+                    if let Some(s) = self.clients.get_mut(c) {
+                        s.received += 1;
+                    }
+                }
+                ClientEvent::OpSucceeded { .. } => self.ops.succeeded += 1,
+                ClientEvent::OpFailed { .. } => self.ops.failed += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// The hub's (epoch, GroupContext) for the room, if it hosts it.
+    fn hub_view(&self) -> Option<(u64, Vec<u8>)> {
+        self.hosts.get(&self.hub)?.disk.with(|s| {
+            let r = s.hub.room(&self.room)?;
+            let v = r.view.as_ref()?;
+            Some((v.epoch(), v.group_context_bytes()))
+        })?
+    }
+
+    /// Records host events and server events; indexes the hub's new log entries.
+    fn collect(&mut self) {
+        let t = self.t();
+        for e in self.net_trace.take() {
+            self.rec.net_event(net::EPOCH_MS, &e);
+        }
+        let domains: Vec<Domain> = self.hosts.keys().cloned().collect();
+        for d in domains {
+            let events = self.hosts[&d]
+                .disk
+                .with(Server::take_events)
+                .unwrap_or_default();
+            for e in events {
+                let line = self.rec.count() + 1;
+                let (kind, v) = match &e {
+                    ServerEvent::Hub(h) => ("hub", serde_json::to_value(h)),
+                    ServerEvent::Follower(f) => ("follower", serde_json::to_value(f)),
+                };
+                self.rec
+                    .event(t, d.as_str(), kind, json!({ "event": v.unwrap_or(Value::Null) }));
+                if let ServerEvent::Hub(HubEvent::Accepted {
+                    room,
+                    kind: "commit",
+                    epoch,
+                    seq,
+                    ..
+                }) = &e
+                {
+                    self.oracles
+                        .commit_accepted(t, d.as_str(), room, *epoch, *seq, line);
+                    if room == &self.room && d == self.hub {
+                        if let Some((he, gc)) = self.hub_view() {
+                            self.oracles.hub_epoch(t, d.as_str(), room, he, gc, line);
+                        }
+                    }
+                }
+            }
+        }
+        // Index new hub log entries before any delivery of them is looked at.
+        let from = self.log_indexed;
+        let new: Vec<(Vec<u8>, u64, u64)> = self
+            .hosts
+            .get(&self.hub)
+            .and_then(|h| {
+                h.disk.with(|s| {
+                    s.hub.room(&self.room).map(|r| {
+                        r.log
+                            .iter()
+                            .skip(from)
+                            .map(|e| (e.fanout.clone(), e.seq, e.epoch))
+                            .collect()
+                    })
+                })
+            })
+            .flatten()
+            .unwrap_or_default();
+        let line = self.rec.count();
+        for (f, seq, epoch) in &new {
+            self.oracles.logged(&self.room, f, *seq, *epoch, line);
+        }
+        self.log_indexed += new.len();
+    }
+
+    /// Hands provider→client messages to online clients (offline ones get them later).
+    fn deliver(&mut self) {
+        let t = self.t();
+        let now = self.now();
+        let mut batch = Vec::new();
+        for (d, h) in &self.hosts {
+            for (c, m) in h.handle.drain_to_clients() {
+                batch.push((d.clone(), c, m));
+            }
+        }
+        for (d, c, m) in batch {
+            if let ProviderToClient::Deliver { room, fanout } = &m {
+                let line = self.rec.count();
+                self.oracles
+                    .delivered(t, d.as_str(), &c, room, fanout, line);
+            }
+            let Some(slot) = self.clients.get_mut(&c) else {
+                continue;
+            };
+            if !slot.online {
+                slot.mailbox.push(m);
+                continue;
+            }
+            let out = slot.core.on_message(now, m);
+            self.client_events(&c);
+            self.send(&c, out);
+        }
+    }
+
+    fn tick_clients(&mut self) {
+        let now = self.now();
+        let cs: Vec<ClientUri> = self.clients.keys().cloned().collect();
+        for c in cs {
+            let Some(slot) = self.clients.get_mut(&c) else {
+                continue;
+            };
+            if !slot.online {
+                continue;
+            }
+            let out = slot.core.on_tick(now);
+            self.client_events(&c);
+            self.send(&c, out);
+        }
+    }
+
+    fn set_online(&mut self, c: &ClientUri, online: bool) {
+        let now = self.now();
+        let Some(slot) = self.clients.get_mut(c) else {
+            return;
+        };
+        slot.online = online;
+        if !online {
+            return;
+        }
+        let outbox = std::mem::take(&mut slot.outbox);
+        let mailbox = std::mem::take(&mut slot.mailbox);
+        if let Some(h) = self.hosts.get(&c.domain()) {
+            for m in outbox {
+                h.handle.send_from_client(c.clone(), m);
+            }
+        }
+        for m in mailbox {
+            let Some(slot) = self.clients.get_mut(c) else {
+                return;
+            };
+            let out = slot.core.on_message(now, m);
+            self.client_events(c);
+            self.send(c, out);
+        }
+    }
+
+    fn open_fault(&mut self, w: &Window, open: bool, names: &BTreeMap<String, ClientUri>) {
+        let t = self.t();
+        self.rec.event(
+            t,
+            "sim",
+            if open { "fault-start" } else { "fault-end" },
+            json!({ "fault": w.describe() }),
+        );
+        if open {
+            *self.faults.entry(w.fault.kind().to_string()).or_default() += 1;
+        }
+        match &w.fault {
+            Fault::Crash { provider } => {
+                let Some((d, h)) = self
+                    .hosts
+                    .iter_mut()
+                    .find(|(d, _)| d.as_str() == provider)
+                else {
+                    return;
+                };
+                // Overlapping crash windows: the first crash wins, its end restarts.
+                if open && h.running {
+                    h.running = false;
+                    self.sim.crash(d.as_str());
+                } else if !open && !h.running {
+                    h.running = true;
+                    self.sim.bounce(d.as_str());
+                }
+            }
+            Fault::Offline { client } => {
+                if let Some(c) = names.get(&client_key(client)).cloned() {
+                    self.set_online(&c, !open);
+                }
+            }
+            f => {
+                let f = f.clone();
+                self.links.apply(&mut self.sim, &f, open);
+            }
+        }
+    }
+
+    fn command(&mut self, c: &ClientUri, op: &Op, users: &BTreeMap<String, UserUri>, hub_sender: &openmls::prelude::ExternalSender, preset: nodes::room::RolePreset) {
+        let t = self.t();
+        let now = self.now();
+        let room = self.room.clone();
+        let u = |n: &str| users.get(n).cloned();
+        let cmd = match op {
+            Op::Create => Some(Command::CreateRoom {
+                room,
+                preset,
+                hub_sender: hub_sender.clone(),
+            }),
+            Op::Add { user, role } => u(user).map(|user| Command::AddUser {
+                room,
+                user,
+                role: *role,
+            }),
+            Op::AddUsers { users: us } => Some(Command::AddUsers {
+                room,
+                users: us.iter().filter_map(|n| u(n)).map(|x| (x, None)).collect(),
+            }),
+            Op::Remove { user } => u(user).map(|user| Command::RemoveUser { room, user }),
+            Op::Kick { user } => u(user).map(|user| Command::Kick { room, user }),
+            Op::Ban { user } => u(user).map(|user| Command::Ban { room, user }),
+            Op::Role { user, role } => u(user).map(|user| Command::ChangeRole {
+                room,
+                user,
+                role: *role,
+            }),
+            Op::Leave => Some(Command::Leave { room }),
+            Op::Send { text } => Some(Command::Send {
+                room,
+                text: text.clone(),
+            }),
+            Op::Join => Some(Command::JoinExternal { room }),
+            Op::SelfUpdate => Some(Command::SelfUpdate { room }),
+        };
+        self.rec.event(
+            t,
+            c.as_str(),
+            "op",
+            serde_json::to_value(op).unwrap_or(Value::Null),
+        );
+        self.ops.issued += 1;
+        let Some(cmd) = cmd else { return };
+        let Some(slot) = self.clients.get_mut(c) else {
+            return;
+        };
+        match slot.core.command(now, cmd) {
+            Ok(out) => {
+                self.client_events(c);
+                self.send(c, out);
+            }
+            Err(e) => {
+                self.ops.refused += 1;
+                self.rec
+                    .event(t, c.as_str(), "op-refused", json!({ "reason": e.to_string() }));
+            }
+        }
+    }
+
+    /// Whether `op` makes sense for `c` now, as its user would see it: a member for
+    /// everything but create and join; the target user a participant for removals and
+    /// role changes; for join, another device of the user sees the user as a participant.
+    fn ready(&self, c: &ClientUri, op: &Op, users: &BTreeMap<String, UserUri>) -> bool {
+        let Some(slot) = self.clients.get(c) else {
+            return false;
+        };
+        if !slot.online {
+            return false;
+        }
+        let view = || slot.core.room_view(&self.room);
+        let participant = |u: &str| {
+            users.get(u).is_some_and(|u| {
+                view()
+                    .and_then(|v| v.state)
+                    .is_some_and(|st| st.is_participant(u) && !st.is_banned(u))
+            })
+        };
+        match op {
+            Op::Create => true,
+            Op::Join => self.clients.iter().any(|(o, s)| {
+                o != c
+                    && o.user() == c.user()
+                    && s.core
+                        .room_view(&self.room)
+                        .and_then(|v| v.state)
+                        .is_some_and(|st| st.is_participant(&c.user()))
+            }),
+            Op::Remove { user } | Op::Kick { user } | Op::Ban { user } | Op::Role { user, .. } => {
+                participant(user)
+            }
+            _ => view().is_some(),
+        }
+    }
+
+    /// `Ok` once every honest client has converged with the hub; else the first reason.
+    fn converged(&self) -> Result<(), String> {
+        for (d, h) in &self.hosts {
+            if !h.running {
+                return Err(format!("{d} is down"));
+            }
+            if h.handle.waiting_from_clients() > 0 {
+                return Err(format!("{d} has client messages waiting"));
+            }
+            let idle = h.disk.with(|s| s.hub.fanout_idle()).unwrap_or(true);
+            if !idle {
+                return Err(format!("{d}'s hub has fan-out not yet delivered"));
+            }
+        }
+        let hub = self
+            .hosts
+            .get(&self.hub)
+            .and_then(|h| {
+                h.disk.with(|s| {
+                    s.hub.room(&self.room).and_then(|r| {
+                        let v = r.view.as_ref()?;
+                        let members: BTreeSet<ClientUri> =
+                            v.members().into_iter().filter_map(|(_, c)| c).collect();
+                        Some((v.epoch(), v.group_context_bytes(), members))
+                    })
+                })
+            })
+            .flatten();
+        for (c, slot) in &self.clients {
+            if !slot.online || !slot.outbox.is_empty() || !slot.mailbox.is_empty() {
+                return Err(format!("{c} is offline or has undelivered mail"));
+            }
+            if !slot.core.is_idle(&self.room) {
+                return Err(format!("{c} has an operation in flight"));
+            }
+            let view = slot.core.room_view(&self.room);
+            match (&hub, view) {
+                (Some((e, gc, members)), Some(v)) if members.contains(c) => {
+                    if v.epoch != *e || &v.group_context != gc {
+                        return Err(format!(
+                            "{c} is at epoch {} but the hub is at {e}",
+                            v.epoch
+                        ));
+                    }
+                }
+                (Some((e, _, members)), None) if members.contains(c) => {
+                    return Err(format!("{c} is a member at the hub (epoch {e}) but has not joined"));
+                }
+                (_, Some(v)) => {
+                    return Err(format!(
+                        "{c} still sees itself in the room at epoch {} but the hub does not",
+                        v.epoch
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn state_table(&self) -> Vec<NodeState> {
+        let mut rows = Vec::new();
+        for (d, h) in &self.hosts {
+            let info = h
+                .disk
+                .with(|s| {
+                    let r = s.hub.room(&self.room);
+                    (
+                        r.and_then(|r| r.view.as_ref().map(|v| v.epoch())),
+                        r.and_then(|r| r.view.as_ref().map(|v| v.members().len())),
+                        r.map_or(0, |r| r.log.len()),
+                        s.hub.fanout_idle(),
+                        r.map_or(0, |r| r.pending.len()),
+                    )
+                })
+                .unwrap_or((None, None, 0, true, 0));
+            rows.push(NodeState {
+                node: d.as_str().into(),
+                role: if *d == self.hub { "hub" } else { "follower" },
+                status: if h.running { "up" } else { "down" },
+                epoch: info.0,
+                members: info.1,
+                log: info.2,
+                idle: info.3,
+                note: format!(
+                    "{} pending proposals, {} client messages waiting",
+                    info.4,
+                    h.handle.waiting_from_clients()
+                ),
+            });
+        }
+        for (c, s) in &self.clients {
+            let v = s.core.room_view(&self.room);
+            rows.push(NodeState {
+                node: c.as_str().into(),
+                role: "client",
+                status: if s.online { "online" } else { "offline" },
+                epoch: v.as_ref().map(|v| v.epoch),
+                members: v.as_ref().map(|v| v.members.len()),
+                log: s.received,
+                idle: s.core.is_idle(&self.room),
+                note: format!("{} mail, {} outbox", s.mailbox.len(), s.outbox.len()),
+            });
+        }
+        rows
+    }
+}
+
+/// SHA-256 of the scenario text, hex.
+pub fn scenario_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Runs `scenario` (whose source is `text`) with `seed`. `keep_trace` keeps the JSONL
+/// lines in the report.
+pub fn run(scenario: &Scenario, resolved: &Resolved, text: &str, seed: u64, keep_trace: bool) -> RunReport {
+    let wall = std::time::Instant::now();
+    let mut rec = Recorder::new(keep_trace);
+    let variant = json!({
+        "enforcement": scenario.variant.enforcement.name(),
+        "disabled_rules": resolved.disabled_rules.iter().map(|r| r.id()).collect::<Vec<_>>(),
+        "bugs": resolved.bugs.iter().collect::<Vec<_>>(),
+    });
+    rec.push(json!({
+        "kind": "header",
+        "format": TRACE_FORMAT,
+        "scenario": scenario.name,
+        "scenario_sha256": scenario_hash(text),
+        "scenario_toml": text,
+        "seed": seed,
+        "variant": variant,
+        "build": env!("CARGO_PKG_VERSION"),
+    }));
+
+    let net_cfg = &scenario.network;
+    let mut builder = net::sim_builder(seed);
+    builder
+        .min_message_latency(Duration::from_millis(net_cfg.latency_ms[0]))
+        .max_message_latency(Duration::from_millis(net_cfg.latency_ms[1]))
+        .tick_duration(Duration::from_millis(net_cfg.tick_ms))
+        .repair_rate(faults::LOSS_REPAIR_RATE);
+    let mut sim = builder.build();
+    let net_trace = net::Trace::new();
+    let mut config = EnforcementConfig::new(scenario.variant.enforcement.level());
+    for r in &resolved.disabled_rules {
+        config.disabled.insert(*r);
+    }
+    let mut hosts = BTreeMap::new();
+    for d in &resolved.providers {
+        let (dd, cfg, bugs) = (d.clone(), config.clone(), resolved.bugs.clone());
+        let (handle, disk) = net::spawn_durable_host(
+            &mut sim,
+            d.clone(),
+            HostConfig::default(),
+            &net_trace,
+            move || Server::new(dd.clone(), seed, cfg.clone()).with_bugs(&bugs),
+        );
+        hosts.insert(
+            d.clone(),
+            Host {
+                handle,
+                disk,
+                running: true,
+            },
+        );
+    }
+    let mut w = World {
+        sim,
+        hosts,
+        clients: BTreeMap::new(),
+        net_trace,
+        rec,
+        oracles: Oracles::new(scenario.oracles.disabled.iter().map(|o| o.get_ref().clone())),
+        room: resolved.room.clone(),
+        hub: resolved.hub.clone(),
+        log_indexed: 0,
+        ops: OpCounts::default(),
+        faults: BTreeMap::new(),
+        waiting: BTreeMap::new(),
+        links: Links::new((
+            Duration::from_millis(net_cfg.latency_ms[0]),
+            Duration::from_millis(net_cfg.latency_ms[1]),
+        )),
+    };
+    let mut names = BTreeMap::new();
+    for c in &resolved.clients {
+        let mut core = Client::new(seed, c.clone());
+        core.set_bugs(&resolved.bugs);
+        let kps = if resolved.new_devices.contains(c) {
+            0
+        } else {
+            KEY_PACKAGES_PER_CLIENT
+        };
+        let out = core.publish_key_packages(kps);
+        w.clients.insert(
+            c.clone(),
+            ClientSlot {
+                core,
+                online: true,
+                outbox: Vec::new(),
+                mailbox: Vec::new(),
+                epoch: None,
+                received: 0,
+            },
+        );
+        w.send(c, vec![out]);
+        names.insert(format!("{}/{}", c.user().name(), c.device()), c.clone());
+    }
+    let users: BTreeMap<String, UserUri> = resolved
+        .users
+        .iter()
+        .map(|u| (u.name(), u.clone()))
+        .collect();
+    let hub_sender = Hub::new(resolved.hub.clone(), seed, config.clone()).external_sender();
+    let preset = scenario.world.room.get_ref().preset.role_preset();
+
+    // The plan: faults and steps in time order.
+    let windows = faults::plan(scenario, resolved, seed);
+    let mut actions: Vec<(u64, bool, usize)> = Vec::new();
+    for (i, win) in windows.iter().enumerate() {
+        actions.push((win.start_ms, true, i));
+        actions.push((win.end_ms, false, i));
+    }
+    // Ends before starts at the same instant; then by window order.
+    actions.sort_by_key(|&(t, open, i)| (t, open, i));
+    let mut steps: Vec<(u64, usize)> = scenario
+        .script
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.get_ref().at_ms, i))
+        .collect();
+    steps.sort();
+    let chaos = scenario.phases.chaos_ms;
+    let last_step = steps.last().map_or(0, |s| s.0);
+    let heal_start = chaos.max(last_step);
+    let deadline = heal_start + scenario.phases.heal_ms;
+    let stop_on_violation = scenario.oracles.on_violation == OnViolation::Stop;
+    w.rec.event(0, "sim", "phase", json!({"phase": "chaos", "until_ms": chaos}));
+
+    let (mut ai, mut si) = (0, 0);
+    let mut healed = false;
+    let mut next_client_tick = 0;
+    let mut next_check = heal_start;
+    let mut liveness = None;
+    let mut converged_at = None;
+    let mut host_error = None;
+    loop {
+        let t = w.t();
+        while ai < actions.len() && actions[ai].0 <= t {
+            let (_, open, i) = actions[ai];
+            w.open_fault(&windows[i], open, &names);
+            ai += 1;
+        }
+        if !healed && t >= chaos {
+            healed = true;
+            w.rec.event(t, "sim", "phase", json!({"phase": "heal", "bound_ms": deadline}));
+        }
+        while si < steps.len() && steps[si].0 <= t {
+            let step = scenario.script[steps[si].1].get_ref();
+            if let Some(c) = names.get(&client_key(&step.client)).cloned() {
+                w.waiting.entry(c).or_default().push_back(steps[si].1);
+            }
+            si += 1;
+        }
+        if t >= next_client_tick {
+            w.tick_clients();
+            next_client_tick = t + CLIENT_TICK_MS;
+            // Hand every waiting step whose precondition holds to its client, in order.
+            let cs: Vec<ClientUri> = w.waiting.keys().cloned().collect();
+            for c in cs {
+                while let Some(&i) = w.waiting.get(&c).and_then(|q| q.front()) {
+                    let op = &scenario.script[i].get_ref().op;
+                    if !w.ready(&c, op, &users) {
+                        break;
+                    }
+                    if let Some(q) = w.waiting.get_mut(&c) {
+                        q.pop_front();
+                    }
+                    w.command(&c, op, &users, &hub_sender, preset);
+                }
+            }
+            w.waiting.retain(|_, q| !q.is_empty());
+        }
+        if let Err(e) = w.sim.step() {
+            host_error = Some(e.to_string());
+            break;
+        }
+        w.collect();
+        w.deliver();
+        if stop_on_violation && !w.oracles.violations().is_empty() {
+            break;
+        }
+        let t = w.t();
+        if healed && si >= steps.len() && ai >= actions.len() && t >= next_check {
+            next_check = t + CONVERGENCE_CHECK_MS;
+            match w.converged() {
+                // Quiescent: steps still waiting can never become ready.
+                Ok(()) if !w.waiting.is_empty() => {
+                    for (c, q) in std::mem::take(&mut w.waiting) {
+                        for i in q {
+                            let op = &scenario.script[i].get_ref().op;
+                            w.rec.event(
+                                t,
+                                c.as_str(),
+                                "op-abandoned",
+                                json!({"op": op.name(), "step": i, "reason": "its precondition never held"}),
+                            );
+                            w.ops.abandoned += 1;
+                        }
+                    }
+                }
+                Ok(()) => {
+                    converged_at = Some(t);
+                    break;
+                }
+                Err(reason) if t >= deadline => {
+                    liveness = Some(format!(
+                        "not converged {} ms after healing: {reason}",
+                        scenario.phases.heal_ms
+                    ));
+                    break;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    let t = w.t();
+    if converged_at.is_some() {
+        let honest: BTreeSet<ClientUri> = w.clients.keys().cloned().collect();
+        w.oracles.check_delivery(t, &honest);
+    }
+    if let Some(e) = host_error {
+        liveness = Some(format!("a host failed: {e}"));
+    }
+    let violations = w.oracles.violations().to_vec();
+    let outcome = if !violations.is_empty() {
+        Outcome::Violation
+    } else if liveness.is_some() {
+        Outcome::Liveness
+    } else {
+        Outcome::Ok
+    };
+    let state_table = if outcome == Outcome::Ok {
+        Vec::new()
+    } else {
+        w.state_table()
+    };
+    for v in &violations {
+        w.rec.event(t, "sim", "violation", serde_json::to_value(v).unwrap_or(Value::Null));
+    }
+    w.rec.event(
+        t,
+        "sim",
+        "end",
+        json!({"outcome": outcome.name(), "liveness": liveness, "faults": w.faults}),
+    );
+    let expected = scenario.expect.outcome;
+    let ids: BTreeSet<&str> = violations.iter().map(|v| v.id).collect();
+    let as_expected = outcome.expected(expected)
+        && scenario
+            .expect
+            .violations
+            .iter()
+            .all(|v| ids.contains(v.get_ref().as_str()));
+    let mut enabled: BTreeSet<String> = windows.iter().map(|w| w.fault.kind().to_string()).collect();
+    if let Some(sw) = &scenario.faults.swarm {
+        enabled.extend(sw.get_ref().kinds.iter().cloned());
+    }
+    let faults_never_fired = enabled
+        .into_iter()
+        .filter(|k| w.faults.get(k).copied().unwrap_or(0) == 0)
+        .collect();
+    let (accepted, received) = w.oracles.message_counts();
+    RunReport {
+        seed,
+        scenario: scenario.name.clone(),
+        scenario_file: None,
+        scenario_sha256: scenario_hash(text),
+        variant,
+        outcome,
+        expected,
+        as_expected,
+        violations,
+        liveness,
+        trace_hash: w.rec.hash(),
+        trace_events: w.rec.count(),
+        sim_time_ms: t,
+        wall_ms: wall.elapsed().as_millis() as u64,
+        faults: w.faults.clone(),
+        faults_never_fired,
+        converged_at_ms: converged_at,
+        ops: w.ops.clone(),
+        messages_accepted: accepted,
+        messages_received: received,
+        state_table,
+        trace: w.rec.take_lines(),
+    }
+}
+
+/// "alice" → "alice/1".
+fn client_key(name: &str) -> String {
+    if name.contains('/') {
+        name.to_string()
+    } else {
+        format!("{name}/1")
+    }
+}

@@ -1,0 +1,926 @@
+//! Scenario files: what world to build, which protocol variant to run, what the users do
+//! and when, which faults to inject, how long each phase lasts and what must hold.
+//!
+//! The format is TOML (see `scenarios/README.md` for every field with an example). A
+//! scenario is parsed ([`Scenario::parse`]) and then validated ([`Scenario::validate`]):
+//! every error names the file, the line and the field, and says what to do.
+//!
+//! ```toml
+//! name = "drafts-flows"
+//! question = "Do the draft's flows converge under partitions, reordering and loss?"
+//!
+//! [world]
+//! providers = ["a.example", "b.example", "c.example"]
+//! room = { name = "clubhouse", hub = "a.example", preset = "cooperative" }
+//! users = [
+//!   { name = "alice", provider = "a.example" },
+//!   { name = "cathy", provider = "c.example", clients = 2 },
+//! ]
+//!
+//! [variant]
+//! enforcement = "full"
+//!
+//! [phases]
+//! chaos_ms = 20000
+//! heal_ms = 60000
+//!
+//! [[script]]
+//! at_ms = 0
+//! client = "alice"
+//! op = "create"
+//!
+//! [[faults.schedule]]
+//! at_ms = 1500
+//! kind = "partition"
+//! a = "a.example"
+//! b = "b.example"
+//! for_ms = 3000
+//!
+//! [faults.swarm]
+//! kinds = ["partition", "hold", "flap"]
+//! count = [1, 4]
+//! ```
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+
+use nodes::hub::{Enforcement, Rule};
+use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
+use nodes::room::RolePreset;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// Most providers, users, clients per user, script steps and scheduled faults a
+/// scenario may have.
+pub const MAX_PROVIDERS: usize = 16;
+pub const MAX_USERS: usize = 1024;
+pub const MAX_CLIENTS_PER_USER: u32 = 16;
+pub const MAX_STEPS: usize = 10_000;
+pub const MAX_FAULTS: usize = 10_000;
+/// Longest chaos or heal phase: one simulated day.
+pub const MAX_PHASE_MS: u64 = 24 * 3600 * 1000;
+
+/// A whole scenario file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, used in reports and trace headers.
+    pub name: String,
+    /// The question this scenario answers, in one sentence.
+    #[serde(default)]
+    pub question: Option<String>,
+    pub world: WorldSpec,
+    #[serde(default)]
+    pub variant: Variant,
+    #[serde(default)]
+    pub phases: Phases,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub script: Vec<Spanned<Step>>,
+    #[serde(default)]
+    pub faults: Faults,
+    #[serde(default)]
+    pub oracles: OracleConfig,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// Providers, users and the room.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorldSpec {
+    /// Provider domains; each is one turmoil host running a hub and a follower.
+    pub providers: Vec<Spanned<String>>,
+    pub room: Spanned<RoomSpec>,
+    pub users: Vec<Spanned<UserSpec>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomSpec {
+    pub name: String,
+    /// The provider hosting the room (its hub).
+    pub hub: String,
+    #[serde(default)]
+    pub preset: Preset,
+}
+
+/// The room's role preset (RP§4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    #[default]
+    Cooperative,
+    StrictlyAdministered,
+    Moderated,
+    DirectMessage,
+}
+
+impl Preset {
+    pub fn role_preset(self) -> RolePreset {
+        match self {
+            Preset::Cooperative => RolePreset::Cooperative,
+            Preset::StrictlyAdministered => RolePreset::StrictlyAdministered,
+            Preset::Moderated => RolePreset::Moderated,
+            Preset::DirectMessage => RolePreset::DirectMessage,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    pub name: String,
+    pub provider: String,
+    /// Devices of this user that publish KeyPackages at the start, named "1", "2", ...
+    #[serde(default = "one")]
+    pub clients: u32,
+    /// Further devices that publish no KeyPackages (a new phone): they can only join by
+    /// external commit. Named after the others.
+    #[serde(default)]
+    pub new_devices: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The protocol variant.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    /// Hub enforcement: "off", "mls" or "full".
+    #[serde(default)]
+    pub enforcement: EnforcementLevel,
+    /// Rule ids switched off under "full" (see the README's rule table).
+    #[serde(default)]
+    pub disabled_rules: Vec<Spanned<String>>,
+    /// Deliberate bugs planted in honest nodes (for oracle tests): kebab-case names of
+    /// `nodes::sabotage::Bug`.
+    #[serde(default)]
+    pub bugs: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnforcementLevel {
+    Off,
+    Mls,
+    #[default]
+    Full,
+}
+
+impl EnforcementLevel {
+    pub fn level(self) -> Enforcement {
+        match self {
+            EnforcementLevel::Off => Enforcement::Off,
+            EnforcementLevel::Mls => Enforcement::Mls,
+            EnforcementLevel::Full => Enforcement::Full,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            EnforcementLevel::Off => "off",
+            EnforcementLevel::Mls => "mls",
+            EnforcementLevel::Full => "full",
+        }
+    }
+}
+
+/// The two phases (DESIGN §4): chaos, in which faults fire, then heal, in which every
+/// fault is lifted and every honest client must converge within `heal_ms`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phases {
+    #[serde(default = "default_chaos")]
+    pub chaos_ms: u64,
+    /// The liveness bound: time after healing (and after the last scripted step) by
+    /// which every honest client must have converged.
+    #[serde(default = "default_heal")]
+    pub heal_ms: u64,
+}
+
+fn default_chaos() -> u64 {
+    20_000
+}
+fn default_heal() -> u64 {
+    60_000
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases {
+            chaos_ms: default_chaos(),
+            heal_ms: default_heal(),
+        }
+    }
+}
+
+/// Link defaults.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// One-way latency range of every link, [min, max] ms (turmoil's exponential
+    /// distribution between them).
+    #[serde(default = "default_latency")]
+    pub latency_ms: [u64; 2],
+    /// turmoil's step length in ms (1 = full fidelity).
+    #[serde(default = "default_tick")]
+    pub tick_ms: u64,
+}
+
+fn default_latency() -> [u64; 2] {
+    [1, 20]
+}
+fn default_tick() -> u64 {
+    1
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            latency_ms: default_latency(),
+            tick_ms: default_tick(),
+        }
+    }
+}
+
+/// One scripted operation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(try_from = "toml::Table")]
+pub struct Step {
+    /// Simulated time (ms from the start) at which the client is told to do it.
+    pub at_ms: u64,
+    /// "user" (device 1) or "user/device".
+    pub client: String,
+    #[serde(flatten)]
+    pub op: Op,
+}
+
+/// What a client is told to do (each maps to a `nodes::client::core::Command`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Op {
+    /// Create the room (the client must be on the room's hub provider).
+    Create,
+    /// Add a user (all its clients, through the hub's /keyMaterial) with a role.
+    Add { user: String, role: Option<u32> },
+    /// Add several users in one commit.
+    AddUsers { users: Vec<String> },
+    /// Remove a user (participant-list update and all its clients).
+    Remove { user: String },
+    Kick { user: String },
+    Ban { user: String },
+    /// Change a user's role.
+    Role { user: String, role: u32 },
+    /// Leave the room (the digest §4.6 bundle).
+    Leave,
+    /// Send a text message.
+    Send { text: String },
+    /// Join by external commit (a new device of a participant).
+    Join,
+    /// Update own leaf.
+    SelfUpdate,
+}
+
+/// Takes an unsigned integer field out of a table.
+fn take_u64(t: &mut toml::Table, field: &str) -> Result<u64, String> {
+    match t.remove(field) {
+        Some(toml::Value::Integer(n)) if n >= 0 => Ok(n as u64),
+        Some(v) => Err(format!(
+            "field `{field}`: expected a non-negative integer, found {}",
+            v.type_str()
+        )),
+        None => Err(format!("missing field `{field}`")),
+    }
+}
+
+// serde's `flatten` cannot be combined with `deny_unknown_fields`, so the common fields
+// are taken out by hand and the rest must be exactly one op (or fault) with its fields.
+impl TryFrom<toml::Table> for Step {
+    type Error = String;
+    fn try_from(mut t: toml::Table) -> Result<Self, String> {
+        let at_ms = take_u64(&mut t, "at_ms")?;
+        let client = match t.remove("client") {
+            Some(toml::Value::String(s)) => s,
+            Some(v) => return Err(format!("field `client`: expected a string, found {}", v.type_str())),
+            None => return Err("missing field `client`".into()),
+        };
+        let op = Op::deserialize(toml::Value::Table(t)).map_err(|e| e.message().to_string())?;
+        Ok(Step { at_ms, client, op })
+    }
+}
+
+impl TryFrom<toml::Table> for ScheduledFault {
+    type Error = String;
+    fn try_from(mut t: toml::Table) -> Result<Self, String> {
+        let at_ms = take_u64(&mut t, "at_ms")?;
+        let for_ms = take_u64(&mut t, "for_ms")?;
+        let fault =
+            Fault::deserialize(toml::Value::Table(t)).map_err(|e| e.message().to_string())?;
+        Ok(ScheduledFault {
+            at_ms,
+            for_ms,
+            fault,
+        })
+    }
+}
+
+impl Op {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Add { .. } => "add",
+            Op::AddUsers { .. } => "add-users",
+            Op::Remove { .. } => "remove",
+            Op::Kick { .. } => "kick",
+            Op::Ban { .. } => "ban",
+            Op::Role { .. } => "role",
+            Op::Leave => "leave",
+            Op::Send { .. } => "send",
+            Op::Join => "join",
+            Op::SelfUpdate => "self-update",
+        }
+    }
+}
+
+/// Faults: a fixed schedule and/or a seeded random swarm.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    #[serde(default)]
+    pub schedule: Vec<Spanned<ScheduledFault>>,
+    #[serde(default)]
+    pub swarm: Option<Spanned<Swarm>>,
+}
+
+/// One fault at a fixed time, lifted after `for_ms` (or at healing, whichever is first).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(try_from = "toml::Table")]
+pub struct ScheduledFault {
+    pub at_ms: u64,
+    pub for_ms: u64,
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+/// The fault kinds (DESIGN §4).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Fault {
+    /// Both directions between two providers are cut; in-flight messages are dropped.
+    Partition { a: String, b: String },
+    /// Messages from `from` to `to` are dropped; the other direction works.
+    PartitionOneway { from: String, to: String },
+    /// Messages between two providers are held, then released together (reordering).
+    Hold { a: String, b: String },
+    /// The link randomly drops (turmoil fail rate `rate` per send, repairing at 0.5).
+    Loss { a: String, b: String, rate: f64 },
+    /// The link goes down for the duration (a short partition: a flap).
+    Flap { a: String, b: String },
+    /// The link's latency range changes to [min_ms, max_ms].
+    Latency {
+        a: String,
+        b: String,
+        min_ms: u64,
+        max_ms: u64,
+    },
+    /// The provider crashes and restarts with its durable state.
+    Crash { provider: String },
+    /// The client is offline: it neither sends nor receives; its provider keeps its mail.
+    Offline { client: String },
+}
+
+/// The names of the fault kinds, as in files and in counts.
+pub const FAULT_KINDS: [&str; 8] = [
+    "partition",
+    "partition-oneway",
+    "hold",
+    "loss",
+    "flap",
+    "latency",
+    "crash",
+    "offline",
+];
+
+impl Fault {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Partition { .. } => "partition",
+            Fault::PartitionOneway { .. } => "partition-oneway",
+            Fault::Hold { .. } => "hold",
+            Fault::Loss { .. } => "loss",
+            Fault::Flap { .. } => "flap",
+            Fault::Latency { .. } => "latency",
+            Fault::Crash { .. } => "crash",
+            Fault::Offline { .. } => "offline",
+        }
+    }
+}
+
+/// Seeded random faults during chaos: for each kind in `kinds`, a number of faults in
+/// `count` (inclusive), each at a uniform time in the chaos phase on a uniformly drawn
+/// link/provider/client, lasting a uniform time in `duration_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Swarm {
+    pub kinds: Vec<String>,
+    #[serde(default = "default_count")]
+    pub count: [u32; 2],
+    #[serde(default = "default_duration")]
+    pub duration_ms: [u64; 2],
+    /// Per-send fail rate of "loss" faults, in percent.
+    #[serde(default = "default_loss")]
+    pub loss_percent: u32,
+    /// Latency range of "latency" faults, ms.
+    #[serde(default = "default_slow")]
+    pub slow_latency_ms: [u64; 2],
+}
+
+fn default_count() -> [u32; 2] {
+    [1, 3]
+}
+fn default_duration() -> [u64; 2] {
+    [200, 5_000]
+}
+fn default_loss() -> u32 {
+    20
+}
+fn default_slow() -> [u64; 2] {
+    [50, 400]
+}
+
+/// What happens when an oracle is violated.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OracleConfig {
+    /// "stop" (the default) ends the run at the first violation; "record" keeps going
+    /// and reports every violation.
+    #[serde(default)]
+    pub on_violation: OnViolation,
+    /// Oracle ids not checked.
+    #[serde(default)]
+    pub disabled: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnViolation {
+    #[default]
+    Stop,
+    Record,
+}
+
+/// What the scenario expects of every seed.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// "ok", "violation" or "liveness".
+    #[serde(default)]
+    pub outcome: ExpectedOutcome,
+    /// Oracle ids that must be among the violations (with outcome = "violation").
+    #[serde(default)]
+    pub violations: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpectedOutcome {
+    #[default]
+    Ok,
+    Violation,
+    Liveness,
+}
+
+/// A scenario that could not be read, parsed or validated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{file}: cannot read the scenario: {reason}")]
+    Read { file: String, reason: String },
+    #[error("{file}:{line}:{column}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        /// The field, as a path (`script[2].client`), when known.
+        message: String,
+    },
+}
+
+/// A validated scenario with its names resolved.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub providers: Vec<Domain>,
+    pub hub: Domain,
+    pub room: RoomUri,
+    /// Every client, in (user order, device) order.
+    pub clients: Vec<ClientUri>,
+    /// The clients that publish no KeyPackages at the start (`new_devices`).
+    pub new_devices: BTreeSet<ClientUri>,
+    pub users: Vec<UserUri>,
+    pub bugs: crate::planted::Bugs,
+    pub disabled_rules: Vec<Rule>,
+}
+
+/// Where a byte offset is in `text` (1-based line and column).
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    (line, column)
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<(Scenario, String), ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::Read {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
+        let s = Scenario::parse(&file, &text)?;
+        Ok((s, text))
+    }
+
+    /// Parses and validates scenario text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            ScenarioError::Invalid {
+                file: file.to_string(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        s.validate(file, text)?;
+        Ok(s)
+    }
+
+    /// Checks every name and range; errors point at the offending entry.
+    pub fn validate(&self, file: &str, text: &str) -> Result<Resolved, ScenarioError> {
+        let err = |span: Range<usize>, message: String| {
+            let (line, column) = line_col(text, span.start);
+            ScenarioError::Invalid {
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            }
+        };
+        let top = 0..0;
+        if self.name.trim().is_empty() {
+            return Err(err(top, "field `name`: must not be empty".into()));
+        }
+        let w = &self.world;
+        if w.providers.is_empty() || w.providers.len() > MAX_PROVIDERS {
+            return Err(err(
+                top,
+                format!("field `world.providers`: give 1 to {MAX_PROVIDERS} provider domains"),
+            ));
+        }
+        let mut providers = Vec::new();
+        for p in &w.providers {
+            let d = Domain::new(p.get_ref()).map_err(|e| {
+                err(
+                    p.span(),
+                    format!("field `world.providers`: {:?} is not a domain: {e}", p.get_ref()),
+                )
+            })?;
+            if providers.contains(&d) {
+                return Err(err(
+                    p.span(),
+                    format!("field `world.providers`: {d} is listed twice"),
+                ));
+            }
+            providers.push(d);
+        }
+        let provider = |span: Range<usize>, field: &str, name: &str| {
+            providers
+                .iter()
+                .find(|d| d.as_str() == name)
+                .cloned()
+                .ok_or_else(|| {
+                    err(
+                        span,
+                        format!(
+                            "field `{field}`: {name:?} is not one of world.providers ({})",
+                            providers
+                                .iter()
+                                .map(Domain::as_str)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })
+        };
+        let room_spec = w.room.get_ref();
+        let hub = provider(w.room.span(), "world.room.hub", &room_spec.hub)?;
+        let room = RoomUri::new(&hub, &room_spec.name).map_err(|e| {
+            err(
+                w.room.span(),
+                format!("field `world.room.name`: {:?}: {e}", room_spec.name),
+            )
+        })?;
+        if w.users.is_empty() || w.users.len() > MAX_USERS {
+            return Err(err(
+                top,
+                format!("field `world.users`: give 1 to {MAX_USERS} users"),
+            ));
+        }
+        let mut users = Vec::new();
+        let mut clients = Vec::new();
+        let mut new_devices = BTreeSet::new();
+        for (i, u) in w.users.iter().enumerate() {
+            let us = u.get_ref();
+            let d = provider(u.span(), &format!("world.users[{i}].provider"), &us.provider)?;
+            let uri = UserUri::new(&d, &us.name).map_err(|e| {
+                err(
+                    u.span(),
+                    format!("field `world.users[{i}].name`: {:?}: {e}", us.name),
+                )
+            })?;
+            if users.iter().any(|x: &UserUri| x.name() == us.name) {
+                return Err(err(
+                    u.span(),
+                    format!(
+                        "field `world.users[{i}].name`: {:?} is used twice (user names are unique across providers)",
+                        us.name
+                    ),
+                ));
+            }
+            if us.clients == 0 || us.clients + us.new_devices > MAX_CLIENTS_PER_USER {
+                return Err(err(
+                    u.span(),
+                    format!("field `world.users[{i}].clients`: give 1 to {MAX_CLIENTS_PER_USER}"),
+                ));
+            }
+            for dev in 1..=us.clients + us.new_devices {
+                let c = uri
+                    .client(&dev.to_string())
+                    .map_err(|e| err(u.span(), format!("world.users[{i}]: {e}")))?;
+                if dev > us.clients {
+                    new_devices.insert(c.clone());
+                }
+                clients.push(c);
+            }
+            users.push(uri);
+        }
+        let user = |span: Range<usize>, field: &str, name: &str| {
+            users
+                .iter()
+                .find(|u| u.name() == name)
+                .cloned()
+                .ok_or_else(|| {
+                    err(
+                        span,
+                        format!("field `{field}`: {name:?} is not a user of world.users"),
+                    )
+                })
+        };
+        let client = |span: Range<usize>, field: &str, name: &str| -> Result<ClientUri, ScenarioError> {
+            let (u, dev) = name.split_once('/').unwrap_or((name, "1"));
+            let uu = user(span.clone(), field, u)?;
+            clients
+                .iter()
+                .find(|c| c.user() == uu && c.device() == dev)
+                .cloned()
+                .ok_or_else(|| {
+                    err(
+                        span,
+                        format!("field `{field}`: {name:?}: user {u} has no device {dev:?}"),
+                    )
+                })
+        };
+        let p = &self.phases;
+        if p.chaos_ms > MAX_PHASE_MS || p.heal_ms == 0 || p.heal_ms > MAX_PHASE_MS {
+            return Err(err(
+                top,
+                format!("field `phases`: chaos_ms must be at most {MAX_PHASE_MS} and heal_ms 1 to {MAX_PHASE_MS}"),
+            ));
+        }
+        let n = &self.network;
+        if n.latency_ms[0] > n.latency_ms[1] || n.latency_ms[1] > 60_000 {
+            return Err(err(
+                top,
+                "field `network.latency_ms`: give [min, max] with min <= max <= 60000".into(),
+            ));
+        }
+        if n.tick_ms == 0 || n.tick_ms > 100 {
+            return Err(err(top, "field `network.tick_ms`: give 1 to 100".into()));
+        }
+        if self.script.len() > MAX_STEPS {
+            return Err(err(
+                top,
+                format!("field `script`: at most {MAX_STEPS} steps"),
+            ));
+        }
+        for (i, s) in self.script.iter().enumerate() {
+            let st = s.get_ref();
+            let f = format!("script[{i}]");
+            client(s.span(), &format!("{f}.client"), &st.client)?;
+            match &st.op {
+                Op::Add { user: u, .. }
+                | Op::Remove { user: u }
+                | Op::Kick { user: u }
+                | Op::Ban { user: u }
+                | Op::Role { user: u, .. } => {
+                    user(s.span(), &format!("{f}.user"), u)?;
+                }
+                Op::AddUsers { users: us } => {
+                    for u in us {
+                        user(s.span(), &format!("{f}.users"), u)?;
+                    }
+                }
+                Op::Create => {
+                    let c = client(s.span(), &format!("{f}.client"), &st.client)?;
+                    if c.domain() != hub {
+                        return Err(err(
+                            s.span(),
+                            format!("field `{f}.client`: only a client of the hub's provider {hub} can create the room"),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if self.faults.schedule.len() > MAX_FAULTS {
+            return Err(err(
+                top,
+                format!("field `faults.schedule`: at most {MAX_FAULTS} faults"),
+            ));
+        }
+        for (i, f) in self.faults.schedule.iter().enumerate() {
+            let field = format!("faults.schedule[{i}]");
+            let sf = f.get_ref();
+            match &sf.fault {
+                Fault::Partition { a, b }
+                | Fault::Hold { a, b }
+                | Fault::Flap { a, b }
+                | Fault::Loss { a, b, .. }
+                | Fault::Latency { a, b, .. } => {
+                    let (x, y) = (
+                        provider(f.span(), &format!("{field}.a"), a)?,
+                        provider(f.span(), &format!("{field}.b"), b)?,
+                    );
+                    if x == y {
+                        return Err(err(
+                            f.span(),
+                            format!("field `{field}`: a link joins two different providers"),
+                        ));
+                    }
+                }
+                Fault::PartitionOneway { from, to } => {
+                    let (x, y) = (
+                        provider(f.span(), &format!("{field}.from"), from)?,
+                        provider(f.span(), &format!("{field}.to"), to)?,
+                    );
+                    if x == y {
+                        return Err(err(
+                            f.span(),
+                            format!("field `{field}`: a link joins two different providers"),
+                        ));
+                    }
+                }
+                Fault::Crash { provider: p } => {
+                    provider(f.span(), &format!("{field}.provider"), p)?;
+                }
+                Fault::Offline { client: c } => {
+                    client(f.span(), &format!("{field}.client"), c)?;
+                }
+            }
+            if let Fault::Loss { rate, .. } = &sf.fault {
+                if !(0.0..=1.0).contains(rate) {
+                    return Err(err(
+                        f.span(),
+                        format!("field `{field}.rate`: give a probability in [0, 1]"),
+                    ));
+                }
+            }
+            if let Fault::Latency { min_ms, max_ms, .. } = &sf.fault {
+                if min_ms > max_ms || *max_ms > 60_000 {
+                    return Err(err(
+                        f.span(),
+                        format!("field `{field}`: give min_ms <= max_ms <= 60000"),
+                    ));
+                }
+            }
+            if sf.for_ms == 0 {
+                return Err(err(
+                    f.span(),
+                    format!("field `{field}.for_ms`: a fault lasts at least 1 ms"),
+                ));
+            }
+        }
+        if let Some(sw) = &self.faults.swarm {
+            let s = sw.get_ref();
+            if s.kinds.is_empty() {
+                return Err(err(
+                    sw.span(),
+                    "field `faults.swarm.kinds`: name at least one fault kind".into(),
+                ));
+            }
+            for k in &s.kinds {
+                if !FAULT_KINDS.contains(&k.as_str()) {
+                    return Err(err(
+                        sw.span(),
+                        format!(
+                            "field `faults.swarm.kinds`: unknown fault kind {k:?} (expected one of {})",
+                            FAULT_KINDS.join(", ")
+                        ),
+                    ));
+                }
+                let links_needed = !matches!(k.as_str(), "crash" | "offline");
+                if links_needed && providers.len() < 2 {
+                    return Err(err(
+                        sw.span(),
+                        format!("field `faults.swarm.kinds`: {k:?} needs at least two providers"),
+                    ));
+                }
+            }
+            if s.count[0] > s.count[1] || s.count[1] > 1000 {
+                return Err(err(
+                    sw.span(),
+                    "field `faults.swarm.count`: give [min, max] with min <= max <= 1000".into(),
+                ));
+            }
+            if s.duration_ms[0] == 0 || s.duration_ms[0] > s.duration_ms[1] {
+                return Err(err(
+                    sw.span(),
+                    "field `faults.swarm.duration_ms`: give [min, max] with 1 <= min <= max".into(),
+                ));
+            }
+            if s.loss_percent > 100 {
+                return Err(err(
+                    sw.span(),
+                    "field `faults.swarm.loss_percent`: give 0 to 100".into(),
+                ));
+            }
+            if s.slow_latency_ms[0] > s.slow_latency_ms[1] || s.slow_latency_ms[1] > 60_000 {
+                return Err(err(
+                    sw.span(),
+                    "field `faults.swarm.slow_latency_ms`: give [min, max] with min <= max <= 60000".into(),
+                ));
+            }
+        }
+        let mut disabled_rules = Vec::new();
+        for r in &self.variant.disabled_rules {
+            let rule = Rule::ALL.iter().copied().find(|x| x.id() == r.get_ref()).ok_or_else(|| {
+                err(
+                    r.span(),
+                    format!(
+                        "field `variant.disabled_rules`: unknown rule {:?} (expected one of {})",
+                        r.get_ref(),
+                        Rule::ALL.iter().map(|r| r.id()).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+            disabled_rules.push(rule);
+        }
+        let bugs = crate::planted::parse_bugs(&self.variant.bugs, &err)?;
+        let known: BTreeSet<&str> = crate::oracles::ORACLES.iter().map(|o| o.id).collect();
+        for o in self
+            .oracles
+            .disabled
+            .iter()
+            .chain(self.expect.violations.iter())
+        {
+            if !known.contains(o.get_ref().as_str()) {
+                return Err(err(
+                    o.span(),
+                    format!(
+                        "unknown oracle {:?} (expected one of {})",
+                        o.get_ref(),
+                        known.iter().copied().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        if !self.expect.violations.is_empty() && self.expect.outcome != ExpectedOutcome::Violation
+        {
+            return Err(err(
+                top,
+                "field `expect.violations`: only with expect.outcome = \"violation\"".into(),
+            ));
+        }
+        Ok(Resolved {
+            providers,
+            hub,
+            room,
+            clients,
+            new_devices,
+            users,
+            bugs,
+            disabled_rules,
+        })
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

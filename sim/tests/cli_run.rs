@@ -1,0 +1,159 @@
+//! `mimi-sim run` and `replay` as a user meets them: the draft's flows under a seeded
+//! fault swarm converge and hold every oracle; the same seed gives the same trace hash in
+//! two processes and another seed another hash; a trace replays to the same hash; bad
+//! input exits 2 with a message naming the file, the line and the field.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mimi-sim"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn run_json(scenario: &str, seed: u64) -> (Option<i32>, Value) {
+    let out = sim(&["run", scenario, "--seed", &seed.to_string(), "--json"]);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), v)
+}
+
+#[test]
+fn the_drafts_flows_converge_under_faults_and_are_deterministic_across_processes() {
+    let (code, a) = run_json("scenarios/drafts-flows.toml", 7);
+    assert_eq!(a["outcome"], "ok", "{a}");
+    assert_eq!(code, Some(0));
+    for key in [
+        "seed",
+        "scenario",
+        "outcome",
+        "violations",
+        "trace_hash",
+        "sim_time_ms",
+        "wall_ms",
+        "faults",
+    ] {
+        assert!(a.get(key).is_some(), "record has {key}");
+    }
+    assert!(
+        a["faults"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum::<u64>() >= 3,
+        "the swarm fired: {}",
+        a["faults"]
+    );
+    assert!(a["messages_accepted"].as_u64().unwrap() >= 3, "{a}");
+    let (_, b) = run_json("scenarios/drafts-flows.toml", 7);
+    assert_eq!(a["trace_hash"], b["trace_hash"], "same seed, other process");
+    let (_, c) = run_json("scenarios/drafts-flows.toml", 8);
+    assert_ne!(a["trace_hash"], c["trace_hash"], "another seed");
+}
+
+#[test]
+fn check_determinism_runs_a_child_and_a_trace_replays_to_the_same_hash() {
+    let dir = std::env::temp_dir().join(format!("mimi-sim-cli-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("t.jsonl");
+    let out = sim(&[
+        "run",
+        "scenarios/standard.toml",
+        "--seed",
+        "3",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--json",
+        "--check-determinism",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["determinism"]["same"], true, "{v}");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len() as u64, v["trace_events"].as_u64().unwrap());
+    let header: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(header["kind"], "header");
+    assert_eq!(header["seed"], 3);
+    // Every event line has time, node and kind; some decode protocol messages.
+    for l in &lines[1..] {
+        let e: Value = serde_json::from_str(l).unwrap();
+        assert!(e["t"].is_u64() && e["node"].is_string() && e["kind"].is_string(), "{l}");
+    }
+    assert!(text.contains("\"endpoint\":\"update\""));
+    assert!(text.contains("UpdateRequest"));
+    let out = sim(&["replay", trace.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("same trace hash"));
+
+    // A tampered trace does not replay.
+    let tampered = dir.join("tampered.jsonl");
+    std::fs::write(&tampered, text.replacen("\"t\":", "\"t\": ", 1)).unwrap();
+    let out = sim(&["replay", tampered.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // A run record replays too.
+    let record = dir.join("record.json");
+    std::fs::write(&record, serde_json::to_string(&v).unwrap()).unwrap();
+    let out = sim(&["replay", record.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn bad(args: &[&str]) -> String {
+    let out = sim(args);
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_input_names_the_file_the_line_and_the_field() {
+    let dir = std::env::temp_dir().join(format!("mimi-sim-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let e = bad(&["run", "no/such/file.toml"]);
+    assert!(e.contains("no/such/file.toml") && e.contains("cannot read"), "{e}");
+
+    let base = std::fs::read_to_string(root().join("scenarios/drafts-flows.toml")).unwrap();
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    // An unknown field.
+    let p = write("typo.toml", base.replace("chaos_ms = 20000", "chaos_msec = 20000"));
+    let e = bad(&["run", &p]);
+    let line = base.lines().position(|l| l.starts_with("chaos_ms")).unwrap() + 1;
+    assert!(e.contains(&format!("typo.toml:{line}:")), "{e}");
+    assert!(e.contains("chaos_msec"), "{e}");
+    // A client that does not exist.
+    let p = write("who.toml", base.replace("client = \"bob\"\nop = \"ban\"", "client = \"zoe\"\nop = \"ban\""));
+    let e = bad(&["run", &p]);
+    assert!(e.contains("who.toml:") && e.contains(".client") && e.contains("zoe"), "{e}");
+    // A provider that does not exist, in a fault.
+    let p = write(
+        "fault.toml",
+        format!("{base}\n[[faults.schedule]]\nat_ms = 1\nfor_ms = 5\nkind = \"crash\"\nprovider = \"x.example\"\n"),
+    );
+    let e = bad(&["run", &p]);
+    assert!(e.contains("faults.schedule[0].provider") && e.contains("x.example"), "{e}");
+    // A wrong type.
+    let p = write("type.toml", base.replacen("at_ms = 1000\n", "at_ms = \"soon\"\n", 1));
+    let e = bad(&["run", &p]);
+    assert!(e.contains("type.toml:") && e.contains("at_ms"), "{e}");
+    // A wrong flag.
+    let e = bad(&["run", "scenarios/drafts-flows.toml", "--sed", "1"]);
+    assert!(e.contains("--sed"), "{e}");
+    // Not a trace.
+    let p = write("junk.jsonl", "hello\n".into());
+    let e = bad(&["replay", &p]);
+    assert!(e.contains("junk.jsonl:1"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}

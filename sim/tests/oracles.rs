@@ -1,0 +1,279 @@
+//! Every oracle fires on the fault it exists to catch: each test plants one bug (or a
+//! misbehaving enforcement setting) in an otherwise honest world and checks the oracle's
+//! id is among the violations, with a witness; the same scenario without the plant
+//! holds every oracle.
+
+use mimi_sim::oracles::{self, ORACLES};
+use mimi_sim::run::{run, Outcome, RunReport};
+use mimi_sim::scenario::Scenario;
+
+/// Three providers, alice@a (hub), bob@b, cathy@c; alice creates the room and adds bob
+/// and cathy; then `script` and `faults` follow.
+fn world(enforcement: &str, bugs: &[&str], script: &str, faults: &str) -> String {
+    let bugs = bugs
+        .iter()
+        .map(|b| format!("\"{b}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"
+name = "planted"
+[world]
+providers = ["a.example", "b.example", "c.example"]
+room = {{ name = "r", hub = "a.example" }}
+users = [
+  {{ name = "alice", provider = "a.example" }},
+  {{ name = "bob", provider = "b.example" }},
+  {{ name = "cathy", provider = "c.example" }},
+]
+[variant]
+enforcement = "{enforcement}"
+bugs = [{bugs}]
+[phases]
+chaos_ms = 12000
+heal_ms = 30000
+[oracles]
+on_violation = "record"
+
+[[script]]
+at_ms = 0
+client = "alice"
+op = "create"
+[[script]]
+at_ms = 500
+client = "alice"
+op = "add"
+user = "bob"
+role = 3
+[[script]]
+at_ms = 1500
+client = "alice"
+op = "add"
+user = "cathy"
+{script}
+{faults}
+"#
+    )
+}
+
+fn go(text: &str, seed: u64) -> RunReport {
+    let s = Scenario::parse("planted.toml", text).expect("valid scenario");
+    let r = s.validate("planted.toml", text).expect("valid scenario");
+    run(&s, &r, text, seed, false)
+}
+
+fn fired(r: &RunReport) -> Vec<&'static str> {
+    r.violations.iter().map(|v| v.id).collect()
+}
+
+/// The plant makes `id` fire with a witness; without it, the run is clean.
+fn planted(id: &str, enforcement: &str, bugs: &[&str], script: &str, faults: &str) {
+    let with = go(&world(enforcement, bugs, script, faults), 3);
+    assert!(
+        fired(&with).contains(&id),
+        "{id} did not fire; violations {:?}, liveness {:?}",
+        with.violations,
+        with.liveness
+    );
+    let v = with.violations.iter().find(|v| v.id == id).unwrap();
+    assert!(!v.witness.nodes.is_empty(), "witness names the nodes");
+    assert!(!v.witness.trace_lines.is_empty(), "witness points into the trace");
+    assert_eq!(with.outcome, Outcome::Violation);
+    let without = go(&world(enforcement, &[], script, faults), 3);
+    assert_eq!(
+        without.outcome,
+        Outcome::Ok,
+        "the control run holds: {:?} {:?}",
+        without.violations,
+        without.liveness
+    );
+}
+
+const RACING_COMMITS: &str = r#"
+[[script]]
+at_ms = 4000
+client = "bob"
+op = "self-update"
+[[script]]
+at_ms = 4000
+client = "cathy"
+op = "self-update"
+"#;
+
+#[test]
+fn one_commit_per_epoch_fires_when_the_hub_sequences_two_commits_for_one_epoch() {
+    planted(
+        oracles::ONE_COMMIT_PER_EPOCH,
+        "full",
+        &["hub-sequences-every-commit"],
+        RACING_COMMITS,
+        "",
+    );
+}
+
+#[test]
+fn no_split_fires_when_two_commits_of_one_epoch_are_both_merged() {
+    planted(
+        oracles::NO_SPLIT,
+        "full",
+        &["hub-sequences-every-commit"],
+        RACING_COMMITS,
+        "",
+    );
+}
+
+#[test]
+fn hub_view_matches_fires_when_the_hub_does_not_merge_a_commit() {
+    planted(
+        oracles::HUB_VIEW_MATCHES,
+        "full",
+        &["hub-skips-merge"],
+        "",
+        "",
+    );
+}
+
+#[test]
+fn member_is_participant_fires_when_clients_are_added_without_their_user() {
+    planted(
+        oracles::MEMBER_IS_PARTICIPANT,
+        "off",
+        &["client-adds-without-list-update"],
+        "",
+        "",
+    );
+}
+
+#[test]
+fn removed_has_no_clients_fires_when_a_removal_leaves_the_clients_in() {
+    planted(
+        oracles::REMOVED_HAS_NO_CLIENTS,
+        "off",
+        &["client-removes-user-but-not-clients"],
+        r#"
+[[script]]
+at_ms = 4000
+client = "alice"
+op = "remove"
+user = "cathy"
+"#,
+        "",
+    );
+}
+
+const MESSAGES: &str = r#"
+[[script]]
+at_ms = 4000
+client = "alice"
+op = "send"
+text = "one"
+[[script]]
+at_ms = 4300
+client = "alice"
+op = "send"
+text = "two"
+[[script]]
+at_ms = 4600
+client = "alice"
+op = "send"
+text = "three"
+[[script]]
+at_ms = 4900
+client = "alice"
+op = "send"
+text = "four"
+"#;
+
+#[test]
+fn accepted_delivered_fires_when_the_hub_drops_fanout() {
+    planted(
+        oracles::ACCEPTED_DELIVERED,
+        "full",
+        &["hub-drops-message-fanout"],
+        MESSAGES,
+        "",
+    );
+}
+
+/// 700 ms each way between the hub and b.example: a /notify's connection and request
+/// take 2.1 s, past the 2 s timeout, so b.example processes the request but its answer
+/// comes too late and the hub retries the same body.
+const SLOW_LINK: &str = r#"
+[[faults.schedule]]
+at_ms = 3500
+for_ms = 5000
+kind = "latency"
+a = "a.example"
+b = "b.example"
+min_ms = 700
+max_ms = 700
+"#;
+
+#[test]
+fn notify_once_fires_when_a_follower_processes_a_retried_notify_again() {
+    planted(
+        oracles::NOTIFY_ONCE,
+        "full",
+        &["follower-skips-dedup"],
+        MESSAGES,
+        SLOW_LINK,
+    );
+}
+
+#[test]
+fn hub_order_fires_when_a_follower_reverses_a_batch() {
+    planted(
+        oracles::HUB_ORDER,
+        "full",
+        &["follower-reverses-batches"],
+        MESSAGES,
+        SLOW_LINK,
+    );
+}
+
+#[test]
+fn only_accepted_delivered_fires_when_a_follower_delivers_what_the_hub_never_sequenced() {
+    planted(
+        oracles::ONLY_ACCEPTED_DELIVERED,
+        "full",
+        &["follower-echoes-local-commits"],
+        r#"
+[[script]]
+at_ms = 4000
+client = "alice"
+op = "self-update"
+"#,
+        "",
+    );
+}
+
+#[test]
+fn every_oracle_has_a_planted_test_here() {
+    let src = include_str!("oracles.rs");
+    for o in ORACLES {
+        let constant = o.id.to_uppercase().replace('-', "_");
+        assert!(
+            src.matches(&format!("oracles::{constant}")).count() >= 1,
+            "no planted test for {}",
+            o.id
+        );
+    }
+}
+
+#[test]
+fn a_run_that_cannot_converge_in_its_bound_fails_on_liveness_with_a_state_table() {
+    // b.example is cut off until healing, and healing allows 1 ms.
+    let cut = r#"
+[[faults.schedule]]
+at_ms = 3000
+for_ms = 10000
+kind = "partition"
+a = "a.example"
+b = "b.example"
+"#;
+    let text = world("full", &[], MESSAGES, cut).replace("heal_ms = 30000", "heal_ms = 1");
+    let r = go(&text, 1);
+    assert_eq!(r.outcome, Outcome::Liveness, "{:?}", r.violations);
+    assert!(r.liveness.as_deref().unwrap().contains("not converged"));
+    assert_eq!(r.state_table.len(), 3 + 3, "one row per provider and client");
+}
