@@ -16,6 +16,7 @@ use crate::ids::ClientUri;
 use crate::mls::app_data::{self, ComponentLogic};
 use crate::mls::commit::{stage_canonical_commit, CommitPlan};
 use crate::mls::config::{self, Identity};
+use crate::mls::cost;
 use crate::mls::SeededProvider;
 
 /// Errors of a member operation. Network input never panics; it ends here.
@@ -55,10 +56,12 @@ fn ser(m: &impl tls_codec::Serialize) -> Result<Vec<u8>, MemberError> {
 
 /// Parse an MLSMessage into the protocol message a group can process.
 pub fn parse_protocol_message(bytes: &[u8]) -> Result<ProtocolMessage, MemberError> {
-    MlsMessageIn::tls_deserialize_exact(bytes)
-        .map_err(|e| MemberError::Malformed(format!("{e:?}")))?
-        .try_into_protocol_message()
-        .map_err(|e| MemberError::Malformed(format!("{e:?}")))
+    cost::measure("member.parse", || {
+        MlsMessageIn::tls_deserialize_exact(bytes)
+            .map_err(|e| MemberError::Malformed(format!("{e:?}")))?
+            .try_into_protocol_message()
+            .map_err(|e| MemberError::Malformed(format!("{e:?}")))
+    })
 }
 
 /// Everything a committer sends to the hub with a commit (P§5.3 HandshakeBundle, as bytes).
@@ -134,27 +137,29 @@ impl Member {
         dictionary: BTreeMap<ComponentId, Vec<u8>>,
         hub_sender: ExternalSender,
     ) -> Result<Self, MemberError> {
-        let mut dict = AppDataDictionary::new();
-        for (k, v) in dictionary {
-            dict.insert(k, v);
-        }
-        let gce = config::room_group_context_extensions(dict, hub_sender).map_err(build)?;
-        let group = MlsGroup::builder()
-            .with_group_id(GroupId::from_slice(group_id))
-            .ciphersuite(config::CIPHERSUITE)
-            .with_wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
-            .with_capabilities(config::leaf_capabilities())
-            .with_group_context_extensions(gce)
-            .lifetime(config::lifetime())
-            .max_past_epochs(config::MAX_PAST_EPOCHS)
-            .use_ratchet_tree_extension(false)
-            .build(
-                provider,
-                &identity.signer,
-                identity.credential_with_key.clone(),
-            )
-            .map_err(build)?;
-        Ok(Member { group })
+        cost::measure("member.create", || {
+            let mut dict = AppDataDictionary::new();
+            for (k, v) in dictionary {
+                dict.insert(k, v);
+            }
+            let gce = config::room_group_context_extensions(dict, hub_sender).map_err(build)?;
+            let group = MlsGroup::builder()
+                .with_group_id(GroupId::from_slice(group_id))
+                .ciphersuite(config::CIPHERSUITE)
+                .with_wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+                .with_capabilities(config::leaf_capabilities())
+                .with_group_context_extensions(gce)
+                .lifetime(config::lifetime())
+                .max_past_epochs(config::MAX_PAST_EPOCHS)
+                .use_ratchet_tree_extension(false)
+                .build(
+                    provider,
+                    &identity.signer,
+                    identity.credential_with_key.clone(),
+                )
+                .map_err(build)?;
+            Ok(Member { group })
+        })
     }
 
     /// Join from a Welcome structure and the ratchet tree the hub forwarded.
@@ -163,18 +168,21 @@ impl Member {
         welcome: &[u8],
         ratchet_tree: &[u8],
     ) -> Result<Self, MemberError> {
-        let welcome = Welcome::tls_deserialize_exact(welcome)
-            .map_err(|e| MemberError::Malformed(format!("Welcome: {e:?}")))?;
-        let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
-            .map_err(|e| MemberError::Malformed(format!("ratchet tree: {e:?}")))?;
-        let group = StagedWelcome::build_from_welcome(provider, &config::join_config(), welcome)
-            .map_err(rejected)?
-            .with_ratchet_tree(tree)
-            .build()
-            .map_err(rejected)?
-            .into_group(provider)
-            .map_err(rejected)?;
-        Ok(Member { group })
+        cost::measure("member.join_by_welcome", || {
+            let welcome = Welcome::tls_deserialize_exact(welcome)
+                .map_err(|e| MemberError::Malformed(format!("Welcome: {e:?}")))?;
+            let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
+                .map_err(|e| MemberError::Malformed(format!("ratchet tree: {e:?}")))?;
+            let group =
+                StagedWelcome::build_from_welcome(provider, &config::join_config(), welcome)
+                    .map_err(rejected)?
+                    .with_ratchet_tree(tree)
+                    .build()
+                    .map_err(rejected)?
+                    .into_group(provider)
+                    .map_err(rejected)?;
+            Ok(Member { group })
+        })
     }
 
     /// Join by external commit (P§3.6) from the hub's GroupInfo and tree, including the
@@ -190,62 +198,64 @@ impl Member {
         app_data_updates: Vec<AppDataUpdateProposal>,
         logic: &dyn ComponentLogic,
     ) -> Result<(Self, CommitOutput), MemberError> {
-        let vgi = VerifiableGroupInfo::tls_deserialize_exact(group_info)
-            .map_err(|e| MemberError::Malformed(format!("GroupInfo: {e:?}")))?;
-        let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
-            .map_err(|e| MemberError::Malformed(format!("ratchet tree: {e:?}")))?;
-        let mut self_removes = Vec::new();
-        for p in pending_proposals {
-            let msg = MlsMessageIn::tls_deserialize_exact(p.as_slice())
-                .map_err(|e| MemberError::Malformed(format!("pending proposal: {e:?}")))?;
-            if let MlsMessageBodyIn::PublicMessage(pm) = msg.extract() {
-                self_removes.push(pm);
+        cost::measure("member.join_by_external_commit", || {
+            let vgi = VerifiableGroupInfo::tls_deserialize_exact(group_info)
+                .map_err(|e| MemberError::Malformed(format!("GroupInfo: {e:?}")))?;
+            let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
+                .map_err(|e| MemberError::Malformed(format!("ratchet tree: {e:?}")))?;
+            let mut self_removes = Vec::new();
+            for p in pending_proposals {
+                let msg = MlsMessageIn::tls_deserialize_exact(p.as_slice())
+                    .map_err(|e| MemberError::Malformed(format!("pending proposal: {e:?}")))?;
+                if let MlsMessageBodyIn::PublicMessage(pm) = msg.extract() {
+                    self_removes.push(pm);
+                }
             }
-        }
-        let mut builder = MlsGroup::external_commit_builder()
-            .with_ratchet_tree(tree)
-            .with_config(config::join_config())
-            .with_proposals(self_removes)
-            .build_group(provider, vgi, identity.credential_with_key.clone())
-            .map_err(rejected)?
-            .leaf_node_parameters(
-                LeafNodeParameters::builder()
-                    .with_capabilities(config::leaf_capabilities())
-                    .build(),
-            );
-        for u in app_data_updates {
-            builder = builder.add_app_data_update_proposal(u);
-        }
-        let mut loaded = builder.load_psks(provider.storage()).map_err(build)?;
-        let updates = app_data::resolve(
-            loaded.app_data_dictionary_updater(),
-            loaded
-                .app_data_update_proposals()
-                .cloned()
-                .collect::<Vec<_>>()
-                .iter(),
-            logic,
-        )?;
-        loaded.with_app_data_dictionary_updates(updates);
-        let (group, bundle) = loaded
-            .build(provider.rand(), provider.crypto(), &identity.signer, |_| {
-                true
-            })
-            .map_err(build)?
-            .finalize(provider)
-            .map_err(build)?;
-        let member = Member { group };
-        // The external commit builder makes no GroupInfo; the joiner signs one for the
-        // epoch it created (it is already merged).
-        let out = CommitOutput {
-            commit: ser(bundle.commit())?,
-            welcome: None,
-            group_info: member.group_info(provider, identity)?,
-            ratchet_tree: ser(&member.group.export_ratchet_tree())?,
-            new_epoch: member.epoch(),
-            attempts: 1,
-        };
-        Ok((member, out))
+            let mut builder = MlsGroup::external_commit_builder()
+                .with_ratchet_tree(tree)
+                .with_config(config::join_config())
+                .with_proposals(self_removes)
+                .build_group(provider, vgi, identity.credential_with_key.clone())
+                .map_err(rejected)?
+                .leaf_node_parameters(
+                    LeafNodeParameters::builder()
+                        .with_capabilities(config::leaf_capabilities())
+                        .build(),
+                );
+            for u in app_data_updates {
+                builder = builder.add_app_data_update_proposal(u);
+            }
+            let mut loaded = builder.load_psks(provider.storage()).map_err(build)?;
+            let updates = app_data::resolve(
+                loaded.app_data_dictionary_updater(),
+                loaded
+                    .app_data_update_proposals()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .iter(),
+                logic,
+            )?;
+            loaded.with_app_data_dictionary_updates(updates);
+            let (group, bundle) = loaded
+                .build(provider.rand(), provider.crypto(), &identity.signer, |_| {
+                    true
+                })
+                .map_err(build)?
+                .finalize(provider)
+                .map_err(build)?;
+            let member = Member { group };
+            // The external commit builder makes no GroupInfo; the joiner signs one for the
+            // epoch it created (it is already merged).
+            let out = CommitOutput {
+                commit: ser(bundle.commit())?,
+                welcome: None,
+                group_info: member.group_info(provider, identity)?,
+                ratchet_tree: ser(&member.group.export_ratchet_tree())?,
+                new_epoch: member.epoch(),
+                attempts: 1,
+            };
+            Ok((member, out))
+        })
     }
 
     pub fn group(&self) -> &MlsGroup {
@@ -309,43 +319,49 @@ impl Member {
         plan: &CommitPlan,
         logic: &dyn ComponentLogic,
     ) -> Result<CommitOutput, MemberError> {
-        if self.has_pending_commit() {
-            return Err(MemberError::PendingCommit);
-        }
-        if !self.is_active() {
-            return Err(MemberError::Inactive);
-        }
-        let staged =
-            stage_canonical_commit(&mut self.group, provider, &identity.signer, plan, logic)?;
-        let mut out = out_bundle(&self.group, &staged.bundle, staged.attempts)?;
-        // RatchetTreeOption `full` (RT§4): the tree of the new epoch.
-        let tree = self
-            .group
-            .pending_commit()
-            .ok_or(MemberError::NoPendingCommit)?
-            .export_ratchet_tree(provider.crypto(), self.group.export_ratchet_tree())
-            .map_err(build)?
-            .ok_or_else(|| MemberError::Build("staged commit has no tree".into()))?;
-        out.ratchet_tree = ser(&tree)?;
-        Ok(out)
+        cost::measure("member.commit", || {
+            if self.has_pending_commit() {
+                return Err(MemberError::PendingCommit);
+            }
+            if !self.is_active() {
+                return Err(MemberError::Inactive);
+            }
+            let staged =
+                stage_canonical_commit(&mut self.group, provider, &identity.signer, plan, logic)?;
+            let mut out = out_bundle(&self.group, &staged.bundle, staged.attempts)?;
+            // RatchetTreeOption `full` (RT§4): the tree of the new epoch.
+            let tree = self
+                .group
+                .pending_commit()
+                .ok_or(MemberError::NoPendingCommit)?
+                .export_ratchet_tree(provider.crypto(), self.group.export_ratchet_tree())
+                .map_err(build)?
+                .ok_or_else(|| MemberError::Build("staged commit has no tree".into()))?;
+            out.ratchet_tree = ser(&tree)?;
+            Ok(out)
+        })
     }
 
     /// The hub accepted our commit: merge it.
     pub fn merge_pending_commit(&mut self, provider: &SeededProvider) -> Result<u64, MemberError> {
-        if !self.has_pending_commit() {
-            return Err(MemberError::NoPendingCommit);
-        }
-        self.group
-            .merge_pending_commit(provider)
-            .map_err(rejected)?;
-        Ok(self.epoch())
+        cost::measure("member.merge_pending_commit", || {
+            if !self.has_pending_commit() {
+                return Err(MemberError::NoPendingCommit);
+            }
+            self.group
+                .merge_pending_commit(provider)
+                .map_err(rejected)?;
+            Ok(self.epoch())
+        })
     }
 
     /// The hub rejected our commit (e.g. `wrongEpoch`): forget it.
     pub fn discard_pending_commit(&mut self, provider: &SeededProvider) -> Result<(), MemberError> {
-        self.group
-            .clear_pending_commit(provider.storage())
-            .map_err(rejected)
+        cost::measure("member.discard_pending_commit", || {
+            self.group
+                .clear_pending_commit(provider.storage())
+                .map_err(rejected)
+        })
     }
 
     /// Forget proposals that will not be committed (e.g. after a rejected leave bundle).
@@ -353,9 +369,11 @@ impl Member {
         &mut self,
         provider: &SeededProvider,
     ) -> Result<(), MemberError> {
-        self.group
-            .clear_pending_proposals(provider.storage())
-            .map_err(rejected)
+        cost::measure("member.discard_pending_proposals", || {
+            self.group
+                .clear_pending_proposals(provider.storage())
+                .map_err(rejected)
+        })
     }
 
     /// A GroupInfo structure (not MLSMessage-wrapped, without the tree) for the current
@@ -365,24 +383,28 @@ impl Member {
         provider: &SeededProvider,
         identity: &Identity,
     ) -> Result<Vec<u8>, MemberError> {
-        let m = self
-            .group
-            .export_group_info(provider.crypto(), &identity.signer, false)
-            .map_err(build)?;
-        let bytes = ser(&m)?;
-        // MLSMessage = version (2) ‖ wire_format (2) ‖ GroupInfo.
-        bytes
-            .get(4..)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| MemberError::Build("short GroupInfo message".into()))
+        cost::measure("member.group_info", || {
+            let m = self
+                .group
+                .export_group_info(provider.crypto(), &identity.signer, false)
+                .map_err(build)?;
+            let bytes = ser(&m)?;
+            // MLSMessage = version (2) ‖ wire_format (2) ‖ GroupInfo.
+            bytes
+                .get(4..)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| MemberError::Build("short GroupInfo message".into()))
+        })
     }
 
     /// The ratchet tree of the current epoch.
     pub fn ratchet_tree(&self) -> Vec<u8> {
-        self.group
-            .export_ratchet_tree()
-            .tls_serialize_detached()
-            .unwrap_or_default()
+        cost::measure("member.ratchet_tree", || {
+            self.group
+                .export_ratchet_tree()
+                .tls_serialize_detached()
+                .unwrap_or_default()
+        })
     }
 
     /// A proposal to remove one leaf (PublicMessage bytes).
@@ -392,11 +414,13 @@ impl Member {
         identity: &Identity,
         leaf: u32,
     ) -> Result<Vec<u8>, MemberError> {
-        let (m, _) = self
-            .group
-            .propose_remove_member(provider, &identity.signer, LeafNodeIndex::new(leaf))
-            .map_err(build)?;
-        ser(&m)
+        cost::measure("member.propose_remove", || {
+            let (m, _) = self
+                .group
+                .propose_remove_member(provider, &identity.signer, LeafNodeIndex::new(leaf))
+                .map_err(build)?;
+            ser(&m)
+        })
     }
 
     /// A SelfRemove proposal (X) for this member.
@@ -405,11 +429,13 @@ impl Member {
         provider: &SeededProvider,
         identity: &Identity,
     ) -> Result<Vec<u8>, MemberError> {
-        let m = self
-            .group
-            .leave_group_via_self_remove(provider, &identity.signer)
-            .map_err(build)?;
-        ser(&m)
+        cost::measure("member.propose_self_remove", || {
+            let m = self
+                .group
+                .leave_group_via_self_remove(provider, &identity.signer)
+                .map_err(build)?;
+            ser(&m)
+        })
     }
 
     /// An AppDataUpdate proposal (X§4.7) by reference.
@@ -420,16 +446,18 @@ impl Member {
         component: ComponentId,
         update: Vec<u8>,
     ) -> Result<Vec<u8>, MemberError> {
-        let (m, _) = self
-            .group
-            .propose_app_data_update(
-                provider,
-                &identity.signer,
-                component,
-                AppDataUpdateOperation::Update(update.into()),
-            )
-            .map_err(build)?;
-        ser(&m)
+        cost::measure("member.propose_app_data_update", || {
+            let (m, _) = self
+                .group
+                .propose_app_data_update(
+                    provider,
+                    &identity.signer,
+                    component,
+                    AppDataUpdateOperation::Update(update.into()),
+                )
+                .map_err(build)?;
+            ser(&m)
+        })
     }
 
     /// Process a handshake message (proposal or commit) delivered by the hub.
@@ -439,51 +467,55 @@ impl Member {
         message: &[u8],
         logic: &dyn ComponentLogic,
     ) -> Result<Processed, MemberError> {
-        let msg = parse_protocol_message(message)?;
-        if msg.group_id() != self.group.group_id() {
-            return Err(MemberError::WrongGroup);
-        }
-        let have = self.epoch();
-        let got = msg.epoch().as_u64();
-        if got != have {
-            return Err(MemberError::WrongEpoch { got, have });
-        }
-        let processed = self
-            .group
-            .process_message(provider, msg)
-            .map_err(rejected)?;
-        match processed.into_content() {
-            ProcessedMessageContent::ProposalMessage(qp)
-            | ProcessedMessageContent::ExternalJoinProposalMessage(qp) => {
-                self.group
-                    .store_pending_proposal(provider.storage(), *qp)
-                    .map_err(rejected)?;
-                Ok(Processed::Proposal {
-                    pending: self.pending_proposal_count(),
-                })
+        cost::measure("member.process_handshake", || {
+            let msg = parse_protocol_message(message)?;
+            if msg.group_id() != self.group.group_id() {
+                return Err(MemberError::WrongGroup);
             }
-            ProcessedMessageContent::StagedCommitMessage(staged) => self.merge(provider, *staged),
-            ProcessedMessageContent::UnresolvedAppDataCommit(u) => {
-                let updates = app_data::resolve(
-                    self.group.app_data_dictionary_updater(),
-                    u.app_data_update_proposals(),
-                    logic,
-                )?;
-                let staged = self
-                    .group
-                    .stage_app_data_commit(provider, *u, updates)
-                    .map_err(rejected)?;
-                self.merge(provider, staged)
+            let have = self.epoch();
+            let got = msg.epoch().as_u64();
+            if got != have {
+                return Err(MemberError::WrongEpoch { got, have });
             }
-            ProcessedMessageContent::OwnPendingCommit => {
-                let epoch = self.merge_pending_commit(provider)?;
-                Ok(Processed::OwnCommit { epoch })
+            let processed = self
+                .group
+                .process_message(provider, msg)
+                .map_err(rejected)?;
+            match processed.into_content() {
+                ProcessedMessageContent::ProposalMessage(qp)
+                | ProcessedMessageContent::ExternalJoinProposalMessage(qp) => {
+                    self.group
+                        .store_pending_proposal(provider.storage(), *qp)
+                        .map_err(rejected)?;
+                    Ok(Processed::Proposal {
+                        pending: self.pending_proposal_count(),
+                    })
+                }
+                ProcessedMessageContent::StagedCommitMessage(staged) => {
+                    self.merge(provider, *staged)
+                }
+                ProcessedMessageContent::UnresolvedAppDataCommit(u) => {
+                    let updates = app_data::resolve(
+                        self.group.app_data_dictionary_updater(),
+                        u.app_data_update_proposals(),
+                        logic,
+                    )?;
+                    let staged = self
+                        .group
+                        .stage_app_data_commit(provider, *u, updates)
+                        .map_err(rejected)?;
+                    self.merge(provider, staged)
+                }
+                ProcessedMessageContent::OwnPendingCommit => {
+                    let epoch = self.merge_pending_commit(provider)?;
+                    Ok(Processed::OwnCommit { epoch })
+                }
+                ProcessedMessageContent::ApplicationMessage(_)
+                | ProcessedMessageContent::OwnPrivateMessage => Err(MemberError::Malformed(
+                    "an application message where a handshake was expected".into(),
+                )),
             }
-            ProcessedMessageContent::ApplicationMessage(_)
-            | ProcessedMessageContent::OwnPrivateMessage => Err(MemberError::Malformed(
-                "an application message where a handshake was expected".into(),
-            )),
-        }
+        })
     }
 
     fn merge(
@@ -508,11 +540,13 @@ impl Member {
         identity: &Identity,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, MemberError> {
-        let m = self
-            .group
-            .create_message(provider, &identity.signer, plaintext)
-            .map_err(build)?;
-        ser(&m)
+        cost::measure("member.encrypt", || {
+            let m = self
+                .group
+                .create_message(provider, &identity.signer, plaintext)
+                .map_err(build)?;
+            ser(&m)
+        })
     }
 
     /// Decrypt an application message.
@@ -521,28 +555,31 @@ impl Member {
         provider: &SeededProvider,
         message: &[u8],
     ) -> Result<Received, MemberError> {
-        let msg = parse_protocol_message(message)?;
-        if msg.group_id() != self.group.group_id() {
-            return Err(MemberError::WrongGroup);
-        }
-        let epoch = msg.epoch().as_u64();
-        let processed = self
-            .group
-            .process_message(provider, msg)
-            .map_err(rejected)?;
-        let sender = config::client_of_credential(processed.credential());
-        match processed.into_content() {
-            ProcessedMessageContent::ApplicationMessage(a) => Ok(Received {
-                sender,
-                epoch,
-                plaintext: a.into_bytes(),
-            }),
-            ProcessedMessageContent::OwnPrivateMessage => Err(MemberError::Rejected(
-                "own application message echoed back (cannot be decrypted by its sender)".into(),
-            )),
-            _ => Err(MemberError::Malformed(
-                "a handshake where an application message was expected".into(),
-            )),
-        }
+        cost::measure("member.decrypt", || {
+            let msg = parse_protocol_message(message)?;
+            if msg.group_id() != self.group.group_id() {
+                return Err(MemberError::WrongGroup);
+            }
+            let epoch = msg.epoch().as_u64();
+            let processed = self
+                .group
+                .process_message(provider, msg)
+                .map_err(rejected)?;
+            let sender = config::client_of_credential(processed.credential());
+            match processed.into_content() {
+                ProcessedMessageContent::ApplicationMessage(a) => Ok(Received {
+                    sender,
+                    epoch,
+                    plaintext: a.into_bytes(),
+                }),
+                ProcessedMessageContent::OwnPrivateMessage => Err(MemberError::Rejected(
+                    "own application message echoed back (cannot be decrypted by its sender)"
+                        .into(),
+                )),
+                _ => Err(MemberError::Malformed(
+                    "a handshake where an application message was expected".into(),
+                )),
+            }
+        })
     }
 }

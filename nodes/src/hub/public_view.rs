@@ -20,7 +20,7 @@ use openmls_traits::crypto::OpenMlsCrypto;
 
 use crate::ids::ClientUri;
 use crate::mls::app_data::{self, ComponentLogic};
-use crate::mls::config;
+use crate::mls::{config, cost};
 
 /// Why the hub's MLS validation refused a message.
 #[derive(Debug, thiserror::Error)]
@@ -141,15 +141,17 @@ impl PublicView {
         group_info: &[u8],
         ratchet_tree: &[u8],
     ) -> Result<Self, ViewError> {
-        let vgi = VerifiableGroupInfo::tls_deserialize_exact(group_info)
-            .map_err(|e| ViewError::Malformed(format!("GroupInfo: {e:?}")))?;
-        let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
-            .map_err(|e| ViewError::Malformed(format!("ratchet tree: {e:?}")))?;
-        let storage = MemoryStorage::default();
-        let (group, _) =
-            PublicGroup::from_external(crypto, &storage, tree, vgi, ProposalStore::new())
-                .map_err(invalid)?;
-        Ok(PublicView { group, storage })
+        cost::measure("public_view.from_group_info", || {
+            let vgi = VerifiableGroupInfo::tls_deserialize_exact(group_info)
+                .map_err(|e| ViewError::Malformed(format!("GroupInfo: {e:?}")))?;
+            let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
+                .map_err(|e| ViewError::Malformed(format!("ratchet tree: {e:?}")))?;
+            let storage = MemoryStorage::default();
+            let (group, _) =
+                PublicGroup::from_external(crypto, &storage, tree, vgi, ProposalStore::new())
+                    .map_err(invalid)?;
+            Ok(PublicView { group, storage })
+        })
     }
 
     pub fn epoch(&self) -> u64 {
@@ -169,7 +171,9 @@ impl PublicView {
     }
 
     pub fn ratchet_tree(&self) -> Vec<u8> {
-        ser(&self.group.export_ratchet_tree())
+        cost::measure("public_view.ratchet_tree", || {
+            ser(&self.group.export_ratchet_tree())
+        })
     }
 
     /// Leaf index → client URI of every member.
@@ -301,29 +305,33 @@ impl PublicView {
         crypto: &impl OpenMlsCrypto,
         message: &[u8],
     ) -> Result<CheckedProposal, ViewError> {
-        let pm = self.parse(message)?;
-        let processed = self.group.process_message(crypto, pm).map_err(invalid)?;
-        let sender = self.sender_of(processed.sender(), processed.credential());
-        match processed.into_content() {
-            ProcessedMessageContent::ProposalMessage(qp)
-            | ProcessedMessageContent::ExternalJoinProposalMessage(qp) => {
-                let covered = self.cover(crypto, &qp);
-                let reference = qp.proposal_reference_ref().as_slice().to_vec();
-                Ok(CheckedProposal {
-                    queued: *qp,
-                    sender,
-                    covered,
-                    reference,
-                })
+        cost::measure("public_view.check_proposal", || {
+            let pm = self.parse(message)?;
+            let processed = self.group.process_message(crypto, pm).map_err(invalid)?;
+            let sender = self.sender_of(processed.sender(), processed.credential());
+            match processed.into_content() {
+                ProcessedMessageContent::ProposalMessage(qp)
+                | ProcessedMessageContent::ExternalJoinProposalMessage(qp) => {
+                    let covered = self.cover(crypto, &qp);
+                    let reference = qp.proposal_reference_ref().as_slice().to_vec();
+                    Ok(CheckedProposal {
+                        queued: *qp,
+                        sender,
+                        covered,
+                        reference,
+                    })
+                }
+                _ => Err(ViewError::Invalid("expected a proposal".into())),
             }
-            _ => Err(ViewError::Invalid("expected a proposal".into())),
-        }
+        })
     }
 
     pub fn store_proposal(&mut self, p: CheckedProposal) -> Result<(), ViewError> {
-        self.group
-            .add_proposal(&self.storage, p.queued)
-            .map_err(|e| ViewError::Storage(format!("{e:?}")))
+        cost::measure("public_view.store_proposal", || {
+            self.group
+                .add_proposal(&self.storage, p.queued)
+                .map_err(|e| ViewError::Storage(format!("{e:?}")))
+        })
     }
 
     /// Validate a commit and stage it (not merged).
@@ -333,62 +341,66 @@ impl PublicView {
         message: &[u8],
         logic: &dyn ComponentLogic,
     ) -> Result<CheckedCommit, ViewError> {
-        let pm = self.parse(message)?;
-        let processed = self.group.process_message(crypto, pm).map_err(invalid)?;
-        let committer = self.sender_of(processed.sender(), processed.credential());
-        let staged = match processed.into_content() {
-            ProcessedMessageContent::StagedCommitMessage(s) => *s,
-            ProcessedMessageContent::UnresolvedAppDataCommit(u) => {
-                let updates = app_data::resolve(
-                    self.group.app_data_dictionary_updater(),
-                    u.app_data_update_proposals(),
-                    logic,
-                )?;
-                self.group
-                    .stage_app_data_commit(crypto, *u, updates)
-                    .map_err(invalid)?
-            }
-            _ => return Err(ViewError::Invalid("expected a commit".into())),
-        };
-        let proposals: Vec<CoveredProposal> = staged
-            .queued_proposals()
-            .map(|qp| self.cover(crypto, qp))
-            .collect();
-        let inline = staged
-            .queued_proposals()
-            .filter(|qp| qp.proposal_or_ref_type() != ProposalOrRefType::Reference)
-            .map(|qp| self.cover(crypto, qp))
-            .collect();
-        let referenced = staged
-            .queued_proposals()
-            .filter(|qp| qp.proposal_or_ref_type() == ProposalOrRefType::Reference)
-            .map(|qp| self.cover(crypto, qp))
-            .collect();
-        let by_reference = staged
-            .queued_proposals()
-            .filter(|qp| qp.proposal_or_ref_type() == ProposalOrRefType::Reference)
-            .map(|qp| qp.proposal_reference_ref().as_slice().to_vec())
-            .collect();
-        let external = matches!(committer, HandshakeSender::NewMember { .. });
-        let summary = CommitSummary {
-            committer,
-            proposals,
-            inline,
-            referenced,
-            by_reference,
-            external,
-            new_epoch: staged.epoch().as_u64(),
-            new_group_context: ser(staged.group_context()),
-            new_dictionary: dictionary_of(staged.group_context()),
-        };
-        Ok(CheckedCommit { staged, summary })
+        cost::measure("public_view.check_commit", || {
+            let pm = self.parse(message)?;
+            let processed = self.group.process_message(crypto, pm).map_err(invalid)?;
+            let committer = self.sender_of(processed.sender(), processed.credential());
+            let staged = match processed.into_content() {
+                ProcessedMessageContent::StagedCommitMessage(s) => *s,
+                ProcessedMessageContent::UnresolvedAppDataCommit(u) => {
+                    let updates = app_data::resolve(
+                        self.group.app_data_dictionary_updater(),
+                        u.app_data_update_proposals(),
+                        logic,
+                    )?;
+                    self.group
+                        .stage_app_data_commit(crypto, *u, updates)
+                        .map_err(invalid)?
+                }
+                _ => return Err(ViewError::Invalid("expected a commit".into())),
+            };
+            let proposals: Vec<CoveredProposal> = staged
+                .queued_proposals()
+                .map(|qp| self.cover(crypto, qp))
+                .collect();
+            let inline = staged
+                .queued_proposals()
+                .filter(|qp| qp.proposal_or_ref_type() != ProposalOrRefType::Reference)
+                .map(|qp| self.cover(crypto, qp))
+                .collect();
+            let referenced = staged
+                .queued_proposals()
+                .filter(|qp| qp.proposal_or_ref_type() == ProposalOrRefType::Reference)
+                .map(|qp| self.cover(crypto, qp))
+                .collect();
+            let by_reference = staged
+                .queued_proposals()
+                .filter(|qp| qp.proposal_or_ref_type() == ProposalOrRefType::Reference)
+                .map(|qp| qp.proposal_reference_ref().as_slice().to_vec())
+                .collect();
+            let external = matches!(committer, HandshakeSender::NewMember { .. });
+            let summary = CommitSummary {
+                committer,
+                proposals,
+                inline,
+                referenced,
+                by_reference,
+                external,
+                new_epoch: staged.epoch().as_u64(),
+                new_group_context: ser(staged.group_context()),
+                new_dictionary: dictionary_of(staged.group_context()),
+            };
+            Ok(CheckedCommit { staged, summary })
+        })
     }
 
     /// Merge a checked commit: the room moves to the next epoch.
     pub fn merge(&mut self, checked: CheckedCommit) -> Result<(), ViewError> {
-        self.group
-            .merge_commit(&self.storage, checked.staged)
-            .map_err(|e| ViewError::Storage(format!("{e:?}")))
+        cost::measure("public_view.merge", || {
+            self.group
+                .merge_commit(&self.storage, checked.staged)
+                .map_err(|e| ViewError::Storage(format!("{e:?}")))
+        })
     }
 
     /// Check a committer's GroupInfo for the epoch this view is now in (digest §5.1 rule 10):
@@ -400,42 +412,46 @@ impl PublicView {
         group_info: &[u8],
         signer_leaf: u32,
     ) -> Result<(), ViewError> {
-        let vgi = VerifiableGroupInfo::tls_deserialize_exact(group_info)
-            .map_err(|e| ViewError::Malformed(format!("GroupInfo: {e:?}")))?;
-        if ser(vgi.group_context()) != self.group_context_bytes() {
-            return Err(ViewError::Invalid(
-                "GroupInfo's GroupContext differs from the hub's".into(),
-            ));
-        }
-        let leaf = self
-            .group
-            .leaf(LeafNodeIndex::new(signer_leaf))
-            .ok_or_else(|| ViewError::Invalid("GroupInfo signer is not a member".into()))?;
-        let key = OpenMlsSignaturePublicKey::from_signature_key(
-            leaf.signature_key().clone(),
-            config::CIPHERSUITE.signature_algorithm(),
-        );
-        let _verified: GroupInfo = vgi
-            .verify(crypto, &key)
-            .map_err(|_| ViewError::Invalid("GroupInfo signature does not verify".into()))?;
-        Ok(())
+        cost::measure("public_view.check_group_info", || {
+            let vgi = VerifiableGroupInfo::tls_deserialize_exact(group_info)
+                .map_err(|e| ViewError::Malformed(format!("GroupInfo: {e:?}")))?;
+            if ser(vgi.group_context()) != self.group_context_bytes() {
+                return Err(ViewError::Invalid(
+                    "GroupInfo's GroupContext differs from the hub's".into(),
+                ));
+            }
+            let leaf = self
+                .group
+                .leaf(LeafNodeIndex::new(signer_leaf))
+                .ok_or_else(|| ViewError::Invalid("GroupInfo signer is not a member".into()))?;
+            let key = OpenMlsSignaturePublicKey::from_signature_key(
+                leaf.signature_key().clone(),
+                config::CIPHERSUITE.signature_algorithm(),
+            );
+            let _verified: GroupInfo = vgi
+                .verify(crypto, &key)
+                .map_err(|_| ViewError::Invalid("GroupInfo signature does not verify".into()))?;
+            Ok(())
+        })
     }
 
     /// A deep copy to roll back to (see openmls-notes §2.2).
     pub fn snapshot(&self) -> Result<PublicView, ViewError> {
-        let values = self
-            .storage
-            .values
-            .read()
-            .map_err(|_| ViewError::Storage("poisoned".into()))?
-            .clone();
-        let storage = MemoryStorage {
-            values: std::sync::RwLock::new(values),
-        };
-        let group = PublicGroup::load(&storage, self.group.group_id())
-            .map_err(|e| ViewError::Storage(format!("{e:?}")))?
-            .ok_or_else(|| ViewError::Storage("group not in storage".into()))?;
-        Ok(PublicView { group, storage })
+        cost::measure("public_view.snapshot", || {
+            let values = self
+                .storage
+                .values
+                .read()
+                .map_err(|_| ViewError::Storage("poisoned".into()))?
+                .clone();
+            let storage = MemoryStorage {
+                values: std::sync::RwLock::new(values),
+            };
+            let group = PublicGroup::load(&storage, self.group.group_id())
+                .map_err(|e| ViewError::Storage(format!("{e:?}")))?
+                .ok_or_else(|| ViewError::Storage("group not in storage".into()))?;
+            Ok(PublicView { group, storage })
+        })
     }
 
     /// The leaf index of the member whose credential names `client`.

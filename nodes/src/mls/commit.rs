@@ -24,6 +24,7 @@ use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider;
 
 use super::app_data::{self, AppDataError, ComponentLogic};
+use super::cost;
 use super::provider::SeededProvider;
 
 /// At most this many Remove/Update/SelfRemove proposals in one commit.
@@ -86,6 +87,46 @@ pub struct StagedCommitBundle {
     pub attempts: usize,
 }
 
+/// One attempt: build and stage the commit the plan describes.
+fn build_once(
+    group: &mut MlsGroup,
+    provider: &SeededProvider,
+    signer: &SignatureKeyPair,
+    plan: &CommitPlan,
+    logic: &dyn ComponentLogic,
+) -> Result<CommitMessageBundle, CommitError> {
+    let mut initial = group.commit_builder();
+    if let Some(exts) = &plan.group_context_extensions {
+        initial = initial
+            .propose_group_context_extensions(exts.clone())
+            .map_err(mls)?;
+    }
+    let mut builder = initial
+        .consume_proposal_store(plan.consume_proposal_store)
+        .force_self_update(plan.force_self_update)
+        .propose_adds(plan.adds.iter().cloned())
+        .propose_removals(plan.removes.iter().copied())
+        .add_proposals(plan.proposals.iter().cloned())
+        .load_psks(provider.storage())
+        .map_err(mls)?
+        .create_group_info(true);
+    let updates = app_data::resolve(
+        builder.app_data_dictionary_updater(),
+        builder
+            .app_data_update_proposals()
+            .cloned()
+            .collect::<Vec<_>>()
+            .iter(),
+        logic,
+    )?;
+    builder.with_app_data_dictionary_updates(updates);
+    builder
+        .build(provider.rand(), provider.crypto(), signer, |_| true)
+        .map_err(mls)?
+        .stage_commit(provider)
+        .map_err(mls)
+}
+
 /// Build and stage a commit whose bytes depend only on the group state, the plan and the
 /// provider's random stream. On success the group has a pending commit.
 pub fn stage_canonical_commit(
@@ -95,69 +136,44 @@ pub fn stage_canonical_commit(
     plan: &CommitPlan,
     logic: &dyn ComponentLogic,
 ) -> Result<StagedCommitBundle, CommitError> {
-    let store_specific = if plan.consume_proposal_store {
-        group
-            .pending_proposals()
-            .filter(|qp| {
-                matches!(
-                    qp.proposal(),
-                    Proposal::Remove(_) | Proposal::Update(_) | Proposal::SelfRemove
-                )
-            })
-            .count()
-    } else {
-        0
-    };
-    let specific = plan.removes.len() + store_specific;
-    if specific > MAX_MEMBER_SPECIFIC_PROPOSALS {
-        return Err(CommitError::TooManyMemberSpecific(specific));
-    }
-    let snapshot = provider.seeded_crypto().snapshot();
-    for attempt in 1..=MAX_COMMIT_ATTEMPTS {
-        provider.seeded_crypto().restore(&snapshot);
-        let mut initial = group.commit_builder();
-        if let Some(exts) = &plan.group_context_extensions {
-            initial = initial
-                .propose_group_context_extensions(exts.clone())
+    cost::measure("commit.stage_canonical", || {
+        let store_specific = if plan.consume_proposal_store {
+            group
+                .pending_proposals()
+                .filter(|qp| {
+                    matches!(
+                        qp.proposal(),
+                        Proposal::Remove(_) | Proposal::Update(_) | Proposal::SelfRemove
+                    )
+                })
+                .count()
+        } else {
+            0
+        };
+        let specific = plan.removes.len() + store_specific;
+        if specific > MAX_MEMBER_SPECIFIC_PROPOSALS {
+            return Err(CommitError::TooManyMemberSpecific(specific));
+        }
+        let snapshot = provider.seeded_crypto().snapshot();
+        for attempt in 1..=MAX_COMMIT_ATTEMPTS {
+            provider.seeded_crypto().restore(&snapshot);
+            let bundle = cost::measure("commit.attempt", || {
+                build_once(group, provider, signer, plan, logic)
+            })?;
+            let leaves = group
+                .pending_commit()
+                .map(member_specific_leaves)
+                .unwrap_or_default();
+            if leaves.windows(2).all(|w| w[0] < w[1]) {
+                return Ok(StagedCommitBundle {
+                    bundle,
+                    attempts: attempt,
+                });
+            }
+            group
+                .clear_pending_commit(provider.storage())
                 .map_err(mls)?;
         }
-        let mut builder = initial
-            .consume_proposal_store(plan.consume_proposal_store)
-            .force_self_update(plan.force_self_update)
-            .propose_adds(plan.adds.iter().cloned())
-            .propose_removals(plan.removes.iter().copied())
-            .add_proposals(plan.proposals.iter().cloned())
-            .load_psks(provider.storage())
-            .map_err(mls)?
-            .create_group_info(true);
-        let updates = app_data::resolve(
-            builder.app_data_dictionary_updater(),
-            builder
-                .app_data_update_proposals()
-                .cloned()
-                .collect::<Vec<_>>()
-                .iter(),
-            logic,
-        )?;
-        builder.with_app_data_dictionary_updates(updates);
-        let bundle = builder
-            .build(provider.rand(), provider.crypto(), signer, |_| true)
-            .map_err(mls)?
-            .stage_commit(provider)
-            .map_err(mls)?;
-        let leaves = group
-            .pending_commit()
-            .map(member_specific_leaves)
-            .unwrap_or_default();
-        if leaves.windows(2).all(|w| w[0] < w[1]) {
-            return Ok(StagedCommitBundle {
-                bundle,
-                attempts: attempt,
-            });
-        }
-        group
-            .clear_pending_commit(provider.storage())
-            .map_err(mls)?;
-    }
-    Err(CommitError::NoCanonicalOrder)
+        Err(CommitError::NoCanonicalOrder)
+    })
 }

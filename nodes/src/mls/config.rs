@@ -15,6 +15,7 @@ use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider;
 
 use crate::ids::{ClientUri, Domain};
+use crate::mls::cost;
 
 /// The one cipher suite of the simulator.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
@@ -97,19 +98,21 @@ impl Identity {
         provider: &P,
         identity: &[u8],
     ) -> Result<Self, CryptoError> {
-        use openmls_traits::crypto::OpenMlsCrypto;
-        let (sk, pk) = provider
-            .crypto()
-            .signature_key_gen(CIPHERSUITE.signature_algorithm())?;
-        let signer = SignatureKeyPair::from_raw(CIPHERSUITE.signature_algorithm(), sk, pk);
-        let credential = BasicCredential::new(identity.to_vec());
-        let credential_with_key = CredentialWithKey {
-            credential: credential.into(),
-            signature_key: signer.public().into(),
-        };
-        Ok(Identity {
-            signer,
-            credential_with_key,
+        cost::measure("identity.generate", || {
+            use openmls_traits::crypto::OpenMlsCrypto;
+            let (sk, pk) = provider
+                .crypto()
+                .signature_key_gen(CIPHERSUITE.signature_algorithm())?;
+            let signer = SignatureKeyPair::from_raw(CIPHERSUITE.signature_algorithm(), sk, pk);
+            let credential = BasicCredential::new(identity.to_vec());
+            let credential_with_key = CredentialWithKey {
+                credential: credential.into(),
+                signature_key: signer.public().into(),
+            };
+            Ok(Identity {
+                signer,
+                credential_with_key,
+            })
         })
     }
 
@@ -142,15 +145,17 @@ impl Identity {
         &self,
         provider: &P,
     ) -> Result<KeyPackageBundle, KeyPackageNewError> {
-        KeyPackage::builder()
-            .key_package_lifetime(lifetime())
-            .leaf_node_capabilities(leaf_capabilities())
-            .build(
-                CIPHERSUITE,
-                provider,
-                &self.signer,
-                self.credential_with_key.clone(),
-            )
+        cost::measure("keypackage.create", || {
+            KeyPackage::builder()
+                .key_package_lifetime(lifetime())
+                .leaf_node_capabilities(leaf_capabilities())
+                .build(
+                    CIPHERSUITE,
+                    provider,
+                    &self.signer,
+                    self.credential_with_key.clone(),
+                )
+        })
     }
 }
 

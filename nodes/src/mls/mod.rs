@@ -1,9 +1,11 @@
 //! The MLS glue: a seeded provider, credentials, the group configuration every MIMI
-//! member and hub uses, room-state resolution and canonical commits.
+//! member and hub uses, room-state resolution, canonical commits, and the cost meter the
+//! benchmark uses to measure time spent in openmls ([`cost`]).
 
 pub mod app_data;
 pub mod commit;
 pub mod config;
+pub mod cost;
 pub mod provider;
 pub mod room_components;
 

@@ -42,6 +42,8 @@ use rand_core::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 use tls_codec::SecretVLBytes;
 
+use super::cost;
+
 thread_local! {
     /// The seed for the next `DetHpke::prng()` call on this thread; only set inside
     /// `hpke_seal` / `hpke_setup_sender_and_export`.
@@ -358,15 +360,17 @@ impl OpenMlsCrypto for SeededCrypto {
         self.inner.aead_decrypt(alg, key, ct_tag, nonce, aad)
     }
     fn signature_key_gen(&self, alg: SignatureScheme) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
-        match alg {
-            SignatureScheme::ED25519 => {
-                let seed = self.draw::<32>()?;
-                let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
-                Ok((sk.to_bytes().into(), sk.verifying_key().to_bytes().into()))
+        cost::measure("crypto.signature_key_gen", || {
+            match alg {
+                SignatureScheme::ED25519 => {
+                    let seed = self.draw::<32>()?;
+                    let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
+                    Ok((sk.to_bytes().into(), sk.verifying_key().to_bytes().into()))
+                }
+                // Only Ed25519 suites are seeded; refusing is better than drawing from the OS.
+                _ => Err(CryptoError::UnsupportedSignatureScheme),
             }
-            // Only Ed25519 suites are seeded; refusing is better than drawing from the OS.
-            _ => Err(CryptoError::UnsupportedSignatureScheme),
-        }
+        })
     }
     fn verify_signature(
         &self,
@@ -375,10 +379,12 @@ impl OpenMlsCrypto for SeededCrypto {
         pk: &[u8],
         signature: &[u8],
     ) -> Result<(), CryptoError> {
-        self.inner.verify_signature(alg, data, pk, signature)
+        cost::measure("crypto.verify", || {
+            self.inner.verify_signature(alg, data, pk, signature)
+        })
     }
     fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        self.inner.sign(alg, data, key)
+        cost::measure("crypto.sign", || self.inner.sign(alg, data, key))
     }
     fn hpke_seal(
         &self,
@@ -388,24 +394,26 @@ impl OpenMlsCrypto for SeededCrypto {
         aad: &[u8],
         ptxt: &[u8],
     ) -> Result<HpkeCiphertext, CryptoError> {
-        let mut h = Sha256::new();
-        h.update(self.hpke_key);
-        for part in [pk_r, info, aad, ptxt] {
-            h.update((part.len() as u64).to_be_bytes());
-            h.update(part);
-        }
-        let seed: [u8; 32] = h.finalize().into();
-        with_hpke_seed(seed, || {
-            let mut hpke = Self::hpke(config)?;
-            let (kem_output, ciphertext) = hpke
-                .seal(&pk_r.into(), info, aad, ptxt, None, None, None)
-                .map_err(|e| match e {
-                    hpke_rs::HpkeError::InvalidInput => CryptoError::InvalidLength,
-                    _ => CryptoError::CryptoLibraryError,
-                })?;
-            Ok(HpkeCiphertext {
-                kem_output: kem_output.into(),
-                ciphertext: ciphertext.into(),
+        cost::measure("crypto.hpke_seal", || {
+            let mut h = Sha256::new();
+            h.update(self.hpke_key);
+            for part in [pk_r, info, aad, ptxt] {
+                h.update((part.len() as u64).to_be_bytes());
+                h.update(part);
+            }
+            let seed: [u8; 32] = h.finalize().into();
+            with_hpke_seed(seed, || {
+                let mut hpke = Self::hpke(config)?;
+                let (kem_output, ciphertext) = hpke
+                    .seal(&pk_r.into(), info, aad, ptxt, None, None, None)
+                    .map_err(|e| match e {
+                        hpke_rs::HpkeError::InvalidInput => CryptoError::InvalidLength,
+                        _ => CryptoError::CryptoLibraryError,
+                    })?;
+                Ok(HpkeCiphertext {
+                    kem_output: kem_output.into(),
+                    ciphertext: ciphertext.into(),
+                })
             })
         })
     }
@@ -417,7 +425,9 @@ impl OpenMlsCrypto for SeededCrypto {
         info: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        self.inner.hpke_open(config, input, sk_r, info, aad)
+        cost::measure("crypto.hpke_open", || {
+            self.inner.hpke_open(config, input, sk_r, info, aad)
+        })
     }
     fn hpke_setup_sender_and_export(
         &self,
@@ -427,16 +437,18 @@ impl OpenMlsCrypto for SeededCrypto {
         exporter_context: &[u8],
         exporter_length: usize,
     ) -> Result<(KemOutput, ExporterSecret), CryptoError> {
-        let seed = self.draw::<32>()?;
-        with_hpke_seed(seed, || {
-            let mut hpke = Self::hpke(config)?;
-            let (kem_output, context) = hpke
-                .setup_sender(&pk_r.into(), info, None, None, None)
-                .map_err(|_| CryptoError::SenderSetupError)?;
-            let exported = context
-                .export(exporter_context, exporter_length)
-                .map_err(|_| CryptoError::ExporterError)?;
-            Ok((kem_output, exported.into()))
+        cost::measure("crypto.hpke_export", || {
+            let seed = self.draw::<32>()?;
+            with_hpke_seed(seed, || {
+                let mut hpke = Self::hpke(config)?;
+                let (kem_output, context) = hpke
+                    .setup_sender(&pk_r.into(), info, None, None, None)
+                    .map_err(|_| CryptoError::SenderSetupError)?;
+                let exported = context
+                    .export(exporter_context, exporter_length)
+                    .map_err(|_| CryptoError::ExporterError)?;
+                Ok((kem_output, exported.into()))
+            })
         })
     }
     fn hpke_setup_receiver_and_export(
@@ -448,21 +460,25 @@ impl OpenMlsCrypto for SeededCrypto {
         exporter_context: &[u8],
         exporter_length: usize,
     ) -> Result<ExporterSecret, CryptoError> {
-        self.inner.hpke_setup_receiver_and_export(
-            config,
-            enc,
-            sk_r,
-            info,
-            exporter_context,
-            exporter_length,
-        )
+        cost::measure("crypto.hpke_export", || {
+            self.inner.hpke_setup_receiver_and_export(
+                config,
+                enc,
+                sk_r,
+                info,
+                exporter_context,
+                exporter_length,
+            )
+        })
     }
     fn derive_hpke_keypair(
         &self,
         config: HpkeConfig,
         ikm: &[u8],
     ) -> Result<HpkeKeyPair, CryptoError> {
-        self.inner.derive_hpke_keypair(config, ikm)
+        cost::measure("crypto.derive_hpke_keypair", || {
+            self.inner.derive_hpke_keypair(config, ikm)
+        })
     }
 }
 

@@ -16,6 +16,7 @@ use super::mls::{
 };
 use super::update::RatchetTreeOption;
 use super::{Summary, MAX_SIGNATURE_BYTES};
+use crate::mls::cost;
 use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::signatures::Signer;
 use tls_codec::{Serialize as _, Size, TlsSerialize, TlsSize, VLBytes};
@@ -78,37 +79,41 @@ pub struct GroupInfoRequest {
 impl GroupInfoRequest {
     /// Sign `tbs`; the signer's scheme must be that of `cipher_suite`.
     pub fn sign(tbs: GroupInfoRequestTbs, signer: &impl Signer) -> Result<Self, WireError> {
-        let suite = tbs
-            .cipher_suite
-            .openmls(Place::new(REQ_TBS, "cipher_suite"))?;
-        if signer.signature_scheme() != suite.signature_algorithm() {
-            return Err(WireError::Invalid {
-                at: Place::new(REQ_TBS, "cipher_suite"),
-                reason: "signer's scheme differs from the suite's".into(),
-            });
-        }
-        let sig = sign_with_label(signer, REQ, GROUP_INFO_REQUEST_LABEL, &encode(&tbs)?)?;
-        Ok(GroupInfoRequest {
-            tbs,
-            signature: sig.into(),
+        cost::measure("group_info.request_sign", || {
+            let suite = tbs
+                .cipher_suite
+                .openmls(Place::new(REQ_TBS, "cipher_suite"))?;
+            if signer.signature_scheme() != suite.signature_algorithm() {
+                return Err(WireError::Invalid {
+                    at: Place::new(REQ_TBS, "cipher_suite"),
+                    reason: "signer's scheme differs from the suite's".into(),
+                });
+            }
+            let sig = sign_with_label(signer, REQ, GROUP_INFO_REQUEST_LABEL, &encode(&tbs)?)?;
+            Ok(GroupInfoRequest {
+                tbs,
+                signature: sig.into(),
+            })
         })
     }
 
     /// Verify the signature with `requestingSignatureKey`.
     pub fn verify(&self, crypto: &impl OpenMlsCrypto) -> Result<(), WireError> {
-        let suite = self
-            .tbs
-            .cipher_suite
-            .openmls(Place::new(REQ, "cipher_suite"))?;
-        verify_with_label(
-            crypto,
-            suite.signature_algorithm(),
-            &self.tbs.requesting_signature_key.key()?,
-            REQ,
-            GROUP_INFO_REQUEST_LABEL,
-            &encode(&self.tbs)?,
-            self.signature.as_slice(),
-        )
+        cost::measure("group_info.request_verify", || {
+            let suite = self
+                .tbs
+                .cipher_suite
+                .openmls(Place::new(REQ, "cipher_suite"))?;
+            verify_with_label(
+                crypto,
+                suite.signature_algorithm(),
+                &self.tbs.requesting_signature_key.key()?,
+                REQ,
+                GROUP_INFO_REQUEST_LABEL,
+                &encode(&self.tbs)?,
+                self.signature.as_slice(),
+            )
+        })
     }
 }
 
@@ -198,17 +203,19 @@ impl GroupInfoRatchetTreeTbe {
         group_info_public_key: &HpkePublicKeyBytes,
         room_id: &IdentifierUri,
     ) -> Result<HpkeCiphertextBytes, WireError> {
-        let suite = suite.openmls(Place::new(RESP, "cipher_suite"))?;
-        let ct = encrypt_with_label(
-            crypto,
-            suite,
-            &group_info_public_key.key()?,
-            TBE,
-            GROUP_INFO_ENCRYPTION_LABEL,
-            room_id.as_bytes(),
-            &encode(self)?,
-        )?;
-        HpkeCiphertextBytes::from_openmls(&ct)
+        cost::measure("group_info.seal", || {
+            let suite = suite.openmls(Place::new(RESP, "cipher_suite"))?;
+            let ct = encrypt_with_label(
+                crypto,
+                suite,
+                &group_info_public_key.key()?,
+                TBE,
+                GROUP_INFO_ENCRYPTION_LABEL,
+                room_id.as_bytes(),
+                &encode(self)?,
+            )?;
+            HpkeCiphertextBytes::from_openmls(&ct)
+        })
     }
 
     /// DecryptWithLabel of [`seal`](Self::seal), then decode (trailing bytes rejected).
@@ -219,17 +226,19 @@ impl GroupInfoRatchetTreeTbe {
         room_id: &IdentifierUri,
         ciphertext: &HpkeCiphertextBytes,
     ) -> Result<Self, WireError> {
-        let suite = suite.openmls(Place::new(RESP, "cipher_suite"))?;
-        let pt = decrypt_with_label(
-            crypto,
-            suite,
-            private_key,
-            TBE,
-            GROUP_INFO_ENCRYPTION_LABEL,
-            room_id.as_bytes(),
-            &ciphertext.parse()?,
-        )?;
-        decode_exact(&pt)
+        cost::measure("group_info.open", || {
+            let suite = suite.openmls(Place::new(RESP, "cipher_suite"))?;
+            let pt = decrypt_with_label(
+                crypto,
+                suite,
+                private_key,
+                TBE,
+                GROUP_INFO_ENCRYPTION_LABEL,
+                room_id.as_bytes(),
+                &ciphertext.parse()?,
+            )?;
+            decode_exact(&pt)
+        })
     }
 }
 
@@ -309,25 +318,28 @@ impl GroupInfoResponse {
         encrypted_groupinfo_and_tree: HpkeCiphertextBytes,
         signer: &impl Signer,
     ) -> Result<Self, WireError> {
-        let suite = cipher_suite.openmls(Place::new(RESP, "cipher_suite"))?;
-        if signer.signature_scheme() != suite.signature_algorithm() {
-            return Err(WireError::Invalid {
-                at: Place::new(RESP, "cipher_suite"),
-                reason: "signer's scheme differs from the suite's".into(),
-            });
-        }
-        let mut success = GroupInfoSuccess {
-            cipher_suite,
-            hub_sender,
-            encrypted_groupinfo_and_tree,
-            signature: VLBytes::new(vec![]),
-        };
-        let tbs = response_tbs(Protocol::Mls10, &room_id, &success)?;
-        success.signature = sign_with_label(signer, RESP, GROUP_INFO_RESPONSE_LABEL, &tbs)?.into();
-        Ok(GroupInfoResponse {
-            protocol: Protocol::Mls10,
-            room_id,
-            status: GroupInfoStatus::Success(success),
+        cost::measure("group_info.response_sign", || {
+            let suite = cipher_suite.openmls(Place::new(RESP, "cipher_suite"))?;
+            if signer.signature_scheme() != suite.signature_algorithm() {
+                return Err(WireError::Invalid {
+                    at: Place::new(RESP, "cipher_suite"),
+                    reason: "signer's scheme differs from the suite's".into(),
+                });
+            }
+            let mut success = GroupInfoSuccess {
+                cipher_suite,
+                hub_sender,
+                encrypted_groupinfo_and_tree,
+                signature: VLBytes::new(vec![]),
+            };
+            let tbs = response_tbs(Protocol::Mls10, &room_id, &success)?;
+            success.signature =
+                sign_with_label(signer, RESP, GROUP_INFO_RESPONSE_LABEL, &tbs)?.into();
+            Ok(GroupInfoResponse {
+                protocol: Protocol::Mls10,
+                room_id,
+                status: GroupInfoStatus::Success(success),
+            })
         })
     }
 
@@ -335,6 +347,12 @@ impl GroupInfoResponse {
     /// caller checks that `hub_sender` is the room's hub, e.g. against the group's
     /// `external_senders`.)
     pub fn verify(&self, crypto: &impl OpenMlsCrypto) -> Result<(), WireError> {
+        cost::measure("group_info.response_verify", || {
+            self.verify_signature(crypto)
+        })
+    }
+
+    fn verify_signature(&self, crypto: &impl OpenMlsCrypto) -> Result<(), WireError> {
         let GroupInfoStatus::Success(s) = &self.status else {
             return Err(WireError::Invalid {
                 at: Place::new(RESP, "status"),

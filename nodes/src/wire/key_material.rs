@@ -6,6 +6,7 @@ use super::labeled::{sign_with_label, verify_with_label, KEY_MATERIAL_REQUEST_LA
 use super::mls::SignaturePublicKeyBytes;
 use super::mls::{CapabilitiesBytes, CredentialBytes, KeyPackageBytes, RequiredCapabilitiesBytes};
 use super::{Summary, MAX_SIGNATURE_BYTES};
+use crate::mls::cost;
 use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::signatures::Signer;
 use tls_codec::{Serialize as _, Size, TlsSerialize, TlsSize, VLBytes};
@@ -88,43 +89,47 @@ pub struct KeyMaterialRequest {
 impl KeyMaterialRequest {
     /// Sign `tbs` with `signer`, whose scheme must be that of the first acceptable suite.
     pub fn sign(tbs: KeyMaterialRequestTbs, signer: &impl Signer) -> Result<Self, WireError> {
-        if signer.signature_scheme() != tbs.scheme()? {
-            return Err(WireError::Invalid {
-                at: Place::new(TBS, "acceptableCiphersuites"),
-                reason: "signer's scheme differs from the first acceptable suite's".into(),
-            });
-        }
-        let content = tbs
-            .tls_serialize_detached()
-            .map_err(|e| WireError::Encode {
-                structure: TBS,
-                reason: e.to_string(),
-            })?;
-        let sig = sign_with_label(signer, REQ, KEY_MATERIAL_REQUEST_LABEL, &content)?;
-        Ok(KeyMaterialRequest {
-            tbs,
-            key_material_request_signature: sig.into(),
+        cost::measure("key_material.request_sign", || {
+            if signer.signature_scheme() != tbs.scheme()? {
+                return Err(WireError::Invalid {
+                    at: Place::new(TBS, "acceptableCiphersuites"),
+                    reason: "signer's scheme differs from the first acceptable suite's".into(),
+                });
+            }
+            let content = tbs
+                .tls_serialize_detached()
+                .map_err(|e| WireError::Encode {
+                    structure: TBS,
+                    reason: e.to_string(),
+                })?;
+            let sig = sign_with_label(signer, REQ, KEY_MATERIAL_REQUEST_LABEL, &content)?;
+            Ok(KeyMaterialRequest {
+                tbs,
+                key_material_request_signature: sig.into(),
+            })
         })
     }
 
     /// Verify the signature with `requesterSignatureKey`.
     pub fn verify(&self, crypto: &impl OpenMlsCrypto) -> Result<(), WireError> {
-        let content = self
-            .tbs
-            .tls_serialize_detached()
-            .map_err(|e| WireError::Encode {
-                structure: TBS,
-                reason: e.to_string(),
-            })?;
-        verify_with_label(
-            crypto,
-            self.tbs.scheme()?,
-            &self.tbs.requester_signature_key.key()?,
-            REQ,
-            KEY_MATERIAL_REQUEST_LABEL,
-            &content,
-            self.key_material_request_signature.as_slice(),
-        )
+        cost::measure("key_material.request_verify", || {
+            let content = self
+                .tbs
+                .tls_serialize_detached()
+                .map_err(|e| WireError::Encode {
+                    structure: TBS,
+                    reason: e.to_string(),
+                })?;
+            verify_with_label(
+                crypto,
+                self.tbs.scheme()?,
+                &self.tbs.requester_signature_key.key()?,
+                REQ,
+                KEY_MATERIAL_REQUEST_LABEL,
+                &content,
+                self.key_material_request_signature.as_slice(),
+            )
+        })
     }
 }
 
