@@ -192,6 +192,17 @@ impl Server {
         }
     }
 
+    /// KeyPackages of this provider's own users handed out for a room hosted here: the
+    /// hub must know them like forwarded ones, or it refuses their Welcome
+    /// (welcome-routing, P§5.2).
+    fn record_local_key_material(&mut self, body: &[u8], response: &Response) {
+        let hosted = Self::key_material_room(body).is_some_and(|r| self.hub.hosts(&r));
+        if hosted && response.status == status::OK {
+            let own = self.domain.clone();
+            self.hub.record_key_material(&own, &response.body);
+        }
+    }
+
     fn key_material_room(body: &[u8]) -> Option<RoomUri> {
         let req: KeyMaterialRequest = decode_exact(body).ok()?;
         RoomUri::from_bytes(req.tbs.room_id.as_bytes()).ok()
@@ -243,6 +254,7 @@ impl ServerCore for Server {
             }
             Endpoint::KeyMaterial(user) if user.domain() == self.domain => {
                 let response = self.follower.key_material(user, &request.body);
+                self.record_local_key_material(&request.body, &response);
                 out.push(ServerOutput::Respond { id, response });
             }
             Endpoint::KeyMaterial(user) => match Self::key_material_room(&request.body) {
@@ -380,7 +392,9 @@ impl ServerCore for Server {
                     self.follower.subscribe(&room, client);
                 }
                 if matches!(endpoint, Endpoint::Update(_))
-                    && self.follower.has_bug(crate::sabotage::Bug::FollowerEchoesLocalCommits)
+                    && self
+                        .follower
+                        .has_bug(crate::sabotage::Bug::FollowerEchoesLocalCommits)
                 {
                     self.echo_local_commit(now, client, &room, &body, &mut out);
                 }
@@ -390,6 +404,7 @@ impl ServerCore for Server {
                     Endpoint::KeyMaterial(user) if hub == own => {
                         if user.domain() == own {
                             let r = self.follower.key_material(user, &body);
+                            self.record_local_key_material(&body, &r);
                             Self::reply(&mut out, client.clone(), corr, r);
                         } else {
                             let target = user.domain();

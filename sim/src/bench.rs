@@ -62,7 +62,11 @@ pub fn big_room_scenario(users: usize, devices: u32, batch: usize) -> String {
          room = {{ name = \"big\", hub = \"a.example\", preset = \"cooperative\" }}\nusers = [",
         users * devices as usize,
         users * devices as usize,
-        providers.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ")
+        providers
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     for i in 0..users {
         let _ = writeln!(
@@ -71,10 +75,16 @@ pub fn big_room_scenario(users: usize, devices: u32, batch: usize) -> String {
             providers[i % providers.len()]
         );
     }
-    let _ = writeln!(s, "]\n\n[variant]\nenforcement = \"full\"\n\n[phases]\nchaos_ms = 0\nheal_ms = 600000\n");
+    let _ = writeln!(
+        s,
+        "]\n\n[variant]\nenforcement = \"full\"\n\n[phases]\nchaos_ms = 0\nheal_ms = 600000\n"
+    );
     let mut t = 0;
     let mut step = |s: &mut String, client: &str, body: &str| {
-        let _ = writeln!(s, "[[script]]\nat_ms = {t}\nclient = \"{client}\"\n{body}\n");
+        let _ = writeln!(
+            s,
+            "[[script]]\nat_ms = {t}\nclient = \"{client}\"\n{body}\n"
+        );
         t += 2_000;
     };
     step(&mut s, "u000", "op = \"create\"");

@@ -20,11 +20,7 @@ fn bad(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 /// Loads a scenario and runs it once; the CLI's error text on failure.
-pub fn load_and_run(
-    path: &Path,
-    seed: u64,
-    keep_trace: bool,
-) -> Result<RunReport, String> {
+pub fn load_and_run(path: &Path, seed: u64, keep_trace: bool) -> Result<RunReport, String> {
     let (s, text) = Scenario::load(path).map_err(|e| e.to_string())?;
     let file = path.display().to_string();
     let resolved = s.validate(&file, &text).map_err(|e| e.to_string())?;
@@ -131,7 +127,11 @@ pub fn print_summary(r: &RunReport) {
         "outcome: {}{conv}   expected: {:?}{}",
         r.outcome.name(),
         r.expected,
-        if r.as_expected { "" } else { "  (NOT as expected)" }
+        if r.as_expected {
+            ""
+        } else {
+            "  (NOT as expected)"
+        }
     );
     let faults: Vec<String> = r.faults.iter().map(|(k, n)| format!("{k}×{n}")).collect();
     println!(
@@ -197,7 +197,10 @@ pub fn print_summary(r: &RunReport) {
     }
     if r.outcome != Outcome::Ok {
         if let Some(f) = &r.scenario_file {
-            println!("reproduce: mimi-sim run {f} --seed {} --trace run.jsonl", r.seed);
+            println!(
+                "reproduce: mimi-sim run {f} --seed {} --trace run.jsonl",
+                r.seed
+            );
         }
     }
 }
@@ -235,7 +238,10 @@ pub fn replay(path: &Path) -> ExitCode {
     };
     if v.get("kind").and_then(Value::as_str) == Some("header") {
         let Some(toml_text) = v.get("scenario_toml").and_then(Value::as_str) else {
-            return bad(format!("{}:1: the header has no `scenario_toml`", path.display()));
+            return bad(format!(
+                "{}:1: the header has no `scenario_toml`",
+                path.display()
+            ));
         };
         let label = format!("{} (embedded scenario)", path.display());
         let s = match Scenario::parse(&label, toml_text) {

@@ -106,7 +106,8 @@ pub fn plan(s: &Scenario, r: &Resolved, seed: u64) -> Vec<Window> {
                                 rate: f64::from(sw.loss_percent) / 100.0,
                             },
                             _ => {
-                                let lo = uniform(&mut rng, sw.slow_latency_ms[0], sw.slow_latency_ms[1]);
+                                let lo =
+                                    uniform(&mut rng, sw.slow_latency_ms[0], sw.slow_latency_ms[1]);
                                 let hi = uniform(&mut rng, lo, sw.slow_latency_ms[1]);
                                 Fault::Latency {
                                     a,
@@ -119,7 +120,11 @@ pub fn plan(s: &Scenario, r: &Resolved, seed: u64) -> Vec<Window> {
                     }
                     "partition-oneway" => {
                         let (a, b) = pick(&mut rng, &pairs).clone();
-                        let (from, to) = if rng.next_u64() % 2 == 0 { (a, b) } else { (b, a) };
+                        let (from, to) = if rng.next_u64() % 2 == 0 {
+                            (a, b)
+                        } else {
+                            (b, a)
+                        };
                         Fault::PartitionOneway { from, to }
                     }
                     "crash" => Fault::Crash {
@@ -207,7 +212,11 @@ impl Links {
                 let (k, _) = key(a, b);
                 let st = self.links.entry(k).or_default();
                 delta(&mut st.loss);
-                sim.set_link_fail_rate(a.as_str(), b.as_str(), if st.loss > 0 { *rate } else { 0.0 });
+                sim.set_link_fail_rate(
+                    a.as_str(),
+                    b.as_str(),
+                    if st.loss > 0 { *rate } else { 0.0 },
+                );
                 (a, b)
             }
             Fault::Latency {
@@ -220,7 +229,10 @@ impl Links {
                 let st = self.links.entry(k).or_default();
                 delta(&mut st.latency);
                 let (lo, hi) = if st.latency > 0 && open {
-                    (Duration::from_millis(*min_ms), Duration::from_millis(*max_ms))
+                    (
+                        Duration::from_millis(*min_ms),
+                        Duration::from_millis(*max_ms),
+                    )
                 } else if st.latency == 0 {
                     self.default_latency
                 } else {

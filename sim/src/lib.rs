@@ -8,14 +8,14 @@
 //! * [`net`] — runs any `nodes::io::ServerCore` as a turmoil host speaking HTTP/1.1
 //!   (hyper) over turmoil TCP.
 
-pub mod demo;
-pub mod net;
-pub mod vectors;
+pub mod bench;
 pub mod cli;
+pub mod demo;
 pub mod faults;
+pub mod net;
 pub mod oracles;
 pub mod planted;
 pub mod record;
 pub mod run;
 pub mod scenario;
-// TEMP pub mod bench;
+pub mod vectors;

@@ -132,9 +132,13 @@ fn main() -> ExitCode {
             seeds,
             no_big_room,
             json,
-        } => match Err::<(), String>(format!("{seeds}{no_big_room}{json}")) {
+        } => match mimi_sim::bench::bench(seeds, !no_big_room) {
             Ok(r) => {
-                let _ = r;
+                if json {
+                    println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                } else {
+                    print!("{}", mimi_sim::bench::render(&r));
+                }
                 ExitCode::from(EXIT_AGREE)
             }
             Err(e) => {

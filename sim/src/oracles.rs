@@ -119,6 +119,9 @@ struct Logged {
     line: u64,
 }
 
+/// A commit the hub accepted: (hub, log seq, trace line).
+type AcceptedCommit = (String, u64, u64);
+
 /// An accepted application message as its sender saw it.
 #[derive(Debug, Clone)]
 pub struct Sent {
@@ -136,8 +139,8 @@ pub struct Oracles {
     violations: Vec<Violation>,
     /// Reported (id, nodes) pairs, so one fault is reported once.
     reported: BTreeSet<(String, Vec<String>, Vec<u64>)>,
-    /// Accepted commits per (room, epoch): (hub, seq, line).
-    commits: BTreeMap<(RoomUri, u64), Vec<(String, u64, u64)>>,
+    /// Accepted commits per (room, epoch).
+    commits: BTreeMap<(RoomUri, u64), Vec<AcceptedCommit>>,
     /// First honest client seen at each (room, epoch).
     clients_seen: BTreeMap<(RoomUri, u64), Seen>,
     /// The hub's view at each (room, epoch).
@@ -179,7 +182,11 @@ impl Oracles {
         if self.disabled.contains(id) {
             return;
         }
-        let key = (id.to_string(), witness.nodes.clone(), witness.epochs.clone());
+        let key = (
+            id.to_string(),
+            witness.nodes.clone(),
+            witness.epochs.clone(),
+        );
         if !self.reported.insert(key) {
             return;
         }
@@ -209,10 +216,18 @@ impl Oracles {
                 format!(
                     "{} commits accepted for {room} epoch {epoch} (log seqs {})",
                     v.len(),
-                    v.iter().map(|x| x.1.to_string()).collect::<Vec<_>>().join(", ")
+                    v.iter()
+                        .map(|x| x.1.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 Witness {
-                    nodes: v.iter().map(|x| x.0.clone()).collect::<BTreeSet<_>>().into_iter().collect(),
+                    nodes: v
+                        .iter()
+                        .map(|x| x.0.clone())
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect(),
                     epochs: vec![epoch],
                     trace_lines: v.iter().map(|x| x.2).collect(),
                     at_ms: t,
@@ -223,10 +238,8 @@ impl Oracles {
 
     /// A new hub log entry.
     pub fn logged(&mut self, room: &RoomUri, fanout: &[u8], seq: u64, epoch: u64, line: u64) {
-        self.log_index.insert(
-            (room.clone(), sha(fanout)),
-            Logged { seq, epoch, line },
-        );
+        self.log_index
+            .insert((room.clone(), sha(fanout)), Logged { seq, epoch, line });
     }
 
     /// An honest client reached a new epoch; `view` is its view now, `hub_epoch` the hub's.
@@ -268,7 +281,9 @@ impl Oracles {
         let key = (room.clone(), e);
         match self.clients_seen.get(&key).cloned() {
             Some(first) => {
-                if first.group_context != me.group_context || first.authenticator != me.authenticator {
+                if first.group_context != me.group_context
+                    || first.authenticator != me.authenticator
+                {
                     self.fire(
                         NO_SPLIT,
                         format!(
@@ -371,9 +386,10 @@ impl Oracles {
             let bad = match role {
                 Some(r) if r != BANNED_ROLE => continue,
                 Some(_) => (REMOVED_HAS_NO_CLIENTS, "is banned"),
-                None if ever.contains(&user) => {
-                    (REMOVED_HAS_NO_CLIENTS, "was removed from the participant list")
-                }
+                None if ever.contains(&user) => (
+                    REMOVED_HAS_NO_CLIENTS,
+                    "was removed from the participant list",
+                ),
                 None => (MEMBER_IS_PARTICIPANT, "is not in the participant list"),
             };
             self.fire(
@@ -405,7 +421,9 @@ impl Oracles {
         let Some(l) = self.log_index.get(&(room.clone(), sha(fanout))).copied() else {
             self.fire(
                 ONLY_ACCEPTED_DELIVERED,
-                format!("{provider} handed {client} a message of {room} that is not in the hub's log"),
+                format!(
+                    "{provider} handed {client} a message of {room} that is not in the hub's log"
+                ),
                 Witness {
                     nodes: vec![provider.into(), client.as_str().into()],
                     epochs: vec![],
@@ -420,7 +438,10 @@ impl Oracles {
             if l.seq == last {
                 self.fire(
                     NOTIFY_ONCE,
-                    format!("{provider} handed {client} hub log entry {} of {room} twice", l.seq),
+                    format!(
+                        "{provider} handed {client} hub log entry {} of {room} twice",
+                        l.seq
+                    ),
                     Witness {
                         nodes: vec![provider.into(), client.as_str().into()],
                         epochs: vec![l.epoch],
@@ -467,7 +488,11 @@ impl Oracles {
         let mut missing: BTreeMap<String, (Sent, Vec<String>)> = BTreeMap::new();
         for s in &self.sent {
             for ((c, r), epochs) in &self.epochs {
-                if r != &s.room || c == &s.sender || !honest.contains(c) || !epochs.contains(&s.epoch) {
+                if r != &s.room
+                    || c == &s.sender
+                    || !honest.contains(c)
+                    || !epochs.contains(&s.epoch)
+                {
                     continue;
                 }
                 let got = self

@@ -24,7 +24,11 @@ pub fn parse_bugs(
                 format!(
                     "field `variant.bugs`: unknown bug {:?} (expected one of {})",
                     b.get_ref(),
-                    Bug::ALL.iter().map(|x| x.id()).collect::<Vec<_>>().join(", ")
+                    Bug::ALL
+                        .iter()
+                        .map(|x| x.id())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         };

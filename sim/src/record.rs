@@ -121,9 +121,12 @@ impl Recorder {
                 };
                 self.event(t, &node, "outcome", v);
             }
-            What::FromClient { client, message } => {
-                self.event(t, &node, "from-client", from_client(client.as_str(), message))
-            }
+            What::FromClient { client, message } => self.event(
+                t,
+                &node,
+                "from-client",
+                from_client(client.as_str(), message),
+            ),
             What::Tick => self.event(t, &node, "tick", json!({})),
             What::Output(ServerOutput::Respond { id, response }) => {
                 let ep = self.endpoints.remove(&(node.clone(), true, *id));

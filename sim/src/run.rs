@@ -267,8 +267,12 @@ impl World<'_> {
                     ServerEvent::Hub(h) => ("hub", serde_json::to_value(h)),
                     ServerEvent::Follower(f) => ("follower", serde_json::to_value(f)),
                 };
-                self.rec
-                    .event(t, d.as_str(), kind, json!({ "event": v.unwrap_or(Value::Null) }));
+                self.rec.event(
+                    t,
+                    d.as_str(),
+                    kind,
+                    json!({ "event": v.unwrap_or(Value::Null) }),
+                );
                 if let ServerEvent::Hub(HubEvent::Accepted {
                     room,
                     kind: "commit",
@@ -396,10 +400,7 @@ impl World<'_> {
         }
         match &w.fault {
             Fault::Crash { provider } => {
-                let Some((d, h)) = self
-                    .hosts
-                    .iter_mut()
-                    .find(|(d, _)| d.as_str() == provider)
+                let Some((d, h)) = self.hosts.iter_mut().find(|(d, _)| d.as_str() == provider)
                 else {
                     return;
                 };
@@ -424,7 +425,14 @@ impl World<'_> {
         }
     }
 
-    fn command(&mut self, c: &ClientUri, op: &Op, users: &BTreeMap<String, UserUri>, hub_sender: &openmls::prelude::ExternalSender, preset: nodes::room::RolePreset) {
+    fn command(
+        &mut self,
+        c: &ClientUri,
+        op: &Op,
+        users: &BTreeMap<String, UserUri>,
+        hub_sender: &openmls::prelude::ExternalSender,
+        preset: nodes::room::RolePreset,
+    ) {
         let t = self.t();
         let now = self.now();
         let room = self.room.clone();
@@ -478,8 +486,12 @@ impl World<'_> {
             }
             Err(e) => {
                 self.ops.refused += 1;
-                self.rec
-                    .event(t, c.as_str(), "op-refused", json!({ "reason": e.to_string() }));
+                self.rec.event(
+                    t,
+                    c.as_str(),
+                    "op-refused",
+                    json!({ "reason": e.to_string() }),
+                );
             }
         }
     }
@@ -547,6 +559,9 @@ impl World<'_> {
                 })
             })
             .flatten();
+        // Without an MLS view at the hub (enforcement off) the members are compared with
+        // each other: one epoch, one GroupContext, and everyone they list has joined.
+        let hub = hub.or_else(|| self.members_view());
         for (c, slot) in &self.clients {
             if !slot.online || !slot.outbox.is_empty() || !slot.mailbox.is_empty() {
                 return Err(format!("{c} is offline or has undelivered mail"));
@@ -556,16 +571,16 @@ impl World<'_> {
             }
             let view = slot.core.room_view(&self.room);
             match (&hub, view) {
-                (Some((e, gc, members)), Some(v)) if members.contains(c) => {
-                    if v.epoch != *e || &v.group_context != gc {
-                        return Err(format!(
-                            "{c} is at epoch {} but the hub is at {e}",
-                            v.epoch
-                        ));
-                    }
+                (Some((e, gc, members)), Some(v))
+                    if members.contains(c) && (v.epoch != *e || &v.group_context != gc) =>
+                {
+                    return Err(format!("{c} is at epoch {} but the hub is at {e}", v.epoch));
                 }
+                (Some((_, _, members)), Some(_)) if members.contains(c) => {}
                 (Some((e, _, members)), None) if members.contains(c) => {
-                    return Err(format!("{c} is a member at the hub (epoch {e}) but has not joined"));
+                    return Err(format!(
+                        "{c} is a member at the hub (epoch {e}) but has not joined"
+                    ));
                 }
                 (_, Some(v)) => {
                     return Err(format!(
@@ -577,6 +592,16 @@ impl World<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The highest epoch any honest client is at, with its GroupContext and member list
+    /// (used when the hub keeps no MLS view).
+    fn members_view(&self) -> Option<(u64, Vec<u8>, BTreeSet<ClientUri>)> {
+        self.clients
+            .values()
+            .filter_map(|s| s.core.room_view(&self.room))
+            .max_by_key(|v| v.epoch)
+            .map(|v| (v.epoch, v.group_context, v.members.into_iter().collect()))
     }
 
     fn state_table(&self) -> Vec<NodeState> {
@@ -635,7 +660,13 @@ pub fn scenario_hash(text: &str) -> String {
 
 /// Runs `scenario` (whose source is `text`) with `seed`. `keep_trace` keeps the JSONL
 /// lines in the report.
-pub fn run(scenario: &Scenario, resolved: &Resolved, text: &str, seed: u64, keep_trace: bool) -> RunReport {
+pub fn run(
+    scenario: &Scenario,
+    resolved: &Resolved,
+    text: &str,
+    seed: u64,
+    keep_trace: bool,
+) -> RunReport {
     let wall = std::time::Instant::now();
     let mut rec = Recorder::new(keep_trace);
     let variant = json!({
@@ -692,7 +723,13 @@ pub fn run(scenario: &Scenario, resolved: &Resolved, text: &str, seed: u64, keep
         clients: BTreeMap::new(),
         net_trace,
         rec,
-        oracles: Oracles::new(scenario.oracles.disabled.iter().map(|o| o.get_ref().clone())),
+        oracles: Oracles::new(
+            scenario
+                .oracles
+                .disabled
+                .iter()
+                .map(|o| o.get_ref().clone()),
+        ),
         room: resolved.room.clone(),
         hub: resolved.hub.clone(),
         log_indexed: 0,
@@ -757,7 +794,12 @@ pub fn run(scenario: &Scenario, resolved: &Resolved, text: &str, seed: u64, keep
     let heal_start = chaos.max(last_step);
     let deadline = heal_start + scenario.phases.heal_ms;
     let stop_on_violation = scenario.oracles.on_violation == OnViolation::Stop;
-    w.rec.event(0, "sim", "phase", json!({"phase": "chaos", "until_ms": chaos}));
+    w.rec.event(
+        0,
+        "sim",
+        "phase",
+        json!({"phase": "chaos", "until_ms": chaos}),
+    );
 
     let (mut ai, mut si) = (0, 0);
     let mut healed = false;
@@ -775,7 +817,12 @@ pub fn run(scenario: &Scenario, resolved: &Resolved, text: &str, seed: u64, keep
         }
         if !healed && t >= chaos {
             healed = true;
-            w.rec.event(t, "sim", "phase", json!({"phase": "heal", "bound_ms": deadline}));
+            w.rec.event(
+                t,
+                "sim",
+                "phase",
+                json!({"phase": "heal", "bound_ms": deadline}),
+            );
         }
         while si < steps.len() && steps[si].0 <= t {
             let step = scenario.script[steps[si].1].get_ref();
@@ -868,7 +915,12 @@ pub fn run(scenario: &Scenario, resolved: &Resolved, text: &str, seed: u64, keep
         w.state_table()
     };
     for v in &violations {
-        w.rec.event(t, "sim", "violation", serde_json::to_value(v).unwrap_or(Value::Null));
+        w.rec.event(
+            t,
+            "sim",
+            "violation",
+            serde_json::to_value(v).unwrap_or(Value::Null),
+        );
     }
     w.rec.event(
         t,
@@ -884,7 +936,8 @@ pub fn run(scenario: &Scenario, resolved: &Resolved, text: &str, seed: u64, keep
             .violations
             .iter()
             .all(|v| ids.contains(v.get_ref().as_str()));
-    let mut enabled: BTreeSet<String> = windows.iter().map(|w| w.fault.kind().to_string()).collect();
+    let mut enabled: BTreeSet<String> =
+        windows.iter().map(|w| w.fault.kind().to_string()).collect();
     if let Some(sw) = &scenario.faults.swarm {
         enabled.extend(sw.get_ref().kinds.iter().cloned());
     }

@@ -267,19 +267,35 @@ pub enum Op {
     /// Create the room (the client must be on the room's hub provider).
     Create,
     /// Add a user (all its clients, through the hub's /keyMaterial) with a role.
-    Add { user: String, role: Option<u32> },
+    Add {
+        user: String,
+        role: Option<u32>,
+    },
     /// Add several users in one commit.
-    AddUsers { users: Vec<String> },
+    AddUsers {
+        users: Vec<String>,
+    },
     /// Remove a user (participant-list update and all its clients).
-    Remove { user: String },
-    Kick { user: String },
-    Ban { user: String },
+    Remove {
+        user: String,
+    },
+    Kick {
+        user: String,
+    },
+    Ban {
+        user: String,
+    },
     /// Change a user's role.
-    Role { user: String, role: u32 },
+    Role {
+        user: String,
+        role: u32,
+    },
     /// Leave the room (the digest §4.6 bundle).
     Leave,
     /// Send a text message.
-    Send { text: String },
+    Send {
+        text: String,
+    },
     /// Join by external commit (a new device of a participant).
     Join,
     /// Update own leaf.
@@ -306,7 +322,12 @@ impl TryFrom<toml::Table> for Step {
         let at_ms = take_u64(&mut t, "at_ms")?;
         let client = match t.remove("client") {
             Some(toml::Value::String(s)) => s,
-            Some(v) => return Err(format!("field `client`: expected a string, found {}", v.type_str())),
+            Some(v) => {
+                return Err(format!(
+                    "field `client`: expected a string, found {}",
+                    v.type_str()
+                ))
+            }
             None => return Err("missing field `client`".into()),
         };
         let op = Op::deserialize(toml::Value::Table(t)).map_err(|e| e.message().to_string())?;
@@ -529,7 +550,10 @@ pub struct Resolved {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset.min(text.len())).unwrap_or("");
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
     (line, column)
 }
 
@@ -587,7 +611,10 @@ impl Scenario {
             let d = Domain::new(p.get_ref()).map_err(|e| {
                 err(
                     p.span(),
-                    format!("field `world.providers`: {:?} is not a domain: {e}", p.get_ref()),
+                    format!(
+                        "field `world.providers`: {:?} is not a domain: {e}",
+                        p.get_ref()
+                    ),
                 )
             })?;
             if providers.contains(&d) {
@@ -636,7 +663,11 @@ impl Scenario {
         let mut new_devices = BTreeSet::new();
         for (i, u) in w.users.iter().enumerate() {
             let us = u.get_ref();
-            let d = provider(u.span(), &format!("world.users[{i}].provider"), &us.provider)?;
+            let d = provider(
+                u.span(),
+                &format!("world.users[{i}].provider"),
+                &us.provider,
+            )?;
             let uri = UserUri::new(&d, &us.name).map_err(|e| {
                 err(
                     u.span(),
@@ -681,20 +712,21 @@ impl Scenario {
                     )
                 })
         };
-        let client = |span: Range<usize>, field: &str, name: &str| -> Result<ClientUri, ScenarioError> {
-            let (u, dev) = name.split_once('/').unwrap_or((name, "1"));
-            let uu = user(span.clone(), field, u)?;
-            clients
-                .iter()
-                .find(|c| c.user() == uu && c.device() == dev)
-                .cloned()
-                .ok_or_else(|| {
-                    err(
-                        span,
-                        format!("field `{field}`: {name:?}: user {u} has no device {dev:?}"),
-                    )
-                })
-        };
+        let client =
+            |span: Range<usize>, field: &str, name: &str| -> Result<ClientUri, ScenarioError> {
+                let (u, dev) = name.split_once('/').unwrap_or((name, "1"));
+                let uu = user(span.clone(), field, u)?;
+                clients
+                    .iter()
+                    .find(|c| c.user() == uu && c.device() == dev)
+                    .cloned()
+                    .ok_or_else(|| {
+                        err(
+                            span,
+                            format!("field `{field}`: {name:?}: user {u} has no device {dev:?}"),
+                        )
+                    })
+            };
         let p = &self.phases;
         if p.chaos_ms > MAX_PHASE_MS || p.heal_ms == 0 || p.heal_ms > MAX_PHASE_MS {
             return Err(err(
@@ -868,16 +900,20 @@ impl Scenario {
         }
         let mut disabled_rules = Vec::new();
         for r in &self.variant.disabled_rules {
-            let rule = Rule::ALL.iter().copied().find(|x| x.id() == r.get_ref()).ok_or_else(|| {
-                err(
-                    r.span(),
-                    format!(
+            let rule = Rule::ALL
+                .iter()
+                .copied()
+                .find(|x| x.id() == r.get_ref())
+                .ok_or_else(|| {
+                    err(
+                        r.span(),
+                        format!(
                         "field `variant.disabled_rules`: unknown rule {:?} (expected one of {})",
                         r.get_ref(),
                         Rule::ALL.iter().map(|r| r.id()).collect::<Vec<_>>().join(", ")
                     ),
-                )
-            })?;
+                    )
+                })?;
             disabled_rules.push(rule);
         }
         let bugs = crate::planted::parse_bugs(&self.variant.bugs, &err)?;
@@ -899,8 +935,7 @@ impl Scenario {
                 ));
             }
         }
-        if !self.expect.violations.is_empty() && self.expect.outcome != ExpectedOutcome::Violation
-        {
+        if !self.expect.violations.is_empty() && self.expect.outcome != ExpectedOutcome::Violation {
             return Err(err(
                 top,
                 "field `expect.violations`: only with expect.outcome = \"violation\"".into(),

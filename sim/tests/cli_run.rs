@@ -22,12 +22,8 @@ fn sim(args: &[&str]) -> Output {
 
 fn run_json(scenario: &str, seed: u64) -> (Option<i32>, Value) {
     let out = sim(&["run", scenario, "--seed", &seed.to_string(), "--json"]);
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code(), v)
 }
 
@@ -49,7 +45,13 @@ fn the_drafts_flows_converge_under_faults_and_are_deterministic_across_processes
         assert!(a.get(key).is_some(), "record has {key}");
     }
     assert!(
-        a["faults"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum::<u64>() >= 3,
+        a["faults"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum::<u64>()
+            >= 3,
         "the swarm fired: {}",
         a["faults"]
     );
@@ -86,12 +88,20 @@ fn check_determinism_runs_a_child_and_a_trace_replays_to_the_same_hash() {
     // Every event line has time, node and kind; some decode protocol messages.
     for l in &lines[1..] {
         let e: Value = serde_json::from_str(l).unwrap();
-        assert!(e["t"].is_u64() && e["node"].is_string() && e["kind"].is_string(), "{l}");
+        assert!(
+            e["t"].is_u64() && e["node"].is_string() && e["kind"].is_string(),
+            "{l}"
+        );
     }
     assert!(text.contains("\"endpoint\":\"update\""));
     assert!(text.contains("UpdateRequest"));
     let out = sim(&["replay", trace.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("same trace hash"));
 
     // A tampered trace does not replay.
@@ -104,7 +114,12 @@ fn check_determinism_runs_a_child_and_a_trace_replays_to_the_same_hash() {
     let record = dir.join("record.json");
     std::fs::write(&record, serde_json::to_string(&v).unwrap()).unwrap();
     let out = sim(&["replay", record.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -119,7 +134,10 @@ fn bad_input_names_the_file_the_line_and_the_field() {
     let dir = std::env::temp_dir().join(format!("mimi-sim-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let e = bad(&["run", "no/such/file.toml"]);
-    assert!(e.contains("no/such/file.toml") && e.contains("cannot read"), "{e}");
+    assert!(
+        e.contains("no/such/file.toml") && e.contains("cannot read"),
+        "{e}"
+    );
 
     let base = std::fs::read_to_string(root().join("scenarios/drafts-flows.toml")).unwrap();
     let write = |name: &str, text: String| {
@@ -128,24 +146,46 @@ fn bad_input_names_the_file_the_line_and_the_field() {
         p.to_str().unwrap().to_string()
     };
     // An unknown field.
-    let p = write("typo.toml", base.replace("chaos_ms = 20000", "chaos_msec = 20000"));
+    let p = write(
+        "typo.toml",
+        base.replace("chaos_ms = 20000", "chaos_msec = 20000"),
+    );
     let e = bad(&["run", &p]);
-    let line = base.lines().position(|l| l.starts_with("chaos_ms")).unwrap() + 1;
+    let line = base
+        .lines()
+        .position(|l| l.starts_with("chaos_ms"))
+        .unwrap()
+        + 1;
     assert!(e.contains(&format!("typo.toml:{line}:")), "{e}");
     assert!(e.contains("chaos_msec"), "{e}");
     // A client that does not exist.
-    let p = write("who.toml", base.replace("client = \"bob\"\nop = \"ban\"", "client = \"zoe\"\nop = \"ban\""));
+    let p = write(
+        "who.toml",
+        base.replace(
+            "client = \"bob\"\nop = \"ban\"",
+            "client = \"zoe\"\nop = \"ban\"",
+        ),
+    );
     let e = bad(&["run", &p]);
-    assert!(e.contains("who.toml:") && e.contains(".client") && e.contains("zoe"), "{e}");
+    assert!(
+        e.contains("who.toml:") && e.contains(".client") && e.contains("zoe"),
+        "{e}"
+    );
     // A provider that does not exist, in a fault.
     let p = write(
         "fault.toml",
         format!("{base}\n[[faults.schedule]]\nat_ms = 1\nfor_ms = 5\nkind = \"crash\"\nprovider = \"x.example\"\n"),
     );
     let e = bad(&["run", &p]);
-    assert!(e.contains("faults.schedule[0].provider") && e.contains("x.example"), "{e}");
+    assert!(
+        e.contains("faults.schedule[0].provider") && e.contains("x.example"),
+        "{e}"
+    );
     // A wrong type.
-    let p = write("type.toml", base.replacen("at_ms = 1000\n", "at_ms = \"soon\"\n", 1));
+    let p = write(
+        "type.toml",
+        base.replacen("at_ms = 1000\n", "at_ms = \"soon\"\n", 1),
+    );
     let e = bad(&["run", &p]);
     assert!(e.contains("type.toml:") && e.contains("at_ms"), "{e}");
     // A wrong flag.

@@ -77,7 +77,10 @@ fn planted(id: &str, enforcement: &str, bugs: &[&str], script: &str, faults: &st
     );
     let v = with.violations.iter().find(|v| v.id == id).unwrap();
     assert!(!v.witness.nodes.is_empty(), "witness names the nodes");
-    assert!(!v.witness.trace_lines.is_empty(), "witness points into the trace");
+    assert!(
+        !v.witness.trace_lines.is_empty(),
+        "witness points into the trace"
+    );
     assert_eq!(with.outcome, Outcome::Violation);
     let without = go(&world(enforcement, &[], script, faults), 3);
     assert_eq!(
@@ -111,13 +114,42 @@ fn one_commit_per_epoch_fires_when_the_hub_sequences_two_commits_for_one_epoch()
     );
 }
 
+/// Alice (at the hub) and Cathy commit at once while the hub's link to b.example is slow,
+/// so both commits reach b.example in one /notify batch.
+const RACING_COMMITS_SLOW_B: &str = r#"
+[[script]]
+at_ms = 3800
+client = "alice"
+op = "send"
+text = "keeps the /notify to b.example in flight"
+[[script]]
+at_ms = 4000
+client = "alice"
+op = "self-update"
+[[script]]
+at_ms = 4000
+client = "cathy"
+op = "self-update"
+[[faults.schedule]]
+at_ms = 3700
+for_ms = 5000
+kind = "latency"
+a = "a.example"
+b = "b.example"
+min_ms = 700
+max_ms = 700
+"#;
+
+/// Clients settle a commit by the order of the hub's fan-out, so a hub that sequences two
+/// commits for one epoch alone does not split them; a follower that also hands its
+/// clients a batch in reverse order makes Bob merge the other commit of that epoch.
 #[test]
-fn no_split_fires_when_two_commits_of_one_epoch_are_both_merged() {
+fn no_split_fires_when_clients_merge_different_commits_for_one_epoch() {
     planted(
         oracles::NO_SPLIT,
         "full",
-        &["hub-sequences-every-commit"],
-        RACING_COMMITS,
+        &["hub-sequences-every-commit", "follower-reverses-batches"],
+        RACING_COMMITS_SLOW_B,
         "",
     );
 }
@@ -233,18 +265,28 @@ fn hub_order_fires_when_a_follower_reverses_a_batch() {
 
 #[test]
 fn only_accepted_delivered_fires_when_a_follower_delivers_what_the_hub_never_sequenced() {
-    planted(
-        oracles::ONLY_ACCEPTED_DELIVERED,
-        "full",
-        &["follower-echoes-local-commits"],
-        r#"
+    // Bob has two devices, both added; b.example echoes bob/1's commit to bob/2.
+    let script = r#"
 [[script]]
 at_ms = 4000
-client = "alice"
+client = "bob"
 op = "self-update"
-"#,
-        "",
-    );
+"#;
+    let two = |bugs: &[&str]| {
+        world("full", bugs, script, "").replace(
+            r#"{ name = "bob", provider = "b.example" }"#,
+            r#"{ name = "bob", provider = "b.example", clients = 2 }"#,
+        )
+    };
+    let with = go(&two(&["follower-echoes-local-commits"]), 3);
+    let v = with
+        .violations
+        .iter()
+        .find(|v| v.id == oracles::ONLY_ACCEPTED_DELIVERED)
+        .unwrap_or_else(|| panic!("did not fire: {:?}", with.violations));
+    assert!(v.witness.nodes.contains(&"b.example".to_string()), "{v:?}");
+    let without = go(&two(&[]), 3);
+    assert_eq!(without.outcome, Outcome::Ok, "{:?}", without.violations);
 }
 
 #[test]
@@ -275,5 +317,9 @@ b = "b.example"
     let r = go(&text, 1);
     assert_eq!(r.outcome, Outcome::Liveness, "{:?}", r.violations);
     assert!(r.liveness.as_deref().unwrap().contains("not converged"));
-    assert_eq!(r.state_table.len(), 3 + 3, "one row per provider and client");
+    assert_eq!(
+        r.state_table.len(),
+        3 + 3,
+        "one row per provider and client"
+    );
 }

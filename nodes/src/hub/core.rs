@@ -896,6 +896,11 @@ impl Hub {
                 }
                 to.insert(self.domain.clone());
             }
+            // Without an MLS view (enforcement off) the hub knows a room's followers only
+            // from who talked to it; a provider that gets a Welcome now has members.
+            if let Some(r) = self.rooms.get_mut(room) {
+                r.known_domains.extend(to.iter().cloned());
+            }
             if let (Ok(msg), Ok(tree)) = (w.to_mls_message(), RatchetTreeBytes::from_bytes(&tree)) {
                 self.log(
                     room,

@@ -7,8 +7,8 @@ use std::rc::Rc;
 
 use nodes::ids::{ClientUri, Domain};
 use nodes::io::{
-    ClientToProvider, Millis, ProviderToClient, Request, RequestId, Response, ServerCore, ServerOutput,
-    Token, TransportError,
+    ClientToProvider, Millis, ProviderToClient, Request, RequestId, Response, ServerCore,
+    ServerOutput, Token, TransportError,
 };
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::MissedTickBehavior;
@@ -141,7 +141,9 @@ impl<C: ServerCore> DiskCore<C> {
 
 impl<C: ServerCore> ServerCore for DiskCore<C> {
     fn domain(&self) -> &Domain {
-        self.domain.as_ref().expect("a durable core exists once its host started")
+        self.domain
+            .as_ref()
+            .expect("a durable core exists once its host started")
     }
     fn on_request(&mut self, now: Millis, id: RequestId, request: Request) -> Vec<ServerOutput> {
         self.call(|c| c.on_request(now, id, request))
