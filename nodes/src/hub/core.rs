@@ -103,6 +103,13 @@ pub enum HubEvent {
         timestamp: Millis,
         from: Domain,
     },
+    /// What an accepted commit did (from the hub's public view), for the trace.
+    CommitContents {
+        room: RoomUri,
+        epoch: u64,
+        committer: String,
+        proposals: Vec<String>,
+    },
     /// The hub's MLS view could not follow a message it accepted (enforcement allowed it).
     ViewDiverged {
         room: RoomUri,
@@ -769,6 +776,12 @@ impl Hub {
         // Merge into the view; check the GroupInfo against the new epoch.
         let r = self.rooms.get_mut(room).expect("checked by caller");
         let new_epoch = r.epoch + 1;
+        let contents = checked.as_ref().map(|c| HubEvent::CommitContents {
+            room: room.clone(),
+            epoch: new_epoch,
+            committer: describe_sender(&c.summary.committer),
+            proposals: c.summary.proposals.iter().map(describe_proposal).collect(),
+        });
         if let Some(c) = checked {
             let signer_leaf = match &c.summary.committer {
                 HandshakeSender::Member { leaf, .. } => Some(*leaf),
@@ -837,6 +850,9 @@ impl Hub {
             r.view = None;
         }
         // Accepted.
+        if let Some(e) = contents {
+            self.events.push(e);
+        }
         let ts = {
             self.last_timestamp = self.last_timestamp.max(now);
             self.last_timestamp
@@ -1264,5 +1280,39 @@ impl Hub {
                 .values()
                 .all(|o| o.in_flight.is_none() && r.log[o.next.min(r.log.len())..].is_empty())
         })
+    }
+}
+
+fn client_name(c: &Option<ClientUri>) -> String {
+    c.as_ref().map_or("?".into(), |c| c.as_str().to_string())
+}
+
+/// One line per committer, for traces.
+fn describe_sender(s: &super::public_view::HandshakeSender) -> String {
+    use super::public_view::HandshakeSender as H;
+    match s {
+        H::Member { leaf, client } => format!("member {leaf} {}", client_name(client)),
+        H::External { index, .. } => format!("external sender {index}"),
+        H::NewMember { client } => format!("new member {}", client_name(client)),
+    }
+}
+
+/// One line per covered proposal, for traces.
+fn describe_proposal(p: &super::public_view::CoveredProposal) -> String {
+    use super::public_view::CoveredProposal as P;
+    match p {
+        P::Add { client, .. } => format!("add {}", client_name(client)),
+        P::Remove { leaf, client } => format!("remove {leaf} {}", client_name(client)),
+        P::SelfRemove { leaf, client } => format!("self-remove {leaf} {}", client_name(client)),
+        P::Update { leaf } => format!("update {leaf}"),
+        P::AppDataUpdate { component, update } => format!(
+            "app-data-update component {component} ({})",
+            update
+                .as_ref()
+                .map_or("remove".into(), |u| format!("{} bytes", u.len()))
+        ),
+        P::GroupContextExtensions => "group-context-extensions".into(),
+        P::ExternalInit => "external-init".into(),
+        P::Other(o) => o.clone(),
     }
 }
