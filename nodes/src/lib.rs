@@ -13,6 +13,7 @@
 //! Choices made where the drafts are silent or inconsistent are listed in
 //! `nodes/CHOICES.md`.
 
+pub mod adversary;
 pub mod client;
 pub mod content;
 pub mod endpoint;

@@ -7,8 +7,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::adversary::{Adversary, AdversaryAction, EQUIVOCATION_CORR};
 use crate::endpoint::Endpoint;
-use crate::follower::{Follower, FollowerEvent};
+use crate::follower::{Delivery, Follower, FollowerEvent};
 use crate::hub::{EnforcementConfig, Hub, HubEvent};
 use crate::ids::{ClientUri, Domain, RoomUri};
 use crate::io::{
@@ -28,6 +29,8 @@ enum Pending {
     Relay { client: ClientUri, corr: u64 },
     /// `/keyMaterial` forwarded by this hub for a follower's request.
     KeyForward { id: RequestId, target: Domain },
+    /// A malicious provider's stale `/update` (replay-notify).
+    Stale { room: RoomUri },
     /// `/keyMaterial` forwarded by this hub for a local client's request.
     ClientKeyForward {
         client: ClientUri,
@@ -50,6 +53,23 @@ pub struct Server {
     pub follower: Follower,
     next_token: Token,
     pending: BTreeMap<Token, Pending>,
+    /// Set on a malicious provider (see [`crate::adversary`]).
+    adversary: Option<Adversary>,
+    adversary_state: AdversaryState,
+}
+
+/// What a malicious provider remembers to carry out its behaviour.
+#[derive(Default)]
+struct AdversaryState {
+    /// reorder-fanout: non-empty batches seen so far.
+    batches: u64,
+    /// reorder-fanout: the held batch.
+    held: Vec<Delivery>,
+    /// replay-notify: the previous batch.
+    previous: Vec<Delivery>,
+    /// replay-notify: the last commit (`/update` body) of a local client, per room.
+    commits: BTreeMap<RoomUri, Vec<u8>>,
+    actions: Vec<AdversaryAction>,
 }
 
 impl Server {
@@ -65,6 +85,129 @@ impl Server {
             follower,
             next_token: 1,
             pending: BTreeMap::new(),
+            adversary: None,
+            adversary_state: AdversaryState::default(),
+        }
+    }
+
+    /// Make this provider malicious in its follower role (see [`crate::adversary`]);
+    /// `None` keeps it honest. Its clients get the same with
+    /// [`crate::client::core::Client::set_adversary`].
+    pub fn with_adversary(mut self, adversary: Option<Adversary>) -> Self {
+        self.adversary = adversary;
+        self.follower.set_adversary(adversary);
+        self
+    }
+
+    /// The adversary set on this provider.
+    pub fn adversary(&self) -> Option<Adversary> {
+        self.adversary
+    }
+
+    /// What this provider did as an adversary, in order.
+    pub fn adversary_actions(&self) -> &[AdversaryAction] {
+        &self.adversary_state.actions
+    }
+
+    /// The follower's deliveries of one `/notify` batch, as a malicious follower hands
+    /// them out (unchanged when honest).
+    fn last_mile(&mut self, room: &RoomUri, deliveries: Vec<Delivery>) -> Vec<Delivery> {
+        let st = &mut self.adversary_state;
+        match self.adversary {
+            Some(Adversary::DropFanout) => {
+                if !deliveries.is_empty() {
+                    st.actions.push(AdversaryAction::Dropped {
+                        room: room.clone(),
+                        deliveries: deliveries.len(),
+                    });
+                }
+                Vec::new()
+            }
+            Some(Adversary::ReorderFanout) if !deliveries.is_empty() => {
+                let mut batch = deliveries;
+                batch.reverse();
+                st.batches += 1;
+                if st.batches % 2 == 1 {
+                    st.actions.push(AdversaryAction::Held {
+                        room: room.clone(),
+                        deliveries: batch.len(),
+                    });
+                    st.held.extend(batch);
+                    Vec::new()
+                } else {
+                    batch.append(&mut st.held);
+                    st.actions.push(AdversaryAction::Released {
+                        room: room.clone(),
+                        deliveries: batch.len(),
+                    });
+                    batch
+                }
+            }
+            Some(Adversary::ReplayNotify) if !deliveries.is_empty() => {
+                let mut out = deliveries.clone();
+                let old = std::mem::replace(&mut st.previous, deliveries);
+                if !old.is_empty() {
+                    st.actions.push(AdversaryAction::Replayed {
+                        room: room.clone(),
+                        deliveries: old.len(),
+                    });
+                    out.extend(old);
+                }
+                out
+            }
+            _ => deliveries,
+        }
+    }
+
+    /// replay-notify: before relaying a local client's request in `room`, re-submit the
+    /// last commit a local client made there (once); then remember `body` if it is a
+    /// commit.
+    fn replay_stale_commit(
+        &mut self,
+        now: Millis,
+        room: &RoomUri,
+        endpoint: &Endpoint,
+        body: &[u8],
+        out: &mut Vec<ServerOutput>,
+    ) {
+        if let Some(stale) = self.adversary_state.commits.remove(room) {
+            if stale.as_slice() != body {
+                self.adversary_state
+                    .actions
+                    .push(AdversaryAction::StaleCommitResubmitted { room: room.clone() });
+                let hub = room.domain();
+                if hub == self.domain {
+                    let own = self.domain.clone();
+                    if let Some(r) = self.local(now, &own, &Endpoint::Update(room.clone()), &stale)
+                    {
+                        self.adversary_state
+                            .actions
+                            .push(AdversaryAction::StaleCommitAnswered {
+                                room: room.clone(),
+                                status: r.status,
+                                body: r.body,
+                            });
+                    }
+                } else {
+                    self.send(
+                        out,
+                        hub,
+                        Endpoint::Update(room.clone()),
+                        stale,
+                        Pending::Stale { room: room.clone() },
+                    );
+                }
+            } else {
+                self.adversary_state.commits.insert(room.clone(), stale);
+            }
+        }
+        let is_commit = matches!(endpoint, Endpoint::Update(_))
+            && decode_exact::<crate::wire::UpdateRequest>(body)
+                .is_ok_and(|r| matches!(r.bundle.body, crate::wire::HandshakeBody::Commit { .. }));
+        if is_commit {
+            self.adversary_state
+                .commits
+                .insert(room.clone(), body.to_vec());
         }
     }
 
@@ -171,6 +314,7 @@ impl Server {
             for (room, to, body) in batch {
                 if to == self.domain {
                     let (resp, deliveries) = self.follower.notify(&room, &body);
+                    let deliveries = self.last_mile(&room, deliveries);
                     for (client, message) in deliveries {
                         out.push(ServerOutput::ToClient { client, message });
                     }
@@ -247,6 +391,7 @@ impl ServerCore for Server {
         match &request.endpoint {
             Endpoint::Notify(room) => {
                 let (response, deliveries) = self.follower.notify(room, &request.body);
+                let deliveries = self.last_mile(room, deliveries);
                 out.push(ServerOutput::Respond { id, response });
                 for (client, message) in deliveries {
                     out.push(ServerOutput::ToClient { client, message });
@@ -303,6 +448,15 @@ impl ServerCore for Server {
                 let response =
                     result.unwrap_or_else(|e| Response::error(status::UNAVAILABLE, e.to_string()));
                 Self::reply(&mut out, client, corr, response);
+            }
+            Some(Pending::Stale { room }) => {
+                let (status, body) = match result {
+                    Ok(r) => (r.status, r.body),
+                    Err(e) => (status::UNAVAILABLE, e.to_string().into_bytes()),
+                };
+                self.adversary_state
+                    .actions
+                    .push(AdversaryAction::StaleCommitAnswered { room, status, body });
             }
             Some(Pending::KeyForward { id, target }) => {
                 let response =
@@ -390,6 +544,24 @@ impl ServerCore for Server {
                 };
                 if !matches!(endpoint, Endpoint::KeyMaterial(_)) {
                     self.follower.subscribe(&room, client);
+                }
+                // Adversary equivocate: a forked commit from a local device goes to the
+                // room's other local clients only, never to the hub.
+                if self.adversary == Some(Adversary::Equivocate) && corr == EQUIVOCATION_CORR {
+                    let to: Vec<ClientUri> = self
+                        .follower
+                        .subscribers(&room)
+                        .into_iter()
+                        .filter(|c| c != client)
+                        .collect();
+                    self.echo_local_commit(now, client, &room, &body, &mut out);
+                    self.adversary_state
+                        .actions
+                        .push(AdversaryAction::ForkedCommitShown { room, to });
+                    return out;
+                }
+                if self.adversary == Some(Adversary::ReplayNotify) {
+                    self.replay_stale_commit(now, &room, &endpoint, &body, &mut out);
                 }
                 if matches!(endpoint, Endpoint::Update(_))
                     && self

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::adversary::Adversary;
 use crate::client::core::{Client, ClientError, ClientEvent, Command};
 use crate::hub::core::NOTIFY_RETRY_MAX_MS;
 use crate::hub::EnforcementConfig;
@@ -99,6 +100,20 @@ impl MemoryWorld {
         );
     }
 
+    /// Add a malicious provider (see [`crate::adversary`]). Clients added afterwards with
+    /// [`MemoryWorld::add_client`] under this domain get the same adversary.
+    pub fn add_server_with_adversary(
+        &mut self,
+        domain: &Domain,
+        enforcement: EnforcementConfig,
+        adversary: Option<Adversary>,
+    ) {
+        self.servers.insert(
+            domain.clone(),
+            Server::new(domain.clone(), self.seed, enforcement).with_adversary(adversary),
+        );
+    }
+
     /// Drop the next `n` replies (`ProviderToClient::Reply`) to `client`.
     pub fn drop_next_replies(&mut self, client: &ClientUri, n: usize) {
         self.drop_replies.insert(client.clone(), n);
@@ -187,9 +202,11 @@ impl MemoryWorld {
         );
     }
 
-    /// Add a client and publish `key_packages` KeyPackages for it.
+    /// Add a client and publish `key_packages` KeyPackages for it. A client of a
+    /// malicious provider gets the provider's adversary.
     pub fn add_client(&mut self, uri: &ClientUri, key_packages: usize) {
         let mut c = Client::new(self.seed, uri.clone());
+        c.set_adversary(self.servers.get(&uri.domain()).and_then(Server::adversary));
         let out = c.publish_key_packages(key_packages);
         self.clients.insert(uri.clone(), c);
         self.client_outputs(uri, vec![out]);

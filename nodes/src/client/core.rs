@@ -58,6 +58,7 @@ use crate::room::codec::Opaque;
 use crate::room::components::{ParticipantListUpdate, UserRolePair, UserindexRolePair};
 use crate::room::roles::BANNED_ROLE;
 use crate::room::{NewRoomOptions, RolePreset, RoomState, PARTICIPANT_LIST};
+use crate::adversary::{Adversary, EQUIVOCATION_CORR};
 use crate::sabotage::{Bug, Bugs};
 use crate::wire::*;
 
@@ -365,6 +366,10 @@ pub struct Client {
     next_corr: u64,
     events: Vec<ClientEvent>,
     bugs: Bugs,
+    adversary: Option<Adversary>,
+    /// Provider-internal messages of a malicious device sent before the next request
+    /// (the forked commit of [`Adversary::Equivocate`]).
+    side: Vec<ClientToProvider>,
 }
 
 /// How a fan-out message settled the op in flight.
@@ -394,6 +399,8 @@ impl Client {
             next_corr: 1,
             events: Vec::new(),
             bugs: Bugs::new(),
+            adversary: None,
+            side: Vec::new(),
         }
     }
 
@@ -467,6 +474,16 @@ impl Client {
         self.bugs = bugs.clone();
     }
 
+    /// Make this client one of a malicious provider's devices (see [`crate::adversary`]);
+    /// `None` makes it honest. Only the client-side behaviours matter here.
+    pub fn set_adversary(&mut self, adversary: Option<Adversary>) {
+        self.adversary = adversary;
+    }
+
+    fn is(&self, a: Adversary) -> bool {
+        self.adversary == Some(a)
+    }
+
     /// Send `request` as the first attempt of `cmd` and make it the room's op in flight.
     #[allow(clippy::too_many_arguments)]
     fn launch(
@@ -480,6 +497,9 @@ impl Client {
         echo: Option<Echo>,
         out: &mut Vec<ClientOutput>,
     ) {
+        for m in self.side.drain(..) {
+            out.push(ClientOutput::ToProvider(m));
+        }
         let corr = self.corr();
         set_corr(&mut request, corr);
         out.push(ClientOutput::ToProvider(request.clone()));
@@ -637,7 +657,9 @@ impl Client {
     }
 
     fn commit_request(&mut self, room: &RoomUri, mut plan: CommitPlan) -> Result<Started, String> {
-        plan.consume_proposal_store = true;
+        let adversary = self.adversary;
+        // Adversary omit-cached-proposals: commit only what the plan names inline.
+        plan.consume_proposal_store = adversary != Some(Adversary::OmitCachedProposals);
         let provider = &self.provider;
         let identity = &self.identity;
         let m = self
@@ -645,9 +667,47 @@ impl Client {
             .get_mut(room)
             .and_then(|r| r.member.as_mut())
             .ok_or_else(|| format!("not a member of {room}"))?;
-        let co = m
+        // Adversary bad-group-info: keep this epoch's GroupInfo for the next epoch.
+        let stale_group_info = match adversary {
+            Some(Adversary::BadGroupInfo) => Some(m.group_info(provider, identity).map_err(fail)?),
+            _ => None,
+        };
+        // Adversary equivocate: another commit for the same epoch (re-drawn with a fresh
+        // path), built and discarded before the real one.
+        let forked = match adversary {
+            Some(Adversary::Equivocate) => {
+                let alt = CommitPlan {
+                    force_self_update: true,
+                    ..plan.clone()
+                };
+                let co = m
+                    .commit(provider, identity, &alt, &RoomComponents)
+                    .map_err(fail)?;
+                m.discard_pending_commit(provider).map_err(fail)?;
+                Some(update_body(&co)?)
+            }
+            _ => None,
+        };
+        let mut co = m
             .commit(provider, identity, &plan, &RoomComponents)
             .map_err(fail)?;
+        if let Some(gi) = stale_group_info {
+            co.group_info = gi;
+        }
+        if adversary == Some(Adversary::BadConfirmationTag) {
+            co.commit = crate::adversary::flip_confirmation_tag(
+                &co.commit,
+                CIPHERSUITE.hash_length(),
+            )
+            .ok_or("bad-confirmation-tag: the commit is not a member PublicMessage")?;
+        }
+        if let Some(body) = forked {
+            self.side.push(ClientToProvider::Relay {
+                corr: EQUIVOCATION_CORR,
+                endpoint: Endpoint::Update(room.clone()),
+                body,
+            });
+        }
         let body = update_body(&co)?;
         Ok((
             Self::relay(Endpoint::Update(room.clone()), body),
@@ -657,6 +717,31 @@ impl Client {
             },
             Echo::of(&co.commit),
         ))
+    }
+
+    /// The sendingUri of this client's messages (P§5.4): its own user, or for
+    /// [`Adversary::ForgeSendingUri`] another participant — one hosted by the same
+    /// provider if there is one, else the first other one in list order.
+    fn sending_user(&mut self, room: &RoomUri) -> UserUri {
+        let me = self.uri.user();
+        if !self.is(Adversary::ForgeSendingUri) {
+            return me;
+        }
+        let Ok(state) = self.state(room) else {
+            return me;
+        };
+        let others: Vec<UserUri> = state
+            .participants
+            .iter()
+            .map(|p| p.user.clone())
+            .filter(|u| u != &me)
+            .collect();
+        others
+            .iter()
+            .find(|u| u.domain() == me.domain())
+            .or(others.first())
+            .cloned()
+            .unwrap_or(me)
     }
 
     /// The users an add op adds, with their roles.
@@ -770,11 +855,14 @@ impl Client {
                 if !self.bugs.contains(&Bug::ClientRemovesUserButNotClients) {
                     plan.removes = self.leaves_of(&room, user)?;
                 }
-                plan.proposals
-                    .push(Self::list_update(ParticipantListUpdate {
-                        removed_indices: vec![idx],
-                        ..Default::default()
-                    })?);
+                // Adversary omit-list-update: the user stays listed.
+                if !self.is(Adversary::OmitListUpdate) {
+                    plan.proposals
+                        .push(Self::list_update(ParticipantListUpdate {
+                            removed_indices: vec![idx],
+                            ..Default::default()
+                        })?);
+                }
             }
             Command::Kick { user, .. } => {
                 if !self.bugs.contains(&Bug::ClientRemovesUserButNotClients) {
@@ -792,14 +880,19 @@ impl Client {
                         BANNED_ROLE
                     }
                 };
-                plan.proposals
-                    .push(Self::list_update(ParticipantListUpdate {
-                        changed_role_participants: vec![UserindexRolePair {
-                            user_index: idx,
-                            role_index: role,
-                        }],
-                        ..Default::default()
-                    })?);
+                // Adversary omit-list-update: a Ban removes the clients only.
+                let omit = self.is(Adversary::OmitListUpdate)
+                    && matches!(cmd, Command::Ban { .. });
+                if !omit {
+                    plan.proposals
+                        .push(Self::list_update(ParticipantListUpdate {
+                            changed_role_participants: vec![UserindexRolePair {
+                                user_index: idx,
+                                role_index: role,
+                            }],
+                            ..Default::default()
+                        })?);
+                }
             }
             Command::SelfUpdate { .. } => plan.force_self_update = true,
             Command::CommitPending { .. } => {
@@ -861,6 +954,7 @@ impl Client {
                 )));
             }
             Command::Send { text, .. } => {
+                let sending_user = self.sending_user(&room);
                 let salt: [u8; 16] = self.provider.rand().random_array().map_err(fail)?;
                 let content = MimiContent::text(salt, &self.uri.user(), &room, text);
                 let cbor = content.encode();
@@ -875,7 +969,7 @@ impl Client {
                 let req = SubmitMessageRequest {
                     protocol: Protocol::Mls10,
                     app_message: MlsMessageBytes::from_bytes(&ct).map_err(fail)?,
-                    sending_uri: IdentifierUri::from(&self.uri.user()),
+                    sending_uri: IdentifierUri::from(&sending_user),
                 };
                 let msg = Self::relay(
                     Endpoint::SubmitMessage(room.clone()),
@@ -1089,10 +1183,30 @@ impl Client {
             }
             Stage::KeyMaterial { index, mut got } => {
                 let users = Self::users_of(&f.cmd);
+                let me = self.uri.user();
+                // Adversary ghost-device: adding the own user's devices that are not in
+                // the room yet, with no participant-list change.
+                let ghost = self.is(Adversary::GhostDevice) && users.iter().all(|(u, _)| *u == me);
+                let present: BTreeSet<Vec<u8>> = if ghost {
+                    self.member(room)
+                        .map(|m| m.members())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|(_, c)| c.map(|c| c.as_bytes().to_vec()))
+                        .collect()
+                } else {
+                    BTreeSet::new()
+                };
+                let omit_list = ghost
+                    || self.is(Adversary::AddNonParticipant)
+                    || self.bugs.contains(&Bug::ClientAddsWithoutListUpdate);
                 let r = (|| {
                     let resp: KeyMaterialResponse = decode_exact(&response.body).map_err(fail)?;
                     let before = got.len();
                     for c in resp.clients {
+                        if present.contains(c.client_uri.as_bytes()) {
+                            continue;
+                        }
                         if let ClientMaterial::Success(kp) = c.material {
                             let kp = KeyPackageIn::tls_deserialize_exact(kp.as_bytes())
                                 .map_err(fail)?
@@ -1121,7 +1235,7 @@ impl Client {
                         ));
                     }
                     let mut proposals = Vec::new();
-                    if !self.bugs.contains(&Bug::ClientAddsWithoutListUpdate) {
+                    if !omit_list {
                         proposals.push(Self::list_update(ParticipantListUpdate {
                             added_participants: users
                                 .iter()
@@ -1367,6 +1481,8 @@ impl Client {
         fm: &FanoutMessage,
         out: &mut Vec<ClientOutput>,
     ) -> Result<(), String> {
+        let ghost = self.is(Adversary::GhostDevice);
+        let own_user = self.uri.user();
         let provider = &self.provider;
         let r = self.rooms.entry(room.clone()).or_default();
         match &fm.body {
@@ -1389,6 +1505,17 @@ impl Client {
                 let epoch = m.epoch();
                 r.member = Some(m);
                 r.joined_epoch = Some(epoch);
+                if ghost {
+                    // Adversary ghost-device: add the user's other devices, unasked.
+                    r.queue.push_back((
+                        Command::AddUser {
+                            room: room.clone(),
+                            user: own_user,
+                            role: None,
+                        },
+                        0,
+                    ));
+                }
                 self.events.push(ClientEvent::Joined {
                     room: room.clone(),
                     epoch,

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use sha2::{Digest, Sha256};
 
+use crate::adversary::Adversary;
 use crate::endpoint::Endpoint;
 use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
 use crate::io::{status, ProviderToClient, Response};
@@ -75,6 +76,7 @@ pub struct Follower {
     recent_set: BTreeSet<[u8; 32]>,
     events: Vec<FollowerEvent>,
     bugs: Bugs,
+    adversary: Option<Adversary>,
 }
 
 /// A delivery the follower wants made to a local client.
@@ -93,12 +95,29 @@ impl Follower {
             recent_set: BTreeSet::new(),
             events: Vec::new(),
             bugs: Bugs::new(),
+            adversary: None,
         }
     }
 
     /// Plant deliberate bugs (see [`crate::sabotage`]); only follower bugs matter here.
     pub fn set_bugs(&mut self, bugs: &Bugs) {
         self.bugs = bugs.clone();
+    }
+
+    /// Make this follower malicious (see [`crate::adversary`]); only
+    /// [`Adversary::ForeignKeyPackage`] acts here, the fan-out behaviours live in
+    /// [`crate::server::Server`].
+    pub fn set_adversary(&mut self, adversary: Option<Adversary>) {
+        self.adversary = adversary;
+    }
+
+    /// For [`Adversary::ForeignKeyPackage`]: the first client (URI order) of a user other
+    /// than `target` that still has a KeyPackage.
+    fn foreign_source(&self, target: &UserUri) -> Option<ClientUri> {
+        self.key_packages
+            .iter()
+            .find(|(c, q)| &c.user() != target && !q.is_empty())
+            .map(|(c, _)| c.clone())
     }
 
     pub fn domain(&self) -> &Domain {
@@ -205,15 +224,26 @@ impl Follower {
                 let mut clients = Vec::new();
                 let mut got = 0;
                 for c in mine {
-                    let kp = self.key_packages.get_mut(&c).and_then(VecDeque::pop_front);
+                    // Adversary foreign-key-package: another user's KeyPackage under
+                    // the target client's URI; its Welcome goes to that other client.
+                    let source = match self.adversary {
+                        Some(Adversary::ForeignKeyPackage) => {
+                            self.foreign_source(target).unwrap_or_else(|| c.clone())
+                        }
+                        _ => c.clone(),
+                    };
+                    let kp = self
+                        .key_packages
+                        .get_mut(&source)
+                        .and_then(VecDeque::pop_front);
                     let material = match kp {
                         Some(kp) => {
                             if let Ok(r) = kp.key_package_ref(self.provider.seeded_crypto()) {
                                 self.events.push(FollowerEvent::KeyPackageHandedOut {
-                                    client: c.clone(),
+                                    client: source.clone(),
                                     key_package_ref: hex::encode(&r),
                                 });
-                                self.handed_out.insert(r, c.clone());
+                                self.handed_out.insert(r, source.clone());
                             }
                             got += 1;
                             ClientMaterial::Success(kp)
