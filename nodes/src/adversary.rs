@@ -49,7 +49,9 @@
 //! * foreign-key-package hands out, under each of the target's client URIs, a KeyPackage
 //!   of a client of another user of the same provider (first such user in URI order), and
 //!   routes the Welcome to that client.
-//! * ghost-device: when a client of the malicious provider joins a room by Welcome, it
+//! * ghost-device: the follower treats a user's devices after the first (URI order) as
+//!   its ghosts and hides them from other users' `/keyMaterial` requests (so nobody
+//!   else adds them). When a client of the malicious provider joins a room by Welcome, it
 //!   asks (through the hub, so the KeyPackage is "fetched through the hub") for its own
 //!   user's key material and commits Adds for every one of the user's devices not yet in
 //!   the room, without a participant-list change.

@@ -67,6 +67,10 @@ pub struct MemoryWorld {
     /// Record every delivery to a client in [`MemoryWorld::delivered`] (off by default).
     pub record_deliveries: bool,
     pub delivered: Vec<(ClientUri, crate::ids::RoomUri, Vec<u8>)>,
+    /// Record every request between servers in [`MemoryWorld::requests`] (off by
+    /// default): evidence of what reached a hub.
+    pub record_requests: bool,
+    pub requests: Vec<Request>,
 }
 
 impl MemoryWorld {
@@ -84,6 +88,8 @@ impl MemoryWorld {
             drop_replies: BTreeMap::new(),
             record_deliveries: false,
             delivered: Vec::new(),
+            record_requests: false,
+            requests: Vec::new(),
         }
     }
 
@@ -339,6 +345,9 @@ impl MemoryWorld {
         self.now += 1;
         match item {
             Item::Request { id, request } => {
+                if self.record_requests {
+                    self.requests.push(request.clone());
+                }
                 let to = request.to.clone();
                 let out = match self.servers.get_mut(&to) {
                     Some(s) => s.on_request(self.now, id, request),

@@ -667,6 +667,11 @@ impl Client {
             .get_mut(room)
             .and_then(|r| r.member.as_mut())
             .ok_or_else(|| format!("not a member of {room}"))?;
+        if adversary == Some(Adversary::OmitCachedProposals) {
+            // openmls resolves AppDataUpdates of the whole store even when the store is
+            // not consumed; forgetting the received proposals leaves them out cleanly.
+            m.discard_pending_proposals(provider).map_err(fail)?;
+        }
         // Adversary bad-group-info: keep this epoch's GroupInfo for the next epoch.
         let stale_group_info = match adversary {
             Some(Adversary::BadGroupInfo) => Some(m.group_info(provider, identity).map_err(fail)?),

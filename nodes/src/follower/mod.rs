@@ -212,12 +212,19 @@ impl Follower {
         } else if self.refusing.contains(target) {
             (KeyMaterialUserCode::NoConsent, Vec::new())
         } else {
-            let mine: Vec<ClientUri> = self
+            let mut mine: Vec<ClientUri> = self
                 .key_packages
                 .keys()
                 .filter(|c| &c.user() == target)
                 .cloned()
                 .collect();
+            // Adversary ghost-device: a user's devices after the first (URI order) are
+            // the provider's ghosts, shown only to the user's own devices.
+            if self.adversary == Some(Adversary::GhostDevice)
+                && req.tbs.requesting_user.as_bytes() != target.as_bytes()
+            {
+                mine.truncate(1);
+            }
             if mine.is_empty() {
                 (KeyMaterialUserCode::UserUnknown, Vec::new())
             } else {
