@@ -47,6 +47,7 @@ use openmls_traits::OpenMlsProvider;
 use sha2::{Digest, Sha256};
 
 use super::member::{CommitOutput, Member, Processed};
+use crate::adversary::{Adversary, EQUIVOCATION_CORR};
 use crate::content::{message_id, MimiContent};
 use crate::endpoint::Endpoint;
 use crate::ids::{ClientUri, RoomUri, UserUri};
@@ -58,7 +59,6 @@ use crate::room::codec::Opaque;
 use crate::room::components::{ParticipantListUpdate, UserRolePair, UserindexRolePair};
 use crate::room::roles::BANNED_ROLE;
 use crate::room::{NewRoomOptions, RolePreset, RoomState, PARTICIPANT_LIST};
-use crate::adversary::{Adversary, EQUIVOCATION_CORR};
 use crate::sabotage::{Bug, Bugs};
 use crate::wire::*;
 
@@ -700,11 +700,9 @@ impl Client {
             co.group_info = gi;
         }
         if adversary == Some(Adversary::BadConfirmationTag) {
-            co.commit = crate::adversary::flip_confirmation_tag(
-                &co.commit,
-                CIPHERSUITE.hash_length(),
-            )
-            .ok_or("bad-confirmation-tag: the commit is not a member PublicMessage")?;
+            co.commit =
+                crate::adversary::flip_confirmation_tag(&co.commit, CIPHERSUITE.hash_length())
+                    .ok_or("bad-confirmation-tag: the commit is not a member PublicMessage")?;
         }
         if let Some(body) = forked {
             self.side.push(ClientToProvider::Relay {
@@ -886,8 +884,7 @@ impl Client {
                     }
                 };
                 // Adversary omit-list-update: a Ban removes the clients only.
-                let omit = self.is(Adversary::OmitListUpdate)
-                    && matches!(cmd, Command::Ban { .. });
+                let omit = self.is(Adversary::OmitListUpdate) && matches!(cmd, Command::Ban { .. });
                 if !omit {
                     plan.proposals
                         .push(Self::list_update(ParticipantListUpdate {
