@@ -9,24 +9,34 @@
 //! Every behaviour is deterministic (choices come from seeded state or fixed rules).
 //! `None` leaves a node honest.
 //!
-//! # What the hub (`full`) does with each, as shown by `nodes/tests/adversaries.rs`
+//! # What the hub does with each, as `nodes/tests/adversaries.rs` shows
 //!
-//! (Room at hub a.example, honest provider b.example, malicious provider c.example.)
+//! Room at hub a.example, honest provider b.example, malicious provider c.example (its
+//! follower and all its clients). Every test runs at `off`, `mls` and `full`; `mls`
+//! behaved exactly like `off` for every adversary (only MLS validity is checked there,
+//! and every adversarial commit is valid MLS as far as a hub can see).
 //!
-//! | adversary | `off` (evidence it happens) | `full` | rule | why not, when not |
+//! | adversary | evidence at `off` (= `mls`) | `full` | rule | why the hub cannot, where it cannot |
 //! |---|---|---|---|---|
-//! | drop-fanout | c's clients never join or see messages; hub logs them as sent, c answered 201 | not stopped | — | the hub only sees c's 201; delivery to c's own clients is c's business (last mile, P§5.5). Hurts only c's users. |
-//! | reorder-fanout | c's clients get commits out of order: delivery errors, they fall behind the hub | not stopped | — | same: after /notify the hub sees nothing. Hurts only c's users. |
-//! | replay-notify | c's clients get old fan-out again (ignored or delivery errors, no state change); the stale /update reaches the hub | the stale commit is answered as a retry (same at `off`); replays are harmless to clients | — (P§5.5 idempotent retry) | re-delivery to own clients is invisible to the hub; clients drop stale epochs and duplicate ciphertexts themselves |
-//! | equivocate | c's second client processes a commit the hub never saw: its epoch authenticator differs from every other member's | not stopped | — | the forked commit never reaches the hub; only c's own clients are shown it. Members outside c are unaffected. |
-//! | add-non-participant | a non-participant's client becomes a member | rejected | list-membership | |
-//! | omit-cached-proposals | c's commit is accepted without the pending proposals: the leave is lost | rejected (`invalidProposal`), the leave stays pending (c keeps its commit duty: liveness, not safety) | cached-proposals | |
-//! | omit-list-update | a Ban commit removes the clients but leaves the user listed with its old role: the ban is a kick | not stopped | — | removing all of a user's clients and keeping the user listed is exactly a legitimate Kick (RP§8.1.2); the hub cannot know the user meant Ban |
-//! | bad-group-info | the hub stores the previous epoch's GroupInfo | rejected | group-info | |
-//! | forge-sending-uri | a message is accepted with another participant's URI as sendingUri | rejected when the named user is at another provider; accepted when the named user is at c | submit-sender | the sender of a PrivateMessage is encrypted; the hub can only check that the named user is c's own participant |
-//! | foreign-key-package | Alice adds Carol but Dave's client joins | rejected | list-membership | |
-//! | ghost-device | a device of Carol that Carol never added joins the room | not stopped | — | adding one's own client is allowed (canAddOwnClient) and the hub cannot tell the user's action from its provider's |
-//! | bad-confirmation-tag | the hub accepts the commit; honest members reject it and stay at the old epoch | not stopped (also at `mls`) | — | a non-member hub has neither the membership key nor the confirmation key (openmls-notes §2.2) |
+//! | drop-fanout | Carol's client never gets the Welcome nor Alice's message; MLS lists it as a member; c answered 201 to everything | not stopped | — | the hub only sees c's 201s; the last mile (P§5.5) is c's. Hurts only c's own users. |
+//! | reorder-fanout | Carol's client gets batches reversed and late: delivery errors, stuck at epoch 2 while the hub is at 5, misses a message; Alice and Bob follow the hub | not stopped | — | as above: nothing after `/notify` is visible to the hub. Hurts only c's users. |
+//! | replay-notify | old batches re-delivered to Carol (she drops stale epochs and duplicates and stays at the hub's epoch); Carol's old commit sent to the hub again | answered as a byte-identical retry with the original success, not logged, epoch unchanged — same at `off` | — (P§5.5 idempotence, not an enforcement rule) | nothing to stop: the hub's retry cache and the clients' epoch/duplicate checks absorb it |
+//! | equivocate | Carol's second device processes a commit the hub never saw: same epoch number as everyone, different epoch authenticator | not stopped | — | the forked commit never reaches the hub; only c's own clients see it. Alice, Bob and Carol's first device agree with the hub. |
+//! | add-non-participant | Dave's client becomes a member, Dave is not a participant | rejected | list-membership | |
+//! | omit-cached-proposals | Alice's leave (accepted proposals) is lost: Carol's commit without them moves the epoch on, Alice stays a member | rejected (`invalidProposal`); Alice's leave stays pending and nobody commits it (Carol holds the commit duty) | cached-proposals | stops the safety violation, not the stall: a designated committer that never commits is a liveness attack the hub cannot cure |
+//! | omit-list-update | Carol (admin) "bans" Bob: his clients are removed, he stays listed with his old role | not stopped | — | removing all of a user's clients and keeping the user listed is exactly a legitimate Kick (RP§8.1.2), which Carol may do: the hub cannot know she meant Ban |
+//! | bad-group-info | the hub serves the GroupInfo of the previous epoch | rejected, hub keeps the old epoch | group-info | |
+//! | forge-sending-uri | Carol's message names Alice as sendingUri and is delivered | rejected when the named user is at another provider; **accepted** when it names Dave, a participant at c | submit-sender | the sender of a PrivateMessage is encrypted; the hub can only check that the named user is a participant of the submitting provider |
+//! | foreign-key-package | Alice adds Carol; Dave's client joins, Carol has no client | rejected (Carol is not added either) | list-membership | |
+//! | ghost-device | Carol's device, on joining, adds Carol's hidden second device: it joins; no participant-list change | not stopped | — | adding one's own client is allowed (canAddOwnClient); the hub cannot tell the user's action from its provider's (the provider controls the device) |
+//! | bad-confirmation-tag | the hub accepts Carol's commit and moves on; Alice and Bob reject it (delivery errors) and stay at the old epoch; Carol moves on | not stopped (nor at `mls`) | — | a non-member hub has neither the membership key nor the confirmation key (openmls-notes §2.2) |
+//!
+//! So `full` stops, beyond `mls`: add-non-participant, omit-cached-proposals (its safety
+//! part), bad-group-info, foreign-key-package and cross-provider forge-sending-uri. It
+//! cannot stop what happens only between a provider and its own clients (drop, reorder,
+//! equivocate, ghost devices), what is indistinguishable from an allowed action (a ban
+//! committed as a kick, naming a co-hosted participant as sender), nor a commit only
+//! members can check (bad confirmation tag).
 //!
 //! # Choices
 //!

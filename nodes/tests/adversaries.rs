@@ -642,3 +642,15 @@ fn bad_confirmation_tag_is_not_stoppable_by_a_hub() {
         assert_eq!(epoch(&s.w, &s.carol, &s.room), Some(before + 1));
     }
 }
+
+/// Adversarial runs are deterministic: the same seed gives the same events.
+#[test]
+fn adversarial_runs_are_deterministic() {
+    let run = |seed| {
+        let mut s = basic(seed, Enforcement::Full, Adversary::ReorderFanout);
+        self_update(&mut s.w, &s.alice, &s.room);
+        send(&mut s.w, &s.bob, &s.room, "x");
+        format!("{:?}{:?}", s.w.client_events, actions(&s.w))
+    };
+    assert_eq!(run(50), run(50));
+}
