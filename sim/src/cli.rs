@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use serde_json::{json, Value};
 
 use crate::run::{run as run_scenario, scenario_hash, Outcome, RunReport};
-use crate::scenario::Scenario;
+use crate::scenario::{EnforcementLevel, Scenario};
 
 /// Exit codes (the README's table).
 pub const EXIT_OK: u8 = 0;
@@ -19,9 +19,27 @@ fn bad(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_BAD_INPUT)
 }
 
+/// Parses an enforcement level name.
+pub fn level(name: Option<&str>) -> Option<EnforcementLevel> {
+    match name? {
+        "off" => Some(EnforcementLevel::Off),
+        "mls" => Some(EnforcementLevel::Mls),
+        _ => Some(EnforcementLevel::Full),
+    }
+}
+
 /// Loads a scenario and runs it once; the CLI's error text on failure.
-pub fn load_and_run(path: &Path, seed: u64, keep_trace: bool) -> Result<RunReport, String> {
+pub fn load_and_run(
+    path: &Path,
+    seed: u64,
+    keep_trace: bool,
+    enforcement: Option<&str>,
+) -> Result<RunReport, String> {
     let (s, text) = Scenario::load(path).map_err(|e| e.to_string())?;
+    let s = match level(enforcement) {
+        Some(l) => s.at_level(l),
+        None => s,
+    };
     let file = path.display().to_string();
     let resolved = s.validate(&file, &text).map_err(|e| e.to_string())?;
     let mut r = run_scenario(&s, &resolved, &text, seed, keep_trace);
@@ -44,14 +62,18 @@ fn write_trace(path: &Path, lines: &[String]) -> Result<(), String> {
 }
 
 /// Runs the same scenario and seed in a child process; returns its trace hash.
-pub fn child_hash(path: &Path, seed: u64) -> Result<String, String> {
+pub fn child_hash(path: &Path, seed: u64, enforcement: Option<&str>) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
-    let out = std::process::Command::new(exe)
-        .arg("run")
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("run")
         .arg(path)
         .arg("--seed")
         .arg(seed.to_string())
-        .arg("--json")
+        .arg("--json");
+    if let Some(e) = enforcement {
+        cmd.arg("--enforcement").arg(e);
+    }
+    let out = cmd
         .output()
         .map_err(|e| format!("cannot start the child process: {e}"))?;
     let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
@@ -73,8 +95,9 @@ pub fn run(
     trace: Option<&Path>,
     json_out: bool,
     check_determinism: bool,
+    enforcement: Option<&str>,
 ) -> ExitCode {
-    let mut report = match load_and_run(path, seed, trace.is_some()) {
+    let mut report = match load_and_run(path, seed, trace.is_some(), enforcement) {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
@@ -85,7 +108,7 @@ pub fn run(
     }
     let mut determinism = None;
     if check_determinism {
-        determinism = Some(match child_hash(path, seed) {
+        determinism = Some(match child_hash(path, seed, enforcement) {
             Ok(h) => (h == report.trace_hash, h),
             Err(e) => return bad(e),
         });
@@ -198,7 +221,8 @@ pub fn print_summary(r: &RunReport) {
     if r.outcome != Outcome::Ok {
         if let Some(f) = &r.scenario_file {
             println!(
-                "reproduce: mimi-sim run {f} --seed {} --trace run.jsonl",
+                "reproduce: mimi-sim run {f} --enforcement {} --seed {} --trace run.jsonl",
+                r.variant["enforcement"].as_str().unwrap_or("full"),
                 r.seed
             );
         }
@@ -247,6 +271,10 @@ pub fn replay(path: &Path) -> ExitCode {
         let s = match Scenario::parse(&label, toml_text) {
             Ok(s) => s,
             Err(e) => return bad(e),
+        };
+        let s = match level(v["variant"]["enforcement"].as_str()) {
+            Some(l) => s.at_level(l),
+            None => s,
         };
         let resolved = match s.validate(&label, toml_text) {
             Ok(r) => r,
@@ -299,6 +327,10 @@ pub fn replay(path: &Path) -> ExitCode {
         Ok(x) => x,
         Err(e) => return bad(e),
     };
+    let s = match level(v["variant"]["enforcement"].as_str()) {
+        Some(l) => s.at_level(l),
+        None => s,
+    };
     if let Some(want) = v.get("scenario_sha256").and_then(Value::as_str) {
         if want != scenario_hash(&stext) {
             return bad(format!(
@@ -326,4 +358,72 @@ pub fn replay(path: &Path) -> ExitCode {
         );
         ExitCode::from(EXIT_FAILED)
     }
+}
+
+/// `mimi-sim batch`: one JSON record per seed of an inclusive range.
+pub fn batch(path: &Path, seeds: &str, enforcement: Option<&str>) -> ExitCode {
+    let Some((a, b)) = seeds
+        .split_once("..")
+        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+        .filter(|(a, b)| a <= b)
+    else {
+        return bad(format!("--seeds {seeds:?}: give an inclusive range A..B with A <= B"));
+    };
+    let (s, text) = match Scenario::load(path) {
+        Ok(x) => x,
+        Err(e) => return bad(e),
+    };
+    let s = match level(enforcement) {
+        Some(l) => s.at_level(l),
+        None => s,
+    };
+    let file = path.display().to_string();
+    let resolved = match s.validate(&file, &text) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    for seed in a..=b {
+        let mut r = run_scenario(&s, &resolved, &text, seed, false);
+        r.scenario_file = Some(file.clone());
+        println!("{}", record(&r));
+    }
+    ExitCode::from(EXIT_OK)
+}
+
+/// `mimi-sim findings`.
+pub fn findings(files: &[std::path::PathBuf], seeds: u64, jobs: Option<usize>, out: &Path) -> ExitCode {
+    use crate::findings as f;
+    let files = if files.is_empty() {
+        match f::library(Path::new("scenarios")) {
+            Ok(v) => v,
+            Err(e) => return bad(e),
+        }
+    } else {
+        files.to_vec()
+    };
+    let cells = match f::cells(&files) {
+        Ok(c) => c,
+        Err(e) => return bad(e),
+    };
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    eprintln!(
+        "findings: {} cells × {seeds} seeds on {jobs} worker processes",
+        cells.len()
+    );
+    let records = match f::run_cells(&cells, seeds, jobs) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    let rows: Vec<f::Row> = cells.iter().zip(&records).map(|(c, r)| f::row(c, r)).collect();
+    let command = format!("mimi-sim findings --seeds {seeds}");
+    let page = f::render(&rows, seeds, &command);
+    if let Err(e) = std::fs::write(out, &page) {
+        return bad(format!("cannot write {}: {e}", out.display()));
+    }
+    let failed: Vec<&f::Row> = rows.iter().filter(|r| !r.expectation_met).collect();
+    println!("wrote {} ({} rows)", out.display(), rows.len());
+    for r in &failed {
+        println!("EXPECTATION NOT MET: {} under {}", r.file, r.level.name());
+    }
+    ExitCode::from(if failed.is_empty() { EXIT_OK } else { EXIT_FAILED })
 }

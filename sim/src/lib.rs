@@ -19,3 +19,4 @@ pub mod record;
 pub mod run;
 pub mod scenario;
 pub mod vectors;
+pub mod findings;

@@ -61,6 +61,32 @@ enum Command {
         /// Run the same seed again in a child process and compare trace hashes.
         #[arg(long)]
         check_determinism: bool,
+        /// Hub enforcement level (a cell of the file's matrix); default: the file's variant.
+        #[arg(long, value_parser = ["off", "mls", "full"])]
+        enforcement: Option<String>,
+    },
+    /// Run seeds A..B (inclusive) of a scenario and print one JSON record per line
+    /// (the worker behind `findings` and campaigns).
+    Batch {
+        scenario: PathBuf,
+        /// Inclusive range, e.g. 1..200.
+        #[arg(long)]
+        seeds: String,
+        #[arg(long, value_parser = ["off", "mls", "full"])]
+        enforcement: Option<String>,
+    },
+    /// Run every library scenario under every level of its matrix for many seeds and
+    /// write the findings tables (Markdown). Exit 1 if any file's expectation failed.
+    Findings {
+        /// Scenario files (default: every scenarios/*.toml).
+        files: Vec<PathBuf>,
+        #[arg(long, default_value_t = 200)]
+        seeds: u64,
+        /// Worker processes (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long, default_value = "scenarios/FINDINGS.md")]
+        out: PathBuf,
     },
     /// Re-run a trace (JSONL, from --trace) or a run record (the JSON of run --json) from
     /// its seed and scenario and confirm the same trace hash. Exit 0 same, 1 different.
@@ -126,7 +152,26 @@ fn main() -> ExitCode {
             trace,
             json,
             check_determinism,
-        } => cli::run(&scenario, seed, trace.as_deref(), json, check_determinism),
+            enforcement,
+        } => cli::run(
+            &scenario,
+            seed,
+            trace.as_deref(),
+            json,
+            check_determinism,
+            enforcement.as_deref(),
+        ),
+        Command::Batch {
+            scenario,
+            seeds,
+            enforcement,
+        } => cli::batch(&scenario, &seeds, enforcement.as_deref()),
+        Command::Findings {
+            files,
+            seeds,
+            jobs,
+            out,
+        } => cli::findings(&files, seeds, jobs, &out),
         Command::Replay { file } => cli::replay(&file),
         Command::Bench {
             seeds,

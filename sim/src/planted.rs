@@ -36,3 +36,19 @@ pub fn parse_bugs(
     }
     Ok(out)
 }
+
+/// Parses an adversary behaviour name; on failure, the known names.
+pub fn parse_adversary(name: &str) -> Result<nodes::adversary::Adversary, String> {
+    use nodes::adversary::Adversary;
+    Adversary::ALL
+        .iter()
+        .copied()
+        .find(|a| a.id() == name)
+        .ok_or_else(|| {
+            Adversary::ALL
+                .iter()
+                .map(|a| a.id())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+}

@@ -156,6 +156,10 @@ struct World<'a> {
     links: Links,
     /// Scripted steps that are due but wait for their precondition, per client in order.
     waiting: BTreeMap<ClientUri, std::collections::VecDeque<usize>>,
+    /// Clients hosted by honest providers (the oracles and convergence are about them).
+    honest: BTreeSet<ClientUri>,
+    /// Providers that are not adversaries.
+    honest_providers: BTreeSet<Domain>,
 }
 
 impl World<'_> {
@@ -197,7 +201,9 @@ impl World<'_> {
                 json!({ "event": serde_json::to_value(&e).unwrap_or(Value::Null) }),
             );
             match &e {
-                ClientEvent::Joined { room, .. } | ClientEvent::Epoch { room, .. } => {
+                ClientEvent::Joined { room, .. } | ClientEvent::Epoch { room, .. }
+                    if self.honest.contains(c) =>
+                {
                     let slot = &self.clients[c];
                     if let Some(view) = slot.core.room_view(room) {
                         let hub = self.hub_view();
@@ -227,7 +233,7 @@ impl World<'_> {
                 }
                 ClientEvent::MessageReceived {
                     room, message_id, ..
-                } => {
+                } if self.honest.contains(c) => {
                     self.oracles.message_received(c, room, message_id);
                     if let Some(s) = self.clients.get_mut(c) {
                         s.received += 1;
@@ -327,7 +333,9 @@ impl World<'_> {
             }
         }
         for (d, c, m) in batch {
-            if let ProviderToClient::Deliver { room, fanout } = &m {
+            if let (ProviderToClient::Deliver { room, fanout }, true) =
+                (&m, self.honest_providers.contains(&d))
+            {
                 let line = self.rec.count();
                 self.oracles
                     .delivered(t, d.as_str(), &c, room, fanout, line);
@@ -562,7 +570,7 @@ impl World<'_> {
         // Without an MLS view at the hub (enforcement off) the members are compared with
         // each other: one epoch, one GroupContext, and everyone they list has joined.
         let hub = hub.or_else(|| self.members_view());
-        for (c, slot) in &self.clients {
+        for (c, slot) in self.clients.iter().filter(|(c, _)| self.honest.contains(*c)) {
             if !slot.online || !slot.outbox.is_empty() || !slot.mailbox.is_empty() {
                 return Err(format!("{c} is offline or has undelivered mail"));
             }
@@ -598,8 +606,9 @@ impl World<'_> {
     /// (used when the hub keeps no MLS view).
     fn members_view(&self) -> Option<(u64, Vec<u8>, BTreeSet<ClientUri>)> {
         self.clients
-            .values()
-            .filter_map(|s| s.core.room_view(&self.room))
+            .iter()
+            .filter(|(c, _)| self.honest.contains(*c))
+            .filter_map(|(_, s)| s.core.room_view(&self.room))
             .max_by_key(|v| v.epoch)
             .map(|v| (v.epoch, v.group_context, v.members.into_iter().collect()))
     }
@@ -673,6 +682,11 @@ pub fn run(
         "enforcement": scenario.variant.enforcement.name(),
         "disabled_rules": resolved.disabled_rules.iter().map(|r| r.id()).collect::<Vec<_>>(),
         "bugs": resolved.bugs.iter().collect::<Vec<_>>(),
+        "adversaries": resolved
+            .adversaries
+            .iter()
+            .map(|(d, a)| json!({"provider": d.as_str(), "behaviour": a.id()}))
+            .collect::<Vec<_>>(),
     });
     rec.push(json!({
         "kind": "header",
@@ -701,12 +715,17 @@ pub fn run(
     let mut hosts = BTreeMap::new();
     for d in &resolved.providers {
         let (dd, cfg, bugs) = (d.clone(), config.clone(), resolved.bugs.clone());
+        let adversary = adversary_of(resolved, d);
         let (handle, disk) = net::spawn_durable_host(
             &mut sim,
             d.clone(),
             HostConfig::default(),
             &net_trace,
-            move || Server::new(dd.clone(), seed, cfg.clone()).with_bugs(&bugs),
+            move || {
+                Server::new(dd.clone(), seed, cfg.clone())
+                    .with_bugs(&bugs)
+                    .with_adversary(adversary)
+            },
         );
         hosts.insert(
             d.clone(),
@@ -736,6 +755,18 @@ pub fn run(
         ops: OpCounts::default(),
         faults: BTreeMap::new(),
         waiting: BTreeMap::new(),
+        honest: resolved
+            .clients
+            .iter()
+            .filter(|c| resolved.honest(c))
+            .cloned()
+            .collect(),
+        honest_providers: resolved
+            .providers
+            .iter()
+            .filter(|d| !resolved.adversaries.iter().any(|(a, _)| a == *d))
+            .cloned()
+            .collect(),
         links: Links::new((
             Duration::from_millis(net_cfg.latency_ms[0]),
             Duration::from_millis(net_cfg.latency_ms[1]),
@@ -745,6 +776,7 @@ pub fn run(
     for c in &resolved.clients {
         let mut core = Client::new(seed, c.clone());
         core.set_bugs(&resolved.bugs);
+        core.set_adversary(adversary_of(resolved, &c.domain()));
         let kps = if resolved.new_devices.contains(c) {
             0
         } else {
@@ -895,7 +927,7 @@ pub fn run(
     }
     let t = w.t();
     if converged_at.is_some() {
-        let honest: BTreeSet<ClientUri> = w.clients.keys().cloned().collect();
+        let honest = w.honest.clone();
         w.oracles.check_delivery(t, &honest);
     }
     if let Some(e) = host_error {
@@ -928,14 +960,14 @@ pub fn run(
         "end",
         json!({"outcome": outcome.name(), "liveness": liveness, "faults": w.faults}),
     );
-    let expected = scenario.expect.outcome;
+    let expectation = scenario.expect.at(scenario.variant.enforcement);
+    let expected = expectation.outcome;
     let ids: BTreeSet<&str> = violations.iter().map(|v| v.id).collect();
     let as_expected = outcome.expected(expected)
-        && scenario
-            .expect
+        && expectation
             .violations
             .iter()
-            .all(|v| ids.contains(v.get_ref().as_str()));
+            .all(|v| ids.contains(v.as_str()));
     let mut enabled: BTreeSet<String> =
         windows.iter().map(|w| w.fault.kind().to_string()).collect();
     if let Some(sw) = &scenario.faults.swarm {
@@ -979,4 +1011,8 @@ fn client_key(name: &str) -> String {
     } else {
         format!("{name}/1")
     }
+}
+
+fn adversary_of(r: &Resolved, d: &Domain) -> Option<nodes::adversary::Adversary> {
+    r.adversaries.iter().find(|(x, _)| x == d).map(|(_, a)| *a)
 }

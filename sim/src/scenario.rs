@@ -86,6 +86,28 @@ pub struct Scenario {
     pub oracles: OracleConfig,
     #[serde(default)]
     pub expect: Expect,
+    #[serde(default)]
+    pub matrix: Matrix,
+    #[serde(default)]
+    pub adversaries: Vec<Spanned<AdversarySpec>>,
+}
+
+impl Scenario {
+    /// The enforcement levels this file runs under.
+    pub fn levels(&self) -> Vec<EnforcementLevel> {
+        if self.matrix.enforcement.is_empty() {
+            vec![self.variant.enforcement]
+        } else {
+            self.matrix.enforcement.clone()
+        }
+    }
+
+    /// This scenario under another enforcement level.
+    pub fn at_level(&self, level: EnforcementLevel) -> Scenario {
+        let mut s = self.clone();
+        s.variant.enforcement = level;
+        s
+    }
 }
 
 /// Providers, users and the room.
@@ -495,7 +517,8 @@ pub enum OnViolation {
     Record,
 }
 
-/// What the scenario expects of every seed.
+/// What the scenario expects: for every enforcement level of the matrix unless a
+/// level's own table (`[expect.off]`, `[expect.mls]`, `[expect.full]`) says otherwise.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
@@ -505,7 +528,61 @@ pub struct Expect {
     /// Oracle ids that must be among the violations (with outcome = "violation").
     #[serde(default)]
     pub violations: Vec<Spanned<String>>,
+    /// With outcome "violation" or "liveness": it must happen in at least one of the
+    /// first `within_seeds` seeds (default 1: every seed). With "ok": every seed.
+    #[serde(default)]
+    pub within_seeds: Option<u32>,
+    #[serde(default)]
+    pub off: Option<Box<Expect>>,
+    #[serde(default)]
+    pub mls: Option<Box<Expect>>,
+    #[serde(default)]
+    pub full: Option<Box<Expect>>,
 }
+
+/// The expectation of one matrix cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Expectation {
+    pub outcome: ExpectedOutcome,
+    pub violations: Vec<String>,
+    pub within_seeds: u32,
+}
+
+impl Expect {
+    /// The expectation under `level`.
+    pub fn at(&self, level: EnforcementLevel) -> Expectation {
+        let own = match level {
+            EnforcementLevel::Off => self.off.as_deref(),
+            EnforcementLevel::Mls => self.mls.as_deref(),
+            EnforcementLevel::Full => self.full.as_deref(),
+        };
+        let e = own.unwrap_or(self);
+        Expectation {
+            outcome: e.outcome,
+            violations: e.violations.iter().map(|v| v.get_ref().clone()).collect(),
+            within_seeds: e.within_seeds.unwrap_or(1).max(1),
+        }
+    }
+}
+
+/// The variants one file stands for: every enforcement level listed (default: the
+/// variant's own).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matrix {
+    #[serde(default)]
+    pub enforcement: Vec<EnforcementLevel>,
+}
+
+/// A malicious provider: its follower role and the clients it hosts misbehave.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdversarySpec {
+    pub provider: String,
+    /// Kebab-case name of `nodes::adversary::Adversary`.
+    pub behaviour: String,
+}
+
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -544,6 +621,15 @@ pub struct Resolved {
     pub users: Vec<UserUri>,
     pub bugs: crate::planted::Bugs,
     pub disabled_rules: Vec<Rule>,
+    /// Malicious providers and their behaviour.
+    pub adversaries: Vec<(Domain, nodes::adversary::Adversary)>,
+}
+
+impl Resolved {
+    /// Whether `c` is hosted by an honest provider.
+    pub fn honest(&self, c: &ClientUri) -> bool {
+        !self.adversaries.iter().any(|(d, _)| *d == c.domain())
+    }
 }
 
 /// Where a byte offset is in `text` (1-based line and column).
@@ -918,12 +1004,7 @@ impl Scenario {
         }
         let bugs = crate::planted::parse_bugs(&self.variant.bugs, &err)?;
         let known: BTreeSet<&str> = crate::oracles::ORACLES.iter().map(|o| o.id).collect();
-        for o in self
-            .oracles
-            .disabled
-            .iter()
-            .chain(self.expect.violations.iter())
-        {
+        for o in &self.oracles.disabled {
             if !known.contains(o.get_ref().as_str()) {
                 return Err(err(
                     o.span(),
@@ -935,11 +1016,68 @@ impl Scenario {
                 ));
             }
         }
-        if !self.expect.violations.is_empty() && self.expect.outcome != ExpectedOutcome::Violation {
-            return Err(err(
-                top,
-                "field `expect.violations`: only with expect.outcome = \"violation\"".into(),
-            ));
+        let mut expects = vec![("expect", &self.expect)];
+        for (name, e) in [
+            ("expect.off", &self.expect.off),
+            ("expect.mls", &self.expect.mls),
+            ("expect.full", &self.expect.full),
+        ] {
+            if let Some(e) = e {
+                if e.off.is_some() || e.mls.is_some() || e.full.is_some() {
+                    return Err(err(
+                        top.clone(),
+                        format!("field `{name}`: a level's expectation cannot nest another level"),
+                    ));
+                }
+                expects.push((name, e));
+            }
+        }
+        for (name, e) in expects {
+            for o in &e.violations {
+                if !known.contains(o.get_ref().as_str()) {
+                    return Err(err(
+                        o.span(),
+                        format!(
+                            "field `{name}.violations`: unknown oracle {:?} (expected one of {})",
+                            o.get_ref(),
+                            known.iter().copied().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+            if !e.violations.is_empty() && e.outcome != ExpectedOutcome::Violation {
+                return Err(err(
+                    top.clone(),
+                    format!("field `{name}.violations`: only with outcome = \"violation\""),
+                ));
+            }
+            if e.within_seeds.is_some_and(|n| n == 0 || n > 100_000) {
+                return Err(err(
+                    top.clone(),
+                    format!("field `{name}.within_seeds`: give 1 to 100000"),
+                ));
+            }
+        }
+        let mut adversaries = Vec::new();
+        for (i, a) in self.adversaries.iter().enumerate() {
+            let spec = a.get_ref();
+            let d = provider(a.span(), &format!("adversaries[{i}].provider"), &spec.provider)?;
+            let behaviour = crate::planted::parse_adversary(&spec.behaviour).map_err(|known| {
+                err(
+                    a.span(),
+                    format!(
+                        "field `adversaries[{i}].behaviour`: unknown behaviour {:?} (expected one of {known})",
+                        spec.behaviour
+                    ),
+                )
+            })?;
+            if adversaries.iter().any(|(x, _)| x == &d) {
+                return Err(err(
+                    a.span(),
+                    format!("field `adversaries[{i}].provider`: {d} already has a behaviour"),
+                ));
+            }
+            adversaries.push((d, behaviour));
         }
         Ok(Resolved {
             providers,
@@ -950,6 +1088,7 @@ impl Scenario {
             users,
             bugs,
             disabled_rules,
+            adversaries,
         })
     }
 }

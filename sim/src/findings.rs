@@ -1,0 +1,299 @@
+//! `mimi-sim findings`: runs every library scenario under every enforcement level of its
+//! matrix for many seeds and writes `scenarios/FINDINGS.md` — a table per question:
+//! variant × adversary/fault → runs, violations by oracle, split rate, liveness
+//! failures, whether the file's expectation held, and the command that reproduces a row.
+//!
+//! Runs are spread over `jobs` worker processes (`mimi-sim batch`), each printing one
+//! JSON record per seed; the table is a pure function of the records, so the file is
+//! the same whatever `jobs` is.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::scenario::{EnforcementLevel, ExpectedOutcome, Expectation, Scenario};
+
+/// One cell of the matrix: a file under one enforcement level.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    pub file: PathBuf,
+    pub scenario: Scenario,
+    pub level: EnforcementLevel,
+}
+
+/// The cells of `files` (each file × its levels).
+pub fn cells(files: &[PathBuf]) -> Result<Vec<Cell>, String> {
+    let mut out = Vec::new();
+    for f in files {
+        let (s, _) = Scenario::load(f).map_err(|e| e.to_string())?;
+        for level in s.levels() {
+            out.push(Cell {
+                file: f.clone(),
+                scenario: s.clone(),
+                level,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Every `*.toml` in `dir`, sorted.
+pub fn library(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Runs seeds `1..=seeds` of every cell in `jobs` worker processes; the records per
+/// cell index, in seed order.
+pub fn run_cells(cells: &[Cell], seeds: u64, jobs: usize) -> Result<Vec<Vec<Value>>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
+    // Work items: (cell, first seed, last seed), in chunks so workers stay busy.
+    let chunk = seeds.div_ceil(4).max(1);
+    let mut work = Vec::new();
+    for (i, _) in cells.iter().enumerate() {
+        let mut a = 1;
+        while a <= seeds {
+            let b = (a + chunk - 1).min(seeds);
+            work.push((i, a, b));
+            a = b + 1;
+        }
+    }
+    let mut results: Vec<Vec<Value>> = vec![Vec::new(); cells.len()];
+    let mut running: Vec<(usize, Child)> = Vec::new();
+    let mut next = 0;
+    let jobs = jobs.max(1);
+    while next < work.len() || !running.is_empty() {
+        while running.len() < jobs && next < work.len() {
+            let (i, a, b) = work[next];
+            let c = &cells[i];
+            let child = Command::new(&exe)
+                .arg("batch")
+                .arg(&c.file)
+                .arg("--enforcement")
+                .arg(c.level.name())
+                .arg("--seeds")
+                .arg(format!("{a}..{b}"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("cannot start a worker: {e}"))?;
+            running.push((i, child));
+            next += 1;
+        }
+        // Wait for the oldest worker (simple and deterministic in what it collects).
+        let (i, child) = running.remove(0);
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("worker failed: {e}"))?;
+        if !out.status.success() && out.stdout.is_empty() {
+            return Err(format!(
+                "a worker for {} failed: {}",
+                cells[i].file.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: Value = serde_json::from_str(line)
+                .map_err(|e| format!("a worker printed a bad record ({e}): {line}"))?;
+            results[i].push(v);
+        }
+    }
+    for r in &mut results {
+        r.sort_by_key(|v| v["seed"].as_u64().unwrap_or(0));
+    }
+    Ok(results)
+}
+
+/// Aggregated figures of one cell.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub file: String,
+    pub name: String,
+    pub question: String,
+    pub level: EnforcementLevel,
+    pub adversary: String,
+    pub faults: String,
+    pub runs: usize,
+    pub ok: usize,
+    pub violation_runs: usize,
+    pub liveness: usize,
+    pub by_oracle: BTreeMap<String, usize>,
+    pub expectation: Expectation,
+    pub expectation_met: bool,
+    pub first_failing_seed: Option<u64>,
+}
+
+/// Whether `records` (seeds in order) meet `e`.
+pub fn expectation_met(e: &Expectation, records: &[Value]) -> bool {
+    let outcome = |v: &Value| v["outcome"].as_str().unwrap_or("").to_string();
+    let has_all = |v: &Value| {
+        let ids: Vec<&str> = v["violations"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect())
+            .unwrap_or_default();
+        e.violations.iter().all(|w| ids.contains(&w.as_str()))
+    };
+    match e.outcome {
+        ExpectedOutcome::Ok => records.iter().all(|v| outcome(v) == "ok"),
+        ExpectedOutcome::Violation => records
+            .iter()
+            .take(e.within_seeds as usize)
+            .any(|v| outcome(v) == "violation" && has_all(v)),
+        ExpectedOutcome::Liveness => records
+            .iter()
+            .take(e.within_seeds as usize)
+            .any(|v| outcome(v) == "liveness"),
+    }
+}
+
+pub fn row(cell: &Cell, records: &[Value]) -> Row {
+    let s = &cell.scenario;
+    let mut by_oracle = BTreeMap::new();
+    let (mut ok, mut viol, mut live) = (0, 0, 0);
+    let mut first_failing = None;
+    for r in records {
+        match r["outcome"].as_str() {
+            Some("ok") => ok += 1,
+            Some("violation") => viol += 1,
+            _ => live += 1,
+        }
+        if r["outcome"].as_str() != Some("ok") && first_failing.is_none() {
+            first_failing = r["seed"].as_u64();
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for v in r["violations"].as_array().into_iter().flatten() {
+            if let Some(id) = v["id"].as_str() {
+                if seen.insert(id.to_string()) {
+                    *by_oracle.entry(id.to_string()).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    let mut kinds: Vec<String> = s
+        .faults
+        .schedule
+        .iter()
+        .map(|f| f.get_ref().fault.kind().to_string())
+        .collect();
+    if let Some(sw) = &s.faults.swarm {
+        kinds.extend(sw.get_ref().kinds.iter().map(|k| format!("{k}*")));
+    }
+    kinds.sort();
+    kinds.dedup();
+    let expectation = s.expect.at(cell.level);
+    Row {
+        file: cell.file.display().to_string(),
+        name: s.name.clone(),
+        question: s.question.clone().unwrap_or_else(|| s.name.clone()),
+        level: cell.level,
+        adversary: s
+            .adversaries
+            .iter()
+            .map(|a| format!("{} @ {}", a.get_ref().behaviour, a.get_ref().provider))
+            .collect::<Vec<_>>()
+            .join(", "),
+        faults: if kinds.is_empty() {
+            "none".into()
+        } else {
+            kinds.join(" ")
+        },
+        runs: records.len(),
+        ok,
+        violation_runs: viol,
+        liveness: live,
+        by_oracle,
+        expectation_met: expectation_met(&expectation, records),
+        expectation,
+        first_failing_seed: first_failing,
+    }
+}
+
+fn pct(n: usize, d: usize) -> String {
+    if d == 0 {
+        "-".into()
+    } else {
+        format!("{:.1} %", 100.0 * n as f64 / d as f64)
+    }
+}
+
+/// The Markdown page.
+pub fn render(rows: &[Row], seeds: u64, command: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Findings\n\nGenerated by `{command}` from {seeds} seeds per row (seeds 1..={seeds}); do not edit by hand.\n\
+         Each row is one scenario file under one hub enforcement level. *split rate*: runs in which\n\
+         honest clients at one epoch disagreed (`no-split`). *violations by oracle*: runs in which each\n\
+         oracle fired. *expected*: the file's `[expect]` for that level held (✓) or not (✗).\n\
+         Faults marked `*` come from the seeded swarm.\n"
+    );
+    let mut by_q: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        by_q.entry(r.question.clone()).or_default().push(r);
+    }
+    for (q, rs) in by_q {
+        let _ = writeln!(s, "## {q}\n");
+        let _ = writeln!(
+            s,
+            "| scenario | enforcement | adversary | faults | runs | ok | violations by oracle | split rate | liveness failures | expected | reproduce |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+        for r in rs {
+            let viol = if r.by_oracle.is_empty() {
+                "none".to_string()
+            } else {
+                r.by_oracle
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let split = r.by_oracle.get(crate::oracles::NO_SPLIT).copied().unwrap_or(0);
+            let expect = format!(
+                "{} {}{}",
+                if r.expectation_met { "✓" } else { "✗" },
+                match r.expectation.outcome {
+                    ExpectedOutcome::Ok => "ok".to_string(),
+                    ExpectedOutcome::Violation => format!(
+                        "violation{} within {}",
+                        if r.expectation.violations.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", r.expectation.violations.join(", "))
+                        },
+                        r.expectation.within_seeds
+                    ),
+                    ExpectedOutcome::Liveness => format!("liveness within {}", r.expectation.within_seeds),
+                },
+                ""
+            );
+            let seed = r.first_failing_seed.unwrap_or(1);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | `mimi-sim run {} --enforcement {} --seed {seed}` |",
+                r.name,
+                r.level.name(),
+                if r.adversary.is_empty() { "—" } else { &r.adversary },
+                r.faults,
+                r.runs,
+                r.ok,
+                viol,
+                pct(split, r.runs),
+                r.liveness,
+                expect,
+                r.file,
+                r.level.name()
+            );
+        }
+        let _ = writeln!(s);
+    }
+    s
+}
