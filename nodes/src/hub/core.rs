@@ -40,8 +40,8 @@ use crate::wire::{
 use super::enforcement::{EnforcementConfig, Rule};
 use super::public_view::{CoveredProposal, HandshakeSender, PublicView, ViewError};
 use super::room::{AcceptedProposal, HubRoom, InFlight, LogEntry, Sequencer};
-use crate::transfer::{self, Fence, FenceOutcome, Handoff, HubMoved, HubRecord, TransferError};
 use crate::sabotage::{Bug, Bugs};
+use crate::transfer::{self, Fence, FenceOutcome, Handoff, HubMoved, HubRecord, TransferError};
 use sha2::{Digest, Sha256};
 
 /// At most this many FanoutMessages in one `/notify` body.
@@ -1481,7 +1481,9 @@ impl Hub {
             ));
         }
         let own_hub = c.domain() == r.record.hub;
-        let admin_to_own = r.hub_state.has_capability(&user, Capability::ChangeUserRole)
+        let admin_to_own = r
+            .hub_state
+            .has_capability(&user, Capability::ChangeUserRole)
             && after.hub == c.domain();
         if !(own_hub || admin_to_own) {
             return Err(reject(
@@ -1507,7 +1509,10 @@ impl Hub {
             endpoint,
             code: "moved".into(),
             rule: None,
-            reason: format!("room moved to {} (generation {})", record.hub, record.generation),
+            reason: format!(
+                "room moved to {} (generation {})",
+                record.hub, record.generation
+            ),
         });
         Some(
             HubMoved {
