@@ -22,6 +22,8 @@ pub mod status {
     pub const NOT_FOUND: u16 = 404;
     pub const CONFLICT: u16 = 409;
     pub const PAYLOAD_TOO_LARGE: u16 = 413;
+    /// The hub no longer sequences the room (x-hub-transfer, `crate::transfer::HubMoved`).
+    pub const MISDIRECTED: u16 = 421;
     pub const INTERNAL: u16 = 500;
     pub const UNAVAILABLE: u16 = 503;
 }

@@ -25,5 +25,6 @@ pub mod mls;
 pub mod room;
 pub mod sabotage;
 pub mod server;
+pub mod transfer;
 pub mod wire;
 pub mod world;

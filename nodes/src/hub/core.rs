@@ -39,8 +39,9 @@ use crate::wire::{
 
 use super::enforcement::{EnforcementConfig, Rule};
 use super::public_view::{CoveredProposal, HandshakeSender, PublicView, ViewError};
-use super::room::{AcceptedProposal, HubRoom, InFlight, LogEntry};
+use super::room::{AcceptedProposal, HubRoom, InFlight, LogEntry, Sequencer};
 use crate::sabotage::{Bug, Bugs};
+use crate::transfer::{self, Fence, FenceOutcome, Handoff, HubMoved, HubRecord, TransferError};
 use sha2::{Digest, Sha256};
 
 /// At most this many FanoutMessages in one `/notify` body.
@@ -115,6 +116,42 @@ pub enum HubEvent {
         room: RoomUri,
         epoch: u64,
         reason: String,
+    },
+    /// x-hub-transfer: this hub handed the room's state to the next hub.
+    HandoffExported {
+        room: RoomUri,
+        to: Domain,
+        generation: u64,
+        epoch: u64,
+        next_seq: u64,
+    },
+    /// x-hub-transfer: this hub took the room over from a handoff and now sequences it.
+    HandoffImported {
+        room: RoomUri,
+        from: Domain,
+        generation: u64,
+        epoch: u64,
+        next_seq: u64,
+    },
+    /// x-hub-transfer: this hub sequenced a takeover commit and now sequences the room.
+    TookOver {
+        room: RoomUri,
+        previous_hub: Domain,
+        generation: u64,
+        /// The epoch the takeover commit was built on.
+        base_epoch: u64,
+    },
+    /// x-hub-transfer: this hub no longer sequences the room (`reason`: "handed off" or
+    /// "fenced"). `fork_epoch`: after a fence, the epoch for which this hub had
+    /// sequenced a commit too (two sequencers for one epoch). `abandoned`: log entries
+    /// of later epochs it will not deliver.
+    StoppedSequencing {
+        room: RoomUri,
+        new_hub: Domain,
+        generation: u64,
+        reason: &'static str,
+        fork_epoch: Option<u64>,
+        abandoned: u64,
     },
 }
 
@@ -248,32 +285,24 @@ impl Hub {
         let state = RoomState::from_dictionary(&view.dictionary())
             .map_err(|e| format!("room state in the GroupContext: {e}"))?;
         let epoch = view.epoch();
+        let record = transfer::hub_record(room, &view.dictionary())
+            .map_err(|e| format!("hub record in the GroupContext: {e}"))?;
+        if record.hub != self.domain {
+            return Err(format!("the room state names {} as hub", record.hub));
+        }
         let mut known = BTreeSet::new();
         known.insert(creator.domain());
-        self.rooms.insert(
-            room.clone(),
-            HubRoom {
-                room: room.clone(),
-                group_id: room.as_bytes().to_vec(),
-                view: Some(view),
-                epoch,
-                committed: state.clone(),
-                hub_state: state,
-                pending: Vec::new(),
-                muted: BTreeSet::new(),
-                group_info: group_info.to_vec(),
-                ratchet_tree: ratchet_tree.to_vec(),
-                authorized_joiners: BTreeSet::new(),
-                known_domains: known,
-                log: Vec::new(),
-                outbound: BTreeMap::new(),
-                pending_client_delta: BTreeMap::new(),
-                pending_added: BTreeSet::new(),
-                created_from,
-                accepted: BTreeMap::new(),
-                accepted_order: Default::default(),
-            },
+        let mut r = Self::new_room(
+            room,
+            view,
+            state,
+            group_info,
+            ratchet_tree,
+            created_from,
+            record,
         );
+        r.known_domains = known;
+        self.rooms.insert(room.clone(), r);
         if !self.config.tracks_mls() {
             if let Some(r) = self.rooms.get_mut(room) {
                 r.view = None;
@@ -284,6 +313,43 @@ impl Hub {
             epoch,
         });
         Ok(())
+    }
+
+    /// A freshly hosted room (sequencing, empty log) from a view of its current epoch.
+    fn new_room(
+        room: &RoomUri,
+        view: PublicView,
+        state: RoomState,
+        group_info: &[u8],
+        ratchet_tree: &[u8],
+        created_from: [u8; 32],
+        record: HubRecord,
+    ) -> HubRoom {
+        HubRoom {
+            room: room.clone(),
+            group_id: room.as_bytes().to_vec(),
+            epoch: view.epoch(),
+            view: Some(view),
+            committed: state.clone(),
+            hub_state: state,
+            pending: Vec::new(),
+            muted: BTreeSet::new(),
+            group_info: group_info.to_vec(),
+            ratchet_tree: ratchet_tree.to_vec(),
+            authorized_joiners: BTreeSet::new(),
+            known_domains: BTreeSet::new(),
+            log: Vec::new(),
+            outbound: BTreeMap::new(),
+            pending_client_delta: BTreeMap::new(),
+            pending_added: BTreeSet::new(),
+            created_from,
+            accepted: BTreeMap::new(),
+            accepted_order: Default::default(),
+            record,
+            sequencer: Sequencer::Active,
+            seq_base: 0,
+            took_over_at: None,
+        }
     }
 
     /// Remember which provider handed out the KeyPackages in a KeyMaterialResponse
@@ -324,7 +390,13 @@ impl Hub {
             return Response::error(status::NOT_FOUND, format!("no room {room} at this hub"));
         }
         let first = req.bundle.proposal_or_commit.as_bytes().to_vec();
-        let result = match self.already_accepted(room, "update", from, &first) {
+        let retry = self.already_accepted(room, "update", from, &first);
+        if retry.is_none() {
+            if let Some(moved) = self.moved(room, "update") {
+                return moved;
+            }
+        }
+        let result = match retry {
             Some(ts) => Ok(ts),
             None => self.accept_update(now, from, room, &req),
         };
@@ -482,6 +554,9 @@ impl Hub {
                 | CoveredProposal::SelfRemove {
                     client: Some(c), ..
                 } => change = change.remove_client(c),
+                // x-hub-transfer: the hub component is checked by `check_transfer`.
+                CoveredProposal::AppDataUpdate { component, .. }
+                    if *component == transfer::HUB_COMPONENT => {}
                 CoveredProposal::AppDataUpdate { component, update } => updates.push((
                     *component,
                     match update {
@@ -551,6 +626,12 @@ impl Hub {
                 }
             }
             let covered: Vec<CoveredProposal> = checked.iter().map(|c| c.covered.clone()).collect();
+            if config.on(Rule::HubTransfer) && covered.iter().any(is_hub_update) {
+                return Err(reject(
+                    Rule::HubTransfer,
+                    "the hub moves only by a commit carrying the hub update by value",
+                ));
+            }
             let change = Self::change_of(&r.hub_state, ChangeKind::Proposals, &covered)?;
             if config.on(Rule::Composition) {
                 check_commit_composition(&[&change])
@@ -664,6 +745,28 @@ impl Hub {
             }
         }
         let domains_before = r.member_domains();
+        // x-hub-transfer: the hub record after this commit.
+        let after_record = match &checked {
+            Some(c) => transfer::hub_record(room, &c.summary.new_dictionary)
+                .map_err(|e| reject(Rule::MlsValid, e.to_string()))?,
+            None => r.record.clone(),
+        };
+        let moves = after_record != r.record;
+        if r.sequencer == Sequencer::TakeoverPending && (!moves || after_record.hub != self.domain)
+        {
+            return Err(reject(
+                Rule::HubTransfer,
+                format!(
+                    "a takeover commit must move the hub to {} (it names {})",
+                    self.domain, after_record.hub
+                ),
+            ));
+        }
+        if let (Some(c), true) = (&checked, config.level >= super::Enforcement::Full) {
+            if moves && config.on(Rule::HubTransfer) {
+                Self::check_transfer(r, &c.summary, &after_record)?;
+            }
+        }
         if let (Some(c), true) = (&checked, config.level >= super::Enforcement::Full) {
             let s = &c.summary;
             let actor = self.actor_of(&s.committer, from)?;
@@ -827,11 +930,41 @@ impl Hub {
                 }
             }
             if failure.is_none() && check_es {
-                let me = config::server_credential_identity(&self.domain).into_bytes();
-                if !view.external_sender_identities().contains(&me) {
+                // The hub after this commit (x-hub-transfer §2 T4: and not the old one).
+                let senders = view.external_sender_identities();
+                let hub = config::server_credential_identity(&after_record.hub).into_bytes();
+                let old = config::server_credential_identity(&r.record.hub).into_bytes();
+                if !senders.contains(&hub) {
                     failure = Some(reject(
                         Rule::HubExternalSender,
-                        "the commit drops the hub from external_senders",
+                        format!(
+                            "the commit drops the hub {} from external_senders",
+                            after_record.hub
+                        ),
+                    ));
+                } else if moves && senders.contains(&old) {
+                    failure = Some(reject(
+                        Rule::HubExternalSender,
+                        "a transfer commit must replace the old hub's external sender",
+                    ));
+                }
+            }
+            if failure.is_none() && moves && config.level >= super::Enforcement::Full {
+                // x-hub-transfer §2 T2: the new hub serves a participant with a client.
+                let listed = RoomState::from_dictionary(&view.dictionary()).ok();
+                let served = view.members().into_iter().any(|(_, c)| {
+                    c.is_some_and(|c| {
+                        c.domain() == after_record.hub
+                            && listed.as_ref().is_some_and(|s| s.is_participant(&c.user()))
+                    })
+                });
+                if config.on(Rule::HubTransfer) && !served {
+                    failure = Some(reject(
+                        Rule::HubTransfer,
+                        format!(
+                            "the new hub {} has no participant with a client in the room",
+                            after_record.hub
+                        ),
                     ));
                 }
             }
@@ -881,6 +1014,31 @@ impl Hub {
             r.group_info = g.as_bytes().to_vec();
         }
         r.authorized_joiners.clear();
+        let previous_hub = r.record.hub.clone();
+        let base_epoch = new_epoch - 1;
+        r.record = after_record.clone();
+        let mut transfer_event = None;
+        if moves && after_record.hub != self.domain {
+            // x-hub-transfer §3: handed off; from now on only the log drains.
+            r.sequencer = Sequencer::HandedOff(after_record.clone());
+            transfer_event = Some(HubEvent::StoppedSequencing {
+                room: room.clone(),
+                new_hub: after_record.hub.clone(),
+                generation: after_record.generation,
+                reason: "handed off",
+                fork_epoch: None,
+                abandoned: 0,
+            });
+        } else if r.sequencer == Sequencer::TakeoverPending {
+            r.sequencer = Sequencer::Active;
+            r.took_over_at = Some(base_epoch);
+            transfer_event = Some(HubEvent::TookOver {
+                room: room.clone(),
+                previous_hub,
+                generation: after_record.generation,
+                base_epoch,
+            });
+        }
         let mut recipients = domains_before;
         recipients.extend(r.member_domains());
         let tree = r.ratchet_tree.clone();
@@ -898,6 +1056,9 @@ impl Hub {
             new_epoch,
             from,
         );
+        if let Some(e) = transfer_event {
+            self.events.push(e);
+        }
         if let Some(w) = welcome {
             let refs = w.new_member_refs().unwrap_or_default();
             let mut to: BTreeSet<Domain> = refs
@@ -952,7 +1113,7 @@ impl Hub {
         let Ok(bytes) = encode(&fanout) else {
             return;
         };
-        let seq = r.log.len() as u64;
+        let seq = r.next_seq();
         for d in &recipients {
             r.outbound.entry(d.clone()).or_default();
         }
@@ -989,6 +1150,9 @@ impl Hub {
                 accepted_timestamp: ts,
                 frank: None,
             });
+        }
+        if let Some(moved) = self.moved(room, "submitMessage") {
+            return moved;
         }
         let Some(r) = self.rooms.get(room) else {
             return Response::error(status::NOT_FOUND, format!("no room {room} at this hub"));
@@ -1107,6 +1271,9 @@ impl Hub {
         if req.verify(self.provider.crypto()).is_err() {
             return answer(GroupInfoStatus::NotAuthorized);
         }
+        if let Some(moved) = self.moved(room, "groupInfo") {
+            return moved;
+        }
         let Some(r) = self.rooms.get(room) else {
             return answer(GroupInfoStatus::NoSuchRoom);
         };
@@ -1196,6 +1363,11 @@ impl Hub {
         let own = self.domain.clone();
         for r in self.rooms.values_mut() {
             let log_len = r.log.len();
+            // A fenced hub does not deliver what it accepted after the takeover's epoch.
+            let epoch_limit = match &r.sequencer {
+                Sequencer::Fenced { base_epoch, .. } => *base_epoch,
+                _ => u64::MAX,
+            };
             for (d, ob) in r.outbound.iter_mut() {
                 if let Some(f) = &ob.in_flight {
                     if f.send_at.is_some_and(|t| t <= now) {
@@ -1206,10 +1378,11 @@ impl Hub {
                 // Next batch of messages for `d`.
                 let mut msgs = Vec::new();
                 let mut upto = ob.next;
-                for e in &r.log[ob.next.min(log_len)..] {
-                    upto = e.seq as usize + 1;
+                for (i, e) in r.log.iter().enumerate().skip(ob.next.min(log_len)) {
+                    upto = i + 1;
                     // Planted bug: remote followers never get application messages.
-                    let dropped = drop_remote_messages && e.kind == "application" && d != &own;
+                    let dropped = (drop_remote_messages && e.kind == "application" && d != &own)
+                        || e.epoch > epoch_limit;
                     if e.recipients.contains(d) && !dropped {
                         msgs.push(e.fanout.clone());
                         if msgs.len() >= MAX_NOTIFY_BATCH {
@@ -1273,6 +1446,411 @@ impl Hub {
         }
     }
 
+    /// x-hub-transfer §2 T1 and T3 (before the merge; T2 and T4 are checked after it).
+    fn check_transfer(
+        r: &HubRoom,
+        s: &super::public_view::CommitSummary,
+        after: &HubRecord,
+    ) -> Result<(), Rejection> {
+        let HandshakeSender::Member {
+            client: Some(c), ..
+        } = &s.committer
+        else {
+            return Err(reject(
+                Rule::HubTransfer,
+                "only a member client may move the hub",
+            ));
+        };
+        if !s.inline.iter().any(is_hub_update) {
+            return Err(reject(
+                Rule::HubTransfer,
+                "the hub update must be carried by value in the commit",
+            ));
+        }
+        let user = c.user();
+        if !r.hub_state.is_participant(&user) {
+            return Err(reject(
+                Rule::HubTransfer,
+                format!("{user} is not a participant"),
+            ));
+        }
+        if after.hub == r.record.hub {
+            return Err(reject(
+                Rule::HubTransfer,
+                format!("the hub is already {}", after.hub),
+            ));
+        }
+        let own_hub = c.domain() == r.record.hub;
+        let admin_to_own = r
+            .hub_state
+            .has_capability(&user, Capability::ChangeUserRole)
+            && after.hub == c.domain();
+        if !(own_hub || admin_to_own) {
+            return Err(reject(
+                Rule::HubTransfer,
+                format!(
+                    "{user} may not move the hub to {} (only a participant of the current hub's provider, or an admin to its own provider)",
+                    after.hub
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The 421 answer (x-hub-transfer §3) if this hub no longer sequences `room`.
+    fn moved(&mut self, room: &RoomUri, endpoint: &'static str) -> Option<Response> {
+        let r = self.rooms.get(room)?;
+        let record = match &r.sequencer {
+            Sequencer::HandedOff(rec) | Sequencer::Fenced { record: rec, .. } => rec.clone(),
+            Sequencer::Active | Sequencer::TakeoverPending => return None,
+        };
+        self.events.push(HubEvent::Rejected {
+            room: room.clone(),
+            endpoint,
+            code: "moved".into(),
+            rule: None,
+            reason: format!(
+                "room moved to {} (generation {})",
+                record.hub, record.generation
+            ),
+        });
+        Some(
+            HubMoved {
+                room: room.clone(),
+                hub: record,
+            }
+            .response(),
+        )
+    }
+
+    /// x-hub-transfer: whether this hub currently sequences `room`.
+    pub fn sequencing(&self, room: &RoomUri) -> bool {
+        self.rooms
+            .get(room)
+            .is_some_and(|r| r.sequencer == Sequencer::Active)
+    }
+
+    /// x-hub-transfer: the newest hub generation this hub knows for `room`.
+    pub fn generation(&self, room: &RoomUri) -> Option<u64> {
+        self.hub_record(room).map(|r| r.generation)
+    }
+
+    /// x-hub-transfer: the newest hub record this hub knows for `room` (committed state,
+    /// or the fence that stopped it).
+    pub fn hub_record(&self, room: &RoomUri) -> Option<HubRecord> {
+        let r = self.rooms.get(room)?;
+        Some(match &r.sequencer {
+            Sequencer::Fenced { record, .. } if record.generation > r.record.generation => {
+                record.clone()
+            }
+            _ => r.record.clone(),
+        })
+    }
+
+    /// x-hub-transfer §3: the handoff of a room this hub handed off, once its log is
+    /// delivered to every recipient (`None` before, or if the room did not move away
+    /// cooperatively). Send it with `POST /handoff/{roomId}` to the new hub until it
+    /// answers 2xx; calling again yields the same handoff.
+    pub fn export_handoff(&mut self, room: &RoomUri) -> Option<Handoff> {
+        let r = self.rooms.get(room)?;
+        let Sequencer::HandedOff(record) = &r.sequencer else {
+            return None;
+        };
+        if !r.fanout_idle() {
+            return None;
+        }
+        let h = Handoff {
+            room: room.clone(),
+            from_hub: self.domain.clone(),
+            hub: record.clone(),
+            epoch: r.epoch,
+            group_info: r.group_info.clone(),
+            ratchet_tree: r.ratchet_tree.clone(),
+            next_seq: r.next_seq(),
+            last_timestamp: self.last_timestamp,
+            accepted: r
+                .accepted_order
+                .iter()
+                .filter_map(|h| r.accepted.get(h).map(|ts| (*h, *ts)))
+                .collect(),
+            known_domains: r.known_domains.clone(),
+            muted: r.muted.clone(),
+        };
+        self.events.push(HubEvent::HandoffExported {
+            room: room.clone(),
+            to: record.hub.clone(),
+            generation: record.generation,
+            epoch: h.epoch,
+            next_seq: h.next_seq,
+        });
+        Some(h)
+    }
+
+    /// Verify a GroupInfo and tree of `room` and read its room state and hub record.
+    fn view_of(
+        &self,
+        room: &RoomUri,
+        group_info: &[u8],
+        ratchet_tree: &[u8],
+    ) -> Result<(PublicView, RoomState, HubRecord), TransferError> {
+        let view = PublicView::from_group_info(self.provider.crypto(), group_info, ratchet_tree)
+            .map_err(|e| TransferError::View(e.to_string()))?;
+        if view.group_id() != room.as_bytes() {
+            return Err(TransferError::WrongRoom {
+                expected: room.to_string(),
+                got: String::from_utf8_lossy(view.group_id()).into_owned(),
+            });
+        }
+        let dict = view.dictionary();
+        let state = RoomState::from_dictionary(&dict)
+            .map_err(|e| TransferError::StateMismatch(e.to_string()))?;
+        let record = transfer::hub_record(room, &dict)?;
+        Ok((view, state, record))
+    }
+
+    /// `POST /handoff/{roomId}` from `from` (x-hub-transfer §3): start sequencing the
+    /// room at the handoff's epoch. A repeated handoff is answered `Ok`.
+    pub fn import_handoff(
+        &mut self,
+        now: Millis,
+        from: &Domain,
+        h: &Handoff,
+    ) -> Result<(), TransferError> {
+        let _ = now;
+        if *from != h.from_hub {
+            return Err(TransferError::FromMismatch {
+                from: from.clone(),
+                from_hub: h.from_hub.clone(),
+            });
+        }
+        if h.hub.hub != self.domain {
+            return Err(TransferError::NotForThisHub {
+                named: h.hub.hub.clone(),
+                me: self.domain.clone(),
+            });
+        }
+        if !self.config.tracks_mls() {
+            return Err(TransferError::NoView);
+        }
+        if let Some(known) = self.hub_record(&h.room) {
+            if known.generation >= h.hub.generation {
+                if known == h.hub && self.sequencing(&h.room) {
+                    return Ok(());
+                }
+                return Err(TransferError::StaleGeneration {
+                    have: known.generation,
+                    got: h.hub.generation,
+                });
+            }
+        }
+        let (view, state, record) = self.view_of(&h.room, &h.group_info, &h.ratchet_tree)?;
+        if record != h.hub {
+            return Err(TransferError::StateMismatch(format!(
+                "names hub {} generation {}, the handoff {} generation {}",
+                record.hub, record.generation, h.hub.hub, h.hub.generation
+            )));
+        }
+        if view.epoch() != h.epoch {
+            return Err(TransferError::StateMismatch(format!(
+                "is at epoch {}, the handoff says {}",
+                view.epoch(),
+                h.epoch
+            )));
+        }
+        let me = config::server_credential_identity(&self.domain).into_bytes();
+        if !view.external_sender_identities().contains(&me) {
+            return Err(TransferError::StateMismatch(
+                "does not name this hub in external_senders".into(),
+            ));
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(&h.group_info);
+        hasher.update(&h.ratchet_tree);
+        let mut r = Self::new_room(
+            &h.room,
+            view,
+            state,
+            &h.group_info,
+            &h.ratchet_tree,
+            hasher.finalize().into(),
+            record,
+        );
+        r.seq_base = h.next_seq;
+        r.known_domains = h.known_domains.clone();
+        r.known_domains.insert(from.clone());
+        r.muted = h.muted.clone();
+        for (digest, ts) in &h.accepted {
+            r.remember_accepted(*digest, *ts);
+        }
+        if let Some(old) = self.rooms.remove(&h.room) {
+            // This hub hosted the room before (A → B → A): keep draining its old log.
+            r.log = old.log;
+            r.outbound = old.outbound;
+            r.seq_base = old.seq_base;
+            let carried = r.next_seq();
+            if carried < h.next_seq {
+                r.log.clear();
+                r.outbound.clear();
+                r.seq_base = h.next_seq;
+            }
+        }
+        self.last_timestamp = self.last_timestamp.max(h.last_timestamp);
+        self.events.push(HubEvent::HandoffImported {
+            room: h.room.clone(),
+            from: from.clone(),
+            generation: h.hub.generation,
+            epoch: h.epoch,
+            next_seq: r.next_seq(),
+        });
+        self.rooms.insert(h.room.clone(), r);
+        Ok(())
+    }
+
+    /// x-hub-transfer §4, takeover: the old hub is unreachable. `from` relays a member's
+    /// transfer commit (`body`, an `UpdateRequest`) that moves the hub here, built on the
+    /// epoch of `group_info` / `ratchet_tree` (the member's view of the room). The hub
+    /// bootstraps its view from them and sequences the commit with the usual checks.
+    /// Returns the `/update` answer; on anything but success the room is left as before.
+    pub fn takeover(
+        &mut self,
+        now: Millis,
+        from: &Domain,
+        room: &RoomUri,
+        group_info: &[u8],
+        ratchet_tree: &[u8],
+        body: &[u8],
+    ) -> Result<Response, TransferError> {
+        if !self.config.tracks_mls() {
+            return Err(TransferError::NoView);
+        }
+        if self.sequencing(room) {
+            return Err(TransferError::AlreadySequencing(room.to_string()));
+        }
+        let (view, state, record) = self.view_of(room, group_info, ratchet_tree)?;
+        if let Some(known) = self.hub_record(room) {
+            if known.generation > record.generation {
+                return Err(TransferError::StaleGeneration {
+                    have: known.generation,
+                    got: record.generation,
+                });
+            }
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(group_info);
+        hasher.update(ratchet_tree);
+        let mut r = Self::new_room(
+            room,
+            view,
+            state,
+            group_info,
+            ratchet_tree,
+            hasher.finalize().into(),
+            record,
+        );
+        r.sequencer = Sequencer::TakeoverPending;
+        r.known_domains.insert(from.clone());
+        let previous = self.rooms.remove(room);
+        if let Some(old) = &previous {
+            r.log = old.log.clone();
+            r.outbound = old.outbound.clone();
+            r.seq_base = old.seq_base;
+        }
+        self.rooms.insert(room.clone(), r);
+        let response = self.update(now, from, room, body);
+        if !self.sequencing(room) {
+            match previous {
+                Some(old) => {
+                    self.rooms.insert(room.clone(), old);
+                }
+                None => {
+                    self.rooms.remove(room);
+                }
+            }
+        }
+        Ok(response)
+    }
+
+    /// x-hub-transfer §4: the fence for the hub this hub took `room` over from (`None` if
+    /// it did not take it over or no longer sequences it). Send with `POST /fence/{roomId}`.
+    pub fn export_fence(&self, room: &RoomUri) -> Option<Fence> {
+        let r = self.rooms.get(room)?;
+        let base_epoch = r.took_over_at?;
+        (r.sequencer == Sequencer::Active).then(|| Fence {
+            room: room.clone(),
+            hub: r.record.clone(),
+            base_epoch,
+            group_info: r.group_info.clone(),
+            ratchet_tree: r.ratchet_tree.clone(),
+        })
+    }
+
+    /// `POST /fence/{roomId}` from `from` (x-hub-transfer §5): a newer hub took the room
+    /// over. Verified against its GroupInfo; this hub stops sequencing for good and stops
+    /// delivering log entries of epochs after the takeover's base epoch.
+    pub fn fence(
+        &mut self,
+        now: Millis,
+        from: &Domain,
+        f: &Fence,
+    ) -> Result<FenceOutcome, TransferError> {
+        let _ = now;
+        if *from != f.hub.hub {
+            return Err(TransferError::FromMismatch {
+                from: from.clone(),
+                from_hub: f.hub.hub.clone(),
+            });
+        }
+        let Some(known) = self.hub_record(&f.room) else {
+            return Ok(FenceOutcome::AlreadyKnown);
+        };
+        if known.generation >= f.hub.generation {
+            return Ok(FenceOutcome::AlreadyKnown);
+        }
+        let (view, _, record) = self.view_of(&f.room, &f.group_info, &f.ratchet_tree)?;
+        if record != f.hub {
+            return Err(TransferError::StateMismatch(format!(
+                "names hub {} generation {}, the fence {} generation {}",
+                record.hub, record.generation, f.hub.hub, f.hub.generation
+            )));
+        }
+        if view.epoch() <= f.base_epoch {
+            return Err(TransferError::StateMismatch(format!(
+                "is at epoch {}, not after the takeover's base epoch {}",
+                view.epoch(),
+                f.base_epoch
+            )));
+        }
+        let Some(r) = self.rooms.get_mut(&f.room) else {
+            return Ok(FenceOutcome::AlreadyKnown);
+        };
+        // This hub sequenced a commit for the base epoch itself: two sequencers.
+        let fork_epoch = (r.epoch > f.base_epoch).then_some(f.base_epoch);
+        let undelivered_after = r
+            .log
+            .iter()
+            .filter(|e| e.epoch > f.base_epoch)
+            .filter(|e| {
+                let i = (e.seq - r.seq_base) as usize;
+                e.recipients
+                    .iter()
+                    .any(|d| r.outbound.get(d).is_none_or(|o| o.next <= i))
+            })
+            .count() as u64;
+        r.sequencer = Sequencer::Fenced {
+            record: f.hub.clone(),
+            base_epoch: f.base_epoch,
+        };
+        self.events.push(HubEvent::StoppedSequencing {
+            room: f.room.clone(),
+            new_hub: f.hub.hub.clone(),
+            generation: f.hub.generation,
+            reason: "fenced",
+            fork_epoch,
+            abandoned: undelivered_after,
+        });
+        Ok(FenceOutcome::Stopped { fork_epoch })
+    }
+
     /// Whether every accepted message has been acknowledged by every recipient.
     pub fn fanout_idle(&self) -> bool {
         self.rooms.values().all(|r| {
@@ -1281,6 +1859,11 @@ impl Hub {
                 .all(|o| o.in_flight.is_none() && r.log[o.next.min(r.log.len())..].is_empty())
         })
     }
+}
+
+/// Whether a covered proposal updates the x-hub-transfer hub component.
+fn is_hub_update(p: &CoveredProposal) -> bool {
+    matches!(p, CoveredProposal::AppDataUpdate { component, .. } if *component == transfer::HUB_COMPONENT)
 }
 
 fn client_name(c: &Option<ClientUri>) -> String {

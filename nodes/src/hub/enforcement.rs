@@ -67,10 +67,12 @@ pub enum Rule {
     HubExternalSender,
     /// A handshake is submitted by the provider of its sender (sim choice, digest §10 #10).
     SenderProvider,
+    /// Who may move the hub, and where to (x-hub-transfer §2 T1–T3, an extension).
+    HubTransfer,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 14] = [
         Rule::MlsValid,
         Rule::Policy,
         Rule::ListMembership,
@@ -84,6 +86,7 @@ impl Rule {
         Rule::GroupInfoAuth,
         Rule::HubExternalSender,
         Rule::SenderProvider,
+        Rule::HubTransfer,
     ];
 
     /// The level from which the rule is on.
@@ -110,6 +113,7 @@ impl Rule {
             Rule::GroupInfoAuth => "group-info-auth",
             Rule::HubExternalSender => "hub-external-sender",
             Rule::SenderProvider => "sender-provider",
+            Rule::HubTransfer => "hub-transfer",
         }
     }
 
@@ -129,6 +133,7 @@ impl Rule {
             Rule::GroupInfoAuth => "P§5.6",
             Rule::HubExternalSender => "P§7.4",
             Rule::SenderProvider => "digest §10 #10 (sim choice)",
+            Rule::HubTransfer => "x-hub-transfer §2 (extension)",
         }
     }
 }

@@ -9,6 +9,22 @@ use crate::io::{Millis, Token};
 use crate::room::{Membership, RoomState};
 
 use super::public_view::PublicView;
+use crate::transfer::HubRecord;
+
+/// Whether this hub sequences the room (x-hub-transfer, [`crate::transfer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sequencer {
+    /// This hub is the room's sequencer.
+    Active,
+    /// Bootstrapped for a takeover: only a commit moving the hub here is accepted.
+    TakeoverPending,
+    /// This hub accepted a commit moving the hub away (cooperative handoff); it only
+    /// drains its log and exports the handoff.
+    HandedOff(HubRecord),
+    /// A newer hub took the room over; `base_epoch` is the epoch its takeover commit
+    /// was built on (log entries of later epochs are not delivered).
+    Fenced { record: HubRecord, base_epoch: u64 },
+}
 
 /// A proposal the hub accepted in the current epoch (P§7.1).
 #[derive(Debug, Clone)]
@@ -88,6 +104,14 @@ pub struct HubRoom {
     /// [`MAX_REMEMBERED_ACCEPTED`]).
     pub accepted: BTreeMap<[u8; 32], Millis>,
     pub accepted_order: VecDeque<[u8; 32]>,
+    /// The committed hub record of the current epoch (x-hub-transfer §1).
+    pub record: HubRecord,
+    /// Whether this hub sequences the room.
+    pub sequencer: Sequencer,
+    /// The seq of `log[0]` (the hub log continues across a handoff).
+    pub seq_base: u64,
+    /// The epoch a takeover by this hub was built on (for the [`crate::transfer::Fence`]).
+    pub took_over_at: Option<u64>,
 }
 
 /// Accepted messages per room remembered for answering byte-identical retries.
@@ -137,6 +161,23 @@ impl HubRoom {
                 .collect(),
             None => self.known_domains.clone(),
         }
+    }
+
+    /// The seq the next log entry gets.
+    pub fn next_seq(&self) -> u64 {
+        self.seq_base + self.log.len() as u64
+    }
+
+    /// Whether every log entry has been acknowledged by all its recipients.
+    pub fn fanout_idle(&self) -> bool {
+        self.outbound.iter().all(|(d, o)| {
+            o.in_flight.is_none()
+                && self
+                    .log
+                    .iter()
+                    .skip(o.next)
+                    .all(|e| !e.recipients.contains(d))
+        })
     }
 
     /// Whether `user` has member clients.

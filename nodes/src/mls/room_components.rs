@@ -6,6 +6,8 @@
 //!   commit order with the digest §3.3 semantics.
 //! * room_metadata, roles_list, preauth_list, base_room_policy: an update replaces the
 //!   whole value (P§7.6, RP§3–5); it must decode.
+//! * hub (0xF0A0, x-hub-transfer, [`crate::transfer`]): one update per commit, to the
+//!   next generation.
 //! * No MIMI component may be removed; unknown components are refused.
 
 use openmls::component::ComponentId;
@@ -52,6 +54,7 @@ impl ComponentLogic for RoomComponents {
                 ok.map_err(|e| e.to_string())?;
                 Ok(last.to_vec())
             }
+            crate::transfer::HUB_COMPONENT => crate::transfer::apply_hub_updates(old, updates),
             other => Err(format!("unknown room component {other:#06x}")),
         }
     }
