@@ -367,7 +367,9 @@ pub fn batch(path: &Path, seeds: &str, enforcement: Option<&str>) -> ExitCode {
         .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
         .filter(|(a, b)| a <= b)
     else {
-        return bad(format!("--seeds {seeds:?}: give an inclusive range A..B with A <= B"));
+        return bad(format!(
+            "--seeds {seeds:?}: give an inclusive range A..B with A <= B"
+        ));
     };
     let (s, text) = match Scenario::load(path) {
         Ok(x) => x,
@@ -391,7 +393,12 @@ pub fn batch(path: &Path, seeds: &str, enforcement: Option<&str>) -> ExitCode {
 }
 
 /// `mimi-sim findings`.
-pub fn findings(files: &[std::path::PathBuf], seeds: u64, jobs: Option<usize>, out: &Path) -> ExitCode {
+pub fn findings(
+    files: &[std::path::PathBuf],
+    seeds: u64,
+    jobs: Option<usize>,
+    out: &Path,
+) -> ExitCode {
     use crate::findings as f;
     let files = if files.is_empty() {
         match f::library(Path::new("scenarios")) {
@@ -414,7 +421,11 @@ pub fn findings(files: &[std::path::PathBuf], seeds: u64, jobs: Option<usize>, o
         Ok(r) => r,
         Err(e) => return bad(e),
     };
-    let rows: Vec<f::Row> = cells.iter().zip(&records).map(|(c, r)| f::row(c, r)).collect();
+    let rows: Vec<f::Row> = cells
+        .iter()
+        .zip(&records)
+        .map(|(c, r)| f::row(c, r))
+        .collect();
     let command = format!("mimi-sim findings --seeds {seeds}");
     let page = f::render(&rows, seeds, &command);
     if let Err(e) = std::fs::write(out, &page) {
@@ -425,5 +436,9 @@ pub fn findings(files: &[std::path::PathBuf], seeds: u64, jobs: Option<usize>, o
     for r in &failed {
         println!("EXPECTATION NOT MET: {} under {}", r.file, r.level.name());
     }
-    ExitCode::from(if failed.is_empty() { EXIT_OK } else { EXIT_FAILED })
+    ExitCode::from(if failed.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
 }

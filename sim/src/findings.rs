@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::scenario::{EnforcementLevel, ExpectedOutcome, Expectation, Scenario};
+use crate::scenario::{EnforcementLevel, Expectation, ExpectedOutcome, Scenario};
 
 /// One cell of the matrix: a file under one enforcement level.
 #[derive(Debug, Clone)]
@@ -256,7 +256,11 @@ pub fn render(rows: &[Row], seeds: u64, command: &str) -> String {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            let split = r.by_oracle.get(crate::oracles::NO_SPLIT).copied().unwrap_or(0);
+            let split = r
+                .by_oracle
+                .get(crate::oracles::NO_SPLIT)
+                .copied()
+                .unwrap_or(0);
             let expect = format!(
                 "{} {}{}",
                 if r.expectation_met { "✓" } else { "✗" },
@@ -271,7 +275,8 @@ pub fn render(rows: &[Row], seeds: u64, command: &str) -> String {
                         },
                         r.expectation.within_seeds
                     ),
-                    ExpectedOutcome::Liveness => format!("liveness within {}", r.expectation.within_seeds),
+                    ExpectedOutcome::Liveness =>
+                        format!("liveness within {}", r.expectation.within_seeds),
                 },
                 ""
             );

@@ -399,7 +399,11 @@ impl Oracles {
                     view.epoch, bad.1
                 ),
                 Witness {
-                    nodes: vec![m.as_str().into(), client.as_str().into()],
+                    nodes: if m == client {
+                        vec![m.as_str().into()]
+                    } else {
+                        vec![m.as_str().into(), client.as_str().into()]
+                    },
                     epochs: vec![view.epoch],
                     trace_lines: vec![line],
                     at_ms: t,

@@ -570,7 +570,11 @@ impl World<'_> {
         // Without an MLS view at the hub (enforcement off) the members are compared with
         // each other: one epoch, one GroupContext, and everyone they list has joined.
         let hub = hub.or_else(|| self.members_view());
-        for (c, slot) in self.clients.iter().filter(|(c, _)| self.honest.contains(*c)) {
+        for (c, slot) in self
+            .clients
+            .iter()
+            .filter(|(c, _)| self.honest.contains(*c))
+        {
             if !slot.online || !slot.outbox.is_empty() || !slot.mailbox.is_empty() {
                 return Err(format!("{c} is offline or has undelivered mail"));
             }

@@ -583,7 +583,6 @@ pub struct AdversarySpec {
     pub behaviour: String,
 }
 
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExpectedOutcome {
@@ -1061,7 +1060,11 @@ impl Scenario {
         let mut adversaries = Vec::new();
         for (i, a) in self.adversaries.iter().enumerate() {
             let spec = a.get_ref();
-            let d = provider(a.span(), &format!("adversaries[{i}].provider"), &spec.provider)?;
+            let d = provider(
+                a.span(),
+                &format!("adversaries[{i}].provider"),
+                &spec.provider,
+            )?;
             let behaviour = crate::planted::parse_adversary(&spec.behaviour).map_err(|known| {
                 err(
                     a.span(),
