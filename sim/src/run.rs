@@ -114,6 +114,8 @@ pub struct RunReport {
     pub faults: BTreeMap<String, u64>,
     /// Kinds enabled in the scenario that never fired.
     pub faults_never_fired: Vec<String>,
+    /// Requests the hub refused, by enforcement rule id (or response code).
+    pub hub_rejections: BTreeMap<String, u64>,
     pub converged_at_ms: Option<u64>,
     pub ops: OpCounts,
     pub messages_accepted: usize,
@@ -153,6 +155,8 @@ struct World<'a> {
     log_indexed: usize,
     ops: OpCounts,
     faults: BTreeMap<String, u64>,
+    /// Hub rejections by rule id (or response code when no rule applies).
+    rejections: BTreeMap<String, u64>,
     links: Links,
     /// Scripted steps that are due but wait for their precondition, per client in order.
     waiting: BTreeMap<ClientUri, std::collections::VecDeque<usize>>,
@@ -279,6 +283,10 @@ impl World<'_> {
                     kind,
                     json!({ "event": v.unwrap_or(Value::Null) }),
                 );
+                if let ServerEvent::Hub(HubEvent::Rejected { rule, code, .. }) = &e {
+                    let key = rule.map_or_else(|| code.clone(), str::to_string);
+                    *self.rejections.entry(key).or_default() += 1;
+                }
                 if let ServerEvent::Hub(HubEvent::Accepted {
                     room,
                     kind: "commit",
@@ -759,6 +767,7 @@ pub fn run(
         ops: OpCounts::default(),
         faults: BTreeMap::new(),
         waiting: BTreeMap::new(),
+        rejections: BTreeMap::new(),
         honest: resolved
             .clients
             .iter()
@@ -999,6 +1008,7 @@ pub fn run(
         wall_ms: wall.elapsed().as_millis() as u64,
         faults: w.faults.clone(),
         faults_never_fired,
+        hub_rejections: w.rejections.clone(),
         converged_at_ms: converged_at,
         ops: w.ops.clone(),
         messages_accepted: accepted,

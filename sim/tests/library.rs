@@ -34,7 +34,8 @@ fn every_library_scenario_meets_its_expectations() {
             let r = run(&s, &resolved, &text, seed, false);
             n += 1;
             let v = serde_json::to_value(&r).unwrap();
-            let done = e.outcome != ExpectedOutcome::Ok && expectation_met(&e, std::slice::from_ref(&v));
+            let done =
+                e.outcome != ExpectedOutcome::Ok && expectation_met(&e, std::slice::from_ref(&v));
             records.push(v);
             if done {
                 break;
