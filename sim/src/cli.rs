@@ -229,16 +229,6 @@ pub fn print_summary(r: &RunReport) {
     }
 }
 
-fn hash_lines(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for l in text.lines() {
-        h.update(l.as_bytes());
-        h.update(b"\n");
-    }
-    hex::encode(h.finalize())
-}
-
 /// `mimi-sim replay`.
 pub fn replay(path: &Path) -> ExitCode {
     let text = match std::fs::read_to_string(path) {
@@ -281,7 +271,7 @@ pub fn replay(path: &Path) -> ExitCode {
             Err(e) => return bad(e),
         };
         let mut r = run_scenario(&s, &resolved, toml_text, seed, true);
-        let recorded = hash_lines(&text);
+        let recorded = crate::record::hash_lines(text.lines());
         if r.trace_hash == recorded {
             println!(
                 "replay of {}: seed {seed}, scenario {}: same trace hash {} ({} events, outcome {})",

@@ -53,8 +53,7 @@ impl Recorder {
     /// Appends one event.
     pub fn push(&mut self, value: Value) {
         let line = value.to_string();
-        self.hasher.update(line.as_bytes());
-        self.hasher.update(b"\n");
+        hash_line(&mut self.hasher, &line);
         self.count += 1;
         if let Some(l) = self.lines.as_mut() {
             l.push(line);
@@ -240,11 +239,18 @@ fn to_client(m: &ProviderToClient) -> Value {
     }
 }
 
-/// Parses a trace's header line.
-pub fn parse_header(line: &str) -> Result<Value, String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("line 1 is not JSON: {e}"))?;
-    if v.get("kind").and_then(Value::as_str) != Some("header") {
-        return Err("line 1 is not a trace header (kind != \"header\")".into());
+/// The trace hash's rule for one line: the line's bytes, then a newline.
+fn hash_line(h: &mut Sha256, line: &str) {
+    h.update(line.as_bytes());
+    h.update(b"\n");
+}
+
+/// The trace hash of lines already written (e.g. a trace file), by the same rule as
+/// [`Recorder::hash`].
+pub fn hash_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h = Sha256::new();
+    for l in lines {
+        hash_line(&mut h, l);
     }
-    Ok(v)
+    hex::encode(h.finalize())
 }

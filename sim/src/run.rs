@@ -205,16 +205,17 @@ impl World<'_> {
                 json!({ "event": serde_json::to_value(&e).unwrap_or(Value::Null) }),
             );
             match &e {
-                ClientEvent::Joined { room, .. } | ClientEvent::Epoch { room, .. }
-                    if self.honest.contains(c) =>
-                {
-                    let slot = &self.clients[c];
-                    if let Some(view) = slot.core.room_view(room) {
-                        let hub = self.hub_view();
-                        let hub = hub.as_ref().map(|(e, _)| (self.hub.as_str(), *e));
-                        self.oracles.client_epoch(t, c, room, &view, hub, line);
-                        if let Some(s) = self.clients.get_mut(c) {
-                            s.epoch = Some(view.epoch);
+                ClientEvent::Joined { room, epoch, .. } | ClientEvent::Epoch { room, epoch } => {
+                    if let Some(s) = self.clients.get_mut(c) {
+                        s.epoch = Some(*epoch);
+                    }
+                    // The full view (GroupContext, members, room state) only for the
+                    // oracles, which judge honest clients.
+                    if self.honest.contains(c) {
+                        if let Some(view) = self.clients[c].core.room_view(room) {
+                            let hub = self.hub_view();
+                            let hub = hub.as_ref().map(|(e, _)| (self.hub.as_str(), *e));
+                            self.oracles.client_epoch(t, c, room, &view, hub, line);
                         }
                     }
                 }
@@ -226,7 +227,7 @@ impl World<'_> {
                 ClientEvent::MessageSent {
                     room, message_id, ..
                 } => {
-                    let epoch = self.clients[c].core.room_view(room).map_or(0, |v| v.epoch);
+                    let epoch = self.clients[c].epoch.unwrap_or(0);
                     self.oracles.message_sent(Sent {
                         room: room.clone(),
                         message_id: message_id.clone(),

@@ -449,7 +449,24 @@ pub const FAULT_KINDS: [&str; 8] = [
     "offline",
 ];
 
+/// One end of a faulty link: the field naming it and the provider.
+pub type LinkEnd<'a> = (&'static str, &'a str);
+
 impl Fault {
+    /// The link a link fault is on, as (field name, provider) for each end (`a`/`b`, or
+    /// `from`/`to` for a one-way partition); `None` for crashes and offline periods.
+    pub fn link(&self) -> Option<(LinkEnd<'_>, LinkEnd<'_>)> {
+        match self {
+            Fault::Partition { a, b }
+            | Fault::Hold { a, b }
+            | Fault::Flap { a, b }
+            | Fault::Loss { a, b, .. }
+            | Fault::Latency { a, b, .. } => Some((("a", a), ("b", b))),
+            Fault::PartitionOneway { from, to } => Some((("from", from), ("to", to))),
+            Fault::Crash { .. } | Fault::Offline { .. } => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Fault::Partition { .. } => "partition",
@@ -874,39 +891,25 @@ impl Scenario {
             let field = format!("faults.schedule[{i}]");
             let sf = f.get_ref();
             match &sf.fault {
-                Fault::Partition { a, b }
-                | Fault::Hold { a, b }
-                | Fault::Flap { a, b }
-                | Fault::Loss { a, b, .. }
-                | Fault::Latency { a, b, .. } => {
-                    let (x, y) = (
-                        provider(f.span(), &format!("{field}.a"), a)?,
-                        provider(f.span(), &format!("{field}.b"), b)?,
-                    );
-                    if x == y {
-                        return Err(err(
-                            f.span(),
-                            format!("field `{field}`: a link joins two different providers"),
-                        ));
-                    }
-                }
-                Fault::PartitionOneway { from, to } => {
-                    let (x, y) = (
-                        provider(f.span(), &format!("{field}.from"), from)?,
-                        provider(f.span(), &format!("{field}.to"), to)?,
-                    );
-                    if x == y {
-                        return Err(err(
-                            f.span(),
-                            format!("field `{field}`: a link joins two different providers"),
-                        ));
-                    }
-                }
                 Fault::Crash { provider: p } => {
                     provider(f.span(), &format!("{field}.provider"), p)?;
                 }
                 Fault::Offline { client: c } => {
                     client(f.span(), &format!("{field}.client"), c)?;
+                }
+                link => {
+                    if let Some(((fa, a), (fb, b))) = link.link() {
+                        let (x, y) = (
+                            provider(f.span(), &format!("{field}.{fa}"), a)?,
+                            provider(f.span(), &format!("{field}.{fb}"), b)?,
+                        );
+                        if x == y {
+                            return Err(err(
+                                f.span(),
+                                format!("field `{field}`: a link joins two different providers"),
+                            ));
+                        }
+                    }
                 }
             }
             if let Fault::Loss { rate, .. } = &sf.fault {
