@@ -19,4 +19,5 @@ pub mod planted;
 pub mod record;
 pub mod run;
 pub mod scenario;
+pub mod shrink;
 pub mod vectors;

@@ -94,6 +94,22 @@ enum Command {
         /// A trace file or a file holding one run record.
         file: PathBuf,
     },
+    /// Delta-debug a failing run (a trace, a run record, or a line of runs.jsonl) to a
+    /// 1-minimal fixed fault schedule and fewer steps, and write it as a reproducer.
+    /// Exit 0 written, 1 the run did not fail, 2 bad input.
+    Shrink {
+        /// A trace (--trace), a run record (run --json) or a campaign's runs.jsonl.
+        input: PathBuf,
+        /// Default: scenarios/regressions/<scenario>-<level>-<oracle>-s<seed>.toml.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The line of a JSONL input to take (1-based; default 1).
+        #[arg(long)]
+        line: Option<usize>,
+        /// Keep every scripted step (shrink the faults only).
+        #[arg(long)]
+        keep_steps: bool,
+    },
     /// Measure what a seed costs: seeds/s/core and simulated-time speed-up for the
     /// standard 3-provider, 12-client scenario, the share of wall time inside openmls,
     /// and one seed of a 256-client room. Prints a table (or JSON).
@@ -173,6 +189,12 @@ fn main() -> ExitCode {
             out,
         } => cli::findings(&files, seeds, jobs, &out),
         Command::Replay { file } => cli::replay(&file),
+        Command::Shrink {
+            input,
+            out,
+            line,
+            keep_steps,
+        } => mimi_sim::shrink::command(&input, out.as_deref(), line, !keep_steps),
         Command::Bench {
             seeds,
             no_big_room,

@@ -90,6 +90,24 @@ pub struct Scenario {
     pub matrix: Matrix,
     #[serde(default)]
     pub adversaries: Vec<Spanned<AdversarySpec>>,
+    /// Set in reproducers written by `mimi-sim shrink` (`scenarios/regressions/`).
+    #[serde(default)]
+    pub regression: Option<Regression>,
+}
+
+/// Where a shrunk reproducer came from and the seed it must run with (keys and latency
+/// still derive from the seed; the faults are the fixed schedule).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regression {
+    /// The seed to run the file with.
+    pub seed: u64,
+    /// The input the shrinker started from (file, seed, level).
+    pub shrunk_from: String,
+    /// Runs the shrinker needed.
+    pub re_executions: u64,
+    /// The oracle id it reproduces, or "liveness".
+    pub oracle: String,
 }
 
 impl Scenario {
