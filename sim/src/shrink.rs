@@ -175,9 +175,10 @@ pub fn read_input(path: &Path, line: Option<usize>) -> Result<Origin, ShrinkErro
             .get("scenario_toml")
             .and_then(Value::as_str)
             .ok_or_else(|| bad(format!("{at}: the trace header has no `scenario_toml`")))?;
+        let name = v.get("scenario").and_then(Value::as_str).unwrap_or("?");
         return Ok(Origin {
             scenario_text: t.to_string(),
-            source: shown,
+            source: format!("the trace {shown} of scenario {name}"),
             seed,
             level: lvl,
         });
