@@ -250,7 +250,10 @@ pub fn schedule_entry(window: &Value) -> Option<toml::Table> {
     let start = obj.get("start_ms")?.as_u64()?;
     let end = obj.get("end_ms")?.as_u64()?;
     let mut t = toml::Table::new();
-    t.insert("at_ms".into(), toml::Value::Integer(i64::try_from(start).ok()?));
+    t.insert(
+        "at_ms".into(),
+        toml::Value::Integer(i64::try_from(start).ok()?),
+    );
     t.insert(
         "for_ms".into(),
         toml::Value::Integer(i64::try_from(end.saturating_sub(start)).ok()?),
@@ -352,10 +355,7 @@ impl Shrinker {
     pub fn steps(&self) -> Vec<toml::Table> {
         let t: toml::Table = toml::from_str(&self.origin.scenario_text).unwrap_or_default();
         match t.get("script") {
-            Some(toml::Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_table().cloned())
-                .collect(),
+            Some(toml::Value::Array(a)) => a.iter().filter_map(|v| v.as_table().cloned()).collect(),
             _ => Vec::new(),
         }
     }
@@ -415,9 +415,7 @@ impl Shrinker {
         if self.runs >= self.max_runs {
             return false;
         }
-        let b = self
-            .execute(&text)
-            .is_some_and(|r| self.target.matches(&r));
+        let b = self.execute(&text).is_some_and(|r| self.target.matches(&r));
         self.cache.insert(text, b);
         b
     }
@@ -425,15 +423,30 @@ impl Shrinker {
 
 /// Order of the top-level keys in a written reproducer (others follow, sorted).
 const KEY_ORDER: [&str; 13] = [
-    "name", "question", "world", "variant", "phases", "network", "oracles", "adversaries",
-    "script", "faults", "expect", "matrix", "regression",
+    "name",
+    "question",
+    "world",
+    "variant",
+    "phases",
+    "network",
+    "oracles",
+    "adversaries",
+    "script",
+    "faults",
+    "expect",
+    "matrix",
+    "regression",
 ];
 
 /// The table as TOML text, its top-level keys in [`KEY_ORDER`] (a `toml::Table` sorts).
 fn in_order(mut t: toml::Table) -> String {
     let mut out = String::new();
     let mut keys: Vec<String> = KEY_ORDER.iter().map(|k| k.to_string()).collect();
-    keys.extend(t.keys().filter(|k| !KEY_ORDER.contains(&k.as_str())).cloned());
+    keys.extend(
+        t.keys()
+            .filter(|k| !KEY_ORDER.contains(&k.as_str()))
+            .cloned(),
+    );
     for k in keys {
         let Some(v) = t.remove(&k) else { continue };
         let mut one = toml::Table::new();
@@ -539,8 +552,7 @@ pub fn shrink_with_budget(
     let mut windows = ddmin(fired, &mut |w| sh.fails(w, &steps));
     // (4) halve durations.
     for i in 0..windows.len() {
-        loop {
-            let Some(w) = windows.get(i) else { break };
+        while let Some(w) = windows.get(i) {
             let half = int(w, "for_ms") / 2;
             if half < MIN_WINDOW_MS {
                 break;
@@ -581,7 +593,13 @@ pub fn shrink_with_budget(
     let budget_exhausted = sh.runs >= sh.max_runs;
     // (7) the written text, run once more.
     let body = sh.candidate(&windows, &steps);
-    let header = header(&sh, windows_before, windows.len(), all_steps.len(), steps.len());
+    let header = header(
+        &sh,
+        windows_before,
+        windows.len(),
+        all_steps.len(),
+        steps.len(),
+    );
     let provisional = format!("{header}{body}");
     let text = with_regression(&provisional, &sh, sh.runs + 1);
     let proof = sh.execute(&text);
@@ -645,10 +663,7 @@ fn with_regression(text: &str, sh: &Shrinker, runs: u64) -> String {
     r.insert("oracle".into(), toml::Value::String(sh.target.id().into()));
     let mut top = toml::Table::new();
     top.insert("regression".into(), toml::Value::Table(r));
-    format!(
-        "{text}\n{}",
-        in_order(top)
-    )
+    format!("{text}\n{}", in_order(top))
 }
 
 /// Runs a regression file with its `[regression] seed`; the report, or why it could not.
@@ -712,10 +727,7 @@ pub fn command(input: &Path, out: Option<&Path>, line: Option<usize>, steps: boo
     }
     println!("shrink: reproduces {}", s.target);
     println!("re-executions: {}", s.runs);
-    println!(
-        "fault windows: {} -> {}",
-        s.windows_before, s.windows_after
-    );
+    println!("fault windows: {} -> {}", s.windows_before, s.windows_after);
     println!("steps: {} -> {}", s.steps_before, s.steps_after);
     println!("wall: {} ms", wall.elapsed().as_millis());
     if s.budget_exhausted {

@@ -29,7 +29,12 @@ fn every_regression_reproduces_its_recorded_failure() {
         );
         let reg = s.regression.clone().expect("a [regression] table");
         let e = s.expect.at(s.variant.enforcement);
-        assert_ne!(e.outcome, ExpectedOutcome::Ok, "{}: expects a failure", f.display());
+        assert_ne!(
+            e.outcome,
+            ExpectedOutcome::Ok,
+            "{}: expects a failure",
+            f.display()
+        );
         let r = replay_regression(f).unwrap();
         let ids: Vec<&str> = r.violations.iter().map(|v| v.id).collect();
         let same = match r.outcome {

@@ -100,14 +100,22 @@ fn shrinking_a_failing_off_run_gives_a_one_minimal_schedule_that_reproduces_alon
     assert!(violated(SCENARIO), "the test's input run must fail");
     let s = shrink(origin, true).unwrap();
     assert_eq!(s.target, Target::Oracle(ORACLE.into()));
-    assert!(s.windows_before >= 2, "the swarm fired {} windows", s.windows_before);
+    assert!(
+        s.windows_before >= 2,
+        "the swarm fired {} windows",
+        s.windows_before
+    );
     assert!(
         s.windows_after >= 1 && s.windows_after < s.windows_before,
         "{} -> {} windows",
         s.windows_before,
         s.windows_after
     );
-    assert!(s.windows_after <= 3, "a handful of windows: {}", s.windows_after);
+    assert!(
+        s.windows_after <= 3,
+        "a handful of windows: {}",
+        s.windows_after
+    );
     assert_eq!(s.windows.len(), s.windows_after);
     // Steps: never more, and the room is still created first.
     assert!(s.steps_after <= s.steps_before && s.steps_before == 5);
@@ -158,7 +166,10 @@ fn shrinking_a_failing_off_run_gives_a_one_minimal_schedule_that_reproduces_alon
 fn a_passing_run_exits_1_and_bad_input_exits_2() {
     let dir = std::env::temp_dir().join(format!("mimi-shrink-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/alice-adds-bob.toml");
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/alice-adds-bob.toml"
+    );
     let record = dir.join("record.json");
     std::fs::write(
         &record,
