@@ -7,11 +7,10 @@
 //! * At most [`MAX_ARROWS`] arrows and [`MAX_MARKS`] point events are drawn; anything a
 //!   violation's witness names is always drawn, and the page says how many were left out.
 
-use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::svg::esc;
-use super::trace::{short, ArrowKind, Role, RunModel};
+use super::trace::{short, ArrowKind, RunModel};
 
 /// Most arrows drawn on one diagram.
 pub const MAX_ARROWS: usize = 400;
@@ -133,7 +132,7 @@ pub fn diagram(m: &RunModel) -> (String, Drawn) {
             h - 10.0,
             x - LANE_W / 2.0 + 6.0,
             LANE_W - 12.0,
-            esc(&short(&l.name, 24)),
+            esc(&short(l.name.trim_start_matches("mimi://"), 26)),
             role = l.role.name()
         );
     }
@@ -306,10 +305,14 @@ pub fn epoch_timeline(m: &RunModel) -> String {
         left - 4.0,
         top + plot_h
     );
-    let epoch_lines: BTreeSet<u64> = m.witness_lines();
-    let _ = epoch_lines;
     for (ci, c) in clients.iter().enumerate() {
-        let pts = &m.epochs[*c];
+        let Some(pts) = m.epochs.get(*c) else {
+            continue;
+        };
+        // Each client's line sits a little lower than the previous one, so equal epochs
+        // stay visible side by side.
+        let dy = 2.5 * ci as f64;
+        let y = |e: u64| y(e) + dy;
         let mut path = String::new();
         let mut cur: Option<(u64, u64)> = None;
         for &(t, e) in pts {
@@ -357,8 +360,3 @@ pub fn epoch_timeline(m: &RunModel) -> String {
 const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
 ];
-
-/// Whether a role is a provider host.
-pub fn is_host(r: Role) -> bool {
-    r != Role::Client
-}
