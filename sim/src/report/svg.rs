@@ -24,7 +24,7 @@ pub fn esc(s: &str) -> String {
 /// Number of histogram bins.
 pub const BINS: usize = 20;
 
-/// A histogram of `values` (ms) with `BINS` equal bins from 0 to the maximum.
+/// A histogram of `values` (ms) with `BINS` equal bins from the minimum to the maximum.
 pub fn histogram(title: &str, values: &[u64], unit: &str) -> String {
     let (w, h, left, bottom, top) = (640.0, 240.0, 50.0, 40.0, 28.0);
     let mut o = String::new();
@@ -46,11 +46,12 @@ pub fn histogram(title: &str, values: &[u64], unit: &str) -> String {
         );
         return o;
     }
-    let max = values.iter().copied().max().unwrap_or(0).max(1);
-    let width = (max as f64 / BINS as f64).max(1.0);
+    let min = values.iter().copied().min().unwrap_or(0);
+    let max = values.iter().copied().max().unwrap_or(0).max(min + 1);
+    let width = ((max - min) as f64 / BINS as f64).max(1.0);
     let mut counts = [0u64; BINS];
     for &v in values {
-        let i = ((v as f64 / width) as usize).min(BINS - 1);
+        let i = (((v - min) as f64 / width) as usize).min(BINS - 1);
         counts[i] += 1;
     }
     let cmax = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
@@ -61,8 +62,8 @@ pub fn histogram(title: &str, values: &[u64], unit: &str) -> String {
         let bh = plot_h * c as f64 / cmax;
         let x = left + i as f64 * bw;
         let y = top + plot_h - bh;
-        let lo = (i as f64 * width) as u64;
-        let hi = ((i + 1) as f64 * width) as u64;
+        let lo = min + (i as f64 * width) as u64;
+        let hi = min + ((i + 1) as f64 * width) as u64;
         let _ = write!(
             o,
             r#"<rect class="bar" x="{x:.1}" y="{y:.1}" width="{:.1}" height="{bh:.1}"><title>{lo}–{hi} {unit}: {c}</title></rect>"#,
@@ -72,7 +73,7 @@ pub fn histogram(title: &str, values: &[u64], unit: &str) -> String {
     axis(&mut o, left, top, plot_w, plot_h);
     let _ = write!(
         o,
-        r#"<text x="{left}" y="{:.1}" class="tick">0</text><text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{max} {unit}</text><text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{}</text></svg>"#,
+        r#"<text x="{left}" y="{:.1}" class="tick">{min} {unit}</text><text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{max} {unit}</text><text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{}</text></svg>"#,
         top + plot_h + 14.0,
         left + plot_w,
         top + plot_h + 14.0,

@@ -582,3 +582,92 @@ pub fn short(text: &str, n: usize) -> String {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hand-written trace: a request that arrives and is answered, one that is lost,
+    /// a client relay, a crash window and a violation naming two lines.
+    const TRACE: &str = r#"{"kind":"header","scenario":"t","seed":3,"scenario_toml":"[world]\nroom = { name = \"r\", hub = \"a.example\" }\n"}
+{"t":1,"node":"b.example","kind":"send","from":"b.example","to":"a.example","endpoint":"update","path":"/u","token":7,"summary":"x"}
+{"t":1,"node":"b.example","kind":"send","from":"b.example","to":"a.example","endpoint":"notify","path":"/n","token":8,"summary":"y"}
+{"t":3,"node":"a.example","kind":"request","from":"b.example","to":"a.example","endpoint":"update","path":"/u","id":1}
+{"t":4,"node":"a.example","kind":"respond","id":1,"status":200,"summary":"ok"}
+{"t":6,"node":"b.example","kind":"outcome","token":7,"status":200}
+{"t":6,"node":"b.example","kind":"from-client","client":"mimi://b.example/d/bob/1","message":"relay","endpoint":"update","summary":"z"}
+{"t":7,"node":"sim","kind":"fault-start","fault":{"kind":"crash","provider":"a.example","start_ms":7,"end_ms":9}}
+{"t":8,"node":"mimi://b.example/d/bob/1","kind":"client","event":{"Epoch":{"room":"r","epoch":2}}}
+{"t":9,"node":"sim","kind":"fault-end","fault":{"kind":"crash","provider":"a.example","start_ms":7,"end_ms":9}}
+{"t":9,"node":"sim","kind":"violation","id":"no-split","message":"m","witness":{"nodes":["a.example"],"epochs":[2],"trace_lines":[4,9],"at_ms":9}}
+{"t":9,"node":"sim","kind":"end","outcome":"violation","liveness":null}"#;
+
+    #[test]
+    fn pairs_requests_responses_and_reads_faults_epochs_and_witnesses() {
+        let m = RunModel::parse(TRACE).unwrap();
+        assert_eq!(m.seed, Some(3));
+        let roles: Vec<(&str, Role)> = m
+            .lifelines
+            .iter()
+            .map(|l| (l.name.as_str(), l.role))
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                ("a.example", Role::Hub),
+                ("b.example", Role::Follower),
+                ("mimi://b.example/d/bob/1", Role::Client)
+            ]
+        );
+        let kinds: Vec<ArrowKind> = m.arrows.iter().map(|a| a.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ArrowKind::Request,
+                ArrowKind::Lost,
+                ArrowKind::Response,
+                ArrowKind::ClientToProvider
+            ]
+        );
+        assert_eq!(
+            (
+                m.arrows[0].t_send,
+                m.arrows[0].t_recv,
+                m.arrows[0].lines.clone()
+            ),
+            (1, 3, vec![2, 4])
+        );
+        assert_eq!(
+            (m.arrows[2].from.as_str(), m.arrows[2].to.as_str()),
+            ("a.example", "b.example")
+        );
+        assert_eq!((m.arrows[2].t_send, m.arrows[2].t_recv), (4, 6));
+        assert_eq!(m.faults.len(), 1);
+        assert_eq!((m.faults[0].start, m.faults[0].end), (7, Some(9)));
+        assert_eq!(m.faults[0].nodes, vec!["a.example".to_string()]);
+        assert_eq!(m.epochs["mimi://b.example/d/bob/1"], vec![(8, Some(2))]);
+        assert_eq!(
+            m.witness_lines().into_iter().collect::<Vec<_>>(),
+            vec![4, 9]
+        );
+        assert_eq!(m.outcome, "violation");
+    }
+
+    #[test]
+    fn malformed_traces_are_errors_not_panics() {
+        assert!(matches!(RunModel::parse(""), Err(TraceError::NoHeader)));
+        assert!(matches!(
+            RunModel::parse("{\"kind\":\"x\"}"),
+            Err(TraceError::NoHeader)
+        ));
+        assert!(matches!(
+            RunModel::parse("{\"kind\":\"header\"}\nnot json"),
+            Err(TraceError::NotJson { line: 2, .. })
+        ));
+        // Fields of the wrong type are read as absent.
+        let m =
+            RunModel::parse("{\"kind\":\"header\"}\n{\"t\":\"x\",\"kind\":\"respond\",\"id\":[]}")
+                .unwrap();
+        assert!(m.arrows.is_empty());
+    }
+}
