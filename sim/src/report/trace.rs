@@ -505,7 +505,7 @@ fn resolve(names: &[String], n: &str) -> Option<String> {
         .iter()
         .find(|x| {
             let parts: Vec<&str> = x
-                .split(|c: char| c == '/' || c == '@' || c == ':')
+                .split(['/', '@', ':'])
                 .filter(|p| !p.is_empty())
                 .collect();
             parts.contains(&user) && parts.last().is_some_and(|l| *l == dev || parts.len() < 3)
