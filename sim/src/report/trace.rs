@@ -504,10 +504,7 @@ fn resolve(names: &[String], n: &str) -> Option<String> {
     names
         .iter()
         .find(|x| {
-            let parts: Vec<&str> = x
-                .split(['/', '@', ':'])
-                .filter(|p| !p.is_empty())
-                .collect();
+            let parts: Vec<&str> = x.split(['/', '@', ':']).filter(|p| !p.is_empty()).collect();
             parts.contains(&user) && parts.last().is_some_and(|l| *l == dev || parts.len() < 3)
         })
         .cloned()
