@@ -17,6 +17,7 @@ pub mod net;
 pub mod oracles;
 pub mod planted;
 pub mod record;
+pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod shrink;

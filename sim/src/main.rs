@@ -123,6 +123,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write HTML pages (SVG), a Markdown summary and Perfetto JSON from a campaign
+    /// folder (DIR/report/) or from one run's trace (TRACE.jsonl); prints the page's path.
+    Report {
+        /// A campaign folder (with runs.jsonl) or a trace file from `run --trace`.
+        input: PathBuf,
+        /// For a trace: the folder to write into (default: the trace's folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also print the Markdown summary.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Replay external test vectors against our nodes.
     Vectors {
         #[command(subcommand)]
@@ -206,6 +218,23 @@ fn main() -> ExitCode {
                 } else {
                     print!("{}", mimi_sim::bench::render(&r));
                 }
+                ExitCode::from(EXIT_AGREE)
+            }
+            Err(e) => {
+                eprintln!("mimi-sim: {e}");
+                ExitCode::from(EXIT_BAD_INPUT)
+            }
+        },
+        Command::Report {
+            input,
+            out,
+            markdown,
+        } => match mimi_sim::report::report(&input, out.as_deref()) {
+            Ok(w) => {
+                if markdown {
+                    print!("{}", w.markdown.unwrap_or_default());
+                }
+                println!("{}", w.index.display());
                 ExitCode::from(EXIT_AGREE)
             }
             Err(e) => {
