@@ -65,16 +65,24 @@ enum Command {
         #[arg(long, value_parser = ["off", "mls", "full"])]
         enforcement: Option<String>,
     },
-    /// Run seeds A..B (inclusive) of a scenario and print one JSON record per line
+    /// Run seeds of a scenario and print one JSON record per line
     /// (the worker behind `findings` and campaigns).
     Batch {
         scenario: PathBuf,
-        /// Inclusive range, e.g. 1..200.
+        /// Inclusive range A..B, a count N, or a comma list, e.g. 1..200 or 3,7,9..12.
         #[arg(long)]
         seeds: String,
         #[arg(long, value_parser = ["off", "mls", "full"])]
         enforcement: Option<String>,
+        /// Write traces of runs not ok or not as expected here.
+        #[arg(long, value_name = "DIR")]
+        trace_dir: Option<PathBuf>,
     },
+    /// Scenarios × enforcement levels × seeds in parallel worker processes, written to a
+    /// campaign folder. Exit 0 passed, 1 failed, 2 bad input.
+    Campaign(mimi_sim::campaign::CampaignArgs),
+    /// Merge shard folders of one campaign into one folder (as if unsharded).
+    Merge(mimi_sim::campaign::MergeArgs),
     /// Run every library scenario under every level of its matrix for many seeds and
     /// write the findings tables (Markdown). Exit 1 if any file's expectation failed.
     Findings {
@@ -165,7 +173,15 @@ fn main() -> ExitCode {
             scenario,
             seeds,
             enforcement,
-        } => cli::batch(&scenario, &seeds, enforcement.as_deref()),
+            trace_dir,
+        } => cli::batch(
+            &scenario,
+            &seeds,
+            enforcement.as_deref(),
+            trace_dir.as_deref(),
+        ),
+        Command::Campaign(a) => mimi_sim::campaign::main(&a),
+        Command::Merge(a) => mimi_sim::campaign::merge_main(&a),
         Command::Findings {
             files,
             seeds,
