@@ -205,11 +205,17 @@ pub fn parse_campaign_seeds(s: &str) -> Result<(u64, u64), String> {
 /// Parses `--shard`: "i/N", "env" or "env/N". Returns (i, N).
 pub fn parse_shard(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(u64, u64), String> {
     let (i, n) = s.split_once('/').unwrap_or((s, ""));
-    let from_env = |names: &[&str]| names.iter().find_map(|k| env(k).map(|v| (k.to_string(), v)));
+    let from_env = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|k| env(k).map(|v| (k.to_string(), v)))
+    };
     let i = if i == "env" {
-        let (k, v) = from_env(&["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"]).ok_or_else(|| {
-            "--shard env: neither JOB_COMPLETION_INDEX nor SLURM_ARRAY_TASK_ID is set".to_string()
-        })?;
+        let (k, v) =
+            from_env(&["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"]).ok_or_else(|| {
+                "--shard env: neither JOB_COMPLETION_INDEX nor SLURM_ARRAY_TASK_ID is set"
+                    .to_string()
+            })?;
         v.trim()
             .parse::<u64>()
             .map_err(|_| format!("--shard env: {k}={v:?} is not a number"))?
@@ -219,7 +225,9 @@ pub fn parse_shard(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(u64
     };
     let n = if n.is_empty() {
         if !s.starts_with("env") {
-            return Err(format!("--shard {s:?}: give i/N (0 <= i < N), env or env/N"));
+            return Err(format!(
+                "--shard {s:?}: give i/N (0 <= i < N), env or env/N"
+            ));
         }
         let (k, v) = from_env(&["MIMI_SIM_SHARDS", "SLURM_ARRAY_TASK_COUNT"]).ok_or_else(|| {
             "--shard env: set MIMI_SIM_SHARDS (or SLURM_ARRAY_TASK_COUNT), or give env/N"
@@ -267,7 +275,13 @@ pub fn plan_cells(files: &[PathBuf]) -> Result<Vec<CellSpec>, String> {
     Ok(out)
 }
 
-fn synthetic(cell: &CellSpec, seed: u64, outcome: &str, wall_ms: u64, error: Option<&str>) -> Value {
+fn synthetic(
+    cell: &CellSpec,
+    seed: u64,
+    outcome: &str,
+    wall_ms: u64,
+    error: Option<&str>,
+) -> Value {
     json!({
         "seed": seed,
         "scenario": cell.scenario.name,
@@ -377,7 +391,13 @@ pub fn judge(
     let bad: Vec<String> = runs
         .iter()
         .filter(|r| matches!(r["outcome"].as_str(), Some("timeout" | "crash")))
-        .map(|r| format!("{} ({})", r["run_key"].as_str().unwrap_or(""), r["outcome"].as_str().unwrap_or("")))
+        .map(|r| {
+            format!(
+                "{} ({})",
+                r["run_key"].as_str().unwrap_or(""),
+                r["outcome"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     if !bad.is_empty() {
         failures.push(format!(
@@ -452,7 +472,11 @@ pub fn judge(
             }
             let kinds: BTreeSet<String> = r["faults_never_fired"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|k| k.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             let e = per_file
                 .entry(r["cell"]["scenario_file"].as_str().unwrap_or(""))
@@ -527,20 +551,33 @@ pub fn summary(c: &Value, runs: &[Value]) -> String {
         s,
         "Determinism: {} runs re-run in another process, {} mismatches.",
         c["determinism"]["sampled"],
-        c["determinism"]["mismatches"].as_array().map_or(0, Vec::len)
+        c["determinism"]["mismatches"]
+            .as_array()
+            .map_or(0, Vec::len)
     );
     if c["budget_exhausted"] == true {
-        let _ = writeln!(s, "\n**The wall-clock budget ran out before every run was made.**");
+        let _ = writeln!(
+            s,
+            "\n**The wall-clock budget ran out before every run was made.**"
+        );
     }
     let b = &c["build"];
     let _ = writeln!(
         s,
         "\nBuild: commit {}{}, {} ({}), Cargo.lock {}.\n",
         b["git_commit"].as_str().unwrap_or("?"),
-        if b["git_dirty"] == true { " (dirty)" } else { "" },
+        if b["git_dirty"] == true {
+            " (dirty)"
+        } else {
+            ""
+        },
         b["rustc"].as_str().unwrap_or("?"),
         b["profile"].as_str().unwrap_or("?"),
-        b["cargo_lock_sha256"].as_str().unwrap_or("?").get(..12).unwrap_or("?")
+        b["cargo_lock_sha256"]
+            .as_str()
+            .unwrap_or("?")
+            .get(..12)
+            .unwrap_or("?")
     );
     if let Some(f) = c["failures"].as_array().filter(|f| !f.is_empty()) {
         let _ = writeln!(s, "## Failures\n");
@@ -558,7 +595,10 @@ pub fn summary(c: &Value, runs: &[Value]) -> String {
     let mut cells: BTreeMap<(String, String), [usize; 5]> = BTreeMap::new();
     for r in runs {
         let k = (
-            r["cell"]["scenario_file"].as_str().unwrap_or("").to_string(),
+            r["cell"]["scenario_file"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
             r["cell"]["enforcement"].as_str().unwrap_or("").to_string(),
         );
         let e = cells.entry(k).or_default();
@@ -1020,7 +1060,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Value, String> {
     let plan = Plan {
         files: p["scenarios"]
             .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default(),
         seeds,
         shard: None,
@@ -1028,7 +1072,16 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Value, String> {
         runs_planned: planned,
     };
     let runs: Vec<Value> = runs.into_values().collect();
-    let c = judge(&plan, &f["build"], &runs, &det, budget, wall, jobs, &failures);
+    let c = judge(
+        &plan,
+        &f["build"],
+        &runs,
+        &det,
+        budget,
+        wall,
+        jobs,
+        &failures,
+    );
     write_folder(out, &c, &runs)?;
     Ok(c)
 }

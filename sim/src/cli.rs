@@ -381,8 +381,7 @@ pub fn batch(
         r.scenario_file = Some(file.clone());
         if let (Some(dir), Some(lines)) = (trace_dir, r.trace.take()) {
             if r.outcome != Outcome::Ok || !r.as_expected {
-                let key =
-                    crate::campaign::run_key(&file, enforcement.unwrap_or("default"), seed);
+                let key = crate::campaign::run_key(&file, enforcement.unwrap_or("default"), seed);
                 let p = dir.join(crate::campaign::trace_file_name(&key));
                 if let Err(e) = write_trace(&p, &lines) {
                     return bad(e);

@@ -114,6 +114,15 @@ enum Command {
         no_big_room: bool,
         #[arg(long)]
         json: bool,
+        /// Also write the JSON here.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Skip the parallel-efficiency measurement.
+        #[arg(long)]
+        no_parallel: bool,
+        /// Room sizes of the commit fan-out curve ("" for none).
+        #[arg(long, default_value = "8,32,128,512")]
+        sizes: String,
     },
     /// Replay external test vectors against our nodes.
     Vectors {
@@ -193,10 +202,22 @@ fn main() -> ExitCode {
             seeds,
             no_big_room,
             json,
-        } => match mimi_sim::bench::bench(seeds, !no_big_room) {
+            out,
+            no_parallel,
+            sizes,
+        } => match mimi_sim::bench::options(!no_big_room, !no_parallel, &sizes)
+            .and_then(|o| mimi_sim::bench::bench(seeds, &o))
+        {
             Ok(r) => {
+                let text = serde_json::to_string(&r).unwrap_or_default();
+                if let Some(p) = &out {
+                    if let Err(e) = std::fs::write(p, format!("{text}\n")) {
+                        eprintln!("mimi-sim: cannot write {}: {e}", p.display());
+                        return ExitCode::from(EXIT_BAD_INPUT);
+                    }
+                }
                 if json {
-                    println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                    println!("{text}");
                 } else {
                     print!("{}", mimi_sim::bench::render(&r));
                 }

@@ -60,10 +60,24 @@ const FILES: [&str; 2] = ["scenarios/alice-adds-bob.toml", "scenarios/ban.toml"]
 fn a_small_campaign_writes_the_folder_and_checks_determinism() {
     let out = tmp("small");
     let o = sim(&[
-        "campaign", FILES[0], FILES[1], "--seeds", "2", "--jobs", "2", "--out", s(&out),
-        "--resample-pct", "50",
+        "campaign",
+        FILES[0],
+        FILES[1],
+        "--seeds",
+        "2",
+        "--jobs",
+        "2",
+        "--out",
+        s(&out),
+        "--resample-pct",
+        "50",
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let rs = runs(&out);
     // alice-adds-bob has no matrix (1 cell), ban has off/mls/full: 4 cells × 2 seeds.
     assert_eq!(rs.len(), 8);
@@ -98,8 +112,17 @@ fn a_small_campaign_writes_the_folder_and_checks_determinism() {
     // The same campaign again: equal line for line except wall_ms.
     let again = tmp("small-again");
     let o = sim(&[
-        "campaign", FILES[0], FILES[1], "--seeds", "2", "--jobs", "1", "--out", s(&again),
-        "--resample-pct", "0",
+        "campaign",
+        FILES[0],
+        FILES[1],
+        "--seeds",
+        "2",
+        "--jobs",
+        "1",
+        "--out",
+        s(&again),
+        "--resample-pct",
+        "0",
     ]);
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(without_wall(&runs(&again)), without_wall(&rs));
@@ -109,10 +132,12 @@ fn a_small_campaign_writes_the_folder_and_checks_determinism() {
 fn four_shards_merged_equal_the_unsharded_campaign() {
     let whole = tmp("whole");
     let args = |out: &Path, shard: Option<String>| {
-        let mut a: Vec<String> = ["campaign", FILES[0], FILES[1], "--seeds", "3", "--jobs", "2"]
-            .iter()
-            .map(|x| x.to_string())
-            .collect();
+        let mut a: Vec<String> = [
+            "campaign", FILES[0], FILES[1], "--seeds", "3", "--jobs", "2",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
         a.extend(["--out".into(), s(out).into()]);
         if let Some(sh) = shard {
             a.extend(["--shard".into(), sh]);
@@ -129,7 +154,12 @@ fn four_shards_merged_equal_the_unsharded_campaign() {
     for i in 0..4 {
         let d = tmp(&format!("shard-{i}"));
         let o = run(args(&d, Some(format!("{i}/4"))));
-        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         total += runs(&d).len();
         assert_eq!(campaign_json(&d)["plan"]["shard"], format!("{i}/4"));
         dirs.push(d);
@@ -140,10 +170,22 @@ fn four_shards_merged_equal_the_unsharded_campaign() {
     a.extend(dirs.iter().map(|d| s(d).to_string()));
     a.extend(["--out".into(), s(&merged).into()]);
     let o = run(a);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(without_wall(&runs(&merged)), without_wall(&runs(&whole)));
     let (m, w) = (campaign_json(&merged), campaign_json(&whole));
-    for k in ["plan", "runs", "outcomes", "unexpected", "faults_never_fired", "status"] {
+    for k in [
+        "plan",
+        "runs",
+        "outcomes",
+        "unexpected",
+        "faults_never_fired",
+        "status",
+    ] {
         assert_eq!(m[k], w[k], "campaign.json field {k}");
     }
     // A missing shard is reported.
@@ -169,11 +211,28 @@ fn a_fault_kind_that_never_fires_fails_the_campaign() {
     let file = dir.join("silent-swarm.toml");
     std::fs::write(&file, text).unwrap();
     let out = dir.join("out");
-    let o = sim(&["campaign", s(&file), "--seeds", "2", "--jobs", "2", "--out", s(&out)]);
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = sim(&[
+        "campaign",
+        s(&file),
+        "--seeds",
+        "2",
+        "--jobs",
+        "2",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let c = campaign_json(&out);
     assert_eq!(c["status"], "failed");
-    assert_eq!(c["faults_never_fired"][0]["kinds"], serde_json::json!(["partition"]));
+    assert_eq!(
+        c["faults_never_fired"][0]["kinds"],
+        serde_json::json!(["partition"])
+    );
     assert!(String::from_utf8_lossy(&o.stdout).contains("never fired"));
 }
 
@@ -208,12 +267,26 @@ fn shard_env_reads_the_schedulers_index() {
     let out = tmp("env-shard");
     let o = Command::new(env!("CARGO_BIN_EXE_mimi-sim"))
         .current_dir(root())
-        .args(["campaign", FILES[0], "--seeds", "2", "--shard", "env", "--out", s(&out)])
+        .args([
+            "campaign",
+            FILES[0],
+            "--seeds",
+            "2",
+            "--shard",
+            "env",
+            "--out",
+            s(&out),
+        ])
         .env_remove("JOB_COMPLETION_INDEX")
         .env("SLURM_ARRAY_TASK_ID", "1")
         .env("SLURM_ARRAY_TASK_COUNT", "2")
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(campaign_json(&out)["plan"]["shard"], "1/2");
 }

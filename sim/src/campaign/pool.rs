@@ -28,6 +28,9 @@ pub enum Got {
     Crash(String),
 }
 
+/// One seed's result: (cell index, seed, what became of it).
+pub type Done = (usize, u64, Got);
+
 /// How the pool runs.
 pub struct Config<'a> {
     pub jobs: usize,
@@ -80,7 +83,7 @@ pub fn run(
     tasks: Vec<Task>,
     cfg: &Config,
     progress: &mut dyn FnMut(usize),
-) -> Result<(Vec<(usize, u64, Got)>, bool), String> {
+) -> Result<(Vec<Done>, bool), String> {
     std::fs::create_dir_all(cfg.work_dir)
         .map_err(|e| format!("cannot create {}: {e}", cfg.work_dir.display()))?;
     let mut queue: VecDeque<Task> = tasks.into();
@@ -106,16 +109,13 @@ pub fn run(
             let err = cfg.work_dir.join(format!("worker-{started}.err"));
             started += 1;
             let mut cmd = Command::new(exe);
-            cmd.arg("batch")
-                .arg(&cell.path)
-                .arg("--seeds")
-                .arg(
-                    task.seeds
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
+            cmd.arg("batch").arg(&cell.path).arg("--seeds").arg(
+                task.seeds
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
             if let Some(l) = cell.level {
                 cmd.arg("--enforcement").arg(l.name());
             }
@@ -197,7 +197,7 @@ pub fn run(
     Ok((results, cut_short))
 }
 
-fn collect(r: &Running, n: usize, results: &mut Vec<(usize, u64, Got)>) -> Result<(), String> {
+fn collect(r: &Running, n: usize, results: &mut Vec<Done>) -> Result<(), String> {
     for (k, line) in complete_lines(&r.out).into_iter().take(n).enumerate() {
         let v: Value = serde_json::from_str(&line)
             .map_err(|e| format!("a worker printed a bad record ({e}): {line}"))?;
