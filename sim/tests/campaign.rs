@@ -290,3 +290,51 @@ fn shard_env_reads_the_schedulers_index() {
     );
     assert_eq!(campaign_json(&out)["plan"]["shard"], "1/2");
 }
+
+#[test]
+fn a_seed_over_the_timeout_is_killed_and_recorded_and_a_spent_budget_stops_early() {
+    let out = tmp("timeout");
+    let o = sim(&[
+        "campaign",
+        FILES[0],
+        "--seeds",
+        "2",
+        "--jobs",
+        "1",
+        "--timeout-ms",
+        "1",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rs = runs(&out);
+    assert_eq!(rs.len(), 2, "the worker restarted at the next seed");
+    for r in &rs {
+        assert_eq!(r["outcome"], "timeout", "{r}");
+        assert_eq!(r["timed_out"], true);
+    }
+    let c = campaign_json(&out);
+    assert_eq!(c["outcomes"]["timeout"], 2);
+    assert_eq!(c["status"], "failed");
+    let out = tmp("budget");
+    let o = sim(&[
+        "campaign",
+        FILES[0],
+        "--seeds",
+        "2",
+        "--budget-s",
+        "0",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let c = campaign_json(&out);
+    assert_eq!(c["budget_exhausted"], true);
+    assert_eq!(c["runs"], 0);
+    assert_eq!(c["plan"]["runs_planned"], 2);
+}
