@@ -8,6 +8,14 @@
 //!   batch adds, then messages, a role change, a removal and a self-update): its wall
 //!   time and the same share.
 //!
+//! * Parallel efficiency: the same seeds of the standard scenario in one `mimi-sim batch`
+//!   worker process, then split over two at once: `t1 / (2 × t2)` (1.0 = perfect).
+//! * A scaling curve of one commit's fan-out against room size (8, 32, 128, 512 clients):
+//!   the room is built (create, batch adds), then one member commits a self-update that
+//!   every other client must process. The commit is measured alone as the difference
+//!   between the run with it and the same run (same seed) without it: wall time and time
+//!   inside openmls.
+//!
 //! The simulator's overhead is `(wall - mls) / mls`: time outside openmls per unit of
 //! MLS work. The target is ≤ 25 %. Figures are measured, never asserted in tests.
 
@@ -47,6 +55,164 @@ pub struct Measured {
 pub struct BenchReport {
     pub standard: Measured,
     pub room_256: Option<Measured>,
+    pub parallel: Option<Parallel>,
+    pub fanout: Vec<Fanout>,
+}
+
+/// The same seeds in one worker process and in two.
+#[derive(Debug, Clone, Serialize)]
+pub struct Parallel {
+    pub seeds: u64,
+    /// Wall time with one worker process (ms).
+    pub t1_ms: f64,
+    /// Wall time with two worker processes, half the seeds each (ms).
+    pub t2_ms: f64,
+    /// t1 / (2 × t2).
+    pub efficiency: f64,
+}
+
+/// One commit's fan-out in a room of `clients` clients.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fanout {
+    pub clients: usize,
+    /// Wall time of the whole run that builds the room (ms).
+    pub setup_wall_ms: f64,
+    /// Wall time of the self-update commit's fan-out (ms): run with it − run without.
+    pub commit_wall_ms: f64,
+    /// Time inside openmls of the same (ms).
+    pub commit_mls_ms: f64,
+    pub ok: bool,
+}
+
+/// Room sizes of the fan-out curve.
+pub const FANOUT_SIZES: [usize; 4] = [8, 32, 128, 512];
+/// Devices per user in the fan-out rooms.
+const FANOUT_DEVICES: usize = 4;
+
+/// A room of `clients` clients (users of 4 devices on 4 providers), built by batch adds;
+/// with `commit`, one member then commits a self-update.
+pub fn fanout_scenario(clients: usize, commit: bool) -> String {
+    let users = clients.div_ceil(FANOUT_DEVICES).max(2);
+    let providers = ["a.example", "b.example", "c.example", "d.example"];
+    let mut s = format!(
+        "name = \"fanout-{clients}\"\nquestion = \"What does one commit's fan-out cost?\"\n\n\
+         [world]\nproviders = [{}]\n\
+         room = {{ name = \"fanout\", hub = \"a.example\", preset = \"cooperative\" }}\nusers = [\n",
+        providers.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ")
+    );
+    for i in 0..users {
+        let _ = writeln!(
+            s,
+            "  {{ name = \"u{i:03}\", provider = \"{}\", clients = {FANOUT_DEVICES} }},",
+            providers[i % providers.len()]
+        );
+    }
+    let _ = writeln!(
+        s,
+        "]\n\n[variant]\nenforcement = \"full\"\n\n[phases]\nchaos_ms = 0\nheal_ms = 600000\n"
+    );
+    let mut t = 0;
+    let mut step = |s: &mut String, client: &str, body: &str| {
+        let _ = writeln!(
+            s,
+            "[[script]]\nat_ms = {t}\nclient = \"{client}\"\n{body}\n"
+        );
+        t += 5_000;
+    };
+    step(&mut s, "u000", "op = \"create\"");
+    let others: Vec<String> = (1..users).map(|i| format!("\"u{i:03}\"")).collect();
+    for chunk in others.chunks(16) {
+        step(
+            &mut s,
+            "u000",
+            &format!("op = \"add-users\"\nusers = [{}]", chunk.join(", ")),
+        );
+    }
+    if commit {
+        step(&mut s, "u001/2", "op = \"self-update\"");
+    }
+    s
+}
+
+/// Repetitions of each fan-out run (the minimum is kept: the difference of two runs is
+/// small next to the setup, so noise from a shared machine would swamp a single pair).
+pub const FANOUT_REPS: usize = 3;
+
+fn one_run(name: &str, text: &str, reps: usize) -> Result<(f64, f64, bool), String> {
+    let (mut wall, mut mls, mut ok) = (f64::INFINITY, f64::INFINITY, true);
+    for _ in 0..reps.max(1) {
+        let m = measure(name, text, 1..2)?;
+        wall = wall.min(m.wall_ms);
+        mls = mls.min(m.mls_ms);
+        ok &= m.ok_runs == 1;
+    }
+    Ok((wall, mls, ok))
+}
+
+/// The fan-out curve over `sizes`.
+pub fn fanout(sizes: &[usize]) -> Result<Vec<Fanout>, String> {
+    let mut out = Vec::new();
+    for &n in sizes {
+        // Large rooms take minutes per run: one repetition above 128 clients.
+        let reps = if n > 128 { 1 } else { FANOUT_REPS };
+        let (w0, m0, ok0) = one_run(&format!("fanout-{n}"), &fanout_scenario(n, false), reps)?;
+        let (w1, m1, ok1) = one_run(
+            &format!("fanout-{n}+commit"),
+            &fanout_scenario(n, true),
+            reps,
+        )?;
+        out.push(Fanout {
+            clients: n.div_ceil(FANOUT_DEVICES).max(2) * FANOUT_DEVICES,
+            setup_wall_ms: w0,
+            commit_wall_ms: w1 - w0,
+            commit_mls_ms: m1 - m0,
+            ok: ok0 && ok1,
+        });
+    }
+    Ok(out)
+}
+
+/// Parallel efficiency: `seeds` seeds of the standard scenario in one `mimi-sim batch`
+/// process, then in two processes at once (half each).
+pub fn parallel(exe: &std::path::Path, seeds: u64) -> Result<Parallel, String> {
+    let seeds = seeds.max(2) & !1;
+    let file = std::env::temp_dir().join(format!("mimi-sim-bench-{}.toml", std::process::id()));
+    std::fs::write(&file, STANDARD).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    let spawn = |range: String| {
+        std::process::Command::new(exe)
+            .arg("batch")
+            .arg(&file)
+            .arg("--seeds")
+            .arg(range)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start a worker: {e}"))
+    };
+    let wait = |mut c: std::process::Child| -> Result<(), String> {
+        let st = c.wait().map_err(|e| format!("worker failed: {e}"))?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(format!("a bench worker exited with {st}"))
+        }
+    };
+    let started = std::time::Instant::now();
+    wait(spawn(format!("1..{seeds}"))?)?;
+    let t1 = started.elapsed().as_secs_f64() * 1000.0;
+    let started = std::time::Instant::now();
+    let a = spawn(format!("1..{}", seeds / 2))?;
+    let b = spawn(format!("{}..{seeds}", seeds / 2 + 1))?;
+    wait(a)?;
+    wait(b)?;
+    let t2 = started.elapsed().as_secs_f64() * 1000.0;
+    let _ = std::fs::remove_file(&file);
+    Ok(Parallel {
+        seeds,
+        t1_ms: t1,
+        t2_ms: t2,
+        efficiency: t1 / (2.0 * t2),
+    })
 }
 
 /// The 256-client room as scenario text: `users` users with `devices` devices each,
@@ -148,16 +314,36 @@ fn measure(name: &str, text: &str, seeds: std::ops::Range<u64>) -> Result<Measur
     })
 }
 
-/// Runs the bench: `seeds` seeds of the standard scenario and, if `big_room`, one seed
-/// of the 256-client room.
-pub fn bench(seeds: u64, big_room: bool) -> Result<BenchReport, String> {
+/// What to measure besides the standard scenario.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// One seed of the 256-client room.
+    pub big_room: bool,
+    /// Parallel efficiency with this binary's `batch` workers.
+    pub parallel: Option<std::path::PathBuf>,
+    /// Room sizes of the fan-out curve (empty: none).
+    pub fanout_sizes: Vec<usize>,
+}
+
+/// Runs the bench: `seeds` seeds of the standard scenario and what `o` asks for.
+pub fn bench(seeds: u64, o: &Options) -> Result<BenchReport, String> {
     let standard = measure("scenarios/standard.toml", STANDARD, 1..1 + seeds)?;
-    let room_256 = if big_room {
+    let room_256 = if o.big_room {
         Some(measure("room-256", &big_room_scenario(64, 4, 16), 1..2)?)
     } else {
         None
     };
-    Ok(BenchReport { standard, room_256 })
+    let parallel = match &o.parallel {
+        Some(exe) => Some(parallel(exe, seeds)?),
+        None => None,
+    };
+    let fanout = fanout(&o.fanout_sizes)?;
+    Ok(BenchReport {
+        standard,
+        room_256,
+        parallel,
+        fanout,
+    })
 }
 
 /// The human-readable table.
@@ -191,5 +377,57 @@ pub fn render(r: &BenchReport) -> String {
     if let Some(b) = &r.room_256 {
         row(b);
     }
+    if let Some(p) = &r.parallel {
+        let _ = writeln!(
+            s,
+            "parallel efficiency ({} seeds): 1 worker {:.0} ms, 2 workers {:.0} ms → {:.2}",
+            p.seeds, p.t1_ms, p.t2_ms, p.efficiency
+        );
+    }
+    if !r.fanout.is_empty() {
+        let _ = writeln!(s, "one commit's fan-out by room size:\n  clients  setup ms  commit ms  commit in openmls ms");
+        for f in &r.fanout {
+            let _ = writeln!(
+                s,
+                "  {:>7} {:>9.0} {:>10.1} {:>21.1}{}",
+                f.clients,
+                f.setup_wall_ms,
+                f.commit_wall_ms,
+                f.commit_mls_ms,
+                if f.ok { "" } else { "  (run not ok)" }
+            );
+        }
+    }
     s
 }
+
+/// The bench options from the command line's flags; `sizes` is a comma list of room
+/// sizes (empty: no fan-out curve).
+pub fn options(big_room: bool, parallel: bool, sizes: &str) -> Result<Options, String> {
+    let fanout_sizes = sizes
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| {
+            x.parse::<usize>()
+                .ok()
+                .filter(|n| (2..=MAX_FANOUT_CLIENTS).contains(n))
+                .ok_or_else(|| {
+                    format!("--sizes {sizes:?}: {x:?} is not a room size 2..={MAX_FANOUT_CLIENTS}")
+                })
+        })
+        .collect::<Result<Vec<usize>, String>>()?;
+    let parallel = if parallel {
+        Some(std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?)
+    } else {
+        None
+    };
+    Ok(Options {
+        big_room,
+        parallel,
+        fanout_sizes,
+    })
+}
+
+/// Largest room the fan-out curve builds.
+pub const MAX_FANOUT_CLIENTS: usize = 4096;

@@ -350,16 +350,18 @@ pub fn replay(path: &Path) -> ExitCode {
     }
 }
 
-/// `mimi-sim batch`: one JSON record per seed of an inclusive range.
-pub fn batch(path: &Path, seeds: &str, enforcement: Option<&str>) -> ExitCode {
-    let Some((a, b)) = seeds
-        .split_once("..")
-        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
-        .filter(|(a, b)| a <= b)
-    else {
-        return bad(format!(
-            "--seeds {seeds:?}: give an inclusive range A..B with A <= B"
-        ));
+/// `mimi-sim batch`: one JSON record per seed (`A..B`, `N` or a comma list of those).
+/// With `trace_dir`, the trace of every run that is not ok or not as expected is written
+/// there as `<sanitised run key>.jsonl` (the campaign folder's `traces/`).
+pub fn batch(
+    path: &Path,
+    seeds: &str,
+    enforcement: Option<&str>,
+    trace_dir: Option<&Path>,
+) -> ExitCode {
+    let seeds = match crate::campaign::parse_seeds(seeds) {
+        Ok(s) => s,
+        Err(e) => return bad(e),
     };
     let (s, text) = match Scenario::load(path) {
         Ok(x) => x,
@@ -374,9 +376,18 @@ pub fn batch(path: &Path, seeds: &str, enforcement: Option<&str>) -> ExitCode {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
-    for seed in a..=b {
-        let mut r = run_scenario(&s, &resolved, &text, seed, false);
+    for seed in seeds {
+        let mut r = run_scenario(&s, &resolved, &text, seed, trace_dir.is_some());
         r.scenario_file = Some(file.clone());
+        if let (Some(dir), Some(lines)) = (trace_dir, r.trace.take()) {
+            if r.outcome != Outcome::Ok || !r.as_expected {
+                let key = crate::campaign::run_key(&file, enforcement.unwrap_or("default"), seed);
+                let p = dir.join(crate::campaign::trace_file_name(&key));
+                if let Err(e) = write_trace(&p, &lines) {
+                    return bad(e);
+                }
+            }
+        }
         println!("{}", record(&r));
     }
     ExitCode::from(EXIT_OK)

@@ -9,6 +9,7 @@
 //!   (hyper) over turmoil TCP.
 
 pub mod bench;
+pub mod campaign;
 pub mod cli;
 pub mod demo;
 pub mod faults;

@@ -65,16 +65,24 @@ enum Command {
         #[arg(long, value_parser = ["off", "mls", "full"])]
         enforcement: Option<String>,
     },
-    /// Run seeds A..B (inclusive) of a scenario and print one JSON record per line
+    /// Run seeds of a scenario and print one JSON record per line
     /// (the worker behind `findings` and campaigns).
     Batch {
         scenario: PathBuf,
-        /// Inclusive range, e.g. 1..200.
+        /// Inclusive range A..B, a count N, or a comma list, e.g. 1..200 or 3,7,9..12.
         #[arg(long)]
         seeds: String,
         #[arg(long, value_parser = ["off", "mls", "full"])]
         enforcement: Option<String>,
+        /// Write traces of runs not ok or not as expected here.
+        #[arg(long, value_name = "DIR")]
+        trace_dir: Option<PathBuf>,
     },
+    /// Scenarios × enforcement levels × seeds in parallel worker processes, written to a
+    /// campaign folder. Exit 0 passed, 1 failed, 2 bad input.
+    Campaign(mimi_sim::campaign::CampaignArgs),
+    /// Merge shard folders of one campaign into one folder (as if unsharded).
+    Merge(mimi_sim::campaign::MergeArgs),
     /// Run every library scenario under every level of its matrix for many seeds and
     /// write the findings tables (Markdown). Exit 1 if any file's expectation failed.
     Findings {
@@ -122,6 +130,15 @@ enum Command {
         no_big_room: bool,
         #[arg(long)]
         json: bool,
+        /// Also write the JSON here.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Skip the parallel-efficiency measurement.
+        #[arg(long)]
+        no_parallel: bool,
+        /// Room sizes of the commit fan-out curve ("" for none).
+        #[arg(long, default_value = "8,32,128,512")]
+        sizes: String,
     },
     /// Write HTML pages (SVG), a Markdown summary and Perfetto JSON from a campaign
     /// folder (DIR/report/) or from one run's trace (TRACE.jsonl); prints the page's path.
@@ -193,7 +210,15 @@ fn main() -> ExitCode {
             scenario,
             seeds,
             enforcement,
-        } => cli::batch(&scenario, &seeds, enforcement.as_deref()),
+            trace_dir,
+        } => cli::batch(
+            &scenario,
+            &seeds,
+            enforcement.as_deref(),
+            trace_dir.as_deref(),
+        ),
+        Command::Campaign(a) => mimi_sim::campaign::main(&a),
+        Command::Merge(a) => mimi_sim::campaign::merge_main(&a),
         Command::Findings {
             files,
             seeds,
@@ -211,10 +236,22 @@ fn main() -> ExitCode {
             seeds,
             no_big_room,
             json,
-        } => match mimi_sim::bench::bench(seeds, !no_big_room) {
+            out,
+            no_parallel,
+            sizes,
+        } => match mimi_sim::bench::options(!no_big_room, !no_parallel, &sizes)
+            .and_then(|o| mimi_sim::bench::bench(seeds, &o))
+        {
             Ok(r) => {
+                let text = serde_json::to_string(&r).unwrap_or_default();
+                if let Some(p) = &out {
+                    if let Err(e) = std::fs::write(p, format!("{text}\n")) {
+                        eprintln!("mimi-sim: cannot write {}: {e}", p.display());
+                        return ExitCode::from(EXIT_BAD_INPUT);
+                    }
+                }
                 if json {
-                    println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                    println!("{text}");
                 } else {
                     print!("{}", mimi_sim::bench::render(&r));
                 }

@@ -1,0 +1,1087 @@
+//! `mimi-sim campaign` and `mimi-sim merge`: scenarios × enforcement levels × seeds in
+//! parallel worker processes, written to a campaign folder (runs.jsonl, campaign.json,
+//! summary.md, traces/) whose format is shared with `report` and `shrink`.
+//!
+//! * A run is one (scenario file, enforcement level, seed); its key is
+//!   `"<scenario_file>|<enforcement>|<seed>"` ("default" when the file has no matrix).
+//! * `--shard i/N` keeps the runs whose key hashes (SHA-256, first 8 bytes, mod N) to `i`:
+//!   no coordinator, and a run stays in its shard when other files are added.
+//!   `--shard env` reads `i` from `JOB_COMPLETION_INDEX` (Kubernetes Indexed Job) or
+//!   `SLURM_ARRAY_TASK_ID` (Slurm array) and `N` from `MIMI_SIM_SHARDS` or
+//!   `SLURM_ARRAY_TASK_COUNT`; `--shard env/N` gives `N` explicitly.
+//! * `merge DIR...` combines shard folders into the folder the unsharded campaign writes
+//!   (equal line for line except `wall_ms`).
+//! * A sample of runs (by hash of the run key, default 5 %) and every run that was not ok
+//!   or not as expected is re-run in another worker process; a different trace hash fails
+//!   the campaign. A fault kind enabled by a file that fired in none of its runs fails it.
+//!
+//! # Choices
+//! * The orchestrator lives in the library (so tests and `merge` share it) but is the one
+//!   place that uses processes, the clock (per-seed timeout, budget) and sleeps; the
+//!   simulation itself stays sans-IO.
+//! * Status is judged per cell as `findings` does: a cell expecting "ok" fails on any
+//!   run that is not ok; a cell expecting a violation/liveness failure "within N seeds"
+//!   needs one among its seeds `< first + N`. A shard sees only part of a cell, so a
+//!   shard judges only per-run checks (ok-cells, timeouts, crashes, determinism); the
+//!   within-N and never-fired checks are made on the whole campaign (unsharded or merged).
+//! * A spent wall-clock budget stops the campaign early (`budget_exhausted`, fewer runs
+//!   than planned) but is not by itself a failure: the runs made are judged as usual.
+//! * A worker that dies without printing its record records outcome "crash" (a failure).
+
+mod identity;
+mod pool;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+pub use identity::Build;
+
+use crate::cli::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
+use crate::scenario::{EnforcementLevel, ExpectedOutcome, Scenario};
+
+/// The campaign folder's format tag.
+pub const FORMAT: &str = "mimi-sim-campaign/1";
+/// The default output folder.
+pub const DEFAULT_OUT: &str = "target/campaign";
+/// Most shards a campaign can be split into.
+pub const MAX_SHARDS: u64 = 100_000;
+/// Most seeds per cell.
+pub const MAX_SEEDS: u64 = 1_000_000;
+
+/// `mimi-sim campaign` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CampaignArgs {
+    /// Scenario files (default: every scenarios/*.toml).
+    pub files: Vec<PathBuf>,
+    /// Seeds per cell: N (= 1..N) or an inclusive range A..B.
+    #[arg(long, default_value = "20")]
+    pub seeds: String,
+    /// Worker processes (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// The campaign folder.
+    #[arg(long, default_value = DEFAULT_OUT)]
+    pub out: PathBuf,
+    /// Run only shard i of N (0 <= i < N): "i/N", "env" or "env/N".
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Per-seed timeout in milliseconds; a worker over it is killed.
+    #[arg(long, default_value_t = 120_000)]
+    pub timeout_ms: u64,
+    /// Wall-clock budget in seconds: no new runs start after it.
+    #[arg(long)]
+    pub budget_s: Option<u64>,
+    /// Percentage of runs re-run in another process to check determinism.
+    #[arg(long, default_value_t = 5.0)]
+    pub resample_pct: f64,
+}
+
+/// `mimi-sim merge` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MergeArgs {
+    /// Shard folders written by `campaign --shard`.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    #[arg(long, default_value = DEFAULT_OUT)]
+    pub out: PathBuf,
+}
+
+/// One cell of the plan: a file under one enforcement level.
+#[derive(Debug, Clone)]
+pub struct CellSpec {
+    pub path: PathBuf,
+    /// The file as written in run keys.
+    pub file: String,
+    /// `None`: the file's own variant (no matrix).
+    pub level: Option<EnforcementLevel>,
+    /// The level's name, or "default".
+    pub enforcement: String,
+    pub scenario: Scenario,
+    pub text: String,
+}
+
+impl CellSpec {
+    fn expect(&self) -> Value {
+        let e = self
+            .scenario
+            .expect
+            .at(self.level.unwrap_or(self.scenario.variant.enforcement));
+        json!({
+            "outcome": match e.outcome {
+                ExpectedOutcome::Ok => "ok",
+                ExpectedOutcome::Violation => "violation",
+                ExpectedOutcome::Liveness => "liveness",
+            },
+            "violations": e.violations,
+            "within_seeds": e.within_seeds,
+        })
+    }
+}
+
+/// `"<scenario_file>|<enforcement>|<seed>"`.
+pub fn run_key(file: &str, enforcement: &str, seed: u64) -> String {
+    format!("{file}|{enforcement}|{seed}")
+}
+
+/// The trace file name of a run key (anything but `[A-Za-z0-9._-]` becomes `_`).
+pub fn trace_file_name(key: &str) -> String {
+    let s: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{s}.jsonl")
+}
+
+fn key_hash(tag: &str, key: &str) -> u64 {
+    let d = Sha256::digest(format!("{tag}|{key}").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_be_bytes(b)
+}
+
+/// The shard (0-based) a run key belongs to among `n`.
+pub fn shard_of(key: &str, n: u64) -> u64 {
+    key_hash("shard", key) % n.max(1)
+}
+
+/// Whether the determinism check re-runs `key` at `pct` percent.
+pub fn sampled(key: &str, pct: f64) -> bool {
+    ((key_hash("resample", key) % 10_000) as f64) < pct * 100.0
+}
+
+/// Parses seeds: `N` (1..N), `A..B` (inclusive) or a comma list of those.
+pub fn parse_seeds(s: &str) -> Result<Vec<u64>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        let num = |x: &str| {
+            x.trim().parse::<u64>().map_err(|_| {
+                format!("--seeds {s:?}: {x:?} is not a number; give N, A..B or a comma list")
+            })
+        };
+        let (a, b) = match part.split_once("..") {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => (num(part)?, num(part)?),
+        };
+        if a > b {
+            return Err(format!("--seeds {s:?}: {a}..{b} is empty (A must be <= B)"));
+        }
+        if b - a >= MAX_SEEDS || out.len() as u64 + (b - a) >= MAX_SEEDS {
+            return Err(format!("--seeds {s:?}: more than {MAX_SEEDS} seeds"));
+        }
+        out.extend(a..=b);
+    }
+    Ok(out)
+}
+
+/// The campaign `--seeds` value: `N` means `1..N`. Returns (first, last).
+pub fn parse_campaign_seeds(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = match s.split_once("..") {
+        Some((a, b)) => (a.trim().parse::<u64>(), b.trim().parse::<u64>()),
+        None => (Ok(1), s.trim().parse::<u64>()),
+    };
+    match (a, b) {
+        (Ok(a), Ok(b)) if a <= b && b - a < MAX_SEEDS => Ok((a, b)),
+        (Ok(a), Ok(b)) if a > b => Err(format!("--seeds {s:?}: the range is empty")),
+        (Ok(_), Ok(_)) => Err(format!("--seeds {s:?}: more than {MAX_SEEDS} seeds")),
+        _ => Err(format!(
+            "--seeds {s:?}: give a count N (seeds 1..N) or an inclusive range A..B"
+        )),
+    }
+}
+
+/// Parses `--shard`: "i/N", "env" or "env/N". Returns (i, N).
+pub fn parse_shard(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(u64, u64), String> {
+    let (i, n) = s.split_once('/').unwrap_or((s, ""));
+    let from_env = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|k| env(k).map(|v| (k.to_string(), v)))
+    };
+    let i = if i == "env" {
+        let (k, v) =
+            from_env(&["JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"]).ok_or_else(|| {
+                "--shard env: neither JOB_COMPLETION_INDEX nor SLURM_ARRAY_TASK_ID is set"
+                    .to_string()
+            })?;
+        v.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("--shard env: {k}={v:?} is not a number"))?
+    } else {
+        i.parse::<u64>()
+            .map_err(|_| format!("--shard {s:?}: give i/N (0 <= i < N), env or env/N"))?
+    };
+    let n = if n.is_empty() {
+        if !s.starts_with("env") {
+            return Err(format!(
+                "--shard {s:?}: give i/N (0 <= i < N), env or env/N"
+            ));
+        }
+        let (k, v) = from_env(&["MIMI_SIM_SHARDS", "SLURM_ARRAY_TASK_COUNT"]).ok_or_else(|| {
+            "--shard env: set MIMI_SIM_SHARDS (or SLURM_ARRAY_TASK_COUNT), or give env/N"
+                .to_string()
+        })?;
+        v.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("--shard env: {k}={v:?} is not a number"))?
+    } else {
+        n.parse::<u64>()
+            .map_err(|_| format!("--shard {s:?}: N is not a number"))?
+    };
+    if n == 0 || n > MAX_SHARDS || i >= n {
+        return Err(format!(
+            "--shard {s:?}: need 0 <= i < N <= {MAX_SHARDS}, got i = {i}, N = {n}"
+        ));
+    }
+    Ok((i, n))
+}
+
+/// The cells of `files`, each loaded and validated.
+pub fn plan_cells(files: &[PathBuf]) -> Result<Vec<CellSpec>, String> {
+    let mut out = Vec::new();
+    for path in files {
+        let (s, text) = Scenario::load(path).map_err(|e| e.to_string())?;
+        let file = path.display().to_string();
+        let levels: Vec<Option<EnforcementLevel>> = if s.matrix.enforcement.is_empty() {
+            vec![None]
+        } else {
+            s.matrix.enforcement.iter().copied().map(Some).collect()
+        };
+        for level in levels {
+            let at = level.map_or_else(|| s.clone(), |l| s.at_level(l));
+            at.validate(&file, &text).map_err(|e| e.to_string())?;
+            out.push(CellSpec {
+                path: path.clone(),
+                file: file.clone(),
+                level,
+                enforcement: level.map_or("default", |l| l.name()).to_string(),
+                scenario: at,
+                text: text.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn synthetic(
+    cell: &CellSpec,
+    seed: u64,
+    outcome: &str,
+    wall_ms: u64,
+    error: Option<&str>,
+) -> Value {
+    json!({
+        "seed": seed,
+        "scenario": cell.scenario.name,
+        "scenario_file": cell.file,
+        "scenario_sha256": crate::run::scenario_hash(&cell.text),
+        "variant": {"enforcement": cell.scenario.variant.enforcement.name()},
+        "outcome": outcome,
+        "expected": cell.expect()["outcome"],
+        "as_expected": false,
+        "violations": [],
+        "liveness": error,
+        "trace_hash": null,
+        "trace_events": 0,
+        "sim_time_ms": 0,
+        "wall_ms": wall_ms,
+        "faults": {},
+        "faults_never_fired": [],
+        "hub_rejections": {},
+        "converged_at_ms": null,
+        "ops": null,
+        "messages_accepted": 0,
+        "messages_received": 0,
+        "state_table": [],
+    })
+}
+
+fn stamp(v: &mut Value, cell: &CellSpec, seed: u64, build: &Value, timed_out: bool) {
+    v["run_key"] = json!(run_key(&cell.file, &cell.enforcement, seed));
+    v["cell"] = json!({"scenario_file": cell.file, "enforcement": cell.enforcement});
+    v["build"] = build.clone();
+    v["timed_out"] = json!(timed_out);
+}
+
+fn failing(v: &Value) -> bool {
+    v["outcome"] != "ok" || v["as_expected"] != true
+}
+
+/// What the campaign was asked to do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub files: Vec<String>,
+    pub seeds: (u64, u64),
+    pub shard: Option<(u64, u64)>,
+    pub cells: Vec<Value>,
+    pub runs_planned: usize,
+}
+
+impl Plan {
+    fn json(&self) -> Value {
+        let levels: BTreeSet<&str> = self
+            .cells
+            .iter()
+            .filter_map(|c| c["enforcement"].as_str())
+            .collect();
+        json!({
+            "scenarios": self.files,
+            "seeds": format!("{}..{}", self.seeds.0, self.seeds.1),
+            "levels": levels,
+            "shard": self.shard.map(|(i, n)| format!("{i}/{n}")),
+            "runs_planned": self.runs_planned,
+            "cells": self.cells,
+        })
+    }
+}
+
+/// The determinism check's result.
+#[derive(Debug, Clone, Default)]
+pub struct Determinism {
+    pub sampled: usize,
+    pub mismatches: Vec<Value>,
+}
+
+/// Judges runs (sorted by run key): the `campaign.json` object.
+#[allow(clippy::too_many_arguments)]
+pub fn judge(
+    plan: &Plan,
+    build: &Value,
+    runs: &[Value],
+    det: &Determinism,
+    budget_exhausted: bool,
+    wall_ms: u64,
+    jobs: usize,
+    extra_failures: &[String],
+) -> Value {
+    let mut outcomes: BTreeMap<String, usize> = ["ok", "violation", "liveness", "timeout"]
+        .iter()
+        .map(|k| (k.to_string(), 0))
+        .collect();
+    let mut unexpected = Vec::new();
+    let mut failures: Vec<String> = extra_failures.to_vec();
+    let mut by_cell: BTreeMap<(String, String), Vec<&Value>> = BTreeMap::new();
+    for r in runs {
+        *outcomes
+            .entry(r["outcome"].as_str().unwrap_or("?").to_string())
+            .or_insert(0) += 1;
+        if r["as_expected"] != true {
+            unexpected.push(r["run_key"].clone());
+        }
+        by_cell
+            .entry((
+                r["cell"]["scenario_file"].as_str().unwrap_or("").into(),
+                r["cell"]["enforcement"].as_str().unwrap_or("").into(),
+            ))
+            .or_default()
+            .push(r);
+    }
+    let bad: Vec<String> = runs
+        .iter()
+        .filter(|r| matches!(r["outcome"].as_str(), Some("timeout" | "crash")))
+        .map(|r| {
+            format!(
+                "{} ({})",
+                r["run_key"].as_str().unwrap_or(""),
+                r["outcome"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    if !bad.is_empty() {
+        failures.push(format!(
+            "{} runs timed out or crashed: {}",
+            bad.len(),
+            bad.join(", ")
+        ));
+    }
+    let whole = plan.shard.is_none();
+    for c in &plan.cells {
+        let file = c["scenario_file"].as_str().unwrap_or("");
+        let enf = c["enforcement"].as_str().unwrap_or("");
+        let rs: Vec<&Value> = by_cell
+            .get(&(file.to_string(), enf.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        let rs: Vec<&Value> = rs
+            .into_iter()
+            .filter(|r| matches!(r["outcome"].as_str(), Some("ok" | "violation" | "liveness")))
+            .collect();
+        let e = &c["expect"];
+        let want = e["outcome"].as_str().unwrap_or("ok");
+        if want == "ok" {
+            let not_ok: Vec<&str> = rs
+                .iter()
+                .filter(|r| r["outcome"] != "ok")
+                .filter_map(|r| r["run_key"].as_str())
+                .collect();
+            if !not_ok.is_empty() {
+                failures.push(format!(
+                    "{file} under {enf}: expected ok, {} runs were not (first {})",
+                    not_ok.len(),
+                    not_ok[0]
+                ));
+            }
+            continue;
+        }
+        if !whole {
+            continue;
+        }
+        let within = e["within_seeds"].as_u64().unwrap_or(1);
+        let ids: Vec<&str> = e["violations"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let window: Vec<&&Value> = rs
+            .iter()
+            .filter(|r| r["seed"].as_u64().unwrap_or(0) < plan.seeds.0 + within)
+            .collect();
+        let met = window.iter().any(|r| {
+            r["outcome"] == want
+                && ids.iter().all(|id| {
+                    r["violations"]
+                        .as_array()
+                        .is_some_and(|vs| vs.iter().any(|v| v["id"] == *id))
+                })
+        });
+        if !window.is_empty() && !met {
+            failures.push(format!(
+                "{file} under {enf}: expected {want}{} within {within} seeds; none of {} runs showed it",
+                if ids.is_empty() { String::new() } else { format!(" ({})", ids.join(", ")) },
+                window.len()
+            ));
+        }
+    }
+    let mut never: Vec<Value> = Vec::new();
+    if whole {
+        let mut per_file: BTreeMap<&str, Option<BTreeSet<String>>> = BTreeMap::new();
+        for r in runs {
+            if !matches!(r["outcome"].as_str(), Some("ok" | "violation" | "liveness")) {
+                continue;
+            }
+            let kinds: BTreeSet<String> = r["faults_never_fired"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|k| k.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let e = per_file
+                .entry(r["cell"]["scenario_file"].as_str().unwrap_or(""))
+                .or_insert(None);
+            *e = Some(match e.take() {
+                None => kinds,
+                Some(prev) => prev.intersection(&kinds).cloned().collect(),
+            });
+        }
+        for (file, kinds) in per_file {
+            let kinds = kinds.unwrap_or_default();
+            if !kinds.is_empty() {
+                failures.push(format!(
+                    "{file}: enabled fault kinds never fired in any run: {}",
+                    kinds.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+                never.push(json!({"scenario_file": file, "kinds": kinds}));
+            }
+        }
+    }
+    if !det.mismatches.is_empty() {
+        failures.push(format!(
+            "{} runs gave another trace hash when re-run in another process",
+            det.mismatches.len()
+        ));
+    }
+    json!({
+        "format": FORMAT,
+        "build": build,
+        "plan": plan.json(),
+        "runs": runs.len(),
+        "outcomes": outcomes,
+        "unexpected": unexpected,
+        "determinism": {"sampled": det.sampled, "mismatches": det.mismatches},
+        "faults_never_fired": never,
+        "budget_exhausted": budget_exhausted,
+        "status": if failures.is_empty() { "passed" } else { "failed" },
+        "failures": failures,
+        "wall_ms": wall_ms,
+        "jobs": jobs,
+    })
+}
+
+/// The Markdown summary of a campaign object and its runs.
+pub fn summary(c: &Value, runs: &[Value]) -> String {
+    let mut s = String::new();
+    let status = c["status"].as_str().unwrap_or("?");
+    let _ = writeln!(s, "# Campaign: {}\n", status.to_uppercase());
+    let plan = &c["plan"];
+    let _ = writeln!(
+        s,
+        "{} runs of {} planned ({} files, seeds {}, shard {}), {} worker processes, {:.1} s wall.\n",
+        c["runs"],
+        plan["runs_planned"],
+        plan["scenarios"].as_array().map_or(0, Vec::len),
+        plan["seeds"].as_str().unwrap_or("?"),
+        plan["shard"].as_str().unwrap_or("none"),
+        c["jobs"],
+        c["wall_ms"].as_f64().unwrap_or(0.0) / 1000.0
+    );
+    let o = &c["outcomes"];
+    let _ = writeln!(
+        s,
+        "Outcomes: ok {}, violation {}, liveness {}, timeout {}. Runs not as expected: {}.",
+        o["ok"],
+        o["violation"],
+        o["liveness"],
+        o["timeout"],
+        c["unexpected"].as_array().map_or(0, Vec::len)
+    );
+    let _ = writeln!(
+        s,
+        "Determinism: {} runs re-run in another process, {} mismatches.",
+        c["determinism"]["sampled"],
+        c["determinism"]["mismatches"]
+            .as_array()
+            .map_or(0, Vec::len)
+    );
+    if c["budget_exhausted"] == true {
+        let _ = writeln!(
+            s,
+            "\n**The wall-clock budget ran out before every run was made.**"
+        );
+    }
+    let b = &c["build"];
+    let _ = writeln!(
+        s,
+        "\nBuild: commit {}{}, {} ({}), Cargo.lock {}.\n",
+        b["git_commit"].as_str().unwrap_or("?"),
+        if b["git_dirty"] == true {
+            " (dirty)"
+        } else {
+            ""
+        },
+        b["rustc"].as_str().unwrap_or("?"),
+        b["profile"].as_str().unwrap_or("?"),
+        b["cargo_lock_sha256"]
+            .as_str()
+            .unwrap_or("?")
+            .get(..12)
+            .unwrap_or("?")
+    );
+    if let Some(f) = c["failures"].as_array().filter(|f| !f.is_empty()) {
+        let _ = writeln!(s, "## Failures\n");
+        for x in f {
+            let _ = writeln!(s, "* {}", x.as_str().unwrap_or(""));
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "## Cells\n");
+    let _ = writeln!(
+        s,
+        "| scenario | enforcement | expected | runs | ok | violation | liveness | timeout | not as expected |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    let mut cells: BTreeMap<(String, String), [usize; 5]> = BTreeMap::new();
+    for r in runs {
+        let k = (
+            r["cell"]["scenario_file"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            r["cell"]["enforcement"].as_str().unwrap_or("").to_string(),
+        );
+        let e = cells.entry(k).or_default();
+        match r["outcome"].as_str() {
+            Some("ok") => e[0] += 1,
+            Some("violation") => e[1] += 1,
+            Some("liveness") => e[2] += 1,
+            _ => e[3] += 1,
+        }
+        if r["as_expected"] != true {
+            e[4] += 1;
+        }
+    }
+    for cell in plan["cells"].as_array().into_iter().flatten() {
+        let k = (
+            cell["scenario_file"].as_str().unwrap_or("").to_string(),
+            cell["enforcement"].as_str().unwrap_or("").to_string(),
+        );
+        let n = cells.get(&k).copied().unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            k.0,
+            k.1,
+            cell["expect"]["outcome"].as_str().unwrap_or("?"),
+            n[..4].iter().sum::<usize>(),
+            n[0],
+            n[1],
+            n[2],
+            n[3],
+            n[4]
+        );
+    }
+    s
+}
+
+/// Writes the report of the folder. TODO(report): call `crate::report::write(dir)` here
+/// once the report helper's module lands; until then only summary.md exists.
+pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
+    let p = dir.join("summary.md");
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!("{} has no summary.md", dir.display()))
+    }
+}
+
+/// Writes `runs.jsonl`, `campaign.json` and `summary.md` into `dir`.
+pub fn write_folder(dir: &Path, campaign: &Value, runs: &[Value]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut text = String::new();
+    for r in runs {
+        text.push_str(&r.to_string());
+        text.push('\n');
+    }
+    let w = |name: &str, body: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, body).map_err(|e| format!("cannot write {}: {e}", p.display()))
+    };
+    w("runs.jsonl", &text)?;
+    w(
+        "campaign.json",
+        &(serde_json::to_string_pretty(campaign).unwrap_or_default() + "\n"),
+    )?;
+    w("summary.md", &summary(campaign, runs))
+}
+
+fn sort_runs(runs: &mut [Value]) {
+    runs.sort_by(|a, b| {
+        a["run_key"]
+            .as_str()
+            .unwrap_or("")
+            .cmp(b["run_key"].as_str().unwrap_or(""))
+    });
+}
+
+struct Progress {
+    started: Instant,
+    last: Instant,
+    total: usize,
+    tty: bool,
+    label: &'static str,
+    shown: usize,
+}
+
+impl Progress {
+    fn new(total: usize, label: &'static str) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            started: Instant::now(),
+            last: Instant::now(),
+            total,
+            tty: std::io::stderr().is_terminal(),
+            label,
+            shown: usize::MAX,
+        }
+    }
+    fn show(&mut self, done: usize) {
+        if done == self.shown {
+            return;
+        }
+        self.shown = done;
+        let el = self.started.elapsed().as_secs_f64();
+        let eta = if done > 0 {
+            el * (self.total.saturating_sub(done)) as f64 / done as f64
+        } else {
+            0.0
+        };
+        if self.tty {
+            let width = 30;
+            let fill = (done * width) / self.total.max(1);
+            eprint!(
+                "\r{} [{}{}] {done}/{} runs, {el:.0} s, eta {eta:.0} s   ",
+                self.label,
+                "#".repeat(fill.min(width)),
+                "-".repeat(width - fill.min(width)),
+                self.total
+            );
+            if done >= self.total {
+                eprintln!();
+            }
+        } else if self.last.elapsed() >= Duration::from_secs(10) || done >= self.total {
+            self.last = Instant::now();
+            eprintln!(
+                "{}: {done}/{} runs ({:.0} %), {el:.0} s elapsed",
+                self.label,
+                self.total,
+                100.0 * done as f64 / self.total.max(1) as f64
+            );
+        }
+    }
+}
+
+fn bad(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("mimi-sim: {msg}");
+    ExitCode::from(EXIT_BAD_INPUT)
+}
+
+/// `mimi-sim campaign`.
+pub fn main(a: &CampaignArgs) -> ExitCode {
+    match campaign(a) {
+        Ok(c) => {
+            let passed = c["status"] == "passed";
+            ExitCode::from(if passed { EXIT_OK } else { EXIT_FAILED })
+        }
+        Err(e) => bad(e),
+    }
+}
+
+/// Runs a campaign and writes its folder; the campaign object. `Err`: bad input or a
+/// broken worker pool.
+pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
+    let started = Instant::now();
+    let seeds = parse_campaign_seeds(&a.seeds)?;
+    let shard = match &a.shard {
+        Some(s) => Some(parse_shard(s, &|k| std::env::var(k).ok())?),
+        None => None,
+    };
+    if !(0.0..=100.0).contains(&a.resample_pct) {
+        return Err(format!(
+            "--resample-pct {}: give a percentage 0..100",
+            a.resample_pct
+        ));
+    }
+    if a.timeout_ms == 0 {
+        return Err("--timeout-ms 0: give a positive per-seed timeout".into());
+    }
+    if a.jobs == Some(0) {
+        return Err("--jobs 0: give at least one worker".into());
+    }
+    let files = if a.files.is_empty() {
+        crate::findings::library(Path::new("scenarios"))?
+    } else {
+        a.files.clone()
+    };
+    let cells = plan_cells(&files)?;
+    let mut wanted: Vec<(String, usize, u64)> = Vec::new();
+    for (ci, c) in cells.iter().enumerate() {
+        for seed in seeds.0..=seeds.1 {
+            let key = run_key(&c.file, &c.enforcement, seed);
+            if shard.is_none_or(|(i, n)| shard_of(&key, n) == i) {
+                wanted.push((key, ci, seed));
+            }
+        }
+    }
+    wanted.sort();
+    let plan = Plan {
+        files: files.iter().map(|f| f.display().to_string()).collect(),
+        seeds,
+        shard,
+        cells: cells
+            .iter()
+            .map(|c| json!({"scenario_file": c.file, "enforcement": c.enforcement, "expect": c.expect()}))
+            .collect(),
+        runs_planned: wanted.len(),
+    };
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let build = serde_json::to_value(identity::current()).unwrap_or(Value::Null);
+    let out = &a.out;
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let traces = out.join("traces");
+    let work = out.join(".work");
+    let _ = std::fs::remove_dir_all(&traces);
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&traces)
+        .map_err(|e| format!("cannot create {}: {e}", traces.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
+    eprintln!(
+        "campaign: {} cells × seeds {}..{}{} = {} runs on {jobs} worker processes → {}",
+        cells.len(),
+        seeds.0,
+        seeds.1,
+        shard.map_or(String::new(), |(i, n)| format!(", shard {i}/{n}")),
+        wanted.len(),
+        out.display()
+    );
+    let timeout = Duration::from_millis(a.timeout_ms);
+    let deadline = a.budget_s.map(|b| started + Duration::from_secs(b));
+    let cfg = pool::Config {
+        jobs,
+        timeout,
+        deadline,
+        trace_dir: Some(&traces),
+        work_dir: &work,
+    };
+    let pairs: Vec<(usize, u64)> = {
+        let mut p: Vec<(usize, u64)> = wanted.iter().map(|(_, c, s)| (*c, *s)).collect();
+        p.sort();
+        p
+    };
+    let mut prog = Progress::new(pairs.len(), "campaign");
+    let (got, cut_short) = pool::run(&exe, &cells, pool::tasks(&pairs), &cfg, &mut |d| {
+        prog.show(d)
+    })?;
+    let mut runs: Vec<Value> = got
+        .into_iter()
+        .map(|(ci, seed, g)| {
+            let c = &cells[ci];
+            let (mut v, timed_out) = match g {
+                pool::Got::Record(v) => (v, false),
+                pool::Got::Timeout => (synthetic(c, seed, "timeout", a.timeout_ms, None), true),
+                pool::Got::Crash(e) => (synthetic(c, seed, "crash", 0, Some(&e)), false),
+            };
+            stamp(&mut v, c, seed, &build, timed_out);
+            v
+        })
+        .collect();
+    sort_runs(&mut runs);
+    // Determinism: a sample and every failing run, again in other worker processes.
+    let index: BTreeMap<(usize, u64), usize> = runs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let ci = cells.iter().position(|c| {
+                r["cell"]["scenario_file"] == c.file.as_str()
+                    && r["cell"]["enforcement"] == c.enforcement.as_str()
+            })?;
+            Some(((ci, r["seed"].as_u64()?), i))
+        })
+        .collect();
+    let resample: Vec<(usize, u64)> = index
+        .iter()
+        .filter(|(_, &i)| {
+            let r = &runs[i];
+            r["trace_hash"].is_string()
+                && (failing(r) || sampled(r["run_key"].as_str().unwrap_or(""), a.resample_pct))
+        })
+        .map(|(k, _)| *k)
+        .collect();
+    let mut det = Determinism {
+        sampled: resample.len(),
+        mismatches: Vec::new(),
+    };
+    let mut cut = cut_short;
+    if !resample.is_empty() && !cut {
+        let cfg = pool::Config {
+            trace_dir: None,
+            ..cfg
+        };
+        let mut prog = Progress::new(resample.len(), "determinism re-runs");
+        let (again, c2) = pool::run(&exe, &cells, pool::tasks(&resample), &cfg, &mut |d| {
+            prog.show(d)
+        })?;
+        cut |= c2;
+        for (ci, seed, g) in again {
+            let Some(&i) = index.get(&(ci, seed)) else {
+                continue;
+            };
+            let r = &runs[i];
+            let child = match &g {
+                pool::Got::Record(v) => v["trace_hash"].clone(),
+                pool::Got::Timeout => json!("timeout"),
+                pool::Got::Crash(_) => json!("crash"),
+            };
+            if child != r["trace_hash"] {
+                det.mismatches.push(json!({
+                    "run_key": r["run_key"], "hash": r["trace_hash"], "child_hash": child
+                }));
+            }
+        }
+        det.mismatches.sort_by(|a, b| {
+            a["run_key"]
+                .as_str()
+                .unwrap_or("")
+                .cmp(b["run_key"].as_str().unwrap_or(""))
+        });
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    let wall_ms = started.elapsed().as_millis() as u64;
+    let c = judge(&plan, &build, &runs, &det, cut, wall_ms, jobs, &[]);
+    write_folder(out, &c, &runs)?;
+    finish(out, &c);
+    Ok(c)
+}
+
+fn finish(out: &Path, c: &Value) {
+    let report = write_report(out);
+    println!(
+        "campaign {}: {} runs; folder {}",
+        c["status"].as_str().unwrap_or("?"),
+        c["runs"],
+        out.display()
+    );
+    for f in c["failures"].as_array().into_iter().flatten() {
+        println!("FAILED: {}", f.as_str().unwrap_or(""));
+    }
+    match report {
+        Ok(p) => println!("report: {}", p.display()),
+        Err(e) => eprintln!("mimi-sim: no report: {e}"),
+    }
+}
+
+fn read_folder(dir: &Path) -> Result<(Value, Vec<Value>), String> {
+    let cj = dir.join("campaign.json");
+    let text =
+        std::fs::read_to_string(&cj).map_err(|e| format!("cannot read {}: {e}", cj.display()))?;
+    let c: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", cj.display()))?;
+    if c["format"] != FORMAT {
+        return Err(format!("{}: not a {FORMAT} folder", cj.display()));
+    }
+    let rj = dir.join("runs.jsonl");
+    let text =
+        std::fs::read_to_string(&rj).map_err(|e| format!("cannot read {}: {e}", rj.display()))?;
+    let runs = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", rj.display(), i + 1))
+        })
+        .collect::<Result<Vec<Value>, String>>()?;
+    Ok((c, runs))
+}
+
+/// `mimi-sim merge`.
+pub fn merge_main(a: &MergeArgs) -> ExitCode {
+    match merge(&a.dirs, &a.out) {
+        Ok(c) => {
+            finish(&a.out, &c);
+            ExitCode::from(if c["status"] == "passed" {
+                EXIT_OK
+            } else {
+                EXIT_FAILED
+            })
+        }
+        Err(e) => bad(e),
+    }
+}
+
+/// Merges shard folders into `out`; the merged campaign object.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Value, String> {
+    let mut first: Option<Value> = None;
+    let mut runs: BTreeMap<String, Value> = BTreeMap::new();
+    let mut shards: BTreeSet<u64> = BTreeSet::new();
+    let mut n_shards: Option<u64> = None;
+    let mut det = Determinism::default();
+    let (mut wall, mut jobs, mut planned, mut budget) = (0u64, 0usize, 0usize, false);
+    let mut failures = Vec::new();
+    for d in dirs {
+        let (c, rs) = read_folder(d)?;
+        let plan = &c["plan"];
+        if let Some(f) = &first {
+            for k in ["scenarios", "seeds", "cells"] {
+                if f["plan"][k] != plan[k] {
+                    return Err(format!(
+                        "{}: its plan's {k} differs from {}'s; merge shards of one campaign",
+                        d.display(),
+                        dirs[0].display()
+                    ));
+                }
+            }
+            if f["build"] != c["build"] {
+                failures.push(format!("{} was made by another build", d.display()));
+            }
+        }
+        let shard = plan["shard"]
+            .as_str()
+            .ok_or_else(|| format!("{}: not a shard (plan.shard is null)", d.display()))?;
+        let (i, n) = parse_shard(shard, &|_| None)?;
+        if n_shards.is_some_and(|m| m != n) {
+            return Err(format!("{}: shard {shard} of another split", d.display()));
+        }
+        n_shards = Some(n);
+        if !shards.insert(i) {
+            return Err(format!("{}: shard {shard} given twice", d.display()));
+        }
+        for r in rs {
+            let k = r["run_key"].as_str().unwrap_or("").to_string();
+            if runs.insert(k.clone(), r).is_some() {
+                return Err(format!("{}: run {k} is in two shards", d.display()));
+            }
+        }
+        det.sampled += c["determinism"]["sampled"].as_u64().unwrap_or(0) as usize;
+        det.mismatches.extend(
+            c["determinism"]["mismatches"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        wall = wall.max(c["wall_ms"].as_u64().unwrap_or(0));
+        jobs = jobs.max(c["jobs"].as_u64().unwrap_or(0) as usize);
+        planned += plan["runs_planned"].as_u64().unwrap_or(0) as usize;
+        budget |= c["budget_exhausted"] == true;
+        let tdir = d.join("traces");
+        if let Ok(rd) = std::fs::read_dir(&tdir) {
+            let to = out.join("traces");
+            std::fs::create_dir_all(&to)
+                .map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+            for e in rd.flatten() {
+                std::fs::copy(e.path(), to.join(e.file_name()))
+                    .map_err(|x| format!("cannot copy {}: {x}", e.path().display()))?;
+            }
+        }
+        if first.is_none() {
+            first = Some(c);
+        }
+    }
+    let Some(f) = first else {
+        return Err("merge: give at least one shard folder".into());
+    };
+    let n = n_shards.unwrap_or(1);
+    let missing: Vec<String> = (0..n)
+        .filter(|i| !shards.contains(i))
+        .map(|i| format!("{i}/{n}"))
+        .collect();
+    if !missing.is_empty() {
+        failures.push(format!("shards missing: {}", missing.join(", ")));
+    }
+    det.mismatches.sort_by(|a, b| {
+        a["run_key"]
+            .as_str()
+            .unwrap_or("")
+            .cmp(b["run_key"].as_str().unwrap_or(""))
+    });
+    let p = &f["plan"];
+    let seeds = parse_campaign_seeds(p["seeds"].as_str().unwrap_or(""))?;
+    let plan = Plan {
+        files: p["scenarios"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        seeds,
+        shard: None,
+        cells: p["cells"].as_array().cloned().unwrap_or_default(),
+        runs_planned: planned,
+    };
+    let runs: Vec<Value> = runs.into_values().collect();
+    let c = judge(
+        &plan,
+        &f["build"],
+        &runs,
+        &det,
+        budget,
+        wall,
+        jobs,
+        &failures,
+    );
+    write_folder(out, &c, &runs)?;
+    Ok(c)
+}
