@@ -635,15 +635,11 @@ pub fn summary(c: &Value, runs: &[Value]) -> String {
     s
 }
 
-/// Writes the report of the folder. TODO(report): call `crate::report::write(dir)` here
-/// once the report helper's module lands; until then only summary.md exists.
+/// Writes the report of the folder (`mimi-sim report DIR`): DIR/report/index.html.
 pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
-    let p = dir.join("summary.md");
-    if p.exists() {
-        Ok(p)
-    } else {
-        Err(format!("{} has no summary.md", dir.display()))
-    }
+    crate::report::report_campaign(dir)
+        .map(|w| w.index)
+        .map_err(|e| e.to_string())
 }
 
 /// Writes `runs.jsonl`, `campaign.json` and `summary.md` into `dir`.

@@ -28,6 +28,15 @@ pub fn level(name: Option<&str>) -> Option<EnforcementLevel> {
     }
 }
 
+/// The seed `run` uses when none is given: a regression file's recorded seed, else 1.
+/// (A file that cannot be read gets 1; `run` then reports what is wrong with it.)
+pub fn default_seed(path: &Path) -> u64 {
+    Scenario::load(path)
+        .ok()
+        .and_then(|(s, _)| s.regression.map(|r| r.seed))
+        .unwrap_or(1)
+}
+
 /// Loads a scenario and runs it once; the CLI's error text on failure.
 pub fn load_and_run(
     path: &Path,

@@ -49,9 +49,10 @@ enum Command {
     Run {
         /// The scenario file (TOML), e.g. scenarios/drafts-flows.toml.
         scenario: PathBuf,
-        /// The run seed: faults, latencies, keys and nonces all derive from it.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        /// The run seed: faults, latencies, keys and nonces all derive from it
+        /// (default: the file's `[regression] seed`, else 1).
+        #[arg(long)]
+        seed: Option<u64>,
         /// Write the JSONL trace here.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
@@ -200,7 +201,7 @@ fn main() -> ExitCode {
             enforcement,
         } => cli::run(
             &scenario,
-            seed,
+            seed.unwrap_or_else(|| cli::default_seed(&scenario)),
             trace.as_deref(),
             json,
             check_determinism,

@@ -977,11 +977,15 @@ pub fn run(
     let expectation = scenario.expect.at(scenario.variant.enforcement);
     let expected = expectation.outcome;
     let ids: BTreeSet<&str> = violations.iter().map(|v| v.id).collect();
-    let as_expected = outcome.expected(expected)
-        && expectation
-            .violations
-            .iter()
-            .all(|v| ids.contains(v.as_str()));
+    // An expectation "violated within N seeds" (N > 1) is judged over seeds by
+    // `findings`/`campaign`; one run of it is as expected unless it fails otherwise.
+    let rate_judged = expectation.within_seeds > 1 && outcome == Outcome::Ok;
+    let as_expected = rate_judged
+        || (outcome.expected(expected)
+            && expectation
+                .violations
+                .iter()
+                .all(|v| ids.contains(v.as_str())));
     let mut enabled: BTreeSet<String> =
         windows.iter().map(|w| w.fault.kind().to_string()).collect();
     if let Some(sw) = &scenario.faults.swarm {

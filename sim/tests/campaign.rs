@@ -78,6 +78,16 @@ fn a_small_campaign_writes_the_folder_and_checks_determinism() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // The campaign writes its HTML report and says where it is.
+    let index = out.join("report").join("index.html");
+    assert!(index.is_file(), "no report at {}", index.display());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("report/index.html"), "{stdout}");
+    let html = std::fs::read_to_string(&index).unwrap();
+    assert!(
+        html.contains("scenarios/ban.toml"),
+        "report names the cells"
+    );
     let rs = runs(&out);
     // alice-adds-bob has no matrix (1 cell), ban has off/mls/full: 4 cells × 2 seeds.
     assert_eq!(rs.len(), 8);

@@ -37,6 +37,9 @@ pub struct Run {
     pub trace_hash: String,
     pub sim_time_ms: u64,
     pub converged_at_ms: Option<u64>,
+    /// Where the record is: the campaign's runs.jsonl and its 1-based line (for `shrink`).
+    pub runs_file: String,
+    pub line: usize,
 }
 
 /// The statistics of one cell.
@@ -86,7 +89,9 @@ pub fn parse_runs(text: &str) -> Result<Vec<Run>, CampaignError> {
                 reason: "not an object".into(),
             });
         }
-        out.push(run_of(&v));
+        let mut r = run_of(&v);
+        r.line = i + 1;
+        out.push(r);
     }
     Ok(out)
 }
@@ -149,6 +154,8 @@ fn run_of(v: &Value) -> Run {
         trace_hash: s(v, "trace_hash"),
         sim_time_ms: v.get("sim_time_ms").and_then(Value::as_u64).unwrap_or(0),
         converged_at_ms: v.get("converged_at_ms").and_then(Value::as_u64),
+        runs_file: String::new(),
+        line: 0,
     }
 }
 
@@ -169,12 +176,12 @@ impl Run {
 
     /// The one-line command that shrinks this run.
     pub fn shrink_command(&self) -> String {
-        format!(
-            "mimi-sim shrink {} --seed {}{}",
-            self.scenario_file,
-            self.seed,
-            self.level_flag()
-        )
+        let file = if self.runs_file.is_empty() {
+            "runs.jsonl"
+        } else {
+            &self.runs_file
+        };
+        format!("mimi-sim shrink {file} --line {}", self.line)
     }
 
     fn level_flag(&self) -> String {

@@ -138,10 +138,14 @@ pub fn report_campaign(dir: &Path) -> Result<Written, ReportError> {
     if !runs_path.is_file() {
         return Err(ReportError::NotAReportInput(dir.display().to_string()));
     }
-    let runs = campaign::parse_runs(&read(&runs_path)?).map_err(|source| ReportError::Runs {
-        path: runs_path.display().to_string(),
-        source,
-    })?;
+    let mut runs =
+        campaign::parse_runs(&read(&runs_path)?).map_err(|source| ReportError::Runs {
+            path: runs_path.display().to_string(),
+            source,
+        })?;
+    for r in &mut runs {
+        r.runs_file = runs_path.display().to_string();
+    }
     let cjson = dir.join("campaign.json");
     let meta_value: Option<Value> = if cjson.is_file() {
         Some(
