@@ -77,7 +77,8 @@ pub struct Fanout {
     pub clients: usize,
     /// Wall time of the whole run that builds the room (ms).
     pub setup_wall_ms: f64,
-    /// Wall time of the self-update commit's fan-out (ms): run with it − run without.
+    /// Wall time from handing the self-update commit to its client until every client
+    /// processed it (ms; measured inside the run).
     pub commit_wall_ms: f64,
     /// Time inside openmls of the same (ms).
     pub commit_mls_ms: f64,
@@ -134,39 +135,31 @@ pub fn fanout_scenario(clients: usize, commit: bool) -> String {
     s
 }
 
-/// Repetitions of each fan-out run (the minimum is kept: the difference of two runs is
-/// small next to the setup, so noise from a shared machine would swamp a single pair).
-pub const FANOUT_REPS: usize = 3;
-
-fn one_run(name: &str, text: &str, reps: usize) -> Result<(f64, f64, bool), String> {
-    let (mut wall, mut mls, mut ok) = (f64::INFINITY, f64::INFINITY, true);
-    for _ in 0..reps.max(1) {
-        let m = measure(name, text, 1..2)?;
-        wall = wall.min(m.wall_ms);
-        mls = mls.min(m.mls_ms);
-        ok &= m.ok_runs == 1;
-    }
-    Ok((wall, mls, ok))
-}
-
-/// The fan-out curve over `sizes`.
+/// The fan-out curve over `sizes`: one run per size; the commit is the script's last
+/// step, and the run measures from handing it to its client until every client has
+/// processed it and the run has converged (`RunReport::last_step_cost`).
 pub fn fanout(sizes: &[usize]) -> Result<Vec<Fanout>, String> {
     let mut out = Vec::new();
     for &n in sizes {
-        // Large rooms take minutes per run: one repetition above 128 clients.
-        let reps = if n > 128 { 1 } else { FANOUT_REPS };
-        let (w0, m0, ok0) = one_run(&format!("fanout-{n}"), &fanout_scenario(n, false), reps)?;
-        let (w1, m1, ok1) = one_run(
-            &format!("fanout-{n}+commit"),
-            &fanout_scenario(n, true),
-            reps,
-        )?;
+        let name = format!("fanout-{n}");
+        let text = fanout_scenario(n, true);
+        let s = Scenario::parse(&name, &text).map_err(|e| e.to_string())?;
+        let resolved = s.validate(&name, &text).map_err(|e| e.to_string())?;
+        nodes::mls::cost::enable(true);
+        nodes::mls::cost::reset();
+        let started = std::time::Instant::now();
+        let r = run(&s, &resolved, &text, 1, false);
+        let total = started.elapsed().as_secs_f64() * 1000.0;
+        nodes::mls::cost::enable(false);
+        let cost = r
+            .last_step_cost
+            .ok_or_else(|| format!("{name}: the commit step was never handed to its client"))?;
         out.push(Fanout {
             clients: n.div_ceil(FANOUT_DEVICES).max(2) * FANOUT_DEVICES,
-            setup_wall_ms: w0,
-            commit_wall_ms: w1 - w0,
-            commit_mls_ms: m1 - m0,
-            ok: ok0 && ok1,
+            setup_wall_ms: total - cost.wall_ms,
+            commit_wall_ms: cost.wall_ms,
+            commit_mls_ms: cost.mls_ms,
+            ok: r.outcome == Outcome::Ok,
         });
     }
     Ok(out)

@@ -123,6 +123,18 @@ pub struct RunReport {
     pub state_table: Vec<NodeState>,
     #[serde(skip)]
     pub trace: Option<Vec<String>>,
+    /// Wall time and openmls time from handing the script's last step to its client to
+    /// the end of the run (for `bench`'s fan-out curve; not in the record: machine-bound).
+    #[serde(skip)]
+    pub last_step_cost: Option<StepCost>,
+}
+
+/// What the script's last step cost until the run ended (measurement only).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepCost {
+    pub wall_ms: f64,
+    /// Time inside openmls (0 unless `nodes::mls::cost` is enabled).
+    pub mls_ms: f64,
 }
 
 struct ClientSlot {
@@ -853,6 +865,7 @@ pub fn run(
     let mut next_check = heal_start;
     let mut liveness = None;
     let mut converged_at = None;
+    let mut last_step_mark: Option<(std::time::Instant, u128)> = None;
     let mut host_error = None;
     loop {
         let t = w.t();
@@ -890,6 +903,12 @@ pub fn run(
                     }
                     if let Some(q) = w.waiting.get_mut(&c) {
                         q.pop_front();
+                    }
+                    if i + 1 == scenario.script.len() {
+                        last_step_mark = Some((
+                            std::time::Instant::now(),
+                            nodes::mls::cost::snapshot().nanos,
+                        ));
                     }
                     w.command(&c, op, &users, &hub_sender, preset);
                 }
@@ -1020,6 +1039,10 @@ pub fn run(
         messages_received: received,
         state_table,
         trace: w.rec.take_lines(),
+        last_step_cost: last_step_mark.map(|(at, nanos)| StepCost {
+            wall_ms: at.elapsed().as_secs_f64() * 1000.0,
+            mls_ms: nodes::mls::cost::snapshot().nanos.saturating_sub(nanos) as f64 / 1e6,
+        }),
     }
 }
 
