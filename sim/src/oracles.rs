@@ -34,9 +34,10 @@ pub const ACCEPTED_DELIVERED: &str = "accepted-delivered";
 pub const HUB_ORDER: &str = "hub-order";
 pub const NOTIFY_ONCE: &str = "notify-once";
 pub const ONLY_ACCEPTED_DELIVERED: &str = "only-accepted-delivered";
+pub const ONE_SEQUENCER_PER_EPOCH: &str = "one-sequencer-per-epoch";
 
 /// Every oracle, in the order they are reported.
-pub const ORACLES: [Oracle; 9] = [
+pub const ORACLES: [Oracle; 10] = [
     Oracle {
         id: ONE_COMMIT_PER_EPOCH,
         reference: "P§4.2 (the hub accepts the first valid commit per epoch); digest §8 I1",
@@ -81,6 +82,11 @@ pub const ORACLES: [Oracle; 9] = [
         id: ONLY_ACCEPTED_DELIVERED,
         reference: "P§5.5 (followers deliver what the hub sequenced)",
         checks: "every message a client receives is in the hub's log",
+    },
+    Oracle {
+        id: ONE_SEQUENCER_PER_EPOCH,
+        reference: "x-hub-transfer §5 (nodes/src/transfer.rs: fencing)",
+        checks: "no room epoch has commits accepted by two different hubs",
     },
 ];
 
@@ -209,6 +215,24 @@ impl Oracles {
     ) {
         let v = self.commits.entry((room.clone(), epoch)).or_default();
         v.push((hub.to_string(), seq, line));
+        let v = v.clone();
+        let hubs: BTreeSet<String> = v.iter().map(|x| x.0.clone()).collect();
+        if hubs.len() > 1 {
+            self.fire(
+                ONE_SEQUENCER_PER_EPOCH,
+                format!(
+                    "{} hubs ({}) accepted commits for {room} epoch {epoch}",
+                    hubs.len(),
+                    hubs.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                Witness {
+                    nodes: hubs.iter().cloned().collect(),
+                    epochs: vec![epoch],
+                    trace_lines: v.iter().map(|x| x.2).collect(),
+                    at_ms: t,
+                },
+            );
+        }
         if v.len() > 1 {
             let v = v.clone();
             self.fire(
