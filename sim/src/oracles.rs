@@ -120,6 +120,9 @@ struct Seen {
 /// The hub's log position of a fan-out message.
 #[derive(Debug, Clone, Copy)]
 struct Logged {
+    /// The hub generation (x-hub-transfer) of the hub that logged it: after a takeover
+    /// the new hub's seq starts afresh, so hub order is (generation, seq).
+    generation: u64,
     seq: u64,
     epoch: u64,
     line: u64,
@@ -156,7 +159,7 @@ pub struct Oracles {
     /// SHA-256 of every logged fan-out message.
     log_index: BTreeMap<(RoomUri, [u8; 32]), Logged>,
     /// Last log seq handed to each client per room.
-    last_delivered: BTreeMap<(ClientUri, RoomUri), (u64, u64)>,
+    last_delivered: BTreeMap<(ClientUri, RoomUri), ((u64, u64), u64)>,
     /// Epochs each client was at, per room.
     epochs: BTreeMap<(ClientUri, RoomUri), BTreeSet<u64>>,
     sent: Vec<Sent>,
@@ -261,9 +264,25 @@ impl Oracles {
     }
 
     /// A new hub log entry.
-    pub fn logged(&mut self, room: &RoomUri, fanout: &[u8], seq: u64, epoch: u64, line: u64) {
-        self.log_index
-            .insert((room.clone(), sha(fanout)), Logged { seq, epoch, line });
+    /// `generation`: the logging hub's x-hub-transfer generation (0 without transfer).
+    pub fn logged(
+        &mut self,
+        room: &RoomUri,
+        fanout: &[u8],
+        generation: u64,
+        seq: u64,
+        epoch: u64,
+        line: u64,
+    ) {
+        self.log_index.insert(
+            (room.clone(), sha(fanout)),
+            Logged {
+                generation,
+                seq,
+                epoch,
+                line,
+            },
+        );
     }
 
     /// An honest client reached a new epoch; `view` is its view now, `hub_epoch` the hub's.
@@ -463,7 +482,7 @@ impl Oracles {
         };
         let key = (client.clone(), room.clone());
         if let Some(&(last, last_line)) = self.last_delivered.get(&key) {
-            if l.seq == last {
+            if (l.generation, l.seq) == last {
                 self.fire(
                     NOTIFY_ONCE,
                     format!(
@@ -479,12 +498,12 @@ impl Oracles {
                 );
                 return;
             }
-            if l.seq < last {
+            if (l.generation, l.seq) < last {
                 self.fire(
                     HUB_ORDER,
                     format!(
-                        "{provider} handed {client} hub log entry {} of {room} after entry {last}",
-                        l.seq
+                        "{provider} handed {client} hub log entry {} of {room} after entry {}",
+                        l.seq, last.1
                     ),
                     Witness {
                         nodes: vec![provider.into(), client.as_str().into()],
@@ -496,7 +515,8 @@ impl Oracles {
                 return;
             }
         }
-        self.last_delivered.insert(key, (l.seq, line));
+        self.last_delivered
+            .insert(key, ((l.generation, l.seq), line));
     }
 
     pub fn message_sent(&mut self, s: Sent) {

@@ -338,17 +338,25 @@ impl World<'_> {
         let hubs: Vec<Domain> = self.hosts.keys().cloned().collect();
         for d in hubs {
             let from = self.log_indexed.get(&d).copied().unwrap_or(0);
-            let new: Vec<(Vec<u8>, u64, u64)> = self
+            let (generation, new): (u64, Vec<(Vec<u8>, u64, u64)>) = self
                 .hosts
                 .get(&d)
                 .and_then(|h| {
                     h.disk.with(|s| {
                         s.hub.room(&self.room).map(|r| {
-                            r.log
+                            // Entries are indexed soon after they are logged, while the
+                            // hub still has the generation it logged them under.
+                            let g = match s.hub.hub_record(&self.room) {
+                                Some(rec) if rec.hub == d => rec.generation,
+                                _ => r.record.generation,
+                            };
+                            let new = r
+                                .log
                                 .iter()
                                 .skip(from)
                                 .map(|e| (e.fanout.clone(), e.seq, e.epoch))
-                                .collect()
+                                .collect();
+                            (g, new)
                         })
                     })
                 })
@@ -356,7 +364,8 @@ impl World<'_> {
                 .unwrap_or_default();
             let line = self.rec.count();
             for (f, seq, epoch) in &new {
-                self.oracles.logged(&self.room, f, *seq, *epoch, line);
+                self.oracles
+                    .logged(&self.room, f, generation, *seq, *epoch, line);
             }
             *self.log_indexed.entry(d).or_default() += new.len();
         }
