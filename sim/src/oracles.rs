@@ -35,9 +35,10 @@ pub const HUB_ORDER: &str = "hub-order";
 pub const NOTIFY_ONCE: &str = "notify-once";
 pub const ONLY_ACCEPTED_DELIVERED: &str = "only-accepted-delivered";
 pub const ONE_SEQUENCER_PER_EPOCH: &str = "one-sequencer-per-epoch";
+pub const HANDOFF_KEEPS_ACCEPTED: &str = "handoff-keeps-accepted";
 
 /// Every oracle, in the order they are reported.
-pub const ORACLES: [Oracle; 10] = [
+pub const ORACLES: [Oracle; 11] = [
     Oracle {
         id: ONE_COMMIT_PER_EPOCH,
         reference: "P§4.2 (the hub accepts the first valid commit per epoch); digest §8 I1",
@@ -87,6 +88,11 @@ pub const ORACLES: [Oracle; 10] = [
         id: ONE_SEQUENCER_PER_EPOCH,
         reference: "x-hub-transfer §5 (nodes/src/transfer.rs: fencing)",
         checks: "no room epoch has commits accepted by two different hubs",
+    },
+    Oracle {
+        id: HANDOFF_KEEPS_ACCEPTED,
+        reference: "x-hub-transfer §3 (the handoff carries the log position; seq continues)",
+        checks: "in a room whose hub moved, every accepted message reaches every honest member of its epoch exactly once, in (generation, seq) order across hubs",
     },
 ];
 
@@ -160,6 +166,8 @@ pub struct Oracles {
     log_index: BTreeMap<(RoomUri, [u8; 32]), Logged>,
     /// Last log seq handed to each client per room.
     last_delivered: BTreeMap<(ClientUri, RoomUri), ((u64, u64), u64)>,
+    /// Rooms whose hub moved (x-hub-transfer: a handoff imported or a takeover).
+    moved: BTreeSet<RoomUri>,
     /// Epochs each client was at, per room.
     epochs: BTreeMap<(ClientUri, RoomUri), BTreeSet<u64>>,
     sent: Vec<Sent>,
@@ -185,6 +193,31 @@ impl Oracles {
     /// Violations found since index `from`.
     pub fn since(&self, from: usize) -> &[Violation] {
         self.violations.get(from..).unwrap_or(&[])
+    }
+
+    /// x-hub-transfer: `room`'s hub moved (a handoff was imported or a takeover
+    /// sequenced); delivery violations in it count against the handoff too.
+    pub fn hub_moved(&mut self, room: &RoomUri) {
+        self.moved.insert(room.clone());
+    }
+
+    /// A delivery violation (`id`) in `room`; in a room whose hub moved it is also a
+    /// [`HANDOFF_KEEPS_ACCEPTED`] violation.
+    fn fire_delivery(
+        &mut self,
+        room: &RoomUri,
+        id: &'static str,
+        message: String,
+        witness: Witness,
+    ) {
+        if self.moved.contains(room) {
+            self.fire(
+                HANDOFF_KEEPS_ACCEPTED,
+                format!("after a hub transfer ({id}): {message}"),
+                witness.clone(),
+            );
+        }
+        self.fire(id, message, witness);
     }
 
     fn fire(&mut self, id: &'static str, message: String, witness: Witness) {
@@ -483,7 +516,8 @@ impl Oracles {
         let key = (client.clone(), room.clone());
         if let Some(&(last, last_line)) = self.last_delivered.get(&key) {
             if (l.generation, l.seq) == last {
-                self.fire(
+                self.fire_delivery(
+                    room,
                     NOTIFY_ONCE,
                     format!(
                         "{provider} handed {client} hub log entry {} of {room} twice",
@@ -499,7 +533,8 @@ impl Oracles {
                 return;
             }
             if (l.generation, l.seq) < last {
-                self.fire(
+                self.fire_delivery(
+                    room,
                     HUB_ORDER,
                     format!(
                         "{provider} handed {client} hub log entry {} of {room} after entry {}",
@@ -559,7 +594,8 @@ impl Oracles {
         for (id, (s, who)) in missing {
             let mut nodes = vec![s.sender.as_str().to_string()];
             nodes.extend(who.iter().cloned());
-            self.fire(
+            self.fire_delivery(
+                &s.room,
                 ACCEPTED_DELIVERED,
                 format!(
                     "message {}… sent by {} at epoch {} of {} was accepted but never reached {}",

@@ -311,6 +311,12 @@ impl World<'_> {
                     kind,
                     json!({ "event": v.unwrap_or(Value::Null) }),
                 );
+                if let ServerEvent::Hub(
+                    HubEvent::HandoffImported { room, .. } | HubEvent::TookOver { room, .. },
+                ) = &e
+                {
+                    self.oracles.hub_moved(room);
+                }
                 if let ServerEvent::Hub(HubEvent::Rejected { rule, code, .. }) = &e {
                     let key = rule.map_or_else(|| code.clone(), str::to_string);
                     *self.rejections.entry(key).or_default() += 1;
