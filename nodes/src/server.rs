@@ -538,7 +538,10 @@ impl ServerCore for Server {
         let mut out = Vec::new();
         match self.pending.remove(&token) {
             Some(Pending::Notify { room, to }) => {
-                let ok = matches!(&result, Ok(r) if r.status == status::CREATED);
+                // x-hub-transfer: a follower that follows another hub refuses with 421;
+                // this hub stops delivering to it (it no longer takes our log).
+                let ok = matches!(&result, Ok(r) if r.status == status::CREATED
+                    || crate::transfer::HubMoved::of_response(r).is_some());
                 self.hub.notify_result(now, &room, &to, ok);
             }
             Some(Pending::Relay {

@@ -191,9 +191,7 @@ fn response_fields(endpoint: Option<&Endpoint>, r: &Response) -> Value {
         (Some(Endpoint::Update(_)), _) => sum::<UpdateRoomResponse>(&r.body),
         (Some(Endpoint::SubmitMessage(_)), _) => sum::<SubmitMessageResponse>(&r.body),
         (Some(Endpoint::GroupInfo(_)), _) => sum::<GroupInfoResponse>(&r.body),
-        (Some(Endpoint::Notify(_) | Endpoint::Handoff(_) | Endpoint::Fence(_)), _) => {
-            String::new()
-        }
+        (Some(Endpoint::Notify(_) | Endpoint::Handoff(_) | Endpoint::Fence(_)), _) => String::new(),
         (None, _) => format!("{} bytes", r.body.len()),
     };
     json!({

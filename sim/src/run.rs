@@ -704,7 +704,11 @@ impl World<'_> {
                 .unwrap_or((None, None, 0, true, 0));
             rows.push(NodeState {
                 node: d.as_str().into(),
-                role: if *d == self.current_hub() { "hub" } else { "follower" },
+                role: if *d == self.current_hub() {
+                    "hub"
+                } else {
+                    "follower"
+                },
                 status: if h.running { "up" } else { "down" },
                 epoch: info.0,
                 members: info.1,
@@ -884,7 +888,12 @@ pub fn run(
     let senders: BTreeMap<Domain, openmls::prelude::ExternalSender> = resolved
         .providers
         .iter()
-        .map(|d| (d.clone(), Hub::new(d.clone(), seed, config.clone()).external_sender()))
+        .map(|d| {
+            (
+                d.clone(),
+                Hub::new(d.clone(), seed, config.clone()).external_sender(),
+            )
+        })
         .collect();
     let preset = scenario.world.room.get_ref().preset.role_preset();
 

@@ -324,8 +324,10 @@ b = "c.example"
         "{TAKE_OVER}\n[[script]]\nat_ms = 4500\nclient = \"alice\"\nop = \"self-update\"\n"
     );
     let with = go(
-        &world("full", &[], &alice_commits, cut_off)
-            .replace("bugs = []", "bugs = []\nhub_transfer = \"takeover-unfenced\""),
+        &world("full", &[], &alice_commits, cut_off).replace(
+            "bugs = []",
+            "bugs = []\nhub_transfer = \"takeover-unfenced\"",
+        ),
         1,
     );
     let v = with

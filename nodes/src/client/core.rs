@@ -765,7 +765,10 @@ impl Client {
         )
         .map_err(fail)?;
         let base = if takeover {
-            Some((m.group_info(provider, identity).map_err(fail)?, m.ratchet_tree()))
+            Some((
+                m.group_info(provider, identity).map_err(fail)?,
+                m.ratchet_tree(),
+            ))
         } else {
             None
         };
@@ -1023,7 +1026,9 @@ impl Client {
             }
             Command::TakeOver { hub_sender, .. } => {
                 let own = self.uri.domain();
-                return self.transfer_commit(&room, &own, hub_sender, true).map(Some);
+                return self
+                    .transfer_commit(&room, &own, hub_sender, true)
+                    .map(Some);
             }
             Command::Send { text, .. } => {
                 let sending_user = self.sending_user(&room);

@@ -32,8 +32,8 @@ use crate::hub::PublicView;
 use crate::ids::{Domain, RoomUri};
 use crate::io::{status, Millis, Response, ServerOutput};
 use crate::mls::SeededProvider;
-use openmls_traits::OpenMlsProvider as _;
 use crate::transfer::{self, Fence, Handoff, HubDirectory, HubMoved};
+use openmls_traits::OpenMlsProvider as _;
 
 use super::{Pending, Server};
 
@@ -216,7 +216,8 @@ impl Server {
         if view.group_id() != f.room.as_bytes() {
             return Err("the GroupInfo is of another group".into());
         }
-        let record = transfer::hub_record(&f.room, &view.dictionary()).map_err(|e| e.to_string())?;
+        let record =
+            transfer::hub_record(&f.room, &view.dictionary()).map_err(|e| e.to_string())?;
         if record != f.hub {
             return Err(format!(
                 "the GroupInfo names hub {} generation {}, the fence {} generation {}",
@@ -233,14 +234,15 @@ impl Server {
             return Some(f);
         }
         let r = self.hub.room(room)?;
-        (self.hub.sequencing(room) && r.record.generation > 0 && r.record.hub == self.domain)
-            .then(|| Fence {
+        (self.hub.sequencing(room) && r.record.generation > 0 && r.record.hub == self.domain).then(
+            || Fence {
                 room: room.clone(),
                 hub: r.record.clone(),
                 base_epoch: r.epoch.saturating_sub(1),
                 group_info: r.group_info.clone(),
                 ratchet_tree: r.ratchet_tree.clone(),
-            })
+            },
+        )
     }
 
     /// Sync the directory with this provider's own hub and send the handoffs and fences
@@ -251,12 +253,17 @@ impl Server {
             .rooms()
             .filter_map(|r| {
                 let rec = self.hub.hub_record(&r.room)?;
-                Some((
-                    r.room.clone(),
-                    rec,
-                    self.hub.sequencing(&r.room),
-                    r.known_domains.iter().cloned().collect(),
-                ))
+                // Fence targets: every provider the hub knows in the room, and every
+                // member client's provider (a takeover starts from a GroupInfo only).
+                let mut known: Vec<Domain> = r.known_domains.iter().cloned().collect();
+                if let Some(v) = &r.view {
+                    known.extend(
+                        v.members()
+                            .into_iter()
+                            .filter_map(|(_, c)| c.map(|c| c.domain())),
+                    );
+                }
+                Some((r.room.clone(), rec, self.hub.sequencing(&r.room), known))
             })
             .collect();
         for (room, record, sequencing, known) in rooms {
