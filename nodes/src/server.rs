@@ -538,10 +538,13 @@ impl ServerCore for Server {
         let mut out = Vec::new();
         match self.pending.remove(&token) {
             Some(Pending::Notify { room, to }) => {
-                // x-hub-transfer: a follower that follows another hub refuses with 421;
-                // this hub stops delivering to it (it no longer takes our log).
+                // x-hub-transfer: a follower that follows a newer hub refuses with 421;
+                // this hub stops delivering to it (it no longer takes our log). One that
+                // has not learned about this hub yet gets the /notify again later.
+                let mine = self.hub.generation(&room).unwrap_or(0);
                 let ok = matches!(&result, Ok(r) if r.status == status::CREATED
-                    || crate::transfer::HubMoved::of_response(r).is_some());
+                    || crate::transfer::HubMoved::of_response(r)
+                        .is_some_and(|m| m.hub.generation > mine));
                 self.hub.notify_result(now, &room, &to, ok);
             }
             Some(Pending::Relay {
