@@ -390,7 +390,11 @@ impl Server {
         body: Vec<u8>,
         hops: u8,
     ) {
-        let Some(room) = endpoint.room().cloned() else {
+        let room = match &endpoint {
+            Endpoint::KeyMaterial(_) => Self::key_material_room(&body),
+            e => e.room().cloned(),
+        };
+        let Some(room) = room else {
             Self::reply(
                 out,
                 client,
