@@ -2,7 +2,8 @@
 //!
 //! Choice (digest §2.2, §10 #7): one fixed path scheme, no directory fetch:
 //! `/keyMaterial/{user}`, `/update/{room}`, `/submitMessage/{room}`, `/notify/{room}`,
-//! `/groupInfo/{room}`; the URI in the path is percent-encoded (RFC 3986 unreserved
+//! `/groupInfo/{room}`, and for x-hub-transfer `/handoff/{room}`, `/fence/{room}`;
+//! the URI in the path is percent-encoded (RFC 3986 unreserved
 //! characters stay as they are). Every request is a POST with a TLS-PL body, a `Host`
 //! header naming the target provider and `From: mimi@<source>`.
 
@@ -19,6 +20,10 @@ pub enum Endpoint {
     SubmitMessage(RoomUri),
     Notify(RoomUri),
     GroupInfo(RoomUri),
+    /// x-hub-transfer §3: the old hub hands a room to the new hub (body `Handoff`).
+    Handoff(RoomUri),
+    /// x-hub-transfer §4–5: the new hub announces itself (body `Fence`).
+    Fence(RoomUri),
 }
 
 /// A path that names no MIMI endpoint.
@@ -27,7 +32,7 @@ pub enum PathError {
     #[error("path longer than {MAX_PATH_LEN} bytes")]
     TooLong,
     #[error(
-        "unknown endpoint {0:?} (expected keyMaterial, update, submitMessage, notify or groupInfo)"
+        "unknown endpoint {0:?} (expected keyMaterial, update, submitMessage, notify, groupInfo, handoff or fence)"
     )]
     UnknownEndpoint(String),
     #[error("bad percent-encoding in path")]
@@ -45,6 +50,8 @@ impl Endpoint {
             Endpoint::SubmitMessage(_) => "submitMessage",
             Endpoint::Notify(_) => "notify",
             Endpoint::GroupInfo(_) => "groupInfo",
+            Endpoint::Handoff(_) => "handoff",
+            Endpoint::Fence(_) => "fence",
         }
     }
 
@@ -55,7 +62,9 @@ impl Endpoint {
             Endpoint::Update(r)
             | Endpoint::SubmitMessage(r)
             | Endpoint::Notify(r)
-            | Endpoint::GroupInfo(r) => Some(r),
+            | Endpoint::GroupInfo(r)
+            | Endpoint::Handoff(r)
+            | Endpoint::Fence(r) => Some(r),
         }
     }
 
@@ -66,7 +75,9 @@ impl Endpoint {
             Endpoint::Update(r)
             | Endpoint::SubmitMessage(r)
             | Endpoint::Notify(r)
-            | Endpoint::GroupInfo(r) => r.as_str(),
+            | Endpoint::GroupInfo(r)
+            | Endpoint::Handoff(r)
+            | Endpoint::Fence(r) => r.as_str(),
         };
         format!("/{}/{}", self.name(), percent_encode(param))
     }
@@ -87,6 +98,8 @@ impl Endpoint {
             "submitMessage" => Endpoint::SubmitMessage(param.parse()?),
             "notify" => Endpoint::Notify(param.parse()?),
             "groupInfo" => Endpoint::GroupInfo(param.parse()?),
+            "handoff" => Endpoint::Handoff(param.parse()?),
+            "fence" => Endpoint::Fence(param.parse()?),
             other => return Err(PathError::UnknownEndpoint(other.to_string())),
         })
     }
@@ -137,7 +150,9 @@ mod tests {
             Endpoint::Update(room.clone()),
             Endpoint::SubmitMessage(room.clone()),
             Endpoint::Notify(room.clone()),
-            Endpoint::GroupInfo(room),
+            Endpoint::GroupInfo(room.clone()),
+            Endpoint::Handoff(room.clone()),
+            Endpoint::Fence(room),
         ] {
             let p = e.path();
             assert!(!p[1..].contains("//"), "{p}");

@@ -100,6 +100,16 @@ pub enum ClientToProvider {
         group_info: Vec<u8>,
         ratchet_tree: Vec<u8>,
     },
+    /// x-hub-transfer §4, takeover: this provider's hub should take `room` over with the
+    /// member's GroupInfo and tree of the epoch it knows and its transfer commit `body`
+    /// (an `UpdateRequest`).
+    TakeOver {
+        corr: u64,
+        room: RoomUri,
+        group_info: Vec<u8>,
+        ratchet_tree: Vec<u8>,
+        body: Vec<u8>,
+    },
 }
 
 /// Provider-internal message from a provider to one of its clients.

@@ -20,13 +20,32 @@ use crate::mls::SeededProvider;
 use crate::sabotage::Bugs;
 use crate::wire::{decode_exact, KeyMaterialRequest};
 
+mod hub_transfer;
+pub use hub_transfer::{TransferMode, MAX_MOVED_HOPS};
+
 /// What an outgoing request was for.
 #[derive(Debug, Clone)]
 enum Pending {
     /// Hub fan-out.
     Notify { room: RoomUri, to: Domain },
-    /// A client's request relayed to a remote hub.
-    Relay { client: ClientUri, corr: u64 },
+    /// A client's request relayed to a remote hub (kept to follow a `421` to the
+    /// room's new hub, x-hub-transfer).
+    Relay {
+        client: ClientUri,
+        corr: u64,
+        to: Domain,
+        endpoint: Endpoint,
+        body: Vec<u8>,
+        hops: u8,
+    },
+    /// x-hub-transfer: a handoff sent to the room's new hub.
+    Handoff { room: RoomUri },
+    /// x-hub-transfer: a fence sent to `to`.
+    Fence {
+        room: RoomUri,
+        generation: u64,
+        to: Domain,
+    },
     /// `/keyMaterial` forwarded by this hub for a follower's request.
     KeyForward { id: RequestId, target: Domain },
     /// A malicious provider's stale `/update` (replay-notify).
@@ -56,6 +75,8 @@ pub struct Server {
     /// Set on a malicious provider (see [`crate::adversary`]).
     adversary: Option<Adversary>,
     adversary_state: AdversaryState,
+    /// x-hub-transfer: directory, handoff and fence timers.
+    transfer: hub_transfer::TransferState,
 }
 
 /// What a malicious provider remembers to carry out its behaviour.
@@ -75,6 +96,7 @@ struct AdversaryState {
 impl Server {
     pub fn new(domain: Domain, run_seed: u64, enforcement: EnforcementConfig) -> Self {
         let hub = Hub::new(domain.clone(), run_seed, enforcement);
+        let domain_for_transfer = domain.clone();
         let follower = Follower::new(
             domain.clone(),
             SeededProvider::for_node(run_seed, &format!("follower:{domain}")),
@@ -87,6 +109,7 @@ impl Server {
             pending: BTreeMap::new(),
             adversary: None,
             adversary_state: AdversaryState::default(),
+            transfer: hub_transfer::TransferState::new(run_seed, &domain_for_transfer),
         }
     }
 
@@ -305,6 +328,7 @@ impl Server {
 
     /// Hand accepted messages to the network (or, for our own provider, to the follower).
     fn flush(&mut self, now: Millis, out: &mut Vec<ServerOutput>) {
+        self.drive_transfer(now, out);
         // Local deliveries can produce no further hub work, but loop defensively.
         for _ in 0..4 {
             let batch = self.hub.poll_notify(now);
@@ -352,6 +376,62 @@ impl Server {
         RoomUri::from_bytes(req.tbs.room_id.as_bytes()).ok()
     }
 
+    /// Send a client's request for a room to the room's hub as this provider's
+    /// directory names it (x-hub-transfer), locally if that is this provider; a local
+    /// `421` is followed like a remote one.
+    #[allow(clippy::too_many_arguments)]
+    fn route(
+        &mut self,
+        now: Millis,
+        out: &mut Vec<ServerOutput>,
+        client: ClientUri,
+        corr: u64,
+        endpoint: Endpoint,
+        body: Vec<u8>,
+        hops: u8,
+    ) {
+        let room = match &endpoint {
+            Endpoint::KeyMaterial(_) => Self::key_material_room(&body),
+            e => e.room().cloned(),
+        };
+        let Some(room) = room else {
+            Self::reply(
+                out,
+                client,
+                corr,
+                Response::error(status::BAD_REQUEST, "request names no room"),
+            );
+            return;
+        };
+        let hub = self.transfer.directory.hub_of(&room);
+        let own = self.domain.clone();
+        if hub != own {
+            self.send(
+                out,
+                hub.clone(),
+                endpoint.clone(),
+                body.clone(),
+                Pending::Relay {
+                    client,
+                    corr,
+                    to: hub.clone(),
+                    endpoint,
+                    body,
+                    hops,
+                },
+            );
+            return;
+        }
+        let r = self
+            .local(now, &own, &endpoint, &body)
+            .unwrap_or_else(|| Response::error(status::NOT_FOUND, "unknown endpoint"));
+        if hops < MAX_MOVED_HOPS && self.learn_moved(&own, &r).is_some() {
+            self.route(now, out, client, corr, endpoint, body, hops + 1);
+        } else {
+            Self::reply(out, client, corr, r);
+        }
+    }
+
     fn local(
         &mut self,
         now: Millis,
@@ -368,6 +448,15 @@ impl Server {
             }
             Endpoint::GroupInfo(room) if self.hub.hosts(room) => {
                 Some(self.hub.group_info(from, room, body))
+            }
+            Endpoint::Update(r) | Endpoint::SubmitMessage(r) | Endpoint::GroupInfo(r)
+                if self.transfer.directory.record(r).generation > 0 =>
+            {
+                // x-hub-transfer: the room moved here, the handoff has not arrived yet.
+                Some(Response::error(
+                    status::UNAVAILABLE,
+                    format!("{} awaits the handoff of {r}", self.domain),
+                ))
             }
             Endpoint::Update(r) | Endpoint::SubmitMessage(r) | Endpoint::GroupInfo(r) => {
                 Some(Response::error(
@@ -389,6 +478,18 @@ impl ServerCore for Server {
         let mut out = Vec::new();
         let from = request.from.clone();
         match &request.endpoint {
+            Endpoint::Notify(room) if !self.accepts_notify(room, &from) => {
+                let response = self.notify_refused(room);
+                out.push(ServerOutput::Respond { id, response });
+            }
+            Endpoint::Handoff(room) => {
+                let response = self.on_handoff(now, &from, room, &request.body);
+                out.push(ServerOutput::Respond { id, response });
+            }
+            Endpoint::Fence(room) => {
+                let response = self.on_fence(now, &from, room, &request.body);
+                out.push(ServerOutput::Respond { id, response });
+            }
             Endpoint::Notify(room) => {
                 let (response, deliveries) = self.follower.notify(room, &request.body);
                 let deliveries = self.last_mile(room, deliveries);
@@ -441,13 +542,35 @@ impl ServerCore for Server {
         let mut out = Vec::new();
         match self.pending.remove(&token) {
             Some(Pending::Notify { room, to }) => {
-                let ok = matches!(&result, Ok(r) if r.status == status::CREATED);
+                // x-hub-transfer: a follower that follows a newer hub refuses with 421;
+                // this hub stops delivering to it (it no longer takes our log). One that
+                // has not learned about this hub yet gets the /notify again later.
+                let mine = self.hub.generation(&room).unwrap_or(0);
+                let ok = matches!(&result, Ok(r) if r.status == status::CREATED
+                    || crate::transfer::HubMoved::of_response(r)
+                        .is_some_and(|m| m.hub.generation > mine));
                 self.hub.notify_result(now, &room, &to, ok);
             }
-            Some(Pending::Relay { client, corr }) => {
+            Some(Pending::Relay {
+                client,
+                corr,
+                to,
+                endpoint,
+                body,
+                hops,
+            }) => {
                 let response =
                     result.unwrap_or_else(|e| Response::error(status::UNAVAILABLE, e.to_string()));
-                Self::reply(&mut out, client, corr, response);
+                match self.learn_moved(&to, &response) {
+                    Some(_) if hops < MAX_MOVED_HOPS => {
+                        self.route(now, &mut out, client, corr, endpoint, body, hops + 1);
+                    }
+                    _ => Self::reply(&mut out, client, corr, response),
+                }
+            }
+            Some(p @ (Pending::Handoff { .. } | Pending::Fence { .. })) => {
+                let ok = matches!(&result, Ok(r) if r.status == status::OK);
+                self.transfer_answered(now, &p, ok);
             }
             Some(Pending::Stale { room }) => {
                 let (status, body) = match result {
@@ -499,6 +622,30 @@ impl ServerCore for Server {
                 self.follower.publish_key_packages(client, &key_packages);
             }
             ClientToProvider::LeaveRoom { room } => self.follower.unsubscribe(&room, client),
+            ClientToProvider::TakeOver {
+                corr,
+                room,
+                group_info,
+                ratchet_tree,
+                body,
+            } => {
+                self.follower.subscribe(&room, client);
+                let own = self.domain.clone();
+                let response = if self.hub.sequencing(&room) {
+                    // A resend after the takeover succeeded: the byte-identical commit
+                    // gets its original answer.
+                    self.hub.update(now, &own, &room, &body)
+                } else {
+                    match self
+                        .hub
+                        .takeover(now, &own, &room, &group_info, &ratchet_tree, &body)
+                    {
+                        Ok(r) => r,
+                        Err(e) => Response::error(status::CONFLICT, e.to_string()),
+                    }
+                };
+                Self::reply(&mut out, client.clone(), corr, response);
+            }
             ClientToProvider::CreateRoom {
                 corr,
                 room,
@@ -570,7 +717,7 @@ impl ServerCore for Server {
                 {
                     self.echo_local_commit(now, client, &room, &body, &mut out);
                 }
-                let hub = room.domain();
+                let hub = self.transfer.directory.hub_of(&room);
                 let own = self.domain.clone();
                 match &endpoint {
                     Endpoint::KeyMaterial(user) if hub == own => {
@@ -593,22 +740,7 @@ impl ServerCore for Server {
                             );
                         }
                     }
-                    _ if hub == own => {
-                        let r = self.local(now, &own, &endpoint, &body).unwrap_or_else(|| {
-                            Response::error(status::NOT_FOUND, "unknown endpoint")
-                        });
-                        Self::reply(&mut out, client.clone(), corr, r);
-                    }
-                    _ => self.send(
-                        &mut out,
-                        hub,
-                        endpoint,
-                        body,
-                        Pending::Relay {
-                            client: client.clone(),
-                            corr,
-                        },
-                    ),
+                    _ => self.route(now, &mut out, client.clone(), corr, endpoint, body, 0),
                 }
             }
         }
@@ -629,6 +761,7 @@ impl ServerCore for Server {
     /// requests that still come back are ignored.
     fn on_restart(&mut self, now: Millis) -> Vec<ServerOutput> {
         self.pending.clear();
+        self.transfer_restarted();
         self.hub.forget_in_flight(now);
         let mut out = Vec::new();
         self.flush(now, &mut out);

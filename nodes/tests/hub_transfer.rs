@@ -752,3 +752,266 @@ fn transfer_policy() {
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
+
+// ---------------------------------------------------------------------------------
+// Server level (nodes/src/server/hub_transfer.rs): the /handoff and /fence endpoints,
+// routing by the hub directory, fencing of /notify. Servers and clients in memory.
+// ---------------------------------------------------------------------------------
+
+mod servers {
+    use nodes::client::core::{ClientEvent, Command};
+    use nodes::endpoint::Endpoint;
+    use nodes::hub::{Enforcement, EnforcementConfig, Hub, HubEvent};
+    use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
+    use nodes::io::{status, Request, ServerCore, ServerOutput};
+    use nodes::room::RolePreset;
+    use nodes::server::{Server, ServerEvent, TransferMode};
+    use nodes::transfer::{HubMoved, HubRecord};
+    use nodes::world::MemoryWorld;
+
+    struct W {
+        w: MemoryWorld,
+        room: RoomUri,
+        a: Domain,
+        b: Domain,
+        c: Domain,
+        alice: ClientUri,
+        bob: ClientUri,
+        cathy: ClientUri,
+    }
+
+    fn d(s: &str) -> Domain {
+        Domain::new(s).unwrap()
+    }
+
+    /// a (hub), b, c; Alice@a creates the room, adds Bob@b (group admin) and Cathy@c.
+    fn world(mode: TransferMode) -> W {
+        let (a, b, c) = (d("a.example"), d("b.example"), d("c.example"));
+        let mut w = MemoryWorld::new(5);
+        for dom in [&a, &b, &c] {
+            w.servers.insert(
+                dom.clone(),
+                Server::new(dom.clone(), 5, EnforcementConfig::new(Enforcement::Full))
+                    .with_transfer_mode(mode),
+            );
+        }
+        let client = |dom: &Domain, u: &str| UserUri::new(dom, u).unwrap().client("1").unwrap();
+        let (alice, bob, cathy) = (client(&a, "alice"), client(&b, "bob"), client(&c, "cathy"));
+        for x in [&alice, &bob, &cathy] {
+            w.add_client(x, 4);
+        }
+        w.run();
+        let room = RoomUri::new(&a, "moving").unwrap();
+        let sender = |dom: &Domain| {
+            Hub::new(dom.clone(), 5, EnforcementConfig::new(Enforcement::Full)).external_sender()
+        };
+        w.command(
+            &alice,
+            Command::CreateRoom {
+                room: room.clone(),
+                preset: RolePreset::Cooperative,
+                hub_sender: sender(&a),
+            },
+        )
+        .unwrap();
+        for (u, role) in [(bob.user(), Some(3)), (cathy.user(), None)] {
+            w.command(
+                &alice,
+                Command::AddUser {
+                    room: room.clone(),
+                    user: u,
+                    role,
+                },
+            )
+            .unwrap();
+        }
+        W {
+            w,
+            room,
+            a,
+            b,
+            c,
+            alice,
+            bob,
+            cathy,
+        }
+    }
+
+    fn sender(dom: &Domain) -> openmls::prelude::ExternalSender {
+        Hub::new(dom.clone(), 5, EnforcementConfig::new(Enforcement::Full)).external_sender()
+    }
+
+    fn received(w: &MemoryWorld, c: &ClientUri) -> usize {
+        w.client_events
+            .iter()
+            .filter(|(x, e)| x == c && matches!(e, ClientEvent::MessageReceived { .. }))
+            .count()
+    }
+
+    fn epoch(w: &MemoryWorld, c: &ClientUri, room: &RoomUri) -> u64 {
+        w.client(c).room_view(room).unwrap().epoch
+    }
+
+    #[test]
+    fn cooperative_handoff_over_the_endpoints_then_followers_route_to_the_new_hub() {
+        let mut t = world(TransferMode::Fenced);
+        let room = t.room.clone();
+        let cathy_before = received(&t.w, &t.cathy);
+        t.w.command(
+            &t.alice,
+            Command::MoveHub {
+                room: room.clone(),
+                to: t.b.clone(),
+                hub_sender: sender(&t.b),
+            },
+        )
+        .unwrap();
+        // The handoff went over /handoff and was imported; a stopped, b sequences.
+        assert!(t.w.server(&t.b).hub.sequencing(&room));
+        assert!(!t.w.server(&t.a).hub.sequencing(&room));
+        assert!(t.w.server_events.iter().any(|(dom, e)| *dom == t.b
+            && matches!(
+                e,
+                ServerEvent::Hub(HubEvent::HandoffImported { generation: 1, .. })
+            )));
+        // Every provider's directory names b: a from its own committed state, b from
+        // the handoff, c from b's fence.
+        let b1 = HubRecord {
+            hub: t.b.clone(),
+            generation: 1,
+        };
+        for dom in [&t.a, &t.b, &t.c] {
+            assert_eq!(t.w.server(dom).hub_directory().record(&room), b1, "{dom}");
+        }
+        // Cathy's message goes through c to b (not a), and reaches Bob and Alice.
+        let bob_before = received(&t.w, &t.bob);
+        t.w.command(
+            &t.cathy,
+            Command::Send {
+                room: room.clone(),
+                text: "via the new hub".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(received(&t.w, &t.bob), bob_before + 1);
+        assert!(t
+            .w
+            .server(&t.b)
+            .hub
+            .room(&room)
+            .unwrap()
+            .log
+            .iter()
+            .any(|e| e.kind == "application"));
+        // Bob's commit too; everyone follows.
+        t.w.command(&t.bob, Command::SelfUpdate { room: room.clone() })
+            .unwrap();
+        let e = epoch(&t.w, &t.bob, &room);
+        assert_eq!(epoch(&t.w, &t.cathy, &room), e);
+        assert_eq!(epoch(&t.w, &t.alice, &room), e);
+        assert!(received(&t.w, &t.cathy) >= cathy_before);
+    }
+
+    #[test]
+    fn a_follower_refuses_notify_from_a_fenced_off_hub_with_421() {
+        let mut t = world(TransferMode::Fenced);
+        let room = t.room.clone();
+        t.w.command(
+            &t.bob,
+            Command::TakeOver {
+                room: room.clone(),
+                hub_sender: sender(&t.b),
+            },
+        )
+        .unwrap();
+        assert!(t.w.server(&t.b).hub.sequencing(&room));
+        // The fence reached a (it stops) and c (its directory names b).
+        assert!(!t.w.server(&t.a).hub.sequencing(&room));
+        let now = t.w.now + 1;
+        let c = t.c.clone();
+        let server_c = t.w.servers.get_mut(&c).unwrap();
+        let out = server_c.on_request(
+            now,
+            77,
+            Request {
+                from: t.a.clone(),
+                to: c.clone(),
+                endpoint: Endpoint::Notify(room.clone()),
+                body: vec![0, 0],
+            },
+        );
+        let resp = out
+            .iter()
+            .find_map(|o| match o {
+                ServerOutput::Respond { id: 77, response } => Some(response.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(resp.status, status::MISDIRECTED);
+        assert_eq!(HubMoved::of_response(&resp).unwrap().hub.hub, t.b);
+        // Malformed handoff and fence bodies are refused, never a panic.
+        for endpoint in [
+            Endpoint::Handoff(room.clone()),
+            Endpoint::Fence(room.clone()),
+        ] {
+            let out = server_c.on_request(
+                now,
+                78,
+                Request {
+                    from: t.a.clone(),
+                    to: c.clone(),
+                    endpoint,
+                    body: vec![1, 2, 3],
+                },
+            );
+            assert!(out.iter().any(|o| matches!(o,
+                ServerOutput::Respond { id: 78, response } if response.status == status::BAD_REQUEST)));
+        }
+        // Cathy's next commit goes to b, everyone converges on b's epoch.
+        t.w.command(&t.cathy, Command::SelfUpdate { room: room.clone() })
+            .unwrap();
+        let hub_epoch = t.w.server(&t.b).hub.room(&room).unwrap().epoch;
+        for x in [&t.alice, &t.bob, &t.cathy] {
+            assert_eq!(epoch(&t.w, x, &room), hub_epoch, "{x}");
+        }
+    }
+
+    #[test]
+    fn unfenced_a_follower_learns_the_new_hub_from_a_421_and_resends_there() {
+        let mut t = world(TransferMode::Unfenced);
+        let room = t.room.clone();
+        t.w.command(
+            &t.alice,
+            Command::MoveHub {
+                room: room.clone(),
+                to: t.b.clone(),
+                hub_sender: sender(&t.b),
+            },
+        )
+        .unwrap();
+        // No fences: c still routes to a…
+        assert_eq!(t.w.server(&t.c).hub_directory().hub_of(&room), t.a);
+        // …a answers 421, c learns b and resends; the message is accepted by b.
+        t.w.command(
+            &t.cathy,
+            Command::Send {
+                room: room.clone(),
+                text: "follows the 421".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(t.w.server(&t.c).hub_directory().hub_of(&room), t.b);
+        assert!(t
+            .w
+            .server(&t.b)
+            .hub
+            .room(&room)
+            .unwrap()
+            .log
+            .iter()
+            .any(|e| e.kind == "application"));
+        assert!(t.w.client_events.iter().any(
+            |(x, e)| x == &t.cathy && matches!(e, ClientEvent::OpSucceeded { op: "send", .. })
+        ));
+    }
+}

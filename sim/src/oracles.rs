@@ -34,9 +34,11 @@ pub const ACCEPTED_DELIVERED: &str = "accepted-delivered";
 pub const HUB_ORDER: &str = "hub-order";
 pub const NOTIFY_ONCE: &str = "notify-once";
 pub const ONLY_ACCEPTED_DELIVERED: &str = "only-accepted-delivered";
+pub const ONE_SEQUENCER_PER_EPOCH: &str = "one-sequencer-per-epoch";
+pub const HANDOFF_KEEPS_ACCEPTED: &str = "handoff-keeps-accepted";
 
 /// Every oracle, in the order they are reported.
-pub const ORACLES: [Oracle; 9] = [
+pub const ORACLES: [Oracle; 11] = [
     Oracle {
         id: ONE_COMMIT_PER_EPOCH,
         reference: "P§4.2 (the hub accepts the first valid commit per epoch); digest §8 I1",
@@ -82,6 +84,16 @@ pub const ORACLES: [Oracle; 9] = [
         reference: "P§5.5 (followers deliver what the hub sequenced)",
         checks: "every message a client receives is in the hub's log",
     },
+    Oracle {
+        id: ONE_SEQUENCER_PER_EPOCH,
+        reference: "x-hub-transfer §5 (nodes/src/transfer.rs: fencing)",
+        checks: "no room epoch has commits accepted by two different hubs",
+    },
+    Oracle {
+        id: HANDOFF_KEEPS_ACCEPTED,
+        reference: "x-hub-transfer §3 (the handoff carries the log position; seq continues)",
+        checks: "in a room whose hub moved, every accepted message reaches every honest member of its epoch exactly once, in (generation, seq) order across hubs",
+    },
 ];
 
 /// What a violation points at.
@@ -114,6 +126,9 @@ struct Seen {
 /// The hub's log position of a fan-out message.
 #[derive(Debug, Clone, Copy)]
 struct Logged {
+    /// The hub generation (x-hub-transfer) of the hub that logged it: after a takeover
+    /// the new hub's seq starts afresh, so hub order is (generation, seq).
+    generation: u64,
     seq: u64,
     epoch: u64,
     line: u64,
@@ -150,7 +165,9 @@ pub struct Oracles {
     /// SHA-256 of every logged fan-out message.
     log_index: BTreeMap<(RoomUri, [u8; 32]), Logged>,
     /// Last log seq handed to each client per room.
-    last_delivered: BTreeMap<(ClientUri, RoomUri), (u64, u64)>,
+    last_delivered: BTreeMap<(ClientUri, RoomUri), ((u64, u64), u64)>,
+    /// Rooms whose hub moved (x-hub-transfer: a handoff imported or a takeover).
+    moved: BTreeSet<RoomUri>,
     /// Epochs each client was at, per room.
     epochs: BTreeMap<(ClientUri, RoomUri), BTreeSet<u64>>,
     sent: Vec<Sent>,
@@ -176,6 +193,31 @@ impl Oracles {
     /// Violations found since index `from`.
     pub fn since(&self, from: usize) -> &[Violation] {
         self.violations.get(from..).unwrap_or(&[])
+    }
+
+    /// x-hub-transfer: `room`'s hub moved (a handoff was imported or a takeover
+    /// sequenced); delivery violations in it count against the handoff too.
+    pub fn hub_moved(&mut self, room: &RoomUri) {
+        self.moved.insert(room.clone());
+    }
+
+    /// A delivery violation (`id`) in `room`; in a room whose hub moved it is also a
+    /// [`HANDOFF_KEEPS_ACCEPTED`] violation.
+    fn fire_delivery(
+        &mut self,
+        room: &RoomUri,
+        id: &'static str,
+        message: String,
+        witness: Witness,
+    ) {
+        if self.moved.contains(room) {
+            self.fire(
+                HANDOFF_KEEPS_ACCEPTED,
+                format!("after a hub transfer ({id}): {message}"),
+                witness.clone(),
+            );
+        }
+        self.fire(id, message, witness);
     }
 
     fn fire(&mut self, id: &'static str, message: String, witness: Witness) {
@@ -209,6 +251,24 @@ impl Oracles {
     ) {
         let v = self.commits.entry((room.clone(), epoch)).or_default();
         v.push((hub.to_string(), seq, line));
+        let v = v.clone();
+        let hubs: BTreeSet<String> = v.iter().map(|x| x.0.clone()).collect();
+        if hubs.len() > 1 {
+            self.fire(
+                ONE_SEQUENCER_PER_EPOCH,
+                format!(
+                    "{} hubs ({}) accepted commits for {room} epoch {epoch}",
+                    hubs.len(),
+                    hubs.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                Witness {
+                    nodes: hubs.iter().cloned().collect(),
+                    epochs: vec![epoch],
+                    trace_lines: v.iter().map(|x| x.2).collect(),
+                    at_ms: t,
+                },
+            );
+        }
         if v.len() > 1 {
             let v = v.clone();
             self.fire(
@@ -237,9 +297,25 @@ impl Oracles {
     }
 
     /// A new hub log entry.
-    pub fn logged(&mut self, room: &RoomUri, fanout: &[u8], seq: u64, epoch: u64, line: u64) {
-        self.log_index
-            .insert((room.clone(), sha(fanout)), Logged { seq, epoch, line });
+    /// `generation`: the logging hub's x-hub-transfer generation (0 without transfer).
+    pub fn logged(
+        &mut self,
+        room: &RoomUri,
+        fanout: &[u8],
+        generation: u64,
+        seq: u64,
+        epoch: u64,
+        line: u64,
+    ) {
+        self.log_index.insert(
+            (room.clone(), sha(fanout)),
+            Logged {
+                generation,
+                seq,
+                epoch,
+                line,
+            },
+        );
     }
 
     /// An honest client reached a new epoch; `view` is its view now, `hub_epoch` the hub's.
@@ -439,8 +515,9 @@ impl Oracles {
         };
         let key = (client.clone(), room.clone());
         if let Some(&(last, last_line)) = self.last_delivered.get(&key) {
-            if l.seq == last {
-                self.fire(
+            if (l.generation, l.seq) == last {
+                self.fire_delivery(
+                    room,
                     NOTIFY_ONCE,
                     format!(
                         "{provider} handed {client} hub log entry {} of {room} twice",
@@ -455,12 +532,13 @@ impl Oracles {
                 );
                 return;
             }
-            if l.seq < last {
-                self.fire(
+            if (l.generation, l.seq) < last {
+                self.fire_delivery(
+                    room,
                     HUB_ORDER,
                     format!(
-                        "{provider} handed {client} hub log entry {} of {room} after entry {last}",
-                        l.seq
+                        "{provider} handed {client} hub log entry {} of {room} after entry {}",
+                        l.seq, last.1
                     ),
                     Witness {
                         nodes: vec![provider.into(), client.as_str().into()],
@@ -472,7 +550,8 @@ impl Oracles {
                 return;
             }
         }
-        self.last_delivered.insert(key, (l.seq, line));
+        self.last_delivered
+            .insert(key, ((l.generation, l.seq), line));
     }
 
     pub fn message_sent(&mut self, s: Sent) {
@@ -515,7 +594,8 @@ impl Oracles {
         for (id, (s, who)) in missing {
             let mut nodes = vec![s.sender.as_str().to_string()];
             nodes.extend(who.iter().cloned());
-            self.fire(
+            self.fire_delivery(
+                &s.room,
                 ACCEPTED_DELIVERED,
                 format!(
                     "message {}… sent by {} at epoch {} of {} was accepted but never reached {}",

@@ -175,6 +175,7 @@ pub fn request_summary(endpoint: &Endpoint, body: &[u8]) -> String {
         Endpoint::SubmitMessage(_) => sum::<SubmitMessageRequest>(body),
         Endpoint::Notify(_) => sum::<NotifyBody>(body),
         Endpoint::GroupInfo(_) => sum::<GroupInfoRequest>(body),
+        Endpoint::Handoff(_) | Endpoint::Fence(_) => format!("{} bytes", body.len()),
     }
 }
 
@@ -190,7 +191,7 @@ fn response_fields(endpoint: Option<&Endpoint>, r: &Response) -> Value {
         (Some(Endpoint::Update(_)), _) => sum::<UpdateRoomResponse>(&r.body),
         (Some(Endpoint::SubmitMessage(_)), _) => sum::<SubmitMessageResponse>(&r.body),
         (Some(Endpoint::GroupInfo(_)), _) => sum::<GroupInfoResponse>(&r.body),
-        (Some(Endpoint::Notify(_)), _) => String::new(),
+        (Some(Endpoint::Notify(_) | Endpoint::Handoff(_) | Endpoint::Fence(_)), _) => String::new(),
         (None, _) => format!("{} bytes", r.body.len()),
     };
     json!({
@@ -216,6 +217,9 @@ fn from_client(client: &str, m: &ClientToProvider) -> Value {
         }),
         ClientToProvider::LeaveRoom { room } => json!({
             "client": client, "message": "leave-room", "room": room.as_str(),
+        }),
+        ClientToProvider::TakeOver { corr, room, .. } => json!({
+            "client": client, "message": "take-over", "corr": corr, "room": room.as_str(),
         }),
         ClientToProvider::CreateRoom { corr, room, .. } => json!({
             "client": client, "message": "create-room", "corr": corr, "room": room.as_str(),

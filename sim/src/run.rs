@@ -20,7 +20,7 @@ use nodes::client::core::{Client, ClientEvent, Command};
 use nodes::hub::{EnforcementConfig, Hub, HubEvent};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::io::{ClientOutput, ClientToProvider, ProviderToClient};
-use nodes::server::{Server, ServerEvent};
+use nodes::server::{Server, ServerEvent, TransferMode};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -28,7 +28,9 @@ use crate::faults::{self, Links, Window};
 use crate::net::{self, Durable, HostConfig, HostHandle};
 use crate::oracles::{Oracles, Sent, Violation};
 use crate::record::{Recorder, TRACE_FORMAT};
-use crate::scenario::{ExpectedOutcome, Fault, OnViolation, Op, Resolved, Scenario};
+use crate::scenario::{
+    ExpectedOutcome, Fault, HubTransferKind, OnViolation, Op, Resolved, Scenario,
+};
 
 /// How often clients get `on_tick` (resends after timeouts).
 pub const CLIENT_TICK_MS: u64 = 100;
@@ -164,7 +166,8 @@ struct World<'a> {
     oracles: Oracles,
     room: RoomUri,
     hub: Domain,
-    log_indexed: usize,
+    /// Per hub: how many of its log entries for the room are indexed.
+    log_indexed: BTreeMap<Domain, usize>,
     ops: OpCounts,
     faults: BTreeMap<String, u64>,
     /// Hub rejections by rule id (or response code when no rule applies).
@@ -226,7 +229,8 @@ impl World<'_> {
                     if self.honest.contains(c) {
                         if let Some(view) = self.clients[c].core.room_view(room) {
                             let hub = self.hub_view();
-                            let hub = hub.as_ref().map(|(e, _)| (self.hub.as_str(), *e));
+                            let current = self.current_hub();
+                            let hub = hub.as_ref().map(|(e, _)| (current.as_str(), *e));
                             self.oracles.client_epoch(t, c, room, &view, hub, line);
                         }
                     }
@@ -263,9 +267,32 @@ impl World<'_> {
         }
     }
 
-    /// The hub's (epoch, GroupContext) for the room, if it hosts it.
+    /// The room's current hub (x-hub-transfer): the provider whose hub sequences the
+    /// room with the highest generation; the initial hub if none does.
+    fn current_hub(&self) -> Domain {
+        let mut best: Option<(u64, Domain)> = None;
+        for (d, h) in &self.hosts {
+            let g = h
+                .disk
+                .with(|s| {
+                    s.hub
+                        .sequencing(&self.room)
+                        .then(|| s.hub.generation(&self.room))
+                        .flatten()
+                })
+                .flatten();
+            if let Some(g) = g {
+                if best.as_ref().is_none_or(|(bg, _)| g > *bg) {
+                    best = Some((g, d.clone()));
+                }
+            }
+        }
+        best.map_or_else(|| self.hub.clone(), |(_, d)| d)
+    }
+
+    /// The current hub's (epoch, GroupContext) for the room, if it hosts it.
     fn hub_view(&self) -> Option<(u64, Vec<u8>)> {
-        self.hosts.get(&self.hub)?.disk.with(|s| {
+        self.hosts.get(&self.current_hub())?.disk.with(|s| {
             let r = s.hub.room(&self.room)?;
             let v = r.view.as_ref()?;
             Some((v.epoch(), v.group_context_bytes()))
@@ -296,6 +323,12 @@ impl World<'_> {
                     kind,
                     json!({ "event": v.unwrap_or(Value::Null) }),
                 );
+                if let ServerEvent::Hub(
+                    HubEvent::HandoffImported { room, .. } | HubEvent::TookOver { room, .. },
+                ) = &e
+                {
+                    self.oracles.hub_moved(room);
+                }
                 if let ServerEvent::Hub(HubEvent::Rejected { rule, code, .. }) = &e {
                     let key = rule.map_or_else(|| code.clone(), str::to_string);
                     *self.rejections.entry(key).or_default() += 1;
@@ -310,7 +343,7 @@ impl World<'_> {
                 {
                     self.oracles
                         .commit_accepted(t, d.as_str(), room, *epoch, *seq, line);
-                    if room == &self.room && d == self.hub {
+                    if room == &self.room && d == self.current_hub() {
                         if let Some((he, gc)) = self.hub_view() {
                             self.oracles.hub_epoch(t, d.as_str(), room, he, gc, line);
                         }
@@ -318,29 +351,42 @@ impl World<'_> {
                 }
             }
         }
-        // Index new hub log entries before any delivery of them is looked at.
-        let from = self.log_indexed;
-        let new: Vec<(Vec<u8>, u64, u64)> = self
-            .hosts
-            .get(&self.hub)
-            .and_then(|h| {
-                h.disk.with(|s| {
-                    s.hub.room(&self.room).map(|r| {
-                        r.log
-                            .iter()
-                            .skip(from)
-                            .map(|e| (e.fanout.clone(), e.seq, e.epoch))
-                            .collect()
+        // Index new hub log entries (of every hub that hosted the room) before any
+        // delivery of them is looked at.
+        let hubs: Vec<Domain> = self.hosts.keys().cloned().collect();
+        for d in hubs {
+            let from = self.log_indexed.get(&d).copied().unwrap_or(0);
+            let (generation, new): (u64, Vec<(Vec<u8>, u64, u64)>) = self
+                .hosts
+                .get(&d)
+                .and_then(|h| {
+                    h.disk.with(|s| {
+                        s.hub.room(&self.room).map(|r| {
+                            // Entries are indexed soon after they are logged, while the
+                            // hub still has the generation it logged them under.
+                            let g = match s.hub.hub_record(&self.room) {
+                                Some(rec) if rec.hub == d => rec.generation,
+                                _ => r.record.generation,
+                            };
+                            let new = r
+                                .log
+                                .iter()
+                                .skip(from)
+                                .map(|e| (e.fanout.clone(), e.seq, e.epoch))
+                                .collect();
+                            (g, new)
+                        })
                     })
                 })
-            })
-            .flatten()
-            .unwrap_or_default();
-        let line = self.rec.count();
-        for (f, seq, epoch) in &new {
-            self.oracles.logged(&self.room, f, *seq, *epoch, line);
+                .flatten()
+                .unwrap_or_default();
+            let line = self.rec.count();
+            for (f, seq, epoch) in &new {
+                self.oracles
+                    .logged(&self.room, f, generation, *seq, *epoch, line);
+            }
+            *self.log_indexed.entry(d).or_default() += new.len();
         }
-        self.log_indexed += new.len();
     }
 
     /// Hands provider→client messages to online clients (offline ones get them later).
@@ -459,9 +505,12 @@ impl World<'_> {
         c: &ClientUri,
         op: &Op,
         users: &BTreeMap<String, UserUri>,
-        hub_sender: &openmls::prelude::ExternalSender,
+        senders: &BTreeMap<Domain, openmls::prelude::ExternalSender>,
         preset: nodes::room::RolePreset,
     ) {
+        let Some(hub_sender) = senders.get(&self.hub) else {
+            return;
+        };
         let t = self.t();
         let now = self.now();
         let room = self.room.clone();
@@ -496,6 +545,17 @@ impl World<'_> {
             }),
             Op::Join => Some(Command::JoinExternal { room }),
             Op::SelfUpdate => Some(Command::SelfUpdate { room }),
+            Op::MoveHub { to } => Domain::new(to).ok().and_then(|to| {
+                senders.get(&to).map(|s| Command::MoveHub {
+                    room,
+                    to: to.clone(),
+                    hub_sender: s.clone(),
+                })
+            }),
+            Op::TakeOver => senders.get(&c.domain()).map(|s| Command::TakeOver {
+                room,
+                hub_sender: s.clone(),
+            }),
         };
         self.rec.event(
             t,
@@ -576,7 +636,7 @@ impl World<'_> {
         }
         let hub = self
             .hosts
-            .get(&self.hub)
+            .get(&self.current_hub())
             .and_then(|h| {
                 h.disk.with(|s| {
                     s.hub.room(&self.room).and_then(|r| {
@@ -656,7 +716,11 @@ impl World<'_> {
                 .unwrap_or((None, None, 0, true, 0));
             rows.push(NodeState {
                 node: d.as_str().into(),
-                role: if *d == self.hub { "hub" } else { "follower" },
+                role: if *d == self.current_hub() {
+                    "hub"
+                } else {
+                    "follower"
+                },
                 status: if h.running { "up" } else { "down" },
                 epoch: info.0,
                 members: info.1,
@@ -738,6 +802,10 @@ pub fn run(
         config.disabled.insert(*r);
     }
     let mut hosts = BTreeMap::new();
+    let transfer_mode = match scenario.variant.hub_transfer {
+        HubTransferKind::TakeoverUnfenced => TransferMode::Unfenced,
+        _ => TransferMode::Fenced,
+    };
     for d in &resolved.providers {
         let (dd, cfg, bugs) = (d.clone(), config.clone(), resolved.bugs.clone());
         let adversary = adversary_of(resolved, d);
@@ -748,6 +816,7 @@ pub fn run(
             &net_trace,
             move || {
                 Server::new(dd.clone(), seed, cfg.clone())
+                    .with_transfer_mode(transfer_mode)
                     .with_bugs(&bugs)
                     .with_adversary(adversary)
             },
@@ -776,7 +845,7 @@ pub fn run(
         ),
         room: resolved.room.clone(),
         hub: resolved.hub.clone(),
-        log_indexed: 0,
+        log_indexed: BTreeMap::new(),
         ops: OpCounts::default(),
         faults: BTreeMap::new(),
         waiting: BTreeMap::new(),
@@ -828,7 +897,16 @@ pub fn run(
         .iter()
         .map(|u| (u.name(), u.clone()))
         .collect();
-    let hub_sender = Hub::new(resolved.hub.clone(), seed, config.clone()).external_sender();
+    let senders: BTreeMap<Domain, openmls::prelude::ExternalSender> = resolved
+        .providers
+        .iter()
+        .map(|d| {
+            (
+                d.clone(),
+                Hub::new(d.clone(), seed, config.clone()).external_sender(),
+            )
+        })
+        .collect();
     let preset = scenario.world.room.get_ref().preset.role_preset();
 
     // The plan: faults and steps in time order.
@@ -910,7 +988,7 @@ pub fn run(
                             nodes::mls::cost::snapshot().nanos,
                         ));
                     }
-                    w.command(&c, op, &users, &hub_sender, preset);
+                    w.command(&c, op, &users, &senders, preset);
                 }
             }
             w.waiting.retain(|_, q| !q.is_empty());

@@ -202,6 +202,22 @@ pub struct Variant {
     /// `nodes::sabotage::Bug`.
     #[serde(default)]
     pub bugs: Vec<Spanned<String>>,
+    /// x-hub-transfer mechanism (nodes/src/transfer.rs): "cooperative" (default),
+    /// "takeover", or "takeover-unfenced" (no fences: shows two sequencers).
+    #[serde(default)]
+    pub hub_transfer: HubTransferKind,
+}
+
+/// The hub-transfer variant (x-hub-transfer). Only "takeover-unfenced" changes the
+/// nodes (no fences sent, followers take `/notify` from any hub); the other two name
+/// the mechanism the script's ops use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HubTransferKind {
+    #[default]
+    Cooperative,
+    Takeover,
+    TakeoverUnfenced,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -340,6 +356,12 @@ pub enum Op {
     Join,
     /// Update own leaf.
     SelfUpdate,
+    /// x-hub-transfer, cooperative: commit a move of the room's hub to provider `to`.
+    MoveHub {
+        to: String,
+    },
+    /// x-hub-transfer, takeover: the client's own provider becomes the hub.
+    TakeOver,
 }
 
 /// Takes an unsigned integer field out of a table.
@@ -404,6 +426,8 @@ impl Op {
             Op::Send { .. } => "send",
             Op::Join => "join",
             Op::SelfUpdate => "self-update",
+            Op::MoveHub { .. } => "move-hub",
+            Op::TakeOver => "take-over",
         }
     }
 }

@@ -289,6 +289,98 @@ op = "self-update"
     assert_eq!(without.outcome, Outcome::Ok, "{:?}", without.violations);
 }
 
+/// x-hub-transfer: Bob (admin on b.example) takes the hub over at 4000 ms.
+const TAKE_OVER: &str = r#"
+[[script]]
+at_ms = 4000
+client = "bob"
+op = "take-over"
+[[script]]
+at_ms = 7000
+client = "cathy"
+op = "send"
+text = "after the takeover"
+"#;
+
+#[test]
+fn one_sequencer_per_epoch_fires_when_an_unfenced_takeover_meets_a_live_old_hub() {
+    // The plant: a takeover without fencing while the old hub a.example is only cut off
+    // (and Alice commits through it) — two hubs sequence epoch 3.
+    let cut_off = r#"
+[[faults.schedule]]
+at_ms = 3000
+for_ms = 8000
+kind = "partition"
+a = "a.example"
+b = "b.example"
+[[faults.schedule]]
+at_ms = 3000
+for_ms = 8000
+kind = "partition"
+a = "a.example"
+b = "c.example"
+"#;
+    let alice_commits = format!(
+        "{TAKE_OVER}\n[[script]]\nat_ms = 4500\nclient = \"alice\"\nop = \"self-update\"\n"
+    );
+    let with = go(
+        &world("full", &[], &alice_commits, cut_off).replace(
+            "bugs = []",
+            "bugs = []\nhub_transfer = \"takeover-unfenced\"",
+        ),
+        1,
+    );
+    let v = with
+        .violations
+        .iter()
+        .find(|v| v.id == oracles::ONE_SEQUENCER_PER_EPOCH)
+        .unwrap_or_else(|| panic!("did not fire: {:?}", with.violations));
+    assert_eq!(v.witness.nodes, vec!["a.example", "b.example"], "{v:?}");
+    // Without the plant: the old hub is down until healing (then fenced) — one sequencer.
+    let crashed = r#"
+[[faults.schedule]]
+at_ms = 3000
+for_ms = 100000
+kind = "crash"
+provider = "a.example"
+"#;
+    let without = go(&world("full", &[], TAKE_OVER, crashed), 1);
+    assert!(
+        !without
+            .violations
+            .iter()
+            .any(|v| v.id == oracles::ONE_SEQUENCER_PER_EPOCH),
+        "{:?}",
+        without.violations
+    );
+}
+
+#[test]
+fn handoff_keeps_accepted_fires_when_a_follower_reverses_a_batch_after_the_hub_moved() {
+    // Alice hands the hub to c.example (cooperative), then sends; c's fan-out to b is
+    // slow, so batches form, and b's planted bug reverses them.
+    let script = format!(
+        "[[script]]\nat_ms = 3000\nclient = \"alice\"\nop = \"move-hub\"\nto = \"c.example\"\n{MESSAGES}"
+    );
+    let slow_c_b = r#"
+[[faults.schedule]]
+at_ms = 3500
+for_ms = 5000
+kind = "latency"
+a = "c.example"
+b = "b.example"
+min_ms = 700
+max_ms = 700
+"#;
+    planted(
+        oracles::HANDOFF_KEEPS_ACCEPTED,
+        "full",
+        &["follower-reverses-batches"],
+        &script,
+        slow_c_b,
+    );
+}
+
 #[test]
 fn every_oracle_has_a_planted_test_here() {
     let src = include_str!("oracles.rs");

@@ -50,7 +50,7 @@ use super::member::{CommitOutput, Member, Processed};
 use crate::adversary::{Adversary, EQUIVOCATION_CORR};
 use crate::content::{message_id, MimiContent};
 use crate::endpoint::Endpoint;
-use crate::ids::{ClientUri, RoomUri, UserUri};
+use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
 use crate::io::{status, ClientOutput, ClientToProvider, Millis, ProviderToClient, Response};
 use crate::mls::commit::CommitPlan;
 use crate::mls::config::{self, Identity, CIPHERSUITE};
@@ -133,6 +133,20 @@ pub enum Command {
     CommitPending {
         room: RoomUri,
     },
+    /// x-hub-transfer §3, cooperative: commit a transfer of the room's hub to `to`
+    /// (`hub_sender`: its external sender), sequenced by the current hub.
+    MoveHub {
+        room: RoomUri,
+        to: Domain,
+        hub_sender: ExternalSender,
+    },
+    /// x-hub-transfer §4, takeover: commit a transfer of the hub to this client's own
+    /// provider (`hub_sender`) on the epoch this client knows, and ask that provider's
+    /// hub to take the room over.
+    TakeOver {
+        room: RoomUri,
+        hub_sender: ExternalSender,
+    },
 }
 
 impl Command {
@@ -149,7 +163,9 @@ impl Command {
             | Command::Send { room, .. }
             | Command::JoinExternal { room }
             | Command::SelfUpdate { room }
-            | Command::CommitPending { room } => room,
+            | Command::CommitPending { room }
+            | Command::MoveHub { room, .. }
+            | Command::TakeOver { room, .. } => room,
         }
     }
     pub fn name(&self) -> &'static str {
@@ -166,6 +182,8 @@ impl Command {
             Command::JoinExternal { .. } => "join-external",
             Command::SelfUpdate { .. } => "self-update",
             Command::CommitPending { .. } => "commit-pending",
+            Command::MoveHub { .. } => "move-hub",
+            Command::TakeOver { .. } => "take-over",
         }
     }
 }
@@ -339,9 +357,9 @@ impl ClientRoom {
 
 fn set_corr(m: &mut ClientToProvider, c: u64) {
     match m {
-        ClientToProvider::Relay { corr, .. } | ClientToProvider::CreateRoom { corr, .. } => {
-            *corr = c
-        }
+        ClientToProvider::Relay { corr, .. }
+        | ClientToProvider::CreateRoom { corr, .. }
+        | ClientToProvider::TakeOver { corr, .. } => *corr = c,
         ClientToProvider::PublishKeyPackages { .. } | ClientToProvider::LeaveRoom { .. } => {}
     }
 }
@@ -722,6 +740,54 @@ impl Client {
         ))
     }
 
+    /// A transfer commit of `room`'s hub to `to` (x-hub-transfer §2); for a takeover the
+    /// request asks this client's provider to take the room over with the GroupInfo and
+    /// tree of the epoch the commit is built on.
+    fn transfer_commit(
+        &mut self,
+        room: &RoomUri,
+        to: &Domain,
+        hub_sender: &ExternalSender,
+        takeover: bool,
+    ) -> Result<Started, String> {
+        let (provider, identity) = (&self.provider, &self.identity);
+        let m = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.member.as_ref())
+            .ok_or_else(|| format!("not a member of {room}"))?;
+        let current = crate::transfer::hub_record(room, &m.dictionary()).map_err(fail)?;
+        let plan = crate::transfer::transfer_plan(
+            m.group().extensions(),
+            &current.hub,
+            hub_sender.clone(),
+            &current.next(to),
+        )
+        .map_err(fail)?;
+        let base = if takeover {
+            Some((
+                m.group_info(provider, identity).map_err(fail)?,
+                m.ratchet_tree(),
+            ))
+        } else {
+            None
+        };
+        let (request, stage, echo) = self.commit_request(room, plan)?;
+        let request = match (base, request) {
+            (Some((group_info, ratchet_tree)), ClientToProvider::Relay { body, .. }) => {
+                ClientToProvider::TakeOver {
+                    corr: 0,
+                    room: room.clone(),
+                    group_info,
+                    ratchet_tree,
+                    body,
+                }
+            }
+            (_, r) => r,
+        };
+        Ok((request, stage, echo))
+    }
+
     /// The sendingUri of this client's messages (P§5.4): its own user, or for
     /// [`Adversary::ForgeSendingUri`] another participant — one hosted by the same
     /// provider if there is one, else the first other one in list order.
@@ -954,6 +1020,15 @@ impl Client {
                     },
                     Echo::of(&msgs[0]),
                 )));
+            }
+            Command::MoveHub { to, hub_sender, .. } => {
+                return self.transfer_commit(&room, to, hub_sender, false).map(Some);
+            }
+            Command::TakeOver { hub_sender, .. } => {
+                let own = self.uri.domain();
+                return self
+                    .transfer_commit(&room, &own, hub_sender, true)
+                    .map(Some);
             }
             Command::Send { text, .. } => {
                 let sending_user = self.sending_user(&room);
