@@ -46,6 +46,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
+use nodes::client::leave::LeaveOrder;
 use nodes::hub::{Enforcement, Rule};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::room::RolePreset;
@@ -184,6 +185,10 @@ pub struct Variant {
     /// `nodes::sabotage::Bug`.
     #[serde(default)]
     pub bugs: Vec<Spanned<String>>,
+    /// Leave ordering: "atomic" (default, draft -06), "clients-first",
+    /// "participant-first" or "exiting" (see `nodes::client::leave`).
+    #[serde(default)]
+    pub leave_order: LeaveOrder,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
