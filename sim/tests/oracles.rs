@@ -171,7 +171,11 @@ fn room_state_agrees_fires_when_a_client_holds_a_drifted_participant_list() {
         &world("full", &["client-misreads-participant-list"], "", ""),
         3,
     );
-    assert!(!fired(&with).contains(&oracles::NO_SPLIT), "{:?}", with.violations);
+    assert!(
+        !fired(&with).contains(&oracles::NO_SPLIT),
+        "{:?}",
+        with.violations
+    );
 }
 
 #[test]
