@@ -1162,20 +1162,22 @@ impl Client {
                     any |= !plan.removes.is_empty();
                 }
                 (Step::Unlist, Some(i)) => {
-                    plan.proposals.push(Self::list_update(ParticipantListUpdate {
-                        removed_indices: vec![i],
-                        ..Default::default()
-                    })?);
+                    plan.proposals
+                        .push(Self::list_update(ParticipantListUpdate {
+                            removed_indices: vec![i],
+                            ..Default::default()
+                        })?);
                     any = true;
                 }
                 (Step::SetRole(role), Some(i)) => {
-                    plan.proposals.push(Self::list_update(ParticipantListUpdate {
-                        changed_role_participants: vec![UserindexRolePair {
-                            user_index: i,
-                            role_index: *role,
-                        }],
-                        ..Default::default()
-                    })?);
+                    plan.proposals
+                        .push(Self::list_update(ParticipantListUpdate {
+                            changed_role_participants: vec![UserindexRolePair {
+                                user_index: i,
+                                role_index: *role,
+                            }],
+                            ..Default::default()
+                        })?);
                     any = true;
                 }
                 (Step::Unlist | Step::SetRole(_), None) | (Step::ProposeLeave, _) => {}

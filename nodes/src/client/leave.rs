@@ -102,10 +102,7 @@ impl std::str::FromStr for LeaveOrder {
             .find(|o| o.name() == s)
             .ok_or_else(|| {
                 let names: Vec<&str> = LeaveOrder::ALL.iter().map(|o| o.name()).collect();
-                format!(
-                    "unknown leave order {s:?} (known: {})",
-                    names.join(", ")
-                )
+                format!("unknown leave order {s:?} (known: {})", names.join(", "))
             })
     }
 }
@@ -206,10 +203,19 @@ mod tests {
                 .position(|c| c.contains(&s))
                 .unwrap()
         };
-        assert!(pos(LeaveOrder::ClientsFirst, Step::RemoveClients) < pos(LeaveOrder::ClientsFirst, Step::Unlist));
-        assert!(pos(LeaveOrder::ParticipantFirst, Step::Unlist) < pos(LeaveOrder::ParticipantFirst, Step::RemoveClients));
+        assert!(
+            pos(LeaveOrder::ClientsFirst, Step::RemoveClients)
+                < pos(LeaveOrder::ClientsFirst, Step::Unlist)
+        );
+        assert!(
+            pos(LeaveOrder::ParticipantFirst, Step::Unlist)
+                < pos(LeaveOrder::ParticipantFirst, Step::RemoveClients)
+        );
         assert_eq!(pos(LeaveOrder::Atomic, Step::Unlist), 0);
-        assert_eq!(admin_commits(LeaveOrder::Exiting, Departure::Remove)[0], vec![Step::SetRole(EXITING_ROLE)]);
+        assert_eq!(
+            admin_commits(LeaveOrder::Exiting, Departure::Remove)[0],
+            vec![Step::SetRole(EXITING_ROLE)]
+        );
     }
 
     #[test]
@@ -219,7 +225,11 @@ mod tests {
         assert!(!LeaveOrder::ParticipantFirst.committer_unlists());
         assert!(LeaveOrder::Exiting.committer_unlists());
         assert!(own_leave_ops(LeaveOrder::Atomic).is_none());
-        for o in [LeaveOrder::ClientsFirst, LeaveOrder::ParticipantFirst, LeaveOrder::Exiting] {
+        for o in [
+            LeaveOrder::ClientsFirst,
+            LeaveOrder::ParticipantFirst,
+            LeaveOrder::Exiting,
+        ] {
             let ops = own_leave_ops(o).unwrap();
             assert_eq!(ops.last().unwrap(), &vec![Step::ProposeLeave]);
         }
