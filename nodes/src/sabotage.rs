@@ -29,6 +29,11 @@ pub enum Bug {
     ClientAddsWithoutListUpdate,
     /// Client: RemoveUser/Kick/Ban updates the participant list but leaves the user's clients in the group.
     ClientRemovesUserButNotClients,
+    /// Client: the room state it holds for display (its room view) leaves out the last
+    /// participant, unless the client's own user is the first participant: a client whose
+    /// own copy of the participant list drifts from the group's — what a room state kept
+    /// outside the GroupContext risks. Its commits are unaffected.
+    ClientMisreadsParticipantList,
 }
 
 /// A set of planted bugs.
@@ -46,7 +51,7 @@ impl Bug {
 
 impl Bug {
     /// Every bug, in order.
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 9] = [
         Bug::HubSequencesEveryCommit,
         Bug::HubSkipsMerge,
         Bug::HubDropsMessageFanout,
@@ -55,5 +60,6 @@ impl Bug {
         Bug::FollowerEchoesLocalCommits,
         Bug::ClientAddsWithoutListUpdate,
         Bug::ClientRemovesUserButNotClients,
+        Bug::ClientMisreadsParticipantList,
     ];
 }

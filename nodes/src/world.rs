@@ -222,6 +222,11 @@ impl MemoryWorld {
         &self.servers[d]
     }
 
+    /// A client, to configure it (e.g. its leave-ordering variant).
+    pub fn client_mut(&mut self, c: &ClientUri) -> Option<&mut Client> {
+        self.clients.get_mut(c)
+    }
+
     pub fn client(&self, c: &ClientUri) -> &Client {
         &self.clients[c]
     }

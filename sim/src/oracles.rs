@@ -36,9 +36,10 @@ pub const NOTIFY_ONCE: &str = "notify-once";
 pub const ONLY_ACCEPTED_DELIVERED: &str = "only-accepted-delivered";
 pub const ONE_SEQUENCER_PER_EPOCH: &str = "one-sequencer-per-epoch";
 pub const HANDOFF_KEEPS_ACCEPTED: &str = "handoff-keeps-accepted";
+pub const ROOM_STATE_AGREES: &str = "room-state-agrees";
 
 /// Every oracle, in the order they are reported.
-pub const ORACLES: [Oracle; 11] = [
+pub const ORACLES: [Oracle; 12] = [
     Oracle {
         id: ONE_COMMIT_PER_EPOCH,
         reference: "P§4.2 (the hub accepts the first valid commit per epoch); digest §8 I1",
@@ -94,6 +95,11 @@ pub const ORACLES: [Oracle; 11] = [
         reference: "x-hub-transfer §3 (the handoff carries the log position; seq continues)",
         checks: "in a room whose hub moved, every accepted message reaches every honest member of its epoch exactly once, in (generation, seq) order across hubs",
     },
+    Oracle {
+        id: ROOM_STATE_AGREES,
+        reference: "P§7.5 (the participant list is room state every member holds); issue: room state bound into the GroupContext or kept at the hub",
+        checks: "honest clients at the same epoch hold the same participant list (users and roles)",
+    },
 ];
 
 /// What a violation points at.
@@ -119,6 +125,8 @@ pub struct Violation {
 struct Seen {
     group_context: Vec<u8>,
     authenticator: Vec<u8>,
+    /// The participant list the client holds (user, role), in list order.
+    participants: Option<Vec<(UserUri, u32)>>,
     by: String,
     line: u64,
 }
@@ -337,6 +345,12 @@ impl Oracles {
         let me = Seen {
             group_context: view.group_context.clone(),
             authenticator: view.epoch_authenticator.clone(),
+            participants: view.state.as_ref().map(|st| {
+                st.participants
+                    .iter()
+                    .map(|p| (p.user.clone(), p.role))
+                    .collect()
+            }),
             by: client.as_str().to_string(),
             line,
         };
@@ -357,6 +371,33 @@ impl Oracles {
         let key = (room.clone(), e);
         match self.clients_seen.get(&key).cloned() {
             Some(first) => {
+                if first.participants != me.participants {
+                    let show = |p: &Option<Vec<(UserUri, u32)>>| match p {
+                        None => "no room state".to_string(),
+                        Some(v) => format!(
+                            "[{}]",
+                            v.iter()
+                                .map(|(u, r)| format!("{u}:{r}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    self.fire(
+                        ROOM_STATE_AGREES,
+                        format!(
+                            "at epoch {e} of {room} {} holds the participant list {}, {client} holds {}",
+                            first.by,
+                            show(&first.participants),
+                            show(&me.participants)
+                        ),
+                        Witness {
+                            nodes: vec![first.by.clone(), client.as_str().into()],
+                            epochs: vec![e],
+                            trace_lines: vec![first.line, line],
+                            at_ms: t,
+                        },
+                    );
+                }
                 if first.group_context != me.group_context
                     || first.authenticator != me.authenticator
                 {
@@ -400,6 +441,7 @@ impl Oracles {
         let me = Seen {
             group_context,
             authenticator: Vec::new(),
+            participants: None,
             by: hub.to_string(),
             line,
         };

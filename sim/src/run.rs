@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use nodes::client::core::{Client, ClientEvent, Command};
+use nodes::client::leave::LeaveOrder;
 use nodes::hub::{EnforcementConfig, Hub, HubEvent};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::io::{ClientOutput, ClientToProvider, ProviderToClient};
@@ -767,7 +768,7 @@ pub fn run(
 ) -> RunReport {
     let wall = std::time::Instant::now();
     let mut rec = Recorder::new(keep_trace);
-    let variant = json!({
+    let mut variant = json!({
         "enforcement": scenario.variant.enforcement.name(),
         "disabled_rules": resolved.disabled_rules.iter().map(|r| r.id()).collect::<Vec<_>>(),
         "bugs": resolved.bugs.iter().collect::<Vec<_>>(),
@@ -777,6 +778,10 @@ pub fn run(
             .map(|(d, a)| json!({"provider": d.as_str(), "behaviour": a.id()}))
             .collect::<Vec<_>>(),
     });
+    // Named only when not the default, so traces of the default variant are unchanged.
+    if scenario.variant.leave_order != LeaveOrder::Atomic {
+        variant["leave_order"] = json!(scenario.variant.leave_order.name());
+    }
     rec.push(json!({
         "kind": "header",
         "format": TRACE_FORMAT,
@@ -872,6 +877,7 @@ pub fn run(
         let mut core = Client::new(seed, c.clone());
         core.set_bugs(&resolved.bugs);
         core.set_adversary(adversary_of(resolved, &c.domain()));
+        core.set_leave_order(scenario.variant.leave_order);
         let kps = if resolved.new_devices.contains(c) {
             0
         } else {

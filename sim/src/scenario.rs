@@ -46,6 +46,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
+use nodes::client::leave::LeaveOrder;
 use nodes::hub::{Enforcement, Rule};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::room::RolePreset;
@@ -206,6 +207,10 @@ pub struct Variant {
     /// "takeover", or "takeover-unfenced" (no fences: shows two sequencers).
     #[serde(default)]
     pub hub_transfer: HubTransferKind,
+    /// Leave ordering: "atomic" (default, draft -06), "clients-first",
+    /// "participant-first" or "exiting" (see `nodes::client::leave`).
+    #[serde(default)]
+    pub leave_order: LeaveOrder,
 }
 
 /// The hub-transfer variant (x-hub-transfer). Only "takeover-unfenced" changes the

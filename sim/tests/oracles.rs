@@ -154,6 +154,30 @@ fn no_split_fires_when_clients_merge_different_commits_for_one_epoch() {
     );
 }
 
+/// Room state bound into the GroupContext: honest clients at one epoch decode one
+/// participant list, so only a client whose own copy drifts (the planted bug: Bob and
+/// Cathy drop the last participant, Alice, the first, does not) makes them disagree.
+/// The GroupContexts still agree: no-split does not see it.
+#[test]
+fn room_state_agrees_fires_when_a_client_holds_a_drifted_participant_list() {
+    planted(
+        oracles::ROOM_STATE_AGREES,
+        "full",
+        &["client-misreads-participant-list"],
+        "",
+        "",
+    );
+    let with = go(
+        &world("full", &["client-misreads-participant-list"], "", ""),
+        3,
+    );
+    assert!(
+        !fired(&with).contains(&oracles::NO_SPLIT),
+        "{:?}",
+        with.violations
+    );
+}
+
 #[test]
 fn hub_view_matches_fires_when_the_hub_does_not_merge_a_commit() {
     planted(

@@ -46,6 +46,7 @@ use openmls_traits::random::OpenMlsRand;
 use openmls_traits::OpenMlsProvider;
 use sha2::{Digest, Sha256};
 
+use super::leave::{admin_commits, own_leave_ops, Departure, LeaveOrder, Step};
 use super::member::{CommitOutput, Member, Processed};
 use crate::adversary::{Adversary, EQUIVOCATION_CORR};
 use crate::content::{message_id, MimiContent};
@@ -147,6 +148,12 @@ pub enum Command {
         room: RoomUri,
         hub_sender: ExternalSender,
     },
+    /// One step of a non-atomic leave, Remove or Ban about `user` (see [`super::leave`]).
+    LeaveStep {
+        room: RoomUri,
+        user: UserUri,
+        steps: Vec<Step>,
+    },
 }
 
 impl Command {
@@ -166,6 +173,7 @@ impl Command {
             | Command::CommitPending { room }
             | Command::MoveHub { room, .. }
             | Command::TakeOver { room, .. } => room,
+            Command::LeaveStep { room, .. } => room,
         }
     }
     pub fn name(&self) -> &'static str {
@@ -184,6 +192,7 @@ impl Command {
             Command::CommitPending { .. } => "commit-pending",
             Command::MoveHub { .. } => "move-hub",
             Command::TakeOver { .. } => "take-over",
+            Command::LeaveStep { .. } => "leave-step",
         }
     }
 }
@@ -246,6 +255,13 @@ pub enum ClientEvent {
     DeliveryError {
         room: RoomUri,
         reason: String,
+    },
+    /// This (malicious) client's adversary behaviour acted (see [`crate::adversary`]):
+    /// `action` names what it did, e.g. "omitted 2 cached proposals".
+    AdversaryAction {
+        room: RoomUri,
+        behaviour: &'static str,
+        action: String,
     },
 }
 
@@ -337,6 +353,9 @@ struct ClientRoom {
     /// Hashes of application-message ciphertexts already seen (bounded).
     seen: VecDeque<[u8; 32]>,
     seen_set: BTreeSet<[u8; 32]>,
+    /// The next steps of a non-atomic leave (see [`super::leave`]): queued when the op
+    /// in flight succeeds, dropped when it fails.
+    after_success: Vec<Command>,
 }
 
 impl ClientRoom {
@@ -388,6 +407,8 @@ pub struct Client {
     /// Provider-internal messages of a malicious device sent before the next request
     /// (the forked commit of [`Adversary::Equivocate`]).
     side: Vec<ClientToProvider>,
+    /// The leave-ordering variant (see [`super::leave`]).
+    leave_order: LeaveOrder,
 }
 
 /// How a fan-out message settled the op in flight.
@@ -419,6 +440,7 @@ impl Client {
             bugs: Bugs::new(),
             adversary: None,
             side: Vec::new(),
+            leave_order: LeaveOrder::Atomic,
         }
     }
 
@@ -445,11 +467,20 @@ impl Client {
             return None;
         }
         let dictionary = m.dictionary();
+        let mut state = RoomState::from_dictionary(&dictionary).ok();
+        if self.bugs.contains(&Bug::ClientMisreadsParticipantList) {
+            if let Some(st) = state.as_mut() {
+                let me = self.uri.user();
+                if st.participants.first().is_some_and(|p| p.user != me) {
+                    st.participants.pop();
+                }
+            }
+        }
         Some(RoomView {
             epoch: m.epoch(),
             group_context: m.group_context_bytes(),
             epoch_authenticator: m.epoch_authenticator(),
-            state: RoomState::from_dictionary(&dictionary).ok(),
+            state,
             dictionary,
             members: m.members().into_iter().filter_map(|(_, c)| c).collect(),
         })
@@ -496,6 +527,11 @@ impl Client {
     /// `None` makes it honest. Only the client-side behaviours matter here.
     pub fn set_adversary(&mut self, adversary: Option<Adversary>) {
         self.adversary = adversary;
+    }
+
+    /// Follow the leave-ordering variant `order` (see [`super::leave`]).
+    pub fn set_leave_order(&mut self, order: LeaveOrder) {
+        self.leave_order = order;
     }
 
     fn is(&self, a: Adversary) -> bool {
@@ -685,9 +721,11 @@ impl Client {
             .get_mut(room)
             .and_then(|r| r.member.as_mut())
             .ok_or_else(|| format!("not a member of {room}"))?;
+        let mut omitted = 0;
         if adversary == Some(Adversary::OmitCachedProposals) {
             // openmls resolves AppDataUpdates of the whole store even when the store is
             // not consumed; forgetting the received proposals leaves them out cleanly.
+            omitted = m.pending_proposal_count();
             m.discard_pending_proposals(provider).map_err(fail)?;
         }
         // Adversary bad-group-info: keep this epoch's GroupInfo for the next epoch.
@@ -730,6 +768,13 @@ impl Client {
             });
         }
         let body = update_body(&co)?;
+        if omitted > 0 {
+            self.events.push(ClientEvent::AdversaryAction {
+                room: room.clone(),
+                behaviour: "omit-cached-proposals",
+                action: format!("commit leaves out {omitted} cached proposal(s)"),
+            });
+        }
         Ok((
             Self::relay(Endpoint::Update(room.clone()), body),
             Stage::Update {
@@ -786,6 +831,15 @@ impl Client {
             (_, r) => r,
         };
         Ok((request, stage, echo))
+    }
+
+    /// Record that [`Adversary::OmitListUpdate`] left `user` listed in a `what` commit.
+    fn omit_list_update_event(&mut self, room: &RoomUri, what: &str, user: &UserUri) {
+        self.events.push(ClientEvent::AdversaryAction {
+            room: room.clone(),
+            behaviour: "omit-list-update",
+            action: format!("{what} of {user} removes the clients but keeps the user listed"),
+        });
     }
 
     /// The sendingUri of this client's messages (P§5.4): its own user, or for
@@ -861,7 +915,56 @@ impl Client {
     fn start(&mut self, _now: Millis, cmd: Command) -> Result<Option<Started>, String> {
         let room = cmd.room().clone();
         let mut plan = CommitPlan::default();
+        let order = self.leave_order;
+        let mut follow: Vec<Command> = Vec::new();
+        if order != LeaveOrder::Atomic {
+            let user = match &cmd {
+                Command::RemoveUser { user, .. } | Command::Ban { user, .. } => Some(user.clone()),
+                Command::Leave { .. } => Some(self.uri.user()),
+                _ => None,
+            };
+            let ops = match &cmd {
+                Command::RemoveUser { .. } => Some(admin_commits(order, Departure::Remove)),
+                Command::Ban { .. } => Some(admin_commits(order, Departure::Ban(BANNED_ROLE))),
+                Command::Leave { .. } => own_leave_ops(order),
+                _ => None,
+            };
+            if let (Some(user), Some(mut ops)) = (user, ops) {
+                if ops.is_empty() {
+                    return Ok(None);
+                }
+                let first = ops.remove(0);
+                let rest = ops
+                    .into_iter()
+                    .map(|steps| Command::LeaveStep {
+                        room: room.clone(),
+                        user: user.clone(),
+                        steps,
+                    })
+                    .collect();
+                let step = Command::LeaveStep {
+                    room: room.clone(),
+                    user,
+                    steps: first,
+                };
+                let started = self.start(_now, step)?;
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    let mut next: Vec<Command> = rest;
+                    next.append(&mut r.after_success);
+                    r.after_success = next;
+                }
+                return Ok(started);
+            }
+        }
         match &cmd {
+            Command::LeaveStep { user, steps, .. } => {
+                if steps.contains(&Step::ProposeLeave) {
+                    return self.leave_bundle(&room, false).map(Some);
+                }
+                if !self.step_plan(&room, user, steps, &mut plan)? {
+                    return Ok(None);
+                }
+            }
             Command::CreateRoom {
                 preset, hub_sender, ..
             } => {
@@ -925,7 +1028,9 @@ impl Client {
                     plan.removes = self.leaves_of(&room, user)?;
                 }
                 // Adversary omit-list-update: the user stays listed.
-                if !self.is(Adversary::OmitListUpdate) {
+                if self.is(Adversary::OmitListUpdate) {
+                    self.omit_list_update_event(&room, "remove", user);
+                } else {
                     plan.proposals
                         .push(Self::list_update(ParticipantListUpdate {
                             removed_indices: vec![idx],
@@ -951,7 +1056,9 @@ impl Client {
                 };
                 // Adversary omit-list-update: a Ban removes the clients only.
                 let omit = self.is(Adversary::OmitListUpdate) && matches!(cmd, Command::Ban { .. });
-                if !omit {
+                if omit {
+                    self.omit_list_update_event(&room, "ban", user);
+                } else {
                     plan.proposals
                         .push(Self::list_update(ParticipantListUpdate {
                             changed_role_participants: vec![UserindexRolePair {
@@ -968,59 +1075,7 @@ impl Client {
                     return Ok(None);
                 }
             }
-            Command::Leave { .. } => {
-                let me = self.uri.user();
-                let idx = self.index(&room, &me)?;
-                let own = self.member(&room)?.own_leaf();
-                let others: Vec<u32> = self
-                    .leaves_of(&room, &me)?
-                    .into_iter()
-                    .map(|l| l.u32())
-                    .filter(|l| *l != own)
-                    .collect();
-                let update = ParticipantListUpdate {
-                    removed_indices: vec![idx],
-                    ..Default::default()
-                }
-                .encode()
-                .map_err(fail)?;
-                let (provider, identity) = (&self.provider, &self.identity);
-                let m = self
-                    .rooms
-                    .get_mut(&room)
-                    .and_then(|r| r.member.as_mut())
-                    .ok_or("not a member")?;
-                let mut msgs = vec![m.propose_self_remove(provider, identity).map_err(fail)?];
-                for l in others {
-                    msgs.push(m.propose_remove(provider, identity, l).map_err(fail)?);
-                }
-                msgs.push(
-                    m.propose_app_data_update(provider, identity, PARTICIPANT_LIST, update)
-                        .map_err(fail)?,
-                );
-                let bundle = HandshakeBundle {
-                    proposal_or_commit: MlsMessageBytes::from_bytes(&msgs[0]).map_err(fail)?,
-                    body: HandshakeBody::Proposal {
-                        more_proposals: msgs[1..]
-                            .iter()
-                            .map(|b| MlsMessageBytes::from_bytes(b))
-                            .collect::<Result<_, _>>()
-                            .map_err(fail)?,
-                    },
-                };
-                let msg = Self::relay(
-                    Endpoint::Update(room.clone()),
-                    encode(&UpdateRequest { bundle }).map_err(fail)?,
-                );
-                return Ok(Some((
-                    msg,
-                    Stage::Update {
-                        commit: false,
-                        join: false,
-                    },
-                    Echo::of(&msgs[0]),
-                )));
-            }
+            Command::Leave { .. } => return self.leave_bundle(&room, true).map(Some),
             Command::MoveHub { to, hub_sender, .. } => {
                 return self.transfer_commit(&room, to, hub_sender, false).map(Some);
             }
@@ -1090,7 +1145,152 @@ impl Client {
                 )));
             }
         }
-        self.commit_request(&room, plan).map(Some)
+        if order.committer_unlists() && !self.is(Adversary::OmitCachedProposals) {
+            follow = self.unlistings_due(&room);
+        }
+        let started = self.commit_request(&room, plan)?;
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.after_success = follow;
+        }
+        Ok(Some(started))
+    }
+
+    /// The leave's proposal bundle (digest §4.6): SelfRemove, Removes of this user's other
+    /// clients and, with `list_update`, the removal from the participant list.
+    fn leave_bundle(&mut self, room: &RoomUri, list_update: bool) -> Result<Started, String> {
+        let me = self.uri.user();
+        let update = if list_update {
+            let idx = self.index(room, &me)?;
+            Some(
+                ParticipantListUpdate {
+                    removed_indices: vec![idx],
+                    ..Default::default()
+                }
+                .encode()
+                .map_err(fail)?,
+            )
+        } else {
+            None
+        };
+        let own = self.member(room)?.own_leaf();
+        let others: Vec<u32> = self
+            .leaves_of(room, &me)?
+            .into_iter()
+            .map(|l| l.u32())
+            .filter(|l| *l != own)
+            .collect();
+        let (provider, identity) = (&self.provider, &self.identity);
+        let m = self
+            .rooms
+            .get_mut(room)
+            .and_then(|r| r.member.as_mut())
+            .ok_or("not a member")?;
+        let mut msgs = vec![m.propose_self_remove(provider, identity).map_err(fail)?];
+        for l in others {
+            msgs.push(m.propose_remove(provider, identity, l).map_err(fail)?);
+        }
+        if let Some(update) = update {
+            msgs.push(
+                m.propose_app_data_update(provider, identity, PARTICIPANT_LIST, update)
+                    .map_err(fail)?,
+            );
+        }
+        let bundle = HandshakeBundle {
+            proposal_or_commit: MlsMessageBytes::from_bytes(&msgs[0]).map_err(fail)?,
+            body: HandshakeBody::Proposal {
+                more_proposals: msgs[1..]
+                    .iter()
+                    .map(|b| MlsMessageBytes::from_bytes(b))
+                    .collect::<Result<_, _>>()
+                    .map_err(fail)?,
+            },
+        };
+        let msg = Self::relay(
+            Endpoint::Update(room.clone()),
+            encode(&UpdateRequest { bundle }).map_err(fail)?,
+        );
+        Ok((
+            msg,
+            Stage::Update {
+                commit: false,
+                join: false,
+            },
+            Echo::of(&msgs[0]),
+        ))
+    }
+
+    /// Fill `plan` with the leave `steps` about `user`; false if they change nothing
+    /// (no clients left to remove, the user no longer listed).
+    fn step_plan(
+        &mut self,
+        room: &RoomUri,
+        user: &UserUri,
+        steps: &[Step],
+        plan: &mut CommitPlan,
+    ) -> Result<bool, String> {
+        let idx = self.state(room)?.index_of(user);
+        let mut any = false;
+        for step in steps {
+            match (step, idx) {
+                (Step::RemoveClients, _) => {
+                    plan.removes = self.leaves_of(room, user)?;
+                    any |= !plan.removes.is_empty();
+                }
+                (Step::Unlist, Some(i)) => {
+                    plan.proposals
+                        .push(Self::list_update(ParticipantListUpdate {
+                            removed_indices: vec![i],
+                            ..Default::default()
+                        })?);
+                    any = true;
+                }
+                (Step::SetRole(role), Some(i)) => {
+                    plan.proposals
+                        .push(Self::list_update(ParticipantListUpdate {
+                            changed_role_participants: vec![UserindexRolePair {
+                                user_index: i,
+                                role_index: *role,
+                            }],
+                            ..Default::default()
+                        })?);
+                    any = true;
+                }
+                (Step::Unlist | Step::SetRole(_), None) | (Step::ProposeLeave, _) => {}
+            }
+        }
+        Ok(any)
+    }
+
+    /// Under `clients-first` / `exiting`: the users whose SelfRemove this client's next
+    /// commit carries (from the proposal store) and who are still listed — this client
+    /// must unlist them after its commit is accepted (see [`super::leave`]).
+    fn unlistings_due(&mut self, room: &RoomUri) -> Vec<Command> {
+        let Ok(state) = self.state(room) else {
+            return Vec::new();
+        };
+        let Ok(m) = self.member(room) else {
+            return Vec::new();
+        };
+        let members: BTreeMap<u32, Option<ClientUri>> = m.members().into_iter().collect();
+        let leavers: BTreeSet<UserUri> = m
+            .group()
+            .pending_proposals()
+            .filter_map(|qp| match (qp.proposal(), qp.sender()) {
+                (Proposal::SelfRemove, Sender::Member(l)) => {
+                    members.get(&l.u32()).cloned().flatten().map(|c| c.user())
+                }
+                _ => None,
+            })
+            .filter(|u| state.index_of(u).is_some())
+            .collect();
+        leavers
+            .into_iter()
+            .map(|user| Command::LeaveStep {
+                room: room.clone(),
+                user,
+                steps: vec![Step::Unlist],
+            })
+            .collect()
     }
 
     pub fn on_message(&mut self, now: Millis, message: ProviderToClient) -> Vec<ClientOutput> {
@@ -1125,6 +1325,14 @@ impl Client {
     }
 
     fn finish(&mut self, room: &RoomUri, op: &'static str, result: Result<(), String>) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            let next = std::mem::take(&mut r.after_success);
+            if result.is_ok() {
+                for cmd in next.into_iter().rev() {
+                    r.queue.push_front((cmd, 0));
+                }
+            }
+        }
         self.events.push(match result {
             Ok(()) => ClientEvent::OpSucceeded {
                 room: room.clone(),

@@ -2,6 +2,7 @@
 //! talks only to its own provider.
 
 pub mod core;
+pub mod leave;
 pub mod member;
 
 pub use member::{CommitOutput, Member, MemberError, Processed, Received};
