@@ -93,6 +93,20 @@ fn campaign_folder(dir: &Path) -> String {
         "runs": 5, "outcomes": {}, "unexpected": [], "determinism": {"sampled": 0, "mismatches": []},
         "faults_never_fired": [], "budget_exhausted": false, "status": "passed", "failures": [], "wall_ms": 0, "jobs": 1});
     std::fs::write(dir.join("campaign.json"), campaign.to_string()).unwrap();
+    // A real (small) bench beside the runs: the page shows it.
+    let bench = dir.join("bench.json");
+    let o = sim(&[
+        "bench",
+        "--seeds",
+        "2",
+        "--no-big-room",
+        "--no-parallel",
+        "--sizes",
+        "8,16",
+        "--out",
+        bench.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     sanitise(&failing_key)
 }
 
@@ -202,6 +216,8 @@ fn a_campaign_report_renders_in_headless_chromium() {
         "<rect class=\"bar",
         "mimi-sim run scenarios/drafts-flows.toml --seed 5 --enforcement off",
         "sequence diagram</a>",
+        "id=\"bench-table\"",
+        "id=\"fanout-plot\"",
     ] {
         assert!(dom.contains(want), "index shows {want}");
     }

@@ -60,6 +60,8 @@ fn page(title: &str, body: &str) -> String {
 pub struct CampaignMeta<'a> {
     pub dir: &'a str,
     pub campaign: Option<&'a Value>,
+    /// `DIR/bench.json` (from `mimi-sim bench --out`), if there is one.
+    pub bench: Option<&'a Value>,
 }
 
 /// The campaign page (`report/index.html`). `pages` maps a run_key to its page (relative).
@@ -255,6 +257,9 @@ pub fn campaign_page(
             let _ = write!(b, "<li><a href=\"{}\">{}</a></li>", esc(page), esc(name));
         }
         b.push_str("</ul>");
+    }
+    if let Some(bench) = meta.bench {
+        b.push_str(&super::bench::section(bench));
     }
     b.push_str("<p>Per-run pages draw the trace as a sequence diagram; each has a <code>.perfetto.json</code> beside it for ui.perfetto.dev or chrome://tracing. See <code>reports/README.md</code>.</p>");
     page("mimi-sim campaign report", &b)

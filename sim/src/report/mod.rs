@@ -15,6 +15,7 @@
 //! * The replay command is `mimi-sim run FILE --seed S [--enforcement L] --trace …`;
 //!   the shrink command has the same arguments under `mimi-sim shrink`.
 
+pub mod bench;
 pub mod campaign;
 pub mod html;
 pub mod markdown;
@@ -157,6 +158,18 @@ pub fn report_campaign(dir: &Path) -> Result<Written, ReportError> {
     } else {
         None
     };
+    // `mimi-sim bench --out DIR/bench.json` puts the performance figures beside the runs.
+    let bjson = dir.join("bench.json");
+    let bench_value: Option<Value> = if bjson.is_file() {
+        Some(
+            serde_json::from_str(&read(&bjson)?).map_err(|source| ReportError::Campaign {
+                path: bjson.display().to_string(),
+                source,
+            })?,
+        )
+    } else {
+        None
+    };
     let out = dir.join("report");
     let runs_out = out.join("runs");
     let by_hash: BTreeMap<&str, &campaign::Run> =
@@ -201,6 +214,7 @@ pub fn report_campaign(dir: &Path) -> Result<Written, ReportError> {
     let meta = html::CampaignMeta {
         dir: &dir_text,
         campaign: meta_value.as_ref(),
+        bench: bench_value.as_ref(),
     };
     let index = out.join("index.html");
     write(
