@@ -104,24 +104,49 @@ pub fn campaign_page(
             esc(status)
         );
         if let Some(p) = c.get("plan") {
+            let n = |k: &str| p.get(k).and_then(Value::as_array).map_or(0, Vec::len);
+            let levels: Vec<&str> = p
+                .get("levels")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             let _ = write!(
                 b,
-                "<tr><th>plan</th><td><code>{}</code></td></tr>",
-                esc(&p.to_string())
+                "<tr><th>plan</th><td>{} scenario files, {} cells (file × level), seeds {}, levels {}, {} runs planned{}</td></tr>",
+                n("scenarios"),
+                n("cells"),
+                esc(p.get("seeds").and_then(Value::as_str).unwrap_or("?")),
+                esc(&levels.join(", ")),
+                p.get("runs_planned").and_then(Value::as_u64).unwrap_or(0),
+                match p.get("shard").and_then(Value::as_str) {
+                    Some(sh) => format!(", shard {}", esc(sh)),
+                    None => String::new(),
+                }
             );
         }
         if let Some(d) = c.get("determinism") {
             let _ = write!(
                 b,
-                "<tr><th>determinism</th><td><code>{}</code></td></tr>",
-                esc(&d.to_string())
+                "<tr><th>determinism</th><td>{} runs re-run in another process; {} trace-hash mismatches</td></tr>",
+                d.get("sampled").and_then(Value::as_u64).unwrap_or(0),
+                d.get("mismatches").and_then(Value::as_array).map_or(0, Vec::len)
             );
         }
         if let Some(bd) = c.get("build") {
+            let f = |k: &str| {
+                bd.get(k).map(|v| match v.as_str() {
+                    Some(s) => s.to_string(),
+                    None => v.to_string(),
+                })
+            };
             let _ = write!(
                 b,
-                "<tr><th>build</th><td><code>{}</code></td></tr>",
-                esc(&bd.to_string())
+                "<tr><th>build</th><td>commit <code>{}</code>{}, {}, {} profile, Cargo.lock <code>{}</code></td></tr>",
+                esc(&f("git_commit").unwrap_or_default()),
+                if bd.get("git_dirty") == Some(&Value::Bool(true)) { " (dirty)" } else { "" },
+                esc(&f("rustc").unwrap_or_default()),
+                esc(&f("profile").unwrap_or_default()),
+                esc(&f("cargo_lock_sha256").unwrap_or_default().chars().take(16).collect::<String>()),
             );
         }
         if let Some(fs) = c.get("failures").and_then(Value::as_array) {
