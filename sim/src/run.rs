@@ -782,6 +782,10 @@ pub fn run(
     if scenario.variant.leave_order != LeaveOrder::Atomic {
         variant["leave_order"] = json!(scenario.variant.leave_order.name());
     }
+    if scenario.variant.hub_transfer != HubTransferKind::Cooperative {
+        variant["hub_transfer"] =
+            serde_json::to_value(scenario.variant.hub_transfer).unwrap_or(Value::Null);
+    }
     rec.push(json!({
         "kind": "header",
         "format": TRACE_FORMAT,
