@@ -121,7 +121,9 @@ enum Command {
     },
     /// Measure what a seed costs: seeds/s/core and simulated-time speed-up for the
     /// standard 3-provider, 12-client scenario, the share of wall time inside openmls,
-    /// and one seed of a 256-client room. Prints a table (or JSON).
+    /// one seed of a 256-client room, parallel efficiency (1 vs 2 worker processes) and
+    /// one commit's fan-out against room size. Prints a table (or JSON; `--out` writes
+    /// it, e.g. to a campaign folder's bench.json for `report`).
     Bench {
         /// Seeds of the standard scenario to run.
         #[arg(long, default_value_t = 20)]
