@@ -91,20 +91,45 @@ pub const FANOUT_SIZES: [usize; 4] = [8, 32, 128, 512];
 const FANOUT_DEVICES: usize = 4;
 
 /// A room of `clients` clients (users of 4 devices on 4 providers), built by batch adds;
-/// with `commit`, one member then commits a self-update.
-pub fn fanout_scenario(clients: usize, commit: bool) -> String {
+/// then one member commits a self-update (the step `fanout` measures).
+pub fn fanout_scenario(clients: usize) -> String {
     let users = clients.div_ceil(FANOUT_DEVICES).max(2);
+    room_scenario(
+        &format!("fanout-{clients}"),
+        "What does one commit's fan-out cost?",
+        users,
+        FANOUT_DEVICES,
+        16,
+        5_000,
+        &[("u001/2", "op = \"self-update\"")],
+    )
+}
+
+/// A room of `users` users with `devices` devices each on 4 providers (full enforcement,
+/// no faults): `u000` creates it and adds the others in batches of `batch`, one scripted
+/// step every `step_ms`, then the `then` steps (client, op lines) follow at the same pace.
+fn room_scenario(
+    name: &str,
+    question: &str,
+    users: usize,
+    devices: usize,
+    batch: usize,
+    step_ms: u64,
+    then: &[(&str, &str)],
+) -> String {
     let providers = ["a.example", "b.example", "c.example", "d.example"];
     let mut s = format!(
-        "name = \"fanout-{clients}\"\nquestion = \"What does one commit's fan-out cost?\"\n\n\
+        "# A room of {} clients: {users} users × {devices} devices on 4 providers.\n\
+         name = \"{name}\"\nquestion = \"{question}\"\n\n\
          [world]\nproviders = [{}]\n\
-         room = {{ name = \"fanout\", hub = \"a.example\", preset = \"cooperative\" }}\nusers = [\n",
-        providers.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ")
+         room = {{ name = \"room\", hub = \"a.example\", preset = \"cooperative\" }}\nusers = [\n",
+        users * devices,
+        providers.map(|p| format!("\"{p}\"")).join(", ")
     );
     for i in 0..users {
         let _ = writeln!(
             s,
-            "  {{ name = \"u{i:03}\", provider = \"{}\", clients = {FANOUT_DEVICES} }},",
+            "  {{ name = \"u{i:03}\", provider = \"{}\", clients = {devices} }},",
             providers[i % providers.len()]
         );
     }
@@ -118,19 +143,19 @@ pub fn fanout_scenario(clients: usize, commit: bool) -> String {
             s,
             "[[script]]\nat_ms = {t}\nclient = \"{client}\"\n{body}\n"
         );
-        t += 5_000;
+        t += step_ms;
     };
     step(&mut s, "u000", "op = \"create\"");
     let others: Vec<String> = (1..users).map(|i| format!("\"u{i:03}\"")).collect();
-    for chunk in others.chunks(16) {
+    for chunk in others.chunks(batch.max(1)) {
         step(
             &mut s,
             "u000",
             &format!("op = \"add-users\"\nusers = [{}]", chunk.join(", ")),
         );
     }
-    if commit {
-        step(&mut s, "u001/2", "op = \"self-update\"");
+    for (client, body) in then {
+        step(&mut s, client, body);
     }
     s
 }
@@ -142,7 +167,7 @@ pub fn fanout(sizes: &[usize]) -> Result<Vec<Fanout>, String> {
     let mut out = Vec::new();
     for &n in sizes {
         let name = format!("fanout-{n}");
-        let text = fanout_scenario(n, true);
+        let text = fanout_scenario(n);
         let s = Scenario::parse(&name, &text).map_err(|e| e.to_string())?;
         let resolved = s.validate(&name, &text).map_err(|e| e.to_string())?;
         nodes::mls::cost::enable(true);
@@ -211,57 +236,22 @@ pub fn parallel(exe: &std::path::Path, seeds: u64) -> Result<Parallel, String> {
 /// The 256-client room as scenario text: `users` users with `devices` devices each,
 /// spread over 4 providers, added in batches of `batch`.
 pub fn big_room_scenario(users: usize, devices: u32, batch: usize) -> String {
-    let providers = ["a.example", "b.example", "c.example", "d.example"];
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "# A room of {} clients: {users} users × {devices} devices on 4 providers.\n\
-         name = \"room-{}\"\nquestion = \"What does one seed of a large room cost?\"\n\n\
-         [world]\nproviders = [{}]\n\
-         room = {{ name = \"big\", hub = \"a.example\", preset = \"cooperative\" }}\nusers = [",
-        users * devices as usize,
-        users * devices as usize,
-        providers
-            .iter()
-            .map(|p| format!("\"{p}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for i in 0..users {
-        let _ = writeln!(
-            s,
-            "  {{ name = \"u{i:03}\", provider = \"{}\", clients = {devices} }},",
-            providers[i % providers.len()]
-        );
-    }
-    let _ = writeln!(
-        s,
-        "]\n\n[variant]\nenforcement = \"full\"\n\n[phases]\nchaos_ms = 0\nheal_ms = 600000\n"
-    );
-    let mut t = 0;
-    let mut step = |s: &mut String, client: &str, body: &str| {
-        let _ = writeln!(
-            s,
-            "[[script]]\nat_ms = {t}\nclient = \"{client}\"\n{body}\n"
-        );
-        t += 2_000;
-    };
-    step(&mut s, "u000", "op = \"create\"");
-    let others: Vec<String> = (1..users).map(|i| format!("\"u{i:03}\"")).collect();
-    for chunk in others.chunks(batch) {
-        step(
-            &mut s,
-            "u000",
-            &format!("op = \"add-users\"\nusers = [{}]", chunk.join(", ")),
-        );
-    }
-    step(&mut s, "u001", "op = \"send\"\ntext = \"hello, big room\"");
-    step(&mut s, "u002/2", "op = \"send\"\ntext = \"hi\"");
-    step(&mut s, "u000", "op = \"role\"\nuser = \"u003\"\nrole = 3");
-    step(&mut s, "u003", "op = \"remove\"\nuser = \"u004\"");
-    step(&mut s, "u005/3", "op = \"self-update\"");
-    step(&mut s, "u006", "op = \"send\"\ntext = \"still here\"");
-    s
+    room_scenario(
+        &format!("room-{}", users * devices as usize),
+        "What does one seed of a large room cost?",
+        users,
+        devices as usize,
+        batch,
+        2_000,
+        &[
+            ("u001", "op = \"send\"\ntext = \"hello, big room\""),
+            ("u002/2", "op = \"send\"\ntext = \"hi\""),
+            ("u000", "op = \"role\"\nuser = \"u003\"\nrole = 3"),
+            ("u003", "op = \"remove\"\nuser = \"u004\""),
+            ("u005/3", "op = \"self-update\""),
+            ("u006", "op = \"send\"\ntext = \"still here\""),
+        ],
+    )
 }
 
 fn measure(name: &str, text: &str, seeds: std::ops::Range<u64>) -> Result<Measured, String> {
