@@ -243,6 +243,34 @@ impl MemoryWorld {
         Ok(())
     }
 
+    /// `creator` creates room `name` on its own provider (which becomes the hub) with
+    /// `preset`, and everything settles; returns the room's URI.
+    pub fn create_room(
+        &mut self,
+        creator: &ClientUri,
+        name: &str,
+        preset: crate::room::presets::RolePreset,
+    ) -> Result<crate::ids::RoomUri, ClientError> {
+        let domain = creator.domain();
+        let room = crate::ids::RoomUri::new(&domain, name)
+            .map_err(|e| ClientError::Other(format!("bad room name {name:?}: {e}")))?;
+        let hub_sender = self
+            .servers
+            .get(&domain)
+            .ok_or_else(|| ClientError::Other(format!("no server {domain}")))?
+            .hub
+            .external_sender();
+        self.command(
+            creator,
+            Command::CreateRoom {
+                room: room.clone(),
+                preset,
+                hub_sender,
+            },
+        )?;
+        Ok(room)
+    }
+
     /// Give a client a command without running: several queued commands race, as
     /// concurrent users do. Call [`MemoryWorld::run`] afterwards.
     pub fn queue_command(&mut self, client: &ClientUri, cmd: Command) -> Result<(), ClientError> {

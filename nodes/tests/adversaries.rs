@@ -59,17 +59,7 @@ fn setup(
     }
     w.record_requests = true;
     w.run();
-    let room = RoomUri::new(&d("a.example"), "r").unwrap();
-    let hub_sender = w.server(&d("a.example")).hub.external_sender();
-    w.command(
-        &alice,
-        Command::CreateRoom {
-            room: room.clone(),
-            preset: RolePreset::Cooperative,
-            hub_sender,
-        },
-    )
-    .unwrap();
+    let room = w.create_room(&alice, "r", RolePreset::Cooperative).unwrap();
     for (user, role) in add {
         w.command(
             &alice,

@@ -6,7 +6,7 @@
 use nodes::client::core::{ClientEvent, Command};
 use nodes::client::leave::{LeaveOrder, EXITING_ROLE};
 use nodes::hub::{Enforcement, EnforcementConfig, HubEvent};
-use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
+use nodes::ids::{ClientUri, Domain, UserUri};
 use nodes::room::roles::BANNED_ROLE;
 use nodes::room::RolePreset;
 use nodes::server::ServerEvent;
@@ -57,17 +57,7 @@ fn depart(order: LeaveOrder, level: Enforcement, op: Op) -> After {
         w.client_mut(c).unwrap().set_leave_order(order);
     }
     w.run();
-    let room = RoomUri::new(&d("a.example"), "r").unwrap();
-    let hub_sender = w.server(&d("a.example")).hub.external_sender();
-    w.command(
-        &alice,
-        Command::CreateRoom {
-            room: room.clone(),
-            preset: RolePreset::Cooperative,
-            hub_sender,
-        },
-    )
-    .unwrap();
+    let room = w.create_room(&alice, "r", RolePreset::Cooperative).unwrap();
     for (user, role) in [(bob1.user(), None), (carol.user(), None)] {
         w.command(
             &alice,

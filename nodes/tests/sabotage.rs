@@ -34,17 +34,7 @@ fn setup(
     w.add_client(&bob, 4);
     w.clients.get_mut(&alice).unwrap().set_bugs(&bugs);
     w.run();
-    let room = RoomUri::new(&d("a.example"), "r").unwrap();
-    let hub_sender = w.server(&d("a.example")).hub.external_sender();
-    w.command(
-        &alice,
-        Command::CreateRoom {
-            room: room.clone(),
-            preset: RolePreset::Cooperative,
-            hub_sender,
-        },
-    )
-    .unwrap();
+    let room = w.create_room(&alice, "r", RolePreset::Cooperative).unwrap();
     if with_bob {
         w.command(
             &alice,
