@@ -102,16 +102,35 @@ pub struct CellSpec {
     pub level: Option<EnforcementLevel>,
     /// The level's name, or "default".
     pub enforcement: String,
+    /// The values of the file's other matrix axes (`--variant` arguments).
+    pub overrides: Vec<(String, String)>,
+    /// The scenario with the level and the overrides applied.
     pub scenario: Scenario,
     pub text: String,
 }
 
 impl CellSpec {
+    /// The axis values as `key=value,...` ("" without axes).
+    pub fn variant(&self) -> String {
+        crate::scenario::variant_label(&self.overrides)
+    }
+
+    /// The cell as written in run keys: see [`cell_label`].
+    pub fn label(&self) -> String {
+        cell_label(&self.enforcement, &self.variant())
+    }
+
+    /// The cell's JSON (in `campaign.json` and each record's `cell`).
+    fn json(&self) -> Value {
+        let mut v = json!({"scenario_file": self.file, "enforcement": self.enforcement});
+        if !self.overrides.is_empty() {
+            v["variant"] = json!(self.variant());
+        }
+        v
+    }
+
     fn expect(&self) -> Value {
-        let e = self
-            .scenario
-            .expect
-            .at(self.level.unwrap_or(self.scenario.variant.enforcement));
+        let e = self.scenario.expectation();
         json!({
             "outcome": match e.outcome {
                 ExpectedOutcome::Ok => "ok",
@@ -124,7 +143,28 @@ impl CellSpec {
     }
 }
 
-/// `"<scenario_file>|<enforcement>|<seed>"`.
+/// The cell part of a run key: the enforcement level's name, then the other axes'
+/// `key=value` if the file has any (`"full,leave_order=exiting"`).
+pub fn cell_label(enforcement: &str, variant: &str) -> String {
+    if variant.is_empty() {
+        enforcement.to_string()
+    } else {
+        format!("{enforcement},{variant}")
+    }
+}
+
+/// (scenario file, cell label) of a record's `cell` or a plan cell.
+fn cell_id(c: &Value) -> (String, String) {
+    (
+        c["scenario_file"].as_str().unwrap_or("").to_string(),
+        cell_label(
+            c["enforcement"].as_str().unwrap_or(""),
+            c["variant"].as_str().unwrap_or(""),
+        ),
+    )
+}
+
+/// `"<scenario_file>|<cell label>|<seed>"`.
 pub fn run_key(file: &str, enforcement: &str, seed: u64) -> String {
     format!("{file}|{enforcement}|{seed}")
 }
@@ -254,20 +294,18 @@ pub fn plan_cells(files: &[PathBuf]) -> Result<Vec<CellSpec>, String> {
     for path in files {
         let (s, text) = Scenario::load(path).map_err(|e| e.to_string())?;
         let file = path.display().to_string();
-        let levels: Vec<Option<EnforcementLevel>> = if s.matrix.enforcement.is_empty() {
-            vec![None]
-        } else {
-            s.matrix.enforcement.iter().copied().map(Some).collect()
-        };
-        for level in levels {
-            let at = level.map_or_else(|| s.clone(), |l| s.at_level(l));
-            at.validate(&file, &text).map_err(|e| e.to_string())?;
+        for c in s.cells().map_err(|e| format!("{file}: {e}"))? {
+            c.scenario
+                .validate(&file, &text)
+                .map_err(|e| e.to_string())?;
+            let level = c.level_from_matrix.then_some(c.level);
             out.push(CellSpec {
                 path: path.clone(),
                 file: file.clone(),
                 level,
                 enforcement: level.map_or("default", |l| l.name()).to_string(),
-                scenario: at,
+                overrides: c.overrides,
+                scenario: c.scenario,
                 text: text.clone(),
             });
         }
@@ -309,8 +347,8 @@ fn synthetic(
 }
 
 fn stamp(v: &mut Value, cell: &CellSpec, seed: u64, build: &Value, timed_out: bool) {
-    v["run_key"] = json!(run_key(&cell.file, &cell.enforcement, seed));
-    v["cell"] = json!({"scenario_file": cell.file, "enforcement": cell.enforcement});
+    v["run_key"] = json!(run_key(&cell.file, &cell.label(), seed));
+    v["cell"] = cell.json();
     v["build"] = build.clone();
     v["timed_out"] = json!(timed_out);
 }
@@ -380,13 +418,7 @@ pub fn judge(
         if r["as_expected"] != true {
             unexpected.push(r["run_key"].clone());
         }
-        by_cell
-            .entry((
-                r["cell"]["scenario_file"].as_str().unwrap_or("").into(),
-                r["cell"]["enforcement"].as_str().unwrap_or("").into(),
-            ))
-            .or_default()
-            .push(r);
+        by_cell.entry(cell_id(&r["cell"])).or_default().push(r);
     }
     let bad: Vec<String> = runs
         .iter()
@@ -408,12 +440,9 @@ pub fn judge(
     }
     let whole = plan.shard.is_none();
     for c in &plan.cells {
-        let file = c["scenario_file"].as_str().unwrap_or("");
-        let enf = c["enforcement"].as_str().unwrap_or("");
-        let rs: Vec<&Value> = by_cell
-            .get(&(file.to_string(), enf.to_string()))
-            .cloned()
-            .unwrap_or_default();
+        let id = cell_id(c);
+        let (file, enf) = (&id.0, &id.1);
+        let rs: Vec<&Value> = by_cell.get(&id).cloned().unwrap_or_default();
         let rs: Vec<&Value> = rs
             .into_iter()
             .filter(|r| matches!(r["outcome"].as_str(), Some("ok" | "violation" | "liveness")))
@@ -594,14 +623,7 @@ pub fn summary(c: &Value, runs: &[Value]) -> String {
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     let mut cells: BTreeMap<(String, String), [usize; 5]> = BTreeMap::new();
     for r in runs {
-        let k = (
-            r["cell"]["scenario_file"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-            r["cell"]["enforcement"].as_str().unwrap_or("").to_string(),
-        );
-        let e = cells.entry(k).or_default();
+        let e = cells.entry(cell_id(&r["cell"])).or_default();
         match r["outcome"].as_str() {
             Some("ok") => e[0] += 1,
             Some("violation") => e[1] += 1,
@@ -613,10 +635,7 @@ pub fn summary(c: &Value, runs: &[Value]) -> String {
         }
     }
     for cell in plan["cells"].as_array().into_iter().flatten() {
-        let k = (
-            cell["scenario_file"].as_str().unwrap_or("").to_string(),
-            cell["enforcement"].as_str().unwrap_or("").to_string(),
-        );
+        let k = cell_id(cell);
         let n = cells.get(&k).copied().unwrap_or_default();
         let _ = writeln!(
             s,
@@ -774,7 +793,7 @@ pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
     let mut wanted: Vec<(String, usize, u64)> = Vec::new();
     for (ci, c) in cells.iter().enumerate() {
         for seed in seeds.0..=seeds.1 {
-            let key = run_key(&c.file, &c.enforcement, seed);
+            let key = run_key(&c.file, &c.label(), seed);
             if shard.is_none_or(|(i, n)| shard_of(&key, n) == i) {
                 wanted.push((key, ci, seed));
             }
@@ -787,7 +806,11 @@ pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
         shard,
         cells: cells
             .iter()
-            .map(|c| json!({"scenario_file": c.file, "enforcement": c.enforcement, "expect": c.expect()}))
+            .map(|c| {
+                let mut v = c.json();
+                v["expect"] = c.expect();
+                v
+            })
             .collect(),
         runs_planned: wanted.len(),
     };
@@ -850,10 +873,10 @@ pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
         .iter()
         .enumerate()
         .filter_map(|(i, r)| {
-            let ci = cells.iter().position(|c| {
-                r["cell"]["scenario_file"] == c.file.as_str()
-                    && r["cell"]["enforcement"] == c.enforcement.as_str()
-            })?;
+            let id = cell_id(&r["cell"]);
+            let ci = cells
+                .iter()
+                .position(|c| id.0 == c.file && id.1 == c.label())?;
             Some(((ci, r["seed"].as_u64()?), i))
         })
         .collect();

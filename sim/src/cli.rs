@@ -43,12 +43,14 @@ pub fn load_and_run(
     seed: u64,
     keep_trace: bool,
     enforcement: Option<&str>,
+    variants: &[String],
 ) -> Result<RunReport, String> {
     let (s, text) = Scenario::load(path).map_err(|e| e.to_string())?;
     let s = match level(enforcement) {
         Some(l) => s.at_level(l),
         None => s,
     };
+    let s = s.with_variants(variants)?;
     let file = path.display().to_string();
     let resolved = s.validate(&file, &text).map_err(|e| e.to_string())?;
     let mut r = run_scenario(&s, &resolved, &text, seed, keep_trace);
@@ -71,7 +73,12 @@ fn write_trace(path: &Path, lines: &[String]) -> Result<(), String> {
 }
 
 /// Runs the same scenario and seed in a child process; returns its trace hash.
-pub fn child_hash(path: &Path, seed: u64, enforcement: Option<&str>) -> Result<String, String> {
+pub fn child_hash(
+    path: &Path,
+    seed: u64,
+    enforcement: Option<&str>,
+    variants: &[String],
+) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("run")
@@ -81,6 +88,9 @@ pub fn child_hash(path: &Path, seed: u64, enforcement: Option<&str>) -> Result<S
         .arg("--json");
     if let Some(e) = enforcement {
         cmd.arg("--enforcement").arg(e);
+    }
+    for kv in variants {
+        cmd.arg("--variant").arg(kv);
     }
     let out = cmd
         .output()
@@ -105,8 +115,9 @@ pub fn run(
     json_out: bool,
     check_determinism: bool,
     enforcement: Option<&str>,
+    variants: &[String],
 ) -> ExitCode {
-    let mut report = match load_and_run(path, seed, trace.is_some(), enforcement) {
+    let mut report = match load_and_run(path, seed, trace.is_some(), enforcement, variants) {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
@@ -117,7 +128,7 @@ pub fn run(
     }
     let mut determinism = None;
     if check_determinism {
-        determinism = Some(match child_hash(path, seed, enforcement) {
+        determinism = Some(match child_hash(path, seed, enforcement, variants) {
             Ok(h) => (h == report.trace_hash, h),
             Err(e) => return bad(e),
         });
@@ -275,6 +286,10 @@ pub fn replay(path: &Path) -> ExitCode {
             Some(l) => s.at_level(l),
             None => s,
         };
+        let s = match s.with_recorded_overrides(&v["variant"]) {
+            Ok(s) => s,
+            Err(e) => return bad(format!("{label}: {e}")),
+        };
         let resolved = match s.validate(&label, toml_text) {
             Ok(r) => r,
             Err(e) => return bad(e),
@@ -330,6 +345,10 @@ pub fn replay(path: &Path) -> ExitCode {
         Some(l) => s.at_level(l),
         None => s,
     };
+    let s = match s.with_recorded_overrides(&v["variant"]) {
+        Ok(s) => s,
+        Err(e) => return bad(format!("{file}: {e}")),
+    };
     if let Some(want) = v.get("scenario_sha256").and_then(Value::as_str) {
         if want != scenario_hash(&stext) {
             return bad(format!(
@@ -366,6 +385,7 @@ pub fn batch(
     path: &Path,
     seeds: &str,
     enforcement: Option<&str>,
+    variants: &[String],
     trace_dir: Option<&Path>,
 ) -> ExitCode {
     let seeds = match crate::campaign::parse_seeds(seeds) {
@@ -380,6 +400,10 @@ pub fn batch(
         Some(l) => s.at_level(l),
         None => s,
     };
+    let s = match s.with_variants(variants) {
+        Ok(s) => s,
+        Err(e) => return bad(e),
+    };
     let file = path.display().to_string();
     let resolved = match s.validate(&file, &text) {
         Ok(r) => r,
@@ -390,7 +414,11 @@ pub fn batch(
         r.scenario_file = Some(file.clone());
         if let (Some(dir), Some(lines)) = (trace_dir, r.trace.take()) {
             if r.outcome != Outcome::Ok || !r.as_expected {
-                let key = crate::campaign::run_key(&file, enforcement.unwrap_or("default"), seed);
+                let cell = crate::campaign::cell_label(
+                    enforcement.unwrap_or("default"),
+                    &s.variant_label(),
+                );
+                let key = crate::campaign::run_key(&file, &cell, seed);
                 let p = dir.join(crate::campaign::trace_file_name(&key));
                 if let Err(e) = write_trace(&p, &lines) {
                     return bad(e);

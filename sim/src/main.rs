@@ -65,6 +65,11 @@ enum Command {
         /// Hub enforcement level (a cell of the file's matrix); default: the file's variant.
         #[arg(long, value_parser = ["off", "mls", "full"])]
         enforcement: Option<String>,
+        /// Set a variant key for this run, e.g. `--variant leave_order=exiting` (keys:
+        /// hub_transfer, leave_order; repeatable). Selects a cell of the file's matrix or
+        /// tries a variant the file does not list.
+        #[arg(long = "variant", value_name = "KEY=VALUE")]
+        variants: Vec<String>,
     },
     /// Run seeds of a scenario and print one JSON record per line
     /// (the worker behind `findings` and campaigns).
@@ -75,6 +80,9 @@ enum Command {
         seeds: String,
         #[arg(long, value_parser = ["off", "mls", "full"])]
         enforcement: Option<String>,
+        /// Set a variant key (as `run --variant`).
+        #[arg(long = "variant", value_name = "KEY=VALUE")]
+        variants: Vec<String>,
         /// Write traces of runs not ok or not as expected here.
         #[arg(long, value_name = "DIR")]
         trace_dir: Option<PathBuf>,
@@ -201,6 +209,7 @@ fn main() -> ExitCode {
             json,
             check_determinism,
             enforcement,
+            variants,
         } => cli::run(
             &scenario,
             seed.unwrap_or_else(|| cli::default_seed(&scenario)),
@@ -208,16 +217,19 @@ fn main() -> ExitCode {
             json,
             check_determinism,
             enforcement.as_deref(),
+            &variants,
         ),
         Command::Batch {
             scenario,
             seeds,
             enforcement,
+            variants,
             trace_dir,
         } => cli::batch(
             &scenario,
             &seeds,
             enforcement.as_deref(),
+            &variants,
             trace_dir.as_deref(),
         ),
         Command::Campaign(a) => mimi_sim::campaign::main(&a),

@@ -786,6 +786,10 @@ pub fn run(
         variant["hub_transfer"] =
             serde_json::to_value(scenario.variant.hub_transfer).unwrap_or(Value::Null);
     }
+    // Set by a matrix axis or --variant, so that a replay applies them again.
+    if !scenario.overrides.is_empty() {
+        variant["overrides"] = json!(scenario.overrides);
+    }
     rec.push(json!({
         "kind": "header",
         "format": TRACE_FORMAT,
@@ -1081,7 +1085,7 @@ pub fn run(
         "end",
         json!({"outcome": outcome.name(), "liveness": liveness, "faults": w.faults}),
     );
-    let expectation = scenario.expect.at(scenario.variant.enforcement);
+    let expectation = scenario.expectation();
     let expected = expectation.outcome;
     let ids: BTreeSet<&str> = violations.iter().map(|v| v.id).collect();
     // An expectation "violated within N seeds" (N > 1) is judged over seeds by

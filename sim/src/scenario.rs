@@ -41,7 +41,7 @@
 //! count = [1, 4]
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
@@ -94,6 +94,10 @@ pub struct Scenario {
     /// Set in reproducers written by `mimi-sim shrink` (`scenarios/regressions/`).
     #[serde(default)]
     pub regression: Option<Regression>,
+    /// Variant keys set by a matrix axis or `--variant` (not by the file's `[variant]`),
+    /// in key order; recorded in trace headers so a replay applies them again.
+    #[serde(skip)]
+    pub overrides: BTreeMap<String, String>,
 }
 
 /// Where a shrunk reproducer came from and the seed it must run with (keys and latency
@@ -127,6 +131,189 @@ impl Scenario {
         s.variant.enforcement = level;
         s
     }
+
+    /// Sets one single-valued variant key (`enforcement`, `hub_transfer`,
+    /// `leave_order`) to `value`, as a matrix axis or `--variant KEY=VALUE` does.
+    /// `enforcement` is not recorded in [`Scenario::overrides`] (records name it anyway).
+    pub fn set_variant(&mut self, key: &str, value: &str) -> Result<(), String> {
+        fn parse<T: serde::de::DeserializeOwned>(key: &str, value: &str) -> Result<T, String> {
+            serde_json::from_value(serde_json::Value::String(value.to_string()))
+                .map_err(|e| format!("variant `{key}` = {value:?}: {e}"))
+        }
+        match key {
+            "enforcement" => self.variant.enforcement = parse(key, value)?,
+            "hub_transfer" => self.variant.hub_transfer = parse(key, value)?,
+            "leave_order" => self.variant.leave_order = parse(key, value)?,
+            _ => {
+                return Err(format!(
+                    "`{key}` is not a variant key with one value (expected one of {})",
+                    VARIANT_KEYS.join(", ")
+                ))
+            }
+        }
+        if key != "enforcement" {
+            self.overrides.insert(key.to_string(), value.to_string());
+        }
+        Ok(())
+    }
+
+    /// Applies `KEY=VALUE` settings (from `--variant`).
+    pub fn with_variants(&self, settings: &[String]) -> Result<Scenario, String> {
+        let mut s = self.clone();
+        for kv in settings {
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                format!("--variant {kv:?}: write KEY=VALUE, e.g. leave_order=exiting")
+            })?;
+            s.set_variant(k.trim(), v.trim())
+                .map_err(|e| format!("--variant {kv:?}: {e}"))?;
+        }
+        Ok(s)
+    }
+
+    /// Applies the overrides a run record or trace header names (`variant.overrides`).
+    pub fn with_recorded_overrides(&self, variant: &serde_json::Value) -> Result<Scenario, String> {
+        let mut s = self.clone();
+        if let Some(o) = variant
+            .get("overrides")
+            .and_then(serde_json::Value::as_object)
+        {
+            for (k, v) in o {
+                let v = v
+                    .as_str()
+                    .ok_or_else(|| format!("variant.overrides.{k}: not a string"))?;
+                s.set_variant(k, v)?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// The value of every single-valued variant key, by key.
+    pub fn variant_values(&self) -> BTreeMap<&'static str, String> {
+        let name = |v: serde_json::Result<serde_json::Value>| {
+            v.ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let v = &self.variant;
+        BTreeMap::from([
+            ("enforcement", v.enforcement.name().to_string()),
+            ("hub_transfer", name(serde_json::to_value(v.hub_transfer))),
+            ("leave_order", name(serde_json::to_value(v.leave_order))),
+        ])
+    }
+
+    /// The matrix axes other than enforcement: `(variant key, values)` in key order.
+    pub fn axes(&self) -> Vec<(&'static str, Vec<String>)> {
+        let names = |v: Vec<serde_json::Value>| -> Vec<String> {
+            v.into_iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        };
+        let m = &self.matrix;
+        let mut out = Vec::new();
+        if !m.hub_transfer.is_empty() {
+            out.push((
+                "hub_transfer",
+                names(
+                    m.hub_transfer
+                        .iter()
+                        .filter_map(|x| serde_json::to_value(x).ok())
+                        .collect(),
+                ),
+            ));
+        }
+        if !m.leave_order.is_empty() {
+            out.push((
+                "leave_order",
+                names(
+                    m.leave_order
+                        .iter()
+                        .filter_map(|x| serde_json::to_value(x).ok())
+                        .collect(),
+                ),
+            ));
+        }
+        out
+    }
+
+    /// Every cell of the file's matrix: each combination of the non-enforcement axes
+    /// (outer, in key order) × each enforcement level (inner), applied to the variant.
+    pub fn cells(&self) -> Result<Vec<MatrixCell>, String> {
+        let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
+        for (key, values) in self.axes() {
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    values.iter().map(move |v| {
+                        let mut c = c.clone();
+                        c.push((key.to_string(), v.clone()));
+                        c
+                    })
+                })
+                .collect();
+        }
+        let mut out = Vec::new();
+        for combo in combos {
+            for level in self.levels() {
+                let mut s = self.at_level(level);
+                for (k, v) in &combo {
+                    s.set_variant(k, v)?;
+                }
+                out.push(MatrixCell {
+                    level,
+                    level_from_matrix: !self.matrix.enforcement.is_empty(),
+                    overrides: combo.clone(),
+                    scenario: s,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The overrides as `key=value,...` (see [`variant_label`]).
+    pub fn variant_label(&self) -> String {
+        self.overrides
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// What this scenario (with its variant as set) expects.
+    pub fn expectation(&self) -> Expectation {
+        self.expect.for_variant(&self.variant_values())
+    }
+}
+
+/// The variant keys that take one value (matrix axes, `--variant`, `[[expect.case]]`).
+pub const VARIANT_KEYS: [&str; 3] = ["enforcement", "hub_transfer", "leave_order"];
+
+/// One cell of a file's matrix.
+#[derive(Debug, Clone)]
+pub struct MatrixCell {
+    pub level: EnforcementLevel,
+    /// Whether the level comes from `[matrix] enforcement` (else: the file's variant).
+    pub level_from_matrix: bool,
+    /// `(variant key, value)` of each non-enforcement axis.
+    pub overrides: Vec<(String, String)>,
+    /// The scenario with the level and the overrides applied.
+    pub scenario: Scenario,
+}
+
+impl MatrixCell {
+    /// `"leave_order=exiting"` (axes joined by `,`), or "" for a file without axes.
+    pub fn variant_label(&self) -> String {
+        variant_label(&self.overrides)
+    }
+}
+
+/// `KEY=VALUE` pairs joined by `,`.
+pub fn variant_label(overrides: &[(String, String)]) -> String {
+    overrides
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Providers, users and the room.
@@ -602,6 +789,25 @@ pub struct Expect {
     pub mls: Option<Box<Expect>>,
     #[serde(default)]
     pub full: Option<Box<Expect>>,
+    /// Expectations of particular matrix cells: the first case whose `if` matches the
+    /// cell's variant wins over the level tables and the file's default.
+    #[serde(default)]
+    pub case: Vec<ExpectCase>,
+}
+
+/// `[[expect.case]]`: `if = { leave_order = "exiting", enforcement = "full" }` and the
+/// expectation of the cells that match.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectCase {
+    #[serde(rename = "if")]
+    pub when: Spanned<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub outcome: ExpectedOutcome,
+    #[serde(default)]
+    pub violations: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub within_seeds: Option<u32>,
 }
 
 /// The expectation of one matrix cell.
@@ -613,6 +819,31 @@ pub struct Expectation {
 }
 
 impl Expect {
+    /// The expectation of a cell whose variant has these `values` (see
+    /// [`Scenario::variant_values`]): the first matching `[[expect.case]]`, else the
+    /// level's table, else the file's default.
+    pub fn for_variant(&self, values: &BTreeMap<&'static str, String>) -> Expectation {
+        let hit = self.case.iter().find(|c| {
+            c.when
+                .get_ref()
+                .iter()
+                .all(|(k, v)| values.get(k.as_str()) == Some(v))
+        });
+        if let Some(c) = hit {
+            return Expectation {
+                outcome: c.outcome,
+                violations: c.violations.iter().map(|v| v.get_ref().clone()).collect(),
+                within_seeds: c.within_seeds.unwrap_or(1).max(1),
+            };
+        }
+        let level = match values.get("enforcement").map(String::as_str) {
+            Some("off") => EnforcementLevel::Off,
+            Some("mls") => EnforcementLevel::Mls,
+            _ => EnforcementLevel::Full,
+        };
+        self.at(level)
+    }
+
     /// The expectation under `level`.
     pub fn at(&self, level: EnforcementLevel) -> Expectation {
         let own = match level {
@@ -630,12 +861,18 @@ impl Expect {
 }
 
 /// The variants one file stands for: every enforcement level listed (default: the
-/// variant's own).
+/// variant's own) × every value of each other axis listed (default: the variant's own).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Matrix {
     #[serde(default)]
     pub enforcement: Vec<EnforcementLevel>,
+    /// x-hub-transfer mechanisms to run the file under.
+    #[serde(default)]
+    pub hub_transfer: Vec<HubTransferKind>,
+    /// Leave orderings to run the file under.
+    #[serde(default)]
+    pub leave_order: Vec<LeaveOrder>,
 }
 
 /// A malicious provider: its follower role and the clients it hosts misbehave.
@@ -1081,7 +1318,42 @@ impl Scenario {
                 expects.push((name, e));
             }
         }
-        for (name, e) in expects {
+        let cases: Vec<(String, Expect)> = self
+            .expect
+            .case
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    format!("expect.case[{i}]"),
+                    Expect {
+                        outcome: c.outcome,
+                        violations: c.violations.clone(),
+                        within_seeds: c.within_seeds,
+                        ..Expect::default()
+                    },
+                )
+            })
+            .collect();
+        for (i, c) in self.expect.case.iter().enumerate() {
+            if c.when.get_ref().is_empty() {
+                return Err(err(
+                    c.when.span(),
+                    format!("field `expect.case[{i}].if`: name at least one variant key"),
+                ));
+            }
+            for (k, v) in c.when.get_ref() {
+                let mut probe = self.clone();
+                probe
+                    .set_variant(k, v)
+                    .map_err(|e| err(c.when.span(), format!("field `expect.case[{i}].if`: {e}")))?;
+            }
+        }
+        for (name, e) in expects
+            .into_iter()
+            .map(|(n, e)| (n.to_string(), e))
+            .chain(cases.iter().map(|(n, e)| (n.clone(), e)))
+        {
             for o in &e.violations {
                 if !known.contains(o.get_ref().as_str()) {
                     return Err(err(

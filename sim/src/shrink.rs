@@ -83,6 +83,8 @@ pub struct Origin {
     pub source: String,
     pub seed: u64,
     pub level: EnforcementLevel,
+    /// Variant keys a matrix axis or `--variant` set (the record's `variant.overrides`).
+    pub overrides: BTreeMap<String, String>,
 }
 
 /// The failure a candidate must keep.
@@ -170,6 +172,14 @@ pub fn read_input(path: &Path, line: Option<usize>) -> Result<Origin, ShrinkErro
         .ok_or_else(|| bad(format!("{at}: no `seed` field")))?;
     let lvl = level(v["variant"]["enforcement"].as_str())
         .ok_or_else(|| bad(format!("{at}: no `variant.enforcement` field")))?;
+    let overrides: BTreeMap<String, String> = v["variant"]["overrides"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, x)| Some((k.clone(), x.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
     if v.get("kind").and_then(Value::as_str) == Some("header") {
         let t = v
             .get("scenario_toml")
@@ -181,6 +191,7 @@ pub fn read_input(path: &Path, line: Option<usize>) -> Result<Origin, ShrinkErro
             source: format!("the trace {shown} of scenario {name}"),
             seed,
             level: lvl,
+            overrides: overrides.clone(),
         });
     }
     let file = v
@@ -205,6 +216,7 @@ pub fn read_input(path: &Path, line: Option<usize>) -> Result<Origin, ShrinkErro
         source: file.to_string(),
         seed,
         level: lvl,
+        overrides,
     })
 }
 
@@ -296,6 +308,11 @@ impl Shrinker {
         let s = Scenario::parse(&label, &origin.scenario_text)
             .map_err(|e| bad(e.to_string()))?
             .at_level(origin.level);
+        let mut s = s;
+        for (k, v) in &origin.overrides {
+            s.set_variant(k, v)
+                .map_err(|e| bad(format!("{label}: {e}")))?;
+        }
         let resolved = s
             .validate(&label, &origin.scenario_text)
             .map_err(|e| bad(e.to_string()))?;
@@ -321,6 +338,9 @@ impl Shrinker {
             "enforcement".into(),
             toml::Value::String(origin.level.name().into()),
         );
+        for (k, v) in &origin.overrides {
+            variant.insert(k.clone(), toml::Value::String(v.clone()));
+        }
         base.insert("variant".into(), toml::Value::Table(variant));
         let name = format!(
             "{}-{}-{}-s{}",

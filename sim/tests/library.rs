@@ -23,8 +23,9 @@ fn every_library_scenario_meets_its_expectations() {
         let text = std::fs::read_to_string(&cell.file).unwrap();
         let s = cell.scenario.at_level(cell.level);
         let label = cell.file.display().to_string();
+        let variant = mimi_sim::scenario::variant_label(&cell.overrides);
         let resolved = s.validate(&label, &text).unwrap();
-        let e = s.expect.at(cell.level);
+        let e = s.expectation();
         let seeds = match e.outcome {
             ExpectedOutcome::Ok => OK_SEEDS,
             _ => u64::from(e.within_seeds),
@@ -60,9 +61,10 @@ fn every_library_scenario_meets_its_expectations() {
                 })
                 .collect();
             failures.push(format!(
-                "{} under {}: expected {:?}, got {}",
+                "{} under {} {}: expected {:?}, got {}",
                 label,
                 cell.level.name(),
+                variant,
                 e,
                 got.join("; ")
             ));

@@ -28,7 +28,7 @@ fn every_regression_reproduces_its_recorded_failure() {
             f.display()
         );
         let reg = s.regression.clone().expect("a [regression] table");
-        let e = s.expect.at(s.variant.enforcement);
+        let e = s.expectation();
         assert_ne!(
             e.outcome,
             ExpectedOutcome::Ok,

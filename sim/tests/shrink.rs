@@ -95,6 +95,7 @@ fn shrinking_a_failing_off_run_gives_a_one_minimal_schedule_that_reproduces_alon
         source: "shrink-test".into(),
         seed: SEED,
         level: EnforcementLevel::Off,
+        overrides: Default::default(),
     };
     // The input run fails with the swarm.
     assert!(violated(SCENARIO), "the test's input run must fail");

@@ -119,6 +119,9 @@ pub fn run(
             if let Some(l) = cell.level {
                 cmd.arg("--enforcement").arg(l.name());
             }
+            for (k, v) in &cell.overrides {
+                cmd.arg("--variant").arg(format!("{k}={v}"));
+            }
             if let Some(d) = cfg.trace_dir {
                 cmd.arg("--trace-dir").arg(d);
             }

@@ -2,8 +2,9 @@
 //! the rates and quantiles the pages and the Markdown summary show.
 //!
 //! # Choices
-//! * A cell is (scenario file, enforcement) from the record's `cell`, else from its
-//!   `run_key`, else from `variant.enforcement`.
+//! * A cell is (scenario file, the file's other matrix axes, enforcement) from the
+//!   record's `cell`, else from its `run_key`, else from `variant.enforcement`. A cell
+//!   with axis values shows as `file (key=value)`.
 //! * "Failing" runs are those whose outcome is not "ok" or whose `as_expected` is false;
 //!   the page lists at most [`MAX_FAILING_LISTED`] of them.
 //! * Violation ids are read from `oracle` or, as `run --json` writes them today, `id`.
@@ -28,6 +29,8 @@ pub struct Run {
     pub scenario_file: String,
     pub scenario: String,
     pub enforcement: String,
+    /// The values of the file's other matrix axes, `key=value,...` ("" without).
+    pub variant: String,
     pub seed: u64,
     pub outcome: String,
     pub expected: String,
@@ -106,6 +109,14 @@ fn run_of(v: &Value) -> Run {
         .filter(|x| !x.is_empty())
         .or_else(|| key_file.map(String::from))
         .unwrap_or_else(|| s(v, "scenario_file"));
+    let (key_level, key_variant) = match key_level.map(|k| k.split_once(',')) {
+        Some(Some((l, v))) => (Some(l), v.to_string()),
+        _ => (key_level, String::new()),
+    };
+    let variant = cell
+        .map(|c| s(c, "variant"))
+        .filter(|x| !x.is_empty())
+        .unwrap_or(key_variant);
     let enforcement = cell
         .map(|c| s(c, "enforcement"))
         .filter(|x| !x.is_empty())
@@ -142,6 +153,7 @@ fn run_of(v: &Value) -> Run {
         scenario_file,
         scenario: s(v, "scenario"),
         enforcement,
+        variant,
         seed,
         outcome: s(v, "outcome"),
         expected: s(v, "expected"),
@@ -185,10 +197,23 @@ impl Run {
     }
 
     fn level_flag(&self) -> String {
-        if matches!(self.enforcement.as_str(), "off" | "mls" | "full") {
+        let mut f = if matches!(self.enforcement.as_str(), "off" | "mls" | "full") {
             format!(" --enforcement {}", self.enforcement)
         } else {
             String::new()
+        };
+        for kv in self.variant.split(',').filter(|x| !x.is_empty()) {
+            f.push_str(&format!(" --variant {kv}"));
+        }
+        f
+    }
+
+    /// The scenario file, with the cell's axis values if any: `file (key=value)`.
+    pub fn file_and_variant(&self) -> String {
+        if self.variant.is_empty() {
+            self.scenario_file.clone()
+        } else {
+            format!("{} ({})", self.scenario_file, self.variant)
         }
     }
 }
@@ -201,7 +226,7 @@ pub fn cells(runs: &[Run]) -> Vec<Cell> {
             .iter()
             .position(|l| *l == r.enforcement)
             .unwrap_or(LEVELS.len());
-        by.entry((r.scenario_file.clone(), rank, r.enforcement.clone()))
+        by.entry((r.file_and_variant(), rank, r.enforcement.clone()))
             .or_default()
             .push(r);
     }

@@ -234,7 +234,11 @@ pub fn campaign_page(
             (
                 format!(
                     "{} [{}]",
-                    c.scenario_file.rsplit('/').next().unwrap_or(""),
+                    c.scenario_file
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or("")
+                        .replace(".toml", ""),
                     c.enforcement
                 ),
                 c.violation,

@@ -115,7 +115,7 @@ pub fn rate_bars(title: &str, rows: &[(String, Rate)]) -> String {
             r#"<text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{}</text><rect class="bar{}" x="{left}" y="{:.1}" width="{bw:.1}" height="{:.1}"><title>{}</title></rect>"#,
             left - 6.0,
             y + 14.0,
-            esc(&super::trace::short(name, 40)),
+            esc(&super::trace::short_middle(name, 40)),
             if r.k > 0 { " bad" } else { "" },
             y + 4.0,
             row_h - 8.0,

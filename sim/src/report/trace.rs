@@ -580,9 +580,31 @@ pub fn short(text: &str, n: usize) -> String {
     }
 }
 
+/// At most `n` characters, cut in the middle (the start and the end of a label tell
+/// cells apart: `file.toml (…=takeover-unfenced) [full]`).
+pub fn short_middle(text: &str, n: usize) -> String {
+    let len = text.chars().count();
+    if len <= n || n < 3 {
+        return short(text, n);
+    }
+    let head = (n - 1) / 2;
+    let tail = n - 1 - head;
+    let mut s: String = text.chars().take(head).collect();
+    s.push('…');
+    s.extend(text.chars().skip(len - tail));
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_middle_keeps_both_ends() {
+        assert_eq!(short_middle("abcdefghij", 5), "ab…ij");
+        assert_eq!(short_middle("abc", 5), "abc");
+        assert_eq!(short_middle("abcdefghij", 5).chars().count(), 5);
+    }
 
     /// A hand-written trace: a request that arrives and is answered, one that is lost,
     /// a client relay, a crash window and a violation naming two lines.
