@@ -71,6 +71,8 @@
 //! * reorder-fanout reverses each batch and holds every other batch until the next one
 //!   comes (a held batch is released after the next batch, so it arrives late).
 
+use std::collections::BTreeSet;
+
 use crate::ids::{ClientUri, RoomUri};
 
 /// The correlation id a malicious client uses to hand its provider a forked commit (see
@@ -217,6 +219,20 @@ pub enum AdversaryAction {
     ForkedCommitShown { room: RoomUri, to: Vec<ClientUri> },
 }
 
+/// ghost-device: the devices among `devices` that a malicious provider holds as its
+/// ghosts — for each user, every device after the user's first in URI order (see
+/// "Choices"). The one rule the follower (which hides the ghosts from other users'
+/// `/keyMaterial`) and the simulator's oracle `no-ghost-device` (which knows the world's
+/// ghosts from it) both use.
+pub fn ghost_devices<'a>(devices: impl IntoIterator<Item = &'a ClientUri>) -> BTreeSet<ClientUri> {
+    let all: BTreeSet<&ClientUri> = devices.into_iter().collect();
+    let mut seen_users = BTreeSet::new();
+    all.into_iter()
+        .filter(|c| !seen_users.insert(c.user()))
+        .cloned()
+        .collect()
+}
+
 /// Flip one byte of the confirmation tag of a serialized member PublicMessage commit
 /// (`MLSMessage` TLS bytes). The message ends `confirmation_tag<V> membership_tag<V>`,
 /// both MACs of the ciphersuite's hash length (`mac_len` bytes, one-byte length prefix):
@@ -252,6 +268,24 @@ mod tests {
         }
         assert_eq!(Adversary::DropFanout.id(), "drop-fanout");
         assert!("nope".parse::<Adversary>().unwrap_err().contains("known"));
+    }
+
+    #[test]
+    fn ghost_devices_are_every_device_after_each_users_first() {
+        let c = |s: &str| s.parse::<ClientUri>().unwrap();
+        let devices = [
+            c("mimi://c.example/d/cathy/2"),
+            c("mimi://c.example/d/erin/1"),
+            c("mimi://c.example/d/cathy/1"),
+            c("mimi://c.example/d/cathy/3"),
+            c("mimi://c.example/d/cathy2/1"),
+        ];
+        let ghosts = ghost_devices(&devices);
+        assert_eq!(
+            ghosts.into_iter().collect::<Vec<_>>(),
+            vec![c("mimi://c.example/d/cathy/2"), c("mimi://c.example/d/cathy/3")]
+        );
+        assert!(ghost_devices(&devices[1..2]).is_empty(), "a lone device is real");
     }
 
     #[test]
