@@ -283,9 +283,15 @@ mod tests {
         let ghosts = ghost_devices(&devices);
         assert_eq!(
             ghosts.into_iter().collect::<Vec<_>>(),
-            vec![c("mimi://c.example/d/cathy/2"), c("mimi://c.example/d/cathy/3")]
+            vec![
+                c("mimi://c.example/d/cathy/2"),
+                c("mimi://c.example/d/cathy/3")
+            ]
         );
-        assert!(ghost_devices(&devices[1..2]).is_empty(), "a lone device is real");
+        assert!(
+            ghost_devices(&devices[1..2]).is_empty(),
+            "a lone device is real"
+        );
     }
 
     #[test]
