@@ -43,7 +43,11 @@
 //! fed by ground truth the hub lacks: `sending-uri-is-sender` matches each accepted
 //! message's sendingUri with the client that built it (client event `MessageBuilt` and
 //! hub event `SenderAccepted` carry the MLSMessage's SHA-256), and `no-ghost-device`
-//! knows the world's ghosts from [`ghost_devices`], the rule the follower uses.
+//! knows the world's ghosts from [`ghost_devices`], the rule the follower uses. Members
+//! could catch the first lie themselves with franking (P§5.4.1: the signed context's
+//! sender URI against the decrypted leaf credential), which this simulator does not build
+//! (`frank` is always absent); today they decrypt the true sender and do not check its
+//! role's canSendMessage.
 //!
 //! # Choices
 //!

@@ -104,12 +104,12 @@ pub const ORACLES: [Oracle; 14] = [
     },
     Oracle {
         id: SENDING_URI_IS_SENDER,
-        reference: "P§5.4 (sendingUri: the user whose client sends the message); issue 4: metadata lies",
+        reference: "P§5.4 (sendingUri: the sender's user; franking, P§5.4.1, would let receivers check it); issue 4: metadata lies",
         checks: "every application message the hub accepted names as sendingUri the user whose client built it",
     },
     Oracle {
         id: NO_GHOST_DEVICE,
-        reference: "P§3.5/§5.3 (a user adds their own new device: canAddOwnClient); P§1.2 (a provider controls its users' devices); issue 4",
+        reference: "P§3.6 and RP§8 (a user adds their own device: canAddOwnClient); P§1.2 (a provider controls its users' devices); issue 4",
         checks: "no honest client's group holds a device its user never enrolled (a provider-held ghost, nodes::adversary::ghost_devices)",
     },
 ];
