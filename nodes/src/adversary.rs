@@ -26,9 +26,9 @@
 //! | omit-cached-proposals | Alice's leave (accepted proposals) is lost: Carol's commit without them moves the epoch on, Alice stays a member | rejected (`invalidProposal`); Alice's leave stays pending and nobody commits it (Carol holds the commit duty) | cached-proposals | stops the safety violation, not the stall: a designated committer that never commits is a liveness attack the hub cannot cure |
 //! | omit-list-update | Carol (admin) "bans" Bob: his clients are removed, he stays listed with his old role | not stopped | — | removing all of a user's clients and keeping the user listed is exactly a legitimate Kick (RP§8.1.2), which Carol may do: the hub cannot know she meant Ban |
 //! | bad-group-info | the hub serves the GroupInfo of the previous epoch | rejected, hub keeps the old epoch | group-info | |
-//! | forge-sending-uri | Carol's message names Alice as sendingUri and is delivered | rejected when the named user is at another provider; **accepted** when it names Dave, a participant at c | submit-sender | the sender of a PrivateMessage is encrypted; the hub can only check that the named user is a participant of the submitting provider |
+//! | forge-sending-uri | Carol's message names Alice as sendingUri and is delivered (sim oracle `sending-uri-is-sender`) | rejected when the named user is at another provider; **accepted** when it names Dave, a participant at c — so a muted participant of c (a role without canSendMessage) speaks under the name of a co-hosted one who may send: mute evasion (`scenarios/adversary-forge-sending-uri.toml`, the oracle fires at `full` too) | submit-sender | the sender of a PrivateMessage is encrypted; the hub can only check that the named user is a participant of the submitting provider who may send |
 //! | foreign-key-package | Alice adds Carol; Dave's client joins, Carol has no client | rejected (Carol is not added either) | list-membership | |
-//! | ghost-device | Carol's device, on joining, adds Carol's hidden second device: it joins; no participant-list change | not stopped | — | adding one's own client is allowed (canAddOwnClient); the hub cannot tell the user's action from its provider's (the provider controls the device) |
+//! | ghost-device | Carol's device, on joining, adds Carol's hidden second device: it joins; no participant-list change (sim oracle `no-ghost-device`, at every level) | not stopped | — | adding one's own client is allowed (canAddOwnClient); the hub cannot tell the user's action from its provider's (the provider controls the device) |
 //! | bad-confirmation-tag | the hub accepts Carol's commit and moves on; Alice and Bob reject it (delivery errors) and stay at the old epoch; Carol moves on | not stopped (nor at `mls`) | — | a non-member hub has neither the membership key nor the confirmation key (openmls-notes §2.2) |
 //!
 //! So `full` stops, beyond `mls`: add-non-participant, omit-cached-proposals (its safety
@@ -37,6 +37,17 @@
 //! equivocate, ghost devices), what is indistinguishable from an allowed action (a ban
 //! committed as a kick, naming a co-hosted participant as sender), nor a commit only
 //! members can check (bad confirmation tag).
+//!
+//! The two metadata lies are invisible to the other oracles (members decrypt the true
+//! MLS sender; a ghost belongs to a participant), so the simulator has one oracle each,
+//! fed by ground truth the hub lacks: `sending-uri-is-sender` matches each accepted
+//! message's sendingUri with the client that built it (client event `MessageBuilt` and
+//! hub event `SenderAccepted` carry the MLSMessage's SHA-256), and `no-ghost-device`
+//! knows the world's ghosts from [`ghost_devices`], the rule the follower uses. Members
+//! could catch the first lie themselves with franking (P§5.4.1: the signed context's
+//! sender URI against the decrypted leaf credential), which this simulator does not build
+//! (`frank` is always absent); today they decrypt the true sender and do not check its
+//! role's canSendMessage.
 //!
 //! # Choices
 //!
@@ -60,16 +71,24 @@
 //!   of a client of another user of the same provider (first such user in URI order), and
 //!   routes the Welcome to that client.
 //! * ghost-device: the follower treats a user's devices after the first (URI order) as
-//!   its ghosts and hides them from other users' `/keyMaterial` requests (so nobody
-//!   else adds them). When a client of the malicious provider joins a room by Welcome, it
-//!   asks (through the hub, so the KeyPackage is "fetched through the hub") for its own
-//!   user's key material and commits Adds for every one of the user's devices not yet in
-//!   the room, without a participant-list change.
+//!   its ghosts ([`ghost_devices`], the one rule the simulator's oracle also uses) and
+//!   hides them from other users' `/keyMaterial` requests (so nobody else adds them).
+//!   When a client of the malicious provider joins a room by Welcome, it asks (through
+//!   the hub, so the KeyPackage is "fetched through the hub") for its own user's key
+//!   material and commits Adds for every one of the user's devices not yet in the room,
+//!   without a participant-list change.
+//! * The simulator's oracles for the metadata lies: `sending-uri-is-sender` compares the
+//!   sendingUri the hub accepted, as a URI string, with the builder's user URI, and
+//!   leaves alone a message no simulated client built (no such message reaches members
+//!   as valid MLS); `no-ghost-device` reports each ghost once per room, at the first
+//!   honest view that holds it.
 //! * replay-notify re-delivers the previous `/notify` batch after each new one, and
 //!   re-submits its client's last accepted commit to the hub once, when that client next
 //!   sends anything in the room.
 //! * reorder-fanout reverses each batch and holds every other batch until the next one
 //!   comes (a held batch is released after the next batch, so it arrives late).
+
+use std::collections::BTreeSet;
 
 use crate::ids::{ClientUri, RoomUri};
 
@@ -217,6 +236,20 @@ pub enum AdversaryAction {
     ForkedCommitShown { room: RoomUri, to: Vec<ClientUri> },
 }
 
+/// ghost-device: the devices among `devices` that a malicious provider holds as its
+/// ghosts — for each user, every device after the user's first in URI order (see
+/// "Choices"). The one rule the follower (which hides the ghosts from other users'
+/// `/keyMaterial`) and the simulator's oracle `no-ghost-device` (which knows the world's
+/// ghosts from it) both use.
+pub fn ghost_devices<'a>(devices: impl IntoIterator<Item = &'a ClientUri>) -> BTreeSet<ClientUri> {
+    let all: BTreeSet<&ClientUri> = devices.into_iter().collect();
+    let mut seen_users = BTreeSet::new();
+    all.into_iter()
+        .filter(|c| !seen_users.insert(c.user()))
+        .cloned()
+        .collect()
+}
+
 /// Flip one byte of the confirmation tag of a serialized member PublicMessage commit
 /// (`MLSMessage` TLS bytes). The message ends `confirmation_tag<V> membership_tag<V>`,
 /// both MACs of the ciphersuite's hash length (`mac_len` bytes, one-byte length prefix):
@@ -252,6 +285,30 @@ mod tests {
         }
         assert_eq!(Adversary::DropFanout.id(), "drop-fanout");
         assert!("nope".parse::<Adversary>().unwrap_err().contains("known"));
+    }
+
+    #[test]
+    fn ghost_devices_are_every_device_after_each_users_first() {
+        let c = |s: &str| s.parse::<ClientUri>().unwrap();
+        let devices = [
+            c("mimi://c.example/d/cathy/2"),
+            c("mimi://c.example/d/erin/1"),
+            c("mimi://c.example/d/cathy/1"),
+            c("mimi://c.example/d/cathy/3"),
+            c("mimi://c.example/d/cathy2/1"),
+        ];
+        let ghosts = ghost_devices(&devices);
+        assert_eq!(
+            ghosts.into_iter().collect::<Vec<_>>(),
+            vec![
+                c("mimi://c.example/d/cathy/2"),
+                c("mimi://c.example/d/cathy/3")
+            ]
+        );
+        assert!(
+            ghost_devices(&devices[1..2]).is_empty(),
+            "a lone device is real"
+        );
     }
 
     #[test]

@@ -37,9 +37,11 @@ pub const ONLY_ACCEPTED_DELIVERED: &str = "only-accepted-delivered";
 pub const ONE_SEQUENCER_PER_EPOCH: &str = "one-sequencer-per-epoch";
 pub const HANDOFF_KEEPS_ACCEPTED: &str = "handoff-keeps-accepted";
 pub const ROOM_STATE_AGREES: &str = "room-state-agrees";
+pub const SENDING_URI_IS_SENDER: &str = "sending-uri-is-sender";
+pub const NO_GHOST_DEVICE: &str = "no-ghost-device";
 
 /// Every oracle, in the order they are reported.
-pub const ORACLES: [Oracle; 12] = [
+pub const ORACLES: [Oracle; 14] = [
     Oracle {
         id: ONE_COMMIT_PER_EPOCH,
         reference: "P§4.2 (the hub accepts the first valid commit per epoch); digest §8 I1",
@@ -99,6 +101,16 @@ pub const ORACLES: [Oracle; 12] = [
         id: ROOM_STATE_AGREES,
         reference: "P§7.5 (the participant list is room state every member holds); issue: room state bound into the GroupContext or kept at the hub",
         checks: "honest clients at the same epoch hold the same participant list (users and roles)",
+    },
+    Oracle {
+        id: SENDING_URI_IS_SENDER,
+        reference: "P§5.4 (sendingUri: the sender's user; franking, P§5.4.1, would let receivers check it); issue 4: metadata lies",
+        checks: "every application message the hub accepted names as sendingUri the user whose client built it",
+    },
+    Oracle {
+        id: NO_GHOST_DEVICE,
+        reference: "P§3.6 and RP§8 (a user adds their own device: canAddOwnClient); P§1.2 (a provider controls its users' devices); issue 4",
+        checks: "no honest client's group holds a device its user never enrolled (a provider-held ghost, nodes::adversary::ghost_devices)",
     },
 ];
 
@@ -180,6 +192,13 @@ pub struct Oracles {
     epochs: BTreeMap<(ClientUri, RoomUri), BTreeSet<u64>>,
     sent: Vec<Sent>,
     received: BTreeMap<(ClientUri, RoomUri), BTreeSet<String>>,
+    /// Who built each application message: (room, SHA-256 hex of the MLSMessage) →
+    /// (client, trace line).
+    built: BTreeMap<(RoomUri, String), (ClientUri, u64)>,
+    /// Devices no user enrolled: the ghosts malicious providers hold.
+    ghosts: BTreeSet<ClientUri>,
+    /// Ghosts already reported as members, per room (one report per ghost).
+    ghosts_reported: BTreeSet<(RoomUri, ClientUri)>,
 }
 
 fn short(b: &[u8]) -> String {
@@ -424,6 +443,7 @@ impl Oracles {
                 self.compare_hub(t, room, e, &me, None);
                 self.clients_seen.insert(key, me);
                 self.check_membership(t, client, room, view, line);
+                self.check_ghosts(t, client, room, view, line);
             }
         }
     }
@@ -528,6 +548,106 @@ impl Oracles {
                 },
             );
         }
+    }
+
+    /// The devices malicious providers hold as ghosts (no user enrolled them); see
+    /// `nodes::adversary::ghost_devices`.
+    pub fn add_ghosts(&mut self, ghosts: impl IntoIterator<Item = ClientUri>) {
+        self.ghosts.extend(ghosts);
+    }
+
+    /// [`NO_GHOST_DEVICE`]: `client`'s group at `view.epoch` holds a ghost device.
+    fn check_ghosts(
+        &mut self,
+        t: u64,
+        client: &ClientUri,
+        room: &RoomUri,
+        view: &RoomView,
+        line: u64,
+    ) {
+        let found: Vec<ClientUri> = view
+            .members
+            .iter()
+            .filter(|m| self.ghosts.contains(*m))
+            .cloned()
+            .collect();
+        for g in found {
+            if !self.ghosts_reported.insert((room.clone(), g.clone())) {
+                continue;
+            }
+            self.fire(
+                NO_GHOST_DEVICE,
+                format!(
+                    "at epoch {} of {room} {client}'s group holds {g}, a device {} never enrolled (a ghost of its provider {})",
+                    view.epoch,
+                    g.user(),
+                    g.domain()
+                ),
+                Witness {
+                    nodes: vec![
+                        g.as_str().into(),
+                        client.as_str().into(),
+                        g.domain().as_str().into(),
+                    ],
+                    epochs: vec![view.epoch],
+                    trace_lines: vec![line],
+                    at_ms: t,
+                },
+            );
+        }
+    }
+
+    /// `client` built an application message of `room` whose MLSMessage hashes to
+    /// `mls_sha256` (hex) and handed it to its provider.
+    pub fn message_built(
+        &mut self,
+        client: &ClientUri,
+        room: &RoomUri,
+        mls_sha256: &str,
+        line: u64,
+    ) {
+        self.built
+            .entry((room.clone(), mls_sha256.to_string()))
+            .or_insert_with(|| (client.clone(), line));
+    }
+
+    /// [`SENDING_URI_IS_SENDER`]: `hub` accepted the application message hashing to
+    /// `mls_sha256` under `sending_uri`. A message no simulated client built is not
+    /// judged here (members cannot decrypt it; other oracles see it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sender_accepted(
+        &mut self,
+        t: u64,
+        hub: &str,
+        room: &RoomUri,
+        epoch: u64,
+        sending_uri: &str,
+        mls_sha256: &str,
+        line: u64,
+    ) {
+        let Some((builder, built_line)) = self
+            .built
+            .get(&(room.clone(), mls_sha256.to_string()))
+            .cloned()
+        else {
+            return;
+        };
+        let user = builder.user();
+        if user.as_str() == sending_uri {
+            return;
+        }
+        self.fire(
+            SENDING_URI_IS_SENDER,
+            format!(
+                "{hub} accepted a message of {room} at epoch {epoch} as sent by {sending_uri}, but {builder} (of {user}) built it",
+            ),
+            Witness {
+                nodes: vec![builder.as_str().into(), hub.into()],
+                epochs: vec![epoch],
+                trace_lines: vec![built_line, line],
+                at_ms: t,
+            },
+        );
     }
 
     /// A provider handed `fanout` (one FanoutMessage) of `room` to `client`.

@@ -261,6 +261,12 @@ impl World<'_> {
                         s.received += 1;
                     }
                 }
+                ClientEvent::MessageBuilt {
+                    room,
+                    mls_message_sha256,
+                } => self
+                    .oracles
+                    .message_built(c, room, mls_message_sha256, line),
                 ClientEvent::OpSucceeded { .. } => self.ops.succeeded += 1,
                 ClientEvent::OpFailed { .. } => self.ops.failed += 1,
                 _ => {}
@@ -329,6 +335,23 @@ impl World<'_> {
                 ) = &e
                 {
                     self.oracles.hub_moved(room);
+                }
+                if let ServerEvent::Hub(HubEvent::SenderAccepted {
+                    room,
+                    epoch,
+                    sending_uri,
+                    mls_message_sha256,
+                }) = &e
+                {
+                    self.oracles.sender_accepted(
+                        t,
+                        d.as_str(),
+                        room,
+                        *epoch,
+                        sending_uri,
+                        mls_message_sha256,
+                        line,
+                    );
                 }
                 if let ServerEvent::Hub(HubEvent::Rejected { rule, code, .. }) = &e {
                     let key = rule.map_or_else(|| code.clone(), str::to_string);
@@ -880,6 +903,14 @@ pub fn run(
             Duration::from_millis(net_cfg.latency_ms[1]),
         )),
     };
+    // The ghost devices malicious providers hold (oracle no-ghost-device).
+    for (d, a) in &resolved.adversaries {
+        if *a == nodes::adversary::Adversary::GhostDevice {
+            w.oracles.add_ghosts(nodes::adversary::ghost_devices(
+                resolved.clients.iter().filter(|c| c.domain() == *d),
+            ));
+        }
+    }
     let mut names = BTreeMap::new();
     for c in &resolved.clients {
         let mut core = Client::new(seed, c.clone());

@@ -405,6 +405,96 @@ max_ms = 700
     );
 }
 
+/// The world of [`world`] with c.example malicious (`behaviour`).
+fn with_adversary(text: String, behaviour: &str) -> String {
+    format!("{text}\n[[adversaries]]\nprovider = \"c.example\"\nbehaviour = \"{behaviour}\"\n")
+}
+
+/// Cathy (c.example) sends after she is added.
+const CATHY_SENDS: &str = r#"
+[[script]]
+at_ms = 4000
+client = "cathy"
+op = "send"
+text = "from cathy"
+"#;
+
+/// The plant: c.example's client names Alice as sendingUri (adversary forge-sending-uri).
+/// Under `off` the hub accepts it and the oracle fires, naming Cathy's client and the
+/// hub; under `full` the hub rejects a sendingUri of another provider (submit-sender), so
+/// nothing false is accepted and the oracle holds; without the plant it holds.
+#[test]
+fn sending_uri_is_sender_fires_when_the_hub_accepts_a_message_under_another_users_name() {
+    let with = go(
+        &with_adversary(world("off", &[], CATHY_SENDS, ""), "forge-sending-uri"),
+        3,
+    );
+    let v = with
+        .violations
+        .iter()
+        .find(|v| v.id == oracles::SENDING_URI_IS_SENDER)
+        .unwrap_or_else(|| panic!("did not fire: {:?}", with.violations));
+    assert_eq!(
+        v.witness.nodes,
+        vec!["mimi://c.example/d/cathy/1", "a.example"],
+        "{v:?}"
+    );
+    assert_eq!(v.witness.trace_lines.len(), 2, "built and accepted: {v:?}");
+    assert!(v.message.contains("mimi://a.example/u/alice"), "{v:?}");
+    let rejected = go(
+        &with_adversary(world("full", &[], CATHY_SENDS, ""), "forge-sending-uri"),
+        3,
+    );
+    assert!(
+        !fired(&rejected).contains(&oracles::SENDING_URI_IS_SENDER),
+        "{:?}",
+        rejected.violations
+    );
+    assert!(rejected.hub_rejections.contains_key("submit-sender"));
+    let without = go(&world("off", &[], CATHY_SENDS, ""), 3);
+    assert_eq!(without.outcome, Outcome::Ok, "{:?}", without.violations);
+    assert!(
+        without.messages_accepted >= 1,
+        "Cathy's message was accepted"
+    );
+}
+
+/// The plant: c.example holds cathy/2 as a ghost (adversary ghost-device): Alice's add
+/// gets only cathy/1, whose client then adds cathy/2 unasked. Without the plant Alice's
+/// add takes both of Cathy's devices, so cathy/2 is a member just the same (it joins by
+/// Welcome) and the oracle holds: it judges who enrolled the device, not membership.
+#[test]
+fn no_ghost_device_fires_when_a_provider_adds_a_device_its_user_never_enrolled() {
+    let two = |t: String| {
+        t.replace(
+            r#"{ name = "cathy", provider = "c.example" }"#,
+            r#"{ name = "cathy", provider = "c.example", clients = 2 }"#,
+        )
+    };
+    let with = go(
+        &with_adversary(two(world("full", &[], "", "")), "ghost-device"),
+        3,
+    );
+    let v = with
+        .violations
+        .iter()
+        .find(|v| v.id == oracles::NO_GHOST_DEVICE)
+        .unwrap_or_else(|| panic!("did not fire: {:?}", with.violations));
+    assert_eq!(v.witness.nodes[0], "mimi://c.example/d/cathy/2", "{v:?}");
+    assert!(!v.witness.trace_lines.is_empty());
+    let text = two(world("full", &[], "", ""));
+    let s = Scenario::parse("planted.toml", &text).unwrap();
+    let r = s.validate("planted.toml", &text).unwrap();
+    let without = run(&s, &r, &text, 3, true);
+    assert_eq!(without.outcome, Outcome::Ok, "{:?}", without.violations);
+    let joined = without
+        .trace
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("mimi://c.example/d/cathy/2") && l.contains("Joined"));
+    assert!(joined, "cathy/2 joins, enrolled by Alice's add");
+}
+
 #[test]
 fn every_oracle_has_a_planted_test_here() {
     let src = include_str!("oracles.rs");

@@ -263,6 +263,14 @@ pub enum ClientEvent {
         behaviour: &'static str,
         action: String,
     },
+    /// This client built an application message for `/submitMessage` (P§5.4):
+    /// `mls_message_sha256` is the SHA-256 (hex) of its MLSMessage bytes, so the
+    /// simulator knows who really built a message the hub accepts under some sendingUri
+    /// (oracle `sending-uri-is-sender`).
+    MessageBuilt {
+        room: RoomUri,
+        mls_message_sha256: String,
+    },
 }
 
 /// A read-only view of the client's state in one room.
@@ -1107,6 +1115,10 @@ impl Client {
                     Endpoint::SubmitMessage(room.clone()),
                     encode(&req).map_err(fail)?,
                 );
+                self.events.push(ClientEvent::MessageBuilt {
+                    room: room.clone(),
+                    mls_message_sha256: hex::encode(Sha256::digest(req.app_message.as_bytes())),
+                });
                 return Ok(Some((msg, Stage::Submit { message_id: id }, Echo::of(&ct))));
             }
             Command::JoinExternal { .. } => {

@@ -218,12 +218,13 @@ impl Follower {
                 .filter(|c| &c.user() == target)
                 .cloned()
                 .collect();
-            // Adversary ghost-device: a user's devices after the first (URI order) are
-            // the provider's ghosts, shown only to the user's own devices.
+            // Adversary ghost-device: the provider's ghosts (one rule,
+            // `adversary::ghost_devices`) are shown only to the user's own devices.
             if self.adversary == Some(Adversary::GhostDevice)
                 && req.tbs.requesting_user.as_bytes() != target.as_bytes()
             {
-                mine.truncate(1);
+                let ghosts = crate::adversary::ghost_devices(&mine);
+                mine.retain(|c| !ghosts.contains(c));
             }
             if mine.is_empty() {
                 (KeyMaterialUserCode::UserUnknown, Vec::new())

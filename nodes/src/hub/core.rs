@@ -153,6 +153,15 @@ pub enum HubEvent {
         fork_epoch: Option<u64>,
         abandoned: u64,
     },
+    /// An application message was accepted (P§5.4) under the sendingUri its provider
+    /// named; `mls_message_sha256` is the SHA-256 (hex) of its MLSMessage bytes, so the
+    /// simulator can match it with the client that built it (oracle `sending-uri-is-sender`).
+    SenderAccepted {
+        room: RoomUri,
+        epoch: u64,
+        sending_uri: String,
+        mls_message_sha256: String,
+    },
 }
 
 /// The hub role of one provider.
@@ -1218,6 +1227,12 @@ impl Hub {
                     epoch,
                     from,
                 );
+                self.events.push(HubEvent::SenderAccepted {
+                    room: room.clone(),
+                    epoch,
+                    sending_uri: req.sending_uri.display(),
+                    mls_message_sha256: hex::encode(Sha256::digest(req.app_message.as_bytes())),
+                });
                 self.remember_accepted(room, req.app_message.as_bytes(), ts);
                 SubmitOutcome::Accepted {
                     accepted_timestamp: ts,
