@@ -12,7 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use nodes::client::core::RoomView;
+use nodes::client::leave::EXITING_ROLE;
 use nodes::ids::{ClientUri, RoomUri, UserUri};
+use nodes::room::capability::Capability;
 use nodes::room::roles::BANNED_ROLE;
 use serde::Serialize;
 
@@ -37,9 +39,10 @@ pub const ONLY_ACCEPTED_DELIVERED: &str = "only-accepted-delivered";
 pub const ONE_SEQUENCER_PER_EPOCH: &str = "one-sequencer-per-epoch";
 pub const HANDOFF_KEEPS_ACCEPTED: &str = "handoff-keeps-accepted";
 pub const ROOM_STATE_AGREES: &str = "room-state-agrees";
+pub const DEPARTURE_COMPLETES: &str = "departure-completes";
 
 /// Every oracle, in the order they are reported.
-pub const ORACLES: [Oracle; 12] = [
+pub const ORACLES: [Oracle; 13] = [
     Oracle {
         id: ONE_COMMIT_PER_EPOCH,
         reference: "P§4.2 (the hub accepts the first valid commit per epoch); digest §8 I1",
@@ -99,6 +102,11 @@ pub const ORACLES: [Oracle; 12] = [
         id: ROOM_STATE_AGREES,
         reference: "P§7.5 (the participant list is room state every member holds); issue: room state bound into the GroupContext or kept at the hub",
         checks: "honest clients at the same epoch hold the same participant list (users and roles)",
+    },
+    Oracle {
+        id: DEPARTURE_COMPLETES,
+        reference: "P§5.3, RP§8.1.2 (a departure removes the user from the list and all its clients from the group); issue 4: order of operations for leaves",
+        checks: "at the end of a converged run, every departure an honest client started (a leave; a remove or ban once one of its steps took effect) has completed: the user is unlisted or banned and none of its clients is a member",
     },
 ];
 
@@ -180,6 +188,8 @@ pub struct Oracles {
     epochs: BTreeMap<(ClientUri, RoomUri), BTreeSet<u64>>,
     sent: Vec<Sent>,
     received: BTreeMap<(ClientUri, RoomUri), BTreeSet<String>>,
+    /// Departures honest clients started, and the committed room states they are judged on.
+    departures: Departures,
 }
 
 fn short(b: &[u8]) -> String {
@@ -421,6 +431,7 @@ impl Oracles {
                 }
             }
             None => {
+                self.departures.saw_epoch(room, view, line);
                 self.compare_hub(t, room, e, &me, None);
                 self.clients_seen.insert(key, me);
                 self.check_membership(t, client, room, view, line);
@@ -669,4 +680,261 @@ impl Oracles {
 fn sha(b: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     Sha256::digest(b).into()
+}
+
+// ---- departure-completes ---------------------------------------------------------------
+
+/// The scripted op that started a departure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DepartureKind {
+    /// The user's own device leaves (the user and all its clients go).
+    Leave,
+    /// An admin removes the user (RP§8.1.2 canRemoveParticipant).
+    Remove,
+    /// An admin bans the user (RP§8.1.3 canBan).
+    Ban,
+}
+
+impl DepartureKind {
+    fn name(self) -> &'static str {
+        match self {
+            DepartureKind::Leave => "leave",
+            DepartureKind::Remove => "remove",
+            DepartureKind::Ban => "ban",
+        }
+    }
+}
+
+/// A room's committed state at the end of the run, as the current hub holds it.
+#[derive(Debug, Clone)]
+pub struct CommittedState {
+    pub room: RoomUri,
+    pub epoch: u64,
+    /// (user, role) in list order.
+    pub participants: Vec<(UserUri, u32)>,
+    /// The group's member clients.
+    pub members: Vec<ClientUri>,
+}
+
+/// One user's entry in a committed room state: its role (`None`: not listed) and how
+/// many of its clients are members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    role: Option<u32>,
+    clients: usize,
+}
+
+impl Entry {
+    fn of(
+        participants: &BTreeMap<UserUri, u32>,
+        clients: &BTreeMap<UserUri, usize>,
+        user: &UserUri,
+    ) -> Entry {
+        Entry {
+            role: participants.get(user).copied(),
+            clients: clients.get(user).copied().unwrap_or(0),
+        }
+    }
+
+    /// The departure is complete: unlisted or banned, no client left.
+    fn completed(self) -> bool {
+        matches!(self.role, None | Some(BANNED_ROLE)) && self.clients == 0
+    }
+
+    /// `self` is a step of a departure from `before`: marked exiting, banned,
+    /// unlisted, or fewer clients.
+    fn departs_from(self, before: Entry) -> bool {
+        (self.role != before.role
+            && matches!(self.role, None | Some(BANNED_ROLE) | Some(EXITING_ROLE)))
+            || self.clients < before.clients
+    }
+
+    fn describe(self) -> String {
+        let role = match self.role {
+            None => "unlisted".to_string(),
+            Some(BANNED_ROLE) => "banned".to_string(),
+            Some(EXITING_ROLE) => "exiting (x-exiting-state)".to_string(),
+            Some(r) => format!("listed as role {r}"),
+        };
+        format!("{role}, {} client(s) in the group", self.clients)
+    }
+}
+
+/// The committed room state of one epoch as the first honest member decoded it.
+#[derive(Debug, Clone)]
+struct EpochState {
+    participants: BTreeMap<UserUri, u32>,
+    clients: BTreeMap<UserUri, usize>,
+    line: u64,
+}
+
+/// A departure an honest client started.
+#[derive(Debug, Clone)]
+struct Started {
+    kind: DepartureKind,
+    by: ClientUri,
+    room: RoomUri,
+    user: UserUri,
+    /// The starting client's epoch.
+    epoch: u64,
+    before: Entry,
+    /// The starter's role holds the capability the departure needs (canRemoveSelf for a
+    /// leave, canRemoveParticipant / canBan for a remove / ban), in its view at the start.
+    permitted: bool,
+    line: u64,
+}
+
+/// [`DEPARTURE_COMPLETES`]'s memory: the departures started and the committed state of
+/// every epoch.
+#[derive(Debug, Default)]
+struct Departures {
+    started: Vec<Started>,
+    epochs: BTreeMap<(RoomUri, u64), EpochState>,
+}
+
+impl Departures {
+    fn saw_epoch(&mut self, room: &RoomUri, view: &RoomView, line: u64) {
+        let Some(state) = &view.state else { return };
+        let mut clients: BTreeMap<UserUri, usize> = BTreeMap::new();
+        for m in &view.members {
+            *clients.entry(m.user()).or_default() += 1;
+        }
+        self.epochs
+            .entry((room.clone(), view.epoch))
+            .or_insert_with(|| EpochState {
+                participants: state
+                    .participants
+                    .iter()
+                    .map(|p| (p.user.clone(), p.role))
+                    .collect(),
+                clients,
+                line,
+            });
+    }
+}
+
+impl Oracles {
+    /// An honest client `by` started a departure of `user` (its scripted leave, remove
+    /// or ban was handed over and queued); `view` is its view of `room` at that moment,
+    /// `line` the trace line of the op.
+    pub fn departure_started(
+        &mut self,
+        kind: DepartureKind,
+        by: &ClientUri,
+        room: &RoomUri,
+        user: &UserUri,
+        view: &RoomView,
+        line: u64,
+    ) {
+        let Some(state) = &view.state else { return };
+        let participants: BTreeMap<UserUri, u32> = state
+            .participants
+            .iter()
+            .map(|p| (p.user.clone(), p.role))
+            .collect();
+        let mut clients: BTreeMap<UserUri, usize> = BTreeMap::new();
+        for m in &view.members {
+            *clients.entry(m.user()).or_default() += 1;
+        }
+        let capability = match kind {
+            DepartureKind::Leave => Capability::RemoveSelf,
+            DepartureKind::Remove => Capability::RemoveParticipant,
+            DepartureKind::Ban => Capability::Ban,
+        };
+        self.departures.started.push(Started {
+            kind,
+            by: by.clone(),
+            room: room.clone(),
+            user: user.clone(),
+            epoch: view.epoch,
+            before: Entry::of(&participants, &clients, user),
+            permitted: state.has_capability(&by.user(), capability),
+            line,
+        });
+    }
+
+    /// At the end of a converged run: every departure an honest client started has
+    /// completed ([`DEPARTURE_COMPLETES`]). `hub_final`: the current hub's committed
+    /// state, where the hub keeps one (an MLS view); the honest members' epochs are
+    /// used besides it.
+    ///
+    /// Which departures count: a leave always, unless its leaver's role lacked
+    /// canRemoveSelf and no step of it took effect (refused outright by policy, not
+    /// stuck); a remove or ban once one of its steps took effect (the user marked
+    /// exiting, banned, unlisted, or one of its clients removed after the start) — one
+    /// whose first step the hub refused never started. Complete: at some epoch from the
+    /// start on (or in `hub_final`) the user is unlisted or banned and has no client in
+    /// the group.
+    pub fn check_departures(&mut self, t: u64, hub_final: Option<&CommittedState>) {
+        let started = self.departures.started.clone();
+        for d in started {
+            let mut prev = d.before;
+            let mut steps: Vec<(u64, Entry, u64)> = Vec::new();
+            let mut done = d.before.completed();
+            for ((_, e), st) in self
+                .departures
+                .epochs
+                .range((d.room.clone(), d.epoch + 1)..)
+                .take_while(|((r, _), _)| r == &d.room)
+            {
+                let cur = Entry::of(&st.participants, &st.clients, &d.user);
+                if cur != prev && cur.departs_from(d.before) {
+                    steps.push((*e, cur, st.line));
+                }
+                prev = cur;
+                if cur.completed() {
+                    done = true;
+                    break;
+                }
+            }
+            if let Some(f) = hub_final.filter(|f| f.room == d.room && f.epoch >= d.epoch) {
+                let participants: BTreeMap<UserUri, u32> = f.participants.iter().cloned().collect();
+                let mut clients: BTreeMap<UserUri, usize> = BTreeMap::new();
+                for m in &f.members {
+                    *clients.entry(m.user()).or_default() += 1;
+                }
+                done |= Entry::of(&participants, &clients, &d.user).completed();
+            }
+            let counted = match d.kind {
+                DepartureKind::Leave => d.permitted || !steps.is_empty(),
+                DepartureKind::Remove | DepartureKind::Ban => !steps.is_empty(),
+            };
+            if done || !counted {
+                continue;
+            }
+            let taken = if steps.is_empty() {
+                "none".to_string()
+            } else {
+                steps
+                    .iter()
+                    .map(|(e, en, _)| format!("epoch {e}: {}", en.describe()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            let mut trace_lines = vec![d.line];
+            trace_lines.extend(steps.iter().map(|s| s.2));
+            self.fire(
+                DEPARTURE_COMPLETES,
+                format!(
+                    "the {} of {} that {} started at epoch {} of {} ({}) never completed; steps that took effect: {taken}; at the end: {}",
+                    d.kind.name(),
+                    d.user,
+                    d.by,
+                    d.epoch,
+                    d.room,
+                    d.before.describe(),
+                    prev.describe()
+                ),
+                Witness {
+                    nodes: vec![d.by.as_str().to_string(), d.user.as_str().to_string()],
+                    epochs: std::iter::once(d.epoch)
+                        .chain(steps.iter().map(|s| s.0))
+                        .collect(),
+                    trace_lines,
+                    at_ms: t,
+                },
+            );
+        }
+    }
 }
