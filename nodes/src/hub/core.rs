@@ -24,6 +24,7 @@ use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
 use crate::io::{status, Millis, Response, Token};
 use crate::mls::config::{self, Identity};
 use crate::mls::{RoomComponents, SeededProvider};
+use crate::room::exiting;
 use crate::room::{
     authorize, check_commit_composition, Actor, Capability, ChangeKind, ComponentOp,
     ProposedChange, RoomState,
@@ -72,6 +73,24 @@ fn reject(rule: Rule, reason: impl Into<String>) -> Rejection {
         rule: Some(rule),
         reason: format!("{} ({}): {}", rule.id(), rule.reference(), reason.into()),
     }
+}
+
+/// x-exiting-state ([`exiting`]): rules `exiting-role` and `exiting-add` on a change,
+/// against the hub state before it.
+fn check_exiting(
+    config: &EnforcementConfig,
+    state: &RoomState,
+    actor: &Actor,
+    change: &ProposedChange,
+) -> Result<(), Rejection> {
+    if config.on(Rule::ExitingRole) {
+        exiting::check_roles(state, actor, change)
+            .map_err(|e| reject(Rule::ExitingRole, e.to_string()))?;
+    }
+    if config.on(Rule::ExitingAdd) {
+        exiting::check_adds(state, change).map_err(|e| reject(Rule::ExitingAdd, e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// What the hub observed, for the trace and the oracles.
@@ -633,6 +652,7 @@ impl Hub {
                 ));
             }
             let change = Self::change_of(&r.hub_state, ChangeKind::Proposals, &covered)?;
+            check_exiting(&config, &r.hub_state, &actor, &change)?;
             if config.on(Rule::Composition) {
                 check_commit_composition(&[&change])
                     .map_err(|e| reject(Rule::Composition, e.to_string()))?;
@@ -818,6 +838,7 @@ impl Hub {
                 ChangeKind::Commit
             };
             let change = Self::change_of(&r.hub_state, kind, &s.inline)?;
+            check_exiting(&config, &r.hub_state, &actor, &change)?;
             if config.on(Rule::Composition) {
                 let referenced =
                     Self::change_of(&r.committed, ChangeKind::Proposals, &s.referenced)
@@ -1183,6 +1204,13 @@ impl Hub {
                 if let Ok(user) = UserUri::from_bytes(req.sending_uri.as_bytes()) {
                     if r.muted.contains(&user) {
                         return Err((SubmitOutcome::NotAllowed, Some(Rule::Mute)));
+                    }
+                }
+            }
+            if config.on(Rule::ExitingSend) {
+                if let Ok(user) = UserUri::from_bytes(req.sending_uri.as_bytes()) {
+                    if exiting::check_sender(&r.hub_state, &user).is_err() {
+                        return Err((SubmitOutcome::NotAllowed, Some(Rule::ExitingSend)));
                     }
                 }
             }

@@ -88,6 +88,7 @@
 pub mod capability;
 pub mod codec;
 pub mod components;
+pub mod exiting;
 pub mod participants;
 pub mod policy;
 pub mod presets;
