@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use nodes::client::core::RoomView;
 use nodes::client::leave::EXITING_ROLE;
 use nodes::ids::{ClientUri, RoomUri, UserUri};
-use nodes::room::capability::Capability;
+use nodes::room::{authorize, Actor, Membership, ProposedChange};
 use nodes::room::roles::BANNED_ROLE;
 use serde::Serialize;
 
@@ -779,8 +779,9 @@ struct Started {
     /// The starting client's epoch.
     epoch: u64,
     before: Entry,
-    /// The starter's role holds the capability the departure needs (canRemoveSelf for a
-    /// leave, canRemoveParticipant / canBan for a remove / ban), in its view at the start.
+    /// The room's policy (RP§8: capabilities, arcs, role constraints) permits the
+    /// draft's one-step departure (digest §4.6: the leave bundle; a Remove / Ban commit
+    /// removing every client) by the starter, in its view at the start.
     permitted: bool,
     line: u64,
 }
@@ -837,11 +838,24 @@ impl Oracles {
         for m in &view.members {
             *clients.entry(m.user()).or_default() += 1;
         }
-        let capability = match kind {
-            DepartureKind::Leave => Capability::RemoveSelf,
-            DepartureKind::Remove => Capability::RemoveParticipant,
-            DepartureKind::Ban => Capability::Ban,
+        // The draft's one-step departure (digest §4.6), as the room's policy judges it.
+        let n = u32::try_from(clients.get(user).copied().unwrap_or(0)).unwrap_or(u32::MAX);
+        let one_step = match kind {
+            DepartureKind::Leave => ProposedChange::proposals(),
+            DepartureKind::Remove | DepartureKind::Ban => ProposedChange::commit(),
         };
+        let one_step = match kind {
+            DepartureKind::Ban => one_step.set_role(user, BANNED_ROLE),
+            _ => one_step.remove_user(user),
+        }
+        .remove_clients(user, n);
+        let membership = Membership::new(
+            clients
+                .iter()
+                .map(|(u, n)| (u.clone(), u32::try_from(*n).unwrap_or(u32::MAX)))
+                .collect(),
+        );
+        let permitted = authorize(state, &membership, &Actor::member(&by.user()), &one_step).is_ok();
         self.departures.started.push(Started {
             kind,
             by: by.clone(),
@@ -849,7 +863,7 @@ impl Oracles {
             user: user.clone(),
             epoch: view.epoch,
             before: Entry::of(&participants, &clients, user),
-            permitted: state.has_capability(&by.user(), capability),
+            permitted,
             line,
         });
     }
@@ -859,9 +873,10 @@ impl Oracles {
     /// state, where the hub keeps one (an MLS view); the honest members' epochs are
     /// used besides it.
     ///
-    /// Which departures count: a leave always, unless its leaver's role lacked
-    /// canRemoveSelf and no step of it took effect (refused outright by policy, not
-    /// stuck); a remove or ban once one of its steps took effect (the user marked
+    /// Which departures count: a leave always, unless the room's policy refuses the
+    /// draft's one-step leave at its start (the leaver's role lacks canRemoveSelf, or a
+    /// role constraint keeps it) and no step of it took effect (refused outright by
+    /// policy, not stuck; a leave refused only because of its leave order counts); a remove or ban once one of its steps took effect (the user marked
     /// exiting, banned, unlisted, or one of its clients removed after the start) — one
     /// whose first step the hub refused never started. Complete: at some epoch from the
     /// start on (or in `hub_final`) the user is unlisted or banned and has no client in
@@ -936,5 +951,151 @@ impl Oracles {
                 },
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod departure_tests {
+    //! Which departures [`DEPARTURE_COMPLETES`] counts, on hand-made committed states.
+    use super::*;
+    use nodes::ids::Domain;
+    use nodes::room::capability::Capability;
+    use nodes::room::{NewRoomOptions, ProposedChange, RolePreset, RoomState};
+
+    fn dom(s: &str) -> Domain {
+        Domain::new(s).unwrap()
+    }
+    fn user(name: &str) -> UserUri {
+        UserUri::new(&dom("b.example"), name).unwrap()
+    }
+    fn room() -> RoomUri {
+        RoomUri::new(&dom("a.example"), "r").unwrap()
+    }
+
+    /// alice (creator) and bob (ordinary_user, role 2), one client each.
+    fn start() -> RoomState {
+        RoomState::new_room(
+            &room(),
+            &user("alice"),
+            RolePreset::Cooperative,
+            NewRoomOptions {
+                others: vec![(user("bob"), 2)],
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn view(epoch: u64, state: &RoomState, members: &[&str]) -> RoomView {
+        RoomView {
+            epoch,
+            group_context: vec![epoch as u8],
+            epoch_authenticator: vec![epoch as u8],
+            dictionary: BTreeMap::new(),
+            members: members
+                .iter()
+                .map(|m| user(m).client("1").unwrap())
+                .collect(),
+            state: Some(state.clone()),
+        }
+    }
+
+    /// Bob's departure (`kind`, started by `by` at epoch 1 on `st`), then the epochs
+    /// `later` (state, members); the ids that fired.
+    fn judge(
+        kind: DepartureKind,
+        by: &str,
+        st: &RoomState,
+        later: &[(RoomState, &[&str])],
+    ) -> Vec<&'static str> {
+        let mut o = Oracles::default();
+        let starter = user(by).client("1").unwrap();
+        let v1 = view(1, st, &["alice", "bob"]);
+        o.client_epoch(0, &starter, &room(), &v1, None, 1);
+        o.departure_started(kind, &starter, &room(), &user("bob"), &v1, 2);
+        for (i, (s, m)) in later.iter().enumerate() {
+            let e = 2 + i as u64;
+            let alice = user("alice").client("1").unwrap();
+            o.client_epoch(0, &alice, &room(), &view(e, s, m), None, 10 + e);
+        }
+        o.check_departures(100, None);
+        o.violations()
+            .iter()
+            .map(|v| v.id)
+            .filter(|id| *id == DEPARTURE_COMPLETES)
+            .collect()
+    }
+
+    #[test]
+    fn a_leave_that_never_takes_effect_is_stuck_unless_the_role_forbids_it() {
+        let st = start();
+        assert_eq!(
+            judge(DepartureKind::Leave, "bob", &st, &[]),
+            vec![DEPARTURE_COMPLETES]
+        );
+        let mut no_leave = st.clone();
+        no_leave
+            .roles
+            .roles
+            .iter_mut()
+            .filter(|r| r.role_index == 2)
+            .for_each(|r| {
+                r.role_capabilities
+                    .retain(|c| *c != Capability::RemoveSelf.code())
+            });
+        assert!(judge(DepartureKind::Leave, "bob", &no_leave, &[]).is_empty());
+        // The only group_admin (role 3, minimum 1 participant, RP§3) may not leave.
+        let only_admin = st
+            .apply(&ProposedChange::commit().set_role(&user("bob"), 3))
+            .unwrap();
+        assert!(judge(DepartureKind::Leave, "bob", &only_admin, &[]).is_empty());
+        // A leave refused only because of its order (no step took effect) counts.
+        assert_eq!(
+            judge(DepartureKind::Leave, "bob", &st, &[(st.clone(), &["alice", "bob"])]),
+            vec![DEPARTURE_COMPLETES]
+        );
+    }
+
+    #[test]
+    fn a_remove_counts_once_a_step_took_effect() {
+        let st = start();
+        // refused at its first step: never started
+        assert!(judge(DepartureKind::Remove, "alice", &st, &[]).is_empty());
+        // clients removed, user still listed: stuck
+        let fired = judge(DepartureKind::Remove, "alice", &st, &[(st.clone(), &["alice"])]);
+        assert_eq!(fired, vec![DEPARTURE_COMPLETES]);
+        // marked exiting, nothing else: stuck
+        let exiting = st
+            .apply(&ProposedChange::commit().set_role(&user("bob"), EXITING_ROLE))
+            .unwrap();
+        let fired = judge(
+            DepartureKind::Remove,
+            "alice",
+            &st,
+            &[(exiting.clone(), &["alice", "bob"])],
+        );
+        assert_eq!(fired, vec![DEPARTURE_COMPLETES]);
+        // ... then unlisted with no client: complete
+        let gone = exiting
+            .apply(&ProposedChange::commit().remove_user(&user("bob")))
+            .unwrap();
+        assert!(judge(
+            DepartureKind::Remove,
+            "alice",
+            &st,
+            &[(exiting, &["alice", "bob"]), (gone.clone(), &["alice"])]
+        )
+        .is_empty());
+        // a leave completed in one epoch; banned with no client is complete too
+        assert!(judge(DepartureKind::Leave, "bob", &st, &[(gone, &["alice"])]).is_empty());
+        let banned = st
+            .apply(&ProposedChange::commit().set_role(&user("bob"), BANNED_ROLE))
+            .unwrap();
+        assert!(judge(DepartureKind::Ban, "alice", &st, &[(banned.clone(), &["alice"])]).is_empty());
+        // banned but a client left: not complete
+        assert_eq!(
+            judge(DepartureKind::Ban, "alice", &st, &[(banned, &["alice", "bob"])]),
+            vec![DEPARTURE_COMPLETES]
+        );
     }
 }
