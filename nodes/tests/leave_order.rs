@@ -254,7 +254,11 @@ fn an_exiting_users_message_is_refused_at_full() {
         )
         .unwrap();
         let state = w.client(&alice).room_view(&room).unwrap().state.unwrap();
-        assert_eq!(state.role_of(&bob.user()), EXITING_ROLE, "the marker is accepted");
+        assert_eq!(
+            state.role_of(&bob.user()),
+            EXITING_ROLE,
+            "the marker is accepted"
+        );
         let refusals = |w: &MemoryWorld| -> Vec<(&'static str, String)> {
             w.server_events
                 .iter()

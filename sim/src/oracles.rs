@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use nodes::client::core::RoomView;
 use nodes::client::leave::EXITING_ROLE;
 use nodes::ids::{ClientUri, RoomUri, UserUri};
-use nodes::room::{authorize, Actor, Membership, ProposedChange};
 use nodes::room::roles::BANNED_ROLE;
+use nodes::room::{authorize, Actor, Membership, ProposedChange};
 use serde::Serialize;
 
 /// One oracle: its id (used in scenario files and reports), where the invariant comes
@@ -855,7 +855,8 @@ impl Oracles {
                 .map(|(u, n)| (u.clone(), u32::try_from(*n).unwrap_or(u32::MAX)))
                 .collect(),
         );
-        let permitted = authorize(state, &membership, &Actor::member(&by.user()), &one_step).is_ok();
+        let permitted =
+            authorize(state, &membership, &Actor::member(&by.user()), &one_step).is_ok();
         self.departures.started.push(Started {
             kind,
             by: by.clone(),
@@ -1051,7 +1052,12 @@ mod departure_tests {
         assert!(judge(DepartureKind::Leave, "bob", &only_admin, &[]).is_empty());
         // A leave refused only because of its order (no step took effect) counts.
         assert_eq!(
-            judge(DepartureKind::Leave, "bob", &st, &[(st.clone(), &["alice", "bob"])]),
+            judge(
+                DepartureKind::Leave,
+                "bob",
+                &st,
+                &[(st.clone(), &["alice", "bob"])]
+            ),
             vec![DEPARTURE_COMPLETES]
         );
     }
@@ -1062,7 +1068,12 @@ mod departure_tests {
         // refused at its first step: never started
         assert!(judge(DepartureKind::Remove, "alice", &st, &[]).is_empty());
         // clients removed, user still listed: stuck
-        let fired = judge(DepartureKind::Remove, "alice", &st, &[(st.clone(), &["alice"])]);
+        let fired = judge(
+            DepartureKind::Remove,
+            "alice",
+            &st,
+            &[(st.clone(), &["alice"])],
+        );
         assert_eq!(fired, vec![DEPARTURE_COMPLETES]);
         // marked exiting, nothing else: stuck
         let exiting = st
@@ -1091,10 +1102,21 @@ mod departure_tests {
         let banned = st
             .apply(&ProposedChange::commit().set_role(&user("bob"), BANNED_ROLE))
             .unwrap();
-        assert!(judge(DepartureKind::Ban, "alice", &st, &[(banned.clone(), &["alice"])]).is_empty());
+        assert!(judge(
+            DepartureKind::Ban,
+            "alice",
+            &st,
+            &[(banned.clone(), &["alice"])]
+        )
+        .is_empty());
         // banned but a client left: not complete
         assert_eq!(
-            judge(DepartureKind::Ban, "alice", &st, &[(banned, &["alice", "bob"])]),
+            judge(
+                DepartureKind::Ban,
+                "alice",
+                &st,
+                &[(banned, &["alice", "bob"])]
+            ),
             vec![DEPARTURE_COMPLETES]
         );
     }

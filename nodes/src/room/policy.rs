@@ -15,12 +15,12 @@
 //!    membership consistency, base-policy limits, role constraints.
 
 use super::capability::Capability;
-use super::exiting::EXITING_ROLE;
 use super::codec::{
     component_name, ComponentError, ComponentId, BASE_ROOM_POLICY, PARTICIPANT_LIST, PREAUTH_LIST,
     ROLES_LIST, ROOM_METADATA,
 };
 use super::components::{BaseRoomPolicy, MetadataField, ParticipantListUpdate, RoomMetaData};
+use super::exiting::EXITING_ROLE;
 use super::participants::{ListChange, ListUpdateError};
 use super::roles::{Claim, PreAuthData, Role, RoleData, BANNED_ROLE, NO_ROLE};
 use super::state::RoomState;

@@ -2076,7 +2076,10 @@ fn an_exiting_user_sends_no_application_message() {
         check_sender(&st, &u("bob")),
         Err(ExitingViolation::SenderExiting { user: u("bob") })
     );
-    assert!(!st.can_send_message(&u("bob")), "submit-sender also refuses");
+    assert!(
+        !st.can_send_message(&u("bob")),
+        "submit-sender also refuses"
+    );
     assert_eq!(check_sender(&st, &u("cathy")), Ok(()));
     let (st0, _) = coop();
     assert_eq!(check_sender(&st0, &u("bob")), Ok(()));
