@@ -76,19 +76,28 @@ fn reject(rule: Rule, reason: impl Into<String>) -> Rejection {
 }
 
 /// x-exiting-state ([`exiting`]): rules `exiting-role` and `exiting-add` on a change,
-/// against the hub state before it.
+/// against the hub state before it; `joiner`: the client joining by external commit.
 fn check_exiting(
     config: &EnforcementConfig,
     state: &RoomState,
     actor: &Actor,
     change: &ProposedChange,
+    joiner: Option<&ClientUri>,
 ) -> Result<(), Rejection> {
     if config.on(Rule::ExitingRole) {
         exiting::check_roles(state, actor, change)
             .map_err(|e| reject(Rule::ExitingRole, e.to_string()))?;
     }
     if config.on(Rule::ExitingAdd) {
-        exiting::check_adds(state, change).map_err(|e| reject(Rule::ExitingAdd, e.to_string()))?;
+        let with_joiner;
+        let adds = match joiner {
+            Some(cl) => {
+                with_joiner = change.clone().add_client(cl);
+                &with_joiner
+            }
+            None => change,
+        };
+        exiting::check_adds(state, adds).map_err(|e| reject(Rule::ExitingAdd, e.to_string()))?;
     }
     Ok(())
 }
@@ -652,7 +661,7 @@ impl Hub {
                 ));
             }
             let change = Self::change_of(&r.hub_state, ChangeKind::Proposals, &covered)?;
-            check_exiting(&config, &r.hub_state, &actor, &change)?;
+            check_exiting(&config, &r.hub_state, &actor, &change, None)?;
             if config.on(Rule::Composition) {
                 check_commit_composition(&[&change])
                     .map_err(|e| reject(Rule::Composition, e.to_string()))?;
@@ -838,7 +847,12 @@ impl Hub {
                 ChangeKind::Commit
             };
             let change = Self::change_of(&r.hub_state, kind, &s.inline)?;
-            check_exiting(&config, &r.hub_state, &actor, &change)?;
+            // The external joiner is no inline Add: exiting-add counts it as one.
+            let joiner = match (&s.committer, s.external) {
+                (HandshakeSender::NewMember { client: Some(cl) }, true) => Some(cl),
+                _ => None,
+            };
+            check_exiting(&config, &r.hub_state, &actor, &change, joiner)?;
             if config.on(Rule::Composition) {
                 let referenced =
                     Self::change_of(&r.committed, ChangeKind::Proposals, &s.referenced)

@@ -45,10 +45,15 @@
 //!   refused by a rule of their own: its role has no capability, so the policy engine
 //!   refuses everything that needs one; only removals of its own clients and its own
 //!   unlisting remain possible.
-//! * Disabling an `exiting-*` rule does not make the hub permissive: what it refuses is
-//!   still refused by the generic rule (`policy`: undefined role, missing capability or
-//!   arc; `submit-sender`: the exiting role holds no canSendMessage), under that rule's
-//!   id. The dedicated rules name the reason and come first.
+//! * Disabling `exiting-role` or `exiting-send` does not make the hub permissive: what
+//!   it refuses is still refused by the generic rule (`policy`: undefined role, missing
+//!   capability or arc; `submit-sender`: the exiting role holds no canSendMessage), under
+//!   that rule's id. The same holds for `exiting-add` on member commits and proposals
+//!   (`policy`: no canAddOwnClient), but not for an external join: the hub counts the
+//!   external joiner as an Add for `exiting-add` only (its policy check sees the
+//!   commit's inline proposals), so with `exiting-add` and `group-info-auth` off a new
+//!   device of an exiting user joins (`nodes/tests/leave_order.rs`). The dedicated
+//!   rules name the reason and come first.
 
 use super::policy::{Actor, ProposedChange};
 use super::state::RoomState;
