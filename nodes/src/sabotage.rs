@@ -34,6 +34,10 @@ pub enum Bug {
     /// own copy of the participant list drifts from the group's — what a room state kept
     /// outside the GroupContext risks. Its commits are unaffected.
     ClientMisreadsParticipantList,
+    /// Client: under `clients-first` / `exiting` (see [`crate::client::leave`]), the
+    /// member whose commit carried a leaver's SelfRemove never commits the unlisting that
+    /// is its duty: the leaver stays listed with no clients, its departure stuck.
+    ClientSkipsUnlisting,
 }
 
 /// A set of planted bugs.
@@ -51,7 +55,7 @@ impl Bug {
 
 impl Bug {
     /// Every bug, in order.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::HubSequencesEveryCommit,
         Bug::HubSkipsMerge,
         Bug::HubDropsMessageFanout,
@@ -61,5 +65,6 @@ impl Bug {
         Bug::ClientAddsWithoutListUpdate,
         Bug::ClientRemovesUserButNotClients,
         Bug::ClientMisreadsParticipantList,
+        Bug::ClientSkipsUnlisting,
     ];
 }

@@ -142,8 +142,10 @@ fn stuck_by(order: LeaveOrder, level: Enforcement, op: &Op) -> Option<&'static s
         (LeaveOrder::Atomic | LeaveOrder::ClientsFirst, Enforcement::Full) => None,
         // Commit 1 leaves the user's clients in the group without their user.
         (LeaveOrder::ParticipantFirst, Enforcement::Full) => Some("list-membership"),
-        // The exiting marker is a role the roles list does not define (RP§3).
-        (LeaveOrder::Exiting, Enforcement::Full) => Some("policy"),
+        // x-exiting-state: Bob marks himself and leaves; but nobody may mark someone
+        // else, so an admin's Remove or Ban is refused at its first step.
+        (LeaveOrder::Exiting, Enforcement::Full) if matches!(op, Op::Leave) => None,
+        (LeaveOrder::Exiting, Enforcement::Full) => Some("exiting-role"),
     }
 }
 
@@ -176,8 +178,8 @@ fn expected(order: LeaveOrder, level: Enforcement, op: &Op) -> After {
 /// Every order at every level, for a leave, a Remove and a Ban: the departure completes
 /// (Bob unlisted or banned, no device left) wherever no rule refuses a step, and under
 /// `full` participant-first is refused by list-membership (policy for Bob's own leave)
-/// and exiting by policy, at the
-/// first step, leaving the room as it was.
+/// and an admin's Remove / Ban under exiting by exiting-role, at the first step, leaving
+/// the room as it was; Bob's own exiting leave completes under `full`.
 #[test]
 fn every_leave_order_at_every_level() {
     let mut wrong = Vec::new();
@@ -206,5 +208,173 @@ fn every_leave_order_at_every_level() {
 fn the_exiting_marker_is_not_a_preset_role() {
     for preset in RolePreset::ALL {
         assert!(preset.roles().get(EXITING_ROLE).is_none(), "{preset:?}");
+    }
+}
+
+/// x-exiting-state under `full`: once Bob has marked himself exiting (step 1 of his
+/// exiting leave, done by hand here), the hub refuses his application message by the
+/// `exiting-send` rule; with that rule off, by `submit-sender` (the marker role holds no
+/// canSendMessage); Carol's message goes through.
+#[test]
+fn an_exiting_users_message_is_refused_at_full() {
+    use nodes::client::leave::Step;
+    for disabled in [None, Some(nodes::hub::Rule::ExitingSend)] {
+        let mut config = EnforcementConfig::new(Enforcement::Full);
+        config.disabled.extend(disabled);
+        let mut w = MemoryWorld::new(23);
+        for x in ["a.example", "b.example"] {
+            w.add_server(&d(x), config.clone());
+        }
+        let alice = dev("a.example", "alice", "1");
+        let bob = dev("b.example", "bob", "1");
+        let carol = dev("b.example", "carol", "1");
+        for c in [&alice, &bob, &carol] {
+            w.add_client(c, 4);
+        }
+        w.run();
+        let room = w.create_room(&alice, "r", RolePreset::Cooperative).unwrap();
+        for user in [bob.user(), carol.user()] {
+            w.command(
+                &alice,
+                Command::AddUser {
+                    room: room.clone(),
+                    user,
+                    role: None,
+                },
+            )
+            .unwrap();
+        }
+        w.command(
+            &bob,
+            Command::LeaveStep {
+                room: room.clone(),
+                user: bob.user(),
+                steps: vec![Step::SetRole(EXITING_ROLE)],
+            },
+        )
+        .unwrap();
+        let state = w.client(&alice).room_view(&room).unwrap().state.unwrap();
+        assert_eq!(
+            state.role_of(&bob.user()),
+            EXITING_ROLE,
+            "the marker is accepted"
+        );
+        let refusals = |w: &MemoryWorld| -> Vec<(&'static str, String)> {
+            w.server_events
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    ServerEvent::Hub(HubEvent::Rejected {
+                        rule: Some(rule),
+                        endpoint,
+                        ..
+                    }) => Some((*rule, endpoint.to_string())),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert!(refusals(&w).is_empty(), "{:?}", refusals(&w));
+        for (c, text) in [(&bob, "still here?"), (&carol, "bye bob")] {
+            w.command(
+                c,
+                Command::Send {
+                    room: room.clone(),
+                    text: text.into(),
+                },
+            )
+            .unwrap();
+        }
+        let rule = if disabled.is_some() {
+            "submit-sender"
+        } else {
+            "exiting-send"
+        };
+        assert_eq!(
+            refusals(&w),
+            vec![(rule, "submitMessage".to_string())],
+            "disabled {disabled:?}"
+        );
+        let got: Vec<&str> = w
+            .client_events
+            .iter()
+            .filter(|(c, _)| *c == alice)
+            .filter_map(|(_, e)| match e {
+                ClientEvent::MessageReceived { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, vec!["bye bob"], "only Carol's message reaches Alice");
+    }
+}
+
+/// x-exiting-state under `full`: a new device of an exiting user joining by external
+/// commit is refused. `group-info-auth` would stop it earlier (an exiting user may not
+/// fetch the GroupInfo), so it is off here to reach the commit; the hub then refuses it
+/// by `exiting-add`. With that rule off too, the join goes through: the hub's policy
+/// check does not count an external joiner's client as an Add (it sees the commit's
+/// inline proposals only) — a gap this test records.
+#[test]
+fn a_new_device_of_an_exiting_user_is_refused_at_full() {
+    use nodes::client::leave::Step;
+    use nodes::hub::Rule;
+    for (disabled, want) in [
+        (vec![Rule::GroupInfoAuth], "exiting-add"),
+        (vec![Rule::GroupInfoAuth, Rule::ExitingAdd], ""),
+    ] {
+        let mut config = EnforcementConfig::new(Enforcement::Full);
+        config.disabled.extend(disabled.iter().copied());
+        let mut w = MemoryWorld::new(29);
+        for x in ["a.example", "b.example"] {
+            w.add_server(&d(x), config.clone());
+        }
+        let alice = dev("a.example", "alice", "1");
+        let bob1 = dev("b.example", "bob", "1");
+        let bob2 = dev("b.example", "bob", "2");
+        for c in [&alice, &bob1] {
+            w.add_client(c, 4);
+        }
+        // A new device: no KeyPackage, so it is not added with its user.
+        w.add_client(&bob2, 0);
+        w.run();
+        let room = w.create_room(&alice, "r", RolePreset::Cooperative).unwrap();
+        w.command(
+            &alice,
+            Command::AddUser {
+                room: room.clone(),
+                user: bob1.user(),
+                role: None,
+            },
+        )
+        .unwrap();
+        let members = w.client(&alice).room_view(&room).unwrap().members;
+        assert!(members.contains(&bob1) && !members.contains(&bob2));
+        w.command(
+            &bob1,
+            Command::LeaveStep {
+                room: room.clone(),
+                user: bob1.user(),
+                steps: vec![Step::SetRole(EXITING_ROLE)],
+            },
+        )
+        .unwrap();
+        w.command(&bob2, Command::JoinExternal { room: room.clone() })
+            .unwrap();
+        let rules: Vec<&'static str> = w
+            .server_events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                ServerEvent::Hub(HubEvent::Rejected {
+                    rule: Some(rule), ..
+                }) => Some(*rule),
+                _ => None,
+            })
+            .collect();
+        let members = w.client(&alice).room_view(&room).unwrap().members;
+        if want.is_empty() {
+            assert!(rules.is_empty(), "{rules:?}");
+            assert!(members.contains(&bob2), "the gap: bob/2 joins");
+        } else {
+            assert_eq!(rules, vec![want], "disabled {disabled:?}");
+            assert!(!members.contains(&bob2), "bob/2 stays out");
+        }
     }
 }

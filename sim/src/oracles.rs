@@ -12,8 +12,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use nodes::client::core::RoomView;
+use nodes::client::leave::EXITING_ROLE;
 use nodes::ids::{ClientUri, RoomUri, UserUri};
 use nodes::room::roles::BANNED_ROLE;
+use nodes::room::{authorize, Actor, Membership, ProposedChange};
 use serde::Serialize;
 
 /// One oracle: its id (used in scenario files and reports), where the invariant comes
@@ -39,9 +41,10 @@ pub const HANDOFF_KEEPS_ACCEPTED: &str = "handoff-keeps-accepted";
 pub const ROOM_STATE_AGREES: &str = "room-state-agrees";
 pub const SENDING_URI_IS_SENDER: &str = "sending-uri-is-sender";
 pub const NO_GHOST_DEVICE: &str = "no-ghost-device";
+pub const DEPARTURE_COMPLETES: &str = "departure-completes";
 
 /// Every oracle, in the order they are reported.
-pub const ORACLES: [Oracle; 14] = [
+pub const ORACLES: [Oracle; 15] = [
     Oracle {
         id: ONE_COMMIT_PER_EPOCH,
         reference: "P§4.2 (the hub accepts the first valid commit per epoch); digest §8 I1",
@@ -111,6 +114,11 @@ pub const ORACLES: [Oracle; 14] = [
         id: NO_GHOST_DEVICE,
         reference: "P§3.6 and RP§8 (a user adds their own device: canAddOwnClient); P§1.2 (a provider controls its users' devices); issue 4",
         checks: "no honest client's group holds a device its user never enrolled (a provider-held ghost, nodes::adversary::ghost_devices)",
+    },
+    Oracle {
+        id: DEPARTURE_COMPLETES,
+        reference: "P§5.3, RP§8.1.2 (a departure removes the user from the list and all its clients from the group); issue 4: order of operations for leaves",
+        checks: "at the end of a converged run, every departure an honest client started (a leave; a remove or ban once one of its steps took effect) has completed: the user is unlisted or banned and none of its clients is a member",
     },
 ];
 
@@ -199,6 +207,8 @@ pub struct Oracles {
     ghosts: BTreeSet<ClientUri>,
     /// Ghosts already reported as members, per room (one report per ghost).
     ghosts_reported: BTreeSet<(RoomUri, ClientUri)>,
+    /// Departures honest clients started, and the committed room states they are judged on.
+    departures: Departures,
 }
 
 fn short(b: &[u8]) -> String {
@@ -440,6 +450,7 @@ impl Oracles {
                 }
             }
             None => {
+                self.departures.saw_epoch(room, view, line);
                 self.compare_hub(t, room, e, &me, None);
                 self.clients_seen.insert(key, me);
                 self.check_membership(t, client, room, view, line);
@@ -789,4 +800,444 @@ impl Oracles {
 fn sha(b: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     Sha256::digest(b).into()
+}
+
+// ---- departure-completes ---------------------------------------------------------------
+
+/// The scripted op that started a departure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DepartureKind {
+    /// The user's own device leaves (the user and all its clients go).
+    Leave,
+    /// An admin removes the user (RP§8.1.2 canRemoveParticipant).
+    Remove,
+    /// An admin bans the user (RP§8.1.3 canBan).
+    Ban,
+}
+
+impl DepartureKind {
+    fn name(self) -> &'static str {
+        match self {
+            DepartureKind::Leave => "leave",
+            DepartureKind::Remove => "remove",
+            DepartureKind::Ban => "ban",
+        }
+    }
+}
+
+/// A room's committed state at the end of the run, as the current hub holds it.
+#[derive(Debug, Clone)]
+pub struct CommittedState {
+    pub room: RoomUri,
+    pub epoch: u64,
+    /// (user, role) in list order.
+    pub participants: Vec<(UserUri, u32)>,
+    /// The group's member clients.
+    pub members: Vec<ClientUri>,
+}
+
+/// One user's entry in a committed room state: its role (`None`: not listed) and how
+/// many of its clients are members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    role: Option<u32>,
+    clients: usize,
+}
+
+impl Entry {
+    fn of(
+        participants: &BTreeMap<UserUri, u32>,
+        clients: &BTreeMap<UserUri, usize>,
+        user: &UserUri,
+    ) -> Entry {
+        Entry {
+            role: participants.get(user).copied(),
+            clients: clients.get(user).copied().unwrap_or(0),
+        }
+    }
+
+    /// The departure is complete: unlisted or banned, no client left.
+    fn completed(self) -> bool {
+        matches!(self.role, None | Some(BANNED_ROLE)) && self.clients == 0
+    }
+
+    /// `self` is a step of a departure from `before`: marked exiting, banned,
+    /// unlisted, or fewer clients.
+    fn departs_from(self, before: Entry) -> bool {
+        (self.role != before.role
+            && matches!(self.role, None | Some(BANNED_ROLE) | Some(EXITING_ROLE)))
+            || self.clients < before.clients
+    }
+
+    fn describe(self) -> String {
+        let role = match self.role {
+            None => "unlisted".to_string(),
+            Some(BANNED_ROLE) => "banned".to_string(),
+            Some(EXITING_ROLE) => "exiting (x-exiting-state)".to_string(),
+            Some(r) => format!("listed as role {r}"),
+        };
+        format!("{role}, {} client(s) in the group", self.clients)
+    }
+}
+
+/// The committed room state of one epoch as the first honest member decoded it.
+#[derive(Debug, Clone)]
+struct EpochState {
+    participants: BTreeMap<UserUri, u32>,
+    clients: BTreeMap<UserUri, usize>,
+    line: u64,
+}
+
+/// A departure an honest client started.
+#[derive(Debug, Clone)]
+struct Started {
+    kind: DepartureKind,
+    by: ClientUri,
+    room: RoomUri,
+    user: UserUri,
+    /// The starting client's epoch.
+    epoch: u64,
+    before: Entry,
+    /// The room's policy (RP§8: capabilities, arcs, role constraints) permits the
+    /// draft's one-step departure (digest §4.6: the leave bundle; a Remove / Ban commit
+    /// removing every client) by the starter, in its view at the start.
+    permitted: bool,
+    line: u64,
+}
+
+/// [`DEPARTURE_COMPLETES`]'s memory: the departures started and the committed state of
+/// every epoch.
+#[derive(Debug, Default)]
+struct Departures {
+    started: Vec<Started>,
+    epochs: BTreeMap<(RoomUri, u64), EpochState>,
+}
+
+impl Departures {
+    fn saw_epoch(&mut self, room: &RoomUri, view: &RoomView, line: u64) {
+        let Some(state) = &view.state else { return };
+        let mut clients: BTreeMap<UserUri, usize> = BTreeMap::new();
+        for m in &view.members {
+            *clients.entry(m.user()).or_default() += 1;
+        }
+        self.epochs
+            .entry((room.clone(), view.epoch))
+            .or_insert_with(|| EpochState {
+                participants: state
+                    .participants
+                    .iter()
+                    .map(|p| (p.user.clone(), p.role))
+                    .collect(),
+                clients,
+                line,
+            });
+    }
+}
+
+impl Oracles {
+    /// An honest client `by` started a departure of `user` (its scripted leave, remove
+    /// or ban was handed over and queued); `view` is its view of `room` at that moment,
+    /// `line` the trace line of the op.
+    pub fn departure_started(
+        &mut self,
+        kind: DepartureKind,
+        by: &ClientUri,
+        room: &RoomUri,
+        user: &UserUri,
+        view: &RoomView,
+        line: u64,
+    ) {
+        let Some(state) = &view.state else { return };
+        let participants: BTreeMap<UserUri, u32> = state
+            .participants
+            .iter()
+            .map(|p| (p.user.clone(), p.role))
+            .collect();
+        let mut clients: BTreeMap<UserUri, usize> = BTreeMap::new();
+        for m in &view.members {
+            *clients.entry(m.user()).or_default() += 1;
+        }
+        // The draft's one-step departure (digest §4.6), as the room's policy judges it.
+        let n = u32::try_from(clients.get(user).copied().unwrap_or(0)).unwrap_or(u32::MAX);
+        let one_step = match kind {
+            DepartureKind::Leave => ProposedChange::proposals(),
+            DepartureKind::Remove | DepartureKind::Ban => ProposedChange::commit(),
+        };
+        let one_step = match kind {
+            DepartureKind::Ban => one_step.set_role(user, BANNED_ROLE),
+            _ => one_step.remove_user(user),
+        }
+        .remove_clients(user, n);
+        let membership = Membership::new(
+            clients
+                .iter()
+                .map(|(u, n)| (u.clone(), u32::try_from(*n).unwrap_or(u32::MAX)))
+                .collect(),
+        );
+        let permitted =
+            authorize(state, &membership, &Actor::member(&by.user()), &one_step).is_ok();
+        self.departures.started.push(Started {
+            kind,
+            by: by.clone(),
+            room: room.clone(),
+            user: user.clone(),
+            epoch: view.epoch,
+            before: Entry::of(&participants, &clients, user),
+            permitted,
+            line,
+        });
+    }
+
+    /// At the end of a converged run: every departure an honest client started has
+    /// completed ([`DEPARTURE_COMPLETES`]). `hub_final`: the current hub's committed
+    /// state, where the hub keeps one (an MLS view); the honest members' epochs are
+    /// used besides it.
+    ///
+    /// Which departures count: a leave always, unless the room's policy refuses the
+    /// draft's one-step leave at its start (the leaver's role lacks canRemoveSelf, or a
+    /// role constraint keeps it) and no step of it took effect (refused outright by
+    /// policy, not stuck; a leave refused only because of its leave order counts); a remove or ban once one of its steps took effect (the user marked
+    /// exiting, banned, unlisted, or one of its clients removed after the start) — one
+    /// whose first step the hub refused never started. Complete: at some epoch from the
+    /// start on (or in `hub_final`) the user is unlisted or banned and has no client in
+    /// the group.
+    pub fn check_departures(&mut self, t: u64, hub_final: Option<&CommittedState>) {
+        let started = self.departures.started.clone();
+        for d in started {
+            let mut prev = d.before;
+            let mut steps: Vec<(u64, Entry, u64)> = Vec::new();
+            let mut done = d.before.completed();
+            for ((_, e), st) in self
+                .departures
+                .epochs
+                .range((d.room.clone(), d.epoch + 1)..)
+                .take_while(|((r, _), _)| r == &d.room)
+            {
+                let cur = Entry::of(&st.participants, &st.clients, &d.user);
+                if cur != prev && cur.departs_from(d.before) {
+                    steps.push((*e, cur, st.line));
+                }
+                prev = cur;
+                if cur.completed() {
+                    done = true;
+                    break;
+                }
+            }
+            if let Some(f) = hub_final.filter(|f| f.room == d.room && f.epoch >= d.epoch) {
+                let participants: BTreeMap<UserUri, u32> = f.participants.iter().cloned().collect();
+                let mut clients: BTreeMap<UserUri, usize> = BTreeMap::new();
+                for m in &f.members {
+                    *clients.entry(m.user()).or_default() += 1;
+                }
+                done |= Entry::of(&participants, &clients, &d.user).completed();
+            }
+            let counted = match d.kind {
+                DepartureKind::Leave => d.permitted || !steps.is_empty(),
+                DepartureKind::Remove | DepartureKind::Ban => !steps.is_empty(),
+            };
+            if done || !counted {
+                continue;
+            }
+            let taken = if steps.is_empty() {
+                "none".to_string()
+            } else {
+                steps
+                    .iter()
+                    .map(|(e, en, _)| format!("epoch {e}: {}", en.describe()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            let mut trace_lines = vec![d.line];
+            trace_lines.extend(steps.iter().map(|s| s.2));
+            self.fire(
+                DEPARTURE_COMPLETES,
+                format!(
+                    "the {} of {} that {} started at epoch {} of {} ({}) never completed; steps that took effect: {taken}; at the end: {}",
+                    d.kind.name(),
+                    d.user,
+                    d.by,
+                    d.epoch,
+                    d.room,
+                    d.before.describe(),
+                    prev.describe()
+                ),
+                Witness {
+                    nodes: vec![d.by.as_str().to_string(), d.user.as_str().to_string()],
+                    epochs: std::iter::once(d.epoch)
+                        .chain(steps.iter().map(|s| s.0))
+                        .collect(),
+                    trace_lines,
+                    at_ms: t,
+                },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod departure_tests {
+    //! Which departures [`DEPARTURE_COMPLETES`] counts, on hand-made committed states.
+    use super::*;
+    use nodes::ids::Domain;
+    use nodes::room::capability::Capability;
+    use nodes::room::{NewRoomOptions, ProposedChange, RolePreset, RoomState};
+
+    fn dom(s: &str) -> Domain {
+        Domain::new(s).unwrap()
+    }
+    fn user(name: &str) -> UserUri {
+        UserUri::new(&dom("b.example"), name).unwrap()
+    }
+    fn room() -> RoomUri {
+        RoomUri::new(&dom("a.example"), "r").unwrap()
+    }
+
+    /// alice (creator) and bob (ordinary_user, role 2), one client each.
+    fn start() -> RoomState {
+        RoomState::new_room(
+            &room(),
+            &user("alice"),
+            RolePreset::Cooperative,
+            NewRoomOptions {
+                others: vec![(user("bob"), 2)],
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn view(epoch: u64, state: &RoomState, members: &[&str]) -> RoomView {
+        RoomView {
+            epoch,
+            group_context: vec![epoch as u8],
+            epoch_authenticator: vec![epoch as u8],
+            dictionary: BTreeMap::new(),
+            members: members
+                .iter()
+                .map(|m| user(m).client("1").unwrap())
+                .collect(),
+            state: Some(state.clone()),
+        }
+    }
+
+    /// Bob's departure (`kind`, started by `by` at epoch 1 on `st`), then the epochs
+    /// `later` (state, members); the ids that fired.
+    fn judge(
+        kind: DepartureKind,
+        by: &str,
+        st: &RoomState,
+        later: &[(RoomState, &[&str])],
+    ) -> Vec<&'static str> {
+        let mut o = Oracles::default();
+        let starter = user(by).client("1").unwrap();
+        let v1 = view(1, st, &["alice", "bob"]);
+        o.client_epoch(0, &starter, &room(), &v1, None, 1);
+        o.departure_started(kind, &starter, &room(), &user("bob"), &v1, 2);
+        for (i, (s, m)) in later.iter().enumerate() {
+            let e = 2 + i as u64;
+            let alice = user("alice").client("1").unwrap();
+            o.client_epoch(0, &alice, &room(), &view(e, s, m), None, 10 + e);
+        }
+        o.check_departures(100, None);
+        o.violations()
+            .iter()
+            .map(|v| v.id)
+            .filter(|id| *id == DEPARTURE_COMPLETES)
+            .collect()
+    }
+
+    #[test]
+    fn a_leave_that_never_takes_effect_is_stuck_unless_the_role_forbids_it() {
+        let st = start();
+        assert_eq!(
+            judge(DepartureKind::Leave, "bob", &st, &[]),
+            vec![DEPARTURE_COMPLETES]
+        );
+        let mut no_leave = st.clone();
+        no_leave
+            .roles
+            .roles
+            .iter_mut()
+            .filter(|r| r.role_index == 2)
+            .for_each(|r| {
+                r.role_capabilities
+                    .retain(|c| *c != Capability::RemoveSelf.code())
+            });
+        assert!(judge(DepartureKind::Leave, "bob", &no_leave, &[]).is_empty());
+        // The only group_admin (role 3, minimum 1 participant, RP§3) may not leave.
+        let only_admin = st
+            .apply(&ProposedChange::commit().set_role(&user("bob"), 3))
+            .unwrap();
+        assert!(judge(DepartureKind::Leave, "bob", &only_admin, &[]).is_empty());
+        // A leave refused only because of its order (no step took effect) counts.
+        assert_eq!(
+            judge(
+                DepartureKind::Leave,
+                "bob",
+                &st,
+                &[(st.clone(), &["alice", "bob"])]
+            ),
+            vec![DEPARTURE_COMPLETES]
+        );
+    }
+
+    #[test]
+    fn a_remove_counts_once_a_step_took_effect() {
+        let st = start();
+        // refused at its first step: never started
+        assert!(judge(DepartureKind::Remove, "alice", &st, &[]).is_empty());
+        // clients removed, user still listed: stuck
+        let fired = judge(
+            DepartureKind::Remove,
+            "alice",
+            &st,
+            &[(st.clone(), &["alice"])],
+        );
+        assert_eq!(fired, vec![DEPARTURE_COMPLETES]);
+        // marked exiting, nothing else: stuck
+        let exiting = st
+            .apply(&ProposedChange::commit().set_role(&user("bob"), EXITING_ROLE))
+            .unwrap();
+        let fired = judge(
+            DepartureKind::Remove,
+            "alice",
+            &st,
+            &[(exiting.clone(), &["alice", "bob"])],
+        );
+        assert_eq!(fired, vec![DEPARTURE_COMPLETES]);
+        // ... then unlisted with no client: complete
+        let gone = exiting
+            .apply(&ProposedChange::commit().remove_user(&user("bob")))
+            .unwrap();
+        assert!(judge(
+            DepartureKind::Remove,
+            "alice",
+            &st,
+            &[(exiting, &["alice", "bob"]), (gone.clone(), &["alice"])]
+        )
+        .is_empty());
+        // a leave completed in one epoch; banned with no client is complete too
+        assert!(judge(DepartureKind::Leave, "bob", &st, &[(gone, &["alice"])]).is_empty());
+        let banned = st
+            .apply(&ProposedChange::commit().set_role(&user("bob"), BANNED_ROLE))
+            .unwrap();
+        assert!(judge(
+            DepartureKind::Ban,
+            "alice",
+            &st,
+            &[(banned.clone(), &["alice"])]
+        )
+        .is_empty());
+        // banned but a client left: not complete
+        assert_eq!(
+            judge(
+                DepartureKind::Ban,
+                "alice",
+                &st,
+                &[(banned, &["alice", "bob"])]
+            ),
+            vec![DEPARTURE_COMPLETES]
+        );
+    }
 }

@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 
 use crate::faults::{self, Links, Window};
 use crate::net::{self, Durable, HostConfig, HostHandle};
-use crate::oracles::{Oracles, Sent, Violation};
+use crate::oracles::{CommittedState, DepartureKind, Oracles, Sent, Violation};
 use crate::record::{Recorder, TRACE_FORMAT};
 use crate::scenario::{
     ExpectedOutcome, Fault, HubTransferKind, OnViolation, Op, Resolved, Scenario,
@@ -303,6 +303,26 @@ impl World<'_> {
             let r = s.hub.room(&self.room)?;
             let v = r.view.as_ref()?;
             Some((v.epoch(), v.group_context_bytes()))
+        })?
+    }
+
+    /// The current hub's committed room state and members, if it keeps an MLS view
+    /// (for departure-completes).
+    fn hub_committed(&self) -> Option<CommittedState> {
+        self.hosts.get(&self.current_hub())?.disk.with(|s| {
+            let r = s.hub.room(&self.room)?;
+            let v = r.view.as_ref()?;
+            Some(CommittedState {
+                room: self.room.clone(),
+                epoch: v.epoch(),
+                participants: r
+                    .committed
+                    .participants
+                    .iter()
+                    .map(|p| (p.user.clone(), p.role))
+                    .collect(),
+                members: v.members().into_iter().filter_map(|(_, c)| c).collect(),
+            })
         })?
     }
 
@@ -587,13 +607,28 @@ impl World<'_> {
             "op",
             serde_json::to_value(op).unwrap_or(Value::Null),
         );
+        let op_line = self.rec.count();
         self.ops.issued += 1;
         let Some(cmd) = cmd else { return };
         let Some(slot) = self.clients.get_mut(c) else {
             return;
         };
+        // departure-completes: the view before the departure starts.
+        let departure = match op {
+            Op::Leave => Some((DepartureKind::Leave, c.user())),
+            Op::Remove { user } => u(user).map(|x| (DepartureKind::Remove, x)),
+            Op::Ban { user } => u(user).map(|x| (DepartureKind::Ban, x)),
+            _ => None,
+        }
+        .filter(|_| self.honest.contains(c))
+        .and_then(|(k, x)| slot.core.room_view(&self.room).map(|v| (k, x, v)));
         match slot.core.command(now, cmd) {
             Ok(out) => {
+                if let Some((kind, user, view)) = departure {
+                    let room = self.room.clone();
+                    self.oracles
+                        .departure_started(kind, c, &room, &user, &view, op_line);
+                }
                 self.client_events(c);
                 self.send(c, out);
             }
@@ -1085,6 +1120,8 @@ pub fn run(
     if converged_at.is_some() {
         let honest = w.honest.clone();
         w.oracles.check_delivery(t, &honest);
+        let hub_final = w.hub_committed();
+        w.oracles.check_departures(t, hub_final.as_ref());
     }
     if let Some(e) = host_error {
         liveness = Some(format!("a host failed: {e}"));

@@ -495,6 +495,51 @@ fn no_ghost_device_fires_when_a_provider_adds_a_device_its_user_never_enrolled()
     assert!(joined, "cathy/2 joins, enrolled by Alice's add");
 }
 
+/// Under `clients-first`, Bob leaves: his SelfRemove is committed by another member,
+/// whose duty is then to unlist him. The planted bug skips that duty: Bob stays listed
+/// with no clients (which no safety oracle forbids: it is what a Kick leaves).
+#[test]
+fn departure_completes_fires_when_nobody_commits_the_unlisting_of_a_leaver() {
+    let leave = r#"
+[[script]]
+at_ms = 4000
+client = "bob"
+op = "leave"
+"#;
+    // Bob as an ordinary user (role 2): as group_admin (role 3, minimum 1 participant,
+    // RP§3) his unlisting would be refused by policy, a stuck departure of its own.
+    let clients_first = |text: String| {
+        text.replace(
+            "[variant]\n",
+            "[variant]\nleave_order = \"clients-first\"\n",
+        )
+        .replace("role = 3", "role = 2")
+    };
+    let with = go(
+        &clients_first(world("full", &["client-skips-unlisting"], leave, "")),
+        3,
+    );
+    assert_eq!(
+        fired(&with),
+        vec![oracles::DEPARTURE_COMPLETES],
+        "{:?} {:?}",
+        with.violations,
+        with.liveness
+    );
+    let v = &with.violations[0];
+    assert!(v.witness.nodes.iter().any(|n| n.contains("bob")), "{v:?}");
+    assert!(v.message.contains("0 client(s)"), "{}", v.message);
+    assert!(v.witness.trace_lines.len() >= 2, "the op and a step: {v:?}");
+    let without = go(&clients_first(world("full", &[], leave, "")), 3);
+    assert_eq!(
+        without.outcome,
+        Outcome::Ok,
+        "{:?} {:?}",
+        without.violations,
+        without.liveness
+    );
+}
+
 #[test]
 fn every_oracle_has_a_planted_test_here() {
     let src = include_str!("oracles.rs");

@@ -1277,6 +1277,9 @@ impl Client {
     /// commit carries (from the proposal store) and who are still listed — this client
     /// must unlist them after its commit is accepted (see [`super::leave`]).
     fn unlistings_due(&mut self, room: &RoomUri) -> Vec<Command> {
+        if self.bugs.contains(&Bug::ClientSkipsUnlisting) {
+            return Vec::new();
+        }
         let Ok(state) = self.state(room) else {
             return Vec::new();
         };

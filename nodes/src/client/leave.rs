@@ -33,14 +33,14 @@
 //! # Choices
 //!
 //! * x-exiting-state (a labelled extension, not in any draft): the exiting state is a
-//!   reserved role index, [`EXITING_ROLE`], in the participant list. It is not defined in
-//!   the preset roles lists, so a room's policy gives it no capability: under `full` a
-//!   hub that checks roles (RP§3 "undefined role") refuses to list a user with it, and
-//!   refuses every commit and message from an exiting user — except that the marker
-//!   itself is refused first, so under `full` the exiting order cannot start. This is a
-//!   finding, measured in `scenarios/leave-order-exiting.toml`: the exiting state needs a
-//!   role defined in the room's roles list (with only the right to remove one's own
-//!   clients) before a hub can enforce it.
+//!   reserved role index, [`EXITING_ROLE`], in the participant list, not a role defined
+//!   in the roles list. Under `full` the hub enforces it ([`crate::room::exiting`]): a
+//!   user may set its own role to it without any capability, nobody may set anyone
+//!   else's, an exiting user's role does not change, it sends no application message
+//!   and gets no new client; its clients are removed and it is unlisted without a
+//!   capability. So a leave under `exiting` completes at `full`, while an admin's Remove
+//!   or Ban under `exiting` (whose first step marks someone else) is refused at its
+//!   first step (measured in `scenarios/leave-order-exiting.toml`).
 //! * The unlisting committer uses its own fresh room state (index looked up at commit
 //!   time); if the user is no longer listed the step is skipped.
 //! * Under `participant-first` the list change of a Ban is the role change to banned;
@@ -49,8 +49,8 @@
 use serde::{Deserialize, Serialize};
 
 /// The reserved participant-list role index that marks an exiting user (x-exiting-state,
-/// see "Choices"). Far from the preset role indices (0..=10).
-pub const EXITING_ROLE: u32 = 0x7fff_fffe;
+/// see "Choices"; the hub's rules are in [`crate::room::exiting`]).
+pub use crate::room::exiting::EXITING_ROLE;
 
 /// The order of operations for a leave, Remove or Ban.
 #[derive(

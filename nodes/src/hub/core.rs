@@ -24,6 +24,7 @@ use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
 use crate::io::{status, Millis, Response, Token};
 use crate::mls::config::{self, Identity};
 use crate::mls::{RoomComponents, SeededProvider};
+use crate::room::exiting;
 use crate::room::{
     authorize, check_commit_composition, Actor, Capability, ChangeKind, ComponentOp,
     ProposedChange, RoomState,
@@ -72,6 +73,33 @@ fn reject(rule: Rule, reason: impl Into<String>) -> Rejection {
         rule: Some(rule),
         reason: format!("{} ({}): {}", rule.id(), rule.reference(), reason.into()),
     }
+}
+
+/// x-exiting-state ([`exiting`]): rules `exiting-role` and `exiting-add` on a change,
+/// against the hub state before it; `joiner`: the client joining by external commit.
+fn check_exiting(
+    config: &EnforcementConfig,
+    state: &RoomState,
+    actor: &Actor,
+    change: &ProposedChange,
+    joiner: Option<&ClientUri>,
+) -> Result<(), Rejection> {
+    if config.on(Rule::ExitingRole) {
+        exiting::check_roles(state, actor, change)
+            .map_err(|e| reject(Rule::ExitingRole, e.to_string()))?;
+    }
+    if config.on(Rule::ExitingAdd) {
+        let with_joiner;
+        let adds = match joiner {
+            Some(cl) => {
+                with_joiner = change.clone().add_client(cl);
+                &with_joiner
+            }
+            None => change,
+        };
+        exiting::check_adds(state, adds).map_err(|e| reject(Rule::ExitingAdd, e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// What the hub observed, for the trace and the oracles.
@@ -642,6 +670,7 @@ impl Hub {
                 ));
             }
             let change = Self::change_of(&r.hub_state, ChangeKind::Proposals, &covered)?;
+            check_exiting(&config, &r.hub_state, &actor, &change, None)?;
             if config.on(Rule::Composition) {
                 check_commit_composition(&[&change])
                     .map_err(|e| reject(Rule::Composition, e.to_string()))?;
@@ -827,6 +856,12 @@ impl Hub {
                 ChangeKind::Commit
             };
             let change = Self::change_of(&r.hub_state, kind, &s.inline)?;
+            // The external joiner is no inline Add: exiting-add counts it as one.
+            let joiner = match (&s.committer, s.external) {
+                (HandshakeSender::NewMember { client: Some(cl) }, true) => Some(cl),
+                _ => None,
+            };
+            check_exiting(&config, &r.hub_state, &actor, &change, joiner)?;
             if config.on(Rule::Composition) {
                 let referenced =
                     Self::change_of(&r.committed, ChangeKind::Proposals, &s.referenced)
@@ -1192,6 +1227,13 @@ impl Hub {
                 if let Ok(user) = UserUri::from_bytes(req.sending_uri.as_bytes()) {
                     if r.muted.contains(&user) {
                         return Err((SubmitOutcome::NotAllowed, Some(Rule::Mute)));
+                    }
+                }
+            }
+            if config.on(Rule::ExitingSend) {
+                if let Ok(user) = UserUri::from_bytes(req.sending_uri.as_bytes()) {
+                    if exiting::check_sender(&r.hub_state, &user).is_err() {
+                        return Err((SubmitOutcome::NotAllowed, Some(Rule::ExitingSend)));
                     }
                 }
             }

@@ -69,10 +69,17 @@ pub enum Rule {
     SenderProvider,
     /// Who may move the hub, and where to (x-hub-transfer §2 T1–T3, an extension).
     HubTransfer,
+    /// x-exiting-state (an extension): only a user itself sets its role to the exiting
+    /// marker, and an exiting user's role does not change ([`crate::room::exiting`]).
+    ExitingRole,
+    /// x-exiting-state: no client of an exiting user is added.
+    ExitingAdd,
+    /// x-exiting-state: no application message from an exiting user.
+    ExitingSend,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 17] = [
         Rule::MlsValid,
         Rule::Policy,
         Rule::ListMembership,
@@ -87,6 +94,9 @@ impl Rule {
         Rule::HubExternalSender,
         Rule::SenderProvider,
         Rule::HubTransfer,
+        Rule::ExitingRole,
+        Rule::ExitingAdd,
+        Rule::ExitingSend,
     ];
 
     /// The level from which the rule is on.
@@ -114,6 +124,9 @@ impl Rule {
             Rule::HubExternalSender => "hub-external-sender",
             Rule::SenderProvider => "sender-provider",
             Rule::HubTransfer => "hub-transfer",
+            Rule::ExitingRole => "exiting-role",
+            Rule::ExitingAdd => "exiting-add",
+            Rule::ExitingSend => "exiting-send",
         }
     }
 
@@ -134,6 +147,9 @@ impl Rule {
             Rule::HubExternalSender => "P§7.4",
             Rule::SenderProvider => "digest §10 #10 (sim choice)",
             Rule::HubTransfer => "x-hub-transfer §2 (extension)",
+            Rule::ExitingRole | Rule::ExitingAdd | Rule::ExitingSend => {
+                "x-exiting-state (extension; nodes/src/room/exiting.rs)"
+            }
         }
     }
 }

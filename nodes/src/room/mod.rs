@@ -84,10 +84,14 @@
 //!     commit is rejected (`LeaverCannotCommit`); in a proposal bundle it is a leave.
 //! 18. `can_send_message` checks the list and the capability only; activity (has a
 //!     client) and muting are the hub's.
+//! 19. **Exiting state** (x-exiting-state, an extension): the reserved role index
+//!     [`exiting::EXITING_ROLE`]; what the policy permits and the hub's `exiting-*`
+//!     rules are in [`exiting`].
 
 pub mod capability;
 pub mod codec;
 pub mod components;
+pub mod exiting;
 pub mod participants;
 pub mod policy;
 pub mod presets;

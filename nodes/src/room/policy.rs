@@ -20,6 +20,7 @@ use super::codec::{
     ROLES_LIST, ROOM_METADATA,
 };
 use super::components::{BaseRoomPolicy, MetadataField, ParticipantListUpdate, RoomMetaData};
+use super::exiting::EXITING_ROLE;
 use super::participants::{ListChange, ListUpdateError};
 use super::roles::{Claim, PreAuthData, Role, RoleData, BANNED_ROLE, NO_ROLE};
 use super::state::RoomState;
@@ -394,6 +395,12 @@ pub enum Action {
     },
     /// canUnBan: role 1 → `to`.
     Unban { user: UserUri, to: u32 },
+    /// x-exiting-state: the actor's user sets its own role to the exiting marker
+    /// (no capability; [`super::exiting`]).
+    EnterExiting { user: UserUri, from: u32 },
+    /// x-exiting-state: an exiting user unlisted, with `clients` of its clients removed
+    /// in the same change (no capability; [`super::exiting`]).
+    CompleteExit { user: UserUri, clients: u32 },
     /// canChangeRoom{Name,Description,Avatar,Subject,Mood}.
     ChangeMetadata { fields: Vec<MetadataField> },
     /// canChangeRoleDefinitions.
@@ -425,6 +432,7 @@ impl AuthorizedChange {
             .filter_map(|a| match a {
                 Action::RemoveParticipant { user, .. }
                 | Action::Leave { user, .. }
+                | Action::CompleteExit { user, .. }
                 | Action::Ban { user, .. } => Some(user.clone()),
                 _ => None,
             })
@@ -702,13 +710,17 @@ impl Engine<'_> {
             .list
             .check_against(&state.participants)
             .map_err(PolicyViolation::from_list_error)?;
-        for (_, role) in change
+        for (user, role) in change
             .list
             .role_changes
             .iter()
             .chain(change.list.added.iter())
         {
-            if state.roles.get(*role).is_none() {
+            // x-exiting-state: the marker is no defined role (super::exiting).
+            let own_marker = *role == EXITING_ROLE
+                && self.is_actor(user)
+                && change.list.role_changes.iter().any(|(u, _)| u == user);
+            if state.roles.get(*role).is_none() && !own_marker {
                 return Err(PolicyViolation::UndefinedRole { role: *role });
             }
         }
@@ -748,7 +760,10 @@ impl Engine<'_> {
             let (user, to) = (user.clone(), *to);
             let from = state.role_of(&user);
             self.joiner_scope()?;
-            if self.is_actor(&user) {
+            if self.is_actor(&user) && to == EXITING_ROLE {
+                // x-exiting-state: from any role, no capability (super::exiting).
+                self.actions.push(Action::EnterExiting { user, from });
+            } else if self.is_actor(&user) {
                 self.require(Capability::ChangeOwnRole, "change its own role")?;
                 let preauthorized = state.preauth.first_nonzero_match(self.actor.claims());
                 if preauthorized != Some(to) {
@@ -786,7 +801,13 @@ impl Engine<'_> {
             let from_role = state.role_of(&user);
             let clients = change.removes(&user);
             self.joiner_scope()?;
-            if self.is_actor(&user) {
+            if from_role == EXITING_ROLE {
+                // x-exiting-state: completing an exit needs no capability (super::exiting).
+                if self.is_actor(&user) && change.kind == ChangeKind::Commit {
+                    return Err(PolicyViolation::LeaverCannotCommit { user });
+                }
+                self.actions.push(Action::CompleteExit { user, clients });
+            } else if self.is_actor(&user) {
                 self.require(Capability::RemoveSelf, "leave the room")?;
                 self.require_arc(from_role, NO_ROLE)?;
                 if change.kind == ChangeKind::Commit {

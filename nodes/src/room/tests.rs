@@ -1887,3 +1887,200 @@ fn app_data_update_operations() {
     assert_eq!(c.preauth, vec![st.preauth.clone()]);
     assert_eq!(c.base_policy, vec![st.base_policy.clone()]);
 }
+
+// ---------------------------------------------------------------- x-exiting-state
+
+use super::exiting::{check_adds, check_roles, check_sender, ExitingViolation, EXITING_ROLE};
+
+/// coop() with bob marked exiting (his own commit), still with his one client.
+fn with_exiting_bob() -> (RoomState, Membership) {
+    let (st, m) = coop();
+    let c = ProposedChange::commit().set_role(&u("bob"), EXITING_ROLE);
+    (ok(&st, &m, &member("bob"), &c).state, m)
+}
+
+#[test]
+fn exiting_marker_on_own_role_from_any_role_without_capability() {
+    let (st, m) = coop();
+    // bob (ordinary_user, no canChangeOwnRole, no arc to the marker) and dave (the only
+    // group_admin, min 1 participant) — dave's marker is refused by the role constraint.
+    let c = ProposedChange::commit().set_role(&u("bob"), EXITING_ROLE);
+    assert_eq!(check_roles(&st, &member("bob"), &c), Ok(()));
+    let a = ok(&st, &m, &member("bob"), &c);
+    assert_eq!(
+        a.actions,
+        vec![Action::EnterExiting {
+            user: u("bob"),
+            from: 2
+        }]
+    );
+    assert!(super::exiting::is_exiting(&a.state, &u("bob")));
+    let c = ProposedChange::commit().set_role(&u("alice"), EXITING_ROLE);
+    assert_eq!(check_roles(&st, &member("alice"), &c), Ok(()));
+    ok(&st, &m, &member("alice"), &c);
+    let c = ProposedChange::commit().set_role(&u("dave"), EXITING_ROLE);
+    assert_eq!(check_roles(&st, &member("dave"), &c), Ok(()));
+    assert!(matches!(
+        err(&st, &m, &member("dave"), &c),
+        PolicyViolation::MinParticipants { role: 3, .. }
+    ));
+}
+
+#[test]
+fn exiting_marker_for_someone_else_is_refused() {
+    let (st, m) = coop();
+    // alice (super_admin, canChangeUserRole) may not mark bob.
+    let c = ProposedChange::commit().set_role(&u("bob"), EXITING_ROLE);
+    assert_eq!(
+        check_roles(&st, &member("alice"), &c),
+        Err(ExitingViolation::MarkerForOther {
+            actor: format!("user {}", u("alice")),
+            user: u("bob")
+        })
+    );
+    // With the rule off, the policy still refuses: the marker is no defined role.
+    assert_eq!(
+        err(&st, &m, &member("alice"), &c),
+        PolicyViolation::UndefinedRole { role: EXITING_ROLE }
+    );
+    // Nor may the hub (an external sender), nor may anyone list a user as exiting.
+    assert!(matches!(
+        check_roles(&st, &Actor::server(&d(HUB)), &c),
+        Err(ExitingViolation::MarkerForOther { .. })
+    ));
+    let c = ProposedChange::commit()
+        .add_user(&u("erin"), EXITING_ROLE)
+        .add_clients(&u("erin"), 1);
+    assert_eq!(
+        check_roles(&st, &member("alice"), &c),
+        Err(ExitingViolation::ListedAsExiting { user: u("erin") })
+    );
+    assert_eq!(
+        err(&st, &m, &member("alice"), &c),
+        PolicyViolation::UndefinedRole { role: EXITING_ROLE }
+    );
+}
+
+#[test]
+fn an_exiting_user_gets_no_other_role() {
+    let (st, m) = with_exiting_bob();
+    for (actor, to) in [("alice", 2), ("alice", 3), ("alice", 1), ("bob", 2)] {
+        let c = ProposedChange::commit().set_role(&u("bob"), to);
+        assert_eq!(
+            check_roles(&st, &member(actor), &c),
+            Err(ExitingViolation::ExitingRoleChange { user: u("bob"), to }),
+            "{actor} -> {to}"
+        );
+        // the policy refuses these too (no arc from the marker, no capability)
+        err(&st, &m, &member(actor), &c);
+    }
+    // Others' role changes are unaffected.
+    let c = ProposedChange::commit().set_role(&u("cathy"), 3);
+    assert_eq!(check_roles(&st, &member("alice"), &c), Ok(()));
+    ok(&st, &m, &member("alice"), &c);
+}
+
+#[test]
+fn an_exiting_users_clients_are_removed_and_it_is_unlisted_without_capability() {
+    let (st, m) = with_exiting_bob();
+    // bob's own bundle removing his client (no canRemoveOwnClient needed).
+    let c = ProposedChange::proposals().remove_clients(&u("bob"), 1);
+    let a = ok(&st, &m, &member("bob"), &c);
+    assert_eq!(
+        a.actions,
+        vec![Action::RemoveClientsOfNonParticipant {
+            user: u("bob"),
+            count: 1
+        }]
+    );
+    // cathy (ordinary, no canKick) may remove them too.
+    ok(&st, &m, &member("cathy"), &c);
+    // Unlisting while a client stays: refused (list-membership).
+    let c = ProposedChange::commit().remove_user(&u("bob"));
+    assert_eq!(
+        err(&st, &m, &member("cathy"), &c),
+        PolicyViolation::RemovedUserKeepsClients {
+            user: u("bob"),
+            remaining: 1
+        }
+    );
+    // Once the client is gone, anyone completes the exit (cathy: no arc 2 -> 0 on bob).
+    let mut gone = m.clone();
+    gone.clients.remove(&u("bob"));
+    let a = ok(&st, &gone, &member("cathy"), &c);
+    assert_eq!(
+        a.actions,
+        vec![Action::CompleteExit {
+            user: u("bob"),
+            clients: 0
+        }]
+    );
+    assert_eq!(a.removed_or_banned_users(), vec![u("bob")]);
+    assert_eq!(check_roles(&st, &member("cathy"), &c), Ok(()));
+    // In one change with the clients' removal; bob may propose it, not commit it.
+    let c = ProposedChange::proposals()
+        .remove_user(&u("bob"))
+        .remove_clients(&u("bob"), 1);
+    ok(&st, &m, &member("bob"), &c);
+    let c = ProposedChange::commit()
+        .remove_user(&u("bob"))
+        .remove_clients(&u("bob"), 1);
+    assert_eq!(
+        err(&st, &m, &member("bob"), &c),
+        PolicyViolation::LeaverCannotCommit { user: u("bob") }
+    );
+    // An exiting user can do nothing that needs a capability.
+    let c = ProposedChange::commit().set_role(&u("cathy"), 3);
+    assert!(matches!(
+        err(&st, &m, &member("bob"), &c),
+        PolicyViolation::MissingCapability { .. }
+    ));
+}
+
+#[test]
+fn no_client_of_an_exiting_user_is_added() {
+    let (st, m) = with_exiting_bob();
+    let c = ProposedChange::commit().add_clients(&u("bob"), 1);
+    assert_eq!(
+        check_adds(&st, &c),
+        Err(ExitingViolation::AddClientsOfExiting {
+            user: u("bob"),
+            count: 1
+        })
+    );
+    // by bob himself (the policy also refuses: his role has no canAddOwnClient) ...
+    assert!(missing(&u("bob"), Capability::AddOwnClient)(&err(
+        &st,
+        &m,
+        &member("bob"),
+        &c
+    )));
+    // ... and an external join of a new device of bob
+    let c = ProposedChange::external_commit().add_clients(&u("bob"), 1);
+    assert!(check_adds(&st, &c).is_err());
+    // Clients of others are unaffected.
+    let c = ProposedChange::commit().add_clients(&u("cathy"), 1);
+    assert_eq!(check_adds(&st, &c), Ok(()));
+    ok(&st, &m, &member("cathy"), &c);
+    // Before the marker, bob may add his own client.
+    let (st0, m0) = coop();
+    let c = ProposedChange::commit().add_clients(&u("bob"), 1);
+    assert_eq!(check_adds(&st0, &c), Ok(()));
+    ok(&st0, &m0, &member("bob"), &c);
+}
+
+#[test]
+fn an_exiting_user_sends_no_application_message() {
+    let (st, _) = with_exiting_bob();
+    assert_eq!(
+        check_sender(&st, &u("bob")),
+        Err(ExitingViolation::SenderExiting { user: u("bob") })
+    );
+    assert!(
+        !st.can_send_message(&u("bob")),
+        "submit-sender also refuses"
+    );
+    assert_eq!(check_sender(&st, &u("cathy")), Ok(()));
+    let (st0, _) = coop();
+    assert_eq!(check_sender(&st0, &u("bob")), Ok(()));
+}
