@@ -47,6 +47,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use nodes::client::leave::LeaveOrder;
+use nodes::room::RoomStateMode;
 use nodes::hub::{Enforcement, Rule};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::room::RolePreset;
@@ -211,6 +212,10 @@ pub struct Variant {
     /// "participant-first" or "exiting" (see `nodes::client::leave`).
     #[serde(default)]
     pub leave_order: LeaveOrder,
+    /// Room state (issue 4): "bound" (default, the list in the GroupContext, P§7.5) or
+    /// "hub-only" (kept at the hub, signalled out of band; `nodes::room::hub_only`).
+    #[serde(default)]
+    pub room_state: RoomStateMode,
 }
 
 /// The hub-transfer variant (x-hub-transfer). Only "takeover-unfenced" changes the

@@ -88,6 +88,7 @@
 pub mod capability;
 pub mod codec;
 pub mod components;
+pub mod hub_only;
 pub mod participants;
 pub mod policy;
 pub mod presets;
@@ -102,6 +103,7 @@ pub use codec::{
     ComponentError, ComponentId, BASE_ROOM_POLICY, PARTICIPANT_LIST, PREAUTH_LIST, ROLES_LIST,
     ROOM_METADATA,
 };
+pub use hub_only::RoomStateMode;
 pub use components::{
     BaseRoomPolicy, MetadataField, ParticipantListData, ParticipantListUpdate, RichDescription,
     RoomMetaData, UserRolePair, UserindexRolePair,
