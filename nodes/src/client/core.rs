@@ -1680,6 +1680,15 @@ impl Client {
                     }
                 };
                 match resp.outcome {
+                    // x-hub-only-room-state: the hub signals the new list just before
+                    // our commit in the fan-out; merge at our commit's echo there, so
+                    // that we reach the epoch holding its list.
+                    UpdateOutcome::Success { .. }
+                        if commit && !join && self.room_state.is_hub_only() =>
+                    {
+                        let next = echo_epoch.map_or(0, |e| e + 1);
+                        self.await_evidence(room, f, retries, next)
+                    }
                     UpdateOutcome::Success { .. } => self.update_succeeded(room, op, commit, join),
                     UpdateOutcome::WrongEpoch { current_epoch }
                         if !join && echo_epoch.is_some_and(|e| current_epoch > e) =>
