@@ -153,10 +153,7 @@ fn script(r: &mut Room) {
             user: r.dave.user(),
         },
     );
-    assert!(!r
-        .agreed("remove")
-        .iter()
-        .any(|(u, _)| u == &r.dave.user()));
+    assert!(!r.agreed("remove").iter().any(|(u, _)| u == &r.dave.user()));
     r.run(
         &alice,
         Command::Ban {
@@ -199,7 +196,11 @@ fn list_changes_reach_every_clients_copy_at_every_level() {
         let kinds: Vec<&str> = hub.log.iter().map(|e| e.kind).collect();
         for (i, k) in kinds.iter().enumerate() {
             if *k == "commit" {
-                assert_eq!(kinds.get(i.wrapping_sub(1)), Some(&"room-state"), "{kinds:?}");
+                assert_eq!(
+                    kinds.get(i.wrapping_sub(1)),
+                    Some(&"room-state"),
+                    "{kinds:?}"
+                );
             }
         }
         assert_eq!(
@@ -253,7 +254,11 @@ fn self_promotion(level: Enforcement) -> (Room, Vec<(UserUri, u32)>) {
 fn a_policy_violating_change_is_refused_at_full_under_hub_only() {
     let (r, before) = self_promotion(Enforcement::Full);
     assert_eq!(r.rules(), vec!["policy"], "refused by the policy rule");
-    assert_eq!(r.agreed("after the refusal"), before, "the list is unchanged");
+    assert_eq!(
+        r.agreed("after the refusal"),
+        before,
+        "the list is unchanged"
+    );
     // Without the policy checks the same out-of-band change goes through: the hub
     // applies it unchecked and signals it (what `full` protects against).
     let (r, _) = self_promotion(Enforcement::Mls);
@@ -284,7 +289,12 @@ fn a_bound_client_is_refused_by_a_hub_only_hub() {
     let commits = |r: &Room| {
         r.w.server_events
             .iter()
-            .filter(|(_, e)| matches!(e, ServerEvent::Hub(HubEvent::Accepted { kind: "commit", .. })))
+            .filter(|(_, e)| {
+                matches!(
+                    e,
+                    ServerEvent::Hub(HubEvent::Accepted { kind: "commit", .. })
+                )
+            })
             .count()
     };
     let n = commits(&r);

@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use nodes::client::core::{Client, ClientEvent, Command};
 use nodes::client::leave::LeaveOrder;
-use nodes::room::RoomStateMode;
 use nodes::hub::{EnforcementConfig, Hub, HubEvent};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::io::{ClientOutput, ClientToProvider, ProviderToClient};
+use nodes::room::RoomStateMode;
 use nodes::server::{Server, ServerEvent, TransferMode};
 use serde::Serialize;
 use serde_json::{json, Value};

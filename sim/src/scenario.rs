@@ -47,10 +47,10 @@ use std::ops::Range;
 use std::path::Path;
 
 use nodes::client::leave::LeaveOrder;
-use nodes::room::RoomStateMode;
 use nodes::hub::{Enforcement, Rule};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::room::RolePreset;
+use nodes::room::RoomStateMode;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 

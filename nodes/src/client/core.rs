@@ -575,7 +575,12 @@ impl Client {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        let Some(epoch) = r.member.as_ref().filter(|m| m.is_active()).map(Member::epoch) else {
+        let Some(epoch) = r
+            .member
+            .as_ref()
+            .filter(|m| m.is_active())
+            .map(Member::epoch)
+        else {
             return;
         };
         let later = r.pending_signals.split_off(&(epoch + 1));

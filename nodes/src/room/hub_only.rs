@@ -338,8 +338,7 @@ mod tests {
         let p = SeededProvider::for_node(9, "a");
         let c: crate::ids::ClientUri = "mimi://a.example/d/alice/1".parse().unwrap();
         let id = Identity::for_client(&p, &c).unwrap();
-        let hub = Identity::for_server(&p, &crate::ids::Domain::new("a.example").unwrap())
-            .unwrap();
+        let hub = Identity::for_server(&p, &crate::ids::Domain::new("a.example").unwrap()).unwrap();
         let mut m = crate::client::Member::create(
             &p,
             &id,

@@ -103,11 +103,11 @@ pub use codec::{
     ComponentError, ComponentId, BASE_ROOM_POLICY, PARTICIPANT_LIST, PREAUTH_LIST, ROLES_LIST,
     ROOM_METADATA,
 };
-pub use hub_only::RoomStateMode;
 pub use components::{
     BaseRoomPolicy, MetadataField, ParticipantListData, ParticipantListUpdate, RichDescription,
     RoomMetaData, UserRolePair, UserindexRolePair,
 };
+pub use hub_only::RoomStateMode;
 pub use participants::{apply_update, ListChange, ListUpdateError, Participant};
 pub use policy::{
     authorize, check_commit_composition, Action, Actor, ActorId, AuthorizedChange, ChangeError,
