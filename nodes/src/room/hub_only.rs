@@ -410,4 +410,62 @@ mod tests {
             Err(HubOnlyError::TooManyListUpdates(MAX_LIST_UPDATES + 1))
         );
     }
+
+    #[test]
+    fn the_signal_carries_a_commit_and_round_trips() {
+        use crate::mls::commit::CommitPlan;
+        use crate::mls::config::Identity;
+        use crate::mls::{RoomComponents, SeededProvider};
+        use crate::wire::{decode_exact, FanoutBody, FanoutMessage, MlsMessageBytes};
+        let p = SeededProvider::for_node(11, "a");
+        let c: crate::ids::ClientUri = "mimi://a.example/d/alice/1".parse().unwrap();
+        let id = Identity::for_client(&p, &c).unwrap();
+        let hub = Identity::for_server(&p, &crate::ids::Domain::new("a.example").unwrap()).unwrap();
+        let mut m = crate::client::Member::create(
+            &p,
+            &id,
+            b"mimi://a.example/r/x",
+            state().to_dictionary(),
+            hub.external_sender(),
+        )
+        .unwrap();
+        let proposal = m.propose_self_remove(&p, &id).unwrap();
+        m.discard_pending_proposals(&p).unwrap();
+        let plan = CommitPlan {
+            force_self_update: true,
+            ..Default::default()
+        };
+        let commit = m.commit(&p, &id, &plan, &RoomComponents).unwrap().commit;
+        let signal = |message: &[u8]| FanoutMessage {
+            timestamp: 7,
+            message: MlsMessageBytes::from_bytes(message).unwrap(),
+            body: FanoutBody::RoomState {
+                epoch: 1,
+                room_state: encode_room_state(&state()),
+            },
+        };
+        let fm = signal(&commit);
+        let b = encode(&fm).unwrap();
+        let back: FanoutMessage = decode_exact(&b).unwrap();
+        assert_eq!(back, fm);
+        let FanoutBody::RoomState { room_state, .. } = &back.body else {
+            unreachable!()
+        };
+        assert_eq!(decode_room_state(room_state).unwrap(), state());
+        assert!(decode_exact::<FanoutMessage>(&b[..b.len() - 1]).is_err());
+        // The kind must agree with the message: a proposal is refused both ways.
+        assert!(encode(&signal(&proposal)).is_err());
+        let mut wrong = encode(&FanoutMessage {
+            body: FanoutBody::Proposal {
+                more_proposals: vec![],
+            },
+            ..signal(&proposal)
+        })
+        .unwrap();
+        wrong[8] = 5;
+        wrong.truncate(wrong.len() - 1);
+        wrong.extend_from_slice(&[0; 8]);
+        wrong.push(0);
+        assert!(decode_exact::<FanoutMessage>(&wrong).is_err());
+    }
 }
