@@ -74,6 +74,16 @@
 //!   change, and still accepts the handshake (it accepts everything there).
 //! * The hub does not check that a commit's Adds match added participants beyond what
 //!   `full` checks today ([`crate::room::authorize`] on the combined change).
+//! * A hub-only committer merges its own commit when the commit comes back in the
+//!   fan-out (after its signal), not at the hub's success answer, so it too reaches the
+//!   epoch holding its list; an external joiner still reports joining at the answer and
+//!   may hold no list until its signal arrives.
+//! * List updates stay index-based (P§7.5 `ParticipantListUpdate`). The index refers to
+//!   the client's copy, which may be an epoch behind its MLS state when a signal is
+//!   late: the hub then refuses an out-of-range index at `full`, but an in-range one
+//!   names whoever holds that index in the hub's list. No epoch of the copy is sent.
+//! * Hub transfer (x-hub-transfer) under hub-only is not supported: the handoff and the
+//!   takeover read the room state from the GroupContext, whose list is frozen.
 
 use std::collections::BTreeMap;
 
