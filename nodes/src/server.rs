@@ -225,7 +225,7 @@ impl Server {
             }
         }
         let is_commit = matches!(endpoint, Endpoint::Update(_))
-            && decode_exact::<crate::wire::UpdateRequest>(body)
+            && crate::room::hub_only::update_request(body)
                 .is_ok_and(|r| matches!(r.bundle.body, crate::wire::HandshakeBody::Commit { .. }));
         if is_commit {
             self.adversary_state
@@ -244,7 +244,7 @@ impl Server {
         body: &[u8],
         out: &mut Vec<ServerOutput>,
     ) {
-        let Ok(req) = decode_exact::<crate::wire::UpdateRequest>(body) else {
+        let Ok(req) = crate::room::hub_only::update_request(body) else {
             return;
         };
         if !matches!(req.bundle.body, crate::wire::HandshakeBody::Commit { .. }) {
@@ -271,6 +271,13 @@ impl Server {
                 });
             }
         }
+    }
+
+    /// Follow the room-state variant `mode` in the hub role (see
+    /// [`crate::room::hub_only`]; followers need no setting).
+    pub fn with_room_state(mut self, mode: crate::room::RoomStateMode) -> Self {
+        self.hub.set_room_state_mode(mode);
+        self
     }
 
     /// Plant deliberate bugs (see [`crate::sabotage`]) in the hub and follower roles.

@@ -66,7 +66,7 @@ enum Command {
         #[arg(long, value_parser = ["off", "mls", "full"])]
         enforcement: Option<String>,
         /// Set a variant key for this run, e.g. `--variant leave_order=exiting` (keys:
-        /// hub_transfer, leave_order; repeatable). Selects a cell of the file's matrix or
+        /// hub_transfer, leave_order, room_state; repeatable). Selects a cell of the file's matrix or
         /// tries a variant the file does not list.
         #[arg(long = "variant", value_name = "KEY=VALUE")]
         variants: Vec<String>,

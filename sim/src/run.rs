@@ -21,6 +21,7 @@ use nodes::client::leave::LeaveOrder;
 use nodes::hub::{EnforcementConfig, Hub, HubEvent};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::io::{ClientOutput, ClientToProvider, ProviderToClient};
+use nodes::room::RoomStateMode;
 use nodes::server::{Server, ServerEvent, TransferMode};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -840,6 +841,9 @@ pub fn run(
     if scenario.variant.leave_order != LeaveOrder::Atomic {
         variant["leave_order"] = json!(scenario.variant.leave_order.name());
     }
+    if scenario.variant.room_state != RoomStateMode::Bound {
+        variant["room_state"] = json!(scenario.variant.room_state.name());
+    }
     if scenario.variant.hub_transfer != HubTransferKind::Cooperative {
         variant["hub_transfer"] =
             serde_json::to_value(scenario.variant.hub_transfer).unwrap_or(Value::Null);
@@ -877,6 +881,7 @@ pub fn run(
         HubTransferKind::TakeoverUnfenced => TransferMode::Unfenced,
         _ => TransferMode::Fenced,
     };
+    let room_state = scenario.variant.room_state;
     for d in &resolved.providers {
         let (dd, cfg, bugs) = (d.clone(), config.clone(), resolved.bugs.clone());
         let adversary = adversary_of(resolved, d);
@@ -888,6 +893,7 @@ pub fn run(
             move || {
                 Server::new(dd.clone(), seed, cfg.clone())
                     .with_transfer_mode(transfer_mode)
+                    .with_room_state(room_state)
                     .with_bugs(&bugs)
                     .with_adversary(adversary)
             },
@@ -952,6 +958,7 @@ pub fn run(
         core.set_bugs(&resolved.bugs);
         core.set_adversary(adversary_of(resolved, &c.domain()));
         core.set_leave_order(scenario.variant.leave_order);
+        core.set_room_state_mode(scenario.variant.room_state);
         let kps = if resolved.new_devices.contains(c) {
             0
         } else {

@@ -50,6 +50,7 @@ use nodes::client::leave::LeaveOrder;
 use nodes::hub::{Enforcement, Rule};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::room::RolePreset;
+use nodes::room::RoomStateMode;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
@@ -133,7 +134,7 @@ impl Scenario {
     }
 
     /// Sets one single-valued variant key (`enforcement`, `hub_transfer`,
-    /// `leave_order`) to `value`, as a matrix axis or `--variant KEY=VALUE` does.
+    /// `leave_order`, `room_state`) to `value`, as a matrix axis or `--variant KEY=VALUE` does.
     /// `enforcement` is not recorded in [`Scenario::overrides`] (records name it anyway).
     pub fn set_variant(&mut self, key: &str, value: &str) -> Result<(), String> {
         fn parse<T: serde::de::DeserializeOwned>(key: &str, value: &str) -> Result<T, String> {
@@ -144,6 +145,7 @@ impl Scenario {
             "enforcement" => self.variant.enforcement = parse(key, value)?,
             "hub_transfer" => self.variant.hub_transfer = parse(key, value)?,
             "leave_order" => self.variant.leave_order = parse(key, value)?,
+            "room_state" => self.variant.room_state = parse(key, value)?,
             _ => {
                 return Err(format!(
                     "`{key}` is not a variant key with one value (expected one of {})",
@@ -199,6 +201,7 @@ impl Scenario {
             ("enforcement", v.enforcement.name().to_string()),
             ("hub_transfer", name(serde_json::to_value(v.hub_transfer))),
             ("leave_order", name(serde_json::to_value(v.leave_order))),
+            ("room_state", v.room_state.name().to_string()),
         ])
     }
 
@@ -231,6 +234,12 @@ impl Scenario {
                         .filter_map(|x| serde_json::to_value(x).ok())
                         .collect(),
                 ),
+            ));
+        }
+        if !m.room_state.is_empty() {
+            out.push((
+                "room_state",
+                m.room_state.iter().map(|x| x.name().to_string()).collect(),
             ));
         }
         out
@@ -286,7 +295,7 @@ impl Scenario {
 }
 
 /// The variant keys that take one value (matrix axes, `--variant`, `[[expect.case]]`).
-pub const VARIANT_KEYS: [&str; 3] = ["enforcement", "hub_transfer", "leave_order"];
+pub const VARIANT_KEYS: [&str; 4] = ["enforcement", "hub_transfer", "leave_order", "room_state"];
 
 /// One cell of a file's matrix.
 #[derive(Debug, Clone)]
@@ -398,6 +407,10 @@ pub struct Variant {
     /// "participant-first" or "exiting" (see `nodes::client::leave`).
     #[serde(default)]
     pub leave_order: LeaveOrder,
+    /// Room state (issue 4): "bound" (default, the list in the GroupContext, P§7.5) or
+    /// "hub-only" (kept at the hub, signalled out of band; `nodes::room::hub_only`).
+    #[serde(default)]
+    pub room_state: RoomStateMode,
 }
 
 /// The hub-transfer variant (x-hub-transfer). Only "takeover-unfenced" changes the
@@ -873,6 +886,9 @@ pub struct Matrix {
     /// Leave orderings to run the file under.
     #[serde(default)]
     pub leave_order: Vec<LeaveOrder>,
+    /// Room-state bindings to run the file under ("bound", "hub-only").
+    #[serde(default)]
+    pub room_state: Vec<RoomStateMode>,
 }
 
 /// A malicious provider: its follower role and the clients it hosts misbehave.

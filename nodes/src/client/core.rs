@@ -58,6 +58,7 @@ use crate::mls::config::{self, Identity, CIPHERSUITE};
 use crate::mls::{RoomComponents, SeededProvider};
 use crate::room::codec::Opaque;
 use crate::room::components::{ParticipantListUpdate, UserRolePair, UserindexRolePair};
+use crate::room::hub_only::{self, HubOnlyUpdate, RoomStateMode};
 use crate::room::roles::BANNED_ROLE;
 use crate::room::{NewRoomOptions, RolePreset, RoomState, PARTICIPANT_LIST};
 use crate::sabotage::{Bug, Bugs};
@@ -80,6 +81,8 @@ pub const MAX_ATTEMPT_CORRS: usize = 32;
 pub const MAX_SEEN_MESSAGES: usize = 4096;
 /// Users in one [`Command::AddUsers`].
 pub const MAX_BATCH_USERS: usize = 1024;
+/// x-hub-only-room-state: signals of epochs not reached yet, kept per room.
+pub const MAX_PENDING_SIGNALS: usize = 16;
 
 /// What a user asks its client to do.
 #[derive(Debug, Clone)]
@@ -364,6 +367,10 @@ struct ClientRoom {
     /// The next steps of a non-atomic leave (see [`super::leave`]): queued when the op
     /// in flight succeeds, dropped when it fails.
     after_success: Vec<Command>,
+    /// x-hub-only-room-state: the signalled room state this client holds, with its epoch.
+    signalled: Option<(u64, RoomState)>,
+    /// x-hub-only-room-state: signals of epochs this client has not reached yet.
+    pending_signals: BTreeMap<u64, RoomState>,
 }
 
 impl ClientRoom {
@@ -417,6 +424,8 @@ pub struct Client {
     side: Vec<ClientToProvider>,
     /// The leave-ordering variant (see [`super::leave`]).
     leave_order: LeaveOrder,
+    /// The room-state variant (see [`crate::room::hub_only`]).
+    room_state: RoomStateMode,
 }
 
 /// How a fan-out message settled the op in flight.
@@ -449,6 +458,7 @@ impl Client {
             adversary: None,
             side: Vec::new(),
             leave_order: LeaveOrder::Atomic,
+            room_state: RoomStateMode::Bound,
         }
     }
 
@@ -475,7 +485,15 @@ impl Client {
             return None;
         }
         let dictionary = m.dictionary();
-        let mut state = RoomState::from_dictionary(&dictionary).ok();
+        let mut state = if self.room_state.is_hub_only() {
+            // x-hub-only-room-state: the signalled copy, not the (frozen) GroupContext.
+            self.rooms
+                .get(room)
+                .and_then(|r| r.signalled.as_ref())
+                .map(|(_, s)| s.clone())
+        } else {
+            RoomState::from_dictionary(&dictionary).ok()
+        };
         if self.bugs.contains(&Bug::ClientMisreadsParticipantList) {
             if let Some(st) = state.as_mut() {
                 let me = self.uri.user();
@@ -540,6 +558,80 @@ impl Client {
     /// Follow the leave-ordering variant `order` (see [`super::leave`]).
     pub fn set_leave_order(&mut self, order: LeaveOrder) {
         self.leave_order = order;
+    }
+
+    /// Follow the room-state variant `mode` (see [`crate::room::hub_only`]).
+    pub fn set_room_state_mode(&mut self, mode: RoomStateMode) {
+        self.room_state = mode;
+    }
+
+    /// x-hub-only-room-state: a signal of `room`'s state at `epoch` arrived. Kept as the
+    /// client's copy if it has reached `epoch` (and the copy is not newer), else held
+    /// until it does.
+    fn on_signal(&mut self, room: &RoomUri, epoch: u64, state: RoomState) {
+        let r = self.rooms.entry(room.clone()).or_default();
+        r.pending_signals.insert(epoch, state);
+        while r.pending_signals.len() > MAX_PENDING_SIGNALS {
+            r.pending_signals.pop_first();
+        }
+        self.settle_signals(room);
+    }
+
+    /// x-hub-only-room-state: adopt the newest held signal of an epoch this client has
+    /// reached; drop held signals older than its copy.
+    fn settle_signals(&mut self, room: &RoomUri) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let Some(epoch) = r
+            .member
+            .as_ref()
+            .filter(|m| m.is_active())
+            .map(Member::epoch)
+        else {
+            return;
+        };
+        let later = r.pending_signals.split_off(&(epoch + 1));
+        let reached = std::mem::replace(&mut r.pending_signals, later);
+        if let Some((e, st)) = reached.into_iter().next_back() {
+            if r.signalled.as_ref().is_none_or(|(have, _)| e >= *have) {
+                r.signalled = Some((e, st));
+            }
+        }
+    }
+
+    /// x-hub-only-room-state: take the participant-list AppDataUpdates out of `plan`
+    /// (they go beside the commit, not in it).
+    fn take_list_updates(plan: &mut CommitPlan) -> Result<Vec<ParticipantListUpdate>, String> {
+        let mut list = Vec::new();
+        let mut rest = Vec::new();
+        for p in std::mem::take(&mut plan.proposals) {
+            match &p {
+                Proposal::AppDataUpdate(u) if u.component_id() == PARTICIPANT_LIST => {
+                    match u.operation() {
+                        AppDataUpdateOperation::Update(b) => {
+                            list.push(ParticipantListUpdate::decode(b.as_slice()).map_err(fail)?)
+                        }
+                        AppDataUpdateOperation::Remove => {
+                            return Err("the participant list cannot be removed".into())
+                        }
+                    }
+                }
+                _ => rest.push(p),
+            }
+        }
+        plan.proposals = rest;
+        Ok(list)
+    }
+
+    /// x-hub-only-room-state: an `/update` body with `list` beside the handshake.
+    fn hub_only_body(body: Vec<u8>, list: &[ParticipantListUpdate]) -> Result<Vec<u8>, String> {
+        HubOnlyUpdate {
+            request: decode_exact(&body).map_err(fail)?,
+            list_updates: list.to_vec(),
+        }
+        .encode()
+        .map_err(fail)
     }
 
     fn is(&self, a: Adversary) -> bool {
@@ -692,6 +784,15 @@ impl Client {
     }
 
     fn state(&mut self, room: &RoomUri) -> Result<RoomState, String> {
+        if self.room_state.is_hub_only() {
+            self.member(room)?;
+            return self
+                .rooms
+                .get(room)
+                .and_then(|r| r.signalled.as_ref())
+                .map(|(_, s)| s.clone())
+                .ok_or_else(|| format!("no signalled room state of {room} yet"));
+        }
         let d = self.member(room)?.dictionary();
         RoomState::from_dictionary(&d).map_err(fail)
     }
@@ -720,6 +821,12 @@ impl Client {
 
     fn commit_request(&mut self, room: &RoomUri, mut plan: CommitPlan) -> Result<Started, String> {
         let adversary = self.adversary;
+        let hub_only = self.room_state.is_hub_only();
+        let list = if hub_only {
+            Self::take_list_updates(&mut plan)?
+        } else {
+            Vec::new()
+        };
         // Adversary omit-cached-proposals: commit only what the plan names inline.
         plan.consume_proposal_store = adversary != Some(Adversary::OmitCachedProposals);
         let provider = &self.provider;
@@ -753,7 +860,12 @@ impl Client {
                     .commit(provider, identity, &alt, &RoomComponents)
                     .map_err(fail)?;
                 m.discard_pending_commit(provider).map_err(fail)?;
-                Some(update_body(&co)?)
+                let body = update_body(&co)?;
+                Some(if hub_only {
+                    Self::hub_only_body(body, &list)?
+                } else {
+                    body
+                })
             }
             _ => None,
         };
@@ -775,7 +887,10 @@ impl Client {
                 body,
             });
         }
-        let body = update_body(&co)?;
+        let mut body = update_body(&co)?;
+        if hub_only {
+            body = Self::hub_only_body(body, &list)?;
+        }
         if omitted > 0 {
             self.events.push(ClientEvent::AdversaryAction {
                 room: room.clone(),
@@ -999,6 +1114,10 @@ impl Client {
                 let ratchet_tree = m.ratchet_tree();
                 let r = self.rooms.entry(room.clone()).or_default();
                 r.joined_epoch = Some(m.epoch());
+                if self.room_state.is_hub_only() {
+                    // x-hub-only-room-state: the creator's copy is the creation state.
+                    r.signalled = Some((m.epoch(), state.clone()));
+                }
                 r.member = Some(m);
                 let msg = ClientToProvider::CreateRoom {
                     corr: 0,
@@ -1171,6 +1290,7 @@ impl Client {
     /// clients and, with `list_update`, the removal from the participant list.
     fn leave_bundle(&mut self, room: &RoomUri, list_update: bool) -> Result<Started, String> {
         let me = self.uri.user();
+        let hub_only = self.room_state.is_hub_only();
         let update = if list_update {
             let idx = self.index(room, &me)?;
             Some(
@@ -1201,11 +1321,16 @@ impl Client {
         for l in others {
             msgs.push(m.propose_remove(provider, identity, l).map_err(fail)?);
         }
-        if let Some(update) = update {
-            msgs.push(
+        let mut beside = Vec::new();
+        match update {
+            Some(update) if hub_only => {
+                beside.push(ParticipantListUpdate::decode(&update).map_err(fail)?)
+            }
+            Some(update) => msgs.push(
                 m.propose_app_data_update(provider, identity, PARTICIPANT_LIST, update)
                     .map_err(fail)?,
-            );
+            ),
+            None => {}
         }
         let bundle = HandshakeBundle {
             proposal_or_commit: MlsMessageBytes::from_bytes(&msgs[0]).map_err(fail)?,
@@ -1217,10 +1342,11 @@ impl Client {
                     .map_err(fail)?,
             },
         };
-        let msg = Self::relay(
-            Endpoint::Update(room.clone()),
-            encode(&UpdateRequest { bundle }).map_err(fail)?,
-        );
+        let mut body = encode(&UpdateRequest { bundle }).map_err(fail)?;
+        if hub_only {
+            body = Self::hub_only_body(body, &beside)?;
+        }
+        let msg = Self::relay(Endpoint::Update(room.clone()), body);
         Ok((
             msg,
             Stage::Update {
@@ -1323,6 +1449,7 @@ impl Client {
                     .map(|(k, _)| k.clone());
                 if let Some(room) = room {
                     self.on_reply(now, &room, corr, response, &mut out);
+                    self.settle_signals(&room);
                     self.pump(now, &room, &mut out);
                 }
             }
@@ -1333,6 +1460,7 @@ impl Client {
                         reason,
                     });
                 }
+                self.settle_signals(&room);
                 self.pump(now, &room, &mut out);
             }
         }
@@ -1572,6 +1700,15 @@ impl Client {
                     }
                 };
                 match resp.outcome {
+                    // x-hub-only-room-state: the hub signals the new list just before
+                    // our commit in the fan-out; merge at our commit's echo there, so
+                    // that we reach the epoch holding its list.
+                    UpdateOutcome::Success { .. }
+                        if commit && !join && self.room_state.is_hub_only() =>
+                    {
+                        let next = echo_epoch.map_or(0, |e| e + 1);
+                        self.await_evidence(room, f, retries, next)
+                    }
                     UpdateOutcome::Success { .. } => self.update_succeeded(room, op, commit, join),
                     UpdateOutcome::WrongEpoch { current_epoch }
                         if !join && echo_epoch.is_some_and(|e| current_epoch > e) =>
@@ -1717,6 +1854,18 @@ impl Client {
         out: &mut Vec<ClientOutput>,
     ) -> Result<(), String> {
         let fm: FanoutMessage = decode_exact(fanout).map_err(fail)?;
+        if let FanoutBody::RoomState { epoch, room_state } = &fm.body {
+            // x-hub-only-room-state: not an MLS message; it settles no op.
+            if fm.message.info().epoch.map(|e| e + 1) != Some(*epoch) {
+                return Err(format!(
+                    "room-state signal for epoch {epoch} carries a commit of epoch {:?}",
+                    fm.message.info().epoch
+                ));
+            }
+            let state = hub_only::decode_room_state(room_state).map_err(fail)?;
+            self.on_signal(room, *epoch, state);
+            return Ok(());
+        }
         // After the message is processed: settle the op in flight.
         let mut settle = None;
         match self.verdict(room, &fm) {
@@ -1873,6 +2022,8 @@ impl Client {
                         .push_front((Command::CommitPending { room: room.clone() }, 0));
                 }
             }
+            // Handled in `on_deliver`.
+            FanoutBody::RoomState { .. } => {}
             FanoutBody::Application { .. } => {
                 if r.member.as_ref().is_none_or(|m| !m.is_active()) {
                     return Ok(());

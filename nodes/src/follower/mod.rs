@@ -6,6 +6,9 @@
 //!   retries are acknowledged and dropped, P§5.5), and delivers every FanoutMessage to its
 //!   subscribed clients in the order the hub sent them. A Welcome goes only to the client
 //!   whose KeyPackageRef is in its `secrets`.
+//! * x-hub-only-room-state ([`crate::room::hub_only`]): keeps each room's latest
+//!   room-state signal and hands it to a client newly subscribed by a Welcome just
+//!   before that Welcome, so a joiner learns the list of the epoch it joins at.
 //! * Is the KeyPackage publication point of its users (P§5.2): hands out one KeyPackage
 //!   per client per request, never the same one twice (reserved for the requester).
 //!
@@ -61,6 +64,8 @@ pub enum FollowerEvent {
 struct FollowerRoom {
     /// Local clients that receive this room's fan-out.
     subscribers: BTreeSet<ClientUri>,
+    /// x-hub-only-room-state: the latest room-state signal (an encoded FanoutMessage).
+    signal: Option<Vec<u8>>,
 }
 
 /// The follower role of one provider.
@@ -339,6 +344,12 @@ impl Follower {
                 Ok(b) => b,
                 Err(_) => continue,
             };
+            // x-hub-only-room-state: clients a Welcome subscribes now get the room's
+            // latest signal first.
+            let mut joiners: Vec<ClientUri> = Vec::new();
+            if let FanoutBody::RoomState { .. } = &m.body {
+                self.rooms.entry(room.clone()).or_default().signal = Some(bytes.clone());
+            }
             let targets: Vec<ClientUri> = match &m.body {
                 FanoutBody::Welcome { .. } => {
                     let refs = m
@@ -365,12 +376,27 @@ impl Follower {
                         });
                     }
                     for c in &ts {
+                        if !self.subscribers(room).contains(c) {
+                            joiners.push(c.clone());
+                        }
                         self.subscribe(room, c);
                     }
                     ts
                 }
                 _ => self.subscribers(room),
             };
+            let signal = self.rooms.get(room).and_then(|r| r.signal.clone());
+            if let Some(signal) = signal {
+                for c in joiners {
+                    out.push((
+                        c,
+                        ProviderToClient::Deliver {
+                            room: room.clone(),
+                            fanout: signal.clone(),
+                        },
+                    ));
+                }
+            }
             for c in targets {
                 out.push((
                     c,

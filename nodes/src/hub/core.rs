@@ -25,9 +25,10 @@ use crate::io::{status, Millis, Response, Token};
 use crate::mls::config::{self, Identity};
 use crate::mls::{RoomComponents, SeededProvider};
 use crate::room::exiting;
+use crate::room::hub_only::{self, HubOnlyUpdate, RoomStateMode};
 use crate::room::{
     authorize, check_commit_composition, Actor, Capability, ChangeKind, ComponentOp,
-    ProposedChange, RoomState,
+    ProposedChange, RoomState, PARTICIPANT_LIST,
 };
 use crate::wire::{
     decode_exact, encode, ExternalSenderBytes, FanoutBody, FanoutMessage, GroupInfoBytes,
@@ -204,6 +205,8 @@ pub struct Hub {
     last_timestamp: Millis,
     events: Vec<HubEvent>,
     bugs: Bugs,
+    /// Where the participant list lives (issue 4; [`crate::room::hub_only`]).
+    room_state: RoomStateMode,
 }
 
 impl Hub {
@@ -221,7 +224,68 @@ impl Hub {
             last_timestamp: 0,
             events: Vec::new(),
             bugs: Bugs::new(),
+            room_state: RoomStateMode::Bound,
         }
+    }
+
+    /// Follow the room-state variant `mode` (x-hub-only-room-state under
+    /// [`RoomStateMode::HubOnly`], see [`crate::room::hub_only`]).
+    pub fn set_room_state_mode(&mut self, mode: RoomStateMode) {
+        self.room_state = mode;
+    }
+
+    /// The room-state variant this hub follows.
+    pub fn room_state_mode(&self) -> RoomStateMode {
+        self.room_state
+    }
+
+    /// x-hub-only-room-state: the covered proposals of a handshake plus its out-of-band
+    /// list updates as AppDataUpdates, so that the policy checks judge them exactly as
+    /// bound AppDataUpdates. At `full`, a `participant_list` AppDataUpdate in MLS is
+    /// refused (the list is not in the GroupContext). Under bound: `covered` unchanged.
+    fn with_list_updates(
+        &self,
+        mut covered: Vec<CoveredProposal>,
+        list: &[(u16, Vec<u8>)],
+    ) -> Result<Vec<CoveredProposal>, Rejection> {
+        if !self.room_state.is_hub_only() {
+            return Ok(covered);
+        }
+        let in_mls = covered.iter().any(|p| {
+            matches!(p, CoveredProposal::AppDataUpdate { component, .. } if *component == PARTICIPANT_LIST)
+        });
+        if in_mls && self.config.on(Rule::ListMembership) {
+            return Err(reject(
+                Rule::ListMembership,
+                "x-hub-only-room-state: the participant list changes beside the handshake, not by an AppDataUpdate in MLS",
+            ));
+        }
+        covered.extend(
+            list.iter()
+                .map(|(component, update)| CoveredProposal::AppDataUpdate {
+                    component: *component,
+                    update: Some(update.clone()),
+                }),
+        );
+        Ok(covered)
+    }
+
+    /// x-hub-only-room-state below the policy checks: `state` with the out-of-band list
+    /// updates applied unchecked; a change that does not apply is no change (Choices).
+    fn apply_unchecked(state: &RoomState, kind: ChangeKind, list: &[(u16, Vec<u8>)]) -> RoomState {
+        let updates: Vec<(u16, ComponentOp)> = list
+            .iter()
+            .map(|(c, u)| (*c, ComponentOp::Update(u.clone())))
+            .collect();
+        let base = match kind {
+            ChangeKind::Proposals => ProposedChange::proposals(),
+            ChangeKind::Commit => ProposedChange::commit(),
+            ChangeKind::ExternalCommit => ProposedChange::external_commit(),
+        };
+        base.with_app_data_updates(state, &updates)
+            .ok()
+            .and_then(|c| state.apply(&c).ok())
+            .unwrap_or_else(|| state.clone())
     }
 
     /// Plant deliberate bugs (see [`crate::sabotage`]); only hub bugs matter here.
@@ -419,9 +483,20 @@ impl Hub {
 
     /// `POST /update/{room}` (P§5.3).
     pub fn update(&mut self, now: Millis, from: &Domain, room: &RoomUri, body: &[u8]) -> Response {
-        let req: UpdateRequest = match decode_exact(body) {
-            Ok(r) => r,
-            Err(e) => return Response::error(status::BAD_REQUEST, format!("UpdateRequest: {e}")),
+        let (req, list): (UpdateRequest, Vec<(u16, Vec<u8>)>) = match self.room_state {
+            RoomStateMode::Bound => match decode_exact(body) {
+                Ok(r) => (r, Vec::new()),
+                Err(e) => {
+                    return Response::error(status::BAD_REQUEST, format!("UpdateRequest: {e}"))
+                }
+            },
+            RoomStateMode::HubOnly => match HubOnlyUpdate::decode(body) {
+                Ok(u) => {
+                    let list = u.as_app_data_updates();
+                    (u.request, list)
+                }
+                Err(e) => return Response::error(status::BAD_REQUEST, e.to_string()),
+            },
         };
         if !self.rooms.contains_key(room) {
             return Response::error(status::NOT_FOUND, format!("no room {room} at this hub"));
@@ -435,7 +510,7 @@ impl Hub {
         }
         let result = match retry {
             Some(ts) => Ok(ts),
-            None => self.accept_update(now, from, room, &req),
+            None => self.accept_update(now, from, room, &req, &list),
         };
         if let Ok(ts) = result {
             self.remember_accepted(room, &first, ts);
@@ -481,13 +556,14 @@ impl Hub {
         from: &Domain,
         room: &RoomUri,
         req: &UpdateRequest,
+        list: &[(u16, Vec<u8>)],
     ) -> Result<Millis, Rejection> {
         match &req.bundle.body {
-            HandshakeBody::Commit { .. } => self.accept_commit(now, from, room, req),
+            HandshakeBody::Commit { .. } => self.accept_commit(now, from, room, req, list),
             HandshakeBody::Proposal { more_proposals } => {
                 let mut all = vec![req.bundle.proposal_or_commit.clone()];
                 all.extend(more_proposals.iter().cloned());
-                self.accept_proposals(now, from, room, &req.bundle.proposal_or_commit, &all)
+                self.accept_proposals(now, from, room, &req.bundle.proposal_or_commit, &all, list)
             }
         }
     }
@@ -622,6 +698,7 @@ impl Hub {
         room: &RoomUri,
         first: &MlsMessageBytes,
         all: &[MlsMessageBytes],
+        list: &[(u16, Vec<u8>)],
     ) -> Result<Millis, Rejection> {
         let config = self.config.clone();
         let r = self.rooms.get(room).expect("checked by caller");
@@ -663,6 +740,7 @@ impl Hub {
                 }
             }
             let covered: Vec<CoveredProposal> = checked.iter().map(|c| c.covered.clone()).collect();
+            let covered = self.with_list_updates(covered, list)?;
             if config.on(Rule::HubTransfer) && covered.iter().any(is_hub_update) {
                 return Err(reject(
                     Rule::HubTransfer,
@@ -691,6 +769,7 @@ impl Hub {
                 let _ = view.store_proposal(c);
             }
         }
+        let applied = new_state.is_some();
         if let Some((state, change)) = new_state {
             r.hub_state = state;
             for (u, n) in &change.client_adds {
@@ -704,6 +783,9 @@ impl Hub {
                     r.pending_added.insert(u.clone());
                 }
             }
+        }
+        if self.room_state.is_hub_only() && !list.is_empty() && !applied {
+            r.hub_state = Self::apply_unchecked(&r.hub_state, ChangeKind::Proposals, list);
         }
         r.muted.extend(muted);
         for (i, m) in all.iter().enumerate() {
@@ -734,8 +816,12 @@ impl Hub {
         from: &Domain,
         room: &RoomUri,
         req: &UpdateRequest,
+        list: &[(u16, Vec<u8>)],
     ) -> Result<Millis, Rejection> {
         let config = self.config.clone();
+        let hub_only = self.room_state.is_hub_only();
+        // x-hub-only-room-state: the hub's room state of the new epoch.
+        let mut hub_only_state: Option<RoomState> = None;
         let HandshakeBody::Commit {
             welcome,
             group_info_option,
@@ -855,7 +941,8 @@ impl Hub {
             } else {
                 ChangeKind::Commit
             };
-            let change = Self::change_of(&r.hub_state, kind, &s.inline)?;
+            let inline = self.with_list_updates(s.inline.clone(), list)?;
+            let change = Self::change_of(&r.hub_state, kind, &inline)?;
             // The external joiner is no inline Add: exiting-add counts it as one.
             let joiner = match (&s.committer, s.external) {
                 (HandshakeSender::NewMember { client: Some(cl) }, true) => Some(cl),
@@ -884,8 +971,14 @@ impl Hub {
                         };
                         reject(rule, e.to_string())
                     })?;
-                // The resulting list must be what the commit's GroupContext says.
-                if let Ok(after) = RoomState::from_dictionary(&s.new_dictionary) {
+                if hub_only {
+                    hub_only_state = Some(ok.state.clone());
+                }
+                // The resulting list must be what the commit's GroupContext says
+                // (under hub-only the GroupContext's list is frozen: not checked).
+                if let (false, Ok(after)) =
+                    (hub_only, RoomState::from_dictionary(&s.new_dictionary))
+                {
                     if after.participants != ok.state.participants {
                         return Err(reject(
                             Rule::ListMembership,
@@ -919,6 +1012,14 @@ impl Hub {
                     "a commit must carry a full GroupInfo",
                 ));
             }
+        }
+        if hub_only && hub_only_state.is_none() {
+            let kind = match checked.as_ref().map(|c| c.summary.external) {
+                Some(true) => ChangeKind::ExternalCommit,
+                _ => ChangeKind::Commit,
+            };
+            let r = self.rooms.get(room).expect("checked by caller");
+            hub_only_state = Some(Self::apply_unchecked(&r.hub_state, kind, list));
         }
         // Merge into the view; check the GroupInfo against the new epoch.
         let r = self.rooms.get_mut(room).expect("checked by caller");
@@ -995,7 +1096,10 @@ impl Hub {
             }
             if failure.is_none() && moves && config.level >= super::Enforcement::Full {
                 // x-hub-transfer §2 T2: the new hub serves a participant with a client.
-                let listed = RoomState::from_dictionary(&view.dictionary()).ok();
+                let listed = match &hub_only_state {
+                    Some(s) => Some(s.clone()),
+                    None => RoomState::from_dictionary(&view.dictionary()).ok(),
+                };
                 let served = view.members().into_iter().any(|(_, c)| {
                     c.is_some_and(|c| {
                         c.domain() == after_record.hub
@@ -1054,6 +1158,10 @@ impl Hub {
         } else if let RatchetTreeOption::Full(t) = ratchet_tree_option {
             r.ratchet_tree = t.as_bytes().to_vec();
         }
+        if let Some(state) = &hub_only_state {
+            r.committed = state.clone();
+            r.hub_state = state.clone();
+        }
         if let GroupInfoOption::Full(g) = group_info_option {
             r.group_info = g.as_bytes().to_vec();
         }
@@ -1086,6 +1194,29 @@ impl Hub {
         let mut recipients = domains_before;
         recipients.extend(r.member_domains());
         let tree = r.ratchet_tree.clone();
+        if let Some(state) = &hub_only_state {
+            // x-hub-only-room-state §4: the signal, just before its commit, to every
+            // provider the commit or its Welcome goes to.
+            let mut to = recipients.clone();
+            if let Some(w) = welcome {
+                to.extend(self.welcome_targets(room, w));
+            }
+            self.log(
+                room,
+                FanoutMessage {
+                    timestamp: ts,
+                    message: commit.clone(),
+                    body: FanoutBody::RoomState {
+                        epoch: new_epoch,
+                        room_state: hub_only::encode_room_state(state),
+                    },
+                },
+                to,
+                "room-state",
+                new_epoch,
+                from,
+            );
+        }
         self.log(
             room,
             FanoutMessage {
@@ -1104,19 +1235,7 @@ impl Hub {
             self.events.push(e);
         }
         if let Some(w) = welcome {
-            let refs = w.new_member_refs().unwrap_or_default();
-            let mut to: BTreeSet<Domain> = refs
-                .iter()
-                .filter_map(|k| self.key_package_routes.get(k).cloned())
-                .collect();
-            if to.len() < refs.len() || to.is_empty() {
-                // Unknown KeyPackageRefs (only possible when WelcomeRouting is off):
-                // broadcast; followers deliver only Welcomes for KeyPackages they own.
-                if let Some(r) = self.rooms.get(room) {
-                    to.extend(r.known_domains.iter().cloned());
-                }
-                to.insert(self.domain.clone());
-            }
+            let to = self.welcome_targets(room, w);
             // Without an MLS view (enforcement off) the hub knows a room's followers only
             // from who talked to it; a provider that gets a Welcome now has members.
             if let Some(r) = self.rooms.get_mut(room) {
@@ -1140,6 +1259,25 @@ impl Hub {
             }
         }
         Ok(ts)
+    }
+
+    /// The providers a commit's Welcome goes to: those that handed out its
+    /// KeyPackages (P§5.2), or every known provider if one is unknown.
+    fn welcome_targets(&self, room: &RoomUri, w: &crate::wire::WelcomeBytes) -> BTreeSet<Domain> {
+        let refs = w.new_member_refs().unwrap_or_default();
+        let mut to: BTreeSet<Domain> = refs
+            .iter()
+            .filter_map(|k| self.key_package_routes.get(k).cloned())
+            .collect();
+        if to.len() < refs.len() || to.is_empty() {
+            // Unknown KeyPackageRefs (only possible when WelcomeRouting is off):
+            // broadcast; followers deliver only Welcomes for KeyPackages they own.
+            if let Some(r) = self.rooms.get(room) {
+                to.extend(r.known_domains.iter().cloned());
+            }
+            to.insert(self.domain.clone());
+        }
+        to
     }
 
     fn log(

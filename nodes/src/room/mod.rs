@@ -92,6 +92,7 @@ pub mod capability;
 pub mod codec;
 pub mod components;
 pub mod exiting;
+pub mod hub_only;
 pub mod participants;
 pub mod policy;
 pub mod presets;
@@ -110,6 +111,7 @@ pub use components::{
     BaseRoomPolicy, MetadataField, ParticipantListData, ParticipantListUpdate, RichDescription,
     RoomMetaData, UserRolePair, UserindexRolePair,
 };
+pub use hub_only::RoomStateMode;
 pub use participants::{apply_update, ListChange, ListUpdateError, Participant};
 pub use policy::{
     authorize, check_commit_composition, Action, Actor, ActorId, AuthorizedChange, ChangeError,

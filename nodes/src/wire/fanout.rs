@@ -4,7 +4,8 @@
 //! so this encoding carries an explicit `FanoutKind` tag after the timestamp:
 //!
 //! ```text
-//! enum { reserved(0), application(1), welcome(2), proposal(3), commit(4), (255) } FanoutKind;
+//! enum { reserved(0), application(1), welcome(2), proposal(3), commit(4),
+//!        roomState(5), (255) } FanoutKind;
 //! struct {
 //!   uint64 timestamp;
 //!   FanoutKind kind;
@@ -14,12 +15,14 @@
 //!     case welcome:     RatchetTreeOption ratchetTreeOption;
 //!     case proposal:    MLSMessage moreProposals<V>;
 //!     case commit:      MLSMessage externalProposals<V>;
+//!     case roomState:   uint64 epoch; opaque roomState<V>;   // x-hub-only-room-state
 //!   };
 //! } FanoutMessage;
 //! ```
 //!
 //! The tag must agree with the message: application → content type application;
-//! welcome → wire format welcome; proposal / commit → that content type.
+//! welcome → wire format welcome; proposal / commit → that content type; roomState →
+//! a commit (the one the signalled state goes with, see [`crate::room::hub_only`]).
 
 use super::codec::{write_raw, Decode, Reader, MAX_BODY_BYTES, MAX_VECTOR_ITEMS};
 use super::error::{Place, WireError};
@@ -48,7 +51,13 @@ pub enum FanoutBody {
     Commit {
         external_proposals: Vec<MlsMessageBytes>,
     },
+    /// `roomState(5)` (x-hub-only-room-state, [`crate::room::hub_only`]): the hub's room
+    /// state of `epoch`, the epoch the carried commit starts. Not authenticated by MLS.
+    RoomState { epoch: u64, room_state: Vec<u8> },
 }
+
+/// At most this many bytes of a signalled room state.
+pub const MAX_ROOM_STATE_BYTES: usize = 4 << 20;
 
 impl FanoutBody {
     /// The `FanoutKind` value.
@@ -58,6 +67,7 @@ impl FanoutBody {
             Self::Welcome { .. } => 2,
             Self::Proposal { .. } => 3,
             Self::Commit { .. } => 4,
+            Self::RoomState { .. } => 5,
         }
     }
 
@@ -68,6 +78,7 @@ impl FanoutBody {
             Self::Welcome { .. } => "welcome",
             Self::Proposal { .. } => "proposal",
             Self::Commit { .. } => "commit",
+            Self::RoomState { .. } => "roomState",
         }
     }
 }
@@ -91,7 +102,9 @@ impl FanoutMessage {
             FanoutBody::Application { .. } => info.content_type == Some(ContentKind::Application),
             FanoutBody::Welcome { .. } => info.wire_format == WireFormatKind::Welcome,
             FanoutBody::Proposal { .. } => info.content_type == Some(ContentKind::Proposal),
-            FanoutBody::Commit { .. } => info.content_type == Some(ContentKind::Commit),
+            FanoutBody::Commit { .. } | FanoutBody::RoomState { .. } => {
+                info.content_type == Some(ContentKind::Commit)
+            }
         };
         if ok {
             Ok(())
@@ -122,6 +135,9 @@ impl FanoutMessage {
             FanoutBody::Commit { external_proposals } => {
                 format!("externalProposals={}", external_proposals.len())
             }
+            FanoutBody::RoomState { epoch, room_state } => {
+                format!("epoch={epoch} roomState={}B", room_state.len())
+            }
         };
         format!(
             "{} ts={} {} {extra}",
@@ -145,6 +161,9 @@ impl Size for FanoutMessage {
                 | FanoutBody::Commit {
                     external_proposals: v,
                 } => v.tls_serialized_len(),
+                FanoutBody::RoomState { room_state, .. } => {
+                    8 + tls_codec::VLBytes::new(room_state.clone()).tls_serialized_len()
+                }
             }
     }
 }
@@ -165,6 +184,10 @@ impl tls_codec::Serialize for FanoutMessage {
             | FanoutBody::Commit {
                 external_proposals: v,
             } => v.tls_serialize(w)?,
+            FanoutBody::RoomState { epoch, room_state } => {
+                epoch.tls_serialize(w)?
+                    + tls_codec::VLBytes::new(room_state.clone()).tls_serialize(w)?
+            }
         };
         Ok(n)
     }
@@ -176,7 +199,7 @@ impl Decode for FanoutMessage {
         let at = |f| Place::new(FM, f);
         let timestamp = r.u64(at("timestamp"))?;
         let kind = r.u8(at("kind"))?;
-        if !(1..=4).contains(&kind) {
+        if !(1..=5).contains(&kind) {
             return Err(WireError::UnknownCode {
                 at: at("kind"),
                 value: u64::from(kind),
@@ -194,6 +217,10 @@ impl Decode for FanoutMessage {
                 more_proposals: r.vector(at("moreProposals"), |r| {
                     MlsMessageBytes::read(r, at("moreProposals"))
                 })?,
+            },
+            5 => FanoutBody::RoomState {
+                epoch: r.u64(at("epoch"))?,
+                room_state: r.opaque(at("roomState"), MAX_ROOM_STATE_BYTES)?.to_vec(),
             },
             _ => FanoutBody::Commit {
                 external_proposals: r.vector(at("externalProposals"), |r| {
