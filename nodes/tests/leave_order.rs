@@ -142,10 +142,9 @@ fn stuck_by(order: LeaveOrder, level: Enforcement, op: &Op) -> Option<&'static s
         (LeaveOrder::Atomic | LeaveOrder::ClientsFirst, Enforcement::Full) => None,
         // Commit 1 leaves the user's clients in the group without their user.
         (LeaveOrder::ParticipantFirst, Enforcement::Full) => Some("list-membership"),
-        // x-exiting-state: Bob marks himself and leaves; but nobody may mark someone
-        // else, so an admin's Remove or Ban is refused at its first step.
-        (LeaveOrder::Exiting, Enforcement::Full) if matches!(op, Op::Leave) => None,
-        (LeaveOrder::Exiting, Enforcement::Full) => Some("exiting-role"),
+        // x-exiting-state: Bob marks himself and leaves; an admin who may remove him
+        // marks him, removes his clients, then unlists (or bans) him.
+        (LeaveOrder::Exiting, Enforcement::Full) => None,
     }
 }
 
@@ -178,8 +177,8 @@ fn expected(order: LeaveOrder, level: Enforcement, op: &Op) -> After {
 /// Every order at every level, for a leave, a Remove and a Ban: the departure completes
 /// (Bob unlisted or banned, no device left) wherever no rule refuses a step, and under
 /// `full` participant-first is refused by list-membership (policy for Bob's own leave)
-/// and an admin's Remove / Ban under exiting by exiting-role, at the first step, leaving
-/// the room as it was; Bob's own exiting leave completes under `full`.
+/// at the first step, leaving the room as it was; under exiting, Bob's own leave and an
+/// admin's Remove / Ban complete under `full` (x-exiting-state enforced at the hub).
 #[test]
 fn every_leave_order_at_every_level() {
     let mut wrong = Vec::new();

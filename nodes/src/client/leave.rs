@@ -35,12 +35,12 @@
 //! * x-exiting-state (a labelled extension, not in any draft): the exiting state is a
 //!   reserved role index, [`EXITING_ROLE`], in the participant list, not a role defined
 //!   in the roles list. Under `full` the hub enforces it ([`crate::room::exiting`]): a
-//!   user may set its own role to it without any capability, nobody may set anyone
-//!   else's, an exiting user's role does not change, it sends no application message
-//!   and gets no new client; its clients are removed and it is unlisted without a
-//!   capability. So a leave under `exiting` completes at `full`, while an admin's Remove
-//!   or Ban under `exiting` (whose first step marks someone else) is refused at its
-//!   first step (measured in `scenarios/leave-order-exiting.toml`).
+//!   user may set its own role to it without any capability, a member who may remove a
+//!   participant may mark it, an exiting user's role changes only to banned, it sends
+//!   no application message and gets no new client; its clients are removed and it is
+//!   unlisted without a capability. So a leave, a Remove and a Ban under `exiting` all
+//!   complete at `full` (measured in `scenarios/leave-order.toml`, cells
+//!   `leave_order=exiting`).
 //! * The unlisting committer uses its own fresh room state (index looked up at commit
 //!   time); if the user is no longer listed the step is skipped.
 //! * Under `participant-first` the list change of a Ban is the role change to banned;

@@ -8,10 +8,10 @@
 //!
 //! # Rules (hub rule ids, each switchable in `disabled_rules`)
 //!
-//! * `exiting-role` ([`check_roles`]): only a user itself may set its own role to
-//!   [`EXITING_ROLE`] (a role change of the acting member's user; not an addition to
-//!   the list); nobody — the exiting user included — may give an exiting user another
-//!   role, `banned` included.
+//! * `exiting-role` ([`check_roles`]): a user becomes exiting only by a role change
+//!   of a listed user (never listed as exiting, nor by an actor that is no member);
+//!   nobody — the exiting user included — may give an exiting user another role than
+//!   `banned` (a ban completes an exit as unlisting does).
 //! * `exiting-add` ([`check_adds`]): no MLS Add (or external join) of a client of an
 //!   exiting user.
 //! * `exiting-send` ([`check_sender`]): the hub refuses `/submitMessage` whose sender
@@ -20,6 +20,10 @@
 //! What the policy engine permits (always, under the `policy` rule):
 //! * a member may set its own role to [`EXITING_ROLE`] from any role, without
 //!   canChangeOwnRole and without an authorized_role_changes arc ([`super::Action::EnterExiting`]);
+//! * a member may mark another participant exiting — the first step of removing it —
+//!   when it could remove it: canRemoveParticipant and the arc from its role to no role
+//!   ([`super::Action::MarkExiting`]);
+//! * a member with canBan may ban an exiting user (no arc from the marker is needed);
 //! * the clients of an exiting user may be removed by anyone (its role is not defined, so
 //!   it "allows no clients": the cleanup rule of RP§8.1, as for a user not listed);
 //! * an exiting user may be unlisted by any participant — proposed by itself, or
@@ -33,14 +37,14 @@
 //!   (RP§3): no room has to change its role definitions to allow it, and no preset's
 //!   role constraints count it (an exiting user no longer counts in the role it left —
 //!   so leaving the last seat of a role with a minimum is refused, as a leave is).
-//! * Setting someone else's role to exiting is refused even to an admin: the state is
-//!   the user's own declaration that it leaves. An admin's Remove or Ban under the
-//!   `exiting` order therefore stops at its first step at `full` (refused outright, not
-//!   stuck); an admin removes clients and unlists instead (orders `atomic`,
-//!   `clients-first`).
-//! * The exiting state is one-way: the exit completes by unlisting. A ban of an exiting
-//!   user is refused as any other role change of it is (a ban needs a listed user,
-//!   RP§8.1.3, so an exiting user is in effect not banned: its exit completes instead).
+//! * The exiting state is for "participants during removal" (seeds/002), not only for
+//!   a leave: an admin's Remove or Ban under the `exiting` order marks the target first.
+//!   Marking needs exactly what the removal would (canRemoveParticipant and the arc to
+//!   no role), so the marker gives an admin no power it did not have; a Ban needs
+//!   canBan at its last step as well.
+//! * The exiting state is one-way: the exit completes by unlisting, or by the banned
+//!   role for a Ban (the ban's list change is its last step). Any other role change of
+//!   an exiting user is refused.
 //! * An exiting user's own proposals and commits other than its departure are not
 //!   refused by a rule of their own: its role has no capability, so the policy engine
 //!   refuses everything that needs one; only removals of its own clients and its own
@@ -56,6 +60,7 @@
 //!   rules name the reason and come first.
 
 use super::policy::{Actor, ProposedChange};
+use super::roles::BANNED_ROLE;
 use super::state::RoomState;
 use crate::ids::UserUri;
 
@@ -66,11 +71,11 @@ pub const EXITING_ROLE: u32 = 0x7fff_fffe;
 /// What an `exiting-*` rule refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExitingViolation {
-    #[error("only {user} itself may set its role to exiting ({EXITING_ROLE:#x}), not {actor} (x-exiting-state)")]
-    MarkerForOther { actor: String, user: UserUri },
+    #[error("only a member may set {user}'s role to exiting ({EXITING_ROLE:#x}), not {actor} (x-exiting-state)")]
+    MarkerByNonMember { actor: String, user: UserUri },
     #[error("{user} may only be listed as exiting ({EXITING_ROLE:#x}) by changing its own role (x-exiting-state)")]
     ListedAsExiting { user: UserUri },
-    #[error("{user} is exiting: its role cannot change to {to}; its exit completes by unlisting (x-exiting-state)")]
+    #[error("{user} is exiting: its role cannot change to {to}; its exit completes by unlisting or a ban (x-exiting-state)")]
     ExitingRoleChange { user: UserUri, to: u32 },
     #[error("{user} is exiting: {count} client(s) of it cannot be added (x-exiting-state)")]
     AddClientsOfExiting { user: UserUri, count: u32 },
@@ -93,15 +98,14 @@ pub fn check_roles(
     change: &ProposedChange,
 ) -> Result<(), ExitingViolation> {
     for (user, to) in &change.list.role_changes {
-        if is_exiting(state, user) && *to != EXITING_ROLE {
+        if is_exiting(state, user) && *to != EXITING_ROLE && *to != BANNED_ROLE {
             return Err(ExitingViolation::ExitingRoleChange {
                 user: user.clone(),
                 to: *to,
             });
         }
-        let own = matches!(actor, Actor::Member { user: a, .. } if a == user);
-        if *to == EXITING_ROLE && !own {
-            return Err(ExitingViolation::MarkerForOther {
+        if *to == EXITING_ROLE && !matches!(actor, Actor::Member { .. }) {
+            return Err(ExitingViolation::MarkerByNonMember {
                 actor: actor.id().to_string(),
                 user: user.clone(),
             });

@@ -398,6 +398,10 @@ pub enum Action {
     /// x-exiting-state: the actor's user sets its own role to the exiting marker
     /// (no capability; [`super::exiting`]).
     EnterExiting { user: UserUri, from: u32 },
+    /// x-exiting-state: the actor marks another participant exiting, the first step of
+    /// removing it (canRemoveParticipant and the arc `from` → no role, as the removal
+    /// needs; [`super::exiting`]).
+    MarkExiting { user: UserUri, from: u32 },
     /// x-exiting-state: an exiting user unlisted, with `clients` of its clients removed
     /// in the same change (no capability; [`super::exiting`]).
     CompleteExit { user: UserUri, clients: u32 },
@@ -716,11 +720,11 @@ impl Engine<'_> {
             .iter()
             .chain(change.list.added.iter())
         {
-            // x-exiting-state: the marker is no defined role (super::exiting).
-            let own_marker = *role == EXITING_ROLE
-                && self.is_actor(user)
+            // x-exiting-state: the marker is no defined role, but a role change to it
+            // is judged in list_actions (super::exiting).
+            let marker = *role == EXITING_ROLE
                 && change.list.role_changes.iter().any(|(u, _)| u == user);
-            if state.roles.get(*role).is_none() && !own_marker {
+            if state.roles.get(*role).is_none() && !marker {
                 return Err(PolicyViolation::UndefinedRole { role: *role });
             }
         }
@@ -774,9 +778,21 @@ impl Engine<'_> {
                     });
                 }
                 self.actions.push(Action::ChangeOwnRole { user, from, to });
+            } else if to == EXITING_ROLE {
+                // x-exiting-state: marking someone else starts removing it, so it needs
+                // what the removal needs (super::exiting).
+                self.require(
+                    Capability::RemoveParticipant,
+                    "mark another participant exiting",
+                )?;
+                self.require_arc(from, NO_ROLE)?;
+                self.actions.push(Action::MarkExiting { user, from });
             } else if self.banned_target(to) {
                 self.require(Capability::Ban, "ban a participant")?;
-                self.require_arc(from, to)?;
+                // x-exiting-state: a ban may complete an exit; the marker has no arcs.
+                if from != EXITING_ROLE {
+                    self.require_arc(from, to)?;
+                }
                 let clients = change.removes(&user);
                 self.actions.push(Action::Ban {
                     user,

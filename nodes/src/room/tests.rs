@@ -1891,6 +1891,7 @@ fn app_data_update_operations() {
 // ---------------------------------------------------------------- x-exiting-state
 
 use super::exiting::{check_adds, check_roles, check_sender, ExitingViolation, EXITING_ROLE};
+use super::roles::BANNED_ROLE;
 
 /// coop() with bob marked exiting (his own commit), still with his one client.
 fn with_exiting_bob() -> (RoomState, Membership) {
@@ -1927,26 +1928,36 @@ fn exiting_marker_on_own_role_from_any_role_without_capability() {
 }
 
 #[test]
-fn exiting_marker_for_someone_else_is_refused() {
+fn exiting_marker_for_someone_else_needs_what_removing_them_needs() {
     let (st, m) = coop();
-    // alice (super_admin, canChangeUserRole) may not mark bob.
+    // alice (super_admin: canRemoveParticipant, arc member → no role) may mark bob: the
+    // first step of removing him.
     let c = ProposedChange::commit().set_role(&u("bob"), EXITING_ROLE);
+    assert_eq!(check_roles(&st, &member("alice"), &c), Ok(()));
+    let a = ok(&st, &m, &member("alice"), &c);
     assert_eq!(
-        check_roles(&st, &member("alice"), &c),
-        Err(ExitingViolation::MarkerForOther {
-            actor: format!("user {}", u("alice")),
-            user: u("bob")
-        })
+        a.actions,
+        vec![Action::MarkExiting {
+            user: u("bob"),
+            from: 2
+        }]
     );
-    // With the rule off, the policy still refuses: the marker is no defined role.
-    assert_eq!(
-        err(&st, &m, &member("alice"), &c),
-        PolicyViolation::UndefinedRole { role: EXITING_ROLE }
-    );
+    assert!(super::exiting::is_exiting(&a.state, &u("bob")));
+    // In a strictly administered room cathy (no canRemoveParticipant) may not: the
+    // marker gives nobody a power of removal it did not have.
+    let (sst, sm) = strict();
+    assert_eq!(check_roles(&sst, &member("cathy"), &c), Ok(()));
+    assert!(matches!(
+        err(&sst, &sm, &member("cathy"), &c),
+        PolicyViolation::MissingCapability {
+            capability: Capability::RemoveParticipant,
+            ..
+        }
+    ));
     // Nor may the hub (an external sender), nor may anyone list a user as exiting.
     assert!(matches!(
         check_roles(&st, &Actor::server(&d(HUB)), &c),
-        Err(ExitingViolation::MarkerForOther { .. })
+        Err(ExitingViolation::MarkerByNonMember { .. })
     ));
     let c = ProposedChange::commit()
         .add_user(&u("erin"), EXITING_ROLE)
@@ -1964,7 +1975,7 @@ fn exiting_marker_for_someone_else_is_refused() {
 #[test]
 fn an_exiting_user_gets_no_other_role() {
     let (st, m) = with_exiting_bob();
-    for (actor, to) in [("alice", 2), ("alice", 3), ("alice", 1), ("bob", 2)] {
+    for (actor, to) in [("alice", 2), ("alice", 3), ("bob", 2)] {
         let c = ProposedChange::commit().set_role(&u("bob"), to);
         assert_eq!(
             check_roles(&st, &member(actor), &c),
@@ -1974,6 +1985,15 @@ fn an_exiting_user_gets_no_other_role() {
         // the policy refuses these too (no arc from the marker, no capability)
         err(&st, &m, &member(actor), &c);
     }
+    // A ban completes an exit: allowed to alice (canBan) once bob's client is gone,
+    // without an arc from the marker; not to cathy (no canBan).
+    let c = ProposedChange::commit()
+        .set_role(&u("bob"), BANNED_ROLE)
+        .remove_clients(&u("bob"), 1);
+    assert_eq!(check_roles(&st, &member("alice"), &c), Ok(()));
+    let a = ok(&st, &m, &member("alice"), &c);
+    assert!(matches!(a.actions[0], Action::Ban { .. }), "{:?}", a.actions);
+    err(&st, &m, &member("cathy"), &c);
     // Others' role changes are unaffected.
     let c = ProposedChange::commit().set_role(&u("cathy"), 3);
     assert_eq!(check_roles(&st, &member("alice"), &c), Ok(()));
