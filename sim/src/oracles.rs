@@ -42,9 +42,10 @@ pub const ROOM_STATE_AGREES: &str = "room-state-agrees";
 pub const SENDING_URI_IS_SENDER: &str = "sending-uri-is-sender";
 pub const NO_GHOST_DEVICE: &str = "no-ghost-device";
 pub const DEPARTURE_COMPLETES: &str = "departure-completes";
+pub const ARRIVAL_COMPLETES: &str = "arrival-completes";
 
 /// Every oracle, in the order they are reported.
-pub const ORACLES: [Oracle; 15] = [
+pub const ORACLES: [Oracle; 16] = [
     Oracle {
         id: ONE_COMMIT_PER_EPOCH,
         reference: "P§4.2 (the hub accepts the first valid commit per epoch); digest §8 I1",
@@ -119,6 +120,11 @@ pub const ORACLES: [Oracle; 15] = [
         id: DEPARTURE_COMPLETES,
         reference: "P§5.3, RP§8.1.2 (a departure removes the user from the list and all its clients from the group); issue 4: order of operations for leaves",
         checks: "at the end of a converged run, every departure an honest client started (a leave; a remove or ban once one of its steps took effect) has completed: the user is unlisted or banned and none of its clients is a member",
+    },
+    Oracle {
+        id: ARRIVAL_COMPLETES,
+        reference: "P§3.2/§3.5 (an add lists the user and adds its clients; a new device joins by external commit); RS§3 (joins: user listed, then its clients); issue 4: order of operations for joins",
+        checks: "at the end of a converged run, every arrival an honest client started has completed: a user its add listed has a client in the group at the epoch that lists it, and a device that asked to join by external commit became a member (unless the hub refused the join)",
     },
 ];
 
@@ -209,6 +215,8 @@ pub struct Oracles {
     ghosts_reported: BTreeSet<(RoomUri, ClientUri)>,
     /// Departures honest clients started, and the committed room states they are judged on.
     departures: Departures,
+    /// Arrivals honest clients started (arrival-completes).
+    arrivals: Vec<Arrival>,
 }
 
 fn short(b: &[u8]) -> String {
@@ -889,6 +897,31 @@ struct EpochState {
     line: u64,
 }
 
+/// An arrival an honest client started (arrival-completes).
+#[derive(Debug, Clone)]
+pub enum Arrival {
+    /// `by` asked to add `user` at its epoch `epoch` (trace line `line`).
+    Add {
+        by: ClientUri,
+        room: RoomUri,
+        user: UserUri,
+        epoch: u64,
+        line: u64,
+    },
+    /// `client` asked to join `room` by external commit (trace line `line`); `failure`:
+    /// the reason and trace line of its failure, if it failed (a refusal by the hub —
+    /// reported by its code — means the join never started).
+    Join {
+        client: ClientUri,
+        room: RoomUri,
+        line: u64,
+        failure: Option<(String, u64)>,
+        /// The client reported `Joined` after the op (it became a member; it may have
+        /// left since, which is a departure, not a failed arrival).
+        joined: bool,
+    },
+}
+
 /// A departure an honest client started.
 #[derive(Debug, Clone)]
 struct Started {
@@ -1071,6 +1104,142 @@ impl Oracles {
                     at_ms: t,
                 },
             );
+        }
+    }
+}
+
+/// Whether a join failure reason is the hub's answer (a refusal) rather than the
+/// joiner's own processing of what it was served: the client reports hub answers by
+/// their code (`NotAllowed`, `WrongEpoch`, ...), its own MLS failures as "MLS rejected
+/// ..." (nodes::client).
+fn refused_by_hub(reason: &str) -> bool {
+    !reason.starts_with("MLS")
+}
+
+impl Oracles {
+    /// An honest client started an arrival (its add or join op was handed over).
+    pub fn arrival_started(&mut self, a: Arrival) {
+        self.arrivals.push(a);
+    }
+
+    /// An honest client reported `Joined` for `room`.
+    pub fn arrival_joined(&mut self, client: &ClientUri, room: &RoomUri) {
+        for a in self.arrivals.iter_mut() {
+            if let Arrival::Join {
+                client: c,
+                room: r,
+                joined,
+                ..
+            } = a
+            {
+                if c == client && r == room {
+                    *joined = true;
+                }
+            }
+        }
+    }
+
+    /// An honest client's external join failed with `reason` (trace line `line`).
+    pub fn join_failed(&mut self, client: &ClientUri, reason: &str, line: u64) {
+        for a in self.arrivals.iter_mut().rev() {
+            if let Arrival::Join {
+                client: c, failure, ..
+            } = a
+            {
+                if c == client && failure.is_none() {
+                    *failure = Some((reason.to_string(), line));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// arrival-completes, judged once at the end of a converged run; `hub_final` is the
+    /// current hub's committed state.
+    pub fn check_arrivals(&mut self, t: u64, hub_final: Option<&CommittedState>) {
+        let arrivals = self.arrivals.clone();
+        for a in arrivals {
+            match a {
+                Arrival::Add {
+                    by,
+                    room,
+                    user,
+                    epoch,
+                    line,
+                } => {
+                    // The first epoch after the op whose list holds the user (and did
+                    // not before): the add's commit. Its clients must be there too.
+                    let listed = |st: &EpochState| {
+                        st.participants
+                            .get(&user)
+                            .is_some_and(|r| *r != BANNED_ROLE)
+                    };
+                    let was = self
+                        .departures
+                        .epochs
+                        .get(&(room.clone(), epoch))
+                        .is_some_and(listed);
+                    if was {
+                        continue;
+                    }
+                    let first = self
+                        .departures
+                        .epochs
+                        .range((room.clone(), epoch + 1)..)
+                        .take_while(|((r, _), _)| r == &room)
+                        .find(|(_, st)| listed(st));
+                    let Some(((_, e), st)) = first else { continue };
+                    if st.clients.get(&user).copied().unwrap_or(0) > 0 {
+                        continue;
+                    }
+                    self.fire(
+                        ARRIVAL_COMPLETES,
+                        format!(
+                            "{by} added {user} to {room}: epoch {e} lists {user} but holds none of its clients (the clients that joined are another user's, or none)"
+                        ),
+                        Witness {
+                            nodes: vec![by.as_str().to_string(), user.as_str().to_string()],
+                            epochs: vec![epoch, *e],
+                            trace_lines: vec![line, st.line],
+                            at_ms: t,
+                        },
+                    );
+                }
+                Arrival::Join {
+                    client,
+                    room,
+                    line,
+                    failure,
+                    joined,
+                } => {
+                    if joined || failure.as_ref().is_some_and(|(r, _)| refused_by_hub(r)) {
+                        continue;
+                    }
+                    let member = hub_final
+                        .filter(|f| f.room == room)
+                        .is_some_and(|f| f.members.contains(&client));
+                    if member {
+                        continue;
+                    }
+                    let why = failure
+                        .as_ref()
+                        .map_or("no answer".to_string(), |(r, _)| r.clone());
+                    let mut trace_lines = vec![line];
+                    trace_lines.extend(failure.as_ref().map(|(_, l)| *l));
+                    self.fire(
+                        ARRIVAL_COMPLETES,
+                        format!(
+                            "{client} asked to join {room} by external commit and is no member at the end: {why}"
+                        ),
+                        Witness {
+                            nodes: vec![client.as_str().to_string()],
+                            epochs: Vec::new(),
+                            trace_lines,
+                            at_ms: t,
+                        },
+                    );
+                }
+            }
         }
     }
 }

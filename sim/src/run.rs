@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 
 use crate::faults::{self, Links, Window};
 use crate::net::{self, Durable, HostConfig, HostHandle};
-use crate::oracles::{CommittedState, DepartureKind, Oracles, Sent, Violation};
+use crate::oracles::{Arrival, CommittedState, DepartureKind, Oracles, Sent, Violation};
 use crate::record::{Recorder, TRACE_FORMAT};
 use crate::scenario::{
     ExpectedOutcome, Fault, HubTransferKind, OnViolation, Op, Resolved, Scenario,
@@ -223,6 +223,9 @@ impl World<'_> {
             );
             match &e {
                 ClientEvent::Joined { room, epoch, .. } | ClientEvent::Epoch { room, epoch } => {
+                    if matches!(e, ClientEvent::Joined { .. }) && self.honest.contains(c) {
+                        self.oracles.arrival_joined(c, room);
+                    }
                     if let Some(s) = self.clients.get_mut(c) {
                         s.epoch = Some(*epoch);
                     }
@@ -269,7 +272,12 @@ impl World<'_> {
                     .oracles
                     .message_built(c, room, mls_message_sha256, line),
                 ClientEvent::OpSucceeded { .. } => self.ops.succeeded += 1,
-                ClientEvent::OpFailed { .. } => self.ops.failed += 1,
+                ClientEvent::OpFailed { op, reason, .. } => {
+                    self.ops.failed += 1;
+                    if *op == "join-external" && self.honest.contains(c) {
+                        self.oracles.join_failed(c, reason, line);
+                    }
+                }
                 _ => {}
             }
         }
@@ -623,12 +631,42 @@ impl World<'_> {
         }
         .filter(|_| self.honest.contains(c))
         .and_then(|(k, x)| slot.core.room_view(&self.room).map(|v| (k, x, v)));
+        // arrival-completes: the adds and joins honest clients start.
+        let epoch_now = slot.core.room_view(&self.room).map_or(0, |v| v.epoch);
+        let arrivals: Vec<Arrival> = if !self.honest.contains(c) {
+            Vec::new()
+        } else {
+            let add = |user: &str| {
+                u(user).map(|user| Arrival::Add {
+                    by: c.clone(),
+                    room: self.room.clone(),
+                    user,
+                    epoch: epoch_now,
+                    line: op_line,
+                })
+            };
+            match op {
+                Op::Add { user, .. } => add(user).into_iter().collect(),
+                Op::AddUsers { users } => users.iter().filter_map(|x| add(x)).collect(),
+                Op::Join => vec![Arrival::Join {
+                    client: c.clone(),
+                    room: self.room.clone(),
+                    line: op_line,
+                    failure: None,
+                    joined: false,
+                }],
+                _ => Vec::new(),
+            }
+        };
         match slot.core.command(now, cmd) {
             Ok(out) => {
                 if let Some((kind, user, view)) = departure {
                     let room = self.room.clone();
                     self.oracles
                         .departure_started(kind, c, &room, &user, &view, op_line);
+                }
+                for a in arrivals {
+                    self.oracles.arrival_started(a);
                 }
                 self.client_events(c);
                 self.send(c, out);
@@ -1129,6 +1167,7 @@ pub fn run(
         w.oracles.check_delivery(t, &honest);
         let hub_final = w.hub_committed();
         w.oracles.check_departures(t, hub_final.as_ref());
+        w.oracles.check_arrivals(t, hub_final.as_ref());
     }
     if let Some(e) = host_error {
         liveness = Some(format!("a host failed: {e}"));

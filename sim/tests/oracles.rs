@@ -574,3 +574,44 @@ b = "b.example"
         "one row per provider and client"
     );
 }
+
+/// The plant: c.example serves a stale GroupInfo for Cathy's commits (adversary
+/// bad-group-info), so Alice's new device, joining by external commit after them, cannot
+/// join: arrival-completes fires under `off`, naming the device and its failure; under
+/// `full` the hub refuses the bad commits, the join succeeds and the oracle holds.
+#[test]
+fn arrival_completes_fires_when_a_join_by_external_commit_never_lands() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/adversary-bad-group-info.toml"),
+    )
+    .unwrap();
+    let at = |level: &str| {
+        text.replace(
+            "[matrix]\nenforcement = [\"off\", \"mls\", \"full\"]\n",
+            &format!("[variant]\nenforcement = \"{level}\"\n"),
+        )
+    };
+    let with = go(&at("off"), 1);
+    let v = with
+        .violations
+        .iter()
+        .find(|v| v.id == oracles::ARRIVAL_COMPLETES)
+        .unwrap_or_else(|| panic!("did not fire: {:?}", with.violations));
+    assert_eq!(v.witness.nodes, vec!["mimi://a.example/d/alice/2"], "{v:?}");
+    assert!(v.message.contains("MLS rejected"), "{}", v.message);
+    assert_eq!(
+        v.witness.trace_lines.len(),
+        2,
+        "the op and the failure: {v:?}"
+    );
+    let without = go(&at("full"), 1);
+    assert_eq!(
+        without.outcome,
+        Outcome::Ok,
+        "{:?} {:?}",
+        without.violations,
+        without.liveness
+    );
+    assert!(without.hub_rejections.contains_key("group-info"));
+}

@@ -722,8 +722,8 @@ impl Engine<'_> {
         {
             // x-exiting-state: the marker is no defined role, but a role change to it
             // is judged in list_actions (super::exiting).
-            let marker = *role == EXITING_ROLE
-                && change.list.role_changes.iter().any(|(u, _)| u == user);
+            let marker =
+                *role == EXITING_ROLE && change.list.role_changes.iter().any(|(u, _)| u == user);
             if state.roles.get(*role).is_none() && !marker {
                 return Err(PolicyViolation::UndefinedRole { role: *role });
             }

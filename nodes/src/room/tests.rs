@@ -1992,7 +1992,11 @@ fn an_exiting_user_gets_no_other_role() {
         .remove_clients(&u("bob"), 1);
     assert_eq!(check_roles(&st, &member("alice"), &c), Ok(()));
     let a = ok(&st, &m, &member("alice"), &c);
-    assert!(matches!(a.actions[0], Action::Ban { .. }), "{:?}", a.actions);
+    assert!(
+        matches!(a.actions[0], Action::Ban { .. }),
+        "{:?}",
+        a.actions
+    );
     err(&st, &m, &member("cathy"), &c);
     // Others' role changes are unaffected.
     let c = ProposedChange::commit().set_role(&u("cathy"), 3);
