@@ -525,11 +525,7 @@ impl Oracles {
         line: u64,
     ) {
         let Some(state) = &view.state else { return };
-        let participants: BTreeMap<UserUri, u32> = state
-            .participants
-            .iter()
-            .map(|p| (p.user.clone(), p.role))
-            .collect();
+        let participants = roles_of(state);
         let ever = self.ever_participants.entry(room.clone()).or_default();
         for (u, r) in &participants {
             if *r != BANNED_ROLE {
@@ -950,22 +946,34 @@ struct Departures {
 impl Departures {
     fn saw_epoch(&mut self, room: &RoomUri, view: &RoomView, line: u64) {
         let Some(state) = &view.state else { return };
-        let mut clients: BTreeMap<UserUri, usize> = BTreeMap::new();
-        for m in &view.members {
-            *clients.entry(m.user()).or_default() += 1;
-        }
         self.epochs
             .entry((room.clone(), view.epoch))
             .or_insert_with(|| EpochState {
-                participants: state
-                    .participants
-                    .iter()
-                    .map(|p| (p.user.clone(), p.role))
-                    .collect(),
-                clients,
+                participants: roles_of(state),
+                clients: clients_per_user(&view.members),
                 line,
             });
     }
+}
+
+/// user → role, from a room state's participant list.
+fn roles_of(state: &nodes::room::RoomState) -> BTreeMap<UserUri, u32> {
+    state
+        .participants
+        .iter()
+        .map(|p| (p.user.clone(), p.role))
+        .collect()
+}
+
+/// How many of `members` each user has.
+fn clients_per_user<'a>(
+    members: impl IntoIterator<Item = &'a ClientUri>,
+) -> BTreeMap<UserUri, usize> {
+    let mut clients: BTreeMap<UserUri, usize> = BTreeMap::new();
+    for m in members {
+        *clients.entry(m.user()).or_default() += 1;
+    }
+    clients
 }
 
 impl Oracles {
@@ -982,15 +990,8 @@ impl Oracles {
         line: u64,
     ) {
         let Some(state) = &view.state else { return };
-        let participants: BTreeMap<UserUri, u32> = state
-            .participants
-            .iter()
-            .map(|p| (p.user.clone(), p.role))
-            .collect();
-        let mut clients: BTreeMap<UserUri, usize> = BTreeMap::new();
-        for m in &view.members {
-            *clients.entry(m.user()).or_default() += 1;
-        }
+        let participants = roles_of(state);
+        let clients = clients_per_user(&view.members);
         // The draft's one-step departure (digest §4.6), as the room's policy judges it.
         let n = u32::try_from(clients.get(user).copied().unwrap_or(0)).unwrap_or(u32::MAX);
         let one_step = match kind {
@@ -1059,10 +1060,7 @@ impl Oracles {
             }
             if let Some(f) = hub_final.filter(|f| f.room == d.room && f.epoch >= d.epoch) {
                 let participants: BTreeMap<UserUri, u32> = f.participants.iter().cloned().collect();
-                let mut clients: BTreeMap<UserUri, usize> = BTreeMap::new();
-                for m in &f.members {
-                    *clients.entry(m.user()).or_default() += 1;
-                }
+                let clients = clients_per_user(&f.members);
                 done |= Entry::of(&participants, &clients, &d.user).completed();
             }
             let counted = match d.kind {

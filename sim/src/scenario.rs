@@ -207,42 +207,21 @@ impl Scenario {
 
     /// The matrix axes other than enforcement: `(variant key, values)` in key order.
     pub fn axes(&self) -> Vec<(&'static str, Vec<String>)> {
-        let names = |v: Vec<serde_json::Value>| -> Vec<String> {
-            v.into_iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
+        fn names<T: Serialize>(values: &[T]) -> Vec<String> {
+            values
+                .iter()
+                .filter_map(|x| serde_json::to_value(x).ok()?.as_str().map(str::to_string))
                 .collect()
-        };
+        }
         let m = &self.matrix;
-        let mut out = Vec::new();
-        if !m.hub_transfer.is_empty() {
-            out.push((
-                "hub_transfer",
-                names(
-                    m.hub_transfer
-                        .iter()
-                        .filter_map(|x| serde_json::to_value(x).ok())
-                        .collect(),
-                ),
-            ));
-        }
-        if !m.leave_order.is_empty() {
-            out.push((
-                "leave_order",
-                names(
-                    m.leave_order
-                        .iter()
-                        .filter_map(|x| serde_json::to_value(x).ok())
-                        .collect(),
-                ),
-            ));
-        }
-        if !m.room_state.is_empty() {
-            out.push((
-                "room_state",
-                m.room_state.iter().map(|x| x.name().to_string()).collect(),
-            ));
-        }
-        out
+        [
+            ("hub_transfer", names(&m.hub_transfer)),
+            ("leave_order", names(&m.leave_order)),
+            ("room_state", names(&m.room_state)),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
     }
 
     /// Every cell of the file's matrix: each combination of the non-enforcement axes

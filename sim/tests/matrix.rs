@@ -45,6 +45,26 @@ fn a_matrix_axis_gives_one_cell_per_value_each_with_its_expectation() {
         Some("takeover-unfenced")
     );
 
+    // The room-state axis: bound and hub-only, each under off, mls and full.
+    let (s, _) = Scenario::load(&root().join("scenarios/room-state-binding.toml")).unwrap();
+    let labels: Vec<String> = s
+        .cells()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} {}", c.variant_label(), c.level.name()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "room_state=bound off",
+            "room_state=bound mls",
+            "room_state=bound full",
+            "room_state=hub-only off",
+            "room_state=hub-only mls",
+            "room_state=hub-only full",
+        ]
+    );
+
     // Two axes multiply; enforcement is the inner one.
     let text = std::fs::read_to_string(root().join("scenarios/drafts-flows.toml")).unwrap();
     let text = format!(
