@@ -810,6 +810,19 @@ pub struct Expectation {
     pub within_seeds: u32,
 }
 
+impl ExpectCase {
+    /// The case's expectation as an `[expect]` table without level tables (so it is
+    /// validated and resolved the way `[expect]` is).
+    pub fn as_expect(&self) -> Expect {
+        Expect {
+            outcome: self.outcome,
+            violations: self.violations.clone(),
+            within_seeds: self.within_seeds,
+            ..Expect::default()
+        }
+    }
+}
+
 impl Expect {
     /// The expectation of a cell whose variant has these `values` (see
     /// [`Scenario::variant_values`]): the first matching `[[expect.case]]`, else the
@@ -822,11 +835,7 @@ impl Expect {
                 .all(|(k, v)| values.get(k.as_str()) == Some(v))
         });
         if let Some(c) = hit {
-            return Expectation {
-                outcome: c.outcome,
-                violations: c.violations.iter().map(|v| v.get_ref().clone()).collect(),
-                within_seeds: c.within_seeds.unwrap_or(1).max(1),
-            };
+            return c.as_expect().at(EnforcementLevel::Full);
         }
         let level = match values.get("enforcement").map(String::as_str) {
             Some("off") => EnforcementLevel::Off,
@@ -1318,17 +1327,7 @@ impl Scenario {
             .case
             .iter()
             .enumerate()
-            .map(|(i, c)| {
-                (
-                    format!("expect.case[{i}]"),
-                    Expect {
-                        outcome: c.outcome,
-                        violations: c.violations.clone(),
-                        within_seeds: c.within_seeds,
-                        ..Expect::default()
-                    },
-                )
-            })
+            .map(|(i, c)| (format!("expect.case[{i}]"), c.as_expect()))
             .collect();
         for (i, c) in self.expect.case.iter().enumerate() {
             if c.when.get_ref().is_empty() {

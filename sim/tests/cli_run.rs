@@ -3,22 +3,10 @@
 //! two processes and another seed another hash; a trace replays to the same hash; bad
 //! input exits 2 with a message naming the file, the line and the field.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mimi-sim"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod common;
+use common::{root, sim};
 
 fn run_json(scenario: &str, seed: u64) -> (Option<i32>, Value) {
     let out = sim(&["run", scenario, "--seed", &seed.to_string(), "--json"]);

@@ -2,23 +2,13 @@
 //! `--variant KEY=VALUE`. One file stands for several protocol variants side by side;
 //! each cell is selected, judged, recorded and replayed with its own values.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use mimi_sim::scenario::{ExpectedOutcome, Scenario};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mimi-sim"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod common;
+use common::{root, sim};
 
 const PARTITION: &str = "scenarios/hub-transfer-takeover-partition.toml";
 
