@@ -173,7 +173,9 @@ enum Command {
 #[derive(Subcommand)]
 enum VectorsCommand {
     /// MLS passive-client vectors (mlswg/mls-implementations): a joined client and the
-    /// hub's public view replay every epoch; exit 1 on any disagreement.
+    /// hub's public view replay every epoch; exit 1 on any disagreement. A vector whose
+    /// KeyPackage breaks RFC 9420 is reported on its own line ("violates RFC 9420") and
+    /// is neither agreement nor disagreement (exit 0 if everything else agrees).
     Mls {
         /// The vector file, e.g. passive-client-handling-commit.json.
         file: PathBuf,

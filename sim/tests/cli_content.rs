@@ -3,9 +3,10 @@
 
 use std::process::Command;
 
-fn shared(name: &str) -> String {
+/// A vendored upstream example (`testdata/README.md`).
+fn example(name: &str) -> String {
     format!(
-        "{}/../../shared/testdata/mimi-content/{name}",
+        "{}/../testdata/mimi-content/{name}",
         env!("CARGO_MANIFEST_DIR")
     )
 }
@@ -16,8 +17,8 @@ fn prints_the_message_ids_of_the_drafts_examples() {
         .args([
             "vectors",
             "content",
-            &shared("original.cbor"),
-            &shared("reply.cbor"),
+            &example("original.cbor"),
+            &example("reply.cbor"),
         ])
         .output()
         .unwrap();
@@ -38,7 +39,7 @@ fn bad_files_exit_2_naming_the_file() {
         .args([
             "vectors",
             "content",
-            &shared("original.edn"),
+            &example("original.edn"),
             "/nonexistent.cbor",
         ])
         .output()

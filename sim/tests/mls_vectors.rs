@@ -6,14 +6,21 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
+use mimi_sim::vectors::rfc9420::decode_key_package;
 use mimi_sim::vectors::{
-    parse_passive_client_tests, replay_passive_client_tests, replay_test, Disagreement,
-    HubViewOrigin, PassiveClientTest, ReplayReport, SkipReason, Step, TestOutcome, Verdict,
+    check_key_package, parse_passive_client_tests, replay_passive_client_tests, replay_test,
+    Disagreement, HubViewOrigin, KeyPackageCheck, PassiveClientTest, ReplayReport,
+    Rfc9420CheckCounts, SkipReason, Step, TestOutcome, Verdict,
 };
 
+/// The vendored vector files (`testdata/README.md` gives their source and licence).
 const HANDLING_COMMIT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/testdata/mls/passive-client-handling-commit.json"
+    "/../testdata/mls/passive-client-handling-commit.json"
+);
+const WELCOME: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testdata/mls/passive-client-welcome.json"
 );
 
 /// Bytes at the end of a member's commit PublicMessage (RFC 9420 §6.2) for the SHA-256
@@ -22,10 +29,14 @@ const HANDLING_COMMIT: &str = concat!(
 const MAC_FIELD: usize = 33;
 const ED25519_SIGNATURE_FIELD: usize = 65;
 
-fn load() -> Vec<PassiveClientTest> {
-    let bytes = std::fs::read(HANDLING_COMMIT)
-        .expect("vector file (see COMMON.md for the shared/ symlink)");
+fn load_file(path: &str) -> Vec<PassiveClientTest> {
+    let bytes =
+        std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (vendored in testdata/mls/)"));
     parse_passive_client_tests(&bytes).expect("vector file parses")
+}
+
+fn load() -> Vec<PassiveClientTest> {
+    load_file(HANDLING_COMMIT)
 }
 
 fn unsupported(suite: u16) -> String {
@@ -39,6 +50,9 @@ fn handling_commit_vectors_all_agree_on_client_and_hub() {
 
     let mut report = ReplayReport::default();
     for (index, test) in tests.iter().enumerate() {
+        let check = check_key_package(&test.key_package);
+        assert_eq!(check, KeyPackageCheck::Conforms, "test {index}");
+        report.record_check(&check);
         let outcome = replay_test(index, test);
         if (1..=3).contains(&test.cipher_suite) {
             // Every test of a supported suite is replayed on both sides and agrees.
@@ -82,9 +96,160 @@ fn handling_commit_vectors_all_agree_on_client_and_hub() {
         report.client_only.checked, 0,
         "no private handshakes in this file"
     );
+    // Every key package was read by our RFC 9420 check and none breaks it: their
+    // capabilities list no extensions and they carry none (decoded: 91 of 91).
+    assert_eq!(
+        report.rfc9420_check,
+        Rfc9420CheckCounts {
+            key_packages_checked: 91,
+            key_packages_undecodable: 0
+        }
+    );
+    assert_eq!(report.violating_rfc9420, 0);
 
     // The file-level entry point totals the same.
     assert_eq!(replay_passive_client_tests(&tests), report);
+}
+
+#[test]
+fn welcome_vectors_all_agree_and_none_breaks_rfc_9420() {
+    let tests = load_file(WELCOME);
+    assert_eq!(tests.len(), 56);
+    assert!(tests.iter().all(|t| t.epochs.is_empty()), "joins only");
+    let with_tree = tests.iter().filter(|t| t.ratchet_tree.is_some()).count();
+    assert_eq!(
+        with_tree, 28,
+        "half bring the ratchet tree beside the Welcome"
+    );
+
+    let report = replay_passive_client_tests(&tests);
+    assert_eq!(report.tests, 56);
+    // 8 tests for each of suites 1-3.
+    assert_eq!(report.run, 24);
+    assert_eq!(report.agreeing, 24, "{report}");
+    assert_eq!(report.disagreeing, 0, "{report}");
+    assert_eq!(
+        report.epochs_agreeing, 24,
+        "the join is the only epoch check"
+    );
+    let expected: BTreeMap<String, usize> = (4..=7).map(|s| (unsupported(s), 8)).collect();
+    assert_eq!(report.skipped, expected);
+    assert_eq!(report.rfc9420_check.key_packages_checked, 56);
+    assert_eq!(report.rfc9420_check.key_packages_undecodable, 0);
+    assert_eq!(report.violating_rfc9420, 0);
+}
+
+// ---- inputs that break RFC 9420 ----
+
+/// Where a planted extension goes.
+#[derive(Clone, Copy)]
+enum Plant {
+    /// The KeyPackage's own `extensions` (RFC 9420 §10).
+    KeyPackageExtensions,
+    /// `leaf_node.extensions` (RFC 9420 §7.2).
+    LeafExtensions,
+}
+
+/// `last_resort` (draft-ietf-mls-extensions): the KeyPackage extension some generators
+/// emit without listing it in the leaf's capabilities.
+const LAST_RESORT: u16 = 0x000a;
+
+/// Adds an extension of `extension_type` with empty data to a suite-1 vector key package
+/// that carries none. Such a key package ends (RFC 9420 §7.2, §10) with
+/// `leaf_node.extensions<V>` = 0x00, the leaf's Ed25519 `signature<V>` (0x40 0x40 and 64
+/// bytes), the KeyPackage's `extensions<V>` = 0x00 and its `signature<V>` (0x40 0x40, 64).
+/// Signatures are left as they are: the RFC check reads structure only.
+fn plant_extension(key_package: &mut Vec<u8>, plant: Plant, extension_type: u16) {
+    const SIGNED_TAIL: usize = 1 + 2 + 64;
+    let at = match plant {
+        Plant::KeyPackageExtensions => key_package.len() - SIGNED_TAIL,
+        Plant::LeafExtensions => key_package.len() - 2 * SIGNED_TAIL,
+    };
+    assert_eq!(
+        key_package[at..at + 3],
+        [0x00, 0x40, 0x40],
+        "an empty extensions<V> before a 64-byte signature<V>"
+    );
+    let [hi, lo] = extension_type.to_be_bytes();
+    // extensions<V> of one Extension { extension_type, extension_data<V> = empty }.
+    key_package.splice(at..at + 1, [0x03, hi, lo, 0x00]);
+}
+
+#[test]
+fn a_key_package_extension_missing_from_capabilities_is_reported_as_violating_rfc_9420() {
+    let mut test = load().swap_remove(0);
+    assert_eq!(test.cipher_suite, 1);
+    plant_extension(
+        &mut test.key_package,
+        Plant::KeyPackageExtensions,
+        LAST_RESORT,
+    );
+    let fields = decode_key_package(&test.key_package).expect("the plant still decodes");
+    assert_eq!(fields.key_package_extensions, vec![LAST_RESORT]);
+    assert!(fields.capability_extensions.is_empty());
+
+    let TestOutcome::ViolatesRfc9420(found) = replay_test(0, &test) else {
+        panic!("the planted violation went unnoticed");
+    };
+    assert_eq!(found.test, 0);
+    match found.violations.as_slice() {
+        [v] => {
+            assert_eq!(v.section, "RFC 9420 §10");
+            assert!(v.detail.contains("0x000a"), "{v}");
+        }
+        other => panic!("expected one violation: {other:?}"),
+    }
+    assert!(
+        matches!(found.client, Verdict::Rejected(_)),
+        "openmls refuses it too: {}",
+        found.client
+    );
+
+    // In a file: not agreement, not disagreement.
+    let mut tests = load();
+    tests[0] = test;
+    let report = replay_passive_client_tests(&tests);
+    assert_eq!(report.violating_rfc9420, 1);
+    assert_eq!(
+        (report.run, report.agreeing, report.disagreeing),
+        (38, 38, 0)
+    );
+    assert!(!report.has_disagreement());
+    assert_eq!(report.rfc9420_violations[0].test, 0);
+    assert_eq!(report.rfc9420_check.key_packages_checked, 91);
+}
+
+#[test]
+fn a_leaf_extension_missing_from_capabilities_is_reported_as_violating_rfc_9420() {
+    let mut test = load().swap_remove(1);
+    assert_eq!(test.cipher_suite, 1);
+    plant_extension(&mut test.key_package, Plant::LeafExtensions, 0xff02);
+    let TestOutcome::ViolatesRfc9420(found) = replay_test(1, &test) else {
+        panic!("the planted violation went unnoticed");
+    };
+    match found.violations.as_slice() {
+        [v] => {
+            assert_eq!(v.section, "RFC 9420 §7.2");
+            assert!(v.detail.contains("leaf_node extension(s) 0xff02"), "{v}");
+        }
+        other => panic!("expected one violation: {other:?}"),
+    }
+
+    // A default extension type (application_id) need not be listed: no violation, and
+    // the replay runs (and fails on the broken leaf signature: a disagreement).
+    let mut test = load().swap_remove(1);
+    plant_extension(&mut test.key_package, Plant::LeafExtensions, 0x0001);
+    assert_eq!(
+        check_key_package(&test.key_package),
+        KeyPackageCheck::Conforms
+    );
+    assert!(matches!(
+        replay_test(1, &test),
+        TestOutcome::Replayed {
+            failure: Some(_),
+            ..
+        }
+    ));
 }
 
 /// Flip one bit of `bytes[index]`.
@@ -332,6 +497,8 @@ fn cli_exits_0_when_all_agree_and_prints_one_json_object() {
     assert_eq!(json["agreeing"], 39);
     assert_eq!(json["disagreeing"], 0);
     assert_eq!(json["skipped"]["unsupported cipher suite 7"], 13);
+    assert_eq!(json["violating_rfc9420"], 0);
+    assert_eq!(json["rfc9420_check"]["key_packages_checked"], 91);
 
     let human = mimi_sim()
         .args(["vectors", "mls", HANDLING_COMMIT])
@@ -341,6 +508,7 @@ fn cli_exits_0_when_all_agree_and_prints_one_json_object() {
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(text.contains("tests:     91"), "{text}");
     assert!(text.contains("agreeing:  39"), "{text}");
+    assert!(text.contains("violates RFC 9420: 0"), "{text}");
 }
 
 #[test]
@@ -377,6 +545,51 @@ fn cli_exits_1_on_a_tampered_file() {
     assert_eq!(report["failures"][0]["test"], 0);
     assert_eq!(report["failures"][0]["epoch"], 2);
     assert_eq!(report["failures"][0]["disagreements"][0]["hub"], "accepted");
+}
+
+#[test]
+fn cli_reports_a_vector_violating_rfc_9420_on_its_own_line_and_exits_0() {
+    let text = std::fs::read_to_string(HANDLING_COMMIT).expect("vector file");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let mut key_package = hex::decode(json[0]["key_package"].as_str().expect("hex")).unwrap();
+    plant_extension(&mut key_package, Plant::KeyPackageExtensions, LAST_RESORT);
+    json[0]["key_package"] = serde_json::Value::String(hex::encode(&key_package));
+    let path = scratch("violating-handling-commit.json");
+    std::fs::write(&path, serde_json::to_vec(&json).expect("encode")).expect("write");
+
+    let out = mimi_sim()
+        .args(["vectors", "mls"])
+        .arg(&path)
+        .arg("--json")
+        .output()
+        .expect("run mimi-sim");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a violation is not a disagreement: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(report["violating_rfc9420"], 1);
+    assert_eq!(report["agreeing"], 38);
+    assert_eq!(report["disagreeing"], 0);
+    let found = &report["rfc9420_violations"][0];
+    assert_eq!(found["test"], 0);
+    assert_eq!(found["violations"][0]["section"], "RFC 9420 §10");
+
+    let human = mimi_sim()
+        .args(["vectors", "mls"])
+        .arg(&path)
+        .output()
+        .expect("run mimi-sim");
+    assert_eq!(human.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("violates RFC 9420: 1"), "{text}");
+    assert!(
+        text.contains("RFC test 0: RFC 9420 §10: a KeyPackage's extensions must be listed"),
+        "{text}"
+    );
+    assert!(text.contains("agreeing:  38"), "{text}");
 }
 
 #[test]

@@ -9,10 +9,8 @@ use super::cbor::{self, CborError, Value};
 use super::*;
 use crate::ids::{RoomUri, UserUri};
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/testdata/mimi-content"
-);
+/// The vendored upstream examples (`testdata/README.md` gives their source and licence).
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/mimi-content");
 
 struct Example {
     name: String,

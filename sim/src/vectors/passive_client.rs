@@ -48,6 +48,11 @@
 //!   on the client alone.
 //! * **Which suites run** is decided by the provider (`OpenMlsCrypto::supports`): for
 //!   RustCrypto that is suites 1, 2 and 3; others are "unsupported cipher suite N".
+//! * **Inputs that break RFC 9420.** Before anything else, each test's KeyPackage goes
+//!   through our own RFC 9420 check ([`super::rfc9420`]). A test whose KeyPackage breaks a
+//!   rule there (e.g. an extension missing from its leaf's capabilities, §10) is not
+//!   replayed: it is reported as violating RFC 9420 together with what the client's
+//!   key-package check made of it (it runs for any cipher suite, supported or not).
 //! * The client accepts PublicMessage and PrivateMessage handshakes (mixed incoming wire
 //!   format policy) and keeps [`RESUMPTION_PSKS_KEPT`] resumption PSKs, so vectors that
 //!   use resumption PSKs of recent epochs can be followed.
@@ -77,8 +82,10 @@ use serde::{Deserialize, Serialize};
 use super::mls_file::PassiveClientTest;
 use super::provider::{ReplayProvider, VectorSigner};
 use super::report::{
-    Disagreement, Failure, HubViewOrigin, ReplayReport, SkipReason, Step, TestOutcome, Verdict,
+    Disagreement, Failure, HubViewOrigin, ReplayReport, SkipReason, Step, TestOutcome,
+    VectorViolation, Verdict,
 };
+use super::rfc9420::{check_key_package, KeyPackageCheck};
 
 /// Resumption PSKs the client keeps (past epochs it can still inject as a PSK).
 pub const RESUMPTION_PSKS_KEPT: usize = 16;
@@ -86,17 +93,51 @@ pub const RESUMPTION_PSKS_KEPT: usize = 16;
 /// Label of the payload signed to check that `signature_priv` belongs to the own leaf.
 const SIGNATURE_KEY_PROBE: &[u8] = b"mimi-sim vector replay: signature key probe";
 
-/// Replays every test of a passive-client vector file and totals the outcomes.
+/// Checks and replays every test of a passive-client vector file and totals the outcomes.
 pub fn replay_passive_client_tests(tests: &[PassiveClientTest]) -> ReplayReport {
     let mut report = ReplayReport::default();
     for (index, test) in tests.iter().enumerate() {
-        report.record(replay_test(index, test));
+        let check = check_key_package(&test.key_package);
+        report.record_check(&check);
+        report.record(outcome_after_check(index, test, check));
     }
     report
 }
 
-/// Replays one test (`index` is its position in the file, used in failures).
+/// Checks one test's inputs against RFC 9420 and, if they conform, replays it (`index`
+/// is its position in the file, used in failures).
 pub fn replay_test(index: usize, test: &PassiveClientTest) -> TestOutcome {
+    outcome_after_check(index, test, check_key_package(&test.key_package))
+}
+
+fn outcome_after_check(
+    index: usize,
+    test: &PassiveClientTest,
+    check: KeyPackageCheck,
+) -> TestOutcome {
+    match check {
+        KeyPackageCheck::Violates(violations) => TestOutcome::ViolatesRfc9420(VectorViolation {
+            test: index,
+            violations,
+            client: client_key_package_verdict(test),
+        }),
+        KeyPackageCheck::Conforms | KeyPackageCheck::Undecodable(_) => {
+            replay_conforming(index, test)
+        }
+    }
+}
+
+/// What the client's key-package check makes of the vector's KeyPackage (not run for a
+/// cipher suite the provider lacks: signatures could not be checked).
+fn client_key_package_verdict(test: &PassiveClientTest) -> Verdict {
+    if supported_ciphersuite(test.cipher_suite).is_none() {
+        return Verdict::NotRun;
+    }
+    verdict(key_package_from_vector(&test.key_package, &RustCrypto::default()).map(|_| ()))
+}
+
+/// Replays a test whose inputs the RFC 9420 check did not refuse.
+fn replay_conforming(index: usize, test: &PassiveClientTest) -> TestOutcome {
     let Some(ciphersuite) = supported_ciphersuite(test.cipher_suite) else {
         return TestOutcome::Skipped(SkipReason::UnsupportedCipherSuite(test.cipher_suite));
     };

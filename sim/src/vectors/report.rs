@@ -8,6 +8,13 @@
 //! (PrivateMessage) is skipped for the hub but still checked on the client alone
 //! (`client_only`).
 //!
+//! A test whose inputs break RFC 9420 ([`super::rfc9420`]: e.g. a KeyPackage carrying an
+//! extension its leaf's capabilities do not list, §10) **violates RFC 9420**: a
+//! conforming implementation must refuse what the vector expects to be accepted, so the
+//! test counts neither as agreeing nor as disagreeing. It is reported on its own line,
+//! citing the section, with what our client made of the input; it does not make
+//! `vectors mls` exit 1.
+//!
 //! Epoch numbers in failures: 0 is the join (Welcome and the hub's view built from the
 //! client's GroupInfo); `k` ≥ 1 is the `k`-th entry of the vector's `epochs`.
 
@@ -15,6 +22,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
+
+use super::rfc9420::{KeyPackageCheck, RfcViolation};
 
 /// How many failures a report lists; the rest are only counted.
 pub const MAX_REPORTED_FAILURES: usize = 20;
@@ -164,11 +173,38 @@ pub enum HubViewOrigin {
     ClientStateAfterExpiredLifetime,
 }
 
+/// A test whose inputs break RFC 9420.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VectorViolation {
+    /// Index of the test in the file.
+    pub test: usize,
+    /// The rules broken (at least one).
+    pub violations: Vec<RfcViolation>,
+    /// What our client's key-package check (openmls `KeyPackageIn::validate`, lifetime
+    /// aside) made of the same KeyPackage; `not_run` for a cipher suite it lacks.
+    pub client: Verdict,
+}
+
+impl fmt::Display for VectorViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "test {}: ", self.test)?;
+        for (i, v) in self.violations.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{v}")?;
+        }
+        write!(f, "; our client {}", self.client)
+    }
+}
+
 /// The outcome of one test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TestOutcome {
     /// Not replayed at all.
     Skipped(SkipReason),
+    /// Not replayed: the vector's inputs break RFC 9420.
+    ViolatesRfc9420(VectorViolation),
     /// Replayed on the client, and on the hub unless `hub_skipped` says why not.
     Replayed {
         /// Why the hub did not take part, if it did not.
@@ -191,6 +227,15 @@ pub struct ClientOnlyCounts {
     pub agreeing: usize,
 }
 
+/// What the RFC 9420 input check could read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Rfc9420CheckCounts {
+    /// KeyPackages the check decoded and judged (conforming or not).
+    pub key_packages_checked: usize,
+    /// KeyPackages it could not decode (left to the replay).
+    pub key_packages_undecodable: usize,
+}
+
 /// Totals of a replay of one vector file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReplayReport {
@@ -202,6 +247,12 @@ pub struct ReplayReport {
     pub agreeing: usize,
     /// Tests (run or client-only) with a disagreement.
     pub disagreeing: usize,
+    /// Tests whose inputs break RFC 9420: neither agreeing nor disagreeing.
+    pub violating_rfc9420: usize,
+    /// The first [`MAX_REPORTED_FAILURES`] of those, in test order.
+    pub rfc9420_violations: Vec<VectorViolation>,
+    /// How many KeyPackages the RFC 9420 check read.
+    pub rfc9420_check: Rfc9420CheckCounts,
     /// Epoch checks that agreed, over all replayed tests (the join counts as one).
     pub epochs_agreeing: usize,
     /// Tests (or their hub part) not replayed, by reason.
@@ -220,12 +271,29 @@ pub struct ReplayReport {
 }
 
 impl ReplayReport {
+    /// Counts what the RFC 9420 check made of one test's KeyPackage (the verdict itself
+    /// is in the test's outcome).
+    pub fn record_check(&mut self, check: &KeyPackageCheck) {
+        match check {
+            KeyPackageCheck::Conforms | KeyPackageCheck::Violates(_) => {
+                self.rfc9420_check.key_packages_checked += 1
+            }
+            KeyPackageCheck::Undecodable(_) => self.rfc9420_check.key_packages_undecodable += 1,
+        }
+    }
+
     /// Adds one test's outcome.
     pub fn record(&mut self, outcome: TestOutcome) {
         self.tests += 1;
         match outcome {
             TestOutcome::Skipped(reason) => {
                 *self.skipped.entry(reason.to_string()).or_insert(0) += 1;
+            }
+            TestOutcome::ViolatesRfc9420(violation) => {
+                self.violating_rfc9420 += 1;
+                if self.rfc9420_violations.len() < MAX_REPORTED_FAILURES {
+                    self.rfc9420_violations.push(violation);
+                }
             }
             TestOutcome::Replayed {
                 hub_skipped,
@@ -281,6 +349,26 @@ impl fmt::Display for ReplayReport {
         writeln!(f, "run:       {} (client and hub)", self.run)?;
         writeln!(f, "agreeing:  {}", self.agreeing)?;
         writeln!(f, "disagreeing: {}", self.disagreeing)?;
+        writeln!(
+            f,
+            "violates RFC 9420: {} (the vector's input breaks the RFC: neither agreeing nor disagreeing)",
+            self.violating_rfc9420
+        )?;
+        for violation in &self.rfc9420_violations {
+            writeln!(f, "  RFC {violation}")?;
+        }
+        if self.violating_rfc9420 > self.rfc9420_violations.len() {
+            writeln!(
+                f,
+                "  ... and {} more",
+                self.violating_rfc9420 - self.rfc9420_violations.len()
+            )?;
+        }
+        writeln!(
+            f,
+            "key packages checked against RFC 9420: {} ({} not decodable by the check)",
+            self.rfc9420_check.key_packages_checked, self.rfc9420_check.key_packages_undecodable
+        )?;
         writeln!(f, "epoch checks agreeing: {}", self.epochs_agreeing)?;
         writeln!(
             f,
@@ -364,6 +452,64 @@ mod tests {
         assert_eq!(
             report.failures[0].to_string(),
             "test 2, epoch 1: epoch authenticator: vector aa, client bb"
+        );
+    }
+
+    #[test]
+    fn a_vector_violating_the_rfc_is_neither_agreement_nor_disagreement() {
+        let mut report = ReplayReport::default();
+        report.record_check(&KeyPackageCheck::Conforms);
+        report.record(TestOutcome::Replayed {
+            hub_skipped: None,
+            hub_view: Some(HubViewOrigin::GroupInfo),
+            epochs_agreeing: 3,
+            failure: None,
+        });
+        let violation = VectorViolation {
+            test: 1,
+            violations: vec![RfcViolation {
+                section: "RFC 9420 §10",
+                rule:
+                    "a KeyPackage's extensions must be listed in leaf_node.capabilities.extensions",
+                detail: "KeyPackage extension(s) 0x000a not in capabilities.extensions []".into(),
+            }],
+            client: Verdict::Rejected("invalid key package".into()),
+        };
+        report.record_check(&KeyPackageCheck::Violates(violation.violations.clone()));
+        report.record(TestOutcome::ViolatesRfc9420(violation.clone()));
+        report.record_check(&KeyPackageCheck::Undecodable("truncated".into()));
+        report.record(TestOutcome::Skipped(SkipReason::UnsupportedCipherSuite(4)));
+
+        assert_eq!(report.tests, 3);
+        assert_eq!((report.run, report.agreeing, report.disagreeing), (1, 1, 0));
+        assert_eq!(report.violating_rfc9420, 1);
+        assert_eq!(report.rfc9420_violations, vec![violation]);
+        assert_eq!(
+            report.rfc9420_check,
+            Rfc9420CheckCounts {
+                key_packages_checked: 2,
+                key_packages_undecodable: 1
+            }
+        );
+        assert!(
+            !report.has_disagreement(),
+            "a violation is not a disagreement"
+        );
+        let text = report.to_string();
+        assert!(text.contains("violates RFC 9420: 1"), "{text}");
+        assert!(
+            text.contains("RFC test 1: RFC 9420 §10: a KeyPackage's extensions"),
+            "{text}"
+        );
+        assert!(
+            text.contains("our client rejected (invalid key package)"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).expect("serialises");
+        assert_eq!(json["violating_rfc9420"], 1);
+        assert_eq!(
+            json["rfc9420_violations"][0]["violations"][0]["section"],
+            "RFC 9420 §10"
         );
     }
 
