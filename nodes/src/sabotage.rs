@@ -19,6 +19,10 @@ pub enum Bug {
     HubDropsMessageFanout,
     /// Follower: hands each /notify batch to its clients in reverse order.
     FollowerReversesBatches,
+    /// Hub: the Welcome fan-out of an accepted commit fails to encode, as a message beyond
+    /// a length limit would. A correct hub refuses such a commit (500, state unchanged)
+    /// instead of accepting it and dropping the Welcome; this fault shows that it does.
+    HubWelcomeUnencodable,
     /// Follower: processes every /notify body, including retransmissions (no dedup).
     FollowerSkipsDedup,
     /// Follower: hands a local client's commit to the room's other local clients as soon
@@ -55,10 +59,11 @@ impl Bug {
 
 impl Bug {
     /// Every bug, in order.
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::HubSequencesEveryCommit,
         Bug::HubSkipsMerge,
         Bug::HubDropsMessageFanout,
+        Bug::HubWelcomeUnencodable,
         Bug::FollowerReversesBatches,
         Bug::FollowerSkipsDedup,
         Bug::FollowerEchoesLocalCommits,

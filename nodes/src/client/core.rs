@@ -9,14 +9,33 @@
 //! a provider-side transport failure (HTTP 5xx), has an *ambiguous* outcome: the hub may
 //! or may not have accepted it. The client resends the byte-identical request (with a new
 //! `corr`) after a backoff ([`RESEND_BACKOFF_BASE_MS`] doubling to
-//! [`RESEND_BACKOFF_MAX_MS`]) and never gives up while the outcome is ambiguous
-//! ([`Client::on_tick`] drives the timers; [`ClientEvent::Resent`] counts the attempts).
+//! [`RESEND_BACKOFF_MAX_MS`]), at most [`MAX_ATTEMPTS`] sends in all
+//! ([`Client::on_tick`] drives the timers from the `now` it is given;
+//! [`ClientEvent::Resent`] counts the attempts). When the attempts are used up, an op
+//! whose message may be in the room's log waits for evidence (below, at most
+//! [`EVIDENCE_TIMEOUT`]); any other op fails at once. Either way the op ends with an
+//! [`ClientEvent::OpFailed`] whose reason starts with "gave up after" and the room's
+//! queue moves on.
 //!
 //! Every op that puts an MLS message in the room's log (commit, proposal bundle,
 //! application message) remembers that message's bytes ("echo"). The fan-out settles the
 //! op whatever the replies said: our own bytes in the fan-out mean it was accepted; a
 //! commit of the op's epoch that is not ours means it never will be (the hub sequences
 //! one commit per epoch and logs in order), so the op is retried at the new epoch.
+//!
+//! ## Evidence phase
+//!
+//! An op waits for the fan-out to settle it ("evidence") after a `wrongEpoch` /
+//! `epochTooOld` naming a later epoch than its message's (the epoch's commit is in the
+//! log, ours or not), after a success under x-hub-only-room-state (we merge at our echo),
+//! and after its attempts are used up. The wait is bounded by [`EVIDENCE_TIMEOUT`]. When it
+//! expires the client asks the hub once more with the byte-identical request (the hub
+//! answers a resend of a message it accepted with the original success, see `hub::core`),
+//! and that answer is taken as definitive: a success settles the op as accepted; a
+//! `wrongEpoch` / `epochTooOld` again means the hub did not take it, and the op fails
+//! ("no evidence ...", its pending commit discarded) instead of waiting for a fan-out
+//! that is not coming (a follower that drops it, a provider cut off). With no attempt
+//! left, the op fails at the deadline ("gave up after ...").
 //!
 //! ## Choices
 //!
@@ -74,6 +93,16 @@ pub const RELAY_TIMEOUT: Millis = 5_000;
 pub const RESEND_BACKOFF_BASE_MS: Millis = 500;
 /// Cap of the resend delay.
 pub const RESEND_BACKOFF_MAX_MS: Millis = 8_000;
+/// Sends of one request (the first and every resend after an ambiguous outcome or an
+/// expired evidence phase) before the client stops sending it. With replies that are
+/// all 5xx this spans about two minutes of backoff ([`resend_backoff`]); with no replies
+/// at all [`RELAY_TIMEOUT`] more per attempt. Longer than the scenarios' outages of a
+/// hub that comes back, short enough that an op against a hub that never answers
+/// definitively ends within a run.
+pub const MAX_ATTEMPTS: u32 = 20;
+/// Longest wait in the evidence phase (see the module doc) before the client asks the
+/// hub once more or, with no attempt left, fails the op.
+pub const EVIDENCE_TIMEOUT: Millis = 30_000;
 /// Correlation ids of one op's attempts that are still recognised (older ones are
 /// ignored like any unknown `corr`).
 pub const MAX_ATTEMPT_CORRS: usize = 32;
@@ -329,8 +358,8 @@ enum Phase {
     Waiting { deadline: Millis },
     /// The outcome was ambiguous: resend at `resend_at`.
     Backoff { resend_at: Millis },
-    /// The hub said `wrongEpoch`/`epochTooOld`; the fan-out will settle the op.
-    Evidence,
+    /// The fan-out should settle the op (see the module doc); until `deadline`.
+    Evidence { deadline: Millis },
 }
 
 struct InFlight {
@@ -347,6 +376,11 @@ struct InFlight {
     echo: Option<Echo>,
     /// The hub's `currentEpoch` from a `wrongEpoch`/`epochTooOld` answer.
     hub_epoch: Option<u64>,
+    /// The evidence phase expired and the request was sent again: its answer is
+    /// definitive (see the module doc).
+    rechecked: bool,
+    /// Why the last attempt's outcome was ambiguous (for the failure reason).
+    last_ambiguity: String,
 }
 
 #[derive(Default)]
@@ -671,27 +705,50 @@ impl Client {
                     },
                     echo,
                     hub_epoch: None,
+                    rechecked: false,
+                    last_ambiguity: String::new(),
                 },
                 retries,
             ));
         }
     }
 
-    /// The earliest time [`Client::on_tick`] has something to do (a reply deadline or a
-    /// resend), if any.
+    /// The earliest time [`Client::on_tick`] has something to do (a reply deadline, a
+    /// resend or the end of an evidence phase), if any.
     pub fn next_wakeup(&self) -> Option<Millis> {
         self.rooms
             .values()
             .filter_map(|r| match r.in_flight.as_ref()?.0.phase {
                 Phase::Waiting { deadline } => Some(deadline),
                 Phase::Backoff { resend_at } => Some(resend_at),
-                Phase::Evidence => None,
+                Phase::Evidence { deadline } => Some(deadline),
             })
             .min()
     }
 
+    /// Stop working on the op in flight in `room`: no more sends. Its pending commit is
+    /// discarded (as after any definitive failure) and it fails with `reason`.
+    fn give_up(&mut self, room: &RoomUri, reason: String) {
+        let Some((f, _)) = self.rooms.get_mut(room).and_then(|r| r.in_flight.take()) else {
+            return;
+        };
+        if let Stage::Update { commit: true, join } = f.stage {
+            self.discard_update(room, true, join);
+        }
+        self.finish(room, f.cmd.name(), Err(reason));
+    }
+
+    /// Why the op in flight is given up after its last attempt.
+    fn gave_up_reason(f: &InFlight) -> String {
+        format!(
+            "gave up after {MAX_ATTEMPTS} attempts without a definitive answer (last: {})",
+            f.last_ambiguity
+        )
+    }
+
     /// Time passed: requests without a reply become ambiguous; ambiguous ones are resent
-    /// byte-identical (new `corr`) once their backoff is over.
+    /// byte-identical (new `corr`) once their backoff is over, up to [`MAX_ATTEMPTS`]
+    /// sends; an expired evidence phase asks the hub once more or gives the op up.
     pub fn on_tick(&mut self, now: Millis) -> Vec<ClientOutput> {
         let mut out = Vec::new();
         let rooms: Vec<RoomUri> = self.rooms.keys().cloned().collect();
@@ -707,17 +764,50 @@ impl Client {
             let Some((f, _)) = r.in_flight.as_mut() else {
                 continue;
             };
-            if let Phase::Waiting { deadline } = f.phase {
-                if deadline <= now {
+            let mut give_up = None;
+            match f.phase {
+                Phase::Waiting { deadline } if deadline <= now => {
+                    f.last_ambiguity = format!("no reply within {RELAY_TIMEOUT} ms");
                     f.phase = Phase::Backoff {
                         resend_at: now + resend_backoff(f.attempt),
                     };
                 }
+                Phase::Evidence { deadline } if deadline <= now => {
+                    if f.attempt >= MAX_ATTEMPTS {
+                        give_up = Some(format!(
+                            "{}; no fan-out settled it within {EVIDENCE_TIMEOUT} ms",
+                            Self::gave_up_reason(f)
+                        ));
+                    } else {
+                        // Ask the hub once more; its answer is definitive.
+                        f.rechecked = true;
+                        f.phase = Phase::Backoff { resend_at: now };
+                    }
+                }
+                _ => {}
             }
-            let Phase::Backoff { resend_at } = f.phase else {
-                continue;
-            };
-            if resend_at > now {
+            if give_up.is_none() {
+                let Phase::Backoff { resend_at } = f.phase else {
+                    continue;
+                };
+                if resend_at > now {
+                    continue;
+                }
+                if f.attempt >= MAX_ATTEMPTS {
+                    if f.echo.is_some() {
+                        // The message may be in the room's log: the fan-out may still
+                        // settle the op, for at most EVIDENCE_TIMEOUT.
+                        f.phase = Phase::Evidence {
+                            deadline: now + EVIDENCE_TIMEOUT,
+                        };
+                        continue;
+                    }
+                    give_up = Some(Self::gave_up_reason(f));
+                }
+            }
+            if let Some(reason) = give_up {
+                self.give_up(&room, reason);
+                self.pump(now, &room, &mut out);
                 continue;
             }
             f.attempt += 1;
@@ -1504,9 +1594,19 @@ impl Client {
         }
     }
 
-    /// Put an op back in flight, waiting for the fan-out to settle it.
-    fn await_evidence(&mut self, room: &RoomUri, mut f: InFlight, retries: u32, hub_epoch: u64) {
-        f.phase = Phase::Evidence;
+    /// Put an op back in flight, waiting (until [`EVIDENCE_TIMEOUT`] from `now`) for the
+    /// fan-out to settle it.
+    fn await_evidence(
+        &mut self,
+        now: Millis,
+        room: &RoomUri,
+        mut f: InFlight,
+        retries: u32,
+        hub_epoch: u64,
+    ) {
+        f.phase = Phase::Evidence {
+            deadline: now + EVIDENCE_TIMEOUT,
+        };
         f.hub_epoch = Some(hub_epoch);
         if let Some(r) = self.rooms.get_mut(room) {
             r.in_flight = Some((f, retries));
@@ -1577,6 +1677,11 @@ impl Client {
         if ambiguous(&response) {
             if let Some((f, _)) = self.rooms.get_mut(room).and_then(|r| r.in_flight.as_mut()) {
                 if f.corr == corr && matches!(f.phase, Phase::Waiting { .. }) {
+                    f.last_ambiguity = format!(
+                        "provider answered {}: {}",
+                        response.status,
+                        String::from_utf8_lossy(&response.body)
+                    );
                     f.phase = Phase::Backoff {
                         resend_at: now + resend_backoff(f.attempt),
                     };
@@ -1704,16 +1809,28 @@ impl Client {
                     // our commit in the fan-out; merge at our commit's echo there, so
                     // that we reach the epoch holding its list.
                     UpdateOutcome::Success { .. }
-                        if commit && !join && self.room_state.is_hub_only() =>
+                        if commit && !join && self.room_state.is_hub_only() && !f.rechecked =>
                     {
                         let next = echo_epoch.map_or(0, |e| e + 1);
-                        self.await_evidence(room, f, retries, next)
+                        self.await_evidence(now, room, f, retries, next)
                     }
                     UpdateOutcome::Success { .. } => self.update_succeeded(room, op, commit, join),
                     UpdateOutcome::WrongEpoch { current_epoch }
+                        if !join
+                            && f.rechecked
+                            && echo_epoch.is_some_and(|e| current_epoch > e) =>
+                    {
+                        self.discard_update(room, true, join);
+                        if !commit {
+                            self.discard_update(room, false, join);
+                        }
+                        let reason = Self::no_evidence(echo_epoch, "wrongEpoch", current_epoch);
+                        self.finish(room, op, Err(reason));
+                    }
+                    UpdateOutcome::WrongEpoch { current_epoch }
                         if !join && echo_epoch.is_some_and(|e| current_epoch > e) =>
                     {
-                        self.await_evidence(room, f, retries, current_epoch)
+                        self.await_evidence(now, room, f, retries, current_epoch)
                     }
                     UpdateOutcome::WrongEpoch { current_epoch } => {
                         self.discard_update(room, true, join);
@@ -1769,8 +1886,12 @@ impl Client {
                         outcome: SubmitOutcome::EpochTooOld { current_epoch },
                         ..
                     }) => {
-                        if echo_epoch.is_some_and(|e| current_epoch > e) {
-                            self.await_evidence(room, f, retries, current_epoch)
+                        if f.rechecked && echo_epoch.is_some_and(|e| current_epoch > e) {
+                            let reason =
+                                Self::no_evidence(echo_epoch, "epochTooOld", current_epoch);
+                            self.finish(room, op, Err(reason));
+                        } else if echo_epoch.is_some_and(|e| current_epoch > e) {
+                            self.await_evidence(now, room, f, retries, current_epoch)
                         } else {
                             self.retry(room, f.cmd, retries, current_epoch)
                         }
@@ -1828,6 +1949,17 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// The failure reason of an op whose evidence phase expired and whose resend was
+    /// answered `code` (the hub did not take its message).
+    fn no_evidence(echo_epoch: Option<u64>, code: &str, current_epoch: u64) -> String {
+        format!(
+            "no evidence: no fan-out of epoch {} settled the op within {EVIDENCE_TIMEOUT} ms, \
+             and the hub answered a resend with {code} (current epoch {current_epoch}): \
+             it did not take the message",
+            echo_epoch.map_or_else(|| "?".into(), |e| e.to_string())
+        )
     }
 
     /// Whether a fan-out message settles the op in flight: `Some(true)` it is the op's own

@@ -30,13 +30,14 @@ use crate::room::{
     authorize, check_commit_composition, Actor, Capability, ChangeKind, ComponentOp,
     ProposedChange, RoomState, PARTICIPANT_LIST,
 };
+use crate::wire::fanout::MAX_ROOM_STATE_BYTES;
 use crate::wire::{
     decode_exact, encode, ExternalSenderBytes, FanoutBody, FanoutMessage, GroupInfoBytes,
     GroupInfoOption, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoResponse, GroupInfoStatus,
     HandshakeBody, IdentifierUri, KeyMaterialResponse, MlsMessageBytes, PendingProposal,
     ProposalRefBytes, Protocol, RatchetTreeBytes, RatchetTreeOption, SubmitMessageRequest,
     SubmitMessageResponse, SubmitOutcome, UpdateOutcome, UpdateRequest, UpdateRoomResponse,
-    WireFormatKind,
+    WireError, WireFormatKind, MAX_BODY_BYTES,
 };
 
 use super::enforcement::{EnforcementConfig, Rule};
@@ -66,6 +67,29 @@ pub enum RejectCode {
     WrongEpoch(u64),
     NotAllowed,
     InvalidProposal(Vec<Vec<u8>>),
+    /// The hub's own fault (e.g. a log entry it cannot encode): nothing was accepted,
+    /// the answer is HTTP 500.
+    Internal,
+}
+
+/// A refusal for the hub's own fault ([`RejectCode::Internal`]).
+fn internal(reason: impl Into<String>) -> Rejection {
+    Rejection {
+        code: RejectCode::Internal,
+        rule: None,
+        reason: format!("internal error, nothing accepted: {}", reason.into()),
+    }
+}
+
+/// A log entry, encoded before the hub changes any state for the acceptance that
+/// produces it (so that an encoding failure refuses the request instead of leaving an
+/// accepted message out of the log).
+struct Entry {
+    /// The encoded FanoutMessage.
+    fanout: Vec<u8>,
+    timestamp: Millis,
+    kind: &'static str,
+    epoch: u64,
 }
 
 fn reject(rule: Rule, reason: impl Into<String>) -> Rejection {
@@ -475,6 +499,7 @@ impl Hub {
                 RejectCode::WrongEpoch(_) => "wrongEpoch".into(),
                 RejectCode::NotAllowed => "notAllowed".into(),
                 RejectCode::InvalidProposal(_) => "invalidProposal".into(),
+                RejectCode::Internal => "internal".into(),
             },
             rule: r.rule.map(Rule::id),
             reason: r.reason.clone(),
@@ -522,13 +547,17 @@ impl Hub {
                     accepted_timestamp: ts,
                 },
             },
+            Err(r) if r.code == RejectCode::Internal => {
+                self.rejected(room, "update", &r);
+                return Response::error(status::INTERNAL, r.reason);
+            }
             Err(r) => {
                 self.rejected(room, "update", &r);
                 UpdateRoomResponse {
                     error_description: r.reason.clone(),
                     outcome: match r.code {
                         RejectCode::WrongEpoch(e) => UpdateOutcome::WrongEpoch { current_epoch: e },
-                        RejectCode::NotAllowed => UpdateOutcome::NotAllowed,
+                        RejectCode::NotAllowed | RejectCode::Internal => UpdateOutcome::NotAllowed,
                         RejectCode::InvalidProposal(refs) => UpdateOutcome::InvalidProposal {
                             invalid_proposals: refs
                                 .iter()
@@ -760,6 +789,19 @@ impl Hub {
                 new_state = Some((ok.state, change));
             }
         }
+        // Encode the log entry before changing anything.
+        let entry = Self::encode_entry(
+            &FanoutMessage {
+                timestamp: self.last_timestamp.max(now),
+                message: first.clone(),
+                body: FanoutBody::Proposal {
+                    more_proposals: all[1..].to_vec(),
+                },
+            },
+            "proposals",
+            self.rooms.get(room).expect("checked by caller").epoch,
+        )
+        .map_err(|e| internal(format!("proposal fan-out: {e}")))?;
         // Accept.
         let ts = self.timestamp(now);
         let r = self.rooms.get_mut(room).expect("checked by caller");
@@ -797,16 +839,8 @@ impl Hub {
             });
         }
         r.known_domains.insert(from.clone());
-        let fanout = FanoutMessage {
-            timestamp: ts,
-            message: first.clone(),
-            body: FanoutBody::Proposal {
-                more_proposals: all[1..].to_vec(),
-            },
-        };
         let recipients = r.member_domains();
-        let epoch = r.epoch;
-        self.log(room, fanout, recipients, "proposals", epoch, from);
+        self.append(room, entry, recipients, from);
         Ok(ts)
     }
 
@@ -839,22 +873,20 @@ impl Hub {
             // Planted bug: a second commit for a sequenced epoch is accepted and fanned
             // out, but the view keeps the first.
             let recipients = r.member_domains();
-            let epoch = r.epoch;
-            let ts = self.timestamp(now);
-            self.log(
-                room,
-                FanoutMessage {
-                    timestamp: ts,
+            let entry = Self::encode_entry(
+                &FanoutMessage {
+                    timestamp: self.last_timestamp.max(now),
                     message: commit.clone(),
                     body: FanoutBody::Commit {
                         external_proposals: Vec::new(),
                     },
                 },
-                recipients,
                 "commit",
-                epoch,
-                from,
-            );
+                r.epoch,
+            )
+            .map_err(|e| internal(format!("commit fan-out: {e}")))?;
+            let ts = self.timestamp(now);
+            self.append(room, entry, recipients, from);
             return Ok(ts);
         }
         Self::check_epoch(r, commit)?;
@@ -1021,15 +1053,41 @@ impl Hub {
             let r = self.rooms.get(room).expect("checked by caller");
             hub_only_state = Some(Self::apply_unchecked(&r.hub_state, kind, list));
         }
+        // Nothing has changed yet. From here on: encode every log entry the acceptance
+        // produces before any state changes (an entry that cannot be encoded refuses the
+        // commit, 500, instead of being dropped after the commit was accepted).
+        let ts = self.last_timestamp.max(now);
+        let new_epoch = self.rooms.get(room).expect("checked by caller").epoch + 1;
+        let room_state_entry = match &hub_only_state {
+            Some(state) => Some(
+                Self::encode_room_state_entry(ts, commit, new_epoch, state)
+                    .map_err(|e| internal(format!("room-state signal: {e}")))?,
+            ),
+            None => None,
+        };
+        let commit_entry = Self::encode_entry(
+            &FanoutMessage {
+                timestamp: ts,
+                message: commit.clone(),
+                body: FanoutBody::Commit {
+                    external_proposals: Vec::new(),
+                },
+            },
+            "commit",
+            new_epoch,
+        )
+        .map_err(|e| internal(format!("commit fan-out: {e}")))?;
         // Merge into the view; check the GroupInfo against the new epoch.
+        let welcome_fails = self.bugs.contains(&Bug::HubWelcomeUnencodable);
         let r = self.rooms.get_mut(room).expect("checked by caller");
-        let new_epoch = r.epoch + 1;
         let contents = checked.as_ref().map(|c| HubEvent::CommitContents {
             room: room.clone(),
             epoch: new_epoch,
             committer: describe_sender(&c.summary.committer),
             proposals: c.summary.proposals.iter().map(describe_proposal).collect(),
         });
+        let welcome_entry;
+        let mut drop_view = None;
         if let Some(c) = checked {
             let signer_leaf = match &c.summary.committer {
                 HandshakeSender::Member { leaf, .. } => Some(*leaf),
@@ -1047,7 +1105,9 @@ impl Hub {
                 && config.level >= super::Enforcement::Full
                 && config.on(Rule::HubExternalSender);
             let view = r.view.as_mut().expect("checked implies a view");
-            let backup = if check_gi || check_es {
+            // The Welcome's tree is the merged view's: keep a copy to roll back to if
+            // its entry cannot be encoded.
+            let backup = if check_gi || check_es || (welcome.is_some() && !skip_merge) {
                 view.snapshot().ok()
             } else {
                 None
@@ -1116,28 +1176,64 @@ impl Hub {
                     ));
                 }
             }
+            let mut encoded = None;
+            if failure.is_none() {
+                match welcome {
+                    Some(w) => {
+                        match Self::encode_welcome_entry(
+                            ts,
+                            w,
+                            &view.ratchet_tree(),
+                            new_epoch,
+                            welcome_fails,
+                        ) {
+                            Ok(e) => encoded = Some(e),
+                            Err(e) => failure = Some(internal(format!("Welcome fan-out: {e}"))),
+                        }
+                    }
+                    None => {}
+                }
+            }
             if let Some(f) = failure {
                 if let Some(b) = backup {
                     r.view = Some(b);
                 }
                 return Err(f);
             }
-        } else if let (Some(reason), Some(_)) = (&diverged, &r.view) {
+            welcome_entry = encoded;
+        } else {
+            // No view to merge: the tree is the committer's (or stays the same).
+            let tree = match ratchet_tree_option {
+                RatchetTreeOption::Full(t) => t.as_bytes().to_vec(),
+                _ => r.ratchet_tree.clone(),
+            };
+            welcome_entry = match welcome {
+                Some(w) => Some(
+                    Self::encode_welcome_entry(ts, w, &tree, new_epoch, welcome_fails)
+                        .map_err(|e| internal(format!("Welcome fan-out: {e}")))?,
+                ),
+                None => None,
+            };
+            if let (Some(reason), Some(_)) = (&diverged, &r.view) {
+                drop_view = Some(reason.clone());
+            }
+        }
+        // Accepted: from here on nothing can fail.
+        let r = self.rooms.get_mut(room).expect("checked by caller");
+        let log_before = r.log.len();
+        if let Some(reason) = drop_view {
             self.events.push(HubEvent::ViewDiverged {
                 room: room.clone(),
                 epoch: r.epoch,
-                reason: reason.clone(),
+                reason,
             });
             r.view = None;
         }
-        // Accepted.
         if let Some(e) = contents {
             self.events.push(e);
         }
-        let ts = {
-            self.last_timestamp = self.last_timestamp.max(now);
-            self.last_timestamp
-        };
+        let ts = self.timestamp(now);
+        let r = self.rooms.get_mut(room).expect("checked by caller");
         r.epoch = new_epoch;
         r.pending.clear();
         r.pending_client_delta.clear();
@@ -1193,72 +1289,114 @@ impl Hub {
         }
         let mut recipients = domains_before;
         recipients.extend(r.member_domains());
-        let tree = r.ratchet_tree.clone();
-        if let Some(state) = &hub_only_state {
+        let welcome_to = welcome.as_ref().map(|w| self.welcome_targets(room, w));
+        let expected = 1 + usize::from(room_state_entry.is_some()) + usize::from(welcome.is_some());
+        if let Some(entry) = room_state_entry {
             // x-hub-only-room-state §4: the signal, just before its commit, to every
             // provider the commit or its Welcome goes to.
             let mut to = recipients.clone();
-            if let Some(w) = welcome {
-                to.extend(self.welcome_targets(room, w));
-            }
-            self.log(
-                room,
-                FanoutMessage {
-                    timestamp: ts,
-                    message: commit.clone(),
-                    body: FanoutBody::RoomState {
-                        epoch: new_epoch,
-                        room_state: hub_only::encode_room_state(state),
-                    },
-                },
-                to,
-                "room-state",
-                new_epoch,
-                from,
-            );
+            to.extend(welcome_to.iter().flatten().cloned());
+            self.append(room, entry, to, from);
         }
-        self.log(
-            room,
-            FanoutMessage {
-                timestamp: ts,
-                message: commit.clone(),
-                body: FanoutBody::Commit {
-                    external_proposals: Vec::new(),
-                },
-            },
-            recipients,
-            "commit",
-            new_epoch,
-            from,
-        );
+        self.append(room, commit_entry, recipients, from);
         if let Some(e) = transfer_event {
             self.events.push(e);
         }
-        if let Some(w) = welcome {
-            let to = self.welcome_targets(room, w);
+        if let (Some(entry), Some(to)) = (welcome_entry, welcome_to) {
             // Without an MLS view (enforcement off) the hub knows a room's followers only
             // from who talked to it; a provider that gets a Welcome now has members.
             if let Some(r) = self.rooms.get_mut(room) {
                 r.known_domains.extend(to.iter().cloned());
             }
-            if let (Ok(msg), Ok(tree)) = (w.to_mls_message(), RatchetTreeBytes::from_bytes(&tree)) {
-                self.log(
-                    room,
-                    FanoutMessage {
-                        timestamp: ts,
-                        message: msg,
-                        body: FanoutBody::Welcome {
-                            ratchet_tree_option: RatchetTreeOption::Full(tree),
-                        },
-                    },
-                    to,
-                    "welcome",
-                    new_epoch,
-                    from,
-                );
-            }
+            self.append(room, entry, to, from);
         }
+        // The invariant this function keeps: an accepted commit is in the log with its
+        // room-state signal and its Welcome, each exactly once.
+        let logged = self.rooms.get(room).map_or(0, |r| r.log.len() - log_before);
+        assert_eq!(
+            logged, expected,
+            "accepted commit of epoch {new_epoch} in {room}: {logged} log entries, expected {expected}"
+        );
         Ok(ts)
+    }
+
+    /// A log entry's fan-out, encoded and checked against what a follower decodes: a
+    /// `/notify` body holding it alone must not exceed [`MAX_BODY_BYTES`].
+    fn encode_entry(
+        fanout: &FanoutMessage,
+        kind: &'static str,
+        epoch: u64,
+    ) -> Result<Entry, WireError> {
+        let bytes = encode(fanout)?;
+        if bytes.len() > MAX_BODY_BYTES {
+            return Err(WireError::BodyTooLarge {
+                structure: "FanoutMessage",
+                len: bytes.len(),
+                max: MAX_BODY_BYTES,
+            });
+        }
+        Ok(Entry {
+            fanout: bytes,
+            timestamp: fanout.timestamp,
+            kind,
+            epoch,
+        })
+    }
+
+    /// x-hub-only-room-state §4: the signal of `state` for `epoch`, carrying `commit`.
+    fn encode_room_state_entry(
+        ts: Millis,
+        commit: &MlsMessageBytes,
+        epoch: u64,
+        state: &RoomState,
+    ) -> Result<Entry, WireError> {
+        let room_state = hub_only::encode_room_state(state);
+        if room_state.len() > MAX_ROOM_STATE_BYTES {
+            return Err(WireError::TooLong {
+                at: crate::wire::Place::new("FanoutMessage", "roomState"),
+                len: room_state.len(),
+                max: MAX_ROOM_STATE_BYTES,
+            });
+        }
+        Self::encode_entry(
+            &FanoutMessage {
+                timestamp: ts,
+                message: commit.clone(),
+                body: FanoutBody::RoomState { epoch, room_state },
+            },
+            "room-state",
+            epoch,
+        )
+    }
+
+    /// The fan-out of a commit's Welcome with the tree of the new epoch. `planted_fault`:
+    /// the planted bug [`Bug::HubWelcomeUnencodable`].
+    fn encode_welcome_entry(
+        ts: Millis,
+        w: &crate::wire::WelcomeBytes,
+        tree: &[u8],
+        epoch: u64,
+        planted_fault: bool,
+    ) -> Result<Entry, WireError> {
+        if planted_fault {
+            return Err(WireError::Encode {
+                structure: "FanoutMessage",
+                reason: format!("planted bug {}", Bug::HubWelcomeUnencodable.id()),
+            });
+        }
+        Self::encode_entry(
+            &FanoutMessage {
+                timestamp: ts,
+                message: w.to_mls_message()?,
+                body: FanoutBody::Welcome {
+                    ratchet_tree_option: RatchetTreeOption::Full(RatchetTreeBytes::from_bytes(
+                        tree,
+                    )?),
+                },
+            },
+            "welcome",
+            epoch,
+        )
     }
 
     /// The providers a commit's Welcome goes to: those that handed out its
@@ -1280,19 +1418,16 @@ impl Hub {
         to
     }
 
-    fn log(
+    /// Put an encoded entry in `room`'s log for `recipients` (cannot fail: the entry
+    /// was encoded before the acceptance changed any state).
+    fn append(
         &mut self,
         room: &RoomUri,
-        fanout: FanoutMessage,
+        entry: Entry,
         recipients: BTreeSet<Domain>,
-        kind: &'static str,
-        epoch: u64,
         from: &Domain,
     ) {
         let Some(r) = self.rooms.get_mut(room) else {
-            return;
-        };
-        let Ok(bytes) = encode(&fanout) else {
             return;
         };
         let seq = r.next_seq();
@@ -1301,18 +1436,18 @@ impl Hub {
         }
         r.log.push(LogEntry {
             seq,
-            timestamp: fanout.timestamp,
-            fanout: bytes,
+            timestamp: entry.timestamp,
+            fanout: entry.fanout,
             recipients,
-            kind,
-            epoch,
+            kind: entry.kind,
+            epoch: entry.epoch,
         });
         self.events.push(HubEvent::Accepted {
             room: room.clone(),
-            kind,
-            epoch,
+            kind: entry.kind,
+            epoch: entry.epoch,
             seq,
-            timestamp: fanout.timestamp,
+            timestamp: entry.timestamp,
             from: from.clone(),
         });
     }
@@ -1390,23 +1525,29 @@ impl Hub {
         })();
         let outcome = match outcome {
             Ok(()) => {
+                // Encode the log entry before changing anything.
+                let entry = match Self::encode_entry(
+                    &FanoutMessage {
+                        timestamp: self.last_timestamp.max(now),
+                        message: req.app_message.clone(),
+                        body: FanoutBody::Application { frank: None },
+                    },
+                    "application",
+                    r.epoch,
+                ) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let rej = internal(format!("application fan-out: {e}"));
+                        self.rejected(room, "submitMessage", &rej);
+                        return Response::error(status::INTERNAL, rej.reason);
+                    }
+                };
                 let ts = self.timestamp(now);
                 let r = self.rooms.get_mut(room).expect("looked up above");
                 r.known_domains.insert(from.clone());
                 let recipients = r.member_domains();
                 let epoch = r.epoch;
-                self.log(
-                    room,
-                    FanoutMessage {
-                        timestamp: ts,
-                        message: req.app_message.clone(),
-                        body: FanoutBody::Application { frank: None },
-                    },
-                    recipients,
-                    "application",
-                    epoch,
-                    from,
-                );
+                self.append(room, entry, recipients, from);
                 self.events.push(HubEvent::SenderAccepted {
                     room: room.clone(),
                     epoch,
@@ -1451,6 +1592,10 @@ impl Hub {
                 return Response::error(status::BAD_REQUEST, format!("GroupInfoRequest: {e}"))
             }
         };
+        // The requester's own faults are 4xx, before anything else is judged.
+        if let Err(reason) = Self::check_group_info_request(&req) {
+            return Response::error(status::BAD_REQUEST, format!("GroupInfoRequest: {reason}"));
+        }
         let room_id = IdentifierUri::from(room);
         let answer = |status_: GroupInfoStatus| {
             let resp = GroupInfoResponse {
@@ -1518,14 +1663,40 @@ impl Hub {
                     .collect(),
             })
         })();
-        let response = tbe.and_then(|tbe| {
-            let suite = req.tbs.cipher_suite;
-            let ct = tbe.seal(
-                self.provider.crypto(),
-                suite,
-                &req.tbs.group_info_public_key,
-                &room_id,
-            )?;
+        let tbe = match tbe {
+            Ok(t) => t,
+            Err(e) => {
+                return Response::error(status::INTERNAL, format!("GroupInfo for {room}: {e}"))
+            }
+        };
+        // The TBE is ours: an encoding failure is the hub's fault (500). Encrypting it
+        // can then fail only on the requester's key (the suite was checked): 400.
+        if let Err(e) = encode(&tbe) {
+            return Response::error(status::INTERNAL, format!("GroupInfo for {room}: {e}"));
+        }
+        let suite = req.tbs.cipher_suite;
+        let ct = match tbe.seal(
+            self.provider.crypto(),
+            suite,
+            &req.tbs.group_info_public_key,
+            &room_id,
+        ) {
+            Ok(ct) => ct,
+            Err(e @ WireError::Encode { .. }) => {
+                return Response::error(status::INTERNAL, format!("GroupInfo for {room}: {e}"))
+            }
+            Err(e) => {
+                return Response::error(
+                    status::BAD_REQUEST,
+                    format!(
+                        "GroupInfoRequest: groupInfoPublicKey is not a usable HPKE public key \
+                         for cipher suite 0x{:04x}: {e}",
+                        suite.0
+                    ),
+                )
+            }
+        };
+        let response = (|| {
             GroupInfoResponse::sign_success(
                 room_id.clone(),
                 suite,
@@ -1533,7 +1704,7 @@ impl Hub {
                 ct,
                 &self.identity.signer,
             )
-        });
+        })();
         match response {
             Ok(resp) => {
                 if let (Some(c), Some(r)) = (client, self.rooms.get_mut(room)) {
@@ -1547,6 +1718,37 @@ impl Hub {
             }
             Err(e) => Response::error(status::INTERNAL, format!("GroupInfo for {room}: {e}")),
         }
+    }
+
+    /// The requester's part of a `/groupInfo` request that it alone can get wrong: the
+    /// cipher suite must be one this hub serves (the suite of its rooms and its signing
+    /// key, [`config::CIPHERSUITE`]) and `groupInfoPublicKey` a key of that suite's HPKE
+    /// KEM (its length; a key of the right length that does not work is found when the
+    /// response is encrypted to it).
+    fn check_group_info_request(req: &GroupInfoRequest) -> Result<(), String> {
+        let suite = req.tbs.cipher_suite;
+        let ours = config::CIPHERSUITE;
+        if suite != crate::wire::CipherSuite::from(ours) {
+            return Err(format!(
+                "cipher suite 0x{:04x} is not supported by this hub (it serves 0x{:04x} only)",
+                suite.0, ours as u16
+            ));
+        }
+        let key = req
+            .tbs
+            .group_info_public_key
+            .key()
+            .map_err(|e| format!("groupInfoPublicKey: {e}"))?;
+        if let Some(want) = hpke_public_key_len(ours.hpke_kem_algorithm()) {
+            if key.len() != want {
+                return Err(format!(
+                    "groupInfoPublicKey has {} bytes; a {:?} public key has {want}",
+                    key.len(),
+                    ours.hpke_kem_algorithm()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The `/notify` bodies to send now: at most one outstanding per provider and room.
@@ -2057,6 +2259,21 @@ impl Hub {
 }
 
 /// Whether a covered proposal updates the x-hub-transfer hub component.
+/// The length of an encoded HPKE public key of `kem` (RFC 9180 §7.1 `Npk`), if known.
+fn hpke_public_key_len(kem: openmls_traits::types::HpkeKemType) -> Option<usize> {
+    use openmls_traits::types::HpkeKemType;
+    // Post-quantum KEMs exist only with an openmls feature.
+    #[allow(unreachable_patterns)]
+    match kem {
+        HpkeKemType::DhKemP256 => Some(65),
+        HpkeKemType::DhKemP384 => Some(97),
+        HpkeKemType::DhKemP521 => Some(133),
+        HpkeKemType::DhKem25519 => Some(32),
+        HpkeKemType::DhKem448 => Some(56),
+        _ => None,
+    }
+}
+
 fn is_hub_update(p: &CoveredProposal) -> bool {
     matches!(p, CoveredProposal::AppDataUpdate { component, .. } if *component == transfer::HUB_COMPONENT)
 }
