@@ -75,8 +75,14 @@ pub struct StepNote {
     pub op: &'static str,
     #[serde(flatten)]
     pub end: StepEnd,
-    /// The step's `may_abandon`/`may_refuse` allows this end.
+    /// The step's `may_abandon`/`may_refuse` allows this end, or the step is an
+    /// adversary's client's (`adversary`).
     pub declared: bool,
+    /// The client is hosted by a malicious provider: like the oracles and convergence,
+    /// step completeness judges honest clients only (an honest step that waits for an
+    /// adversary's step still counts).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub adversary: bool,
 }
 
 impl StepNote {
@@ -88,6 +94,9 @@ impl StepNote {
             StepEnd::Refused { rule } => format!("refused by the hub ({rule})"),
             StepEnd::Failed { reason } => format!("failed: {reason}"),
             StepEnd::Unfinished => "handed to its client but never settled".to_string(),
+            StepEnd::Overtaken { reason } => {
+                format!("overtaken: its client was removed from the room first ({reason})")
+            }
         };
         format!(
             "script[{}] ({} {} at {} ms) {how}{}",
@@ -95,7 +104,13 @@ impl StepNote {
             self.client,
             self.op,
             self.at_ms,
-            if self.declared { " (declared)" } else { "" }
+            if self.adversary {
+                " (an adversary's client: not judged)"
+            } else if self.declared {
+                " (declared)"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -232,6 +247,8 @@ struct World<'a> {
     inflight: BTreeMap<ClientUri, std::collections::VecDeque<usize>>,
     /// Per client, the step it settled last (its follow-up commands belong to it).
     last_step: BTreeMap<ClientUri, usize>,
+    /// Clients removed from the room (a `Removed` event, not followed by a `Joined`).
+    removed: BTreeSet<ClientUri>,
     /// Hub refusals not yet matched to a client's failed op: (endpoint, rule id or
     /// code, reason), oldest first, at most [`MAX_PENDING_REFUSALS`].
     refusals: std::collections::VecDeque<(&'static str, String, String)>,
@@ -280,6 +297,9 @@ impl World<'_> {
             );
             match &e {
                 ClientEvent::Joined { room, epoch, .. } | ClientEvent::Epoch { room, epoch } => {
+                    if matches!(e, ClientEvent::Joined { .. }) {
+                        self.removed.remove(c);
+                    }
                     if matches!(e, ClientEvent::Joined { .. }) && self.honest.contains(c) {
                         self.oracles.arrival_joined(c, room);
                     }
@@ -298,6 +318,7 @@ impl World<'_> {
                     }
                 }
                 ClientEvent::Removed { .. } => {
+                    self.removed.insert(c.clone());
                     if let Some(s) = self.clients.get_mut(c) {
                         s.epoch = None;
                     }
@@ -367,6 +388,9 @@ impl World<'_> {
         if let Some(reason) = failure {
             let end = match self.refusal(reason) {
                 Some(rule) => StepEnd::Refused { rule },
+                None if self.removed.contains(c) => StepEnd::Overtaken {
+                    reason: format!("{op}: {reason}"),
+                },
                 None => StepEnd::Failed {
                     reason: format!("{op}: {reason}"),
                 },
@@ -1129,6 +1153,7 @@ pub fn run(
             .collect(),
         inflight: BTreeMap::new(),
         last_step: BTreeMap::new(),
+        removed: BTreeSet::new(),
         refusals: std::collections::VecDeque::new(),
     };
     // The ghost devices malicious providers hold (oracle no-ghost-device).
@@ -1338,13 +1363,17 @@ pub fn run(
         .filter_map(|(i, e)| {
             let e = e.as_ref().filter(|e| **e != StepEnd::Done)?;
             let st = scenario.script[i].get_ref();
+            let adversary = names
+                .get(&client_key(&st.client))
+                .is_some_and(|c| !w.honest.contains(c));
             Some(StepNote {
                 step: i,
                 at_ms: st.at_ms,
                 client: st.client.clone(),
                 op: st.op.name(),
                 end: e.clone(),
-                declared: st.allows(e),
+                declared: adversary || st.allows(e),
+                adversary,
             })
         })
         .collect();

@@ -498,9 +498,10 @@ pub struct Step {
     pub client: String,
     #[serde(flatten)]
     pub op: Op,
-    /// The step may never be handed to its client because its precondition never holds
-    /// (e.g. the target was removed first by a racing step). Without it an abandoned step
-    /// makes the run `incomplete`.
+    /// The step may not happen: never handed to its client because its precondition
+    /// never holds (e.g. the target was removed first by a racing step), or handed to an
+    /// adversary's client that never settles it. Without it such a step makes the run
+    /// `incomplete`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub may_abandon: bool,
     /// Hub enforcement rule ids (`nodes::hub::Rule::id`) that may refuse the step. A
@@ -514,9 +515,13 @@ impl Step {
     pub fn allows(&self, how: &StepEnd) -> bool {
         match how {
             StepEnd::Done => true,
-            StepEnd::Abandoned => self.may_abandon,
+            // A step handed to a client that never settled it (possible only for an
+            // adversary's client or a run that did not converge) did not happen either.
+            StepEnd::Abandoned | StepEnd::Unfinished | StepEnd::Overtaken { .. } => {
+                self.may_abandon
+            }
             StepEnd::Refused { rule } => self.may_refuse.iter().any(|r| r == rule),
-            StepEnd::Failed { .. } | StepEnd::Unfinished => false,
+            StepEnd::Failed { .. } => false,
         }
     }
 }
@@ -536,6 +541,9 @@ pub enum StepEnd {
     Failed { reason: String },
     /// Handed to its client but never settled (no success, no failure) by the run's end.
     Unfinished,
+    /// Handed to its client, which was removed from the room before the op settled (a
+    /// racing removal or ban won), so the op failed (`reason`).
+    Overtaken { reason: String },
 }
 
 impl StepEnd {
@@ -546,6 +554,7 @@ impl StepEnd {
             StepEnd::Refused { .. } => "refused",
             StepEnd::Failed { .. } => "failed",
             StepEnd::Unfinished => "unfinished",
+            StepEnd::Overtaken { .. } => "overtaken",
         }
     }
 }

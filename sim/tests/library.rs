@@ -176,7 +176,16 @@ fn an_unknown_rule_in_may_refuse_names_the_line_and_the_field() {
     let e = mimi_sim::scenario::Scenario::parse("steps.toml", &text)
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("steps.toml:28:"), "{e}");
+    // The line of the step's [[script]] table.
+    let line = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| *l == "[[script]]")
+        .nth(2)
+        .unwrap()
+        .0
+        + 1;
+    assert!(e.starts_with(&format!("steps.toml:{line}:")), "{e}");
     assert!(
         e.contains("field `script[2].may_refuse`: unknown hub rule \"no-such-rule\""),
         "{e}"
