@@ -19,13 +19,17 @@
 //! * The orchestrator lives in the library (so tests and `merge` share it) but is the one
 //!   place that uses processes, the clock (per-seed timeout, budget) and sleeps; the
 //!   simulation itself stays sans-IO.
-//! * Status is judged per cell as `findings` does: a cell expecting "ok" fails on any
-//!   run that is not ok; a cell expecting a violation/liveness failure "within N seeds"
-//!   needs one among its seeds `< first + N`. A shard sees only part of a cell, so a
-//!   shard judges only per-run checks (ok-cells, timeouts, crashes, determinism); the
-//!   within-N and never-fired checks are made on the whole campaign (unsharded or merged).
-//! * A spent wall-clock budget stops the campaign early (`budget_exhausted`, fewer runs
-//!   than planned) but is not by itself a failure: the runs made are judged as usual.
+//! * Every cell is judged by `Expectation::judge_cell`, the one implementation that
+//!   `findings` and the library test use: every run must be as expected and a
+//!   "within N seeds" expectation needs a hit among the seeds `first..first + N`. A shard
+//!   sees only part of a cell, so a shard judges only per-run checks (every run as
+//!   expected, timeouts, crashes, determinism); the within-N windows and never-fired
+//!   checks are made on the whole campaign (unsharded or merged).
+//! * Status: `failed` if anything failed; else `incomplete` if the wall-clock budget
+//!   ran out before every planned run and every determinism re-run was made (exit code
+//!   3: what ran is judged, but the campaign did not show everything it set out to);
+//!   else `passed`. `campaign.json`'s `verdict` lines (also printed, and at the top of
+//!   `summary.md`) say what passed and why; `cell_verdicts` gives each cell's.
 //! * A worker that dies without printing its record records outcome "crash" (a failure).
 
 mod identity;
@@ -42,8 +46,8 @@ use sha2::{Digest, Sha256};
 
 pub use identity::Build;
 
-use crate::cli::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
-use crate::scenario::{EnforcementLevel, ExpectedOutcome, Scenario};
+use crate::cli::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK};
+use crate::scenario::{EnforcementLevel, Expectation, Scenario};
 
 /// The campaign folder's format tag.
 pub const FORMAT: &str = "mimi-sim-campaign/1";
@@ -129,17 +133,9 @@ impl CellSpec {
         v
     }
 
+    /// The cell's [`Expectation`] as JSON (`within_seeds` null: every seed).
     fn expect(&self) -> Value {
-        let e = self.scenario.expectation();
-        json!({
-            "outcome": match e.outcome {
-                ExpectedOutcome::Ok => "ok",
-                ExpectedOutcome::Violation => "violation",
-                ExpectedOutcome::Liveness => "liveness",
-            },
-            "violations": e.violations,
-            "within_seeds": e.within_seeds,
-        })
+        serde_json::to_value(self.scenario.expectation()).unwrap_or(Value::Null)
     }
 }
 
@@ -353,6 +349,9 @@ fn stamp(v: &mut Value, cell: &CellSpec, seed: u64, build: &Value, timed_out: bo
     v["timed_out"] = json!(timed_out);
 }
 
+/// The run outcomes a cell's expectation judges (timeouts and crashes fail on their own).
+const JUDGED: [&str; 4] = ["ok", "violation", "liveness", "incomplete"];
+
 fn failing(v: &Value) -> bool {
     v["outcome"] != "ok" || v["as_expected"] != true
 }
@@ -388,7 +387,10 @@ impl Plan {
 /// The determinism check's result.
 #[derive(Debug, Clone, Default)]
 pub struct Determinism {
+    /// Runs chosen for a re-run (the sample and every failing run).
     pub sampled: usize,
+    /// Re-runs that were made (fewer than `sampled` when the budget ran out).
+    pub rerun: usize,
     pub mismatches: Vec<Value>,
 }
 
@@ -404,10 +406,11 @@ pub fn judge(
     jobs: usize,
     extra_failures: &[String],
 ) -> Value {
-    let mut outcomes: BTreeMap<String, usize> = ["ok", "violation", "liveness", "timeout"]
-        .iter()
-        .map(|k| (k.to_string(), 0))
-        .collect();
+    let mut outcomes: BTreeMap<String, usize> =
+        ["ok", "violation", "liveness", "incomplete", "timeout"]
+            .iter()
+            .map(|k| (k.to_string(), 0))
+            .collect();
     let mut unexpected = Vec::new();
     let mut failures: Vec<String> = extra_failures.to_vec();
     let mut by_cell: BTreeMap<(String, String), Vec<&Value>> = BTreeMap::new();
@@ -439,64 +442,61 @@ pub fn judge(
         ));
     }
     let whole = plan.shard.is_none();
+    let mut cells_json = Vec::new();
+    let (mut met, mut not_met, mut not_judged) = (0usize, Vec::new(), Vec::new());
     for c in &plan.cells {
         let id = cell_id(c);
         let (file, enf) = (&id.0, &id.1);
         let rs: Vec<&Value> = by_cell.get(&id).cloned().unwrap_or_default();
-        let rs: Vec<&Value> = rs
-            .into_iter()
-            .filter(|r| matches!(r["outcome"].as_str(), Some("ok" | "violation" | "liveness")))
-            .collect();
-        let e = &c["expect"];
-        let want = e["outcome"].as_str().unwrap_or("ok");
-        if want == "ok" {
-            let not_ok: Vec<&str> = rs
-                .iter()
-                .filter(|r| r["outcome"] != "ok")
-                .filter_map(|r| r["run_key"].as_str())
-                .collect();
-            if !not_ok.is_empty() {
-                failures.push(format!(
-                    "{file} under {enf}: expected ok, {} runs were not (first {})",
-                    not_ok.len(),
-                    not_ok[0]
-                ));
-            }
-            continue;
-        }
-        if !whole {
-            continue;
-        }
-        let within = e["within_seeds"].as_u64().unwrap_or(1);
-        let ids: Vec<&str> = e["violations"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let window: Vec<&&Value> = rs
+        let runs: Vec<(u64, &str, Vec<&str>)> = rs
             .iter()
-            .filter(|r| r["seed"].as_u64().unwrap_or(0) < plan.seeds.0 + within)
-            .collect();
-        let met = window.iter().any(|r| {
-            r["outcome"] == want
-                && ids.iter().all(|id| {
+            .filter(|r| JUDGED.contains(&r["outcome"].as_str().unwrap_or("")))
+            .map(|r| {
+                (
+                    r["seed"].as_u64().unwrap_or(0),
+                    r["outcome"].as_str().unwrap_or(""),
                     r["violations"]
                         .as_array()
-                        .is_some_and(|vs| vs.iter().any(|v| v["id"] == *id))
-                })
+                        .map(|a| a.iter().filter_map(|v| v["id"].as_str()).collect())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        let e: Expectation = serde_json::from_value(c["expect"].clone()).unwrap_or(Expectation {
+            outcome: crate::scenario::ExpectedOutcome::Ok,
+            violations: Vec::new(),
+            within_seeds: None,
         });
-        if !window.is_empty() && !met {
-            failures.push(format!(
-                "{file} under {enf}: expected {want}{} within {within} seeds; none of {} runs showed it",
-                if ids.is_empty() { String::new() } else { format!(" ({})", ids.join(", ")) },
-                window.len()
-            ));
-        }
+        let j = e.judge_cell(plan.seeds.0, &runs, whole);
+        let window_cut = j
+            .window
+            .is_some_and(|(a, b, n)| n < (b - a + 1) as usize && j.first_hit.is_none());
+        // A window the budget cut short is not judged (the campaign is incomplete).
+        let verdict = if j.met() {
+            met += 1;
+            "met"
+        } else if budget_exhausted && j.unexpected.is_empty() && window_cut {
+            not_judged.push(format!("{file} under {enf}"));
+            "not judged"
+        } else {
+            not_met.push(format!("{file} under {enf}"));
+            failures.push(format!("{file} under {enf}: {}", j.explain(&e)));
+            "not met"
+        };
+        cells_json.push(json!({
+            "scenario_file": file,
+            "cell": enf,
+            "expected": e.describe(),
+            "runs": runs.len(),
+            "verdict": verdict,
+            "why": j.explain(&e),
+        }));
     }
     let mut never: Vec<Value> = Vec::new();
     if whole {
         let mut per_file: BTreeMap<&str, Option<BTreeSet<String>>> = BTreeMap::new();
         for r in runs {
-            if !matches!(r["outcome"].as_str(), Some("ok" | "violation" | "liveness")) {
+            if !JUDGED.contains(&r["outcome"].as_str().unwrap_or("")) {
                 continue;
             }
             let kinds: BTreeSet<String> = r["faults_never_fired"]
@@ -532,6 +532,75 @@ pub fn judge(
             det.mismatches.len()
         ));
     }
+    let mut short = Vec::new();
+    if runs.len() < plan.runs_planned {
+        short.push(format!(
+            "{} of {} planned runs were not made",
+            plan.runs_planned - runs.len(),
+            plan.runs_planned
+        ));
+    }
+    if det.rerun < det.sampled {
+        short.push(format!(
+            "{} of {} determinism re-runs were not made",
+            det.sampled - det.rerun,
+            det.sampled
+        ));
+    }
+    if !not_judged.is_empty() {
+        short.push(format!(
+            "{} cells' within_seeds windows were not run: {}",
+            not_judged.len(),
+            not_judged.join(", ")
+        ));
+    }
+    let status = if !failures.is_empty() {
+        "failed"
+    } else if !short.is_empty() || budget_exhausted {
+        "incomplete"
+    } else {
+        "passed"
+    };
+    let faults_line = if !whole {
+        "faults: not judged in a shard (judged when merged)".to_string()
+    } else if never.is_empty() {
+        "faults: every enabled kind fired in some run of its file".to_string()
+    } else {
+        format!(
+            "faults: {} files with enabled kinds that never fired",
+            never.len()
+        )
+    };
+    let mut verdict = vec![
+        format!(
+            "expectations: {met}/{} cells met{}{}",
+            plan.cells.len(),
+            if not_met.is_empty() {
+                String::new()
+            } else {
+                format!("; NOT met: {}", not_met.join(", "))
+            },
+            if not_judged.is_empty() {
+                String::new()
+            } else {
+                format!("; not judged (budget): {}", not_judged.len())
+            }
+        ),
+        format!(
+            "runs: {} of {} planned; {} not as expected",
+            runs.len(),
+            plan.runs_planned,
+            unexpected.len()
+        ),
+        format!(
+            "determinism: {} of {} re-runs made in another process, {} differ",
+            det.rerun,
+            det.sampled,
+            det.mismatches.len()
+        ),
+        faults_line,
+    ];
+    verdict.extend(short.iter().map(|s| format!("INCOMPLETE: {s}")));
     json!({
         "format": FORMAT,
         "build": build,
@@ -539,10 +608,12 @@ pub fn judge(
         "runs": runs.len(),
         "outcomes": outcomes,
         "unexpected": unexpected,
-        "determinism": {"sampled": det.sampled, "mismatches": det.mismatches},
+        "determinism": {"sampled": det.sampled, "rerun": det.rerun, "mismatches": det.mismatches},
         "faults_never_fired": never,
         "budget_exhausted": budget_exhausted,
-        "status": if failures.is_empty() { "passed" } else { "failed" },
+        "status": status,
+        "verdict": verdict,
+        "cell_verdicts": cells_json,
         "failures": failures,
         "wall_ms": wall_ms,
         "jobs": jobs,
@@ -566,28 +637,24 @@ pub fn summary(c: &Value, runs: &[Value]) -> String {
         c["jobs"],
         c["wall_ms"].as_f64().unwrap_or(0.0) / 1000.0
     );
+    for v in c["verdict"].as_array().into_iter().flatten() {
+        let _ = writeln!(s, "* {}", v.as_str().unwrap_or(""));
+    }
     let o = &c["outcomes"];
     let _ = writeln!(
         s,
-        "Outcomes: ok {}, violation {}, liveness {}, timeout {}. Runs not as expected: {}.",
+        "\nOutcomes: ok {}, violation {}, liveness {}, incomplete {}, timeout {}. Runs not as expected: {}.",
         o["ok"],
         o["violation"],
         o["liveness"],
+        o["incomplete"],
         o["timeout"],
         c["unexpected"].as_array().map_or(0, Vec::len)
-    );
-    let _ = writeln!(
-        s,
-        "Determinism: {} runs re-run in another process, {} mismatches.",
-        c["determinism"]["sampled"],
-        c["determinism"]["mismatches"]
-            .as_array()
-            .map_or(0, Vec::len)
     );
     if c["budget_exhausted"] == true {
         let _ = writeln!(
             s,
-            "\n**The wall-clock budget ran out before every run was made.**"
+            "\n**The wall-clock budget ran out before every run and determinism re-run was made: the campaign is not passed.**"
         );
     }
     let b = &c["build"];
@@ -618,37 +685,59 @@ pub fn summary(c: &Value, runs: &[Value]) -> String {
     let _ = writeln!(s, "## Cells\n");
     let _ = writeln!(
         s,
-        "| scenario | enforcement | expected | runs | ok | violation | liveness | timeout | not as expected |"
+        "| scenario | enforcement | expected | runs | ok | violation | liveness | incomplete | timeout | not as expected | verdict |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
-    let mut cells: BTreeMap<(String, String), [usize; 5]> = BTreeMap::new();
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut cells: BTreeMap<(String, String), [usize; 6]> = BTreeMap::new();
     for r in runs {
         let e = cells.entry(cell_id(&r["cell"])).or_default();
         match r["outcome"].as_str() {
             Some("ok") => e[0] += 1,
             Some("violation") => e[1] += 1,
             Some("liveness") => e[2] += 1,
-            _ => e[3] += 1,
+            Some("incomplete") => e[3] += 1,
+            _ => e[4] += 1,
         }
         if r["as_expected"] != true {
-            e[4] += 1;
+            e[5] += 1;
         }
     }
+    let verdicts: BTreeMap<(String, String), &Value> = c["cell_verdicts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            (
+                (
+                    v["scenario_file"].as_str().unwrap_or("").to_string(),
+                    v["cell"].as_str().unwrap_or("").to_string(),
+                ),
+                v,
+            )
+        })
+        .collect();
     for cell in plan["cells"].as_array().into_iter().flatten() {
         let k = cell_id(cell);
         let n = cells.get(&k).copied().unwrap_or_default();
+        let v = verdicts.get(&k);
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             k.0,
             k.1,
-            cell["expect"]["outcome"].as_str().unwrap_or("?"),
-            n[..4].iter().sum::<usize>(),
+            v.and_then(|v| v["expected"].as_str()).unwrap_or("?"),
+            n[..5].iter().sum::<usize>(),
             n[0],
             n[1],
             n[2],
             n[3],
-            n[4]
+            n[4],
+            n[5],
+            v.map_or("?".to_string(), |v| format!(
+                "{}: {}",
+                v["verdict"].as_str().unwrap_or("?"),
+                v["why"].as_str().unwrap_or("")
+            ))
         );
     }
     s
@@ -755,10 +844,7 @@ fn bad(msg: impl std::fmt::Display) -> ExitCode {
 /// `mimi-sim campaign`.
 pub fn main(a: &CampaignArgs) -> ExitCode {
     match campaign(a) {
-        Ok(c) => {
-            let passed = c["status"] == "passed";
-            ExitCode::from(if passed { EXIT_OK } else { EXIT_FAILED })
-        }
+        Ok(c) => ExitCode::from(status_code(&c)),
         Err(e) => bad(e),
     }
 }
@@ -891,6 +977,7 @@ pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
         .collect();
     let mut det = Determinism {
         sampled: resample.len(),
+        rerun: 0,
         mismatches: Vec::new(),
     };
     let mut cut = cut_short;
@@ -908,6 +995,7 @@ pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
             let Some(&i) = index.get(&(ci, seed)) else {
                 continue;
             };
+            det.rerun += 1;
             let r = &runs[i];
             let child = match &g {
                 pool::Got::Record(v) => v["trace_hash"].clone(),
@@ -935,6 +1023,16 @@ pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
     Ok(c)
 }
 
+/// The exit code of a campaign object: 0 passed, 1 failed, 3 incomplete (the budget
+/// ran out before every run or determinism re-run was made, and nothing failed).
+pub fn status_code(c: &Value) -> u8 {
+    match c["status"].as_str() {
+        Some("passed") => EXIT_OK,
+        Some("incomplete") => EXIT_INCOMPLETE,
+        _ => EXIT_FAILED,
+    }
+}
+
 fn finish(out: &Path, c: &Value) {
     let report = write_report(out);
     println!(
@@ -943,6 +1041,9 @@ fn finish(out: &Path, c: &Value) {
         c["runs"],
         out.display()
     );
+    for v in c["verdict"].as_array().into_iter().flatten() {
+        println!("  {}", v.as_str().unwrap_or(""));
+    }
     for f in c["failures"].as_array().into_iter().flatten() {
         println!("FAILED: {}", f.as_str().unwrap_or(""));
     }
@@ -979,11 +1080,7 @@ pub fn merge_main(a: &MergeArgs) -> ExitCode {
     match merge(&a.dirs, &a.out) {
         Ok(c) => {
             finish(&a.out, &c);
-            ExitCode::from(if c["status"] == "passed" {
-                EXIT_OK
-            } else {
-                EXIT_FAILED
-            })
+            ExitCode::from(status_code(&c))
         }
         Err(e) => bad(e),
     }
@@ -1033,6 +1130,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Value, String> {
             }
         }
         det.sampled += c["determinism"]["sampled"].as_u64().unwrap_or(0) as usize;
+        det.rerun += c["determinism"]["rerun"].as_u64().unwrap_or(0) as usize;
         det.mismatches.extend(
             c["determinism"]["mismatches"]
                 .as_array()

@@ -13,6 +13,9 @@ use crate::scenario::{EnforcementLevel, Scenario};
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// `campaign`/`merge`: nothing failed, but the budget ran out before every run or
+/// determinism re-run was made (so the campaign did not pass).
+pub const EXIT_INCOMPLETE: u8 = 3;
 
 fn bad(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("mimi-sim: {msg}");
@@ -167,9 +170,9 @@ pub fn print_summary(r: &RunReport) {
         .map(|t| format!(" (converged at {:.1} s)", t as f64 / 1000.0))
         .unwrap_or_default();
     println!(
-        "outcome: {}{conv}   expected: {:?}{}",
+        "outcome: {}{conv}   expected: {}{}",
         r.outcome.name(),
-        r.expected,
+        r.expected.name(),
         if r.as_expected {
             ""
         } else {
@@ -208,6 +211,21 @@ pub fn print_summary(r: &RunReport) {
         r.sim_time_ms as f64 / r.wall_ms.max(1) as f64
     );
     println!("trace: {} events, hash {}", r.trace_events, r.trace_hash);
+    println!(
+        "steps: {} of {} done{}",
+        r.steps_done,
+        r.steps_total,
+        if r.steps_not_done.iter().any(|n| !n.declared) {
+            "; INCOMPLETE: steps that did not happen and are not declared may_abandon/may_refuse:"
+        } else if r.steps_not_done.is_empty() {
+            ""
+        } else {
+            "; the others ended as their step declares:"
+        }
+    );
+    for n in &r.steps_not_done {
+        println!("  {}", n.describe());
+    }
     if let Some(l) = &r.liveness {
         println!("LIVENESS: {l}");
     }
@@ -472,7 +490,17 @@ pub fn findings(
     let failed: Vec<&f::Row> = rows.iter().filter(|r| !r.expectation_met).collect();
     println!("wrote {} ({} rows)", out.display(), rows.len());
     for r in &failed {
-        println!("EXPECTATION NOT MET: {} under {}", r.file, r.level.name());
+        println!(
+            "EXPECTATION NOT MET: {} under {}{}: {}",
+            r.file,
+            r.level.name(),
+            if r.variant.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.variant)
+            },
+            r.why
+        );
     }
     ExitCode::from(if failed.is_empty() {
         EXIT_OK

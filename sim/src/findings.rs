@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::scenario::{EnforcementLevel, Expectation, ExpectedOutcome, Scenario};
+use crate::scenario::{CellJudgement, EnforcementLevel, Expectation, Scenario};
 
 /// One cell of the matrix: a file under one enforcement level and one value of each of
 /// its other axes.
@@ -145,48 +145,63 @@ pub struct Row {
     pub ok: usize,
     pub violation_runs: usize,
     pub liveness: usize,
+    /// Runs with a scripted step that did not happen and is not declared.
+    pub incomplete: usize,
+    /// Runs with a step abandoned or refused as its declaration allows.
+    pub declared_not_done: usize,
     pub by_oracle: BTreeMap<String, usize>,
     /// Runs in which the hub refused something, by rule (or code).
     pub rejections: BTreeMap<String, usize>,
     pub expectation: Expectation,
     pub expectation_met: bool,
+    /// Why it was met or not ([`CellJudgement::explain`]).
+    pub why: String,
     pub first_failing_seed: Option<u64>,
 }
 
-/// Whether `records` (seeds in order) meet `e`.
+/// How a cell's records (one per seed; `first` the lowest seed asked for) stand against
+/// `e` ([`Expectation::judge_cell`], the one implementation `campaign` and the library
+/// test use too).
+pub fn judge(e: &Expectation, first: u64, records: &[Value]) -> CellJudgement {
+    let runs: Vec<(u64, &str, Vec<&str>)> = records
+        .iter()
+        .map(|v| {
+            (
+                v["seed"].as_u64().unwrap_or(0),
+                v["outcome"].as_str().unwrap_or(""),
+                v["violations"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    e.judge_cell(first, &runs, true)
+}
+
+/// Whether `records` (seeds from 1) meet `e`.
 pub fn expectation_met(e: &Expectation, records: &[Value]) -> bool {
-    let outcome = |v: &Value| v["outcome"].as_str().unwrap_or("").to_string();
-    let has_all = |v: &Value| {
-        let ids: Vec<&str> = v["violations"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect())
-            .unwrap_or_default();
-        e.violations.iter().all(|w| ids.contains(&w.as_str()))
-    };
-    match e.outcome {
-        ExpectedOutcome::Ok => records.iter().all(|v| outcome(v) == "ok"),
-        ExpectedOutcome::Violation => records
-            .iter()
-            .take(e.within_seeds as usize)
-            .any(|v| outcome(v) == "violation" && has_all(v)),
-        ExpectedOutcome::Liveness => records
-            .iter()
-            .take(e.within_seeds as usize)
-            .any(|v| outcome(v) == "liveness"),
-    }
+    judge(e, 1, records).met()
 }
 
 pub fn row(cell: &Cell, records: &[Value]) -> Row {
     let s = &cell.scenario;
     let mut by_oracle = BTreeMap::new();
     let mut rejections = BTreeMap::new();
-    let (mut ok, mut viol, mut live) = (0, 0, 0);
+    let (mut ok, mut viol, mut live, mut incomplete, mut declared) = (0, 0, 0, 0, 0);
     let mut first_failing = None;
     for r in records {
         match r["outcome"].as_str() {
             Some("ok") => ok += 1,
             Some("violation") => viol += 1,
+            Some("incomplete") => incomplete += 1,
             _ => live += 1,
+        }
+        if r["steps_not_done"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|n| n["declared"] == true))
+        {
+            declared += 1;
         }
         if r["outcome"].as_str() != Some("ok") && first_failing.is_none() {
             first_failing = r["seed"].as_u64();
@@ -219,6 +234,7 @@ pub fn row(cell: &Cell, records: &[Value]) -> Row {
     kinds.sort();
     kinds.dedup();
     let expectation = s.expectation();
+    let judgement = judge(&expectation, 1, records);
     Row {
         file: cell.file.display().to_string(),
         variant: crate::scenario::variant_label(&cell.overrides),
@@ -245,9 +261,12 @@ pub fn row(cell: &Cell, records: &[Value]) -> Row {
         ok,
         violation_runs: viol,
         liveness: live,
+        incomplete,
+        declared_not_done: declared,
         by_oracle,
         rejections,
-        expectation_met: expectation_met(&expectation, records),
+        expectation_met: judgement.met(),
+        why: judgement.explain(&expectation),
         expectation,
         first_failing_seed: first_failing,
     }
@@ -272,7 +291,12 @@ pub fn render(rows: &[Row], seeds: u64, command: &str) -> String {
          honest clients at one epoch disagreed (`no-split`). *violations by oracle*: runs in which each\n\
          oracle fired. *hub refused*: runs in which the hub rejected a request, by enforcement rule\n\
          (or by answer code where no rule applies, e.g. wrongEpoch from ordinary races).\n\
-         *expected*: the file's `[expect]` for that level held (✓) or not (✗).\n\
+         *incomplete*: runs that converged without a violation but in which a scripted step\n\
+         did not happen (abandoned, refused by the hub, failed) and the step does not declare it\n\
+         (`may_abandon`, `may_refuse`); *declared*: runs in which a step was abandoned or refused\n\
+         as its declaration allows (counted in *ok* when nothing else failed).\n\
+         *expected*: the file's `[expect]` for that cell held (✓) or not (✗), judged as `campaign`\n\
+         judges it (`Expectation::judge_cell`).\n\
          Faults marked `*` come from the seeded swarm.\n"
     );
     let mut by_q: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
@@ -283,9 +307,12 @@ pub fn render(rows: &[Row], seeds: u64, command: &str) -> String {
         let _ = writeln!(s, "## {q}\n");
         let _ = writeln!(
             s,
-            "| scenario | enforcement | adversary | faults | runs | ok | violations by oracle | split rate | liveness failures | hub refused (runs, by rule) | expected | reproduce |"
+            "| scenario | enforcement | adversary | faults | runs | ok | violations by oracle | split rate | liveness failures | incomplete | declared | hub refused (runs, by rule) | expected | reproduce |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(
+            s,
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
         for r in rs {
             let viol = if r.by_oracle.is_empty() {
                 "none".to_string()
@@ -302,23 +329,9 @@ pub fn render(rows: &[Row], seeds: u64, command: &str) -> String {
                 .copied()
                 .unwrap_or(0);
             let expect = format!(
-                "{} {}{}",
+                "{} {}",
                 if r.expectation_met { "✓" } else { "✗" },
-                match r.expectation.outcome {
-                    ExpectedOutcome::Ok => "ok".to_string(),
-                    ExpectedOutcome::Violation => format!(
-                        "violation{} within {}",
-                        if r.expectation.violations.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({})", r.expectation.violations.join(", "))
-                        },
-                        r.expectation.within_seeds
-                    ),
-                    ExpectedOutcome::Liveness =>
-                        format!("liveness within {}", r.expectation.within_seeds),
-                },
-                ""
+                r.expectation.describe()
             );
             let seed = r.first_failing_seed.unwrap_or(1);
             let refused = if r.rejections.is_empty() {
@@ -332,7 +345,7 @@ pub fn render(rows: &[Row], seeds: u64, command: &str) -> String {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | `mimi-sim run {} --enforcement {}{} --seed {seed}` |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | `mimi-sim run {} --enforcement {}{} --seed {seed}` |",
                 if r.variant.is_empty() {
                     r.name.clone()
                 } else {
@@ -346,6 +359,8 @@ pub fn render(rows: &[Row], seeds: u64, command: &str) -> String {
                 viol,
                 pct(split, r.runs),
                 r.liveness,
+                r.incomplete,
+                r.declared_not_done,
                 refused,
                 expect,
                 r.file,

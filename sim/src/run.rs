@@ -31,7 +31,7 @@ use crate::net::{self, Durable, HostConfig, HostHandle};
 use crate::oracles::{Arrival, CommittedState, DepartureKind, Oracles, Sent, Violation};
 use crate::record::{Recorder, TRACE_FORMAT};
 use crate::scenario::{
-    ExpectedOutcome, Fault, HubTransferKind, OnViolation, Op, Resolved, Scenario,
+    ExpectedOutcome, Fault, HubTransferKind, OnViolation, Op, Resolved, Scenario, StepEnd,
 };
 
 /// How often clients get `on_tick` (resends after timeouts).
@@ -41,13 +41,17 @@ pub const CONVERGENCE_CHECK_MS: u64 = 100;
 /// KeyPackages each client publishes at the start.
 pub const KEY_PACKAGES_PER_CLIENT: usize = 8;
 
-/// How a run ended.
+/// How a run ended, the first that applies: an oracle fired (`violation`); the honest
+/// nodes did not converge (`liveness`); they converged but a scripted step did not
+/// happen and its `may_abandon`/`may_refuse` does not allow how it ended (`incomplete`);
+/// else `ok`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     Ok,
     Violation,
     Liveness,
+    Incomplete,
 }
 
 impl Outcome {
@@ -56,14 +60,57 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Violation => "violation",
             Outcome::Liveness => "liveness",
+            Outcome::Incomplete => "incomplete",
         }
     }
-    fn expected(self, e: ExpectedOutcome) -> bool {
-        matches!(
-            (self, e),
-            (Outcome::Ok, ExpectedOutcome::Ok)
-                | (Outcome::Violation, ExpectedOutcome::Violation)
-                | (Outcome::Liveness, ExpectedOutcome::Liveness)
+}
+
+/// A scripted step that did not simply happen (`RunReport::steps_not_done`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepNote {
+    /// Index in the file's `[[script]]`, from 0.
+    pub step: usize,
+    pub at_ms: u64,
+    pub client: String,
+    pub op: &'static str,
+    #[serde(flatten)]
+    pub end: StepEnd,
+    /// The step's `may_abandon`/`may_refuse` allows this end, or the step is an
+    /// adversary's client's (`adversary`).
+    pub declared: bool,
+    /// The client is hosted by a malicious provider: like the oracles and convergence,
+    /// step completeness judges honest clients only (an honest step that waits for an
+    /// adversary's step still counts).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub adversary: bool,
+}
+
+impl StepNote {
+    /// "step 7 (bob send at 3000 ms) refused by rule mute".
+    pub fn describe(&self) -> String {
+        let how = match &self.end {
+            StepEnd::Done => "done".to_string(),
+            StepEnd::Abandoned => "abandoned: its precondition never held".to_string(),
+            StepEnd::Refused { rule } => format!("refused by the hub ({rule})"),
+            StepEnd::Failed { reason } => format!("failed: {reason}"),
+            StepEnd::Unfinished => "handed to its client but never settled".to_string(),
+            StepEnd::Overtaken { reason } => {
+                format!("overtaken: its client was removed from the room first ({reason})")
+            }
+        };
+        format!(
+            "script[{}] ({} {} at {} ms) {how}{}",
+            self.step,
+            self.client,
+            self.op,
+            self.at_ms,
+            if self.adversary {
+                " (an adversary's client: not judged)"
+            } else if self.declared {
+                " (declared)"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -90,6 +137,8 @@ pub struct OpCounts {
     pub issued: u64,
     pub succeeded: u64,
     pub failed: u64,
+    /// Commands the client refused to queue (local; hub refusals are in `hub_rejections`
+    /// and, per step, in `RunReport::steps_not_done`).
     pub refused: u64,
     /// Scripted steps whose precondition never held (e.g. the user was never added).
     pub abandoned: u64,
@@ -106,7 +155,8 @@ pub struct RunReport {
     pub variant: Value,
     pub outcome: Outcome,
     pub expected: ExpectedOutcome,
-    /// The outcome (and expected violations) matched the scenario's `expect`.
+    /// The run is as the scenario's `expect` allows (`Expectation::run_as_expected`;
+    /// a `within_seeds` expectation is met or not per cell, by `campaign`/`findings`).
     pub as_expected: bool,
     pub violations: Vec<Violation>,
     pub liveness: Option<String>,
@@ -122,6 +172,13 @@ pub struct RunReport {
     pub hub_rejections: BTreeMap<String, u64>,
     pub converged_at_ms: Option<u64>,
     pub ops: OpCounts,
+    /// Scripted steps: how many the file has, and how many were done.
+    pub steps_total: usize,
+    pub steps_done: usize,
+    /// Every scripted step that was not done (abandoned, refused, failed, unfinished),
+    /// in script order, whether its declaration allows it or not. Steps a run stopped
+    /// before reaching (at a violation) are not listed.
+    pub steps_not_done: Vec<StepNote>,
     pub messages_accepted: usize,
     pub messages_received: usize,
     pub state_table: Vec<NodeState>,
@@ -181,7 +238,24 @@ struct World<'a> {
     honest: BTreeSet<ClientUri>,
     /// Providers that are not adversaries.
     honest_providers: BTreeSet<Domain>,
+    /// How each scripted step ended (`None`: not handed yet, or in flight).
+    step_end: Vec<Option<StepEnd>>,
+    /// The client command name of each scripted step's op.
+    step_cmd: Vec<&'static str>,
+    /// Per client, the steps handed to it and not settled yet, in order (the client
+    /// runs its commands one at a time, in order).
+    inflight: BTreeMap<ClientUri, std::collections::VecDeque<usize>>,
+    /// Per client, the step it settled last (its follow-up commands belong to it).
+    last_step: BTreeMap<ClientUri, usize>,
+    /// Clients removed from the room (a `Removed` event, not followed by a `Joined`).
+    removed: BTreeSet<ClientUri>,
+    /// Hub refusals not yet matched to a client's failed op: (endpoint, rule id or
+    /// code, reason), oldest first, at most [`MAX_PENDING_REFUSALS`].
+    refusals: std::collections::VecDeque<(&'static str, String, String)>,
 }
+
+/// Most hub refusals kept for matching to failed ops.
+const MAX_PENDING_REFUSALS: usize = 256;
 
 impl World<'_> {
     fn t(&self) -> u64 {
@@ -223,6 +297,9 @@ impl World<'_> {
             );
             match &e {
                 ClientEvent::Joined { room, epoch, .. } | ClientEvent::Epoch { room, epoch } => {
+                    if matches!(e, ClientEvent::Joined { .. }) {
+                        self.removed.remove(c);
+                    }
                     if matches!(e, ClientEvent::Joined { .. }) && self.honest.contains(c) {
                         self.oracles.arrival_joined(c, room);
                     }
@@ -241,6 +318,7 @@ impl World<'_> {
                     }
                 }
                 ClientEvent::Removed { .. } => {
+                    self.removed.insert(c.clone());
                     if let Some(s) = self.clients.get_mut(c) {
                         s.epoch = None;
                     }
@@ -271,16 +349,77 @@ impl World<'_> {
                 } => self
                     .oracles
                     .message_built(c, room, mls_message_sha256, line),
-                ClientEvent::OpSucceeded { .. } => self.ops.succeeded += 1,
+                ClientEvent::OpSucceeded { op, .. } => {
+                    self.ops.succeeded += 1;
+                    self.settle(c, op, None);
+                }
                 ClientEvent::OpFailed { op, reason, .. } => {
                     self.ops.failed += 1;
                     if *op == "join-external" && self.honest.contains(c) {
                         self.oracles.join_failed(c, reason, line);
                     }
+                    self.settle(c, op, Some(reason));
                 }
                 _ => {}
             }
         }
+    }
+
+    /// A client finished op `op` (`failure`: why it failed). The client's first step in
+    /// flight is settled if `op` is its command; any other op (a follow-up the client
+    /// queued itself, e.g. a `leave-step`) belongs to the step it settled last, whose
+    /// end becomes the follow-up's failure.
+    fn settle(&mut self, c: &ClientUri, op: &str, failure: Option<&str>) {
+        let front = self.inflight.get(c).and_then(|q| q.front().copied());
+        let i = match front {
+            Some(i) if self.step_cmd[i] == op => {
+                if let Some(q) = self.inflight.get_mut(c) {
+                    q.pop_front();
+                }
+                self.last_step.insert(c.clone(), i);
+                self.step_end[i] = Some(StepEnd::Done);
+                i
+            }
+            _ => match (failure, self.last_step.get(c)) {
+                (Some(_), Some(&i)) => i,
+                _ => return,
+            },
+        };
+        if let Some(reason) = failure {
+            let end = match self.refusal(reason) {
+                Some(rule) => StepEnd::Refused { rule },
+                None if self.removed.contains(c) => StepEnd::Overtaken {
+                    reason: format!("{op}: {reason}"),
+                },
+                None => StepEnd::Failed {
+                    reason: format!("{op}: {reason}"),
+                },
+            };
+            if matches!(self.step_end[i], None | Some(StepEnd::Done)) {
+                self.step_end[i] = Some(end);
+            }
+        }
+    }
+
+    /// The hub refusal a client's op failure `reason` comes from, as its rule id (or
+    /// answer code): the oldest pending refusal whose reason the client's names, else for
+    /// a bare `NotAllowed` (a refused submitMessage carries no reason) the oldest pending
+    /// submitMessage refusal. `None`: not a hub refusal (a local failure).
+    fn refusal(&mut self, reason: &str) -> Option<String> {
+        let pos = self
+            .refusals
+            .iter()
+            .position(|(_, _, r)| !r.is_empty() && reason.contains(r.as_str()))
+            .or_else(|| {
+                (reason == "NotAllowed")
+                    .then(|| {
+                        self.refusals
+                            .iter()
+                            .position(|(e, _, _)| *e == "submitMessage")
+                    })
+                    .flatten()
+            })?;
+        self.refusals.remove(pos).map(|(_, rule, _)| rule)
     }
 
     /// The room's current hub (x-hub-transfer): the provider whose hub sequences the
@@ -382,9 +521,23 @@ impl World<'_> {
                         line,
                     );
                 }
-                if let ServerEvent::Hub(HubEvent::Rejected { rule, code, .. }) = &e {
+                if let ServerEvent::Hub(HubEvent::Rejected {
+                    rule,
+                    code,
+                    endpoint,
+                    reason,
+                    ..
+                }) = &e
+                {
                     let key = rule.map_or_else(|| code.clone(), str::to_string);
-                    *self.rejections.entry(key).or_default() += 1;
+                    *self.rejections.entry(key.clone()).or_default() += 1;
+                    // wrongEpoch answers are retried by the client, never an op's end.
+                    if code != "wrongEpoch" {
+                        self.refusals.push_back((endpoint, key, reason.clone()));
+                        if self.refusals.len() > MAX_PENDING_REFUSALS {
+                            self.refusals.pop_front();
+                        }
+                    }
                 }
                 if let ServerEvent::Hub(HubEvent::Accepted {
                     room,
@@ -553,9 +706,11 @@ impl World<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn command(
         &mut self,
         c: &ClientUri,
+        step: usize,
         op: &Op,
         users: &BTreeMap<String, UserUri>,
         senders: &BTreeMap<Domain, openmls::prelude::ExternalSender>,
@@ -618,7 +773,12 @@ impl World<'_> {
         );
         let op_line = self.rec.count();
         self.ops.issued += 1;
-        let Some(cmd) = cmd else { return };
+        let Some(cmd) = cmd else {
+            self.step_end[step] = Some(StepEnd::Failed {
+                reason: format!("{}: no command for this op", op.name()),
+            });
+            return;
+        };
         let Some(slot) = self.clients.get_mut(c) else {
             return;
         };
@@ -660,6 +820,7 @@ impl World<'_> {
         };
         match slot.core.command(now, cmd) {
             Ok(out) => {
+                self.inflight.entry(c.clone()).or_default().push_back(step);
                 if let Some((kind, user, view)) = departure {
                     let room = self.room.clone();
                     self.oracles
@@ -673,6 +834,9 @@ impl World<'_> {
             }
             Err(e) => {
                 self.ops.refused += 1;
+                self.step_end[step] = Some(StepEnd::Failed {
+                    reason: format!("{}: the client refused it: {e}", op.name()),
+                });
                 self.rec.event(
                     t,
                     c.as_str(),
@@ -981,6 +1145,16 @@ pub fn run(
             Duration::from_millis(net_cfg.latency_ms[0]),
             Duration::from_millis(net_cfg.latency_ms[1]),
         )),
+        step_end: vec![None; scenario.script.len()],
+        step_cmd: scenario
+            .script
+            .iter()
+            .map(|s| s.get_ref().op.command_name())
+            .collect(),
+        inflight: BTreeMap::new(),
+        last_step: BTreeMap::new(),
+        removed: BTreeSet::new(),
+        refusals: std::collections::VecDeque::new(),
     };
     // The ghost devices malicious providers hold (oracle no-ghost-device).
     for (d, a) in &resolved.adversaries {
@@ -1113,7 +1287,7 @@ pub fn run(
                             nodes::mls::cost::snapshot().nanos,
                         ));
                     }
-                    w.command(&c, op, &users, &senders, preset);
+                    w.command(&c, i, op, &users, &senders, preset);
                 }
             }
             w.waiting.retain(|_, q| !q.is_empty());
@@ -1143,6 +1317,7 @@ pub fn run(
                                 json!({"op": op.name(), "step": i, "reason": "its precondition never held"}),
                             );
                             w.ops.abandoned += 1;
+                            w.step_end[i] = Some(StepEnd::Abandoned);
                         }
                     }
                 }
@@ -1173,10 +1348,48 @@ pub fn run(
         liveness = Some(format!("a host failed: {e}"));
     }
     let violations = w.oracles.violations().to_vec();
+    // Steps handed to a client that never settled.
+    for q in w.inflight.values() {
+        for &i in q {
+            if w.step_end[i].is_none() {
+                w.step_end[i] = Some(StepEnd::Unfinished);
+            }
+        }
+    }
+    let steps_not_done: Vec<StepNote> = w
+        .step_end
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let e = e.as_ref().filter(|e| **e != StepEnd::Done)?;
+            let st = scenario.script[i].get_ref();
+            let adversary = names
+                .get(&client_key(&st.client))
+                .is_some_and(|c| !w.honest.contains(c));
+            Some(StepNote {
+                step: i,
+                at_ms: st.at_ms,
+                client: st.client.clone(),
+                op: st.op.name(),
+                end: e.clone(),
+                declared: adversary || st.allows(e),
+                adversary,
+            })
+        })
+        .collect();
+    let steps_done = w
+        .step_end
+        .iter()
+        .filter(|e| **e == Some(StepEnd::Done))
+        .count();
     let outcome = if !violations.is_empty() {
         Outcome::Violation
     } else if liveness.is_some() {
         Outcome::Liveness
+    } else if steps_not_done.iter().any(|n| !n.declared)
+        || steps_done + steps_not_done.len() < scenario.script.len()
+    {
+        Outcome::Incomplete
     } else {
         Outcome::Ok
     };
@@ -1201,16 +1414,8 @@ pub fn run(
     );
     let expectation = scenario.expectation();
     let expected = expectation.outcome;
-    let ids: BTreeSet<&str> = violations.iter().map(|v| v.id).collect();
-    // An expectation "violated within N seeds" (N > 1) is judged over seeds by
-    // `findings`/`campaign`; one run of it is as expected unless it fails otherwise.
-    let rate_judged = expectation.within_seeds > 1 && outcome == Outcome::Ok;
-    let as_expected = rate_judged
-        || (outcome.expected(expected)
-            && expectation
-                .violations
-                .iter()
-                .all(|v| ids.contains(v.as_str())));
+    let ids: Vec<&str> = violations.iter().map(|v| v.id).collect();
+    let as_expected = expectation.run_as_expected(outcome.name(), &ids);
     let mut enabled: BTreeSet<String> =
         windows.iter().map(|w| w.fault.kind().to_string()).collect();
     if let Some(sw) = &scenario.faults.swarm {
@@ -1241,6 +1446,9 @@ pub fn run(
         hub_rejections: w.rejections.clone(),
         converged_at_ms: converged_at,
         ops: w.ops.clone(),
+        steps_total: scenario.script.len(),
+        steps_done,
+        steps_not_done,
         messages_accepted: accepted,
         messages_received: received,
         state_table,

@@ -498,6 +498,65 @@ pub struct Step {
     pub client: String,
     #[serde(flatten)]
     pub op: Op,
+    /// The step may not happen: never handed to its client because its precondition
+    /// never holds (e.g. the target was removed first by a racing step), or handed to an
+    /// adversary's client that never settles it. Without it such a step makes the run
+    /// `incomplete`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub may_abandon: bool,
+    /// Hub enforcement rule ids (`nodes::hub::Rule::id`) that may refuse the step. A
+    /// refusal by a rule not listed makes the run `incomplete`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub may_refuse: Vec<String>,
+}
+
+impl Step {
+    /// Whether the scenario allows this step to end `how` (see [`StepEnd`]).
+    pub fn allows(&self, how: &StepEnd) -> bool {
+        match how {
+            StepEnd::Done => true,
+            // A step handed to a client that never settled it (possible only for an
+            // adversary's client or a run that did not converge) did not happen either.
+            StepEnd::Abandoned | StepEnd::Unfinished | StepEnd::Overtaken { .. } => {
+                self.may_abandon
+            }
+            StepEnd::Refused { rule } => self.may_refuse.iter().any(|r| r == rule),
+            StepEnd::Failed { .. } => false,
+        }
+    }
+}
+
+/// How a scripted step ended in a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum StepEnd {
+    /// Handed to its client, and its op (with any follow-up steps) succeeded.
+    Done,
+    /// Never handed to its client: its precondition never held.
+    Abandoned,
+    /// The hub refused it by enforcement rule `rule` (or by answer code, e.g.
+    /// `notAllowed`, when no rule applies).
+    Refused { rule: String },
+    /// The op failed otherwise: the client could not start or finish it (`reason`).
+    Failed { reason: String },
+    /// Handed to its client but never settled (no success, no failure) by the run's end.
+    Unfinished,
+    /// Handed to its client, which was removed from the room before the op settled (a
+    /// racing removal or ban won), so the op failed (`reason`).
+    Overtaken { reason: String },
+}
+
+impl StepEnd {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepEnd::Done => "done",
+            StepEnd::Abandoned => "abandoned",
+            StepEnd::Refused { .. } => "refused",
+            StepEnd::Failed { .. } => "failed",
+            StepEnd::Unfinished => "unfinished",
+            StepEnd::Overtaken { .. } => "overtaken",
+        }
+    }
 }
 
 /// What a client is told to do (each maps to a `nodes::client::core::Command`).
@@ -576,8 +635,43 @@ impl TryFrom<toml::Table> for Step {
             }
             None => return Err("missing field `client`".into()),
         };
+        let may_abandon = match t.remove("may_abandon") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(v) => {
+                return Err(format!(
+                    "field `may_abandon`: expected true or false, found {}",
+                    v.type_str()
+                ))
+            }
+        };
+        let may_refuse = match t.remove("may_refuse") {
+            None => Vec::new(),
+            Some(toml::Value::Array(a)) => a
+                .into_iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s),
+                    v => Err(format!(
+                        "field `may_refuse`: expected hub rule ids (strings), found {}",
+                        v.type_str()
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(v) => {
+                return Err(format!(
+                    "field `may_refuse`: expected a list of hub rule ids, found {}",
+                    v.type_str()
+                ))
+            }
+        };
         let op = Op::deserialize(toml::Value::Table(t)).map_err(|e| e.message().to_string())?;
-        Ok(Step { at_ms, client, op })
+        Ok(Step {
+            at_ms,
+            client,
+            op,
+            may_abandon,
+            may_refuse,
+        })
     }
 }
 
@@ -597,6 +691,26 @@ impl TryFrom<toml::Table> for ScheduledFault {
 }
 
 impl Op {
+    /// The name of the client command this op becomes (`nodes::client::core::Command::name`),
+    /// as the client's `OpSucceeded`/`OpFailed` events name it.
+    pub fn command_name(&self) -> &'static str {
+        match self {
+            Op::Create => "create-room",
+            Op::Add { .. } => "add-user",
+            Op::AddUsers { .. } => "add-users",
+            Op::Remove { .. } => "remove-user",
+            Op::Kick { .. } => "kick",
+            Op::Ban { .. } => "ban",
+            Op::Role { .. } => "change-role",
+            Op::Leave => "leave",
+            Op::Send { .. } => "send",
+            Op::Join => "join-external",
+            Op::SelfUpdate => "self-update",
+            Op::MoveHub { .. } => "move-hub",
+            Op::TakeOver => "take-over",
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Op::Create => "create",
@@ -771,8 +885,9 @@ pub struct Expect {
     /// Oracle ids that must be among the violations (with outcome = "violation").
     #[serde(default)]
     pub violations: Vec<Spanned<String>>,
-    /// With outcome "violation" or "liveness": it must happen in at least one of the
-    /// first `within_seeds` seeds (default 1: every seed). With "ok": every seed.
+    /// Only with outcome "violation" or "liveness" (see [`Expectation`]): the expected
+    /// failure must show in at least one of the first `within_seeds` seeds of the cell,
+    /// and the other runs may be ok. Without it, every seed must show it.
     #[serde(default)]
     pub within_seeds: Option<u32>,
     #[serde(default)]
@@ -802,12 +917,140 @@ pub struct ExpectCase {
     pub within_seeds: Option<u32>,
 }
 
-/// The expectation of one matrix cell.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The expectation of one matrix cell, and the one place it is judged: per run by
+/// [`Expectation::run_as_expected`] (`run`, `batch`, records' `as_expected`) and per cell
+/// by [`Expectation::judge_cell`] (`campaign`, `findings`, `sim/tests/library.rs`).
+///
+/// * outcome "ok": every run is `ok` (no violation, converged, every scripted step done
+///   or ended as its `may_abandon`/`may_refuse` allows).
+/// * "violation"/"liveness" without `within_seeds`: every run shows it (a violation run
+///   with every oracle of `violations` among its violations).
+/// * with `within_seeds = N`: at least one of the first N seeds of the cell (the seeds
+///   `first..first+N` of the seeds run, `first` being the lowest) shows it, and every
+///   other run is either `ok` or has the expected outcome (a violation run need not name
+///   every listed oracle). A cell whose window was not run completely and showed no hit
+///   is not met.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Expectation {
     pub outcome: ExpectedOutcome,
     pub violations: Vec<String>,
-    pub within_seeds: u32,
+    /// `None`: every seed; `Some(n)`: within the first n seeds.
+    pub within_seeds: Option<u32>,
+}
+
+/// What a cell's runs showed against its [`Expectation`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CellJudgement {
+    /// Runs judged.
+    pub runs: usize,
+    /// Seeds of the runs that were not as expected.
+    pub unexpected: Vec<u64>,
+    /// With `within_seeds`: the window's seeds (inclusive) and how many of them ran.
+    pub window: Option<(u64, u64, usize)>,
+    /// The first seed that showed the expected outcome (with every listed oracle).
+    pub first_hit: Option<u64>,
+}
+
+impl CellJudgement {
+    /// Whether the cell met its expectation.
+    pub fn met(&self) -> bool {
+        self.unexpected.is_empty() && (self.window.is_none() || self.first_hit.is_some())
+    }
+
+    /// Why the cell met its expectation or not, in one sentence.
+    pub fn explain(&self, e: &Expectation) -> String {
+        let seeds = |v: &[u64]| {
+            let mut s: Vec<String> = v.iter().take(5).map(u64::to_string).collect();
+            if v.len() > 5 {
+                s.push(format!("… ({} in all)", v.len()));
+            }
+            s.join(", ")
+        };
+        let want = e.describe();
+        if !self.unexpected.is_empty() {
+            return format!(
+                "expected {want}; {} of {} runs were not (seeds {})",
+                self.unexpected.len(),
+                self.runs,
+                seeds(&self.unexpected)
+            );
+        }
+        match (self.window, self.first_hit) {
+            (Some((a, b, n)), None) => format!(
+                "expected {want}; none of the {n} runs of seeds {a}..={b} showed it{}",
+                if n < (b - a + 1) as usize {
+                    " (the window was not run completely)"
+                } else {
+                    ""
+                }
+            ),
+            (Some(_), Some(hit)) => format!(
+                "{want}: seed {hit} showed it; the other runs were ok or showed the expected outcome"
+            ),
+            (None, _) => format!("{want}: all {} runs", self.runs),
+        }
+    }
+}
+
+impl Expectation {
+    /// "ok", "violation (no-split) within 20 seeds", "liveness in every seed".
+    pub fn describe(&self) -> String {
+        let what = match self.outcome {
+            ExpectedOutcome::Ok => return "ok in every seed".into(),
+            ExpectedOutcome::Violation if self.violations.is_empty() => "violation".to_string(),
+            ExpectedOutcome::Violation => format!("violation ({})", self.violations.join(", ")),
+            ExpectedOutcome::Liveness => "liveness".to_string(),
+        };
+        match self.within_seeds {
+            Some(n) => format!("{what} within {n} seeds"),
+            None => format!("{what} in every seed"),
+        }
+    }
+
+    /// Whether a run with `outcome` (`Outcome::name`) and these violation ids shows the
+    /// expected outcome itself (with every listed oracle).
+    pub fn hit(&self, outcome: &str, ids: &[&str]) -> bool {
+        outcome == self.outcome.name() && self.violations.iter().all(|v| ids.contains(&v.as_str()))
+    }
+
+    /// Whether one run is as expected (see the type's doc): a hit, or, with
+    /// `within_seeds`, `ok` or the expected outcome.
+    pub fn run_as_expected(&self, outcome: &str, ids: &[&str]) -> bool {
+        self.hit(outcome, ids)
+            || (self.within_seeds.is_some() && (outcome == "ok" || outcome == self.outcome.name()))
+    }
+
+    /// Judges a cell from its runs: `(seed, outcome, violation ids)`; `first` is the
+    /// lowest seed of the seeds asked for. `whole`: all the cell's runs are here (not a
+    /// shard's part), so the `within_seeds` window is judged too.
+    pub fn judge_cell(
+        &self,
+        first: u64,
+        runs: &[(u64, &str, Vec<&str>)],
+        whole: bool,
+    ) -> CellJudgement {
+        let mut j = CellJudgement {
+            runs: runs.len(),
+            ..CellJudgement::default()
+        };
+        let mut sorted: Vec<&(u64, &str, Vec<&str>)> = runs.iter().collect();
+        sorted.sort_by_key(|r| r.0);
+        for (seed, outcome, ids) in sorted.iter().map(|r| (r.0, r.1, &r.2)) {
+            if !self.run_as_expected(outcome, ids) {
+                j.unexpected.push(seed);
+            }
+        }
+        if let (Some(n), true) = (self.within_seeds, whole) {
+            let last = first + u64::from(n) - 1;
+            let in_window: Vec<_> = sorted
+                .iter()
+                .filter(|r| r.0 >= first && r.0 <= last)
+                .collect();
+            j.window = Some((first, last, in_window.len()));
+            j.first_hit = in_window.iter().find(|r| self.hit(r.1, &r.2)).map(|r| r.0);
+        }
+        j
+    }
 }
 
 impl ExpectCase {
@@ -856,7 +1099,7 @@ impl Expect {
         Expectation {
             outcome: e.outcome,
             violations: e.violations.iter().map(|v| v.get_ref().clone()).collect(),
-            within_seeds: e.within_seeds.unwrap_or(1).max(1),
+            within_seeds: e.within_seeds,
         }
     }
 }
@@ -895,6 +1138,17 @@ pub enum ExpectedOutcome {
     Ok,
     Violation,
     Liveness,
+}
+
+impl ExpectedOutcome {
+    /// As written in files and records (`Outcome::name` of the matching outcome).
+    pub fn name(self) -> &'static str {
+        match self {
+            ExpectedOutcome::Ok => "ok",
+            ExpectedOutcome::Violation => "violation",
+            ExpectedOutcome::Liveness => "liveness",
+        }
+    }
 }
 
 /// A scenario that could not be read, parsed or validated.
@@ -1144,6 +1398,21 @@ impl Scenario {
             let st = s.get_ref();
             let f = format!("script[{i}]");
             client(s.span(), &format!("{f}.client"), &st.client)?;
+            for r in &st.may_refuse {
+                if !Rule::ALL.iter().any(|x| x.id() == r) {
+                    return Err(err(
+                        s.span(),
+                        format!(
+                            "field `{f}.may_refuse`: unknown hub rule {r:?} (expected one of {})",
+                            Rule::ALL
+                                .iter()
+                                .map(|r| r.id())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            }
             match &st.op {
                 Op::Add { user: u, .. }
                 | Op::Remove { user: u }
@@ -1370,6 +1639,12 @@ impl Scenario {
                 return Err(err(
                     top.clone(),
                     format!("field `{name}.within_seeds`: give 1 to 100000"),
+                ));
+            }
+            if e.within_seeds.is_some() && e.outcome == ExpectedOutcome::Ok {
+                return Err(err(
+                    top.clone(),
+                    format!("field `{name}.within_seeds`: only with outcome \"violation\" or \"liveness\" (\"ok\" holds in every seed)"),
                 ));
             }
         }

@@ -108,7 +108,8 @@ impl Target {
     /// The failure of a run, if it failed.
     pub fn of(r: &RunReport) -> Option<Target> {
         match r.outcome {
-            Outcome::Ok => None,
+            // An incomplete run (a step that did not happen) is not shrunk (yet).
+            Outcome::Ok | Outcome::Incomplete => None,
             Outcome::Violation => r.violations.first().map(|v| Target::Oracle(v.id.into())),
             Outcome::Liveness => Some(Target::Liveness),
         }

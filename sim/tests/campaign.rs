@@ -1,7 +1,9 @@
 //! `mimi-sim campaign` and `merge` as CI meets them: a small campaign writes the folder
 //! of the shared contract and re-runs a sample in other processes with the same trace
 //! hashes; four shards merged equal the unsharded campaign run for run; a fault kind
-//! that cannot fire fails the campaign; bad flags exit 2.
+//! that cannot fire fails the campaign; bad flags exit 2; a campaign cut short by its
+//! budget (runs or determinism re-runs not made) is `incomplete` (exit 3), not passed;
+//! the verdict names the cells not met and why.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -333,9 +335,155 @@ fn a_seed_over_the_timeout_is_killed_and_recorded_and_a_spent_budget_stops_early
         "--out",
         s(&out),
     ]);
-    assert_eq!(o.status.code(), Some(0));
+    // Cut short: not passed, exit 3 (nothing failed, but nothing was shown either).
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let c = campaign_json(&out);
     assert_eq!(c["budget_exhausted"], true);
+    assert_eq!(c["status"], "incomplete", "{c}");
     assert_eq!(c["runs"], 0);
     assert_eq!(c["plan"]["runs_planned"], 2);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("campaign incomplete"), "{stdout}");
+    assert!(
+        stdout.contains("2 of 2 planned runs were not made"),
+        "{stdout}"
+    );
+    assert!(std::fs::read_to_string(out.join("summary.md"))
+        .unwrap()
+        .contains("INCOMPLETE"));
+}
+
+/// One synthetic run record of `cell` (as a worker prints it, stamped).
+fn record(file: &str, enforcement: &str, seed: u64, outcome: &str, ids: &[&str]) -> Value {
+    let as_expected = outcome == "ok";
+    serde_json::json!({
+        "run_key": format!("{file}|{enforcement}|{seed}"),
+        "cell": {"scenario_file": file, "enforcement": enforcement},
+        "seed": seed,
+        "outcome": outcome,
+        "as_expected": as_expected,
+        "violations": ids.iter().map(|i| serde_json::json!({"id": i})).collect::<Vec<_>>(),
+        "faults_never_fired": [],
+        "trace_hash": "h",
+    })
+}
+
+fn plan(cells: Vec<Value>, runs_planned: usize) -> mimi_sim::campaign::Plan {
+    mimi_sim::campaign::Plan {
+        files: vec!["x.toml".into()],
+        seeds: (1, 3),
+        shard: None,
+        cells,
+        runs_planned,
+    }
+}
+
+#[test]
+fn a_budget_cut_before_the_determinism_re_runs_is_incomplete_not_passed() {
+    use mimi_sim::campaign::{judge, status_code, Determinism};
+    let cell = serde_json::json!({"scenario_file": "x.toml", "enforcement": "full",
+        "expect": {"outcome": "ok", "violations": [], "within_seeds": null}});
+    let runs: Vec<Value> = (1..=3)
+        .map(|s| record("x.toml", "full", s, "ok", &[]))
+        .collect();
+    let all = Determinism {
+        sampled: 2,
+        rerun: 2,
+        mismatches: Vec::new(),
+    };
+    let c = judge(
+        &plan(vec![cell.clone()], 3),
+        &Value::Null,
+        &runs,
+        &all,
+        false,
+        0,
+        1,
+        &[],
+    );
+    assert_eq!(c["status"], "passed", "{c}");
+    assert_eq!(status_code(&c), 0);
+    let v = c["verdict"].to_string();
+    assert!(v.contains("expectations: 1/1 cells met"), "{v}");
+    assert!(v.contains("2 of 2 re-runs made"), "{v}");
+    // Every run was made, but the budget ran out before the re-runs.
+    let none = Determinism {
+        sampled: 2,
+        rerun: 0,
+        mismatches: Vec::new(),
+    };
+    let c = judge(
+        &plan(vec![cell], 3),
+        &Value::Null,
+        &runs,
+        &none,
+        true,
+        0,
+        1,
+        &[],
+    );
+    assert_eq!(c["status"], "incomplete", "{c}");
+    assert_eq!(status_code(&c), 3);
+    assert!(c["verdict"]
+        .to_string()
+        .contains("2 of 2 determinism re-runs were not made"));
+    let md = mimi_sim::campaign::summary(&c, &runs);
+    assert!(md.starts_with("# Campaign: INCOMPLETE"), "{md}");
+}
+
+#[test]
+fn the_summary_says_which_cells_failed_and_why() {
+    use mimi_sim::campaign::{judge, Determinism};
+    // "within 2 seeds": seed 2 shows it, seed 3 is ok: met. "every seed": seed 2 is ok: not met.
+    let within = serde_json::json!({"scenario_file": "x.toml", "enforcement": "mls",
+        "expect": {"outcome": "violation", "violations": ["no-split"], "within_seeds": 2}});
+    let every = serde_json::json!({"scenario_file": "x.toml", "enforcement": "full",
+        "expect": {"outcome": "violation", "violations": ["no-split"], "within_seeds": null}});
+    let mut runs = vec![
+        record("x.toml", "mls", 1, "ok", &[]),
+        record("x.toml", "mls", 2, "violation", &["no-split"]),
+        record("x.toml", "mls", 3, "ok", &[]),
+        record("x.toml", "full", 1, "violation", &["no-split"]),
+        record("x.toml", "full", 2, "ok", &[]),
+        record("x.toml", "full", 3, "violation", &["no-split"]),
+    ];
+    runs.sort_by(|a, b| a["run_key"].as_str().cmp(&b["run_key"].as_str()));
+    let det = Determinism::default();
+    let c = judge(
+        &plan(vec![within, every], 6),
+        &Value::Null,
+        &runs,
+        &det,
+        false,
+        0,
+        1,
+        &[],
+    );
+    assert_eq!(c["status"], "failed", "{c}");
+    let cells = c["cell_verdicts"].as_array().unwrap();
+    assert_eq!(cells[0]["verdict"], "met", "{}", cells[0]);
+    assert!(cells[0]["why"]
+        .as_str()
+        .unwrap()
+        .contains("seed 2 showed it"));
+    assert_eq!(cells[1]["verdict"], "not met", "{}", cells[1]);
+    let why = cells[1]["why"].as_str().unwrap();
+    assert!(
+        why.contains("in every seed") && why.contains("seeds 2"),
+        "{why}"
+    );
+    let v = c["verdict"][0].as_str().unwrap();
+    assert!(
+        v.contains("1/2 cells met; NOT met: x.toml under full"),
+        "{v}"
+    );
+    assert!(c["failures"][0]
+        .as_str()
+        .unwrap()
+        .contains("x.toml under full"));
 }

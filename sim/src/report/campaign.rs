@@ -37,6 +37,9 @@ pub struct Run {
     pub as_expected: bool,
     pub violations: Vec<String>,
     pub liveness: Option<String>,
+    /// The scripted steps that did not happen and are not declared (`steps_not_done`),
+    /// as "script[3] send refused", joined by "; " (`None` if there are none).
+    pub incomplete: Option<String>,
     pub trace_hash: String,
     pub sim_time_ms: u64,
     pub converged_at_ms: Option<u64>,
@@ -163,6 +166,28 @@ fn run_of(v: &Value) -> Run {
             .unwrap_or(true),
         violations,
         liveness: v.get("liveness").and_then(Value::as_str).map(String::from),
+        incomplete: {
+            let notes: Vec<String> = v
+                .get("steps_not_done")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|n| n.get("declared") != Some(&Value::Bool(true)))
+                .map(|n| {
+                    format!(
+                        "script[{}] {} {}{}",
+                        n.get("step").and_then(Value::as_u64).unwrap_or(0),
+                        n.get("op").and_then(Value::as_str).unwrap_or("?"),
+                        n.get("status").and_then(Value::as_str).unwrap_or("?"),
+                        n.get("rule")
+                            .and_then(Value::as_str)
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    )
+                })
+                .collect();
+            (!notes.is_empty()).then(|| notes.join("; "))
+        },
         trace_hash: s(v, "trace_hash"),
         sim_time_ms: v.get("sim_time_ms").and_then(Value::as_u64).unwrap_or(0),
         converged_at_ms: v.get("converged_at_ms").and_then(Value::as_u64),

@@ -20,7 +20,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.bad td{background:#fff0f0}code,pre{font:12px ui-monospace,Menlo,Consolas,monospace}
 pre.lines{background:#fafafa;border:1px solid #ddd;padding:6px;overflow-x:auto;white-space:pre}
 .witness-line{background:#ffe08a;display:block}
-.status-passed{color:#176f2c;font-weight:bold}.status-failed{color:#b00;font-weight:bold}
+.status-passed{color:#176f2c;font-weight:bold}.status-failed{color:#b00;font-weight:bold}.status-incomplete{color:#a05a00;font-weight:bold}
 .plot{background:#fff;border:1px solid #eee;margin:6px 12px 6px 0}
 .ptitle{font-weight:bold;font-size:13px}.tick{font-size:11px;fill:#444}
 .bar{fill:#4a7fb5}.bar.bad{fill:#c9463d}.axis{stroke:#666}.ci{stroke:#111;stroke-width:1.5}
@@ -103,6 +103,16 @@ pub fn campaign_page(
             "<tr><th>status</th><td class=\"status-{0}\">{0}</td></tr>",
             esc(status)
         );
+        // What passed and why (campaign.json `verdict`).
+        for v in c
+            .get("verdict")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let _ = write!(b, "<tr><th>verdict</th><td>{}</td></tr>", esc(v));
+        }
         if let Some(p) = c.get("plan") {
             let n = |k: &str| p.get(k).and_then(Value::as_array).map_or(0, Vec::len);
             let levels: Vec<&str> = p
@@ -127,7 +137,8 @@ pub fn campaign_page(
         if let Some(d) = c.get("determinism") {
             let _ = write!(
                 b,
-                "<tr><th>determinism</th><td>{} runs re-run in another process; {} trace-hash mismatches</td></tr>",
+                "<tr><th>determinism</th><td>{} of {} chosen runs re-run in another process; {} trace-hash mismatches</td></tr>",
+                d.get("rerun").and_then(Value::as_u64).unwrap_or(0),
                 d.get("sampled").and_then(Value::as_u64).unwrap_or(0),
                 d.get("mismatches").and_then(Value::as_array).map_or(0, Vec::len)
             );
@@ -259,7 +270,10 @@ pub fn campaign_page(
     b.push_str("<table id=\"failing-table\"><tr><th>run key</th><th>outcome</th><th>expected</th><th>violations / liveness</th><th>replay</th><th>shrink</th><th>page</th></tr>");
     for r in failing.iter().take(MAX_FAILING_LISTED) {
         let why = if r.violations.is_empty() {
-            r.liveness.clone().unwrap_or_else(|| "—".into())
+            r.liveness
+                .clone()
+                .or_else(|| r.incomplete.clone())
+                .unwrap_or_else(|| "—".into())
         } else {
             r.violations.join(", ")
         };

@@ -37,7 +37,10 @@ pub fn summary(dir: &str, runs: &[Run], cells: &[Cell]) -> String {
         let _ = writeln!(o, "\n## Failing or unexpected runs\n");
         for r in failing.iter().take(MAX_FAILING_LISTED) {
             let why = if r.violations.is_empty() {
-                r.liveness.clone().unwrap_or_else(|| "—".into())
+                r.liveness
+                    .clone()
+                    .or_else(|| r.incomplete.clone())
+                    .unwrap_or_else(|| "—".into())
             } else {
                 r.violations.join(", ")
             };
