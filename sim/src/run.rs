@@ -28,7 +28,9 @@ use serde_json::{json, Value};
 
 use crate::faults::{self, Links, Window};
 use crate::net::{self, Durable, HostConfig, HostHandle};
-use crate::oracles::{Arrival, CommittedState, DepartureKind, Oracles, Sent, Violation};
+use crate::oracles::{
+    Arrival, CommittedState, DepartureIntent, DepartureKind, HubMove, Oracles, Sent, Violation,
+};
 use crate::record::{Recorder, TRACE_FORMAT};
 use crate::scenario::{
     ExpectedOutcome, Fault, HubTransferKind, OnViolation, Op, Resolved, Scenario,
@@ -272,10 +274,12 @@ impl World<'_> {
                     .oracles
                     .message_built(c, room, mls_message_sha256, line),
                 ClientEvent::OpSucceeded { .. } => self.ops.succeeded += 1,
-                ClientEvent::OpFailed { op, reason, .. } => {
+                ClientEvent::OpFailed {
+                    op, origin, reason, ..
+                } => {
                     self.ops.failed += 1;
                     if *op == "join-external" && self.honest.contains(c) {
-                        self.oracles.join_failed(c, reason, line);
+                        self.oracles.join_failed(c, *origin, reason, line);
                     }
                 }
                 _ => {}
@@ -359,12 +363,6 @@ impl World<'_> {
                     kind,
                     json!({ "event": v.unwrap_or(Value::Null) }),
                 );
-                if let ServerEvent::Hub(
-                    HubEvent::HandoffImported { room, .. } | HubEvent::TookOver { room, .. },
-                ) = &e
-                {
-                    self.oracles.hub_moved(room);
-                }
                 if let ServerEvent::Hub(HubEvent::SenderAccepted {
                     room,
                     epoch,
@@ -436,7 +434,7 @@ impl World<'_> {
             let line = self.rec.count();
             for (f, seq, epoch) in &new {
                 self.oracles
-                    .logged(&self.room, f, generation, *seq, *epoch, line);
+                    .logged(d.as_str(), &self.room, f, generation, *seq, *epoch, line);
             }
             *self.log_indexed.entry(d).or_default() += new.len();
         }
@@ -560,6 +558,7 @@ impl World<'_> {
         users: &BTreeMap<String, UserUri>,
         senders: &BTreeMap<Domain, openmls::prelude::ExternalSender>,
         preset: nodes::room::RolePreset,
+        may_be_refused: bool,
     ) {
         let Some(hub_sender) = senders.get(&self.hub) else {
             return;
@@ -622,7 +621,7 @@ impl World<'_> {
         let Some(slot) = self.clients.get_mut(c) else {
             return;
         };
-        // departure-completes: the view before the departure starts.
+        // departure-completes: the script's intent and the view before it starts.
         let departure = match op {
             Op::Leave => Some((DepartureKind::Leave, c.user())),
             Op::Remove { user } => u(user).map(|x| (DepartureKind::Remove, x)),
@@ -630,7 +629,21 @@ impl World<'_> {
             _ => None,
         }
         .filter(|_| self.honest.contains(c))
-        .and_then(|(k, x)| slot.core.room_view(&self.room).map(|v| (k, x, v)));
+        .and_then(|(kind, user)| {
+            let intent = DepartureIntent {
+                kind,
+                user,
+                may_be_refused,
+            };
+            slot.core.room_view(&self.room).map(|v| (intent, v))
+        });
+        // handoff-keeps-accepted: how the script moves the hub.
+        let hub_move = match op {
+            Op::MoveHub { .. } => Some(HubMove::Handoff),
+            Op::TakeOver => Some(HubMove::Takeover),
+            _ => None,
+        }
+        .filter(|_| self.honest.contains(c));
         // arrival-completes: the adds and joins honest clients start.
         let epoch_now = slot.core.room_view(&self.room).map_or(0, |v| v.epoch);
         let arrivals: Vec<Arrival> = if !self.honest.contains(c) {
@@ -660,10 +673,14 @@ impl World<'_> {
         };
         match slot.core.command(now, cmd) {
             Ok(out) => {
-                if let Some((kind, user, view)) = departure {
+                if let Some((intent, view)) = departure {
                     let room = self.room.clone();
                     self.oracles
-                        .departure_started(kind, c, &room, &user, &view, op_line);
+                        .departure_started(&intent, c, &room, &view, op_line);
+                }
+                if let Some(how) = hub_move {
+                    let room = self.room.clone();
+                    self.oracles.hub_move_started(&room, how);
                 }
                 for a in arrivals {
                     self.oracles.arrival_started(a);
@@ -1100,7 +1117,8 @@ pub fn run(
             let cs: Vec<ClientUri> = w.waiting.keys().cloned().collect();
             for c in cs {
                 while let Some(&i) = w.waiting.get(&c).and_then(|q| q.front()) {
-                    let op = &scenario.script[i].get_ref().op;
+                    let step = scenario.script[i].get_ref();
+                    let op = &step.op;
                     if !w.ready(&c, op, &users) {
                         break;
                     }
@@ -1113,7 +1131,7 @@ pub fn run(
                             nodes::mls::cost::snapshot().nanos,
                         ));
                     }
-                    w.command(&c, op, &users, &senders, preset);
+                    w.command(&c, op, &users, &senders, preset, step.may_be_refused);
                 }
             }
             w.waiting.retain(|_, q| !q.is_empty());
@@ -1165,6 +1183,7 @@ pub fn run(
     if converged_at.is_some() {
         let honest = w.honest.clone();
         w.oracles.check_delivery(t, &honest);
+        w.oracles.check_handoffs(t);
         let hub_final = w.hub_committed();
         w.oracles.check_departures(t, hub_final.as_ref());
         w.oracles.check_arrivals(t, hub_final.as_ref());

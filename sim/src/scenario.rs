@@ -498,6 +498,11 @@ pub struct Step {
     pub client: String,
     #[serde(flatten)]
     pub op: Op,
+    /// For a departure (leave, remove, ban): the scenario declares that the room's policy
+    /// or the hub may refuse it, so a departure none of whose steps took effect is no
+    /// failure (oracle departure-completes); a partial one still is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub may_be_refused: bool,
 }
 
 /// What a client is told to do (each maps to a `nodes::client::core::Command`).
@@ -576,8 +581,29 @@ impl TryFrom<toml::Table> for Step {
             }
             None => return Err("missing field `client`".into()),
         };
+        let may_be_refused = match t.remove("may_be_refused") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(v) => {
+                return Err(format!(
+                    "field `may_be_refused`: expected true or false, found {}",
+                    v.type_str()
+                ))
+            }
+        };
         let op = Op::deserialize(toml::Value::Table(t)).map_err(|e| e.message().to_string())?;
-        Ok(Step { at_ms, client, op })
+        if may_be_refused && !matches!(op, Op::Leave | Op::Remove { .. } | Op::Ban { .. }) {
+            return Err(format!(
+                "field `may_be_refused`: only a departure (op leave, remove or ban) may be declared refusable, not op {}",
+                op.name()
+            ));
+        }
+        Ok(Step {
+            at_ms,
+            client,
+            op,
+            may_be_refused,
+        })
     }
 }
 
