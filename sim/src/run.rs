@@ -1180,10 +1180,12 @@ pub fn run(
         }
     }
     let t = w.t();
+    // Order, once and seq continuity hold in any run; what must have arrived, only in
+    // a converged one.
+    w.oracles.check_handoffs(t, converged_at.is_some());
     if converged_at.is_some() {
         let honest = w.honest.clone();
         w.oracles.check_delivery(t, &honest);
-        w.oracles.check_handoffs(t);
         let hub_final = w.hub_committed();
         w.oracles.check_departures(t, hub_final.as_ref());
         w.oracles.check_arrivals(t, hub_final.as_ref());

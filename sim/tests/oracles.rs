@@ -462,7 +462,7 @@ fn handoff_keeps_accepted_fires_when_the_new_hub_loses_entries_after_a_handoff()
 }
 
 /// departure-completes judges the script's intent: Bob (an ordinary user, role 2) is
-/// told to remove Cathy, which the room's policy refuses (no canRemoveParticipant).
+/// told to ban Cathy, which the room's policy refuses (an ordinary user lacks canBan).
 /// Unless the step declares `may_be_refused = true`, that departure never happening is
 /// a violation; declared, the run holds.
 #[test]
@@ -474,7 +474,7 @@ fn departure_completes_fires_when_a_departure_the_scenario_wants_is_refused() {
             ""
         };
         let script = format!(
-            "[[script]]\nat_ms = 4000\nclient = \"bob\"\nop = \"remove\"\nuser = \"cathy\"\n{flag}"
+            "[[script]]\nat_ms = 4000\nclient = \"bob\"\nop = \"ban\"\nuser = \"cathy\"\n{flag}"
         );
         world("full", &[], &script, "").replace("role = 3", "role = 2")
     };

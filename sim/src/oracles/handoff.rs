@@ -1,7 +1,7 @@
 //! [`HANDOFF_KEEPS_ACCEPTED`]: what x-hub-transfer promises about the log of a room
-//! whose hub moved (nodes/src/transfer.rs §3 and §5), judged at the end of a converged
-//! run on the log entries of every hub that sequenced the room and on every fan-out
-//! message each honest client was handed:
+//! whose hub moved (nodes/src/transfer.rs §3 and §5), judged at the end of the run
+//! (*kept* only if it converged) on the log entries of every hub that sequenced the room
+//! and on every fan-out message each honest client was handed:
 //!
 //! * **kept**: every log entry of the old or the new hub reaches every honest client
 //!   that was a member at the entry's MLS epoch — except what §5 says a takeover cannot
@@ -37,16 +37,17 @@ pub enum HubMove {
 const WITNESS_ENTRIES: usize = 8;
 
 impl Oracles {
-    /// [`HANDOFF_KEEPS_ACCEPTED`] for every room whose log spans more than one hub; at
-    /// the end of a converged run.
-    pub fn check_handoffs(&mut self, t: u64) {
+    /// [`HANDOFF_KEEPS_ACCEPTED`] for every room whose log spans more than one hub, at
+    /// the end of a run: once, in order and seq continuity always; kept only when the
+    /// run `converged` (before that, an entry may still be on its way).
+    pub fn check_handoffs(&mut self, t: u64, converged: bool) {
         let rooms: BTreeSet<RoomUri> = self.log_index.keys().map(|(r, _)| r.clone()).collect();
         for room in rooms {
-            self.check_handoff(t, &room);
+            self.check_handoff(t, &room, converged);
         }
     }
 
-    fn check_handoff(&mut self, t: u64, room: &RoomUri) {
+    fn check_handoff(&mut self, t: u64, room: &RoomUri, converged: bool) {
         let entries: BTreeMap<[u8; 32], Logged> = self
             .log_index
             .iter()
@@ -173,7 +174,7 @@ impl Oracles {
                 .map(|(_, l)| l)
                 .collect();
             missing.sort_by_key(|l| (l.generation, l.seq));
-            if missing.is_empty() {
+            if missing.is_empty() || !converged {
                 continue;
             }
             let mut nodes = vec![c.as_str().to_string()];
