@@ -225,6 +225,9 @@ impl Carried {
     }
 }
 
+/// A fan-out message handed to a client: (SHA-256 of the FanoutMessage, trace line).
+type Receipt = ([u8; 32], u64);
+
 /// A commit the hub accepted: (hub, log seq, trace line).
 type AcceptedCommit = (String, u64, u64);
 
@@ -274,7 +277,7 @@ pub struct Oracles {
     last_delivered: BTreeMap<(ClientUri, RoomUri), ((u64, u64), u64)>,
     /// Every fan-out message handed to each honest client, in order: (SHA-256 of the
     /// FanoutMessage, trace line).
-    receipts: BTreeMap<(ClientUri, RoomUri), Vec<([u8; 32], u64)>>,
+    receipts: BTreeMap<(ClientUri, RoomUri), Vec<Receipt>>,
     /// Hub moves the script had honest clients start (x-hub-transfer), per room.
     hub_moves: BTreeMap<RoomUri, Vec<HubMove>>,
     /// Epochs each client was at, per room.

@@ -723,10 +723,10 @@ fn may_be_refused_is_only_for_departures() {
         "[[script]]\nat_ms = 4000\nclient = \"bob\"\nop = \"send\"\ntext = \"hi\"\nmay_be_refused = true\n",
         "",
     );
-    let err = Scenario::parse("planted.toml", &text)
-        .err()
-        .expect("a refusable send is an error");
-    let msg = err.to_string();
+    let msg = match Scenario::parse("planted.toml", &text) {
+        Ok(_) => panic!("a refusable send is an error"),
+        Err(e) => e.to_string(),
+    };
     assert!(
         msg.contains("may_be_refused") && msg.contains("leave, remove or ban"),
         "{msg}"
