@@ -732,3 +732,22 @@ fn may_be_refused_is_only_for_departures() {
         "{msg}"
     );
 }
+
+/// Membership is judged on every honest client's view, not only on the first view seen
+/// at an epoch: Alice holds the true list; Bob and Cathy's planted drift drops the last
+/// participant (Cathy) from their own copies while Cathy's client is in the group, which
+/// only their views show — the witness's last node is the client whose view holds it.
+#[test]
+fn membership_checks_judge_every_honest_clients_view() {
+    let with = go(
+        &world("full", &["client-misreads-participant-list"], "", ""),
+        3,
+    );
+    let seen_by_others = with.violations.iter().any(|v| {
+        (v.id == oracles::MEMBER_IS_PARTICIPANT || v.id == oracles::REMOVED_HAS_NO_CLIENTS)
+            && v.witness.nodes.last().is_some_and(|n| !n.contains("alice"))
+    });
+    assert!(seen_by_others, "{:?}", with.violations);
+    let without = go(&world("full", &[], "", ""), 3);
+    assert_eq!(without.outcome, Outcome::Ok, "{:?}", without.violations);
+}
