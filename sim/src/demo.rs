@@ -3,6 +3,7 @@
 //! agrees with every other and with the hub's public view.
 
 use nodes::client::core::{ClientEvent, Command};
+use nodes::client::failure::{FailureOrigin, LocalFailure};
 use nodes::hub::{Enforcement, EnforcementConfig};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::room::{RolePreset, RoomState};
@@ -210,6 +211,7 @@ pub fn run(seed: u64, enforcement: Enforcement) -> DemoReport {
                 ClientEvent::OpFailed {
                     room: room.clone(),
                     op: "command",
+                    origin: FailureOrigin::Local(LocalFailure::Build),
                     reason: e.to_string(),
                 },
             ));

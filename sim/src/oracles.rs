@@ -12,11 +12,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use nodes::client::core::RoomView;
+use nodes::client::failure::FailureOrigin;
 use nodes::client::leave::EXITING_ROLE;
 use nodes::ids::{ClientUri, RoomUri, UserUri};
 use nodes::room::roles::BANNED_ROLE;
-use nodes::room::{authorize, Actor, Membership, ProposedChange};
+use nodes::wire::{decode_exact, FanoutBody, FanoutMessage};
 use serde::Serialize;
+
+mod handoff;
+
+pub use handoff::HubMove;
 
 /// One oracle: its id (used in scenario files and reports), where the invariant comes
 /// from, and what it checks.
@@ -49,7 +54,7 @@ pub const ORACLES: [Oracle; 16] = [
     Oracle {
         id: ONE_COMMIT_PER_EPOCH,
         reference: "P§4.2 (the hub accepts the first valid commit per epoch); digest §8 I1",
-        checks: "the hub accepts at most one commit per room and epoch",
+        checks: "honest clients receive at most one commit per room and epoch (judged on the fan-out their providers hand them, not on the hub's report)",
     },
     Oracle {
         id: NO_SPLIT,
@@ -64,12 +69,12 @@ pub const ORACLES: [Oracle; 16] = [
     Oracle {
         id: MEMBER_IS_PARTICIPANT,
         reference: "RS§3 (participant list), P§4.3; digest §8 I4",
-        checks: "every client in the group belongs to a user in the participant list (and not banned)",
+        checks: "in every honest client's view, every client in the group belongs to a user in the participant list (and not banned)",
     },
     Oracle {
         id: REMOVED_HAS_NO_CLIENTS,
         reference: "RS§3, P§3.7 (ban/kick remove every client); digest §8 I5",
-        checks: "a user who left the participant list, or is banned, has no clients in the group",
+        checks: "in every honest client's view, a user who left the participant list, or is banned, has no clients in the group",
     },
     Oracle {
         id: ACCEPTED_DELIVERED,
@@ -98,8 +103,8 @@ pub const ORACLES: [Oracle; 16] = [
     },
     Oracle {
         id: HANDOFF_KEEPS_ACCEPTED,
-        reference: "x-hub-transfer §3 (the handoff carries the log position; seq continues)",
-        checks: "in a room whose hub moved, every accepted message reaches every honest member of its epoch exactly once, in (generation, seq) order across hubs",
+        reference: "x-hub-transfer §3 (the handoff carries the log position; seq continues), §5 (what a takeover cannot keep)",
+        checks: "in a room whose log spans hubs, every log entry of the old or the new hub (but an old hub's from the epoch a takeover was built on) reaches every honest member of its epoch exactly once, each client's entries come in (generation, seq) order, and a handoff's seq continues the old hub's",
     },
     Oracle {
         id: ROOM_STATE_AGREES,
@@ -114,17 +119,17 @@ pub const ORACLES: [Oracle; 16] = [
     Oracle {
         id: NO_GHOST_DEVICE,
         reference: "P§3.6 and RP§8 (a user adds their own device: canAddOwnClient); P§1.2 (a provider controls its users' devices); issue 4",
-        checks: "no honest client's group holds a device its user never enrolled (a provider-held ghost, nodes::adversary::ghost_devices)",
+        checks: "no honest client's group (every honest client's view) holds a device its user never enrolled (a provider-held ghost, nodes::adversary::ghost_devices)",
     },
     Oracle {
         id: DEPARTURE_COMPLETES,
         reference: "P§5.3, RP§8.1.2 (a departure removes the user from the list and all its clients from the group); issue 4: order of operations for leaves",
-        checks: "at the end of a converged run, every departure an honest client started (a leave; a remove or ban once one of its steps took effect) has completed: the user is unlisted or banned and none of its clients is a member",
+        checks: "at the end of a converged run, every departure the script had an honest client start (leave, remove, ban) has completed: the user is unlisted or banned and none of its clients is a member; one whose step declares `may_refuse` may also have had no effect at all",
     },
     Oracle {
         id: ARRIVAL_COMPLETES,
         reference: "P§3.2/§3.5 (an add lists the user and adds its clients; a new device joins by external commit); RS§3 (joins: user listed, then its clients); issue 4: order of operations for joins",
-        checks: "at the end of a converged run, every arrival an honest client started has completed: a user its add listed has a client in the group at the epoch that lists it, and a device that asked to join by external commit became a member (unless the hub refused the join)",
+        checks: "at the end of a converged run, every arrival an honest client started has completed: a user its add listed has a client in the group at the epoch that lists it, and a device that asked to join by external commit became a member (unless the hub refused the join: an OpFailed whose typed origin is a hub refusal, an HTTP error or retries exhausted)",
     },
 ];
 
@@ -158,18 +163,83 @@ struct Seen {
 }
 
 /// The hub's log position of a fan-out message.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Logged {
+    /// The hub that logged it.
+    hub: String,
     /// The hub generation (x-hub-transfer) of the hub that logged it: after a takeover
     /// the new hub's seq starts afresh, so hub order is (generation, seq).
     generation: u64,
     seq: u64,
+    /// The epoch the hub logged it under (a commit's: the epoch it starts).
     epoch: u64,
+    /// What the FanoutMessage carries and the MLS epoch of its message (none for a
+    /// Welcome), read from the fan-out bytes themselves.
+    carries: Carried,
     line: u64,
 }
 
+/// What a FanoutMessage carries, decoded from its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carried {
+    /// A commit of MLS epoch `epoch`, its MLSMessage hashing to `sha`.
+    Commit { epoch: u64, sha: [u8; 32] },
+    /// The x-hub-only-room-state signal before the commit of `epoch`.
+    RoomState { epoch: u64 },
+    /// An application message or proposal of MLS epoch `epoch`.
+    Message { epoch: u64 },
+    /// A Welcome (no epoch of a group the recipients are in).
+    Welcome,
+    /// Bytes that do not decode as a FanoutMessage with an epoch.
+    Unreadable,
+}
+
+impl Carried {
+    fn of(fanout: &[u8]) -> Carried {
+        let Ok(fm) = decode_exact::<FanoutMessage>(fanout) else {
+            return Carried::Unreadable;
+        };
+        let epoch = fm.message.info().epoch;
+        match (&fm.body, epoch) {
+            (FanoutBody::Welcome { .. }, _) => Carried::Welcome,
+            (_, None) => Carried::Unreadable,
+            (FanoutBody::Commit { .. }, Some(epoch)) => Carried::Commit {
+                epoch,
+                sha: sha(fm.message.as_bytes()),
+            },
+            (FanoutBody::RoomState { .. }, Some(epoch)) => Carried::RoomState { epoch },
+            (FanoutBody::Application { .. } | FanoutBody::Proposal { .. }, Some(epoch)) => {
+                Carried::Message { epoch }
+            }
+        }
+    }
+
+    /// The MLS epoch whose members the entry is for (none for a Welcome).
+    fn epoch(self) -> Option<u64> {
+        match self {
+            Carried::Commit { epoch, .. }
+            | Carried::RoomState { epoch }
+            | Carried::Message { epoch } => Some(epoch),
+            Carried::Welcome | Carried::Unreadable => None,
+        }
+    }
+}
+
+/// A fan-out message handed to a client: (SHA-256 of the FanoutMessage, trace line).
+type Receipt = ([u8; 32], u64);
+
 /// A commit the hub accepted: (hub, log seq, trace line).
 type AcceptedCommit = (String, u64, u64);
+
+/// The first honest client handed one commit of an epoch, and where.
+#[derive(Debug, Clone)]
+struct CommitReceipt {
+    client: ClientUri,
+    provider: String,
+    /// SHA-256 of the FanoutMessage it came in (to find it in a hub's log).
+    fanout: [u8; 32],
+    line: u64,
+}
 
 /// An accepted application message as its sender saw it.
 #[derive(Debug, Clone)]
@@ -188,10 +258,15 @@ pub struct Oracles {
     violations: Vec<Violation>,
     /// Reported (id, nodes) pairs, so one fault is reported once.
     reported: BTreeSet<(String, Vec<String>, Vec<u64>)>,
-    /// Accepted commits per (room, epoch).
+    /// Commits the hubs reported accepted, per (room, epoch): one-sequencer-per-epoch.
     commits: BTreeMap<(RoomUri, u64), Vec<AcceptedCommit>>,
+    /// The distinct commits honest clients were handed, per (room, MLS epoch of the
+    /// commit), by SHA-256 of the commit's MLSMessage: one-commit-per-epoch.
+    commits_received: BTreeMap<(RoomUri, u64), BTreeMap<[u8; 32], CommitReceipt>>,
     /// First honest client seen at each (room, epoch).
     clients_seen: BTreeMap<(RoomUri, u64), Seen>,
+    /// Membership violations already reported: (oracle, room, member, epoch).
+    membership_reported: BTreeSet<(&'static str, RoomUri, ClientUri, u64)>,
     /// The hub's view at each (room, epoch).
     hub_seen: BTreeMap<(RoomUri, u64), Seen>,
     /// Users who were ever participants.
@@ -200,8 +275,11 @@ pub struct Oracles {
     log_index: BTreeMap<(RoomUri, [u8; 32]), Logged>,
     /// Last log seq handed to each client per room.
     last_delivered: BTreeMap<(ClientUri, RoomUri), ((u64, u64), u64)>,
-    /// Rooms whose hub moved (x-hub-transfer: a handoff imported or a takeover).
-    moved: BTreeSet<RoomUri>,
+    /// Every fan-out message handed to each honest client, in order: (SHA-256 of the
+    /// FanoutMessage, trace line).
+    receipts: BTreeMap<(ClientUri, RoomUri), Vec<Receipt>>,
+    /// Hub moves the script had honest clients start (x-hub-transfer), per room.
+    hub_moves: BTreeMap<RoomUri, Vec<HubMove>>,
     /// Epochs each client was at, per room.
     epochs: BTreeMap<(ClientUri, RoomUri), BTreeSet<u64>>,
     sent: Vec<Sent>,
@@ -240,29 +318,10 @@ impl Oracles {
         self.violations.get(from..).unwrap_or(&[])
     }
 
-    /// x-hub-transfer: `room`'s hub moved (a handoff was imported or a takeover
-    /// sequenced); delivery violations in it count against the handoff too.
-    pub fn hub_moved(&mut self, room: &RoomUri) {
-        self.moved.insert(room.clone());
-    }
-
-    /// A delivery violation (`id`) in `room`; in a room whose hub moved it is also a
-    /// [`HANDOFF_KEEPS_ACCEPTED`] violation.
-    fn fire_delivery(
-        &mut self,
-        room: &RoomUri,
-        id: &'static str,
-        message: String,
-        witness: Witness,
-    ) {
-        if self.moved.contains(room) {
-            self.fire(
-                HANDOFF_KEEPS_ACCEPTED,
-                format!("after a hub transfer ({id}): {message}"),
-                witness.clone(),
-            );
-        }
-        self.fire(id, message, witness);
+    /// x-hub-transfer: the script had an honest client start a move of `room`'s hub
+    /// (`move-hub`: a cooperative handoff; `take-over`).
+    pub fn hub_move_started(&mut self, room: &RoomUri, how: HubMove) {
+        self.hub_moves.entry(room.clone()).or_default().push(how);
     }
 
     fn fire(&mut self, id: &'static str, message: String, witness: Witness) {
@@ -284,7 +343,8 @@ impl Oracles {
         });
     }
 
-    /// The hub accepted a commit (`epoch` as the hub reports it) at log `seq`.
+    /// `hub` reported accepting a commit (`epoch` as the hub reports it) at log `seq`:
+    /// [`ONE_SEQUENCER_PER_EPOCH`]; for one-commit-per-epoch it is only witness text.
     pub fn commit_accepted(
         &mut self,
         t: u64,
@@ -314,37 +374,14 @@ impl Oracles {
                 },
             );
         }
-        if v.len() > 1 {
-            let v = v.clone();
-            self.fire(
-                ONE_COMMIT_PER_EPOCH,
-                format!(
-                    "{} commits accepted for {room} epoch {epoch} (log seqs {})",
-                    v.len(),
-                    v.iter()
-                        .map(|x| x.1.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                Witness {
-                    nodes: v
-                        .iter()
-                        .map(|x| x.0.clone())
-                        .collect::<BTreeSet<_>>()
-                        .into_iter()
-                        .collect(),
-                    epochs: vec![epoch],
-                    trace_lines: v.iter().map(|x| x.2).collect(),
-                    at_ms: t,
-                },
-            );
-        }
     }
 
-    /// A new hub log entry.
+    /// A new log entry of `hub`.
     /// `generation`: the logging hub's x-hub-transfer generation (0 without transfer).
+    #[allow(clippy::too_many_arguments)]
     pub fn logged(
         &mut self,
+        hub: &str,
         room: &RoomUri,
         fanout: &[u8],
         generation: u64,
@@ -355,9 +392,11 @@ impl Oracles {
         self.log_index.insert(
             (room.clone(), sha(fanout)),
             Logged {
+                hub: hub.to_string(),
                 generation,
                 seq,
                 epoch,
+                carries: Carried::of(fanout),
                 line,
             },
         );
@@ -461,10 +500,11 @@ impl Oracles {
                 self.departures.saw_epoch(room, view, line);
                 self.compare_hub(t, room, e, &me, None);
                 self.clients_seen.insert(key, me);
-                self.check_membership(t, client, room, view, line);
-                self.check_ghosts(t, client, room, view, line);
             }
         }
+        // Every honest client's own view, not only the first one's at this epoch.
+        self.check_membership(t, client, room, view, line);
+        self.check_ghosts(t, client, room, view, line);
     }
 
     /// The hub's view reached a new epoch.
@@ -545,6 +585,14 @@ impl Oracles {
                 ),
                 None => (MEMBER_IS_PARTICIPANT, "is not in the participant list"),
             };
+            // One report per member and epoch, naming the first honest client whose
+            // view holds it.
+            if !self
+                .membership_reported
+                .insert((bad.0, room.clone(), m.clone(), view.epoch))
+            {
+                continue;
+            }
             self.fire(
                 bad.0,
                 format!(
@@ -665,7 +713,8 @@ impl Oracles {
         );
     }
 
-    /// A provider handed `fanout` (one FanoutMessage) of `room` to `client`.
+    /// An honest provider handed `fanout` (one FanoutMessage) of `room` to its (honest)
+    /// `client`.
     pub fn delivered(
         &mut self,
         t: u64,
@@ -675,7 +724,21 @@ impl Oracles {
         fanout: &[u8],
         line: u64,
     ) {
-        let Some(l) = self.log_index.get(&(room.clone(), sha(fanout))).copied() else {
+        let fanout_sha = sha(fanout);
+        self.receipts
+            .entry((client.clone(), room.clone()))
+            .or_default()
+            .push((fanout_sha, line));
+        if let Carried::Commit { epoch, sha } = Carried::of(fanout) {
+            let receipt = CommitReceipt {
+                client: client.clone(),
+                provider: provider.to_string(),
+                fanout: fanout_sha,
+                line,
+            };
+            self.commit_received(t, room, epoch, sha, receipt);
+        }
+        let Some(l) = self.log_index.get(&(room.clone(), fanout_sha)).cloned() else {
             self.fire(
                 ONLY_ACCEPTED_DELIVERED,
                 format!(
@@ -693,8 +756,7 @@ impl Oracles {
         let key = (client.clone(), room.clone());
         if let Some(&(last, last_line)) = self.last_delivered.get(&key) {
             if (l.generation, l.seq) == last {
-                self.fire_delivery(
-                    room,
+                self.fire(
                     NOTIFY_ONCE,
                     format!(
                         "{provider} handed {client} hub log entry {} of {room} twice",
@@ -710,8 +772,7 @@ impl Oracles {
                 return;
             }
             if (l.generation, l.seq) < last {
-                self.fire_delivery(
-                    room,
+                self.fire(
                     HUB_ORDER,
                     format!(
                         "{provider} handed {client} hub log entry {} of {room} after entry {}",
@@ -729,6 +790,78 @@ impl Oracles {
         }
         self.last_delivered
             .insert(key, ((l.generation, l.seq), line));
+    }
+
+    /// [`ONE_COMMIT_PER_EPOCH`]: an honest client was handed the commit `commit` (SHA-256
+    /// of its MLSMessage) of MLS epoch `epoch`; a second, different commit of the same
+    /// epoch handed to any honest client is a violation. The hubs' logs and reports are
+    /// only witness text.
+    fn commit_received(
+        &mut self,
+        t: u64,
+        room: &RoomUri,
+        epoch: u64,
+        commit: [u8; 32],
+        receipt: CommitReceipt,
+    ) {
+        let seen = self
+            .commits_received
+            .entry((room.clone(), epoch))
+            .or_default();
+        if seen.contains_key(&commit) {
+            return;
+        }
+        seen.insert(commit, receipt);
+        if seen.len() < 2 {
+            return;
+        }
+        let seen: Vec<([u8; 32], CommitReceipt)> =
+            seen.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let described: Vec<String> = seen
+            .iter()
+            .map(|(c, r)| {
+                let logged = match self.log_index.get(&(room.clone(), r.fanout)) {
+                    Some(l) => format!(
+                        "in {}'s log (generation {}) at seq {}",
+                        l.hub, l.generation, l.seq
+                    ),
+                    None => "in no hub's log".to_string(),
+                };
+                format!(
+                    "commit {}… first handed to {} by {} ({logged})",
+                    short(c),
+                    r.client,
+                    r.provider
+                )
+            })
+            .collect();
+        let reported = self
+            .commits
+            .get(&(room.clone(), epoch + 1))
+            .map_or(0, Vec::len);
+        let mut nodes: Vec<String> = Vec::new();
+        for (_, r) in &seen {
+            for n in [r.client.as_str().to_string(), r.provider.clone()] {
+                if !nodes.contains(&n) {
+                    nodes.push(n);
+                }
+            }
+        }
+        self.fire(
+            ONE_COMMIT_PER_EPOCH,
+            format!(
+                "honest clients were handed {} different commits for epoch {epoch} of {room}: {}; the hubs reported {reported} accepted commit(s) starting epoch {}",
+                seen.len(),
+                described.join("; "),
+                epoch + 1
+            ),
+            Witness {
+                nodes,
+                epochs: vec![epoch],
+                trace_lines: seen.iter().map(|(_, r)| r.line).collect(),
+                at_ms: t,
+            },
+        );
     }
 
     pub fn message_sent(&mut self, s: Sent) {
@@ -771,8 +904,7 @@ impl Oracles {
         for (id, (s, who)) in missing {
             let mut nodes = vec![s.sender.as_str().to_string()];
             nodes.extend(who.iter().cloned());
-            self.fire_delivery(
-                &s.room,
+            self.fire(
                 ACCEPTED_DELIVERED,
                 format!(
                     "message {}… sent by {} at epoch {} of {} was accepted but never reached {}",
@@ -905,17 +1037,25 @@ pub enum Arrival {
         line: u64,
     },
     /// `client` asked to join `room` by external commit (trace line `line`); `failure`:
-    /// the reason and trace line of its failure, if it failed (a refusal by the hub —
-    /// reported by its code — means the join never started).
+    /// its failure, if it failed (a refusal by the hub means the join never started).
     Join {
         client: ClientUri,
         room: RoomUri,
         line: u64,
-        failure: Option<(String, u64)>,
+        failure: Option<JoinFailure>,
         /// The client reported `Joined` after the op (it became a member; it may have
         /// left since, which is a departure, not a failed arrival).
         joined: bool,
     },
+}
+
+/// How an external join failed: the client's `OpFailed`.
+#[derive(Debug, Clone)]
+pub struct JoinFailure {
+    pub origin: FailureOrigin,
+    pub reason: String,
+    /// The trace line of the `OpFailed`.
+    pub line: u64,
 }
 
 /// A departure an honest client started.
@@ -928,11 +1068,21 @@ struct Started {
     /// The starting client's epoch.
     epoch: u64,
     before: Entry,
-    /// The room's policy (RP§8: capabilities, arcs, role constraints) permits the
-    /// draft's one-step departure (digest §4.6: the leave bundle; a Remove / Ban commit
-    /// removing every client) by the starter, in its view at the start.
-    permitted: bool,
+    /// The scenario declares that this departure may be refused.
+    may_be_refused: bool,
     line: u64,
+}
+
+/// A departure the script asks of an honest client: the scenario's intent, which
+/// [`DEPARTURE_COMPLETES`] judges the run by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepartureIntent {
+    pub kind: DepartureKind,
+    /// The user who is to leave, be removed or banned.
+    pub user: UserUri,
+    /// The scenario declares (a non-empty `may_refuse` on the step) that the room's
+    /// policy or the hub may refuse it.
+    pub may_be_refused: bool,
 }
 
 /// [`DEPARTURE_COMPLETES`]'s memory: the departures started and the committed state of
@@ -977,48 +1127,30 @@ fn clients_per_user<'a>(
 }
 
 impl Oracles {
-    /// An honest client `by` started a departure of `user` (its scripted leave, remove
-    /// or ban was handed over and queued); `view` is its view of `room` at that moment,
-    /// `line` the trace line of the op.
+    /// An honest client `by` started the departure `intent` asked of it by the script
+    /// (its leave, remove or ban was handed over and queued); `view` is its view of
+    /// `room` at that moment, `line` the trace line of the op. Whether the departure may
+    /// be refused is the scenario's word ([`DepartureIntent::may_be_refused`]), not the
+    /// room's policy as the code under test reads it.
     pub fn departure_started(
         &mut self,
-        kind: DepartureKind,
+        intent: &DepartureIntent,
         by: &ClientUri,
         room: &RoomUri,
-        user: &UserUri,
         view: &RoomView,
         line: u64,
     ) {
         let Some(state) = &view.state else { return };
         let participants = roles_of(state);
         let clients = clients_per_user(&view.members);
-        // The draft's one-step departure (digest §4.6), as the room's policy judges it.
-        let n = u32::try_from(clients.get(user).copied().unwrap_or(0)).unwrap_or(u32::MAX);
-        let one_step = match kind {
-            DepartureKind::Leave => ProposedChange::proposals(),
-            DepartureKind::Remove | DepartureKind::Ban => ProposedChange::commit(),
-        };
-        let one_step = match kind {
-            DepartureKind::Ban => one_step.set_role(user, BANNED_ROLE),
-            _ => one_step.remove_user(user),
-        }
-        .remove_clients(user, n);
-        let membership = Membership::new(
-            clients
-                .iter()
-                .map(|(u, n)| (u.clone(), u32::try_from(*n).unwrap_or(u32::MAX)))
-                .collect(),
-        );
-        let permitted =
-            authorize(state, &membership, &Actor::member(&by.user()), &one_step).is_ok();
         self.departures.started.push(Started {
-            kind,
+            kind: intent.kind,
             by: by.clone(),
             room: room.clone(),
-            user: user.clone(),
+            user: intent.user.clone(),
             epoch: view.epoch,
-            before: Entry::of(&participants, &clients, user),
-            permitted,
+            before: Entry::of(&participants, &clients, &intent.user),
+            may_be_refused: intent.may_be_refused,
             line,
         });
     }
@@ -1028,14 +1160,12 @@ impl Oracles {
     /// state, where the hub keeps one (an MLS view); the honest members' epochs are
     /// used besides it.
     ///
-    /// Which departures count: a leave always, unless the room's policy refuses the
-    /// draft's one-step leave at its start (the leaver's role lacks canRemoveSelf, or a
-    /// role constraint keeps it) and no step of it took effect (refused outright by
-    /// policy, not stuck; a leave refused only because of its leave order counts); a remove or ban once one of its steps took effect (the user marked
-    /// exiting, banned, unlisted, or one of its clients removed after the start) — one
-    /// whose first step the hub refused never started. Complete: at some epoch from the
-    /// start on (or in `hub_final`) the user is unlisted or banned and has no client in
-    /// the group.
+    /// Which departures count: every one the script asked for, unless the scenario
+    /// declares it `may_be_refused` and no step of it took effect (the user marked
+    /// exiting, banned, unlisted, or one of its clients removed after the start): a
+    /// refusal the scenario allows; a departure that went part of the way is stuck all
+    /// the same. Complete: at some epoch from the start on (or in `hub_final`) the user
+    /// is unlisted or banned and has no client in the group.
     pub fn check_departures(&mut self, t: u64, hub_final: Option<&CommittedState>) {
         let started = self.departures.started.clone();
         for d in started {
@@ -1063,10 +1193,7 @@ impl Oracles {
                 let clients = clients_per_user(&f.members);
                 done |= Entry::of(&participants, &clients, &d.user).completed();
             }
-            let counted = match d.kind {
-                DepartureKind::Leave => d.permitted || !steps.is_empty(),
-                DepartureKind::Remove | DepartureKind::Ban => !steps.is_empty(),
-            };
+            let counted = !d.may_be_refused || !steps.is_empty();
             if done || !counted {
                 continue;
             }
@@ -1106,12 +1233,19 @@ impl Oracles {
     }
 }
 
-/// Whether a join failure reason is the hub's answer (a refusal) rather than the
-/// joiner's own processing of what it was served: the client reports hub answers by
-/// their code (`NotAllowed`, `WrongEpoch`, ...), its own MLS failures as "MLS rejected
-/// ..." (nodes::client).
-fn refused_by_hub(reason: &str) -> bool {
-    !reason.starts_with("MLS")
+/// Whether a failed external join was refused before it could start, judged by the
+/// failure's typed origin (never its text): the hub answered with a refusal code, the
+/// request got an HTTP error instead of an answer (no hub for the room there, the hub
+/// moved), or every attempt lost its epoch and the client gave up. A join that failed
+/// on what it was served (an answer that does not decode or verify, a GroupInfo MLS
+/// rejects) or in the client itself did start, and did not land.
+fn refused_by_hub(origin: &FailureOrigin) -> bool {
+    match origin {
+        FailureOrigin::HubRefused { .. }
+        | FailureOrigin::HttpError { .. }
+        | FailureOrigin::RetriesExhausted { .. } => true,
+        FailureOrigin::BadAnswer | FailureOrigin::NoKeyMaterial | FailureOrigin::Local(_) => false,
+    }
 }
 
 impl Oracles {
@@ -1137,15 +1271,25 @@ impl Oracles {
         }
     }
 
-    /// An honest client's external join failed with `reason` (trace line `line`).
-    pub fn join_failed(&mut self, client: &ClientUri, reason: &str, line: u64) {
+    /// An honest client's external join failed (`origin`, `reason`; trace line `line`).
+    pub fn join_failed(
+        &mut self,
+        client: &ClientUri,
+        origin: FailureOrigin,
+        reason: &str,
+        line: u64,
+    ) {
         for a in self.arrivals.iter_mut().rev() {
             if let Arrival::Join {
                 client: c, failure, ..
             } = a
             {
                 if c == client && failure.is_none() {
-                    *failure = Some((reason.to_string(), line));
+                    *failure = Some(JoinFailure {
+                        origin,
+                        reason: reason.to_string(),
+                        line,
+                    });
                     return;
                 }
             }
@@ -1210,7 +1354,7 @@ impl Oracles {
                     failure,
                     joined,
                 } => {
-                    if joined || failure.as_ref().is_some_and(|(r, _)| refused_by_hub(r)) {
+                    if joined || failure.as_ref().is_some_and(|f| refused_by_hub(&f.origin)) {
                         continue;
                     }
                     let member = hub_final
@@ -1219,11 +1363,11 @@ impl Oracles {
                     if member {
                         continue;
                     }
-                    let why = failure
-                        .as_ref()
-                        .map_or("no answer".to_string(), |(r, _)| r.clone());
+                    let why = failure.as_ref().map_or("no answer".to_string(), |f| {
+                        format!("{} (origin {:?})", f.reason, f.origin)
+                    });
                     let mut trace_lines = vec![line];
-                    trace_lines.extend(failure.as_ref().map(|(_, l)| *l));
+                    trace_lines.extend(failure.as_ref().map(|f| f.line));
                     self.fire(
                         ARRIVAL_COMPLETES,
                         format!(
@@ -1247,7 +1391,6 @@ mod departure_tests {
     //! Which departures [`DEPARTURE_COMPLETES`] counts, on hand-made committed states.
     use super::*;
     use nodes::ids::Domain;
-    use nodes::room::capability::Capability;
     use nodes::room::{NewRoomOptions, ProposedChange, RolePreset, RoomState};
 
     fn dom(s: &str) -> Domain {
@@ -1288,11 +1431,13 @@ mod departure_tests {
         }
     }
 
-    /// Bob's departure (`kind`, started by `by` at epoch 1 on `st`), then the epochs
-    /// `later` (state, members); the ids that fired.
+    /// Bob's departure (`kind`, started by `by` at epoch 1 on `st`; `may_be_refused` as
+    /// the scenario declares), then the epochs `later` (state, members); the ids that
+    /// fired.
     fn judge(
         kind: DepartureKind,
         by: &str,
+        may_be_refused: bool,
         st: &RoomState,
         later: &[(RoomState, &[&str])],
     ) -> Vec<&'static str> {
@@ -1300,7 +1445,12 @@ mod departure_tests {
         let starter = user(by).client("1").unwrap();
         let v1 = view(1, st, &["alice", "bob"]);
         o.client_epoch(0, &starter, &room(), &v1, None, 1);
-        o.departure_started(kind, &starter, &room(), &user("bob"), &v1, 2);
+        let intent = DepartureIntent {
+            kind,
+            user: user("bob"),
+            may_be_refused,
+        };
+        o.departure_started(&intent, &starter, &room(), &v1, 2);
         for (i, (s, m)) in later.iter().enumerate() {
             let e = 2 + i as u64;
             let alice = user("alice").client("1").unwrap();
@@ -1315,96 +1465,100 @@ mod departure_tests {
     }
 
     #[test]
-    fn a_leave_that_never_takes_effect_is_stuck_unless_the_role_forbids_it() {
+    fn a_departure_that_never_takes_effect_is_stuck_unless_the_scenario_allows_a_refusal() {
         let st = start();
-        assert_eq!(
-            judge(DepartureKind::Leave, "bob", &st, &[]),
-            vec![DEPARTURE_COMPLETES]
-        );
-        let mut no_leave = st.clone();
-        no_leave
-            .roles
-            .roles
-            .iter_mut()
-            .filter(|r| r.role_index == 2)
-            .for_each(|r| {
-                r.role_capabilities
-                    .retain(|c| *c != Capability::RemoveSelf.code())
-            });
-        assert!(judge(DepartureKind::Leave, "bob", &no_leave, &[]).is_empty());
-        // The only group_admin (role 3, minimum 1 participant, RP§3) may not leave.
-        let only_admin = st
-            .apply(&ProposedChange::commit().set_role(&user("bob"), 3))
-            .unwrap();
-        assert!(judge(DepartureKind::Leave, "bob", &only_admin, &[]).is_empty());
-        // A leave refused only because of its order (no step took effect) counts.
-        assert_eq!(
-            judge(
-                DepartureKind::Leave,
-                "bob",
-                &st,
-                &[(st.clone(), &["alice", "bob"])]
-            ),
-            vec![DEPARTURE_COMPLETES]
-        );
+        for kind in [
+            DepartureKind::Leave,
+            DepartureKind::Remove,
+            DepartureKind::Ban,
+        ] {
+            let by = if kind == DepartureKind::Leave {
+                "bob"
+            } else {
+                "alice"
+            };
+            assert_eq!(
+                judge(kind, by, false, &st, &[]),
+                vec![DEPARTURE_COMPLETES],
+                "{kind:?}"
+            );
+            assert!(judge(kind, by, true, &st, &[]).is_empty(), "{kind:?}");
+            // Epochs went by, none of them a step of it: refused, allowed.
+            assert!(
+                judge(kind, by, true, &st, &[(st.clone(), &["alice", "bob"])]).is_empty(),
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]
-    fn a_remove_counts_once_a_step_took_effect() {
+    fn a_departure_that_went_part_of_the_way_is_stuck_even_if_refusal_is_allowed() {
         let st = start();
-        // refused at its first step: never started
-        assert!(judge(DepartureKind::Remove, "alice", &st, &[]).is_empty());
-        // clients removed, user still listed: stuck
-        let fired = judge(
-            DepartureKind::Remove,
-            "alice",
-            &st,
-            &[(st.clone(), &["alice"])],
-        );
-        assert_eq!(fired, vec![DEPARTURE_COMPLETES]);
-        // marked exiting, nothing else: stuck
-        let exiting = st
-            .apply(&ProposedChange::commit().set_role(&user("bob"), EXITING_ROLE))
-            .unwrap();
-        let fired = judge(
-            DepartureKind::Remove,
-            "alice",
-            &st,
-            &[(exiting.clone(), &["alice", "bob"])],
-        );
-        assert_eq!(fired, vec![DEPARTURE_COMPLETES]);
-        // ... then unlisted with no client: complete
-        let gone = exiting
-            .apply(&ProposedChange::commit().remove_user(&user("bob")))
-            .unwrap();
-        assert!(judge(
-            DepartureKind::Remove,
-            "alice",
-            &st,
-            &[(exiting, &["alice", "bob"]), (gone.clone(), &["alice"])]
-        )
-        .is_empty());
-        // a leave completed in one epoch; banned with no client is complete too
-        assert!(judge(DepartureKind::Leave, "bob", &st, &[(gone, &["alice"])]).is_empty());
-        let banned = st
-            .apply(&ProposedChange::commit().set_role(&user("bob"), BANNED_ROLE))
-            .unwrap();
-        assert!(judge(
-            DepartureKind::Ban,
-            "alice",
-            &st,
-            &[(banned.clone(), &["alice"])]
-        )
-        .is_empty());
-        // banned but a client left: not complete
-        assert_eq!(
-            judge(
+        for may_be_refused in [false, true] {
+            // clients removed, user still listed: stuck
+            let fired = judge(
+                DepartureKind::Remove,
+                "alice",
+                may_be_refused,
+                &st,
+                &[(st.clone(), &["alice"])],
+            );
+            assert_eq!(fired, vec![DEPARTURE_COMPLETES]);
+            // marked exiting, nothing else: stuck
+            let exiting = st
+                .apply(&ProposedChange::commit().set_role(&user("bob"), EXITING_ROLE))
+                .unwrap();
+            let fired = judge(
+                DepartureKind::Remove,
+                "alice",
+                may_be_refused,
+                &st,
+                &[(exiting.clone(), &["alice", "bob"])],
+            );
+            assert_eq!(fired, vec![DEPARTURE_COMPLETES]);
+            // ... then unlisted with no client: complete
+            let gone = exiting
+                .apply(&ProposedChange::commit().remove_user(&user("bob")))
+                .unwrap();
+            assert!(judge(
+                DepartureKind::Remove,
+                "alice",
+                may_be_refused,
+                &st,
+                &[(exiting, &["alice", "bob"]), (gone.clone(), &["alice"])]
+            )
+            .is_empty());
+            // a leave completed in one epoch; banned with no client is complete too
+            assert!(judge(
+                DepartureKind::Leave,
+                "bob",
+                may_be_refused,
+                &st,
+                &[(gone, &["alice"])]
+            )
+            .is_empty());
+            let banned = st
+                .apply(&ProposedChange::commit().set_role(&user("bob"), BANNED_ROLE))
+                .unwrap();
+            assert!(judge(
                 DepartureKind::Ban,
                 "alice",
+                may_be_refused,
                 &st,
-                &[(banned, &["alice", "bob"])]
-            ),
-            vec![DEPARTURE_COMPLETES]
-        );
+                &[(banned.clone(), &["alice"])]
+            )
+            .is_empty());
+            // banned but a client left: not complete
+            assert_eq!(
+                judge(
+                    DepartureKind::Ban,
+                    "alice",
+                    may_be_refused,
+                    &st,
+                    &[(banned, &["alice", "bob"])]
+                ),
+                vec![DEPARTURE_COMPLETES]
+            );
+        }
     }
 }

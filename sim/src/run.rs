@@ -28,7 +28,9 @@ use serde_json::{json, Value};
 
 use crate::faults::{self, Links, Window};
 use crate::net::{self, Durable, HostConfig, HostHandle};
-use crate::oracles::{Arrival, CommittedState, DepartureKind, Oracles, Sent, Violation};
+use crate::oracles::{
+    Arrival, CommittedState, DepartureIntent, DepartureKind, HubMove, Oracles, Sent, Violation,
+};
 use crate::record::{Recorder, TRACE_FORMAT};
 use crate::scenario::{
     ExpectedOutcome, Fault, HubTransferKind, OnViolation, Op, Resolved, Scenario, StepEnd,
@@ -353,10 +355,12 @@ impl World<'_> {
                     self.ops.succeeded += 1;
                     self.settle(c, op, None);
                 }
-                ClientEvent::OpFailed { op, reason, .. } => {
+                ClientEvent::OpFailed {
+                    op, origin, reason, ..
+                } => {
                     self.ops.failed += 1;
                     if *op == "join-external" && self.honest.contains(c) {
-                        self.oracles.join_failed(c, reason, line);
+                        self.oracles.join_failed(c, *origin, reason, line);
                     }
                     self.settle(c, op, Some(reason));
                 }
@@ -498,12 +502,6 @@ impl World<'_> {
                     kind,
                     json!({ "event": v.unwrap_or(Value::Null) }),
                 );
-                if let ServerEvent::Hub(
-                    HubEvent::HandoffImported { room, .. } | HubEvent::TookOver { room, .. },
-                ) = &e
-                {
-                    self.oracles.hub_moved(room);
-                }
                 if let ServerEvent::Hub(HubEvent::SenderAccepted {
                     room,
                     epoch,
@@ -589,7 +587,7 @@ impl World<'_> {
             let line = self.rec.count();
             for (f, seq, epoch) in &new {
                 self.oracles
-                    .logged(&self.room, f, generation, *seq, *epoch, line);
+                    .logged(d.as_str(), &self.room, f, generation, *seq, *epoch, line);
             }
             *self.log_indexed.entry(d).or_default() += new.len();
         }
@@ -715,6 +713,7 @@ impl World<'_> {
         users: &BTreeMap<String, UserUri>,
         senders: &BTreeMap<Domain, openmls::prelude::ExternalSender>,
         preset: nodes::room::RolePreset,
+        may_be_refused: bool,
     ) {
         let Some(hub_sender) = senders.get(&self.hub) else {
             return;
@@ -782,7 +781,7 @@ impl World<'_> {
         let Some(slot) = self.clients.get_mut(c) else {
             return;
         };
-        // departure-completes: the view before the departure starts.
+        // departure-completes: the script's intent and the view before it starts.
         let departure = match op {
             Op::Leave => Some((DepartureKind::Leave, c.user())),
             Op::Remove { user } => u(user).map(|x| (DepartureKind::Remove, x)),
@@ -790,7 +789,21 @@ impl World<'_> {
             _ => None,
         }
         .filter(|_| self.honest.contains(c))
-        .and_then(|(k, x)| slot.core.room_view(&self.room).map(|v| (k, x, v)));
+        .and_then(|(kind, user)| {
+            let intent = DepartureIntent {
+                kind,
+                user,
+                may_be_refused,
+            };
+            slot.core.room_view(&self.room).map(|v| (intent, v))
+        });
+        // handoff-keeps-accepted: how the script moves the hub.
+        let hub_move = match op {
+            Op::MoveHub { .. } => Some(HubMove::Handoff),
+            Op::TakeOver => Some(HubMove::Takeover),
+            _ => None,
+        }
+        .filter(|_| self.honest.contains(c));
         // arrival-completes: the adds and joins honest clients start.
         let epoch_now = slot.core.room_view(&self.room).map_or(0, |v| v.epoch);
         let arrivals: Vec<Arrival> = if !self.honest.contains(c) {
@@ -821,10 +834,14 @@ impl World<'_> {
         match slot.core.command(now, cmd) {
             Ok(out) => {
                 self.inflight.entry(c.clone()).or_default().push_back(step);
-                if let Some((kind, user, view)) = departure {
+                if let Some((intent, view)) = departure {
                     let room = self.room.clone();
                     self.oracles
-                        .departure_started(kind, c, &room, &user, &view, op_line);
+                        .departure_started(&intent, c, &room, &view, op_line);
+                }
+                if let Some(how) = hub_move {
+                    let room = self.room.clone();
+                    self.oracles.hub_move_started(&room, how);
                 }
                 for a in arrivals {
                     self.oracles.arrival_started(a);
@@ -1274,7 +1291,8 @@ pub fn run(
             let cs: Vec<ClientUri> = w.waiting.keys().cloned().collect();
             for c in cs {
                 while let Some(&i) = w.waiting.get(&c).and_then(|q| q.front()) {
-                    let op = &scenario.script[i].get_ref().op;
+                    let step = scenario.script[i].get_ref();
+                    let op = &step.op;
                     if !w.ready(&c, op, &users) {
                         break;
                     }
@@ -1287,7 +1305,8 @@ pub fn run(
                             nodes::mls::cost::snapshot().nanos,
                         ));
                     }
-                    w.command(&c, i, op, &users, &senders, preset);
+                    let may_be_refused = !step.may_refuse.is_empty();
+                    w.command(&c, i, op, &users, &senders, preset, may_be_refused);
                 }
             }
             w.waiting.retain(|_, q| !q.is_empty());
@@ -1337,6 +1356,9 @@ pub fn run(
         }
     }
     let t = w.t();
+    // Order, once and seq continuity hold in any run; what must have arrived, only in
+    // a converged one.
+    w.oracles.check_handoffs(t, converged_at.is_some());
     if converged_at.is_some() {
         let honest = w.honest.clone();
         w.oracles.check_delivery(t, &honest);

@@ -103,6 +103,9 @@ client = "cathy"
 op = "self-update"
 "#;
 
+/// The hub sequences both racing commits and fans both out: honest clients are handed
+/// two commits for one epoch. The oracle judges what the clients were handed, so its
+/// witness names honest clients.
 #[test]
 fn one_commit_per_epoch_fires_when_the_hub_sequences_two_commits_for_one_epoch() {
     planted(
@@ -112,6 +115,20 @@ fn one_commit_per_epoch_fires_when_the_hub_sequences_two_commits_for_one_epoch()
         RACING_COMMITS,
         "",
     );
+    let with = go(
+        &world("full", &["hub-sequences-every-commit"], RACING_COMMITS, ""),
+        3,
+    );
+    let v = with
+        .violations
+        .iter()
+        .find(|v| v.id == oracles::ONE_COMMIT_PER_EPOCH)
+        .unwrap();
+    assert!(
+        v.witness.nodes.iter().any(|n| n.starts_with("mimi://")),
+        "the witness names the clients handed the commits: {v:?}"
+    );
+    assert!(v.message.contains("2 different commits"), "{}", v.message);
 }
 
 /// Alice (at the hub) and Cathy commit at once while the hub's link to b.example is slow,
@@ -405,6 +422,83 @@ max_ms = 700
     );
 }
 
+/// The hub moves to c.example at 3000 ms; Alice sends four messages after the handoff.
+/// c.example's hub never fans application messages out to the other providers: Bob
+/// (b.example), a member of their epoch, is never handed the new hub's entries.
+/// Without the plant the handoff keeps every entry (and the seq continues). In a room
+/// whose hub never moved the same plant is accepted-delivered's alone.
+#[test]
+fn handoff_keeps_accepted_fires_when_the_new_hub_loses_entries_after_a_handoff() {
+    let script = format!(
+        "[[script]]\nat_ms = 3000\nclient = \"alice\"\nop = \"move-hub\"\nto = \"c.example\"\n{MESSAGES}"
+    );
+    let with = go(
+        &world("full", &["hub-drops-message-fanout"], &script, ""),
+        3,
+    );
+    let v = with
+        .violations
+        .iter()
+        .find(|v| v.id == oracles::HANDOFF_KEEPS_ACCEPTED)
+        .unwrap_or_else(|| panic!("did not fire: {:?} {:?}", with.violations, with.liveness));
+    assert!(v.message.contains("never handed"), "{}", v.message);
+    assert!(v.witness.nodes.contains(&"c.example".to_string()), "{v:?}");
+    assert!(!v.witness.trace_lines.is_empty(), "{v:?}");
+    let without = go(&world("full", &[], &script, ""), 3);
+    assert_eq!(
+        without.outcome,
+        Outcome::Ok,
+        "{:?} {:?}",
+        without.violations,
+        without.liveness
+    );
+    let unmoved = go(
+        &world("full", &["hub-drops-message-fanout"], MESSAGES, ""),
+        3,
+    );
+    let ids = fired(&unmoved);
+    assert!(ids.contains(&oracles::ACCEPTED_DELIVERED), "{ids:?}");
+    assert!(!ids.contains(&oracles::HANDOFF_KEEPS_ACCEPTED), "{ids:?}");
+}
+
+/// departure-completes judges the script's intent: Bob (an ordinary user, role 2) is
+/// told to ban Cathy, which the room's policy refuses (an ordinary user lacks canBan).
+/// Unless the step declares `may_be_refused = true`, that departure never happening is
+/// a violation; declared, the run holds.
+#[test]
+fn departure_completes_fires_when_a_departure_the_scenario_wants_is_refused() {
+    let remove = |declared: bool| {
+        let flag = if declared {
+            "may_be_refused = true\n"
+        } else {
+            ""
+        };
+        let script = format!(
+            "[[script]]\nat_ms = 4000\nclient = \"bob\"\nop = \"ban\"\nuser = \"cathy\"\n{flag}"
+        );
+        world("full", &[], &script, "").replace("role = 3", "role = 2")
+    };
+    let with = go(&remove(false), 3);
+    let v = with
+        .violations
+        .iter()
+        .find(|v| v.id == oracles::DEPARTURE_COMPLETES)
+        .unwrap_or_else(|| panic!("did not fire: {:?} {:?}", with.violations, with.liveness));
+    assert!(
+        v.message.contains("steps that took effect: none"),
+        "{}",
+        v.message
+    );
+    let declared = go(&remove(true), 3);
+    assert_eq!(
+        declared.outcome,
+        Outcome::Ok,
+        "{:?} {:?}",
+        declared.violations,
+        declared.liveness
+    );
+}
+
 /// The world of [`world`] with c.example malicious (`behaviour`).
 fn with_adversary(text: String, behaviour: &str) -> String {
     format!("{text}\n[[adversaries]]\nprovider = \"c.example\"\nbehaviour = \"{behaviour}\"\n")
@@ -600,6 +694,11 @@ fn arrival_completes_fires_when_a_join_by_external_commit_never_lands() {
         .unwrap_or_else(|| panic!("did not fire: {:?}", with.violations));
     assert_eq!(v.witness.nodes, vec!["mimi://a.example/d/alice/2"], "{v:?}");
     assert!(v.message.contains("MLS rejected"), "{}", v.message);
+    assert!(
+        v.message.contains("Local(Mls)"),
+        "judged by the typed origin: {}",
+        v.message
+    );
     assert_eq!(
         v.witness.trace_lines.len(),
         2,
@@ -614,4 +713,41 @@ fn arrival_completes_fires_when_a_join_by_external_commit_never_lands() {
         without.liveness
     );
     assert!(without.hub_rejections.contains_key("group-info"));
+}
+
+#[test]
+fn may_be_refused_is_only_for_departures() {
+    let text = world(
+        "full",
+        &[],
+        "[[script]]\nat_ms = 4000\nclient = \"bob\"\nop = \"send\"\ntext = \"hi\"\nmay_be_refused = true\n",
+        "",
+    );
+    let msg = match Scenario::parse("planted.toml", &text) {
+        Ok(_) => panic!("a refusable send is an error"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        msg.contains("may_be_refused") && msg.contains("leave, remove or ban"),
+        "{msg}"
+    );
+}
+
+/// Membership is judged on every honest client's view, not only on the first view seen
+/// at an epoch: Alice holds the true list; Bob and Cathy's planted drift drops the last
+/// participant (Cathy) from their own copies while Cathy's client is in the group, which
+/// only their views show — the witness's last node is the client whose view holds it.
+#[test]
+fn membership_checks_judge_every_honest_clients_view() {
+    let with = go(
+        &world("full", &["client-misreads-participant-list"], "", ""),
+        3,
+    );
+    let seen_by_others = with.violations.iter().any(|v| {
+        (v.id == oracles::MEMBER_IS_PARTICIPANT || v.id == oracles::REMOVED_HAS_NO_CLIENTS)
+            && v.witness.nodes.last().is_some_and(|n| !n.contains("alice"))
+    });
+    assert!(seen_by_others, "{:?}", with.violations);
+    let without = go(&world("full", &[], "", ""), 3);
+    assert_eq!(without.outcome, Outcome::Ok, "{:?}", without.violations);
 }

@@ -65,6 +65,9 @@ use openmls_traits::random::OpenMlsRand;
 use openmls_traits::OpenMlsProvider;
 use sha2::{Digest, Sha256};
 
+use super::failure::{
+    bad_answer, build_failure, failure, Failure, FailureOrigin, LocalFailure, RefusalCode,
+};
 use super::leave::{admin_commits, own_leave_ops, Departure, LeaveOrder, Step};
 use super::member::{CommitOutput, Member, Processed};
 use crate::adversary::{Adversary, EQUIVOCATION_CORR};
@@ -272,9 +275,12 @@ pub enum ClientEvent {
         room: RoomUri,
         op: &'static str,
     },
+    /// The op failed: `origin` says where (typed, set where the failure is produced),
+    /// `reason` says what happened, for people.
     OpFailed {
         room: RoomUri,
         op: &'static str,
+        origin: FailureOrigin,
         reason: String,
     },
     /// A request with an ambiguous outcome was sent again (`attempt` counts from 2).
@@ -859,6 +865,7 @@ impl Client {
                 Err(reason) => self.events.push(ClientEvent::OpFailed {
                     room: room.clone(),
                     op: name,
+                    origin: FailureOrigin::Local(LocalFailure::Build),
                     reason,
                 }),
             }
@@ -1557,7 +1564,7 @@ impl Client {
         out
     }
 
-    fn finish(&mut self, room: &RoomUri, op: &'static str, result: Result<(), String>) {
+    fn finish(&mut self, room: &RoomUri, op: &'static str, result: Result<(), Failure>) {
         if let Some(r) = self.rooms.get_mut(room) {
             let next = std::mem::take(&mut r.after_success);
             if result.is_ok() {
@@ -1571,9 +1578,10 @@ impl Client {
                 room: room.clone(),
                 op,
             },
-            Err(reason) => ClientEvent::OpFailed {
+            Err((origin, reason)) => ClientEvent::OpFailed {
                 room: room.clone(),
                 op,
+                origin,
                 reason,
             },
         });
@@ -1584,7 +1592,12 @@ impl Client {
             self.finish(
                 room,
                 cmd.name(),
-                Err(format!("gave up after {MAX_RETRIES} retries")),
+                Err(failure(
+                    FailureOrigin::RetriesExhausted {
+                        retries: MAX_RETRIES,
+                    },
+                    format!("gave up after {MAX_RETRIES} retries"),
+                )),
             );
             return;
         }
@@ -1704,7 +1717,10 @@ impl Client {
                     self.discard_update(room, commit, join);
                 }
             }
-            self.finish(room, op, Err(reason));
+            let origin = FailureOrigin::HttpError {
+                status: response.status,
+            };
+            self.finish(room, op, Err((origin, reason)));
             return;
         }
         let echo_epoch = f.echo.as_ref().map(|e| e.epoch);
@@ -1734,7 +1750,8 @@ impl Client {
                     || self.is(Adversary::AddNonParticipant)
                     || self.bugs.contains(&Bug::ClientAddsWithoutListUpdate);
                 let r = (|| {
-                    let resp: KeyMaterialResponse = decode_exact(&response.body).map_err(fail)?;
+                    let resp: KeyMaterialResponse =
+                        decode_exact(&response.body).map_err(bad_answer)?;
                     let before = got.len();
                     for c in resp.clients {
                         if present.contains(c.client_uri.as_bytes()) {
@@ -1742,22 +1759,27 @@ impl Client {
                         }
                         if let ClientMaterial::Success(kp) = c.material {
                             let kp = KeyPackageIn::tls_deserialize_exact(kp.as_bytes())
-                                .map_err(fail)?
+                                .map_err(bad_answer)?
                                 .validate(self.provider.crypto(), ProtocolVersion::Mls10)
-                                .map_err(fail)?;
+                                .map_err(bad_answer)?;
                             got.push(kp);
                         }
                     }
                     if got.len() == before {
                         let who = users.get(index).map(|(u, _)| u.to_string());
-                        return Err(format!(
-                            "no KeyPackages for {} ({:?})",
-                            who.unwrap_or_default(),
-                            resp.user_status
+                        return Err(failure(
+                            FailureOrigin::NoKeyMaterial,
+                            format!(
+                                "no KeyPackages for {} ({:?})",
+                                who.unwrap_or_default(),
+                                resp.user_status
+                            ),
                         ));
                     }
                     if let Some((next, _)) = users.get(index + 1) {
-                        let msg = self.key_material_request(room, next)?;
+                        let msg = self
+                            .key_material_request(room, next)
+                            .map_err(build_failure)?;
                         return Ok((
                             msg,
                             Stage::KeyMaterial {
@@ -1769,23 +1791,26 @@ impl Client {
                     }
                     let mut proposals = Vec::new();
                     if !omit_list {
-                        proposals.push(Self::list_update(ParticipantListUpdate {
-                            added_participants: users
-                                .iter()
-                                .map(|(user, role)| UserRolePair {
-                                    user: Opaque(user.as_bytes().to_vec()),
-                                    role_index: role.unwrap_or(2),
-                                })
-                                .collect(),
-                            ..Default::default()
-                        })?);
+                        proposals.push(
+                            Self::list_update(ParticipantListUpdate {
+                                added_participants: users
+                                    .iter()
+                                    .map(|(user, role)| UserRolePair {
+                                        user: Opaque(user.as_bytes().to_vec()),
+                                        role_index: role.unwrap_or(2),
+                                    })
+                                    .collect(),
+                                ..Default::default()
+                            })
+                            .map_err(build_failure)?,
+                        );
                     }
                     let plan = CommitPlan {
                         adds: got,
                         proposals,
                         ..Default::default()
                     };
-                    self.commit_request(room, plan)
+                    self.commit_request(room, plan).map_err(build_failure)
                 })();
                 match r {
                     Ok((msg, stage, echo)) => {
@@ -1801,7 +1826,7 @@ impl Client {
                         if commit {
                             self.discard_update(room, commit, join);
                         }
-                        return self.finish(room, op, Err(fail(e)));
+                        return self.finish(room, op, Err(bad_answer(e)));
                     }
                 };
                 match resp.outcome {
@@ -1858,10 +1883,18 @@ impl Client {
                         if commit {
                             self.discard_update(room, commit, join);
                         }
+                        let code = match other {
+                            UpdateOutcome::WrongEpoch { .. } => RefusalCode::WrongEpoch,
+                            UpdateOutcome::InvalidProposal { .. } => RefusalCode::InvalidProposal,
+                            _ => RefusalCode::NotAllowed,
+                        };
                         self.finish(
                             room,
                             op,
-                            Err(format!("{other:?}: {}", resp.error_description)),
+                            Err(failure(
+                                FailureOrigin::HubRefused { code },
+                                format!("{other:?}: {}", resp.error_description),
+                            )),
                         );
                     }
                 }
@@ -1896,16 +1929,37 @@ impl Client {
                             self.retry(room, f.cmd, retries, current_epoch)
                         }
                     }
-                    Ok(other) => self.finish(room, op, Err(format!("{:?}", other.outcome))),
-                    Err(e) => self.finish(room, op, Err(fail(e))),
+                    Ok(other) => {
+                        let code = match other.outcome {
+                            SubmitOutcome::EpochTooOld { .. } => RefusalCode::EpochTooOld,
+                            _ => RefusalCode::NotAllowed,
+                        };
+                        let refused = failure(
+                            FailureOrigin::HubRefused { code },
+                            format!("{:?}", other.outcome),
+                        );
+                        self.finish(room, op, Err(refused))
+                    }
+                    Err(e) => self.finish(room, op, Err(bad_answer(e))),
                 }
             }
             Stage::GroupInfo { private_key } => {
                 let r = (|| {
-                    let resp: GroupInfoResponse = decode_exact(&response.body).map_err(fail)?;
-                    resp.verify(self.provider.crypto()).map_err(fail)?;
-                    let GroupInfoStatus::Success(s) = &resp.status else {
-                        return Err(format!("groupInfo refused: {:?}", resp.status.code()));
+                    let resp: GroupInfoResponse =
+                        decode_exact(&response.body).map_err(bad_answer)?;
+                    resp.verify(self.provider.crypto()).map_err(bad_answer)?;
+                    let s = match &resp.status {
+                        GroupInfoStatus::Success(s) => s,
+                        refused => {
+                            let code = match refused {
+                                GroupInfoStatus::NoSuchRoom => RefusalCode::NoSuchRoom,
+                                _ => RefusalCode::NotAuthorized,
+                            };
+                            return Err(failure(
+                                FailureOrigin::HubRefused { code },
+                                format!("groupInfo refused: {:?}", refused.code()),
+                            ));
+                        }
                     };
                     let tbe = GroupInfoRatchetTreeTbe::open(
                         self.provider.crypto(),
@@ -1914,9 +1968,9 @@ impl Client {
                         &resp.room_id,
                         &s.encrypted_groupinfo_and_tree,
                     )
-                    .map_err(fail)?;
+                    .map_err(bad_answer)?;
                     let RatchetTreeOption::Full(tree) = &tbe.ratchet_tree_option else {
-                        return Err("the hub sent no full ratchet tree".into());
+                        return Err(bad_answer("the hub sent no full ratchet tree"));
                     };
                     let pending: Vec<Vec<u8>> = tbe
                         .pending_proposals
@@ -1932,8 +1986,12 @@ impl Client {
                         vec![],
                         &RoomComponents,
                     )
-                    .map_err(fail)?;
-                    Ok((m, update_body(&co)?, Echo::of(&co.commit)))
+                    .map_err(|e| match e {
+                        super::MemberError::Malformed(_) => bad_answer(e),
+                        e => failure(FailureOrigin::Local(LocalFailure::Mls), e),
+                    })?;
+                    let body = update_body(&co).map_err(build_failure)?;
+                    Ok((m, body, Echo::of(&co.commit)))
                 })();
                 match r {
                     Ok((m, body, echo)) => {

@@ -2,6 +2,7 @@
 //! talks only to its own provider.
 
 pub mod core;
+pub mod failure;
 pub mod leave;
 pub mod member;
 
