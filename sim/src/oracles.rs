@@ -1244,7 +1244,11 @@ fn refused_by_hub(origin: &FailureOrigin) -> bool {
         FailureOrigin::HubRefused { .. }
         | FailureOrigin::HttpError { .. }
         | FailureOrigin::RetriesExhausted { .. } => true,
-        FailureOrigin::BadAnswer | FailureOrigin::NoKeyMaterial | FailureOrigin::Local(_) => false,
+        // No answer at all is no decision of the hub's: the join did not land.
+        FailureOrigin::BadAnswer
+        | FailureOrigin::NoKeyMaterial
+        | FailureOrigin::Local(_)
+        | FailureOrigin::Unanswered { .. } => false,
     }
 }
 

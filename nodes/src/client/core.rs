@@ -741,7 +741,10 @@ impl Client {
         if let Stage::Update { commit: true, join } = f.stage {
             self.discard_update(room, true, join);
         }
-        self.finish(room, f.cmd.name(), Err(reason));
+        let origin = FailureOrigin::Unanswered {
+            attempts: MAX_ATTEMPTS,
+        };
+        self.finish(room, f.cmd.name(), Err((origin, reason)));
     }
 
     /// Why the op in flight is given up after its last attempt.
@@ -1850,7 +1853,10 @@ impl Client {
                             self.discard_update(room, false, join);
                         }
                         let reason = Self::no_evidence(echo_epoch, "wrongEpoch", current_epoch);
-                        self.finish(room, op, Err(reason));
+                        let origin = FailureOrigin::HubRefused {
+                            code: RefusalCode::WrongEpoch,
+                        };
+                        self.finish(room, op, Err((origin, reason)));
                     }
                     UpdateOutcome::WrongEpoch { current_epoch }
                         if !join && echo_epoch.is_some_and(|e| current_epoch > e) =>
@@ -1922,7 +1928,10 @@ impl Client {
                         if f.rechecked && echo_epoch.is_some_and(|e| current_epoch > e) {
                             let reason =
                                 Self::no_evidence(echo_epoch, "epochTooOld", current_epoch);
-                            self.finish(room, op, Err(reason));
+                            let origin = FailureOrigin::HubRefused {
+                                code: RefusalCode::EpochTooOld,
+                            };
+                            self.finish(room, op, Err((origin, reason)));
                         } else if echo_epoch.is_some_and(|e| current_epoch > e) {
                             self.await_evidence(now, room, f, retries, current_epoch)
                         } else {

@@ -55,6 +55,9 @@ pub enum FailureOrigin {
     /// Every attempt lost (wrongEpoch, epochTooOld, another commit won the epoch) and
     /// the client gave up after `retries` retries.
     RetriesExhausted { retries: u32 },
+    /// No definitive answer (timeouts, 5xx) after `attempts` byte-identical sends, and
+    /// no fan-out settled the op: the client stopped trying (`MAX_ATTEMPTS`).
+    Unanswered { attempts: u32 },
 }
 
 /// A failure: its origin and, for people, what happened.
