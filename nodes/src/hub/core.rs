@@ -1086,7 +1086,7 @@ impl Hub {
             committer: describe_sender(&c.summary.committer),
             proposals: c.summary.proposals.iter().map(describe_proposal).collect(),
         });
-        let welcome_entry;
+        let mut welcome_entry = None;
         let mut drop_view = None;
         if let Some(c) = checked {
             let signer_leaf = match &c.summary.committer {
@@ -1176,22 +1176,11 @@ impl Hub {
                     ));
                 }
             }
-            let mut encoded = None;
-            if failure.is_none() {
-                match welcome {
-                    Some(w) => {
-                        match Self::encode_welcome_entry(
-                            ts,
-                            w,
-                            &view.ratchet_tree(),
-                            new_epoch,
-                            welcome_fails,
-                        ) {
-                            Ok(e) => encoded = Some(e),
-                            Err(e) => failure = Some(internal(format!("Welcome fan-out: {e}"))),
-                        }
-                    }
-                    None => {}
+            if let (true, Some(w)) = (failure.is_none(), welcome) {
+                let tree = view.ratchet_tree();
+                match Self::encode_welcome_entry(ts, w, &tree, new_epoch, welcome_fails) {
+                    Ok(e) => welcome_entry = Some(e),
+                    Err(e) => failure = Some(internal(format!("Welcome fan-out: {e}"))),
                 }
             }
             if let Some(f) = failure {
@@ -1200,20 +1189,18 @@ impl Hub {
                 }
                 return Err(f);
             }
-            welcome_entry = encoded;
         } else {
             // No view to merge: the tree is the committer's (or stays the same).
             let tree = match ratchet_tree_option {
                 RatchetTreeOption::Full(t) => t.as_bytes().to_vec(),
                 _ => r.ratchet_tree.clone(),
             };
-            welcome_entry = match welcome {
-                Some(w) => Some(
+            if let Some(w) = welcome {
+                welcome_entry = Some(
                     Self::encode_welcome_entry(ts, w, &tree, new_epoch, welcome_fails)
                         .map_err(|e| internal(format!("Welcome fan-out: {e}")))?,
-                ),
-                None => None,
-            };
+                );
+            }
             if let (Some(reason), Some(_)) = (&diverged, &r.view) {
                 drop_view = Some(reason.clone());
             }
