@@ -45,12 +45,15 @@ mod client;
 mod host;
 mod server;
 mod trace;
+pub mod transport;
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use nodes::io::Millis;
 
-pub use host::{spawn_durable_host, spawn_host, Durable, HostHandle, HttpHost};
+pub use host::{run_host, spawn_durable_host, spawn_host, Durable, HostHandle, HttpHost};
+pub use server::RequestError;
+pub use transport::{Peer, Transport, Turmoil};
 pub use trace::{Event, Trace, What};
 
 /// The TCP port every provider's MIMI server listens on.
