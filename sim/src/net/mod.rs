@@ -53,8 +53,8 @@ use nodes::io::Millis;
 
 pub use host::{run_host, spawn_durable_host, spawn_host, Durable, HostHandle, HttpHost};
 pub use server::RequestError;
-pub use transport::{Peer, Transport, Turmoil};
 pub use trace::{Event, Trace, What};
+pub use transport::{Peer, Transport, Turmoil};
 
 /// The TCP port every provider's MIMI server listens on.
 pub const HTTP_PORT: u16 = 8443;

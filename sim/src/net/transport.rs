@@ -39,7 +39,8 @@ pub trait Transport: 'static {
     /// Starts listening for this provider's incoming MIMI connections.
     fn bind(&self) -> impl Future<Output = io::Result<Self::Listener>>;
     /// Waits for the next incoming connection. An error ends the accept loop.
-    fn accept(&self, listener: &Self::Listener) -> impl Future<Output = io::Result<Self::Accepted>>;
+    fn accept(&self, listener: &Self::Listener)
+        -> impl Future<Output = io::Result<Self::Accepted>>;
     /// Authenticates an accepted connection (runs in the connection's own task). An `Err`
     /// is a refused peer, with a reason for people.
     fn establish(
@@ -69,7 +70,10 @@ impl Transport for Turmoil {
         listener.accept().await
     }
 
-    async fn establish(&self, (stream, peer): Self::Accepted) -> Result<(Self::Stream, Peer), String> {
+    async fn establish(
+        &self,
+        (stream, peer): Self::Accepted,
+    ) -> Result<(Self::Stream, Peer), String> {
         // In the simulation the peer's turmoil host name is its authenticated identity
         // (it stands in for TLS client authentication, P§4.1).
         let name = turmoil::reverse_lookup(peer.ip()).unwrap_or_else(|| peer.ip().to_string());

@@ -47,7 +47,11 @@ pub fn key_path(dir: &Path, domain: &Domain) -> PathBuf {
 
 /// Makes a fresh CA named `ca_name` and a certificate for each provider; writes them to
 /// `dir` (created if missing). Returns the files written.
-pub fn generate(dir: &Path, ca_name: &str, providers: &[Domain]) -> Result<Vec<PathBuf>, CertError> {
+pub fn generate(
+    dir: &Path,
+    ca_name: &str,
+    providers: &[Domain],
+) -> Result<Vec<PathBuf>, CertError> {
     let gen = |what: &str| {
         let what = what.to_string();
         move |source| CertError::Generate { what, source }

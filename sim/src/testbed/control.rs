@@ -115,7 +115,8 @@ fn percent_decode(s: &str) -> String {
             if let Ok(v) = std::str::from_utf8(&b[i + 1..i + 3])
                 .ok()
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or(()) {
+                .ok_or(())
+            {
                 out.push(v);
                 i += 3;
                 continue;
@@ -130,7 +131,10 @@ fn percent_decode(s: &str) -> String {
 async fn answer(req: hyper::Request<hyper::body::Incoming>, node: &RefCell<Node>) -> Answer {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let q = query(&req);
-    let body = match Limited::new(req.into_body(), MAX_CONTROL_BODY).collect().await {
+    let body = match Limited::new(req.into_body(), MAX_CONTROL_BODY)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(e) => return bad(StatusCode::BAD_REQUEST, format!("could not read body: {e}")),
     };
@@ -216,7 +220,11 @@ fn create_client(node: &mut Node, body: &[u8]) -> Answer {
     let out = client.publish_key_packages(req.key_packages);
     node.clients.insert(uri.clone(), client);
     let domain = node.domain.clone();
-    node.event(domain.as_str(), "client-created", json!({"client": uri.as_str()}));
+    node.event(
+        domain.as_str(),
+        "client-created",
+        json!({"client": uri.as_str()}),
+    );
     node.send(&uri, vec![out]);
     (StatusCode::OK, json!({ "client": uri.as_str() }))
 }
@@ -262,7 +270,12 @@ fn step(node: &mut Node, body: &[u8]) -> Answer {
     }
     let room: RoomUri = match req.room.parse() {
         Ok(r) => r,
-        Err(e) => return bad(StatusCode::BAD_REQUEST, format!("bad room {}: {e}", req.room)),
+        Err(e) => {
+            return bad(
+                StatusCode::BAD_REQUEST,
+                format!("bad room {}: {e}", req.room),
+            )
+        }
     };
     let hub = match Domain::new(&req.hub) {
         Ok(d) => d,
@@ -280,8 +293,10 @@ fn step(node: &mut Node, body: &[u8]) -> Answer {
     if let Ok(peers) = super::peers::PeersFile::load(&node.peers_path) {
         domains.extend(peers.providers.keys().filter_map(|d| Domain::new(d).ok()));
     }
-    let senders: BTreeMap<Domain, openmls::prelude::ExternalSender> =
-        domains.iter().map(|d| (d.clone(), node.sender(d))).collect();
+    let senders: BTreeMap<Domain, openmls::prelude::ExternalSender> = domains
+        .iter()
+        .map(|d| (d.clone(), node.sender(d)))
+        .collect();
     let hub_sender = node.sender(&hub);
     let op_json = serde_json::to_value(&req.op).unwrap_or(Value::Null);
     node.event(c.as_str(), "op", op_json);
@@ -310,7 +325,10 @@ fn step(node: &mut Node, body: &[u8]) -> Answer {
         Err(e) => {
             let reason = e.to_string();
             node.event(c.as_str(), "op-refused", json!({ "reason": reason }));
-            bad(StatusCode::CONFLICT, format!("{c} refused the step: {reason}"))
+            bad(
+                StatusCode::CONFLICT,
+                format!("{c} refused the step: {reason}"),
+            )
         }
     }
 }
@@ -328,7 +346,10 @@ fn view(node: &Node, q: &BTreeMap<String, String>) -> Answer {
         Err(e) => return bad(StatusCode::BAD_REQUEST, format!("bad room {room}: {e}")),
     };
     let Some(core) = node.clients.get(&c) else {
-        return bad(StatusCode::NOT_FOUND, format!("{c} is not a client of this node"));
+        return bad(
+            StatusCode::NOT_FOUND,
+            format!("{c} is not a client of this node"),
+        );
     };
     let v = core.room_view(&room).map(|v| {
         json!({

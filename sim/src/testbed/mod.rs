@@ -26,7 +26,8 @@
 //!   commands by the simulator's own [`crate::run::op_command`]), read events since N, read
 //!   a client's view of a room.
 //! * Events: every node appends its events to `<state>/events.jsonl`, in the simulator's
-//!   trace line format with `t` = wall-clock ms since the UNIX epoch. Logs go through
+//!   trace line format with `t` = wall-clock ms since the UNIX epoch (the adapter's lines
+//!   are journalled in batches every 100 ms, so order by `t`). Logs go through
 //!   `tracing` to stderr (`RUST_LOG=debug` etc.; default `info`).
 //!
 //! ## What is missing
@@ -108,6 +109,7 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -152,9 +154,8 @@ pub fn node_main(args: &NodeArgs) -> ExitCode {
 pub fn certs_main(args: &CertsArgs) -> ExitCode {
     let providers: Result<Vec<Domain>, String> =
         args.providers.iter().map(|p| domain(p.trim())).collect();
-    let result = providers.and_then(|ps| {
-        certs::generate(&args.out, &args.ca_name, &ps).map_err(|e| e.to_string())
-    });
+    let result = providers
+        .and_then(|ps| certs::generate(&args.out, &args.ca_name, &ps).map_err(|e| e.to_string()));
     match result {
         Ok(files) => {
             for f in files {

@@ -172,8 +172,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         }
     }
     let peers = PeersFile::load(&options.peers).map_err(|e| e.to_string())?;
-    let tls =
-        TlsConfig::load(&peers.certs_dir(), &options.provider).map_err(|e| e.to_string())?;
+    let tls = TlsConfig::load(&peers.certs_dir(), &options.provider).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&options.state).map_err(|e| {
         format!(
             "could not create the state directory {}: {e}",
@@ -187,7 +186,8 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         .open(&journal_path)
         .map_err(|e| format!("could not open {}: {e}", journal_path.display()))?;
     let bind = |what: &str, addr: SocketAddr| {
-        std::net::TcpListener::bind(addr).map_err(|e| format!("could not listen on {addr} ({what}): {e}"))
+        std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("could not listen on {addr} ({what}): {e}"))
     };
     let mimi = bind("--listen", options.listen)?;
     let control_listener = bind("--control", options.control)?;

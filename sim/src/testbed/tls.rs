@@ -132,10 +132,7 @@ impl Transport for TlsTransport {
         }
     }
 
-    async fn establish(
-        &self,
-        (tcp, addr): Self::Accepted,
-    ) -> Result<(Self::Stream, Peer), String> {
+    async fn establish(&self, (tcp, addr): Self::Accepted) -> Result<(Self::Stream, Peer), String> {
         let refused = |why: String| {
             format!(
                 "TLS client at {addr} refused: {why} (a provider must present a certificate \
