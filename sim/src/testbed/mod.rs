@@ -117,23 +117,25 @@ fn domain(s: &str) -> Result<Domain, String> {
     Domain::new(s).map_err(|e| format!("bad provider domain {s:?}: {e}"))
 }
 
+fn node_options(args: &NodeArgs) -> Result<node::NodeOptions, String> {
+    Ok(node::NodeOptions {
+        provider: domain(&args.provider)?,
+        listen: args.listen,
+        control: args.control,
+        peers: args.peers.clone(),
+        state: args.state.clone(),
+        seed: args.seed,
+        enforcement: match args.enforcement.as_str() {
+            "off" => EnforcementLevel::Off,
+            "mls" => EnforcementLevel::Mls,
+            _ => EnforcementLevel::Full,
+        },
+    })
+}
+
 pub fn node_main(args: &NodeArgs) -> ExitCode {
     init_logging();
-    let options = (|| {
-        Ok::<_, String>(node::NodeOptions {
-            provider: domain(&args.provider)?,
-            listen: args.listen,
-            control: args.control,
-            peers: args.peers.clone(),
-            state: args.state.clone(),
-            seed: args.seed,
-            enforcement: match args.enforcement.as_str() {
-                "off" => EnforcementLevel::Off,
-                "mls" => EnforcementLevel::Mls,
-                _ => EnforcementLevel::Full,
-            },
-        })
-    })();
+    let options = node_options(args);
     let options = match options {
         Ok(o) => o,
         Err(e) => {
