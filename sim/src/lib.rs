@@ -6,7 +6,8 @@
 //!   mlswg/mls-implementations) against our MLS stack: a joined client and the hub's
 //!   public view side by side.
 //! * [`net`] — runs any `nodes::io::ServerCore` as a turmoil host speaking HTTP/1.1
-//!   (hyper) over turmoil TCP.
+//!   (hyper) over turmoil TCP, or over real TCP with mutual TLS.
+//! * [`testbed`] — providers as real processes on loopback (`mimi-sim node`), in progress.
 
 pub mod bench;
 pub mod campaign;
@@ -22,4 +23,5 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod shrink;
+pub mod testbed;
 pub mod vectors;

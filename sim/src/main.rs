@@ -163,6 +163,11 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Testbed: run one provider (hub + follower + its clients) as a real process on
+    /// loopback, mutual TLS to its peers, a JSON control API; runs until killed.
+    Node(mimi_sim::testbed::NodeArgs),
+    /// Testbed: make a CA and one certificate per provider (SAN = its domain) in a folder.
+    TestbedCerts(mimi_sim::testbed::CertsArgs),
     /// Replay external test vectors against our nodes.
     Vectors {
         #[command(subcommand)]
@@ -296,6 +301,8 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_BAD_INPUT)
             }
         },
+        Command::Node(a) => mimi_sim::testbed::node_main(&a),
+        Command::TestbedCerts(a) => mimi_sim::testbed::certs_main(&a),
         Command::Vectors {
             kind: VectorsCommand::Mls { file, json },
         } => vectors_mls(&file, json),

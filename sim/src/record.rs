@@ -88,6 +88,12 @@ impl Recorder {
         self.lines.take()
     }
 
+    /// Removes and returns the lines kept so far; later lines are kept again (they all
+    /// stay counted and hashed). Empty when lines are not kept.
+    pub fn drain_lines(&mut self) -> Vec<String> {
+        self.lines.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// Records one event of a provider host (see [`net::What`]).
     pub fn net_event(&mut self, start_ms: u64, e: &net::Event) {
         let t = e.at.saturating_sub(start_ms);
@@ -108,6 +114,9 @@ impl Recorder {
                 "http-rejected",
                 json!({"status": status, "reason": reason}),
             ),
+            What::PeerRefused { reason } => {
+                self.event(t, &node, "peer-refused", json!({ "reason": reason }))
+            }
             What::Outcome { token, result } => {
                 let ep = self.endpoints.remove(&(node.clone(), false, *token));
                 let v = match result {

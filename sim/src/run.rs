@@ -722,48 +722,7 @@ impl World<'_> {
         let now = self.now();
         let room = self.room.clone();
         let u = |n: &str| users.get(n).cloned();
-        let cmd = match op {
-            Op::Create => Some(Command::CreateRoom {
-                room,
-                preset,
-                hub_sender: hub_sender.clone(),
-            }),
-            Op::Add { user, role } => u(user).map(|user| Command::AddUser {
-                room,
-                user,
-                role: *role,
-            }),
-            Op::AddUsers { users: us } => Some(Command::AddUsers {
-                room,
-                users: us.iter().filter_map(|n| u(n)).map(|x| (x, None)).collect(),
-            }),
-            Op::Remove { user } => u(user).map(|user| Command::RemoveUser { room, user }),
-            Op::Kick { user } => u(user).map(|user| Command::Kick { room, user }),
-            Op::Ban { user } => u(user).map(|user| Command::Ban { room, user }),
-            Op::Role { user, role } => u(user).map(|user| Command::ChangeRole {
-                room,
-                user,
-                role: *role,
-            }),
-            Op::Leave => Some(Command::Leave { room }),
-            Op::Send { text } => Some(Command::Send {
-                room,
-                text: text.clone(),
-            }),
-            Op::Join => Some(Command::JoinExternal { room }),
-            Op::SelfUpdate => Some(Command::SelfUpdate { room }),
-            Op::MoveHub { to } => Domain::new(to).ok().and_then(|to| {
-                senders.get(&to).map(|s| Command::MoveHub {
-                    room,
-                    to: to.clone(),
-                    hub_sender: s.clone(),
-                })
-            }),
-            Op::TakeOver => senders.get(&c.domain()).map(|s| Command::TakeOver {
-                room,
-                hub_sender: s.clone(),
-            }),
-        };
+        let cmd = op_command(op, c, &room, hub_sender, users, senders, preset);
         self.rec.event(
             t,
             c.as_str(),
@@ -1478,6 +1437,64 @@ pub fn run(
         last_step_cost: last_step_mark.map(|(at, nanos)| StepCost {
             wall_ms: at.elapsed().as_secs_f64() * 1000.0,
             mls_ms: nodes::mls::cost::snapshot().nanos.saturating_sub(nanos) as f64 / 1e6,
+        }),
+    }
+}
+
+/// The client command a scenario step stands for, on `room` whose hub's external sender is
+/// `hub_sender`. `None` when the step names an unknown user or provider. Shared by the
+/// simulator and the testbed's control API (one mapping from steps to commands).
+pub fn op_command(
+    op: &Op,
+    c: &ClientUri,
+    room: &RoomUri,
+    hub_sender: &openmls::prelude::ExternalSender,
+    users: &BTreeMap<String, UserUri>,
+    senders: &BTreeMap<Domain, openmls::prelude::ExternalSender>,
+    preset: nodes::room::RolePreset,
+) -> Option<Command> {
+    let u = |n: &str| users.get(n).cloned();
+    let room = room.clone();
+    match op {
+        Op::Create => Some(Command::CreateRoom {
+            room,
+            preset,
+            hub_sender: hub_sender.clone(),
+        }),
+        Op::Add { user, role } => u(user).map(|user| Command::AddUser {
+            room,
+            user,
+            role: *role,
+        }),
+        Op::AddUsers { users: us } => Some(Command::AddUsers {
+            room,
+            users: us.iter().filter_map(|n| u(n)).map(|x| (x, None)).collect(),
+        }),
+        Op::Remove { user } => u(user).map(|user| Command::RemoveUser { room, user }),
+        Op::Kick { user } => u(user).map(|user| Command::Kick { room, user }),
+        Op::Ban { user } => u(user).map(|user| Command::Ban { room, user }),
+        Op::Role { user, role } => u(user).map(|user| Command::ChangeRole {
+            room,
+            user,
+            role: *role,
+        }),
+        Op::Leave => Some(Command::Leave { room }),
+        Op::Send { text } => Some(Command::Send {
+            room,
+            text: text.clone(),
+        }),
+        Op::Join => Some(Command::JoinExternal { room }),
+        Op::SelfUpdate => Some(Command::SelfUpdate { room }),
+        Op::MoveHub { to } => Domain::new(to).ok().and_then(|to| {
+            senders.get(&to).map(|s| Command::MoveHub {
+                room,
+                to: to.clone(),
+                hub_sender: s.clone(),
+            })
+        }),
+        Op::TakeOver => senders.get(&c.domain()).map(|s| Command::TakeOver {
+            room,
+            hub_sender: s.clone(),
         }),
     }
 }

@@ -1,5 +1,5 @@
-//! The outgoing side: one attempt of one MIMI request (P§4.1) over a fresh turmoil TCP
-//! connection, bounded by a timeout. No retries here; the core decides.
+//! The outgoing side: one attempt of one MIMI request (P§4.1) over a fresh connection of
+//! the [`Transport`], bounded by a timeout. No retries here; the core decides.
 
 use std::pin::pin;
 use std::time::Duration;
@@ -9,18 +9,18 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{FROM, HOST};
 use hyper_util::rt::TokioIo;
 use nodes::io::{Request, Response, TransportError};
-use turmoil::net::TcpStream;
 
-use super::HTTP_PORT;
+use super::transport::Transport;
 
-/// Sends `request` to the turmoil host named by `request.to` and waits for the whole
+/// Sends `request` to the provider named by `request.to` and waits for the whole
 /// response, at most `timeout`.
-pub(crate) async fn attempt(
+pub(crate) async fn attempt<T: Transport>(
+    transport: &T,
     request: Request,
     timeout: Duration,
     max_body_len: usize,
 ) -> Result<Response, TransportError> {
-    tokio::time::timeout(timeout, exchange(request, max_body_len))
+    tokio::time::timeout(timeout, exchange(transport, request, max_body_len))
         .await
         .unwrap_or(Err(TransportError::Timeout))
 }
@@ -30,11 +30,16 @@ fn unreachable<E>(_: E) -> TransportError {
     TransportError::Unreachable
 }
 
-async fn exchange(request: Request, max_body_len: usize) -> Result<Response, TransportError> {
+async fn exchange<T: Transport>(
+    transport: &T,
+    request: Request,
+    max_body_len: usize,
+) -> Result<Response, TransportError> {
     // An unknown host name, or a host with nothing listening, fails at once.
-    let stream = TcpStream::connect((request.to.as_str(), HTTP_PORT))
-        .await
-        .map_err(unreachable)?;
+    let stream = transport.connect(&request.to).await.map_err(|e| {
+        tracing::debug!(to = %request.to, "could not connect: {e}");
+        TransportError::Unreachable
+    })?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(unreachable)?;

@@ -1,8 +1,10 @@
-//! One provider as a turmoil host: the event loop that owns the core.
+//! One provider host: the event loop that owns the core, on any [`Transport`]. The
+//! simulator runs it as a turmoil host ([`spawn_host`]), the testbed as a real process
+//! ([`run_host`]).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::future::Future;
 use std::rc::Rc;
 
 use nodes::ids::{ClientUri, Domain};
@@ -12,10 +14,10 @@ use nodes::io::{
 };
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::MissedTickBehavior;
-use turmoil::net::TcpListener;
 
 use super::server::{accept_loop, Server};
-use super::{client, now_ms, HostConfig, Trace, What, HTTP_PORT};
+use super::transport::{Transport, Turmoil};
+use super::{client, HostConfig, Trace, What};
 
 /// What the server and the outgoing-request tasks tell the event loop.
 pub(crate) enum Input {
@@ -25,6 +27,10 @@ pub(crate) enum Input {
     },
     Rejected {
         status: u16,
+        reason: String,
+    },
+    /// The transport refused an incoming connection (its peer is not authenticated).
+    PeerRefused {
         reason: String,
     },
     Outcome {
@@ -40,6 +46,8 @@ struct ClientPort {
     inbox: RefCell<VecDeque<(ClientUri, ClientToProvider)>>,
     outbox: RefCell<Vec<(ClientUri, ProviderToClient)>>,
     wake: Notify,
+    /// Signalled when the outbox gets a message (the testbed's client driver waits on it).
+    delivered: Notify,
 }
 
 /// The driver's handle on one provider host: attach clients, observe deliveries.
@@ -71,6 +79,10 @@ impl HostHandle {
     /// A copy of the messages waiting in [`Self::drain_to_clients`].
     pub fn peek_to_clients(&self) -> Vec<(ClientUri, ProviderToClient)> {
         self.port.outbox.borrow().clone()
+    }
+    /// Waits until the core has sent something to a client since the last wait.
+    pub async fn to_clients_ready(&self) {
+        self.port.delivered.notified().await
     }
 }
 
@@ -193,8 +205,15 @@ where
     };
     let (port, trace) = (handle.port.clone(), trace.clone());
     let name = domain.to_string();
+    let transport = Rc::new(Turmoil);
     sim.host(name, move || {
-        let host = HttpHost::new(make_core(), config.clone(), port.clone(), trace.clone());
+        let host = HttpHost::new(
+            make_core(),
+            transport.clone(),
+            config.clone(),
+            port.clone(),
+            trace.clone(),
+        );
         let domain = domain.clone();
         async move {
             if host.domain != domain {
@@ -206,9 +225,32 @@ where
     handle
 }
 
-/// A provider host: owns the core and the state of the HTTP exchanges in progress.
-pub struct HttpHost<C> {
+/// Runs `core` as a provider host on `transport` (the testbed's real-network entry; the
+/// simulator uses [`spawn_host`]). Returns the handle for its clients and the event loop,
+/// which the caller runs inside a `tokio::task::LocalSet`; it ends only on an error (the
+/// listener could not be bound).
+pub fn run_host<C, T>(
     core: C,
+    transport: Rc<T>,
+    config: HostConfig,
+    trace: &Trace,
+) -> (HostHandle, impl Future<Output = turmoil::Result>)
+where
+    C: ServerCore + 'static,
+    T: Transport,
+{
+    let handle = HostHandle {
+        domain: core.domain().clone(),
+        port: Rc::new(ClientPort::default()),
+    };
+    let host = HttpHost::new(core, transport, config, handle.port.clone(), trace.clone());
+    (handle, host.run())
+}
+
+/// A provider host: owns the core and the state of the HTTP exchanges in progress.
+pub struct HttpHost<C, T = Turmoil> {
+    core: C,
+    transport: Rc<T>,
     domain: Domain,
     config: HostConfig,
     port: Rc<ClientPort>,
@@ -225,11 +267,18 @@ enum Wake {
     Tick,
 }
 
-impl<C: ServerCore> HttpHost<C> {
-    fn new(core: C, config: HostConfig, port: Rc<ClientPort>, trace: Trace) -> Self {
+impl<C: ServerCore, T: Transport> HttpHost<C, T> {
+    fn new(
+        core: C,
+        transport: Rc<T>,
+        config: HostConfig,
+        port: Rc<ClientPort>,
+        trace: Trace,
+    ) -> Self {
         HttpHost {
             domain: core.domain().clone(),
             core,
+            transport,
             config,
             port,
             trace,
@@ -240,10 +289,10 @@ impl<C: ServerCore> HttpHost<C> {
 
     /// The event loop; runs until the host is crashed.
     async fn run(mut self) -> turmoil::Result {
-        let listener =
-            TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, HTTP_PORT))).await?;
+        let listener = self.transport.bind().await?;
         let (inputs, mut rx) = mpsc::unbounded_channel();
         let server = Rc::new(Server {
+            transport: self.transport.clone(),
             domain: self.domain.clone(),
             max_body_len: self.config.max_body_len,
             connection_timeout: self.config.server_connection_timeout,
@@ -255,7 +304,7 @@ impl<C: ServerCore> HttpHost<C> {
         let port = self.port.clone();
         self.record(What::Started);
         // A restarted core forgets what it had in flight (a fresh core has nothing).
-        let outputs = self.core.on_restart(now_ms());
+        let outputs = self.core.on_restart(self.transport.now_ms());
         self.carry_out(outputs, &inputs);
         // Client messages queued while the host was down.
         port.wake.notify_one();
@@ -267,7 +316,7 @@ impl<C: ServerCore> HttpHost<C> {
                 () = port.wake.notified() => Wake::Client,
                 _ = tick.tick() => Wake::Tick,
             };
-            let now = now_ms();
+            let now = self.transport.now_ms();
             let outputs = match wake {
                 Wake::Input(Input::Request { request, reply }) => {
                     let id = self.next_request_id;
@@ -281,6 +330,10 @@ impl<C: ServerCore> HttpHost<C> {
                 }
                 Wake::Input(Input::Rejected { status, reason }) => {
                     self.record(What::Rejected { status, reason });
+                    Vec::new()
+                }
+                Wake::Input(Input::PeerRefused { reason }) => {
+                    self.record(What::PeerRefused { reason });
                     Vec::new()
                 }
                 Wake::Input(Input::Outcome { token, result }) => {
@@ -333,19 +386,21 @@ impl<C: ServerCore> HttpHost<C> {
                 ServerOutput::Send { token, request } => {
                     let inputs = inputs.clone();
                     let (timeout, max) = (self.config.request_timeout, self.config.max_body_len);
+                    let transport = self.transport.clone();
                     tokio::task::spawn_local(async move {
-                        let result = client::attempt(request, timeout, max).await;
+                        let result = client::attempt(&*transport, request, timeout, max).await;
                         let _ = inputs.send(Input::Outcome { token, result });
                     });
                 }
                 ServerOutput::ToClient { client, message } => {
                     self.port.outbox.borrow_mut().push((client, message));
+                    self.port.delivered.notify_one();
                 }
             }
         }
     }
 
     fn record(&self, what: What) {
-        self.trace.push(now_ms(), &self.domain, what);
+        self.trace.push(self.transport.now_ms(), &self.domain, what);
     }
 }

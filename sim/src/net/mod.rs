@@ -1,5 +1,6 @@
-//! Runs any [`ServerCore`](nodes::io::ServerCore) as a turmoil host that speaks MIMI over real HTTP/1.1 (hyper) on
-//! turmoil TCP (DESIGN §2.2, §4).
+//! Runs any [`ServerCore`](nodes::io::ServerCore) as a host that speaks MIMI over real HTTP/1.1 (hyper) on
+//! turmoil TCP (DESIGN §2.2, §4), or — the same code on another [`Transport`] — on real
+//! TCP with mutual TLS in the testbed ([`run_host`], `crate::testbed`).
 //!
 //! One turmoil host per provider; its host name is the provider's [`Domain`](nodes::ids::Domain) (`a.example`).
 //! Each host runs one event-loop task that owns the core ([`HttpHost`]); the HTTP server,
@@ -31,27 +32,32 @@
 //! * **Status codes of the adapter** (the core never sees these requests): method other
 //!   than POST → 405; unknown path, missing/invalid `Host` or `From`, `Host` naming another
 //!   provider → 400; body over [`MAX_BODY_LEN`] → 413; `From` naming a provider other than
-//!   the TCP peer's host → 403 (this stands in for TLS client authentication, P§4.1: in
-//!   the simulation the peer's turmoil host name is its authenticated identity). Error
-//!   bodies are plain text naming what was wrong.
+//!   the peer's authenticated identity → 403 (the [`Transport`] supplies it: in the
+//!   simulation the peer's turmoil host name stands in for TLS client authentication,
+//!   P§4.1; in the testbed it is the DNS name of the verified TLS client certificate).
+//!   Error bodies are plain text naming what was wrong.
 //! * `Host` is sent as the bare domain; a `:port` suffix is accepted on receipt.
 //! * A response that cannot be read (broken connection, body over [`MAX_BODY_LEN`]) is
 //!   reported as [`TransportError::Unreachable`](nodes::io::TransportError::Unreachable); `TransportError` has no variant for
 //!   "peer answered garbage".
-//! * Time: `now` = [`EPOCH_MS`] + turmoil's simulated elapsed time; hyper's `Date` header
-//!   (which reads the wall clock) is switched off.
+//! * Time: `now` = [`Transport::now_ms`]: in the simulator [`EPOCH_MS`] + turmoil's
+//!   simulated elapsed time, in the testbed the wall clock; hyper's `Date` header (which
+//!   reads the wall clock) is switched off.
 
 mod client;
 mod host;
 mod server;
 mod trace;
+pub mod transport;
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use nodes::io::Millis;
 
-pub use host::{spawn_durable_host, spawn_host, Durable, HostHandle, HttpHost};
+pub use host::{run_host, spawn_durable_host, spawn_host, Durable, HostHandle, HttpHost};
+pub use server::RequestError;
 pub use trace::{Event, Trace, What};
+pub use transport::{Peer, Transport, Turmoil};
 
 /// The TCP port every provider's MIMI server listens on.
 pub const HTTP_PORT: u16 = 8443;

@@ -1,9 +1,8 @@
-//! The incoming side: a hyper HTTP/1.1 server on turmoil TCP that checks MIMI requests
+//! The incoming side: a hyper HTTP/1.1 server on any [`Transport`] that checks MIMI requests
 //! (P§4.1: POST, `Host` = this provider, `From: mimi@<source>`, endpoint path, body size)
 //! and hands the good ones to the host's event loop.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -17,9 +16,9 @@ use nodes::endpoint::{Endpoint, PathError};
 use nodes::ids::{Domain, IdError};
 use nodes::io::{status, Request, Response};
 use tokio::sync::{mpsc, oneshot};
-use turmoil::net::{TcpListener, TcpStream};
 
 use super::host::Input;
+use super::transport::{Peer, Transport};
 
 /// Why the adapter refused an incoming request (the core never sees it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,7 +54,8 @@ impl RequestError {
 }
 
 /// What every connection task of one host needs.
-pub(crate) struct Server {
+pub(crate) struct Server<T> {
+    pub transport: Rc<T>,
     pub domain: Domain,
     pub max_body_len: usize,
     pub connection_timeout: Duration,
@@ -63,23 +63,30 @@ pub(crate) struct Server {
 }
 
 /// Accepts connections for ever, one task per connection.
-pub(crate) async fn accept_loop(listener: TcpListener, server: Rc<Server>) {
+pub(crate) async fn accept_loop<T: Transport>(listener: T::Listener, server: Rc<Server<T>>) {
     loop {
         // turmoil's accept only fails if the host is torn down; then this task goes too.
-        let Ok((stream, peer)) = listener.accept().await else {
+        let Ok(accepted) = server.transport.accept(&listener).await else {
             return;
         };
-        tokio::task::spawn_local(serve(stream, peer, server.clone()));
+        tokio::task::spawn_local(serve(accepted, server.clone()));
     }
 }
 
 /// Serves one request on one connection, then closes it; gives up after the
 /// connection timeout (a stalled connection never recovers on turmoil TCP).
-async fn serve(stream: TcpStream, peer: SocketAddr, server: Rc<Server>) {
+async fn serve<T: Transport>(accepted: T::Accepted, server: Rc<Server<T>>) {
     let limit = server.connection_timeout;
+    let established = tokio::time::timeout(limit, server.transport.establish(accepted)).await;
+    let (stream, peer) = match established {
+        Ok(Ok(ok)) => ok,
+        Ok(Err(reason)) => return refuse(&server, reason),
+        Err(_) => return refuse(&server, "peer did not finish the handshake in time".into()),
+    };
+    let peer = Rc::new(peer);
     let service = hyper::service::service_fn(move |req| {
-        let server = server.clone();
-        async move { Ok::<_, Infallible>(handle(req, peer, &server).await) }
+        let (server, peer) = (server.clone(), peer.clone());
+        async move { Ok::<_, Infallible>(handle(req, &peer, &server).await) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .keep_alive(false)
@@ -90,15 +97,22 @@ async fn serve(stream: TcpStream, peer: SocketAddr, server: Rc<Server>) {
     let _ = tokio::time::timeout(limit, connection).await;
 }
 
-async fn handle(
+/// A connection whose peer the transport did not accept (no or a wrong TLS certificate).
+fn refuse<T>(server: &Server<T>, reason: String) {
+    tracing::warn!(provider = %server.domain, "refused an incoming connection: {reason}");
+    let _ = server.inputs.send(Input::PeerRefused { reason });
+}
+
+async fn handle<T>(
     req: hyper::Request<Incoming>,
-    peer: SocketAddr,
-    server: &Server,
+    peer: &Peer,
+    server: &Server<T>,
 ) -> hyper::Response<Full<Bytes>> {
     let request = match read_request(req, peer, server).await {
         Ok(request) => request,
         Err(e) => {
             let (status, reason) = (e.status(), e.to_string());
+            tracing::info!(provider = %server.domain, status, "rejected a request: {reason}");
             let _ = server.inputs.send(Input::Rejected {
                 status,
                 reason: reason.clone(),
@@ -127,10 +141,10 @@ async fn handle(
 }
 
 /// Checks method, path, `Host`, `From` and body size; reads the body.
-async fn read_request(
+async fn read_request<T>(
     req: hyper::Request<Incoming>,
-    peer: SocketAddr,
-    server: &Server,
+    peer: &Peer,
+    server: &Server<T>,
 ) -> Result<Request, RequestError> {
     if req.method() != Method::POST {
         return Err(RequestError::Method(req.method().to_string()));
@@ -147,11 +161,10 @@ async fn read_request(
     }
     let from = Domain::parse_from_header(header(headers, FROM, "From")?)
         .map_err(|e: IdError| RequestError::BadHeader("From", e.to_string()))?;
-    let peer_name = turmoil::reverse_lookup(peer.ip()).unwrap_or_else(|| peer.ip().to_string());
-    if peer_name != from.as_str() {
+    if !peer.names.iter().any(|n| n == from.as_str()) {
         return Err(RequestError::FromNotPeer {
             claimed: from.to_string(),
-            peer: peer_name,
+            peer: peer.shown.clone(),
         });
     }
     if let Some(len) = headers.get(CONTENT_LENGTH) {

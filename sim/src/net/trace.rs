@@ -11,7 +11,8 @@ use nodes::io::{
 /// One core event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// Simulated time (ms since the UNIX epoch, see [`super::now_ms`]).
+    /// Time in ms since the UNIX epoch: simulated in the simulator (see [`super::now_ms`]),
+    /// the wall clock in the testbed.
     pub at: Millis,
     /// The provider whose core this is about.
     pub host: Domain,
@@ -27,6 +28,9 @@ pub enum What {
     Request { id: RequestId, request: Request },
     /// The adapter answered a bad incoming request itself; the core never saw it.
     Rejected { status: u16, reason: String },
+    /// The transport refused an incoming connection before any request (testbed: no or
+    /// a wrong TLS client certificate). Never happens in the simulator.
+    PeerRefused { reason: String },
     /// Input: the outcome of one outgoing attempt, handed to `on_response`.
     Outcome {
         token: Token,

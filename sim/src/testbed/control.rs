@@ -1,0 +1,361 @@
+//! The node's control API: JSON over plain HTTP/1.1 on a loopback port, through which a
+//! testbed (or a person with curl) creates clients, issues scenario steps to them and
+//! reads the node's events.
+//!
+//! | request | body | answer |
+//! | --- | --- | --- |
+//! | `GET /status` | | `{"provider", "clients": [uri...]}` |
+//! | `POST /clients` | `{"user": "alice", "device": "1", "key_packages": 8}` | `{"client": uri}` |
+//! | `POST /step` | `{"client": "alice" or "alice/2", "room": uri, "hub": domain, "users": {"bob": user uri}, "preset": "cooperative", "op": {"op": "send", "text": "hi"}}` | `{"ok": true}` |
+//! | `GET /events?since=N` | | `{"events": [line...], "next": M}` |
+//! | `GET /view?client=alice&room=URI` | | `{"epoch", "members": [uri...]}` or `null` |
+//!
+//! `op` is a step of a scenario script (`crate::scenario::Op`), turned into the client's
+//! command by the same function the simulator uses ([`crate::run::op_command`]). Errors
+//! are `4xx` with `{"error": "..."}` naming what was wrong.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use nodes::client::core::Client;
+use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::node::Node;
+use super::tls::wall_ms;
+use crate::run::{op_command, KEY_PACKAGES_PER_CLIENT};
+use crate::scenario::{Op, Preset};
+
+/// Largest control request body.
+const MAX_CONTROL_BODY: usize = 1 << 20;
+/// Longest a control connection is kept.
+const CONTROL_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most KeyPackages a client may be told to publish.
+const MAX_KEY_PACKAGES: usize = 64;
+
+type Answer = (StatusCode, Value);
+
+fn bad(status: StatusCode, msg: impl Into<String>) -> Answer {
+    (status, json!({ "error": msg.into() }))
+}
+
+/// Serves the control API until the process ends.
+pub async fn serve(listener: std::net::TcpListener, node: Rc<RefCell<Node>>) {
+    let listener = match listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(listener))
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("control API could not start: {e}");
+            return;
+        }
+    };
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("control API accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let node = node.clone();
+        tokio::task::spawn_local(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let node = node.clone();
+                async move { Ok::<_, Infallible>(handle(req, &node).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONTROL_CONNECTION_TIMEOUT, conn).await;
+        });
+    }
+}
+
+async fn handle(
+    req: hyper::Request<hyper::body::Incoming>,
+    node: &RefCell<Node>,
+) -> hyper::Response<Full<Bytes>> {
+    let (status, body) = answer(req, node).await;
+    let mut out = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+    *out.status_mut() = status;
+    out.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    out
+}
+
+fn query(req: &hyper::Request<hyper::body::Incoming>) -> BTreeMap<String, String> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), percent_decode(v)))
+        .collect()
+}
+
+/// Decodes `%XX` escapes (URIs in query strings: `mimi%3A%2F%2F...`).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn answer(req: hyper::Request<hyper::body::Incoming>, node: &RefCell<Node>) -> Answer {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let q = query(&req);
+    let body = match Limited::new(req.into_body(), MAX_CONTROL_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return bad(StatusCode::BAD_REQUEST, format!("could not read body: {e}")),
+    };
+    let mut node = node.borrow_mut();
+    match (method, path.as_str()) {
+        (Method::GET, "/status") => (
+            StatusCode::OK,
+            json!({
+                "provider": node.domain.as_str(),
+                "clients": node.clients.keys().map(ClientUri::as_str).collect::<Vec<_>>(),
+            }),
+        ),
+        (Method::GET, "/events") => {
+            let since = match q.get("since").map(|s| s.parse::<u64>()) {
+                None => 0,
+                Some(Ok(n)) => n,
+                Some(Err(_)) => return bad(StatusCode::BAD_REQUEST, "since must be a number"),
+            };
+            match node.events_since(since) {
+                Some((lines, next)) => {
+                    let events: Vec<Value> = lines
+                        .iter()
+                        .filter_map(|l| serde_json::from_str(l).ok())
+                        .collect();
+                    (StatusCode::OK, json!({ "events": events, "next": next }))
+                }
+                None => bad(
+                    StatusCode::GONE,
+                    format!("events before {since} are only in events.jsonl now"),
+                ),
+            }
+        }
+        (Method::GET, "/view") => view(&node, &q),
+        (Method::POST, "/clients") => create_client(&mut node, &body),
+        (Method::POST, "/step") => step(&mut node, &body),
+        (m, p) => bad(
+            StatusCode::NOT_FOUND,
+            format!("no control endpoint {m} {p} (see GET /status, /events, /view; POST /clients, /step)"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewClient {
+    user: String,
+    #[serde(default = "first_device")]
+    device: String,
+    #[serde(default = "key_packages")]
+    key_packages: usize,
+}
+fn first_device() -> String {
+    "1".into()
+}
+fn key_packages() -> usize {
+    KEY_PACKAGES_PER_CLIENT
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Answer> {
+    serde_json::from_slice(body)
+        .map_err(|e| bad(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+}
+
+fn create_client(node: &mut Node, body: &[u8]) -> Answer {
+    let req: NewClient = match parse(body) {
+        Ok(r) => r,
+        Err(a) => return a,
+    };
+    if req.key_packages > MAX_KEY_PACKAGES {
+        return bad(
+            StatusCode::BAD_REQUEST,
+            format!("key_packages at most {MAX_KEY_PACKAGES}"),
+        );
+    }
+    let uri = match UserUri::new(&node.domain, &req.user).and_then(|u| u.client(&req.device)) {
+        Ok(u) => u,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, format!("bad user or device: {e}")),
+    };
+    if node.clients.contains_key(&uri) {
+        return bad(StatusCode::CONFLICT, format!("client {uri} exists already"));
+    }
+    let mut client = Client::new(node.seed, uri.clone());
+    let out = client.publish_key_packages(req.key_packages);
+    node.clients.insert(uri.clone(), client);
+    let domain = node.domain.clone();
+    node.event(
+        domain.as_str(),
+        "client-created",
+        json!({"client": uri.as_str()}),
+    );
+    node.send(&uri, vec![out]);
+    (StatusCode::OK, json!({ "client": uri.as_str() }))
+}
+
+/// "alice" → this provider's `alice/1`; "alice/2" → device 2; a full client URI as is.
+fn client_uri(node: &Node, name: &str) -> Result<ClientUri, String> {
+    if name.starts_with("mimi://") {
+        return name.parse().map_err(|e| format!("bad client {name}: {e}"));
+    }
+    let (user, device) = name.split_once('/').unwrap_or((name, "1"));
+    UserUri::new(&node.domain, user)
+        .and_then(|u| u.client(device))
+        .map_err(|e| format!("bad client {name}: {e}"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepRequest {
+    client: String,
+    room: String,
+    hub: String,
+    #[serde(default)]
+    users: BTreeMap<String, String>,
+    #[serde(default)]
+    preset: Preset,
+    op: Op,
+}
+
+fn step(node: &mut Node, body: &[u8]) -> Answer {
+    let req: StepRequest = match parse(body) {
+        Ok(r) => r,
+        Err(a) => return a,
+    };
+    let c = match client_uri(node, &req.client) {
+        Ok(c) => c,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, e),
+    };
+    if !node.clients.contains_key(&c) {
+        return bad(
+            StatusCode::NOT_FOUND,
+            format!("{c} is not a client of this node (POST /clients first)"),
+        );
+    }
+    let room: RoomUri = match req.room.parse() {
+        Ok(r) => r,
+        Err(e) => {
+            return bad(
+                StatusCode::BAD_REQUEST,
+                format!("bad room {}: {e}", req.room),
+            )
+        }
+    };
+    let hub = match Domain::new(&req.hub) {
+        Ok(d) => d,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, format!("bad hub {}: {e}", req.hub)),
+    };
+    let mut users = BTreeMap::new();
+    for (name, uri) in &req.users {
+        match uri.parse::<UserUri>() {
+            Ok(u) => users.insert(name.clone(), u),
+            Err(e) => return bad(StatusCode::BAD_REQUEST, format!("bad user {uri}: {e}")),
+        };
+    }
+    // The external senders of every provider the step may name: the hub, the peers, us.
+    let mut domains = vec![hub.clone(), node.domain.clone()];
+    if let Ok(peers) = super::peers::PeersFile::load(&node.peers_path) {
+        domains.extend(peers.providers.keys().filter_map(|d| Domain::new(d).ok()));
+    }
+    let senders: BTreeMap<Domain, openmls::prelude::ExternalSender> = domains
+        .iter()
+        .map(|d| (d.clone(), node.sender(d)))
+        .collect();
+    let hub_sender = node.sender(&hub);
+    let op_json = serde_json::to_value(&req.op).unwrap_or(Value::Null);
+    node.event(c.as_str(), "op", op_json);
+    let Some(cmd) = op_command(
+        &req.op,
+        &c,
+        &room,
+        &hub_sender,
+        &users,
+        &senders,
+        req.preset.role_preset(),
+    ) else {
+        let reason = "the step names a user not in `users` or an unknown provider";
+        node.event(c.as_str(), "op-refused", json!({ "reason": reason }));
+        return bad(StatusCode::BAD_REQUEST, reason);
+    };
+    let Some(client) = node.clients.get_mut(&c) else {
+        return bad(StatusCode::NOT_FOUND, format!("{c} is gone"));
+    };
+    match client.command(wall_ms(), cmd) {
+        Ok(out) => {
+            node.client_events(&c);
+            node.send(&c, out);
+            (StatusCode::OK, json!({ "ok": true }))
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            node.event(c.as_str(), "op-refused", json!({ "reason": reason }));
+            bad(
+                StatusCode::CONFLICT,
+                format!("{c} refused the step: {reason}"),
+            )
+        }
+    }
+}
+
+fn view(node: &Node, q: &BTreeMap<String, String>) -> Answer {
+    let (Some(client), Some(room)) = (q.get("client"), q.get("room")) else {
+        return bad(StatusCode::BAD_REQUEST, "view needs ?client=...&room=...");
+    };
+    let c = match client_uri(node, client) {
+        Ok(c) => c,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, e),
+    };
+    let room: RoomUri = match room.parse() {
+        Ok(r) => r,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, format!("bad room {room}: {e}")),
+    };
+    let Some(core) = node.clients.get(&c) else {
+        return bad(
+            StatusCode::NOT_FOUND,
+            format!("{c} is not a client of this node"),
+        );
+    };
+    let v = core.room_view(&room).map(|v| {
+        json!({
+            "epoch": v.epoch,
+            "members": v.members.iter().map(ClientUri::as_str).collect::<Vec<_>>(),
+        })
+    });
+    (StatusCode::OK, v.unwrap_or(Value::Null))
+}
