@@ -56,7 +56,15 @@ for t in "${targets[@]}"; do
     nice -n "$nice_level" cargo +"$toolchain" fuzz build --sanitizer none --debug-assertions "$t"
 done
 
+# The built binaries are run directly (no cargo while fuzzing).
+host=$(rustc +"$toolchain" -vV | sed -n 's/^host: //p')
+bin_dir="target/$host/release"
 mkdir -p logs
+# Seeds for `wire`: every body of the hub target's world (real MLS traffic), written
+# by the hub target's setup.
+if [[ " ${targets[*]} " == *" wire "* ]] && [ -x "$bin_dir/hub" ] && [ ! -d corpus/wire ]; then
+    MIMI_FUZZ_SEED_DIR=corpus/wire nice -n "$nice_level" "$bin_dir/hub" -runs=1 >logs/seeds.log 2>&1 || true
+fi
 status=0
 printf '%-10s %12s %9s %10s %9s %s\n' target inputs seconds inputs/s peak_MB result
 for t in "${targets[@]}"; do
@@ -75,7 +83,7 @@ for t in "${targets[@]}"; do
     log="logs/$t.log"
     start=$(date +%s.%N)
     set +e
-    nice -n "$nice_level" cargo +"$toolchain" fuzz run --sanitizer none --debug-assertions "$t" "$corpus" -- \
+    nice -n "$nice_level" "$bin_dir/$t" "$corpus" \
         "${limit[@]}" -rss_limit_mb="$rss_mb" -malloc_limit_mb="$malloc_mb" \
         -print_final_stats=1 -artifact_prefix="artifacts/$t/" >"$log" 2>&1
     rc=$?
@@ -87,7 +95,9 @@ for t in "${targets[@]}"; do
     secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", b - a }')
     rate=$(awk -v n="${inputs:-0}" -v s="$secs" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print 0 }')
     result=ok
-    if [ "$rc" -ne 0 ]; then
+    if [ "$rc" -eq 72 ]; then
+        result="interrupted (SIGINT)"
+    elif [ "$rc" -ne 0 ]; then
         result="FAILED (exit $rc, see fuzz/$log and fuzz/artifacts/$t/)"
         status=1
     fi

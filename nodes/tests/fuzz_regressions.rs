@@ -78,8 +78,8 @@ fn cbor_nested_arrays_within_the_item_limit_reserve_at_most_the_limit() {
     let n = (MAX_ITEMS / 16) as u32;
     let mut input = Vec::new();
     for _ in 0..15 {
-        input.push(0x9a);
-        input.extend_from_slice(&n.to_be_bytes());
+        input.push(0x99);
+        input.extend_from_slice(&(n as u16).to_be_bytes());
     }
     input.resize(n as usize + 100, 0);
     let (r, grew) = peak_growth(|| cbor::decode(&input));
