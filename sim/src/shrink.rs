@@ -151,9 +151,20 @@ pub fn read_input(path: &Path, line: Option<usize>) -> Result<Origin, ShrinkErro
     }
     let text =
         std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read {shown}: {e}")))?;
+    read_input_text(&shown, &text, line, &|file| std::fs::read_to_string(file))
+}
+
+/// [`read_input`] on the file's text (`shown` names it in errors); `read_scenario`
+/// reads the scenario file a run record names.
+pub fn read_input_text(
+    shown: &str,
+    text: &str,
+    line: Option<usize>,
+    read_scenario: &dyn Fn(&str) -> std::io::Result<String>,
+) -> Result<Origin, ShrinkError> {
     let n = line.unwrap_or(1);
     // A pretty-printed record spans lines: try the whole file first.
-    let v: Value = match (line, serde_json::from_str::<Value>(&text)) {
+    let v: Value = match (line, serde_json::from_str::<Value>(text)) {
         (None, Ok(v)) => v,
         _ => {
             let Some(l) = text.lines().nth(n.saturating_sub(1)).filter(|_| n >= 1) else {
@@ -203,7 +214,7 @@ pub fn read_input(path: &Path, line: Option<usize>) -> Result<Origin, ShrinkErro
                 "{at}: neither a trace header nor a run record with `scenario_file`"
             ))
         })?;
-    let stext = std::fs::read_to_string(file)
+    let stext = read_scenario(file)
         .map_err(|e| bad(format!("{at}: cannot read its scenario {file}: {e}")))?;
     if let Some(want) = v.get("scenario_sha256").and_then(Value::as_str) {
         if want != scenario_hash(&stext) {

@@ -323,6 +323,7 @@ pub fn decode_with_limits(bytes: &[u8], limits: &Limits) -> Result<Value, CborEr
         items: 0,
         limits,
     };
+    d.count_items(1)?;
     let value = d.item(0)?;
     if d.pos != bytes.len() {
         return Err(CborError::TrailingBytes {
@@ -442,10 +443,12 @@ impl Decoder<'_> {
             .ok_or(CborError::Truncated { offset })
     }
 
-    /// Decode one item; `depth` is the number of enclosing containers.
+    /// Decode one item; `depth` is the number of enclosing containers. The item was
+    /// already counted: by the caller for the top level, by its container otherwise
+    /// (a container counts its elements when it reads its head, before it allocates, so
+    /// nested containers can never reserve more than [`Limits::max_items`] slots in all).
     fn item(&mut self, depth: usize) -> Result<Value, CborError> {
         let offset = self.pos;
-        self.count_items(1)?;
         let head = self.head()?;
         let container = matches!(head.major, MAJOR_ARRAY | MAJOR_MAP | MAJOR_TAG);
         if container && depth >= self.limits.max_depth {
@@ -469,6 +472,7 @@ impl Decoder<'_> {
             }
             MAJOR_ARRAY => {
                 let n = self.length(head.arg, 1, offset)?;
+                self.count_items(head.arg)?;
                 let mut a = Vec::with_capacity(n);
                 for _ in 0..n {
                     a.push(self.item(depth + 1)?);
@@ -477,6 +481,7 @@ impl Decoder<'_> {
             }
             MAJOR_MAP => self.map(head.arg, depth, offset),
             MAJOR_TAG => {
+                self.count_items(1)?;
                 let content = self.item(depth + 1)?;
                 if head.arg == TAG_POS_BIGNUM || head.arg == TAG_NEG_BIGNUM {
                     let preferred = content
@@ -502,6 +507,7 @@ impl Decoder<'_> {
 
     fn map(&mut self, arg: u64, depth: usize, offset: usize) -> Result<Value, CborError> {
         let n = self.length(arg, 2, offset)?;
+        self.count_items(arg.saturating_mul(2))?;
         let mut m = BTreeMap::new();
         let mut prev: Option<(usize, usize)> = None;
         for _ in 0..n {
