@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use nodes::client::core::{Client, ClientEvent, Command};
+use nodes::client::failure::FailureOrigin;
 use nodes::client::leave::LeaveOrder;
 use nodes::hub::{EnforcementConfig, Hub, HubEvent};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
@@ -362,7 +363,7 @@ impl World<'_> {
                     if *op == "join-external" && self.honest.contains(c) {
                         self.oracles.join_failed(c, *origin, reason, line);
                     }
-                    self.settle(c, op, Some(reason));
+                    self.settle(c, op, Some((origin, reason)));
                 }
                 _ => {}
             }
@@ -373,7 +374,7 @@ impl World<'_> {
     /// flight is settled if `op` is its command; any other op (a follow-up the client
     /// queued itself, e.g. a `leave-step`) belongs to the step it settled last, whose
     /// end becomes the follow-up's failure.
-    fn settle(&mut self, c: &ClientUri, op: &str, failure: Option<&str>) {
+    fn settle(&mut self, c: &ClientUri, op: &str, failure: Option<(&FailureOrigin, &str)>) {
         let front = self.inflight.get(c).and_then(|q| q.front().copied());
         let i = match front {
             Some(i) if self.step_cmd[i] == op => {
@@ -389,9 +390,18 @@ impl World<'_> {
                 _ => return,
             },
         };
-        if let Some(reason) = failure {
-            let end = match self.refusal(reason) {
-                Some(rule) => StepEnd::Refused { rule },
+        if let Some((origin, reason)) = failure {
+            // Whether the hub refused it is the failure's typed origin; the text only
+            // picks which of the hub's recorded refusals (and so which rule) it was.
+            let refused_with = match origin {
+                FailureOrigin::HubRefused { code } => Some(code.name().to_string()),
+                FailureOrigin::HttpError { status } => Some(format!("http-{status}")),
+                _ => None,
+            };
+            let end = match refused_with {
+                Some(code) => StepEnd::Refused {
+                    rule: self.refusal(reason).unwrap_or(code),
+                },
                 None if self.removed.contains(c) => StepEnd::Overtaken {
                     reason: format!("{op}: {reason}"),
                 },
@@ -408,7 +418,8 @@ impl World<'_> {
     /// The hub refusal a client's op failure `reason` comes from, as its rule id (or
     /// answer code): the oldest pending refusal whose reason the client's names, else for
     /// a bare `NotAllowed` (a refused submitMessage carries no reason) the oldest pending
-    /// submitMessage refusal. `None`: not a hub refusal (a local failure).
+    /// submitMessage refusal. `None`: no recorded refusal matches (the caller falls back
+    /// to the answer code).
     fn refusal(&mut self, reason: &str) -> Option<String> {
         let pos = self
             .refusals

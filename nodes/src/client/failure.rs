@@ -23,6 +23,20 @@ pub enum RefusalCode {
     NoSuchRoom,
 }
 
+impl RefusalCode {
+    /// The code's name as the draft spells it (`wrongEpoch`, `notAllowed`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            RefusalCode::WrongEpoch => "wrongEpoch",
+            RefusalCode::NotAllowed => "notAllowed",
+            RefusalCode::InvalidProposal => "invalidProposal",
+            RefusalCode::EpochTooOld => "epochTooOld",
+            RefusalCode::NotAuthorized => "notAuthorized",
+            RefusalCode::NoSuchRoom => "noSuchRoom",
+        }
+    }
+}
+
 /// The client's own failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
