@@ -46,6 +46,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
+use nodes::client::failure::RefusalCode;
 use nodes::client::leave::LeaveOrder;
 use nodes::hub::{Enforcement, Rule};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
@@ -1399,14 +1400,21 @@ impl Scenario {
             let f = format!("script[{i}]");
             client(s.span(), &format!("{f}.client"), &st.client)?;
             for r in &st.may_refuse {
-                if !Rule::ALL.iter().any(|x| x.id() == r) {
+                let known = Rule::ALL.iter().any(|x| x.id() == r)
+                    || REFUSAL_CODES.iter().any(|c| c.name() == r);
+                if !known {
                     return Err(err(
                         s.span(),
                         format!(
-                            "field `{f}.may_refuse`: unknown hub rule {r:?} (expected one of {})",
+                            "field `{f}.may_refuse`: unknown hub rule {r:?} (expected a rule id, one of {}, or an answer code the hub refuses with where no rule applies, one of {})",
                             Rule::ALL
                                 .iter()
                                 .map(|r| r.id())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            REFUSAL_CODES
+                                .iter()
+                                .map(|c| c.name())
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
@@ -1692,3 +1700,14 @@ impl fmt::Display for Op {
         f.write_str(self.name())
     }
 }
+
+/// The answer codes a hub refuses with where no enforcement rule applies (P§5.3–5.6);
+/// a step's `may_refuse` may name them as well as rule ids.
+const REFUSAL_CODES: [RefusalCode; 6] = [
+    RefusalCode::WrongEpoch,
+    RefusalCode::NotAllowed,
+    RefusalCode::InvalidProposal,
+    RefusalCode::EpochTooOld,
+    RefusalCode::NotAuthorized,
+    RefusalCode::NoSuchRoom,
+];

@@ -463,13 +463,13 @@ fn handoff_keeps_accepted_fires_when_the_new_hub_loses_entries_after_a_handoff()
 
 /// departure-completes judges the script's intent: Bob (an ordinary user, role 2) is
 /// told to ban Cathy, which the room's policy refuses (an ordinary user lacks canBan).
-/// Unless the step declares `may_be_refused = true`, that departure never happening is
-/// a violation; declared, the run holds.
+/// Unless the step declares the refusal (`may_refuse = ["policy"]`), that departure never
+/// happening is a violation; declared, the run holds.
 #[test]
 fn departure_completes_fires_when_a_departure_the_scenario_wants_is_refused() {
     let remove = |declared: bool| {
         let flag = if declared {
-            "may_be_refused = true\n"
+            "may_refuse = [\"policy\"]\n"
         } else {
             ""
         };
@@ -716,19 +716,19 @@ fn arrival_completes_fires_when_a_join_by_external_commit_never_lands() {
 }
 
 #[test]
-fn may_be_refused_is_only_for_departures() {
+fn may_refuse_names_only_known_rules_and_codes() {
     let text = world(
         "full",
         &[],
-        "[[script]]\nat_ms = 4000\nclient = \"bob\"\nop = \"send\"\ntext = \"hi\"\nmay_be_refused = true\n",
+        "[[script]]\nat_ms = 4000\nclient = \"bob\"\nop = \"ban\"\nuser = \"cathy\"\nmay_refuse = [\"polcy\"]\n",
         "",
     );
     let msg = match Scenario::parse("planted.toml", &text) {
-        Ok(_) => panic!("a refusable send is an error"),
+        Ok(_) => panic!("an unknown rule in may_refuse is an error"),
         Err(e) => e.to_string(),
     };
     assert!(
-        msg.contains("may_be_refused") && msg.contains("leave, remove or ban"),
+        msg.contains("may_refuse") && msg.contains("polcy") && msg.contains("policy"),
         "{msg}"
     );
 }

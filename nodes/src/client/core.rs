@@ -1956,7 +1956,8 @@ impl Client {
                 let r = (|| {
                     let resp: GroupInfoResponse =
                         decode_exact(&response.body).map_err(bad_answer)?;
-                    resp.verify(self.provider.crypto()).map_err(bad_answer)?;
+                    // Only a success is signed (P§5.6): a refusal is read as one, never
+                    // as an answer that failed to verify.
                     let s = match &resp.status {
                         GroupInfoStatus::Success(s) => s,
                         refused => {
@@ -1970,6 +1971,7 @@ impl Client {
                             ));
                         }
                     };
+                    resp.verify(self.provider.crypto()).map_err(bad_answer)?;
                     let tbe = GroupInfoRatchetTreeTbe::open(
                         self.provider.crypto(),
                         s.cipher_suite,
