@@ -37,9 +37,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Runs `f` and returns its result and the peak heap growth (bytes) while it ran.
+/// Runs `f` and returns its result and the peak heap growth (bytes) while it ran. The
+/// caller holds [`MEASURE`] for the whole test (building its input included), so that no
+/// other measuring test allocates meanwhile.
 fn peak_growth<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let _g = MEASURE.lock().unwrap_or_else(|e| e.into_inner());
     let base = LIVE.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
     let out = f();
@@ -65,6 +66,7 @@ fn nested_declared_arrays() -> Vec<u8> {
 /// [`MAX_ITEMS`] before it allocates: the input is refused at the outer array's head.
 #[test]
 fn cbor_nested_declared_lengths_do_not_preallocate() {
+    let _g = MEASURE.lock().unwrap_or_else(|e| e.into_inner());
     let input = nested_declared_arrays();
     let (r, grew) = peak_growth(|| cbor::decode(&input));
     assert_eq!(r, Err(CborError::TooManyItems { limit: MAX_ITEMS }));
@@ -75,6 +77,7 @@ fn cbor_nested_declared_lengths_do_not_preallocate() {
 /// slots: 15 nested arrays of (MAX_ITEMS / 16) elements each, declared but truncated.
 #[test]
 fn cbor_nested_arrays_within_the_item_limit_reserve_at_most_the_limit() {
+    let _g = MEASURE.lock().unwrap_or_else(|e| e.into_inner());
     let n = (MAX_ITEMS / 16) as u32;
     let mut input = Vec::new();
     for _ in 0..15 {
