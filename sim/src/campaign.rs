@@ -448,19 +448,10 @@ pub fn judge(
         let id = cell_id(c);
         let (file, enf) = (&id.0, &id.1);
         let rs: Vec<&Value> = by_cell.get(&id).cloned().unwrap_or_default();
-        let runs: Vec<(u64, &str, Vec<&str>)> = rs
+        let runs: Vec<crate::findings::JudgedRun> = rs
             .iter()
             .filter(|r| JUDGED.contains(&r["outcome"].as_str().unwrap_or("")))
-            .map(|r| {
-                (
-                    r["seed"].as_u64().unwrap_or(0),
-                    r["outcome"].as_str().unwrap_or(""),
-                    r["violations"]
-                        .as_array()
-                        .map(|a| a.iter().filter_map(|v| v["id"].as_str()).collect())
-                        .unwrap_or_default(),
-                )
-            })
+            .map(|r| crate::findings::judged_run(r))
             .collect();
         let e: Expectation = serde_json::from_value(c["expect"].clone()).unwrap_or(Expectation {
             outcome: crate::scenario::ExpectedOutcome::Ok,

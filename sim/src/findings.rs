@@ -163,20 +163,24 @@ pub struct Row {
 /// `e` ([`Expectation::judge_cell`], the one implementation `campaign` and the library
 /// test use too).
 pub fn judge(e: &Expectation, first: u64, records: &[Value]) -> CellJudgement {
-    let runs: Vec<(u64, &str, Vec<&str>)> = records
-        .iter()
-        .map(|v| {
-            (
-                v["seed"].as_u64().unwrap_or(0),
-                v["outcome"].as_str().unwrap_or(""),
-                v["violations"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
+    let runs: Vec<JudgedRun> = records.iter().map(judged_run).collect();
     e.judge_cell(first, &runs, true)
+}
+
+/// A run record (`run --json`, a campaign's `runs.jsonl` line) as
+/// [`Expectation::judge_cell`] reads it: seed, outcome and the ids of its violations.
+pub type JudgedRun<'a> = (u64, &'a str, Vec<&'a str>);
+
+/// The one reading of a record into a [`JudgedRun`] (`findings` and `campaign`).
+pub fn judged_run(v: &Value) -> JudgedRun<'_> {
+    (
+        v["seed"].as_u64().unwrap_or(0),
+        v["outcome"].as_str().unwrap_or(""),
+        v["violations"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect())
+            .unwrap_or_default(),
+    )
 }
 
 /// Whether `records` (seeds from 1) meet `e`.

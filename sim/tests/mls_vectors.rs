@@ -527,19 +527,7 @@ fn cli_exits_1_on_a_tampered_file() {
     let path = scratch("tampered-handling-commit.json");
     std::fs::write(&path, serde_json::to_vec(&json).expect("encode")).expect("write");
 
-    let out = mimi_sim()
-        .args(["vectors", "mls"])
-        .arg(&path)
-        .arg("--json")
-        .output()
-        .expect("run mimi-sim");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let report = vectors_mls_json(&path, 1, "a disagreement exits 1");
     assert_eq!(report["disagreeing"], 1);
     assert_eq!(report["agreeing"], 38);
     assert_eq!(report["failures"][0]["test"], 0);
@@ -557,19 +545,7 @@ fn cli_reports_a_vector_violating_rfc_9420_on_its_own_line_and_exits_0() {
     let path = scratch("violating-handling-commit.json");
     std::fs::write(&path, serde_json::to_vec(&json).expect("encode")).expect("write");
 
-    let out = mimi_sim()
-        .args(["vectors", "mls"])
-        .arg(&path)
-        .arg("--json")
-        .output()
-        .expect("run mimi-sim");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "a violation is not a disagreement: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let report = vectors_mls_json(&path, 0, "a violation is not a disagreement");
     assert_eq!(report["violating_rfc9420"], 1);
     assert_eq!(report["agreeing"], 38);
     assert_eq!(report["disagreeing"], 0);
@@ -632,4 +608,22 @@ fn cli_exits_2_on_bad_input_and_names_the_file() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("test 3") && err.contains("welcome"), "{err}");
+}
+
+/// `mimi-sim vectors mls PATH --json`: checks the exit code (`why` says what it means) and
+/// returns the one JSON report it prints.
+fn vectors_mls_json(path: &std::path::Path, code: i32, why: &str) -> serde_json::Value {
+    let out = mimi_sim()
+        .args(["vectors", "mls"])
+        .arg(path)
+        .arg("--json")
+        .output()
+        .expect("run mimi-sim");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{why}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
