@@ -1161,7 +1161,7 @@ impl Oracles {
     /// used besides it.
     ///
     /// Which departures count: every one the script asked for, unless the scenario
-    /// declares it `may_be_refused` and no step of it took effect (the user marked
+    /// lists `may_refuse` on its step and no step of it took effect (the user marked
     /// exiting, banned, unlisted, or one of its clients removed after the start): a
     /// refusal the scenario allows; a departure that went part of the way is stuck all
     /// the same. Complete: at some epoch from the start on (or in `hub_final`) the user
