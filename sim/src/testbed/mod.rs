@@ -45,8 +45,10 @@
 
 pub mod certs;
 pub mod control;
+pub mod journal;
 pub mod node;
 pub mod peers;
+pub mod store;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -145,6 +147,11 @@ pub fn node_main(args: &NodeArgs) -> ExitCode {
     };
     match node::run(options) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(node::NodeError::State(e)) if e.is_bad_input() => {
+            tracing::error!("{e}");
+            eprintln!("mimi-sim node: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("mimi-sim node: {e}");
