@@ -72,9 +72,7 @@ pub type RequestId = u64;
 pub type Token = u64;
 
 /// A failure to get any response (timeout, connection refused, partition).
-#[derive(
-    Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum TransportError {
     #[error("request timed out")]
     Timeout,

@@ -79,7 +79,11 @@ impl<C: ServerCore> JournaledServer<C> {
         }
     }
 
-    fn commit(&mut self, input: Option<ServerInput>, outputs: Vec<ServerOutput>) -> Vec<ServerOutput> {
+    fn commit(
+        &mut self,
+        input: Option<ServerInput>,
+        outputs: Vec<ServerOutput>,
+    ) -> Vec<ServerOutput> {
         let mut inputs = Vec::with_capacity(2);
         if !self.silent_ticks.is_empty() {
             inputs.push(ServerInput::Ticks {

@@ -177,7 +177,11 @@ impl Node {
             .iter()
             .flat_map(|(c, outs)| outs.iter().map(move |ClientOutput::ToProvider(m)| (c, m)))
             .collect();
-        if let Err(e) = self.store.borrow_mut().commit_client(&inputs, took, &messages) {
+        if let Err(e) = self
+            .store
+            .borrow_mut()
+            .commit_client(&inputs, took, &messages)
+        {
             fail_stop(&e);
         }
     }

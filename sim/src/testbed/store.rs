@@ -21,8 +21,7 @@ use std::path::{Path, PathBuf};
 
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::io::{
-    ClientToProvider, Millis, ProviderToClient, Request, RequestId, Response, Token,
-    TransportError,
+    ClientToProvider, Millis, ProviderToClient, Request, RequestId, Response, Token, TransportError,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -33,6 +32,8 @@ use crate::scenario::Preset;
 pub const STATE_FILE: &str = "state.db";
 /// The layout this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
+/// SQLite page size of a new file, in bytes.
+const PAGE_SIZE: u32 = 1024;
 /// How long a commit waits for a lock (only this process opens the file).
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -119,8 +120,12 @@ pub enum ServerInput {
         message: ClientToProvider,
     },
     /// Timer ticks, in order (ticks that produced nothing are batched into the next row).
-    Ticks { nows: Vec<Millis> },
-    Restart { now: Millis },
+    Ticks {
+        nows: Vec<Millis>,
+    },
+    Restart {
+        now: Millis,
+    },
 }
 
 /// A step of the control API as the client took it (enough to build the same command).
@@ -155,7 +160,9 @@ pub enum ClientInput {
         message: ProviderToClient,
     },
     /// Ticks of every client (URI order), in order; batched like [`ServerInput::Ticks`].
-    Ticks { nows: Vec<Millis> },
+    Ticks {
+        nows: Vec<Millis>,
+    },
 }
 
 /// The node's SQLite file.
@@ -207,6 +214,10 @@ impl Store {
         let conn = Connection::open(&path).map_err(unreadable)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(unreadable)?;
         // The first statements read the header: a file that is not a database fails here.
+        // Small pages: a commit writes whole pages, and most rows are a few hundred bytes
+        // (only takes effect on a new file).
+        conn.pragma_update(None, "page_size", PAGE_SIZE)
+            .map_err(unreadable)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(unreadable)?;
         conn.pragma_update(None, "synchronous", "FULL")
@@ -288,7 +299,8 @@ impl Store {
                 reason: format!("no {k}"),
             })
         };
-        let (provider, seed, enforcement) = (field("provider")?, field("seed")?, field("enforcement")?);
+        let (provider, seed, enforcement) =
+            (field("provider")?, field("seed")?, field("enforcement")?);
         let bad = |reason: String| StoreError::BadRow {
             path: self.path.clone(),
             table: "meta",
@@ -458,9 +470,14 @@ impl Store {
     /// Rows per table (for the restart log line and tests).
     pub fn counts(&self) -> Result<[u64; 4], StoreError> {
         let mut out = [0u64; 4];
-        for (i, t) in ["server_inputs", "client_inputs", "to_clients", "from_clients"]
-            .iter()
-            .enumerate()
+        for (i, t) in [
+            "server_inputs",
+            "client_inputs",
+            "to_clients",
+            "from_clients",
+        ]
+        .iter()
+        .enumerate()
         {
             let n: i64 = self
                 .conn
@@ -600,8 +617,10 @@ mod tests {
             s.commit_client(&[], None, &[(&alice(), &relay)]).unwrap();
             s.commit_client(&[], None, &[(&alice(), &relay)]).unwrap();
             // The Client inputs take the two from_clients rows.
-            s.commit_server(&inputs[..5], &[(&alice(), &deliver)]).unwrap();
-            s.commit_server(&inputs[5..], &[(&alice(), &reply)]).unwrap();
+            s.commit_server(&inputs[..5], &[(&alice(), &deliver)])
+                .unwrap();
+            s.commit_server(&inputs[5..], &[(&alice(), &reply)])
+                .unwrap();
             s.commit_client(&client_inputs[..2], None, &[]).unwrap();
             // The Message input took the oldest mailbox row.
             s.commit_client(&client_inputs[2..], Some(-1), &[(&alice(), &relay)])
@@ -634,7 +653,10 @@ mod tests {
             assert!(matches!(e, StoreError::Mismatch { .. }), "{e}");
             assert!(e.is_bad_input());
             let text = e.to_string();
-            assert!(text.contains("a.example") && text.contains("--state"), "{text}");
+            assert!(
+                text.contains("a.example") && text.contains("--state"),
+                "{text}"
+            );
         }
         assert!(Store::open(&d, &id("a.example", 1)).is_ok());
         let _ = std::fs::remove_dir_all(&d);
@@ -647,7 +669,10 @@ mod tests {
         std::fs::write(d.join(STATE_FILE), vec![0x42; 4096]).unwrap();
         let e = Store::open(&d, &id("a.example", 1)).err().unwrap();
         assert!(matches!(e, StoreError::Unreadable { .. }), "{e}");
-        assert!(e.is_bad_input() && e.to_string().contains("state.db"), "{e}");
+        assert!(
+            e.is_bad_input() && e.to_string().contains("state.db"),
+            "{e}"
+        );
 
         // A database cut short: the first page only, later pages gone.
         let d = dir("torn");
@@ -681,7 +706,14 @@ mod tests {
         let s = Store::open(&d, &id("a.example", 1)).unwrap();
         let e = s.server_inputs().err().unwrap();
         assert!(
-            matches!(e, StoreError::BadRow { table: "server_inputs", seq: 1, .. }),
+            matches!(
+                e,
+                StoreError::BadRow {
+                    table: "server_inputs",
+                    seq: 1,
+                    ..
+                }
+            ),
             "{e}"
         );
         for d in ["garbage", "torn", "row"] {
