@@ -745,8 +745,7 @@ fn the_hub_killed_with_sigkill_restarts_from_its_state_and_nothing_is_lost_or_re
     }
     let restarted = journal(&tb.dir, "a.example")
         .into_iter()
-        .filter(|e| e["kind"] == "node-started")
-        .last()
+        .rfind(|e| e["kind"] == "node-started")
         .unwrap();
     assert!(
         restarted["restored"]["server_inputs"].as_u64().unwrap_or(0) > 0,

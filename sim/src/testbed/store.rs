@@ -61,8 +61,8 @@ pub enum StoreError {
     )]
     Mismatch {
         path: PathBuf,
-        stored: NodeIdentity,
-        given: NodeIdentity,
+        stored: Box<NodeIdentity>,
+        given: Box<NodeIdentity>,
     },
     #[error("{path}: schema version {found:?}, this mimi-sim reads version {SCHEMA_VERSION}")]
     Version { path: PathBuf, found: String },
@@ -164,6 +164,9 @@ pub enum ClientInput {
         nows: Vec<Millis>,
     },
 }
+
+/// A row of the last-mile mailbox: its number, the client and the message.
+pub type Mail = (i64, (ClientUri, ProviderToClient));
 
 /// The node's SQLite file.
 pub struct Store {
@@ -315,8 +318,8 @@ impl Store {
         if &stored != given {
             return Err(StoreError::Mismatch {
                 path: self.path.clone(),
-                stored,
-                given: given.clone(),
+                stored: Box::new(stored),
+                given: Box::new(given.clone()),
             });
         }
         Ok(())
@@ -371,7 +374,7 @@ impl Store {
     }
 
     /// Messages for local clients not taken yet, oldest first, with their row number.
-    pub fn to_clients(&self) -> Result<Vec<(i64, (ClientUri, ProviderToClient))>, StoreError> {
+    pub fn to_clients(&self) -> Result<Vec<Mail>, StoreError> {
         self.decoded("to_clients")
     }
 
