@@ -830,3 +830,54 @@ fn a_state_directory_of_another_provider_or_a_damaged_one_is_refused_with_exit_2
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Restart time against the length of the journal (a measurement, not a check: run with
+/// `cargo test -p mimi-sim --test testbed restart_time -- --ignored --nocapture`).
+#[test]
+#[ignore = "measurement; about 20 s"]
+fn restart_time_grows_with_the_journal() {
+    let mut tb = Testbed::start("restart-time");
+    let room = room_of_three(&tb);
+    let a_index = tb
+        .nodes
+        .iter()
+        .position(|n| n.domain.as_str() == "a.example")
+        .unwrap();
+    let mut sent = 0;
+    for round in 0..3 {
+        {
+            let (a, b) = (tb.node("a.example"), tb.node("b.example"));
+            for _ in 0..(50 << round) / 2 {
+                step(b, "bob", &room, json!({"op": "send", "text": format!("m{sent}")}));
+                sent += 1;
+            }
+            let last = format!("m{}", sent - 1);
+            wait_for("the last message at alice", || {
+                a.received("alice").contains(&last)
+            });
+        }
+        let mimi = tb.nodes[a_index].mimi;
+        {
+            let a = &mut tb.nodes[a_index];
+            a.child.kill().unwrap();
+            a.child.wait().unwrap();
+        }
+        let t = std::time::Instant::now();
+        tb.nodes[a_index] = Node::start_on(&tb.dir, "a.example", &mimi.to_string());
+        let ms = t.elapsed().as_millis();
+        let starts = || -> Vec<Value> {
+            journal(&tb.dir, "a.example")
+                .into_iter()
+                .filter(|e| e["kind"] == "node-started")
+                .collect()
+        };
+        wait_for("the restarted hub's first event", || starts().len() == round + 2);
+        let started = starts().pop().unwrap();
+        eprintln!(
+            "after {sent} messages: restart {ms} ms (restore {} ms), journal {}, state files {} bytes",
+            started["restore_ms"],
+            started["restored"],
+            state_bytes(&tb.dir, "a.example")
+        );
+    }
+}
