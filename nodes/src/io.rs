@@ -137,7 +137,7 @@ pub enum ProviderToClient {
 }
 
 /// What a server core wants done.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum ServerOutput {
     /// Answer incoming request `id`.
     Respond { id: RequestId, response: Response },
@@ -151,7 +151,7 @@ pub enum ServerOutput {
 }
 
 /// What a client core wants done.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum ClientOutput {
     ToProvider(ClientToProvider),
 }

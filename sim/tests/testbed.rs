@@ -848,7 +848,12 @@ fn restart_time_grows_with_the_journal() {
         {
             let (a, b) = (tb.node("a.example"), tb.node("b.example"));
             for _ in 0..(50 << round) / 2 {
-                step(b, "bob", &room, json!({"op": "send", "text": format!("m{sent}")}));
+                step(
+                    b,
+                    "bob",
+                    &room,
+                    json!({"op": "send", "text": format!("m{sent}")}),
+                );
                 sent += 1;
             }
             let last = format!("m{}", sent - 1);
@@ -871,7 +876,9 @@ fn restart_time_grows_with_the_journal() {
                 .filter(|e| e["kind"] == "node-started")
                 .collect()
         };
-        wait_for("the restarted hub's first event", || starts().len() == round + 2);
+        wait_for("the restarted hub's first event", || {
+            starts().len() == round + 2
+        });
         let started = starts().pop().unwrap();
         eprintln!(
             "after {sent} messages: restart {ms} ms (restore {} ms), journal {}, state files {} bytes",

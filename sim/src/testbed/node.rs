@@ -35,7 +35,7 @@ use tokio::time::MissedTickBehavior;
 use super::control;
 use super::journal::{self, fail_stop, JournaledServer};
 use super::peers::PeersFile;
-use super::store::{ClientInput, NodeIdentity, StepInput, Store, StoreError};
+use super::store::{digest, ClientInput, NodeIdentity, Row, StepInput, Store, StoreError};
 use super::tls::{wall_ms, TlsConfig, TlsTransport};
 use crate::net::{self, HostConfig, HostHandle};
 use crate::record::Recorder;
@@ -166,13 +166,19 @@ impl Node {
         took: Option<i64>,
         sent: &[(ClientUri, Vec<ClientOutput>)],
     ) {
+        let outputs: Vec<&ClientOutput> = sent.iter().flat_map(|(_, outs)| outs).collect();
         let mut inputs = Vec::with_capacity(2);
-        if !self.silent_ticks.is_empty() {
-            inputs.push(ClientInput::Ticks {
-                nows: std::mem::take(&mut self.silent_ticks),
-            });
+        let ticks = std::mem::take(&mut self.silent_ticks);
+        if !ticks.is_empty() {
+            // With no other input the last tick is the one that produced `sent`.
+            let d = if input.is_none() {
+                digest(&outputs)
+            } else {
+                digest::<ClientOutput>(&[])
+            };
+            inputs.push((ClientInput::Ticks { nows: ticks }, d));
         }
-        inputs.extend(input);
+        inputs.extend(input.map(|i| (i, digest(&outputs))));
         let messages: Vec<(&ClientUri, &ClientToProvider)> = sent
             .iter()
             .flat_map(|(c, outs)| outs.iter().map(move |ClientOutput::ToProvider(m)| (c, m)))
@@ -292,42 +298,50 @@ impl Node {
         }
     }
 
-    /// Rebuilds the clients from their journalled inputs (their outputs and events were
-    /// carried out before the crash).
-    fn replay_clients(&mut self, inputs: Vec<ClientInput>) {
-        for input in inputs {
-            match input {
-                ClientInput::Create {
-                    client,
-                    key_packages,
-                } => {
-                    self.create_client(&client, key_packages);
-                }
-                ClientInput::Step { now, step } => {
-                    let cmd = self.step_command(&step);
-                    if let (Some(cmd), Some(client)) = (cmd, self.clients.get_mut(&step.client)) {
-                        let _ = client.command(now, cmd);
-                    }
-                }
-                ClientInput::Message {
-                    now,
-                    client,
-                    message,
-                } => {
-                    if let Some(client) = self.clients.get_mut(&client) {
-                        client.on_message(now, message);
-                    }
-                }
-                ClientInput::Ticks { nows } => {
-                    for now in nows {
-                        for client in self.clients.values_mut() {
-                            client.on_tick(now);
-                        }
-                    }
-                }
-            }
+    /// Rebuilds the clients from their journalled inputs, checking that each produces
+    /// the outputs it produced before (their events were journalled then).
+    fn replay_clients(&mut self, rows: Vec<Row<ClientInput>>) -> Result<(), StoreError> {
+        for row in rows {
+            let outputs = self.replay_client(row.input);
             for client in self.clients.values_mut() {
                 client.take_events();
+            }
+            if digest(&outputs) != row.outputs {
+                return Err(self.store.borrow().diverged("client_inputs", row.seq));
+            }
+        }
+        Ok(())
+    }
+
+    fn replay_client(&mut self, input: ClientInput) -> Vec<ClientOutput> {
+        match input {
+            ClientInput::Create {
+                client,
+                key_packages,
+            } => self.create_client(&client, key_packages),
+            ClientInput::Step { now, step } => {
+                let cmd = self.step_command(&step);
+                match (cmd, self.clients.get_mut(&step.client)) {
+                    (Some(cmd), Some(client)) => client.command(now, cmd).unwrap_or_default(),
+                    _ => Vec::new(),
+                }
+            }
+            ClientInput::Message {
+                now,
+                client,
+                message,
+            } => match self.clients.get_mut(&client) {
+                Some(client) => client.on_message(now, message),
+                None => Vec::new(),
+            },
+            ClientInput::Ticks { nows } => {
+                let mut out = Vec::new();
+                for now in nows {
+                    for client in self.clients.values_mut() {
+                        out.extend(client.on_tick(now));
+                    }
+                }
+                out
             }
         }
     }
@@ -355,9 +369,7 @@ pub fn restore(
     let store = Store::open(&options.state, &identity)?;
     let [server_inputs, client_inputs, to_clients, from_clients] = store.counts()?;
     let mut core = Server::new(options.provider.clone(), options.seed, config.clone());
-    for input in store.server_inputs()? {
-        journal::replay(&mut core, input);
-    }
+    journal::replay_all(&store, &mut core)?;
     // Events of the replayed inputs were journalled before the crash.
     core.take_events();
     Ok((
@@ -497,7 +509,7 @@ fn resume_clients(node: &RefCell<Node>, store: &RefCell<Store>) -> Result<(), No
     let from_clients = store.borrow().from_clients()?;
     let to_clients = store.borrow().to_clients()?;
     let mut node = node.borrow_mut();
-    node.replay_clients(inputs);
+    node.replay_clients(inputs)?;
     for (c, m) in from_clients {
         node.handle.send_from_client(c, m);
     }

@@ -14,8 +14,11 @@
 //! | `to_clients` | the last-mile mailbox: messages the server core handed to a local client that the client has not taken yet |
 //! | `from_clients` | messages clients sent to their provider that its server core has not taken yet |
 //!
-//! Each row is one CBOR value. A commit writes one input together with the mailbox
-//! changes it causes, in one transaction, before the input's outputs are carried out.
+//! Each row is one CBOR value; an input row also holds the SHA-256 of the outputs the
+//! core produced for it ([`digest`]), so that a restart checks that replay rebuilt the
+//! same core (a core that is not deterministic is an error, not a silent divergence). A
+//! commit writes one input together with the mailbox changes it causes, in one
+//! transaction, before the input's outputs are carried out.
 
 use std::path::{Path, PathBuf};
 
@@ -66,6 +69,16 @@ pub enum StoreError {
     },
     #[error("{path}: schema version {found:?}, this mimi-sim reads version {SCHEMA_VERSION}")]
     Version { path: PathBuf, found: String },
+    #[error(
+        "{path}: replaying row {seq} of {table} produced other outputs than the core \
+         produced before the restart: the core is not deterministic (a bug); the state \
+         cannot be resumed"
+    )]
+    Diverged {
+        path: PathBuf,
+        table: &'static str,
+        seq: i64,
+    },
     #[error("{path}: row {seq} of {table} is damaged: {reason}")]
     BadRow {
         path: PathBuf,
@@ -79,7 +92,10 @@ impl StoreError {
     /// A problem with the files the node was given (exit code 2), not a failure while
     /// running.
     pub fn is_bad_input(&self) -> bool {
-        !matches!(self, StoreError::Sqlite { .. })
+        !matches!(
+            self,
+            StoreError::Sqlite { .. } | StoreError::Diverged { .. }
+        )
     }
 }
 
@@ -174,6 +190,22 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// SHA-256 of the CBOR encoding of a core's outputs for one journalled input.
+pub type Digest = [u8; 32];
+
+/// The [`Digest`] of `outputs`.
+pub fn digest<T: Serialize>(outputs: &[T]) -> Digest {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(encode(&outputs)).into()
+}
+
+/// A journalled input with its row number and the digest of its outputs.
+pub struct Row<I> {
+    pub seq: i64,
+    pub input: I,
+    pub outputs: Digest,
+}
+
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     let mut out = Vec::new();
     // Writing into a Vec cannot fail, and every journalled type serializes.
@@ -199,8 +231,10 @@ fn decode<T: for<'de> Deserialize<'de>>(
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS server_inputs (seq INTEGER PRIMARY KEY, input BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS client_inputs (seq INTEGER PRIMARY KEY, input BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS server_inputs
+    (seq INTEGER PRIMARY KEY, input BLOB NOT NULL, outputs BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS client_inputs
+    (seq INTEGER PRIMARY KEY, input BLOB NOT NULL, outputs BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS to_clients (seq INTEGER PRIMARY KEY, message BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS from_clients (seq INTEGER PRIMARY KEY, message BLOB NOT NULL);
 ";
@@ -331,11 +365,10 @@ impl Store {
     }
 
     fn rows(&self, table: &'static str) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
-        let sql = match table {
-            "server_inputs" => "SELECT seq, input FROM server_inputs ORDER BY seq",
-            "client_inputs" => "SELECT seq, input FROM client_inputs ORDER BY seq",
-            "to_clients" => "SELECT seq, message FROM to_clients ORDER BY seq",
-            _ => "SELECT seq, message FROM from_clients ORDER BY seq",
+        let sql = if table == "to_clients" {
+            "SELECT seq, message FROM to_clients ORDER BY seq"
+        } else {
+            "SELECT seq, message FROM from_clients ORDER BY seq"
         };
         let mut stmt = self.conn.prepare(sql).map_err(self.unreadable())?;
         let rows = stmt
@@ -355,22 +388,61 @@ impl Store {
             .collect()
     }
 
+    fn input_rows<I: for<'de> Deserialize<'de>>(
+        &self,
+        table: &'static str,
+    ) -> Result<Vec<Row<I>>, StoreError> {
+        let sql = if table == "server_inputs" {
+            "SELECT seq, input, outputs FROM server_inputs ORDER BY seq"
+        } else {
+            "SELECT seq, input, outputs FROM client_inputs ORDER BY seq"
+        };
+        let mut stmt = self.conn.prepare(sql).map_err(self.unreadable())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(self.unreadable())?;
+        let rows = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.unreadable())?;
+        rows.into_iter()
+            .map(|(seq, input, outputs)| {
+                Ok(Row {
+                    seq,
+                    input: decode(&self.path, table, seq, &input)?,
+                    outputs: outputs.try_into().map_err(|_| StoreError::BadRow {
+                        path: self.path.clone(),
+                        table,
+                        seq,
+                        reason: "the outputs digest is not 32 bytes".into(),
+                    })?,
+                })
+            })
+            .collect()
+    }
+
     /// The server core's inputs, in order.
-    pub fn server_inputs(&self) -> Result<Vec<ServerInput>, StoreError> {
-        Ok(self
-            .decoded("server_inputs")?
-            .into_iter()
-            .map(|(_, i)| i)
-            .collect())
+    pub fn server_inputs(&self) -> Result<Vec<Row<ServerInput>>, StoreError> {
+        self.input_rows("server_inputs")
     }
 
     /// The clients' inputs, in order.
-    pub fn client_inputs(&self) -> Result<Vec<ClientInput>, StoreError> {
-        Ok(self
-            .decoded("client_inputs")?
-            .into_iter()
-            .map(|(_, i)| i)
-            .collect())
+    pub fn client_inputs(&self) -> Result<Vec<Row<ClientInput>>, StoreError> {
+        self.input_rows("client_inputs")
+    }
+
+    /// The error for a replayed row whose outputs differ.
+    pub fn diverged(&self, table: &'static str, seq: i64) -> StoreError {
+        StoreError::Diverged {
+            path: self.path.clone(),
+            table,
+            seq,
+        }
     }
 
     /// Messages for local clients not taken yet, oldest first, with their row number.
@@ -392,7 +464,7 @@ impl Store {
     /// `to_clients` row per message for a client.
     pub fn commit_server(
         &mut self,
-        inputs: &[ServerInput],
+        inputs: &[(ServerInput, Digest)],
         to_clients: &[(&ClientUri, &ProviderToClient)],
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
@@ -402,10 +474,10 @@ impl Store {
             source,
         };
         let tx = self.conn.transaction().map_err(err)?;
-        for input in inputs {
+        for (input, outputs) in inputs {
             tx.execute(
-                "INSERT INTO server_inputs (input) VALUES (?1)",
-                [encode(input)],
+                "INSERT INTO server_inputs (input, outputs) VALUES (?1, ?2)",
+                params![encode(input), &outputs[..]],
             )
             .map_err(err)?;
             if matches!(input, ServerInput::Client { .. }) {
@@ -428,7 +500,7 @@ impl Store {
     /// `from_clients` row per message the clients sent.
     pub fn commit_client(
         &mut self,
-        inputs: &[ClientInput],
+        inputs: &[(ClientInput, Digest)],
         took: Option<i64>,
         sent: &[(&ClientUri, &ClientToProvider)],
     ) -> Result<(), StoreError> {
@@ -439,10 +511,10 @@ impl Store {
             source,
         };
         let tx = self.conn.transaction().map_err(err)?;
-        for input in inputs {
+        for (input, outputs) in inputs {
             tx.execute(
-                "INSERT INTO client_inputs (input) VALUES (?1)",
-                [encode(input)],
+                "INSERT INTO client_inputs (input, outputs) VALUES (?1, ?2)",
+                params![encode(input), &outputs[..]],
             )
             .map_err(err)?;
         }
@@ -468,6 +540,12 @@ impl Store {
             .map_err(err)?;
         }
         tx.commit().map_err(err)
+    }
+
+    /// Runs `sql` (tests tamper with the file through it).
+    #[cfg(test)]
+    pub(crate) fn execute_for_tests(&self, sql: &str) {
+        self.conn.execute_batch(sql).unwrap();
     }
 
     /// Rows per table (for the restart log line and tests).
@@ -571,6 +649,14 @@ mod tests {
         ]
     }
 
+    /// Each input with a made-up digest of its own (its debug text's length).
+    fn with_digests<I: Clone + std::fmt::Debug>(inputs: &[I]) -> Vec<(I, Digest)> {
+        inputs
+            .iter()
+            .map(|i| (i.clone(), digest(&[format!("{i:?}").len()])))
+            .collect()
+    }
+
     #[test]
     fn every_journalled_input_and_mailbox_row_reads_back_as_written() {
         let d = dir("roundtrip");
@@ -616,7 +702,7 @@ mod tests {
         ];
         {
             let mut s = Store::open(&d, &me).unwrap();
-            let inputs = server_inputs();
+            let inputs = with_digests(&server_inputs());
             s.commit_client(&[], None, &[(&alice(), &relay)]).unwrap();
             s.commit_client(&[], None, &[(&alice(), &relay)]).unwrap();
             // The Client inputs take the two from_clients rows.
@@ -624,14 +710,27 @@ mod tests {
                 .unwrap();
             s.commit_server(&inputs[5..], &[(&alice(), &reply)])
                 .unwrap();
-            s.commit_client(&client_inputs[..2], None, &[]).unwrap();
+            let client_rows = with_digests(&client_inputs);
+            s.commit_client(&client_rows[..2], None, &[]).unwrap();
             // The Message input took the oldest mailbox row.
-            s.commit_client(&client_inputs[2..], Some(-1), &[(&alice(), &relay)])
+            s.commit_client(&client_rows[2..], Some(-1), &[(&alice(), &relay)])
                 .unwrap();
         }
         let s = Store::open(&d, &me).unwrap();
-        assert_eq!(s.server_inputs().unwrap(), server_inputs());
-        assert_eq!(s.client_inputs().unwrap(), client_inputs);
+        let rows = s.server_inputs().unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            (1..=7).collect::<Vec<i64>>()
+        );
+        let rows: Vec<_> = rows.into_iter().map(|r| (r.input, r.outputs)).collect();
+        assert_eq!(rows, with_digests(&server_inputs()));
+        let rows: Vec<_> = s
+            .client_inputs()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.input, r.outputs))
+            .collect();
+        assert_eq!(rows, with_digests(&client_inputs));
         let mailbox = s.to_clients().unwrap();
         assert_eq!(mailbox.len(), 1);
         assert_eq!(mailbox[0].1, (alice(), reply));
@@ -682,7 +781,8 @@ mod tests {
         {
             let mut s = Store::open(&d, &id("a.example", 1)).unwrap();
             for _ in 0..200 {
-                s.commit_server(&server_inputs(), &[]).unwrap();
+                s.commit_server(&with_digests(&server_inputs()), &[])
+                    .unwrap();
             }
             s.conn
                 .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
@@ -703,7 +803,10 @@ mod tests {
         {
             let s = Store::open(&d, &id("a.example", 1)).unwrap();
             s.conn
-                .execute("INSERT INTO server_inputs (input) VALUES (x'ff00ff')", [])
+                .execute(
+                    "INSERT INTO server_inputs (input, outputs) VALUES (x'ff00ff', x'00')",
+                    [],
+                )
                 .unwrap();
         }
         let s = Store::open(&d, &id("a.example", 1)).unwrap();
