@@ -676,7 +676,6 @@ fn the_hub_killed_with_sigkill_restarts_from_its_state_and_nothing_is_lost_or_re
     let restart_ms = restarting.elapsed().as_millis();
     tb.nodes[a_index] = a;
     eprintln!("hub restart (spawn to ready, state restored): {restart_ms} ms");
-    let (a, b) = (tb.node("a.example"), tb.node("b.example"));
     let mut texts: Vec<String> = (0..3).map(|i| format!("early {i}")).collect();
     texts.extend((0..4).map(|i| format!("bob {i}")));
     texts.extend((0..4).map(|i| format!("cathy {i}")));
@@ -695,7 +694,7 @@ fn the_hub_killed_with_sigkill_restarts_from_its_state_and_nothing_is_lost_or_re
         };
         sender == who
     };
-    wait_for("every message of the crash at every other member", || {
+    let all_delivered = |texts: &[String]| {
         members.iter().all(|(d, who)| {
             let got = received_in_journal(&tb.dir, d, who);
             texts
@@ -703,7 +702,35 @@ fn the_hub_killed_with_sigkill_restarts_from_its_state_and_nothing_is_lost_or_re
                 .filter(|t| !own(who, t))
                 .all(|t| got.contains(t))
         })
+    };
+    wait_for("every message of the crash at every other member", || {
+        all_delivered(&texts)
     });
+    // A follower dies too: Bob's provider, while Alice's and Cathy's messages fan out.
+    for i in 0..3 {
+        for (d, who) in [("a.example", "alice"), ("c.example", "cathy")] {
+            let text = format!("{who} late {i}");
+            step(tb.node(d), who, &room, json!({"op": "send", "text": text}));
+            texts.push(text);
+        }
+    }
+    let b_index = tb
+        .nodes
+        .iter()
+        .position(|n| n.domain.as_str() == "b.example")
+        .unwrap();
+    let b_mimi = tb.nodes[b_index].mimi;
+    {
+        let b = &mut tb.nodes[b_index];
+        b.child.kill().unwrap(); // SIGKILL
+        b.child.wait().unwrap();
+    }
+    tb.nodes[b_index] = Node::start_on(&tb.dir, "b.example", &b_mimi.to_string());
+    wait_for(
+        "every message at every other member after the follower's restart",
+        || all_delivered(&texts),
+    );
+    let (a, b) = (tb.node("a.example"), tb.node("b.example"));
     // The flow goes on: Alice removes Cathy, then Bob and Alice talk.
     step(a, "alice", &room, json!({"op": "remove", "user": "cathy"}));
     wait_for("cathy's removal at alice and bob", || {
