@@ -222,7 +222,7 @@ fn create_client(node: &mut Node, body: &[u8]) -> Answer {
         key_packages: req.key_packages,
     };
     let sent = [(uri.clone(), out)];
-    node.commit(Some(input), None, &sent);
+    node.commit(Some(input), None, &sent, Vec::new());
     let [(_, out)] = sent;
     let domain = node.domain.clone();
     node.event(
@@ -324,16 +324,15 @@ fn step(node: &mut Node, body: &[u8]) -> Answer {
     // Journalled also when refused: replaying it leaves the client as it is now.
     let out = result.as_ref().map(Vec::clone).unwrap_or_default();
     let sent = [(c.clone(), out)];
-    node.commit(Some(ClientInput::Step { now, step }), None, &sent);
+    let events = vec![(c.clone(), node.take_events(&c))];
+    node.commit(Some(ClientInput::Step { now, step }), None, &sent, events);
     let [(_, out)] = sent;
     match result {
         Ok(_) => {
-            node.client_events(&c);
             node.send(&c, out);
             (StatusCode::OK, json!({ "ok": true }))
         }
         Err(e) => {
-            node.client_events(&c);
             let reason = e.to_string();
             node.event(c.as_str(), "op-refused", json!({ "reason": reason }));
             bad(

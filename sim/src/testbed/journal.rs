@@ -10,7 +10,8 @@
 //! [`crate::net::spawn_durable_host`]).
 //!
 //! Ticks that produce no output change nothing anybody has seen; they are kept in memory
-//! and committed in the same transaction as the next input that does. A crash loses only
+//! (at most [`MAX_SILENT_TICKS`]) and committed in the same transaction as the next input
+//! that does. A crash loses only
 //! such trailing silent ticks: the rebuilt core is the core of a run in which they came
 //! later, which is a run the core must handle anyway (a slow timer).
 //!
@@ -27,6 +28,10 @@ use nodes::io::{
 };
 
 use super::store::{digest, ServerInput, Store, StoreError};
+
+/// Most silent ticks kept in memory before they are committed anyway (about 17 minutes
+/// of an idle core at one tick per 100 ms).
+pub const MAX_SILENT_TICKS: usize = 10_000;
 
 /// Stops the process: its state could not be written.
 pub fn fail_stop(e: &StoreError) -> ! {
@@ -148,7 +153,7 @@ impl<C: ServerCore> ServerCore for JournaledServer<C> {
     fn on_tick(&mut self, now: Millis) -> Vec<ServerOutput> {
         let out = self.core.on_tick(now);
         self.silent_ticks.push(now);
-        if out.is_empty() {
+        if out.is_empty() && self.silent_ticks.len() < MAX_SILENT_TICKS {
             return out;
         }
         self.commit(None, out)

@@ -33,9 +33,9 @@ use serde_json::{json, Value};
 use tokio::time::MissedTickBehavior;
 
 use super::control;
-use super::journal::{self, fail_stop, JournaledServer};
+use super::journal::{self, fail_stop, JournaledServer, MAX_SILENT_TICKS};
 use super::peers::PeersFile;
-use super::store::{digest, ClientInput, NodeIdentity, Row, StepInput, Store, StoreError};
+use super::store::{digest, ClientInput, NodeIdentity, Row, StepInput, Store, StoreError, Taken};
 use super::tls::{wall_ms, TlsConfig, TlsTransport};
 use crate::net::{self, HostConfig, HostHandle};
 use crate::record::Recorder;
@@ -104,7 +104,12 @@ impl Node {
     }
 
     fn flush_lines(&mut self) {
-        for line in self.rec.drain_lines() {
+        let lines = self.rec.drain_lines();
+        self.append_lines(lines);
+    }
+
+    fn append_lines(&mut self, lines: Vec<String>) {
+        for line in lines {
             if let Err(e) = writeln!(self.journal, "{line}") {
                 tracing::error!("could not append to the event journal: {e}");
             }
@@ -137,35 +142,34 @@ impl Node {
         }
     }
 
-    /// Records a client's events.
-    pub fn client_events(&mut self, c: &ClientUri) {
-        let events = self.take_events(c);
-        self.record_events(c, events);
-    }
-
-    fn take_events(&mut self, c: &ClientUri) -> Vec<ClientEvent> {
+    /// Takes the events a client produced since the last call.
+    pub fn take_events(&mut self, c: &ClientUri) -> Vec<ClientEvent> {
         self.clients
             .get_mut(c)
             .map(Client::take_events)
             .unwrap_or_default()
     }
 
-    fn record_events(&mut self, c: &ClientUri, events: Vec<ClientEvent>) {
-        for e in events {
-            let v = serde_json::to_value(&e).unwrap_or(Value::Null);
-            self.event(c.as_str(), "client", json!({ "event": v }));
-        }
-    }
-
-    /// Commits a client input (after the silent ticks before it), the mailbox row it took
-    /// (`Some(-1)`: the oldest) and the messages the clients sent. Stops the process if
-    /// the state cannot be written.
+    /// Commits a client input (after the silent ticks before it), the mailbox row it took,
+    /// the messages the clients sent and the journal lines of their `events`; then appends
+    /// those lines to `events.jsonl`. Stops the process if the state cannot be written.
     pub fn commit(
         &mut self,
         input: Option<ClientInput>,
-        took: Option<i64>,
+        took: Option<Taken>,
         sent: &[(ClientUri, Vec<ClientOutput>)],
+        events: Vec<(ClientUri, Vec<ClientEvent>)>,
     ) {
+        // Lines recorded before belong to earlier inputs (or none): out first.
+        self.flush_lines();
+        for (c, es) in events {
+            for e in es {
+                let v = serde_json::to_value(&e).unwrap_or(Value::Null);
+                self.rec
+                    .event(wall_ms(), c.as_str(), "client", json!({ "event": v }));
+            }
+        }
+        let lines = self.rec.drain_lines();
         let outputs: Vec<&ClientOutput> = sent.iter().flat_map(|(_, outs)| outs).collect();
         let mut inputs = Vec::with_capacity(2);
         let ticks = std::mem::take(&mut self.silent_ticks);
@@ -186,10 +190,11 @@ impl Node {
         if let Err(e) = self
             .store
             .borrow_mut()
-            .commit_client(&inputs, took, &messages)
+            .commit_client(&inputs, took, &messages, &lines)
         {
             fail_stop(&e);
         }
+        self.append_lines(lines);
     }
 
     /// A new client that publishes `key_packages` KeyPackages (control API and restore).
@@ -236,7 +241,7 @@ impl Node {
         let now = wall_ms();
         for (c, m) in self.handle.drain_to_clients() {
             // The oldest row of the mailbox is this message (same order).
-            self.deliver(now, c, m, -1);
+            self.deliver(now, c, m, Taken::Oldest);
         }
         if tick {
             self.tick(now);
@@ -247,11 +252,11 @@ impl Node {
         self.flush_lines();
     }
 
-    /// Hands mailbox row `seq` (`-1`: the oldest) to its client.
-    fn deliver(&mut self, now: Millis, c: ClientUri, m: nodes::io::ProviderToClient, seq: i64) {
+    /// Hands a mailbox row to its client.
+    fn deliver(&mut self, now: Millis, c: ClientUri, m: nodes::io::ProviderToClient, taken: Taken) {
         let Some(client) = self.clients.get_mut(&c) else {
             tracing::warn!(client = %c, "message for a client this node does not have");
-            self.commit(None, Some(seq), &[]);
+            self.commit(None, Some(taken), &[], Vec::new());
             return;
         };
         let out = client.on_message(now, m.clone());
@@ -262,8 +267,7 @@ impl Node {
             message: m,
         };
         let sent = [(c.clone(), out)];
-        self.commit(Some(input), Some(seq), &sent);
-        self.record_events(&c, events);
+        self.commit(Some(input), Some(taken), &sent, vec![(c.clone(), events)]);
         let [(_, out)] = sent;
         self.send(&c, out);
     }
@@ -286,13 +290,10 @@ impl Node {
             }
         }
         self.silent_ticks.push(now);
-        if sent.is_empty() && events.is_empty() {
+        if sent.is_empty() && events.is_empty() && self.silent_ticks.len() < MAX_SILENT_TICKS {
             return;
         }
-        self.commit(None, None, &sent);
-        for (c, e) in events {
-            self.record_events(&c, e);
-        }
+        self.commit(None, None, &sent, events);
         for (c, out) in sent {
             self.send(&c, out);
         }
@@ -407,6 +408,13 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     let config = EnforcementConfig::new(options.enforcement.level());
     let (store, core, restored) = restore(&options, &config)?;
     let journal_path = options.state.join("events.jsonl");
+    let recovered = recover_event_lines(&journal_path, &store.event_lines()?)?;
+    if recovered > 0 {
+        tracing::info!(
+            lines = recovered,
+            "appended the event lines a crash kept out of events.jsonl"
+        );
+    }
     let journal = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -501,6 +509,58 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     })
 }
 
+/// How much of the end of `events.jsonl` a restart reads to find the last commit's lines.
+const EVENT_TAIL_BYTES: u64 = 4 << 20;
+
+/// Ends a line torn by a crash, then appends those of `lines` (the client event lines of
+/// the last commit) that the end of `events.jsonl` lacks: a crash between a commit and
+/// the append loses no event line, and a line appended before the crash is not repeated.
+fn recover_event_lines(path: &std::path::Path, lines: &[String]) -> Result<usize, String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let shown = path.display();
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && lines.is_empty() => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("could not create {shown}: {e}"))?,
+        Err(e) => return Err(format!("could not open {shown}: {e}")),
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| format!("could not read {shown}: {e}"))?
+        .len();
+    file.seek(SeekFrom::Start(len.saturating_sub(EVENT_TAIL_BYTES)))
+        .map_err(|e| format!("could not read {shown}: {e}"))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)
+        .map_err(|e| format!("could not read {shown}: {e}"))?;
+    let mut out = String::new();
+    if tail.last().is_some_and(|b| *b != b'\n') {
+        out.push('\n');
+    }
+    let text = String::from_utf8_lossy(&tail);
+    let have: std::collections::BTreeSet<&str> = text.lines().collect();
+    let missing: Vec<&String> = lines
+        .iter()
+        .filter(|l| !have.contains(l.as_str()))
+        .collect();
+    for l in &missing {
+        out.push_str(l);
+        out.push('\n');
+    }
+    file.write_all(out.as_bytes())
+        .map_err(|e| format!("could not append to {shown}: {e}"))?;
+    Ok(missing.len())
+}
+
 /// Rebuilds the clients, hands the server core the client messages it had not taken,
 /// then the clients the mailbox messages they had not taken (in that order: the core
 /// takes client messages in the order of their rows).
@@ -515,7 +575,42 @@ fn resume_clients(node: &RefCell<Node>, store: &RefCell<Store>) -> Result<(), No
     }
     let now = wall_ms();
     for (seq, (c, m)) in to_clients {
-        node.deliver(now, c, m, seq);
+        node.deliver(now, c, m, Taken::Row(seq));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_appends_only_the_event_lines_a_crash_kept_out_and_ends_a_torn_line() {
+        let dir = std::env::temp_dir().join(format!("mimi-events-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        // The commit's first line made it to the file, the second did not, and a later
+        // line was cut by the kill.
+        std::fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"torn\":").unwrap();
+        let pending = vec!["{\"b\":2}".to_string(), "{\"d\":4}".to_string()];
+        assert_eq!(recover_event_lines(&path, &pending).unwrap(), 1);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\":1}\n{\"b\":2}\n{\"torn\":\n{\"d\":4}\n"
+        );
+        // Nothing pending, nothing torn: the file stays as it is.
+        assert_eq!(recover_event_lines(&path, &[]).unwrap(), 0);
+        assert_eq!(recover_event_lines(&path, &pending).unwrap(), 0);
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .ends_with("{\"d\":4}\n"));
+        // No file yet and nothing pending: none is created.
+        assert_eq!(
+            recover_event_lines(&dir.join("none.jsonl"), &[]).unwrap(),
+            0
+        );
+        assert!(!dir.join("none.jsonl").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

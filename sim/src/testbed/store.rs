@@ -13,6 +13,7 @@
 //! | `client_inputs` | the clients' inputs ([`ClientInput`]) in order |
 //! | `to_clients` | the last-mile mailbox: messages the server core handed to a local client that the client has not taken yet |
 //! | `from_clients` | messages clients sent to their provider that its server core has not taken yet |
+//! | `event_lines` | the `events.jsonl` lines of the clients' events of the last commit (a restart appends those the file lacks) |
 //!
 //! Each row is one CBOR value; an input row also holds the SHA-256 of the outputs the
 //! core produced for it ([`digest`]), so that a restart checks that replay rebuilt the
@@ -181,6 +182,15 @@ pub enum ClientInput {
     },
 }
 
+/// Which row of the last-mile mailbox (`to_clients`) a client input took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// The oldest row (the live path: the mailbox and the host's queue are in one order).
+    Oldest,
+    /// Row `seq` (a restart hands over the rows it read).
+    Row(i64),
+}
+
 /// A row of the last-mile mailbox: its number, the client and the message.
 pub type Mail = (i64, (ClientUri, ProviderToClient));
 
@@ -237,6 +247,7 @@ CREATE TABLE IF NOT EXISTS client_inputs
     (seq INTEGER PRIMARY KEY, input BLOB NOT NULL, outputs BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS to_clients (seq INTEGER PRIMARY KEY, message BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS from_clients (seq INTEGER PRIMARY KEY, message BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS event_lines (seq INTEGER PRIMARY KEY, line TEXT NOT NULL);
 ";
 
 impl Store {
@@ -496,13 +507,14 @@ impl Store {
     }
 
     /// Commits client inputs (batched silent ticks, then one input): their rows, the
-    /// `to_clients` row taken (`Some(seq)`, or `Some(-1)` for the oldest), and a
+    /// `to_clients` row taken, if any, and a
     /// `from_clients` row per message the clients sent.
     pub fn commit_client(
         &mut self,
         inputs: &[(ClientInput, Digest)],
-        took: Option<i64>,
+        took: Option<Taken>,
         sent: &[(&ClientUri, &ClientToProvider)],
+        lines: &[String],
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
@@ -520,14 +532,14 @@ impl Store {
         }
         match took {
             None => {}
-            Some(-1) => {
+            Some(Taken::Oldest) => {
                 tx.execute(
                     "DELETE FROM to_clients WHERE seq = (SELECT MIN(seq) FROM to_clients)",
                     [],
                 )
                 .map_err(err)?;
             }
-            Some(seq) => {
+            Some(Taken::Row(seq)) => {
                 tx.execute("DELETE FROM to_clients WHERE seq = ?1", params![seq])
                     .map_err(err)?;
             }
@@ -539,7 +551,27 @@ impl Store {
             )
             .map_err(err)?;
         }
+        // The previous commit's lines are in events.jsonl by now (appended right after it).
+        tx.execute("DELETE FROM event_lines", []).map_err(err)?;
+        for l in lines {
+            tx.execute("INSERT INTO event_lines (line) VALUES (?1)", [l])
+                .map_err(err)?;
+        }
         tx.commit().map_err(err)
+    }
+
+    /// The `events.jsonl` lines of the last client commit (maybe not appended: a crash
+    /// right after the commit).
+    pub fn event_lines(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT line FROM event_lines ORDER BY seq")
+            .map_err(self.unreadable())?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(self.unreadable())?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.unreadable())
     }
 
     /// Runs `sql` (tests tamper with the file through it).
@@ -703,18 +735,26 @@ mod tests {
         {
             let mut s = Store::open(&d, &me).unwrap();
             let inputs = with_digests(&server_inputs());
-            s.commit_client(&[], None, &[(&alice(), &relay)]).unwrap();
-            s.commit_client(&[], None, &[(&alice(), &relay)]).unwrap();
+            s.commit_client(&[], None, &[(&alice(), &relay)], &[])
+                .unwrap();
+            s.commit_client(&[], None, &[(&alice(), &relay)], &["x".into()])
+                .unwrap();
             // The Client inputs take the two from_clients rows.
             s.commit_server(&inputs[..5], &[(&alice(), &deliver)])
                 .unwrap();
             s.commit_server(&inputs[5..], &[(&alice(), &reply)])
                 .unwrap();
             let client_rows = with_digests(&client_inputs);
-            s.commit_client(&client_rows[..2], None, &[]).unwrap();
-            // The Message input took the oldest mailbox row.
-            s.commit_client(&client_rows[2..], Some(-1), &[(&alice(), &relay)])
+            s.commit_client(&client_rows[..2], None, &[], &["a".into(), "b".into()])
                 .unwrap();
+            // The Message input took the oldest mailbox row.
+            s.commit_client(
+                &client_rows[2..],
+                Some(Taken::Oldest),
+                &[(&alice(), &relay)],
+                &["c".into()],
+            )
+            .unwrap();
         }
         let s = Store::open(&d, &me).unwrap();
         let rows = s.server_inputs().unwrap();
@@ -735,6 +775,7 @@ mod tests {
         assert_eq!(mailbox.len(), 1);
         assert_eq!(mailbox[0].1, (alice(), reply));
         assert_eq!(s.from_clients().unwrap(), vec![(alice(), relay)]);
+        assert_eq!(s.event_lines().unwrap(), vec!["c".to_string()]);
         assert_eq!(s.counts().unwrap(), [7, 4, 1, 1]);
         let _ = std::fs::remove_dir_all(&d);
     }
