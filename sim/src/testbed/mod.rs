@@ -51,8 +51,10 @@
 //!   clients' MLS state is rebuilt by replay. Without snapshots the journal only grows and
 //!   a restart replays the whole history (11–80 ms for the test's few dozen inputs,
 //!   49 ms after 175 messages).
-//! * `events.jsonl` is appended just after the commit: a kill between the two loses those
-//!   event lines (not the state).
+//! * The adapter's lines in `events.jsonl` (requests, responses, sends) are journalled in
+//!   batches every 100 ms and are not part of the state: a kill can lose the last batch.
+//!   The clients' event lines are exact (committed with their input; a restart appends
+//!   those the file lacks).
 //! * The `mimi-sim testbed SCENARIO` runner (one process per provider, the scenario's
 //!   script, faults and phases driven through the control API), the fault-injecting TCP
 //!   proxy (partitions, one-way, hold/reorder, loss, latency), SIGKILL/restart and client
