@@ -49,7 +49,7 @@
 //!   group, fan-out queue and the clients' MLS groups as tables of their own (the cores
 //!   have no serialized form yet). `openmls_sqlite_storage` is therefore not used: the
 //!   clients' MLS state is rebuilt by replay. Without snapshots the journal only grows and
-//!   a restart replays the whole history (11–80 ms for the test's few dozen inputs,
+//!   a restart replays the whole history (11–113 ms for the test's few dozen inputs,
 //!   49 ms after 175 messages).
 //! * The adapter's lines in `events.jsonl` (requests, responses, sends) are journalled in
 //!   batches every 100 ms and are not part of the state: a kill can lose the last batch.
