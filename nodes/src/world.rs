@@ -233,25 +233,8 @@ impl MemoryWorld {
 
     /// Give a client a command and run until everything settles.
     pub fn command(&mut self, client: &ClientUri, cmd: Command) -> Result<(), ClientError> {
-        let c = self
-            .clients
-            .get_mut(client)
-            .ok_or_else(|| ClientError::Other(format!("no client {client}")))?;
-        let out = c.command(self.now, cmd)?;
-        self.client_outputs(client, out);
+        self.queue_command(client, cmd)?;
         self.run();
-        Ok(())
-    }
-
-    /// Give a client a command and queue what it sends, without running: the caller
-    /// steps the world ([`MemoryWorld::step`], [`MemoryWorld::run`]).
-    pub fn command_queued(&mut self, client: &ClientUri, cmd: Command) -> Result<(), ClientError> {
-        let c = self
-            .clients
-            .get_mut(client)
-            .ok_or_else(|| ClientError::Other(format!("no client {client}")))?;
-        let out = c.command(self.now, cmd)?;
-        self.client_outputs(client, out);
         Ok(())
     }
 

@@ -299,7 +299,7 @@ fn a_retry_waiting_for_an_epoch_out_of_reach_fails_after_the_catch_up_timeout() 
     // Bob's commit at epoch 1 is answered wrongEpoch (3); then the commit that won
     // epoch 1 reaches him (and nothing after it): his retry must wait for epoch 3,
     // which he cannot reach.
-    w.command_queued(&bob, Command::SelfUpdate { room: room.clone() })
+    w.queue_command(&bob, Command::SelfUpdate { room: room.clone() })
         .unwrap();
     while w.step() {}
     w.to_client(

@@ -27,7 +27,7 @@ use nodes::io::{
     ServerOutput, Token, TransportError,
 };
 
-use super::store::{digest, ServerInput, Store, StoreError};
+use super::store::{self, digest, ServerInput, Store, StoreError};
 
 /// Most silent ticks kept in memory before they are committed anyway (about 17 minutes
 /// of an idle core at one tick per 100 ms).
@@ -89,18 +89,8 @@ impl<C: ServerCore> JournaledServer<C> {
         input: Option<ServerInput>,
         outputs: Vec<ServerOutput>,
     ) -> Vec<ServerOutput> {
-        let mut inputs = Vec::with_capacity(2);
         let ticks = std::mem::take(&mut self.silent_ticks);
-        if !ticks.is_empty() {
-            // With no other input the last tick is the one that produced `outputs`.
-            let d = if input.is_none() {
-                digest(&outputs)
-            } else {
-                digest::<ServerOutput>(&[])
-            };
-            inputs.push((ServerInput::Ticks { nows: ticks }, d));
-        }
-        inputs.extend(input.map(|i| (i, digest(&outputs))));
+        let inputs = store::rows(ticks, |nows| ServerInput::Ticks { nows }, input, &outputs);
         let to_clients: Vec<(&ClientUri, &ProviderToClient)> = outputs
             .iter()
             .filter_map(|o| match o {

@@ -35,7 +35,9 @@ use tokio::time::MissedTickBehavior;
 use super::control;
 use super::journal::{self, fail_stop, JournaledServer, MAX_SILENT_TICKS};
 use super::peers::PeersFile;
-use super::store::{digest, ClientInput, NodeIdentity, Row, StepInput, Store, StoreError, Taken};
+use super::store::{
+    self, digest, ClientInput, NodeIdentity, Row, StepInput, Store, StoreError, Taken,
+};
 use super::tls::{wall_ms, TlsConfig, TlsTransport};
 use crate::net::{self, HostConfig, HostHandle};
 use crate::record::Recorder;
@@ -171,18 +173,8 @@ impl Node {
         }
         let lines = self.rec.drain_lines();
         let outputs: Vec<&ClientOutput> = sent.iter().flat_map(|(_, outs)| outs).collect();
-        let mut inputs = Vec::with_capacity(2);
         let ticks = std::mem::take(&mut self.silent_ticks);
-        if !ticks.is_empty() {
-            // With no other input the last tick is the one that produced `sent`.
-            let d = if input.is_none() {
-                digest(&outputs)
-            } else {
-                digest::<ClientOutput>(&[])
-            };
-            inputs.push((ClientInput::Ticks { nows: ticks }, d));
-        }
-        inputs.extend(input.map(|i| (i, digest(&outputs))));
+        let inputs = store::rows(ticks, |nows| ClientInput::Ticks { nows }, input, &outputs);
         let messages: Vec<(&ClientUri, &ClientToProvider)> = sent
             .iter()
             .flat_map(|(c, outs)| outs.iter().map(move |ClientOutput::ToProvider(m)| (c, m)))

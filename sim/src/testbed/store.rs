@@ -209,6 +209,28 @@ pub fn digest<T: Serialize>(outputs: &[T]) -> Digest {
     sha2::Sha256::digest(encode(&outputs)).into()
 }
 
+/// The rows one commit journals: the silent ticks before it as one row (`as_ticks`), then
+/// `input`. The digest of `outputs` goes with the input or, when there is none, with the
+/// ticks (the last tick produced them); the other row produced nothing.
+pub fn rows<I, O: Serialize>(
+    ticks: Vec<Millis>,
+    as_ticks: impl FnOnce(Vec<Millis>) -> I,
+    input: Option<I>,
+    outputs: &[O],
+) -> Vec<(I, Digest)> {
+    let mut rows = Vec::with_capacity(2);
+    if !ticks.is_empty() {
+        let d = if input.is_none() {
+            digest(outputs)
+        } else {
+            digest::<O>(&[])
+        };
+        rows.push((as_ticks(ticks), d));
+    }
+    rows.extend(input.map(|i| (i, digest(outputs))));
+    rows
+}
+
 /// A journalled input with its row number and the digest of its outputs.
 pub struct Row<I> {
     pub seq: i64,
