@@ -44,9 +44,17 @@
 //! * The simulator's log lines do not go through `tracing` yet.
 
 pub mod certs;
+pub mod command;
+pub mod compare;
 pub mod control;
+pub mod judge;
+pub mod merge;
 pub mod node;
+pub mod observe;
 pub mod peers;
+pub mod proxy;
+pub mod runner;
+pub mod setup;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -86,6 +94,43 @@ pub struct NodeArgs {
     /// Hub enforcement level.
     #[arg(long, default_value = "full", value_parser = ["off", "mls", "full"])]
     pub enforcement: String,
+    /// Configure the server and clients from this scenario file as the simulator does
+    /// (variant, bugs, adversaries, disabled rules; `--enforcement` picks the level).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// A variant key for `--scenario` (as `run --variant`; repeatable).
+    #[arg(long = "variant", value_name = "KEY=VALUE")]
+    pub variants: Vec<String>,
+}
+
+/// `mimi-sim testbed`.
+#[derive(Debug, clap::Args)]
+pub struct TestbedArgs {
+    /// The scenario file (one), or with --compare the files to compare (default: the
+    /// standard scenario, drafts-flows, crash-and-offline, one adversary and one
+    /// hub-transfer file).
+    pub files: Vec<PathBuf>,
+    /// Runs (seeds --seed, --seed+1, ...).
+    #[arg(long, default_value_t = 1)]
+    pub runs: u64,
+    /// Wall-clock ms per scenario ms (0.5: twice as fast as the scenario's times).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// The output folder (runs.jsonl, traces/, report/, runs/ with each run's files).
+    #[arg(long, default_value = "testbed-out")]
+    pub out: PathBuf,
+    /// The first run's seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Enforcement level (default: the file's; with --compare: every level of its matrix).
+    #[arg(long, value_parser = ["off", "mls", "full"])]
+    pub enforcement: Option<String>,
+    /// A variant key (as `run --variant`; repeatable).
+    #[arg(long = "variant", value_name = "KEY=VALUE")]
+    pub variants: Vec<String>,
+    /// Compare outcome distributions with the simulator's over the same seeds.
+    #[arg(long)]
+    pub compare: bool,
 }
 
 /// `mimi-sim testbed-certs`.
@@ -125,6 +170,10 @@ fn node_options(args: &NodeArgs) -> Result<node::NodeOptions, String> {
         peers: args.peers.clone(),
         state: args.state.clone(),
         seed: args.seed,
+        setup: match &args.scenario {
+            Some(p) => Some(setup::Setup::load(p, Some(&args.enforcement), &args.variants)?),
+            None => None,
+        },
         enforcement: match args.enforcement.as_str() {
             "off" => EnforcementLevel::Off,
             "mls" => EnforcementLevel::Mls,

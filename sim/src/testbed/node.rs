@@ -22,12 +22,12 @@ use std::time::Duration;
 use nodes::client::core::Client;
 use nodes::hub::{EnforcementConfig, Hub};
 use nodes::ids::{ClientUri, Domain};
-use nodes::io::ClientOutput;
+use nodes::io::{ClientOutput, ClientToProvider, ProviderToClient};
 use nodes::server::Server;
 use serde_json::{json, Value};
 use tokio::time::MissedTickBehavior;
 
-use super::control;
+use super::{control, observe};
 use super::peers::PeersFile;
 use super::tls::{wall_ms, TlsConfig, TlsTransport};
 use crate::net::{self, HostConfig, HostHandle};
@@ -52,6 +52,8 @@ pub struct NodeOptions {
     /// Every key, nonce and message ID derives from it; all nodes of a testbed share it.
     pub seed: u64,
     pub enforcement: EnforcementLevel,
+    /// `--scenario`: the server and clients as that scenario configures them.
+    pub setup: Option<super::setup::Setup>,
 }
 
 /// The process's state shared by the client driver and the control API (one thread).
@@ -62,12 +64,17 @@ pub struct Node {
     pub handle: HostHandle,
     pub peers_path: PathBuf,
     pub clients: BTreeMap<ClientUri, Client>,
+    pub setup: Option<super::setup::Setup>,
     rec: Recorder,
     /// Lines kept for `/events`: `events[i]` is line `first_event + i`.
     events: std::collections::VecDeque<String>,
     first_event: u64,
     journal: std::fs::File,
     senders: BTreeMap<Domain, openmls::prelude::ExternalSender>,
+    /// What the wrapped server core did (journalled on the next drive; see [`observe`]).
+    pub sink: observe::Sink,
+    /// Offline clients (control API `/online`): what they sent and what came for them.
+    pub offline: BTreeMap<ClientUri, (Vec<ClientToProvider>, Vec<ProviderToClient>)>,
 }
 
 impl Node {
@@ -105,9 +112,35 @@ impl Node {
     }
 
     /// Sends a client's outputs to this provider's core.
-    pub fn send(&self, c: &ClientUri, outs: Vec<ClientOutput>) {
+    pub fn send(&mut self, c: &ClientUri, outs: Vec<ClientOutput>) {
         for ClientOutput::ToProvider(m) in outs {
+            match self.offline.get_mut(c) {
+                Some((outbox, _)) => outbox.push(m),
+                None => self.handle.send_from_client(c.clone(), m),
+            }
+        }
+    }
+
+    /// Takes a client offline (it neither sends nor receives; its provider keeps its
+    /// mail) or back online (its outbox goes out, its mail comes in).
+    pub fn set_online(&mut self, c: &ClientUri, online: bool) {
+        if !online {
+            self.offline.entry(c.clone()).or_default();
+            return;
+        }
+        let Some((outbox, mailbox)) = self.offline.remove(c) else {
+            return;
+        };
+        for m in outbox {
             self.handle.send_from_client(c.clone(), m);
+        }
+        for m in mailbox {
+            let Some(client) = self.clients.get_mut(c) else {
+                return;
+            };
+            let out = client.on_message(wall_ms(), m);
+            self.client_events(c);
+            self.send(c, out);
         }
     }
 
@@ -116,9 +149,17 @@ impl Node {
         let Some(client) = self.clients.get_mut(c) else {
             return;
         };
-        for e in client.take_events() {
+        let events = client.take_events();
+        for e in events {
             let v = serde_json::to_value(&e).unwrap_or(Value::Null);
             self.event(c.as_str(), "client", json!({ "event": v }));
+            let view = observe::view_changed(&e).and_then(|room| {
+                let v = self.clients.get(c)?.room_view(room)?;
+                Some(observe::view_fields(room, &v))
+            });
+            if let Some(v) = view {
+                self.event(c.as_str(), "client-view", v);
+            }
         }
     }
 
@@ -134,8 +175,19 @@ impl Node {
 
     /// Hands the core's messages to the clients, ticks them, journals the host's events.
     fn drive(&mut self, trace: &net::Trace, tick: bool) {
+        let domain = self.domain.clone();
+        for (t, kind, v) in self.sink.take() {
+            self.rec.event(t, domain.as_str(), kind, v);
+        }
         let now = wall_ms();
         for (c, m) in self.handle.drain_to_clients() {
+            if let Some(v) = observe::deliver_fields(&c, &m) {
+                self.event(domain.as_str(), "deliver", v);
+            }
+            if let Some((_, mailbox)) = self.offline.get_mut(&c) {
+                mailbox.push(m);
+                continue;
+            }
             let Some(client) = self.clients.get_mut(&c) else {
                 tracing::warn!(client = %c, "message for a client this node does not have");
                 continue;
@@ -145,7 +197,12 @@ impl Node {
             self.send(&c, out);
         }
         if tick {
-            let cs: Vec<ClientUri> = self.clients.keys().cloned().collect();
+            let cs: Vec<ClientUri> = self
+                .clients
+                .keys()
+                .filter(|c| !self.offline.contains_key(*c))
+                .cloned()
+                .collect();
             for c in cs {
                 if let Some(client) = self.clients.get_mut(&c) {
                     let out = client.on_tick(now);
@@ -209,8 +266,16 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         .map_err(|e| format!("could not start the tokio runtime: {e}"))?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let config = EnforcementConfig::new(options.enforcement.level());
-        let core = Server::new(options.provider.clone(), options.seed, config.clone());
+        let (config, server) = match &options.setup {
+            Some(s) => (s.config(), s.server(&options.provider, options.seed)),
+            None => {
+                let config = EnforcementConfig::new(options.enforcement.level());
+                let server = Server::new(options.provider.clone(), options.seed, config.clone());
+                (config, server)
+            }
+        };
+        let sink = observe::Sink::default();
+        let core = observe::Observed::new(server, sink.clone());
         let transport = Rc::new(TlsTransport::new(mimi, options.peers.clone(), &tls));
         let trace = net::Trace::new();
         let (handle, host) = net::run_host(core, transport, HostConfig::default(), &trace);
@@ -221,11 +286,14 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
             handle: handle.clone(),
             peers_path: options.peers.clone(),
             clients: BTreeMap::new(),
+            setup: options.setup.clone(),
             rec: Recorder::new(true),
             events: Default::default(),
             first_event: 0,
             journal,
             senders: BTreeMap::new(),
+            sink,
+            offline: BTreeMap::new(),
         }));
         node.borrow_mut().event(
             options.provider.as_str(),
