@@ -35,8 +35,8 @@ impl Out {
         std::fs::create_dir_all(dir.join("traces"))
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let p = dir.join("runs.jsonl");
-        let runs = std::fs::File::create(&p)
-            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        let runs =
+            std::fs::File::create(&p).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
         Ok(Out {
             dir: dir.to_path_buf(),
             runs,
@@ -56,16 +56,18 @@ impl Out {
             "unreadable_lines": r.unreadable_lines,
         });
         writeln!(self.runs, "{v}").map_err(|e| format!("cannot write runs.jsonl: {e}"))?;
-        let p = self
-            .dir
-            .join("traces")
-            .join(trace_file_name(&key));
+        let p = self.dir.join("traces").join(trace_file_name(&key));
         std::fs::write(&p, r.trace.join("\n") + "\n")
             .map_err(|e| format!("cannot write {}: {e}", p.display()))
     }
 }
 
-fn options(args: &TestbedArgs, dir: PathBuf, seed: u64, level: Option<String>) -> Result<RunOptions, String> {
+fn options(
+    args: &TestbedArgs,
+    dir: PathBuf,
+    seed: u64,
+    level: Option<String>,
+) -> Result<RunOptions, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     Ok(RunOptions {
         exe,
@@ -135,7 +137,10 @@ pub fn main(args: &TestbedArgs) -> ExitCode {
             args.time_scale,
             r.pids
         );
-        let lvl = r.report.variant["enforcement"].as_str().unwrap_or("default").to_string();
+        let lvl = r.report.variant["enforcement"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
         if let Err(e) = out.record(&file_s, &lvl, &r) {
             return bad(e);
         }
@@ -179,7 +184,10 @@ fn compare_main(args: &TestbedArgs) -> ExitCode {
                     Err(e) => sim.errors.push(e),
                 }
                 let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
-                let dir = args.out.join("runs").join(format!("{stem}-{lname}-s{seed}"));
+                let dir = args
+                    .out
+                    .join("runs")
+                    .join(format!("{stem}-{lname}-s{seed}"));
                 let opts = match options(args, dir, seed, Some(lname.clone())) {
                     Ok(o) => o,
                     Err(e) => return bad(e),
@@ -224,8 +232,7 @@ fn compare_main(args: &TestbedArgs) -> ExitCode {
     let _ = std::fs::write(args.out.join("compare.md"), &table);
     let _ = std::fs::write(
         args.out.join("compare.json"),
-        serde_json::to_string_pretty(&json!({"runs": args.runs, "rows": rows}))
-            .unwrap_or_default(),
+        serde_json::to_string_pretty(&json!({"runs": args.runs, "rows": rows})).unwrap_or_default(),
     );
     report(&args.out);
     // The table goes into the report's summary too.

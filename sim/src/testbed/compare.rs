@@ -127,7 +127,10 @@ pub fn table(rows: &[Row], runs: u64) -> String {
             if r.agree { "yes" } else { "**no**" }
         ));
     }
-    let why: Vec<&Row> = rows.iter().filter(|r| r.why.is_some() && !r.agree).collect();
+    let why: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.why.is_some() && !r.agree)
+        .collect();
     if !why.is_empty() {
         s.push_str("\nWhere they differ:\n\n");
         for r in why {

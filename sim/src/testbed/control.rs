@@ -423,10 +423,7 @@ fn converge(node: &Node, q: &BTreeMap<String, String>) -> Answer {
         .clients
         .iter()
         .map(|(c, core)| {
-            let mail = node
-                .offline
-                .get(c)
-                .map_or(0, |(o, m)| o.len() + m.len());
+            let mail = node.offline.get(c).map_or(0, |(o, m)| o.len() + m.len());
             let view = core.room_view(&room).map(|v| {
                 let participants: Vec<&str> = v
                     .state

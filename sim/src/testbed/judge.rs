@@ -75,9 +75,7 @@ fn dict(v: &Value) -> BTreeMap<u16, Vec<u8>> {
     v.as_object()
         .map(|o| {
             o.iter()
-                .filter_map(|(k, x)| {
-                    Some((k.parse().ok()?, hex::decode(x.as_str()?).ok()?))
-                })
+                .filter_map(|(k, x)| Some((k.parse().ok()?, hex::decode(x.as_str()?).ok()?)))
                 .collect()
         })
         .unwrap_or_default()
@@ -131,12 +129,19 @@ impl Judge<'_> {
     fn hub_committed(&self) -> Option<CommittedState> {
         let v = self.hub_views.get(&self.current_hub())?;
         let users = |x: &Value| -> Option<(UserUri, u32)> {
-            Some((x.get(0)?.as_str()?.parse().ok()?, u32::try_from(x.get(1)?.as_u64()?).ok()?))
+            Some((
+                x.get(0)?.as_str()?.parse().ok()?,
+                u32::try_from(x.get(1)?.as_u64()?).ok()?,
+            ))
         };
         Some(CommittedState {
             room: self.room.clone(),
             epoch: v.get("epoch")?.as_u64()?,
-            participants: v["participants"].as_array()?.iter().filter_map(users).collect(),
+            participants: v["participants"]
+                .as_array()?
+                .iter()
+                .filter_map(users)
+                .collect(),
             members: v["members"]
                 .as_array()?
                 .iter()
@@ -191,7 +196,11 @@ impl Judge<'_> {
             .position(|(_, _, r)| !r.is_empty() && reason.contains(r.as_str()))
             .or_else(|| {
                 (reason == "NotAllowed")
-                    .then(|| self.refusals.iter().position(|(e, _, _)| e == "submitMessage"))
+                    .then(|| {
+                        self.refusals
+                            .iter()
+                            .position(|(e, _, _)| e == "submitMessage")
+                    })
                     .flatten()
             })?;
         self.refusals.remove(pos).map(|(_, rule, _)| rule)
@@ -286,7 +295,10 @@ impl Judge<'_> {
             self.out.unreadable += 1;
             return;
         };
-        let room: Option<RoomUri> = b.get("room").and_then(Value::as_str).and_then(|r| r.parse().ok());
+        let room: Option<RoomUri> = b
+            .get("room")
+            .and_then(Value::as_str)
+            .and_then(|r| r.parse().ok());
         let honest = self.honest.contains(c);
         match (tag, room) {
             ("Joined", Some(room)) => {
@@ -346,7 +358,10 @@ impl Judge<'_> {
             self.out.unreadable += 1;
             return;
         };
-        let Some(room) = b.get("room").and_then(Value::as_str).and_then(|r| r.parse::<RoomUri>().ok())
+        let Some(room) = b
+            .get("room")
+            .and_then(Value::as_str)
+            .and_then(|r| r.parse::<RoomUri>().ok())
         else {
             return;
         };
@@ -368,8 +383,11 @@ impl Judge<'_> {
                     .map_or_else(|| code.clone(), str::to_string);
                 *self.out.rejections.entry(key.clone()).or_default() += 1;
                 if code != "wrongEpoch" {
-                    self.refusals
-                        .push_back((s(b, "endpoint").to_string(), key, s(b, "reason").to_string()));
+                    self.refusals.push_back((
+                        s(b, "endpoint").to_string(),
+                        key,
+                        s(b, "reason").to_string(),
+                    ));
                     if self.refusals.len() > MAX_PENDING_REFUSALS {
                         self.refusals.pop_front();
                     }
@@ -400,7 +418,13 @@ pub fn judge(
 ) -> Judged {
     let mut j = Judge {
         scenario,
-        oracles: Oracles::new(scenario.oracles.disabled.iter().map(|o| o.get_ref().clone())),
+        oracles: Oracles::new(
+            scenario
+                .oracles
+                .disabled
+                .iter()
+                .map(|o| o.get_ref().clone()),
+        ),
         room: resolved.room.clone(),
         hub: resolved.hub.clone(),
         honest: resolved
@@ -415,7 +439,11 @@ pub fn judge(
             .filter(|d| !resolved.adversaries.iter().any(|(a, _)| a == *d))
             .map(|d| d.as_str().to_string())
             .collect(),
-        users: resolved.users.iter().map(|u| (u.name(), u.clone())).collect(),
+        users: resolved
+            .users
+            .iter()
+            .map(|u| (u.name(), u.clone()))
+            .collect(),
         hub_views: BTreeMap::new(),
         views: BTreeMap::new(),
         epochs: BTreeMap::new(),
@@ -448,9 +476,15 @@ pub fn judge(
         match kind {
             "client" => {
                 if let Some(("MessageBuilt", b)) = tagged(&l["event"]) {
-                    if let (Ok(c), Ok(room)) = (node.parse::<ClientUri>(), s(b, "room").parse::<RoomUri>()) {
-                        j.oracles
-                            .message_built(&c, &room, s(b, "mls_message_sha256"), i as u64 + 1);
+                    if let (Ok(c), Ok(room)) =
+                        (node.parse::<ClientUri>(), s(b, "room").parse::<RoomUri>())
+                    {
+                        j.oracles.message_built(
+                            &c,
+                            &room,
+                            s(b, "mls_message_sha256"),
+                            i as u64 + 1,
+                        );
                     }
                 }
                 last_op.remove(node);
@@ -495,7 +529,8 @@ pub fn judge(
                 }
             }
             "client-view" => {
-                let (Ok(c), Ok(room)) = (node.parse::<ClientUri>(), s(l, "room").parse::<RoomUri>())
+                let (Ok(c), Ok(room)) =
+                    (node.parse::<ClientUri>(), s(l, "room").parse::<RoomUri>())
                 else {
                     continue;
                 };
@@ -535,8 +570,10 @@ pub fn judge(
                 }
             }
             "deliver" if j.honest_providers.contains(node) => {
-                let (Ok(c), Ok(room)) = (s(l, "client").parse::<ClientUri>(), s(l, "room").parse::<RoomUri>())
-                else {
+                let (Ok(c), Ok(room)) = (
+                    s(l, "client").parse::<ClientUri>(),
+                    s(l, "room").parse::<RoomUri>(),
+                ) else {
                     continue;
                 };
                 j.oracles

@@ -171,7 +171,11 @@ fn node_options(args: &NodeArgs) -> Result<node::NodeOptions, String> {
         state: args.state.clone(),
         seed: args.seed,
         setup: match &args.scenario {
-            Some(p) => Some(setup::Setup::load(p, Some(&args.enforcement), &args.variants)?),
+            Some(p) => Some(setup::Setup::load(
+                p,
+                Some(&args.enforcement),
+                &args.variants,
+            )?),
             None => None,
         },
         enforcement: match args.enforcement.as_str() {

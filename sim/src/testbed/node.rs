@@ -27,9 +27,9 @@ use nodes::server::Server;
 use serde_json::{json, Value};
 use tokio::time::MissedTickBehavior;
 
-use super::{control, observe};
 use super::peers::PeersFile;
 use super::tls::{wall_ms, TlsConfig, TlsTransport};
+use super::{control, observe};
 use crate::net::{self, HostConfig, HostHandle};
 use crate::record::Recorder;
 use crate::run::CLIENT_TICK_MS;

@@ -220,9 +220,8 @@ impl Bed {
                 return Err(fail(format!("no addresses within {START_TIMEOUT:?}")));
             }
         };
-        let (mimi, control) = parse_started(&line).ok_or_else(|| {
-            fail(format!("unexpected first line {line:?}"))
-        })?;
+        let (mimi, control) =
+            parse_started(&line).ok_or_else(|| fail(format!("unexpected first line {line:?}")))?;
         // Keep draining stdout so the node never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.nodes.insert(
@@ -267,12 +266,14 @@ impl Bed {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), RunnerError> {
-        let n = self.nodes.get(d).filter(|n| n.child.is_some()).ok_or_else(|| {
-            RunnerError::Control {
+        let n = self
+            .nodes
+            .get(d)
+            .filter(|n| n.child.is_some())
+            .ok_or_else(|| RunnerError::Control {
                 provider: d.to_string(),
                 reason: "the node is down".into(),
-            }
-        })?;
+            })?;
         control_call(n.control, method, path, body)
             .await
             .map_err(|reason| RunnerError::Control {
@@ -492,7 +493,11 @@ impl Driver<'_> {
                     }
                     let body = json!({"client": c.as_str(), "online": !open});
                     // A node that is down has no client to take offline: noted, not fatal.
-                    if let Err(e) = self.bed.call(&c.domain(), "POST", "/online", Some(&body)).await {
+                    if let Err(e) = self
+                        .bed
+                        .call(&c.domain(), "POST", "/online", Some(&body))
+                        .await
+                    {
                         self.sim_line("control-error", json!({"reason": e.to_string()}));
                     }
                 }
@@ -630,7 +635,11 @@ impl Driver<'_> {
                     .flatten()
                     .filter_map(|m| m.as_str().map(String::from))
                     .collect();
-                (h["epoch"].as_u64().unwrap_or(0), h["group_context"].as_str().unwrap_or("").to_string(), members)
+                (
+                    h["epoch"].as_u64().unwrap_or(0),
+                    h["group_context"].as_str().unwrap_or("").to_string(),
+                    members,
+                )
             });
         // Without an MLS view at the hub: the members' highest epoch.
         let hub = hub.or_else(|| {
@@ -657,7 +666,9 @@ impl Driver<'_> {
             let member = hub.as_ref().is_some_and(|(_, _, m)| m.contains(c.as_str()));
             let Some(s) = self.snap.clients.get(c) else {
                 if member {
-                    return Err(format!("{c} is a member at the hub but its node does not have it"));
+                    return Err(format!(
+                        "{c} is a member at the hub but its node does not have it"
+                    ));
                 }
                 continue;
             };
@@ -675,7 +686,9 @@ impl Driver<'_> {
                     }
                 }
                 (Some((e, _, _)), None) if member => {
-                    return Err(format!("{c} is a member at the hub (epoch {e}) but has not joined"));
+                    return Err(format!(
+                        "{c} is a member at the hub (epoch {e}) but has not joined"
+                    ));
                 }
                 (_, Some(v)) if !member => {
                     return Err(format!(
@@ -755,7 +768,8 @@ async fn drive(bed: &mut Bed, setup: &Setup, opts: &RunOptions) -> Result<Testbe
             if x == y {
                 continue;
             }
-            let seed = opts.seed ^ ((i as u64) << 32 | j as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let seed =
+                opts.seed ^ ((i as u64) << 32 | j as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let p = Proxy::start(x.as_str(), y.as_str(), bed.nodes[y].mimi, seed).await?;
             bed.proxies.insert((x.clone(), y.clone()), p);
         }
@@ -802,7 +816,19 @@ async fn drive(bed: &mut Bed, setup: &Setup, opts: &RunOptions) -> Result<Testbe
     // On an error the caller kills the processes.
     let (converged_at, liveness) = drive_scenario(&mut w, setup).await?;
     let (lines, faults, start, start_ms, scale) = (w.lines, w.faults, w.start, w.start_ms, w.scale);
-    finish(bed, setup, opts, lines, faults, start, start_ms, scale, converged_at, liveness).await
+    finish(
+        bed,
+        setup,
+        opts,
+        lines,
+        faults,
+        start,
+        start_ms,
+        scale,
+        converged_at,
+        liveness,
+    )
+    .await
 }
 
 /// Drives the scenario until convergence after healing or the liveness bound. Returns
@@ -814,7 +840,10 @@ async fn drive_scenario(
     let scenario = &setup.scenario;
     for c in &setup.resolved.clients {
         let body = json!({"user": c.user().name(), "device": c.device()});
-        let (status, v) = w.bed.call(&c.domain(), "POST", "/clients", Some(&body)).await?;
+        let (status, v) = w
+            .bed
+            .call(&c.domain(), "POST", "/clients", Some(&body))
+            .await?;
         if status != 200 {
             return Err(RunnerError::Control {
                 provider: c.domain().to_string(),
@@ -850,7 +879,12 @@ async fn drive_scenario(
     loop {
         if w.start.elapsed() > hard_stop {
             let t = w.t();
-            return Ok((None, Some(format!("the runner stopped at {t} ms: past the liveness bound"))));
+            return Ok((
+                None,
+                Some(format!(
+                    "the runner stopped at {t} ms: past the liveness bound"
+                )),
+            ));
         }
         let t = w.t();
         while ai < actions.len() && actions[ai].0 <= t {
@@ -946,7 +980,8 @@ async fn finish(
         journals.push(merge::read_journal(&n.state.join("events.jsonl"), i + 1)?);
     }
     let windows = faults::plan(scenario, &setup.resolved, opts.seed);
-    let mut enabled: BTreeSet<String> = windows.iter().map(|w| w.fault.kind().to_string()).collect();
+    let mut enabled: BTreeSet<String> =
+        windows.iter().map(|w| w.fault.kind().to_string()).collect();
     if let Some(sw) = &scenario.faults.swarm {
         enabled.extend(sw.get_ref().kinds.iter().cloned());
     }
@@ -974,7 +1009,13 @@ async fn finish(
     });
     let mut lines = vec![header];
     lines.extend(merged.lines);
-    let judged = judge::judge(scenario, &setup.resolved, &lines, converged_at.is_some(), end_t);
+    let judged = judge::judge(
+        scenario,
+        &setup.resolved,
+        &lines,
+        converged_at.is_some(),
+        end_t,
+    );
     let adversary = |name: &str| {
         let key = client_key(name);
         setup
@@ -986,7 +1027,10 @@ async fn finish(
     };
     let step_end = judged.step_end.clone();
     let steps_not_done = step_notes(scenario, &step_end, adversary);
-    let steps_done = step_end.iter().filter(|e| **e == Some(StepEnd::Done)).count();
+    let steps_done = step_end
+        .iter()
+        .filter(|e| **e == Some(StepEnd::Done))
+        .count();
     let outcome = outcome_of(
         !judged.violations.is_empty(),
         liveness.is_some(),

@@ -25,7 +25,11 @@ pub struct Setup {
 
 impl Setup {
     /// Loads `path` at `enforcement` (default: the file's) with `variants` (`key=value`).
-    pub fn load(path: &Path, enforcement: Option<&str>, variants: &[String]) -> Result<Self, String> {
+    pub fn load(
+        path: &Path,
+        enforcement: Option<&str>,
+        variants: &[String],
+    ) -> Result<Self, String> {
         let (s, text) = Scenario::load(path).map_err(|e| e.to_string())?;
         let s = match crate::cli::level(enforcement) {
             Some(l) => s.at_level(l),
