@@ -551,10 +551,8 @@ pub fn judge(
                 }
             }
             "hub" => j.hub_event(t, node, &l["event"], line),
-            "hub-view" => {
-                if s(l, "room") == j.room.as_str() {
-                    j.hub_views.insert(node.to_string(), l.clone());
-                }
+            "hub-view" if s(l, "room") == j.room.as_str() => {
+                j.hub_views.insert(node.to_string(), l.clone());
             }
             "hub-log" => {
                 if let Ok(room) = s(l, "room").parse::<RoomUri>() {

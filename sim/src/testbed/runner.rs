@@ -914,8 +914,6 @@ async fn drive_scenario(
                     q.pop_front();
                 }
                 w.hand(&c, i).await;
-                // The next step of this client waits for a fresh view.
-                break;
             }
         }
         w.waiting.retain(|_, q| !q.is_empty());
