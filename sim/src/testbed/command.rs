@@ -98,7 +98,8 @@ fn block_on<T>(
 
 /// `mimi-sim testbed`.
 pub fn main(args: &TestbedArgs) -> ExitCode {
-    super::init_logging();
+    // The runner's own logs (and the simulator's, under --compare) only when asked for.
+    super::init_logging_at("warn");
     if args.compare {
         return compare_main(args);
     }
@@ -115,6 +116,7 @@ pub fn main(args: &TestbedArgs) -> ExitCode {
     let file_s = file.display().to_string();
     let level = args.enforcement.clone();
     let mut failed = false;
+    let mut notes = std::collections::BTreeMap::new();
     for i in 0..args.runs {
         let seed = args.seed + i;
         let dir = args.out.join("runs").join(format!("s{seed}"));
@@ -144,9 +146,18 @@ pub fn main(args: &TestbedArgs) -> ExitCode {
         if let Err(e) = out.record(&file_s, &lvl, &r) {
             return bad(e);
         }
+        if r.report.outcome != Outcome::Ok {
+            println!(
+                "testbed reproduce: mimi-sim testbed {file_s} --seed {seed} --enforcement {lvl} \
+                 --time-scale {} (a testbed run is not deterministic)",
+                args.time_scale
+            );
+        }
         failed |= r.report.outcome != Outcome::Ok;
+        notes.extend(r.fault_notes.clone());
     }
     report(&args.out);
+    append_section(&args.out, "Testbed fault injection", &fault_section(&notes));
     ExitCode::from(if failed { EXIT_FAILED } else { EXIT_OK })
 }
 
@@ -157,12 +168,35 @@ fn report(dir: &Path) {
     }
 }
 
+/// Adds a section (Markdown) to the report's summary.md and index.html.
+fn append_section(dir: &Path, title: &str, markdown: &str) {
+    let summary = dir.join("report").join("summary.md");
+    if let Ok(text) = std::fs::read_to_string(&summary) {
+        let _ = std::fs::write(&summary, format!("{text}\n## {title}\n\n{markdown}"));
+    }
+    let index = dir.join("report").join("index.html");
+    if let Ok(html) = std::fs::read_to_string(&index) {
+        let esc = markdown.replace('&', "&amp;").replace('<', "&lt;");
+        let section = format!("<h2>{title}</h2>\n<pre>{esc}</pre>\n</body>");
+        let _ = std::fs::write(&index, html.replacen("</body>", &section, 1));
+    }
+}
+
+/// The fault kinds of the runs and how the testbed injected each.
+fn fault_section(notes: &std::collections::BTreeMap<String, String>) -> String {
+    if notes.is_empty() {
+        return "No fault windows in these runs.\n".into();
+    }
+    notes.iter().map(|(k, v)| format!("* {k}: {v}\n")).collect()
+}
+
 fn compare_main(args: &TestbedArgs) -> ExitCode {
     let mut out = match Out::create(&args.out) {
         Ok(o) => o,
         Err(e) => return bad(e),
     };
     let mut rows: Vec<Row> = Vec::new();
+    let mut notes = std::collections::BTreeMap::new();
     for file in compare::files(&args.files) {
         let levels = match Scenario::load(&file) {
             Ok((s, _)) => s.levels(),
@@ -196,6 +230,7 @@ fn compare_main(args: &TestbedArgs) -> ExitCode {
                     Ok(r) => {
                         tb.add(&r.report);
                         crashes |= r.report.faults.get("crash").copied().unwrap_or(0) > 0;
+                        notes.extend(r.fault_notes.clone());
                         if let Err(e) = out.record(&file_s, &lname, &r) {
                             return bad(e);
                         }
@@ -235,20 +270,8 @@ fn compare_main(args: &TestbedArgs) -> ExitCode {
         serde_json::to_string_pretty(&json!({"runs": args.runs, "rows": rows})).unwrap_or_default(),
     );
     report(&args.out);
-    // The table goes into the report's summary too.
-    let summary = args.out.join("report").join("summary.md");
-    if let Ok(text) = std::fs::read_to_string(&summary) {
-        let _ = std::fs::write(
-            &summary,
-            format!("{text}\n## Simulator vs testbed\n\n{table}"),
-        );
-    }
-    let index = args.out.join("report").join("index.html");
-    if let Ok(html) = std::fs::read_to_string(&index) {
-        let esc = table.replace('&', "&amp;").replace('<', "&lt;");
-        let section = format!("<h2>Simulator vs testbed</h2>\n<pre>{esc}</pre>\n</body>");
-        let _ = std::fs::write(&index, html.replacen("</body>", &section, 1));
-    }
+    append_section(&args.out, "Simulator vs testbed", &table);
+    append_section(&args.out, "Testbed fault injection", &fault_section(&notes));
     let all_agree = rows.iter().all(|r| r.agree);
     ExitCode::from(if all_agree { EXIT_OK } else { EXIT_FAILED })
 }

@@ -1,4 +1,4 @@
-//! # Testbed (in progress)
+//! # Testbed
 //!
 //! The other half of the project next to the simulator: providers as real processes on
 //! loopback, running the **same** sans-IO cores behind the **same** HTTP/1.1 host adapter
@@ -30,17 +30,32 @@
 //!   are journalled in batches every 100 ms, so order by `t`). Logs go through
 //!   `tracing` to stderr (`RUST_LOG=debug` etc.; default `info`).
 //!
+//! * `mimi-sim node --scenario FILE [--variant K=V]` configures the server and the
+//!   scenario's clients exactly as the simulator does ([`setup`], through
+//!   [`crate::run::make_server`] / [`crate::run::make_client`]). The node also journals
+//!   what the oracles need ([`observe`]): hub events, the hub's view of each room, hub log
+//!   entries, clients' views after each epoch, and every FanoutMessage handed to a client.
+//!   The control API has `/online` (client offline periods) and `/converge` (what a
+//!   convergence check needs).
+//! * `mimi-sim testbed SCENARIO [--runs N] [--time-scale X] [--out DIR] [--seed S]`
+//!   ([`runner`], [`command`]): one node process per provider, a fault-injecting TCP
+//!   proxy per ordered pair of providers ([`proxy`]), the scenario file unchanged (script,
+//!   fault windows from [`crate::faults::plan`], phases) scaled by `--time-scale`;
+//!   crashes by SIGKILL and restart on the same `--state`; the journals merged
+//!   ([`merge`]) and judged by the simulator's oracles ([`judge`]); a campaign-style
+//!   output folder and the simulator's report. Exit codes as `run`. Every node process is
+//!   killed and waited for on return, error or Ctrl-C.
+//! * `mimi-sim testbed --compare [FILES] [--runs N]` ([`compare`]): per file and level,
+//!   the testbed's outcome distribution beside the simulator's over the same seeds.
+//!
 //! ## What is missing
 //! * **Durable state**: all state is in memory; a killed node loses its clients, rooms and
-//!   queues. SQLite storage (`openmls_sqlite_storage` for clients' MLS state; the hub's
-//!   room log, public group and fan-out queue and the follower's mailboxes, written before
-//!   each reply) is not built, so a crash/restart test cannot pass yet.
-//! * The `mimi-sim testbed SCENARIO` runner (one process per provider, the scenario's
-//!   script, faults and phases driven through the control API), the fault-injecting TCP
-//!   proxy (partitions, one-way, hold/reorder, loss, latency), SIGKILL/restart and client
-//!   offline periods.
-//! * Merging the nodes' JSONL traces and running the oracles on them; the report; the
-//!   `--compare` agreement check with the simulator.
+//!   queues (the runner restarts it on the same `--state` folder; the oracles and the
+//!   convergence check judge what is lost). SQLite storage (`openmls_sqlite_storage` for
+//!   clients' MLS state; the hub's room log, public group and fan-out queue and the
+//!   follower's mailboxes, written before each reply) is being built on another branch.
+//! * Clients live in their provider's process, so a crash kills them too (in the
+//!   simulator they live outside the host and keep their state).
 //! * The simulator's log lines do not go through `tracing` yet.
 
 pub mod certs;
@@ -149,8 +164,13 @@ pub struct CertsArgs {
 
 /// Logs to stderr through `tracing`; `RUST_LOG` filters (default `info`).
 pub fn init_logging() {
+    init_logging_at("info");
+}
+
+/// Logs to stderr through `tracing`; `RUST_LOG` filters (default `default`).
+pub fn init_logging_at(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
