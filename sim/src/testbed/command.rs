@@ -250,7 +250,7 @@ fn compare_main(args: &TestbedArgs) -> ExitCode {
             }
             let agree = sim.class() == tb.class() && tb.errors.is_empty();
             let why = (!agree)
-                .then(|| compare::known_difference(&file_s, &tb_runs, crashes))
+                .then(|| compare::known_difference(&file_s, &sim, &tb, &tb_runs, crashes))
                 .flatten();
             rows.push(Row {
                 file: file_s.clone(),
