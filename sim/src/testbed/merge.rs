@@ -127,3 +127,58 @@ pub fn merge(runner: Vec<Raw>, journals: Vec<(Vec<Raw>, u64)>, start_ms: u64) ->
         .collect();
     Merged { lines, skipped }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lines_of_one_millisecond_go_server_side_first_and_broken_lines_are_skipped() {
+        let dir = std::env::temp_dir().join(format!("merge-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = dir.join("a.jsonl");
+        let b = dir.join("b.jsonl");
+        std::fs::write(
+            &a,
+            "{\"t\":1005,\"node\":\"mimi://a.example/d/alice/1\",\"kind\":\"client\"}\n\
+             {\"t\":1005,\"node\":\"a.example\",\"kind\":\"hub\"}\n{\"t\":10",
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            "{\"t\":1004,\"node\":\"b.example\",\"kind\":\"deliver\"}\n\
+             {\"t\":1005,\"node\":\"b.example\",\"kind\":\"deliver\"}\n",
+        )
+        .unwrap();
+        let ja = read_journal(&a, 1).unwrap();
+        assert_eq!(ja.1, 1, "the half-written last line is skipped");
+        let jb = read_journal(&b, 2).unwrap();
+        let runner = vec![Raw::new(
+            1005,
+            json!({"t": 1005, "node": "sim", "kind": "fault-start"}),
+        )];
+        let m = merge(runner, vec![ja, jb], 1000);
+        let order: Vec<(u64, &str)> = m
+            .lines
+            .iter()
+            .map(|l| (l["t"].as_u64().unwrap(), l["kind"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (4, "deliver"),
+                (5, "fault-start"),
+                (5, "hub"),
+                (5, "deliver"),
+                (5, "client")
+            ]
+        );
+        assert_eq!(m.skipped, 1);
+        assert!(read_journal(&dir.join("missing.jsonl"), 3)
+            .unwrap()
+            .0
+            .is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -39,7 +39,7 @@ use super::tls::wall_ms;
 use crate::faults::{self, Window};
 use crate::record::TRACE_FORMAT;
 use crate::run::{
-    client_key, outcome_of, scenario_hash, step_notes, variant_json, RunReport,
+    client_key, outcome_of, scenario_hash, step_notes, variant_json, RunReport, CLIENT_TICK_MS,
     CONVERGENCE_CHECK_MS,
 };
 use crate::scenario::{Fault, Op, StepEnd};
@@ -876,6 +876,10 @@ async fn drive_scenario(
     let (mut ai, mut si) = (0, 0);
     let mut healed = false;
     let mut next_check = heal_start;
+    // As in the simulator, due steps are handed to their clients on the client tick
+    // (every CLIENT_TICK_MS of scenario time), not the moment they are due: two steps
+    // 5 ms apart in the file are handed a tick apart, in both.
+    let mut next_client_tick = 0;
     loop {
         if w.start.elapsed() > hard_stop {
             let t = w.t();
@@ -904,7 +908,15 @@ async fn drive_scenario(
             si += 1;
         }
         w.poll().await;
-        let cs: Vec<ClientUri> = w.waiting.keys().cloned().collect();
+        let tick = t >= next_client_tick;
+        if tick {
+            next_client_tick = t + CLIENT_TICK_MS;
+        }
+        let cs: Vec<ClientUri> = if tick {
+            w.waiting.keys().cloned().collect()
+        } else {
+            Vec::new()
+        };
         for c in cs {
             while let Some(&i) = w.waiting.get(&c).and_then(|q| q.front()) {
                 if !w.ready(&c, &scenario.script[i].get_ref().op) {
