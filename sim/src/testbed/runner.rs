@@ -876,9 +876,10 @@ async fn drive_scenario(
     let (mut ai, mut si) = (0, 0);
     let mut healed = false;
     let mut next_check = heal_start;
-    // As in the simulator, due steps are handed to their clients on the client tick
-    // (every CLIENT_TICK_MS of scenario time), not the moment they are due: two steps
-    // 5 ms apart in the file are handed a tick apart, in both.
+    // As in the simulator, steps are handed to their clients on the client tick, at
+    // multiples of CLIENT_TICK_MS of scenario time, and a tick takes the steps due at
+    // its instant (not at the poll that notices it): two steps 5 ms apart in the file
+    // are handed a tick apart, in both.
     let mut next_client_tick = 0;
     loop {
         if w.start.elapsed() > hard_stop {
@@ -900,7 +901,12 @@ async fn drive_scenario(
             healed = true;
             w.sim_line("phase", json!({"phase": "heal", "bound_ms": deadline}));
         }
-        while si < steps.len() && steps[si].0 <= t {
+        let tick = t >= next_client_tick;
+        let tick_at = t - t % CLIENT_TICK_MS;
+        if tick {
+            next_client_tick = tick_at + CLIENT_TICK_MS;
+        }
+        while tick && si < steps.len() && steps[si].0 <= tick_at {
             let step = scenario.script[steps[si].1].get_ref();
             if let Some(c) = w.names.get(&client_key(&step.client)).cloned() {
                 w.waiting.entry(c).or_default().push_back(steps[si].1);
@@ -908,10 +914,6 @@ async fn drive_scenario(
             si += 1;
         }
         w.poll().await;
-        let tick = t >= next_client_tick;
-        if tick {
-            next_client_tick = t + CLIENT_TICK_MS;
-        }
         let cs: Vec<ClientUri> = if tick {
             w.waiting.keys().cloned().collect()
         } else {
