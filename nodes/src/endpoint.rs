@@ -13,7 +13,7 @@ use crate::ids::{IdError, RoomUri, UserUri};
 pub const MAX_PATH_LEN: usize = 2048;
 
 /// A MIMI endpoint with its path parameter.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Endpoint {
     KeyMaterial(UserUri),
     Update(RoomUri),

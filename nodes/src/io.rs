@@ -30,18 +30,20 @@ pub mod status {
 
 /// A MIMI request from one provider to another (P§4.1): `Host` = `to`,
 /// `From: mimi@<from>`, POST to the endpoint's path with a TLS-PL body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Request {
     pub from: Domain,
     pub to: Domain,
     pub endpoint: Endpoint,
+    #[serde(with = "bytes")]
     pub body: Vec<u8>,
 }
 
 /// An HTTP response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Response {
     pub status: u16,
+    #[serde(with = "bytes")]
     pub body: Vec<u8>,
 }
 
@@ -70,7 +72,7 @@ pub type RequestId = u64;
 pub type Token = u64;
 
 /// A failure to get any response (timeout, connection refused, partition).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum TransportError {
     #[error("request timed out")]
     Timeout,
@@ -80,16 +82,20 @@ pub enum TransportError {
 
 /// Provider-internal request of a client to its own provider. The provider relays the
 /// MIMI ones to the room's hub and answers with [`ProviderToClient::Reply`] (same `corr`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ClientToProvider {
     /// A MIMI request to relay; `body` is the endpoint's TLS-PL request body.
     Relay {
         corr: u64,
         endpoint: Endpoint,
+        #[serde(with = "bytes")]
         body: Vec<u8>,
     },
     /// Publish KeyPackages (TLS bytes) for this client at its provider (P§5.2).
-    PublishKeyPackages { key_packages: Vec<Vec<u8>> },
+    PublishKeyPackages {
+        #[serde(with = "bytes_list")]
+        key_packages: Vec<Vec<u8>>,
+    },
     /// The client is no longer in `room` (removed or left): stop delivering to it.
     LeaveRoom { room: RoomUri },
     /// Create a room hosted by this provider (P§3.1, provider-local): the creator's
@@ -97,7 +103,9 @@ pub enum ClientToProvider {
     CreateRoom {
         corr: u64,
         room: RoomUri,
+        #[serde(with = "bytes")]
         group_info: Vec<u8>,
+        #[serde(with = "bytes")]
         ratchet_tree: Vec<u8>,
     },
     /// x-hub-transfer §4, takeover: this provider's hub should take `room` over with the
@@ -106,23 +114,30 @@ pub enum ClientToProvider {
     TakeOver {
         corr: u64,
         room: RoomUri,
+        #[serde(with = "bytes")]
         group_info: Vec<u8>,
+        #[serde(with = "bytes")]
         ratchet_tree: Vec<u8>,
+        #[serde(with = "bytes")]
         body: Vec<u8>,
     },
 }
 
 /// Provider-internal message from a provider to one of its clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ProviderToClient {
     /// The answer to a [`ClientToProvider`] request with the same `corr`.
     Reply { corr: u64, response: Response },
     /// One FanoutMessage (TLS bytes) of a room, in hub order.
-    Deliver { room: RoomUri, fanout: Vec<u8> },
+    Deliver {
+        room: RoomUri,
+        #[serde(with = "bytes")]
+        fanout: Vec<u8>,
+    },
 }
 
 /// What a server core wants done.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum ServerOutput {
     /// Answer incoming request `id`.
     Respond { id: RequestId, response: Response },
@@ -136,7 +151,7 @@ pub enum ServerOutput {
 }
 
 /// What a client core wants done.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum ClientOutput {
     ToProvider(ClientToProvider),
 }
@@ -171,5 +186,76 @@ pub trait ServerCore {
     fn on_restart(&mut self, now: Millis) -> Vec<ServerOutput> {
         let _ = now;
         Vec::new()
+    }
+}
+
+/// Byte strings as serde bytes (one CBOR byte string, not an array of numbers): the
+/// testbed journals these messages (`mimi-sim node --state`).
+mod bytes {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(Visitor)
+    }
+
+    pub(super) struct Visitor;
+
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a byte string")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(b) = a.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// A list of byte strings, each as serde bytes.
+mod bytes_list {
+    use serde::ser::SerializeSeq;
+    use serde::{Deserializer, Serializer};
+
+    struct Item<'a>(&'a [u8]);
+
+    impl serde::Serialize for Item<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+
+    struct Owned(Vec<u8>);
+
+    impl<'de> serde::Deserialize<'de> for Owned {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_byte_buf(super::bytes::Visitor).map(Owned)
+        }
+    }
+
+    pub fn serialize<S: Serializer>(list: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(list.len()))?;
+        for b in list {
+            seq.serialize_element(&Item(b))?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let items: Vec<Owned> = serde::Deserialize::deserialize(d)?;
+        Ok(items.into_iter().map(|o| o.0).collect())
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::adversary::{Adversary, AdversaryAction, EQUIVOCATION_CORR};
 use crate::endpoint::Endpoint;
 use crate::follower::{Delivery, Follower, FollowerEvent};
-use crate::hub::{EnforcementConfig, Hub, HubEvent};
+use crate::hub::{EnforcementConfig, Hub, HubEvent, ViewError};
 use crate::ids::{ClientUri, Domain, RoomUri};
 use crate::io::{
     status, ClientToProvider, Millis, ProviderToClient, Request, RequestId, Response, ServerCore,
@@ -80,7 +80,7 @@ pub struct Server {
 }
 
 /// What a malicious provider remembers to carry out its behaviour.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct AdversaryState {
     /// reorder-fanout: non-empty batches seen so far.
     batches: u64,
@@ -111,6 +111,24 @@ impl Server {
             adversary_state: AdversaryState::default(),
             transfer: hub_transfer::TransferState::new(run_seed, &domain_for_transfer),
         }
+    }
+
+    /// An independent deep copy of this server: both roles, every room (the hub's public
+    /// views through [`crate::hub::public_view::PublicView::snapshot`]), the seeded
+    /// streams at their current positions, open requests and queued events. The copy
+    /// and the original go on identically given the same inputs. Used to restart from a
+    /// built state many times (the hub fuzz target) without rebuilding it.
+    pub fn checkpoint(&self) -> Result<Server, ViewError> {
+        Ok(Server {
+            domain: self.domain.clone(),
+            hub: self.hub.checkpoint()?,
+            follower: self.follower.checkpoint(),
+            next_token: self.next_token,
+            pending: self.pending.clone(),
+            adversary: self.adversary,
+            adversary_state: self.adversary_state.clone(),
+            transfer: self.transfer.checkpoint(),
+        })
     }
 
     /// Make this provider malicious in its follower role (see [`crate::adversary`]);

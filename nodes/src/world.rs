@@ -243,6 +243,18 @@ impl MemoryWorld {
         Ok(())
     }
 
+    /// Give a client a command and queue what it sends, without running: the caller
+    /// steps the world ([`MemoryWorld::step`], [`MemoryWorld::run`]).
+    pub fn command_queued(&mut self, client: &ClientUri, cmd: Command) -> Result<(), ClientError> {
+        let c = self
+            .clients
+            .get_mut(client)
+            .ok_or_else(|| ClientError::Other(format!("no client {client}")))?;
+        let out = c.command(self.now, cmd)?;
+        self.client_outputs(client, out);
+        Ok(())
+    }
+
     /// `creator` creates room `name` on its own provider (which becomes the hub) with
     /// `preset`, and everything settles; returns the room's URI.
     pub fn create_room(

@@ -5,9 +5,11 @@
 //! the hub's state unchanged, not accepted without its Welcome.
 
 use nodes::adversary::Adversary;
-use nodes::client::core::{ClientEvent, Command, EVIDENCE_TIMEOUT, MAX_ATTEMPTS};
+use nodes::client::core::{ClientEvent, Command, CATCH_UP_TIMEOUT, EVIDENCE_TIMEOUT, MAX_ATTEMPTS};
+use nodes::client::failure::FailureOrigin;
 use nodes::hub::{Enforcement, EnforcementConfig, HubEvent};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
+use nodes::io::ProviderToClient;
 use nodes::io::{status, Response};
 use nodes::mls::config::Identity;
 use nodes::mls::{SeededProvider, CIPHERSUITE};
@@ -263,6 +265,77 @@ fn the_evidence_phase_ends_when_the_fanout_never_comes() {
     );
     assert!(w.client(&bob).is_idle(&room));
     assert_eq!(w.server(&d("a.example")).hub.room(&room).unwrap().epoch, 2);
+}
+
+#[test]
+fn a_retry_waiting_for_an_epoch_out_of_reach_fails_after_the_catch_up_timeout() {
+    let (mut w, room, alice, bob) = world(6, Enforcement::Full, &[]);
+    add(&mut w, &alice, &room, &bob);
+    assert_eq!(w.client(&bob).room_view(&room).unwrap().epoch, 1);
+    // Bob's provider stops handing him the fan-out; Alice commits twice (epoch 3).
+    let b = d("b.example");
+    let server = w.servers.remove(&b).unwrap();
+    w.servers
+        .insert(b, server.with_adversary(Some(Adversary::DropFanout)));
+    for _ in 0..2 {
+        w.command(&alice, Command::SelfUpdate { room: room.clone() })
+            .unwrap();
+    }
+    let hub = d("a.example");
+    assert_eq!(w.server(&hub).hub.room(&room).unwrap().epoch, 3);
+    // The log's commits: Bob's add (0 → 1), then Alice's two updates; the first update
+    // is the commit that wins epoch 1.
+    let epoch1_commit = w
+        .server(&hub)
+        .hub
+        .room(&room)
+        .unwrap()
+        .log
+        .iter()
+        .filter(|e| e.kind.contains("commit"))
+        .nth(1)
+        .map(|e| e.fanout.clone())
+        .expect("Alice's first update is logged");
+    // Bob's commit at epoch 1 is answered wrongEpoch (3); then the commit that won
+    // epoch 1 reaches him (and nothing after it): his retry must wait for epoch 3,
+    // which he cannot reach.
+    w.command_queued(&bob, Command::SelfUpdate { room: room.clone() })
+        .unwrap();
+    while w.step() {}
+    w.to_client(
+        &bob,
+        ProviderToClient::Deliver {
+            room: room.clone(),
+            fanout: epoch1_commit,
+        },
+    );
+    let start = w.now;
+    w.run();
+    assert_eq!(w.client(&bob).room_view(&room).unwrap().epoch, 2);
+    let failed: Vec<(FailureOrigin, String)> = w
+        .client_events
+        .iter()
+        .filter(|(c, _)| c == &bob)
+        .filter_map(|(_, e)| match e {
+            ClientEvent::OpFailed { origin, reason, .. } => Some((*origin, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failed.iter().map(|f| f.0).collect::<Vec<_>>(),
+        [FailureOrigin::EpochOutOfReach {
+            epoch: 3,
+            reached: 2
+        }],
+        "{failed:?}"
+    );
+    assert!(
+        failed[0].1.contains("epoch 3 not reached"),
+        "{}",
+        failed[0].1
+    );
+    assert!(w.now >= start + CATCH_UP_TIMEOUT, "it waited the timeout");
+    assert!(w.client(&bob).is_idle(&room), "the queue moved on");
 }
 
 /// A signed `/groupInfo` request by Bob's second device, with `suite` and `key`.

@@ -774,7 +774,8 @@ struct Progress {
     started: Instant,
     last: Instant,
     total: usize,
-    tty: bool,
+    /// On a terminal: an `indicatif` bar; elsewhere (CI logs) a line every 10 s.
+    bar: Option<indicatif::ProgressBar>,
     label: &'static str,
     shown: usize,
 }
@@ -782,46 +783,45 @@ struct Progress {
 impl Progress {
     fn new(total: usize, label: &'static str) -> Progress {
         use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            let style = indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} runs, {elapsed}, eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("#>-");
+            bar.set_style(style);
+            bar.set_prefix(label);
+            bar
+        });
         Progress {
             started: Instant::now(),
             last: Instant::now(),
             total,
-            tty: std::io::stderr().is_terminal(),
+            bar,
             label,
             shown: usize::MAX,
         }
     }
+
     fn show(&mut self, done: usize) {
         if done == self.shown {
             return;
         }
         self.shown = done;
-        let el = self.started.elapsed().as_secs_f64();
-        let eta = if done > 0 {
-            el * (self.total.saturating_sub(done)) as f64 / done as f64
-        } else {
-            0.0
-        };
-        if self.tty {
-            let width = 30;
-            let fill = (done * width) / self.total.max(1);
-            eprint!(
-                "\r{} [{}{}] {done}/{} runs, {el:.0} s, eta {eta:.0} s   ",
-                self.label,
-                "#".repeat(fill.min(width)),
-                "-".repeat(width - fill.min(width)),
-                self.total
-            );
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
             if done >= self.total {
-                eprintln!();
+                bar.finish();
             }
         } else if self.last.elapsed() >= Duration::from_secs(10) || done >= self.total {
             self.last = Instant::now();
             eprintln!(
-                "{}: {done}/{} runs ({:.0} %), {el:.0} s elapsed",
+                "{}: {done}/{} runs ({:.0} %), {:.0} s elapsed",
                 self.label,
                 self.total,
-                100.0 * done as f64 / self.total.max(1) as f64
+                100.0 * done as f64 / self.total.max(1) as f64,
+                self.started.elapsed().as_secs_f64()
             );
         }
     }

@@ -1244,8 +1244,10 @@ fn refused_by_hub(origin: &FailureOrigin) -> bool {
         FailureOrigin::HubRefused { .. }
         | FailureOrigin::HttpError { .. }
         | FailureOrigin::RetriesExhausted { .. } => true,
-        // No answer at all is no decision of the hub's: the join did not land.
-        FailureOrigin::BadAnswer
+        // No answer at all, or a retry that never got the epoch it needed, is no
+        // decision of the hub's: the join did not land.
+        FailureOrigin::EpochOutOfReach { .. }
+        | FailureOrigin::BadAnswer
         | FailureOrigin::NoKeyMaterial
         | FailureOrigin::Local(_)
         | FailureOrigin::Unanswered { .. } => false,

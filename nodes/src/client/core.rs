@@ -106,6 +106,12 @@ pub const MAX_ATTEMPTS: u32 = 20;
 /// Longest wait in the evidence phase (see the module doc) before the client asks the
 /// hub once more or, with no attempt left, fails the op.
 pub const EVIDENCE_TIMEOUT: Millis = 30_000;
+/// Longest wait, after a lost epoch, to reach the epoch the retry must be built on
+/// (the hub's `currentEpoch`); then the op fails ([`FailureOrigin::EpochOutOfReach`])
+/// and the room's queue moves on. Longer than the scenarios' partitions of a member
+/// that comes back; it ends the wait of a member that can never reach that epoch (e.g.
+/// a provider corrupting the fan-out it needs).
+pub const CATCH_UP_TIMEOUT: Millis = 60_000;
 /// Correlation ids of one op's attempts that are still recognised (older ones are
 /// ignored like any unknown `corr`).
 pub const MAX_ATTEMPT_CORRS: usize = 32;
@@ -394,8 +400,9 @@ struct ClientRoom {
     member: Option<Member>,
     queue: VecDeque<(Command, u32)>,
     in_flight: Option<(InFlight, u32)>,
-    /// Do not start the next operation before reaching this epoch.
-    wait_epoch: Option<u64>,
+    /// Do not start the next operation before reaching this epoch (a retry after a
+    /// lost epoch), waiting until the deadline at most ([`CATCH_UP_TIMEOUT`]).
+    wait_epoch: Option<(u64, Millis)>,
     /// Do not start the next operation before this time (a retry after `invalidProposal`
     /// waits for the missing proposals to arrive through the fan-out).
     not_before: Option<Millis>,
@@ -720,14 +727,20 @@ impl Client {
     }
 
     /// The earliest time [`Client::on_tick`] has something to do (a reply deadline, a
-    /// resend or the end of an evidence phase), if any.
+    /// resend, the end of an evidence phase, or the end of an idle room's wait), if any.
     pub fn next_wakeup(&self) -> Option<Millis> {
         self.rooms
             .values()
-            .filter_map(|r| match r.in_flight.as_ref()?.0.phase {
-                Phase::Waiting { deadline } => Some(deadline),
-                Phase::Backoff { resend_at } => Some(resend_at),
-                Phase::Evidence { deadline } => Some(deadline),
+            .filter_map(|r| match r.in_flight.as_ref() {
+                Some((f, _)) => Some(match f.phase {
+                    Phase::Waiting { deadline } => deadline,
+                    Phase::Backoff { resend_at } => resend_at,
+                    Phase::Evidence { deadline } => deadline,
+                }),
+                None => {
+                    let waits = [r.not_before, r.wait_epoch.map(|(_, deadline)| deadline)];
+                    waits.into_iter().flatten().min()
+                }
             })
             .min()
     }
@@ -766,7 +779,9 @@ impl Client {
             let Some(r) = self.rooms.get_mut(&room) else {
                 continue;
             };
-            if r.in_flight.is_none() && r.not_before.is_some_and(|t| t <= now) {
+            let wait_over = r.not_before.is_some_and(|t| t <= now)
+                || r.wait_epoch.is_some_and(|(_, deadline)| deadline <= now);
+            if r.in_flight.is_none() && wait_over {
                 self.pump(now, &room, &mut out);
                 continue;
             }
@@ -846,9 +861,28 @@ impl Client {
             if r.in_flight.is_some() {
                 return;
             }
-            if let (Some(w), Some(m)) = (r.wait_epoch, r.member.as_ref()) {
+            if let (Some((w, deadline)), Some(m)) = (r.wait_epoch, r.member.as_ref()) {
                 if m.epoch() < w {
-                    return;
+                    if now < deadline {
+                        return;
+                    }
+                    // The epoch is out of reach: the retry waiting for it fails.
+                    let reached = m.epoch();
+                    r.wait_epoch = None;
+                    if let Some((cmd, _)) = r.queue.pop_front() {
+                        self.finish(
+                            room,
+                            cmd.name(),
+                            Err(failure(
+                                FailureOrigin::EpochOutOfReach { epoch: w, reached },
+                                format!(
+                                    "gave up the retry: epoch {w} not reached within \
+                                     {CATCH_UP_TIMEOUT} ms (still at epoch {reached})"
+                                ),
+                            )),
+                        );
+                    }
+                    continue;
                 }
             }
             if r.not_before.is_some_and(|t| now < t) {
@@ -1554,7 +1588,7 @@ impl Client {
                 }
             }
             ProviderToClient::Deliver { room, fanout } => {
-                if let Err(reason) = self.on_deliver(&room, &fanout, &mut out) {
+                if let Err(reason) = self.on_deliver(now, &room, &fanout, &mut out) {
                     self.events.push(ClientEvent::DeliveryError {
                         room: room.clone(),
                         reason,
@@ -1590,7 +1624,7 @@ impl Client {
         });
     }
 
-    fn retry(&mut self, room: &RoomUri, cmd: Command, retries: u32, epoch: u64) {
+    fn retry(&mut self, now: Millis, room: &RoomUri, cmd: Command, retries: u32, epoch: u64) {
         if retries + 1 > MAX_RETRIES {
             self.finish(
                 room,
@@ -1606,7 +1640,7 @@ impl Client {
         }
         if let Some(r) = self.rooms.get_mut(room) {
             r.queue.push_front((cmd, retries + 1));
-            r.wait_epoch = Some(epoch);
+            r.wait_epoch = Some((epoch, now + CATCH_UP_TIMEOUT));
         }
     }
 
@@ -1869,7 +1903,7 @@ impl Client {
                             self.discard_update(room, false, join);
                         }
                         let wait = if join { 0 } else { current_epoch };
-                        self.retry(room, f.cmd, retries, wait);
+                        self.retry(now, room, f.cmd, retries, wait);
                     }
                     UpdateOutcome::InvalidProposal { .. } if commit && !join => {
                         // The hub accepted proposals this member has not received yet
@@ -1880,7 +1914,7 @@ impl Client {
                             .get(room)
                             .and_then(|r| r.member.as_ref())
                             .map_or(0, Member::epoch);
-                        self.retry(room, f.cmd, retries, wait);
+                        self.retry(now, room, f.cmd, retries, wait);
                         if let Some(r) = self.rooms.get_mut(room) {
                             r.not_before = Some(now + resend_backoff(retries + 1));
                         }
@@ -1935,7 +1969,7 @@ impl Client {
                         } else if echo_epoch.is_some_and(|e| current_epoch > e) {
                             self.await_evidence(now, room, f, retries, current_epoch)
                         } else {
-                            self.retry(room, f.cmd, retries, current_epoch)
+                            self.retry(now, room, f.cmd, retries, current_epoch)
                         }
                     }
                     Ok(other) => {
@@ -2050,6 +2084,7 @@ impl Client {
 
     fn on_deliver(
         &mut self,
+        now: Millis,
         room: &RoomUri,
         fanout: &[u8],
         out: &mut Vec<ClientOutput>,
@@ -2118,7 +2153,7 @@ impl Client {
                     .get(room)
                     .and_then(|r| r.member.as_ref())
                     .map_or(0, Member::epoch);
-                self.retry(room, cmd, retries, hub_epoch.max(have));
+                self.retry(now, room, cmd, retries, hub_epoch.max(have));
             }
             None => {}
         }

@@ -69,6 +69,10 @@ pub enum FailureOrigin {
     /// Every attempt lost (wrongEpoch, epochTooOld, another commit won the epoch) and
     /// the client gave up after `retries` retries.
     RetriesExhausted { retries: u32 },
+    /// After a lost epoch the retry had to wait to reach `epoch` (the hub's), and the
+    /// client was still at `reached` after [`super::core::CATCH_UP_TIMEOUT`]: the fan-out
+    /// it needs never came (or could not be processed).
+    EpochOutOfReach { epoch: u64, reached: u64 },
     /// No definitive answer (timeouts, 5xx) after `attempts` byte-identical sends, and
     /// no fan-out settled the op: the client stopped trying (`MAX_ATTEMPTS`).
     Unanswered { attempts: u32 },

@@ -60,7 +60,7 @@ pub enum FollowerEvent {
     },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct FollowerRoom {
     /// Local clients that receive this room's fan-out.
     subscribers: BTreeSet<ClientUri>,
@@ -101,6 +101,23 @@ impl Follower {
             events: Vec::new(),
             bugs: Bugs::new(),
             adversary: None,
+        }
+    }
+
+    /// An independent deep copy; see [`crate::server::Server::checkpoint`].
+    pub fn checkpoint(&self) -> Follower {
+        Follower {
+            domain: self.domain.clone(),
+            provider: self.provider.checkpoint(),
+            key_packages: self.key_packages.clone(),
+            handed_out: self.handed_out.clone(),
+            refusing: self.refusing.clone(),
+            rooms: self.rooms.clone(),
+            recent: self.recent.clone(),
+            recent_set: self.recent_set.clone(),
+            events: self.events.clone(),
+            bugs: self.bugs.clone(),
+            adversary: self.adversary,
         }
     }
 

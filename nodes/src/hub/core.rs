@@ -252,6 +252,27 @@ impl Hub {
         }
     }
 
+    /// An independent deep copy of this hub (every room, the stream position of its
+    /// provider, its events); see [`crate::server::Server::checkpoint`].
+    pub fn checkpoint(&self) -> Result<Hub, ViewError> {
+        let mut rooms = BTreeMap::new();
+        for (uri, room) in &self.rooms {
+            rooms.insert(uri.clone(), room.checkpoint()?);
+        }
+        Ok(Hub {
+            domain: self.domain.clone(),
+            provider: self.provider.checkpoint(),
+            identity: self.identity.clone(),
+            config: self.config.clone(),
+            rooms,
+            key_package_routes: self.key_package_routes.clone(),
+            last_timestamp: self.last_timestamp,
+            events: self.events.clone(),
+            bugs: self.bugs.clone(),
+            room_state: self.room_state,
+        })
+    }
+
     /// Follow the room-state variant `mode` (x-hub-only-room-state under
     /// [`RoomStateMode::HubOnly`], see [`crate::room::hub_only`]).
     pub fn set_room_state_mode(&mut self, mode: RoomStateMode) {

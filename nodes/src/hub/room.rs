@@ -8,7 +8,7 @@ use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
 use crate::io::{Millis, Token};
 use crate::room::{Membership, RoomState};
 
-use super::public_view::PublicView;
+use super::public_view::{PublicView, ViewError};
 use crate::transfer::HubRecord;
 
 /// Whether this hub sequences the room (x-hub-transfer, [`crate::transfer`]).
@@ -118,6 +118,40 @@ pub struct HubRoom {
 pub const MAX_REMEMBERED_ACCEPTED: usize = 1024;
 
 impl HubRoom {
+    /// An independent deep copy (the public view through [`PublicView::snapshot`]); see
+    /// [`crate::server::Server::checkpoint`].
+    pub fn checkpoint(&self) -> Result<HubRoom, ViewError> {
+        let view = match &self.view {
+            Some(v) => Some(v.snapshot()?),
+            None => None,
+        };
+        Ok(HubRoom {
+            room: self.room.clone(),
+            group_id: self.group_id.clone(),
+            view,
+            epoch: self.epoch,
+            committed: self.committed.clone(),
+            hub_state: self.hub_state.clone(),
+            pending: self.pending.clone(),
+            muted: self.muted.clone(),
+            group_info: self.group_info.clone(),
+            ratchet_tree: self.ratchet_tree.clone(),
+            authorized_joiners: self.authorized_joiners.clone(),
+            known_domains: self.known_domains.clone(),
+            log: self.log.clone(),
+            outbound: self.outbound.clone(),
+            pending_client_delta: self.pending_client_delta.clone(),
+            pending_added: self.pending_added.clone(),
+            created_from: self.created_from,
+            accepted: self.accepted.clone(),
+            accepted_order: self.accepted_order.clone(),
+            record: self.record.clone(),
+            sequencer: self.sequencer.clone(),
+            seq_base: self.seq_base,
+            took_over_at: self.took_over_at,
+        })
+    }
+
     /// Remember that the message with hash `h` was accepted at `ts`.
     pub fn remember_accepted(&mut self, h: [u8; 32], ts: Millis) {
         if self.accepted.insert(h, ts).is_none() {

@@ -86,6 +86,7 @@ pub fn room_group_context_extensions(
 }
 
 /// A node's MLS identity: a BasicCredential and a seeded Ed25519 key pair.
+#[derive(Clone)]
 pub struct Identity {
     pub signer: SignatureKeyPair,
     pub credential_with_key: CredentialWithKey,

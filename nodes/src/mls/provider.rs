@@ -267,6 +267,16 @@ impl SeededCrypto {
         Ok(out)
     }
 
+    /// An independent copy at the same stream position: both draw the same bytes from
+    /// here on (see [`crate::server::Server::checkpoint`]).
+    pub fn checkpoint(&self) -> SeededCrypto {
+        SeededCrypto {
+            inner: RustCrypto::default(),
+            hpke_key: self.hpke_key,
+            rng: Mutex::new(self.snapshot().0),
+        }
+    }
+
     /// Save the stream position.
     pub fn snapshot(&self) -> RngSnapshot {
         RngSnapshot(self.rng.lock().expect("rng lock is never poisoned").clone())
@@ -515,6 +525,15 @@ impl SeededProvider {
             .clone();
         MemoryStorage {
             values: std::sync::RwLock::new(values),
+        }
+    }
+
+    /// An independent deep copy: the same stream position and the same stored objects
+    /// (see [`crate::server::Server::checkpoint`]).
+    pub fn checkpoint(&self) -> SeededProvider {
+        SeededProvider {
+            crypto: self.crypto.checkpoint(),
+            storage: self.storage_snapshot(),
         }
     }
 

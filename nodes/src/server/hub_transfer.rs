@@ -90,6 +90,17 @@ pub(super) struct TransferState {
 }
 
 impl TransferState {
+    /// An independent deep copy; see [`Server::checkpoint`].
+    pub(super) fn checkpoint(&self) -> TransferState {
+        TransferState {
+            mode: self.mode,
+            directory: self.directory.clone(),
+            handoffs: self.handoffs.clone(),
+            fences: self.fences.clone(),
+            verifier: self.verifier.checkpoint(),
+        }
+    }
+
     pub(super) fn new(run_seed: u64, domain: &Domain) -> Self {
         TransferState {
             mode: TransferMode::default(),

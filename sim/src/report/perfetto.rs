@@ -16,6 +16,12 @@ use serde_json::{json, Value};
 use super::trace::{ArrowKind, Role, RunModel};
 
 /// The trace-event document of a run.
+/// Milliseconds as Perfetto's microseconds; a trace file's times are untrusted input, so
+/// an absurd one saturates instead of overflowing (found by the `trace` fuzz target).
+fn us(ms: u64) -> u64 {
+    ms.saturating_mul(1000)
+}
+
 pub fn trace_events(m: &RunModel) -> Value {
     let mut pid_of: BTreeMap<String, u64> = BTreeMap::new();
     let mut tid_of: BTreeMap<String, u64> = BTreeMap::new();
@@ -64,12 +70,12 @@ pub fn trace_events(m: &RunModel) -> Value {
     };
     for a in &m.arrows {
         let (pid, tid) = place(&a.from);
-        let ts = a.t_send * 1000;
+        let ts = us(a.t_send);
         match a.kind {
             ArrowKind::Request | ArrowKind::Response => ev.push(json!({
                 "ph": "X", "name": a.label, "cat": if a.kind == ArrowKind::Request {"request"} else {"response"},
                 "pid": pid, "tid": tid, "ts": ts,
-                "dur": (a.t_recv.saturating_sub(a.t_send) * 1000).max(1),
+                "dur": us(a.t_recv.saturating_sub(a.t_send)).max(1),
                 "args": {"to": a.to, "lines": a.lines},
             })),
             _ => ev.push(json!({
@@ -83,20 +89,49 @@ pub fn trace_events(m: &RunModel) -> Value {
         let (pid, tid) = place(&k.node);
         ev.push(
             json!({"ph": "i", "s": "t", "name": k.label, "cat": if k.bad {"failure"} else {"event"},
-            "pid": pid, "tid": tid, "ts": k.t * 1000, "args": {"line": k.line}}),
+            "pid": pid, "tid": tid, "ts": us(k.t), "args": {"line": k.line}}),
         );
     }
     for (i, f) in m.faults.iter().enumerate() {
         let end = f.end.unwrap_or(m.end_ms);
         ev.push(json!({"ph": "X", "name": f.text, "cat": "fault", "pid": faults_pid, "tid": i as u64 + 1,
-            "ts": f.start * 1000, "dur": (end.saturating_sub(f.start) * 1000).max(1),
+            "ts": us(f.start), "dur": us(end.saturating_sub(f.start)).max(1),
             "args": {"nodes": f.nodes, "line": f.line}}));
     }
     for v in &m.violations {
         ev.push(json!({"ph": "i", "s": "g", "name": format!("violation {}", v.id), "cat": "violation",
-            "pid": faults_pid, "tid": 0, "ts": v.at_ms * 1000,
+            "pid": faults_pid, "tid": 0, "ts": us(v.at_ms),
             "args": {"message": v.message, "nodes": v.nodes, "epochs": v.epochs, "witness_lines": v.lines}}));
     }
     json!({"traceEvents": ev, "displayTimeUnit": "ms",
         "otherData": {"scenario": m.scenario, "seed": m.seed, "trace_hash": m.trace_hash}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `trace` fuzz target: a trace whose times are near `u64::MAX` ms
+    /// overflowed the conversion to µs (a panic with overflow checks, a wrapped
+    /// timestamp without). Now every time saturates.
+    #[test]
+    fn absurd_times_saturate_instead_of_overflowing() {
+        let max = u64::MAX;
+        let text = format!(
+            "{{\"kind\":\"header\",\"format\":1,\"scenario\":\"s\",\"seed\":1}}\n\
+             {{\"t\":{max},\"node\":\"a.example\",\"kind\":\"request-sent\",\"endpoint\":\"update\",\"to\":\"b.example\",\"id\":1}}\n\
+             {{\"t\":{max},\"node\":\"b.example\",\"kind\":\"request-received\",\"endpoint\":\"update\",\"from\":\"a.example\",\"id\":1}}\n\
+             {{\"t\":{max},\"node\":\"a.example\",\"kind\":\"fault\",\"fault\":\"partition\",\"nodes\":[\"a.example\"]}}\n\
+             {{\"t\":{max},\"node\":\"a.example\",\"kind\":\"violation\",\"id\":\"no-split\",\"message\":\"m\"}}\n"
+        );
+        let m = RunModel::parse(&text).expect("a trace the reader takes");
+        let v = trace_events(&m);
+        let events = v["traceEvents"].as_array().expect("events");
+        assert!(!events.is_empty());
+        for e in events {
+            if let Some(ts) = e.get("ts").and_then(Value::as_u64) {
+                assert!(ts == u64::MAX || ts % 1000 == 0, "{e}");
+            }
+        }
+    }
 }

@@ -29,14 +29,14 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
-use nodes::client::core::Client;
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::node::Node;
+use super::store::{ClientInput, StepInput};
 use super::tls::wall_ms;
-use crate::run::{op_command, KEY_PACKAGES_PER_CLIENT};
+use crate::run::KEY_PACKAGES_PER_CLIENT;
 use crate::scenario::{Op, Preset};
 
 /// Largest control request body.
@@ -223,20 +223,23 @@ fn create_client(node: &mut Node, body: &[u8]) -> Answer {
     if node.clients.contains_key(&uri) {
         return bad(StatusCode::CONFLICT, format!("client {uri} exists already"));
     }
-    let (mut client, kps) = match &node.setup {
-        // A scenario's client: configured and publishing as in the simulator.
-        Some(s) if s.resolved.clients.contains(&uri) => s.client(&uri, node.seed),
-        _ => (Client::new(node.seed, uri.clone()), req.key_packages),
+    // A scenario's client is configured and publishes as in the simulator (the same on
+    // replay: `create_client` reads the node's `--scenario`).
+    let out = node.create_client(&uri, req.key_packages);
+    let input = ClientInput::Create {
+        client: uri.clone(),
+        key_packages: req.key_packages,
     };
-    let out = client.publish_key_packages(kps);
-    node.clients.insert(uri.clone(), client);
+    let sent = [(uri.clone(), out)];
+    node.commit(Some(input), None, &sent, Vec::new());
+    let [(_, out)] = sent;
     let domain = node.domain.clone();
     node.event(
         domain.as_str(),
         "client-created",
         json!({"client": uri.as_str()}),
     );
-    node.send(&uri, vec![out]);
+    node.send(&uri, out);
     (StatusCode::OK, json!({ "client": uri.as_str() }))
 }
 
@@ -303,29 +306,28 @@ fn step(node: &mut Node, body: &[u8]) -> Answer {
         };
     }
     // The external senders of every provider the step may name: the hub, the peers, us.
-    let mut domains = vec![hub.clone(), node.domain.clone()];
+    let mut senders = vec![hub.clone(), node.domain.clone()];
     if let Ok(peers) = super::peers::PeersFile::load(&node.peers_path) {
-        domains.extend(peers.providers.keys().filter_map(|d| Domain::new(d).ok()));
+        senders.extend(peers.providers.keys().filter_map(|d| Domain::new(d).ok()));
     }
-    let senders: BTreeMap<Domain, openmls::prelude::ExternalSender> = domains
-        .iter()
-        .map(|d| (d.clone(), node.sender(d)))
-        .collect();
-    let hub_sender = node.sender(&hub);
-    let mut op_json = serde_json::to_value(&req.op).unwrap_or(Value::Null);
+    senders.sort();
+    senders.dedup();
+    let op = serde_json::to_value(&req.op).unwrap_or(Value::Null);
+    let mut op_json = op.clone();
     if let Some(i) = req.step {
         op_json["step"] = json!(i);
     }
     node.event(c.as_str(), "op", op_json);
-    let Some(cmd) = op_command(
-        &req.op,
-        &c,
-        &room,
-        &hub_sender,
-        &users,
-        &senders,
-        req.preset.role_preset(),
-    ) else {
+    let step = StepInput {
+        client: c.clone(),
+        room,
+        hub,
+        users,
+        senders,
+        preset: req.preset,
+        op: op.to_string(),
+    };
+    let Some(cmd) = node.step_command(&step) else {
         let reason = "the step names a user not in `users` or an unknown provider";
         node.event(c.as_str(), "op-refused", json!({ "reason": reason }));
         return bad(StatusCode::BAD_REQUEST, reason);
@@ -333,9 +335,16 @@ fn step(node: &mut Node, body: &[u8]) -> Answer {
     let Some(client) = node.clients.get_mut(&c) else {
         return bad(StatusCode::NOT_FOUND, format!("{c} is gone"));
     };
-    match client.command(wall_ms(), cmd) {
-        Ok(out) => {
-            node.client_events(&c);
+    let now = wall_ms();
+    let result = client.command(now, cmd);
+    // Journalled also when refused: replaying it leaves the client as it is now.
+    let out = result.as_ref().map(Vec::clone).unwrap_or_default();
+    let sent = [(c.clone(), out)];
+    let events = vec![(c.clone(), node.take_events(&c))];
+    node.commit(Some(ClientInput::Step { now, step }), None, &sent, events);
+    let [(_, out)] = sent;
+    match result {
+        Ok(_) => {
             node.send(&c, out);
             (StatusCode::OK, json!({ "ok": true }))
         }

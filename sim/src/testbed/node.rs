@@ -9,7 +9,12 @@
 //!
 //! Every event (the host's inputs and outputs, the clients' events, the steps issued) is
 //! one JSON line in `<state>/events.jsonl`, in the simulator's trace format with `t` = the
-//! wall clock in ms since the UNIX epoch. State is in memory only (see the module docs).
+//! wall clock in ms since the UNIX epoch.
+//!
+//! State is durable ([`super::store`], [`super::journal`]): every input of the server core
+//! and of the clients is committed to `<state>/state.db` before what it caused leaves the
+//! process; a node started on a directory holding state rebuilds its cores from it
+//! ([`restore`]) and goes on.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -19,21 +24,23 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use nodes::client::core::Client;
+use nodes::client::core::{Client, ClientEvent, Command};
 use nodes::hub::{EnforcementConfig, Hub};
 use nodes::ids::{ClientUri, Domain};
-use nodes::io::{ClientOutput, ClientToProvider, ProviderToClient};
+use nodes::io::{ClientOutput, ClientToProvider, Millis, ProviderToClient};
 use nodes::server::Server;
 use serde_json::{json, Value};
 use tokio::time::MissedTickBehavior;
 
+use super::journal::{self, fail_stop, JournaledServer, MAX_SILENT_TICKS};
 use super::peers::PeersFile;
+use super::store::{digest, ClientInput, NodeIdentity, Row, StepInput, Store, StoreError, Taken};
 use super::tls::{wall_ms, TlsConfig, TlsTransport};
 use super::{control, observe};
 use crate::net::{self, HostConfig, HostHandle};
 use crate::record::Recorder;
-use crate::run::CLIENT_TICK_MS;
-use crate::scenario::EnforcementLevel;
+use crate::run::{op_command, CLIENT_TICK_MS};
+use crate::scenario::{EnforcementLevel, Op};
 
 /// Events kept in memory for the control API's `/events` (older ones are only in the
 /// JSONL file). A reader asking for a dropped line gets told so.
@@ -56,6 +63,22 @@ pub struct NodeOptions {
     pub setup: Option<super::setup::Setup>,
 }
 
+/// Why a node stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The `--state` directory holds state the node cannot use (exit code 2).
+    #[error(transparent)]
+    State(#[from] StoreError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for NodeError {
+    fn from(s: String) -> Self {
+        NodeError::Failed(s)
+    }
+}
+
 /// The process's state shared by the client driver and the control API (one thread).
 pub struct Node {
     pub domain: Domain,
@@ -74,7 +97,12 @@ pub struct Node {
     /// What the wrapped server core did (journalled on the next drive; see [`observe`]).
     pub sink: observe::Sink,
     /// Offline clients (control API `/online`): what they sent and what came for them.
+    /// Rebuilt by replay: the outbox from the journalled steps, the mailbox from the
+    /// [`ClientInput::Held`] rows.
     pub offline: BTreeMap<ClientUri, (Vec<ClientToProvider>, Vec<ProviderToClient>)>,
+    store: Rc<RefCell<Store>>,
+    /// Client ticks that produced nothing, committed with the next client input.
+    silent_ticks: Vec<Millis>,
 }
 
 impl Node {
@@ -85,7 +113,12 @@ impl Node {
     }
 
     fn flush_lines(&mut self) {
-        for line in self.rec.drain_lines() {
+        let lines = self.rec.drain_lines();
+        self.append_lines(lines);
+    }
+
+    fn append_lines(&mut self, lines: Vec<String>) {
+        for line in lines {
             if let Err(e) = writeln!(self.journal, "{line}") {
                 tracing::error!("could not append to the event journal: {e}");
             }
@@ -111,7 +144,8 @@ impl Node {
         ))
     }
 
-    /// Sends a client's outputs to this provider's core.
+    /// Sends a client's outputs to this provider's core (after [`Self::commit`]); an
+    /// offline client's go to its outbox.
     pub fn send(&mut self, c: &ClientUri, outs: Vec<ClientOutput>) {
         for ClientOutput::ToProvider(m) in outs {
             match self.offline.get_mut(c) {
@@ -122,45 +156,142 @@ impl Node {
     }
 
     /// Takes a client offline (it neither sends nor receives; its provider keeps its
-    /// mail) or back online (its outbox goes out, its mail comes in).
+    /// mail) or back online (its outbox goes out, its mail comes in). Journalled as a
+    /// [`ClientInput::Online`].
     pub fn set_online(&mut self, c: &ClientUri, online: bool) {
-        if !online {
-            self.offline.entry(c.clone()).or_default();
+        if online != self.offline.contains_key(c) || !self.clients.contains_key(c) {
             return;
         }
-        let Some((outbox, mailbox)) = self.offline.remove(c) else {
-            return;
+        let now = wall_ms();
+        let input = ClientInput::Online {
+            now,
+            client: c.clone(),
+            online,
         };
-        for m in outbox {
-            self.handle.send_from_client(c.clone(), m);
-        }
-        for m in mailbox {
-            let Some(client) = self.clients.get_mut(c) else {
-                return;
-            };
-            let out = client.on_message(wall_ms(), m);
-            self.client_events(c);
-            self.send(c, out);
-        }
+        let out = self.apply_online(now, c, online);
+        let events = self.take_events(c);
+        let sent = [(c.clone(), out)];
+        self.commit(Some(input), None, &sent, vec![(c.clone(), events)]);
+        let [(_, out)] = sent;
+        self.send(c, out);
     }
 
-    /// Records a client's events.
-    pub fn client_events(&mut self, c: &ClientUri) {
-        let Some(client) = self.clients.get_mut(c) else {
-            return;
+    /// The state change of a [`ClientInput::Online`] (live and on replay): going online
+    /// hands the client its held mail; returns the outbox and what the mail made it send.
+    fn apply_online(&mut self, now: Millis, c: &ClientUri, online: bool) -> Vec<ClientOutput> {
+        if !online {
+            self.offline.entry(c.clone()).or_default();
+            return Vec::new();
+        }
+        let Some((outbox, mailbox)) = self.offline.remove(c) else {
+            return Vec::new();
         };
-        let events = client.take_events();
-        for e in events {
-            let v = serde_json::to_value(&e).unwrap_or(Value::Null);
-            self.event(c.as_str(), "client", json!({ "event": v }));
-            let view = observe::view_changed(&e).and_then(|room| {
-                let v = self.clients.get(c)?.room_view(room)?;
-                Some(observe::view_fields(room, &v))
-            });
-            if let Some(v) = view {
-                self.event(c.as_str(), "client-view", v);
+        let mut out: Vec<ClientOutput> = outbox.into_iter().map(ClientOutput::ToProvider).collect();
+        if let Some(client) = self.clients.get_mut(c) {
+            for m in mailbox {
+                out.extend(client.on_message(now, m));
             }
         }
+        out
+    }
+
+    /// Takes the events a client produced since the last call.
+    pub fn take_events(&mut self, c: &ClientUri) -> Vec<ClientEvent> {
+        self.clients
+            .get_mut(c)
+            .map(Client::take_events)
+            .unwrap_or_default()
+    }
+
+    /// Commits a client input (after the silent ticks before it), the mailbox row it took,
+    /// the messages the clients sent and the journal lines of their `events` (with a
+    /// `client-view` line after each join or new epoch); then appends those lines to
+    /// `events.jsonl`. An offline client's messages wait in its outbox, not in
+    /// `from_clients` (replay rebuilds the outbox). Stops the process if the state cannot
+    /// be written.
+    pub fn commit(
+        &mut self,
+        input: Option<ClientInput>,
+        took: Option<Taken>,
+        sent: &[(ClientUri, Vec<ClientOutput>)],
+        events: Vec<(ClientUri, Vec<ClientEvent>)>,
+    ) {
+        // Lines recorded before belong to earlier inputs (or none): out first.
+        self.flush_lines();
+        for (c, es) in events {
+            for e in es {
+                let v = serde_json::to_value(&e).unwrap_or(Value::Null);
+                self.rec
+                    .event(wall_ms(), c.as_str(), "client", json!({ "event": v }));
+                let view = observe::view_changed(&e).and_then(|room| {
+                    let v = self.clients.get(&c)?.room_view(room)?;
+                    Some(observe::view_fields(room, &v))
+                });
+                if let Some(v) = view {
+                    self.rec.event(wall_ms(), c.as_str(), "client-view", v);
+                }
+            }
+        }
+        let lines = self.rec.drain_lines();
+        let outputs: Vec<&ClientOutput> = sent.iter().flat_map(|(_, outs)| outs).collect();
+        let mut inputs = Vec::with_capacity(2);
+        let ticks = std::mem::take(&mut self.silent_ticks);
+        if !ticks.is_empty() {
+            // With no other input the last tick is the one that produced `sent`.
+            let d = if input.is_none() {
+                digest(&outputs)
+            } else {
+                digest::<ClientOutput>(&[])
+            };
+            inputs.push((ClientInput::Ticks { nows: ticks }, d));
+        }
+        inputs.extend(input.map(|i| (i, digest(&outputs))));
+        let messages: Vec<(&ClientUri, &ClientToProvider)> = sent
+            .iter()
+            .filter(|(c, _)| !self.offline.contains_key(c))
+            .flat_map(|(c, outs)| outs.iter().map(move |ClientOutput::ToProvider(m)| (c, m)))
+            .collect();
+        if let Err(e) = self
+            .store
+            .borrow_mut()
+            .commit_client(&inputs, took, &messages, &lines)
+        {
+            fail_stop(&e);
+        }
+        self.append_lines(lines);
+    }
+
+    /// A new client that publishes `key_packages` KeyPackages (control API and restore);
+    /// a client of the `--scenario` is configured and publishes as in the simulator.
+    pub fn create_client(&mut self, uri: &ClientUri, key_packages: usize) -> Vec<ClientOutput> {
+        let (mut client, kps) = match &self.setup {
+            Some(s) if s.resolved.clients.contains(uri) => s.client(uri, self.seed),
+            _ => (Client::new(self.seed, uri.clone()), key_packages),
+        };
+        let out = client.publish_key_packages(kps);
+        self.clients.insert(uri.clone(), client);
+        vec![out]
+    }
+
+    /// The client command of a control API step; `None` if it names a user not in
+    /// `users`, an unknown provider, or its op does not parse.
+    pub fn step_command(&mut self, step: &StepInput) -> Option<Command> {
+        let op: Op = serde_json::from_str(&step.op).ok()?;
+        let senders: BTreeMap<Domain, openmls::prelude::ExternalSender> = step
+            .senders
+            .iter()
+            .map(|d| (d.clone(), self.sender(d)))
+            .collect();
+        let hub_sender = self.sender(&step.hub);
+        op_command(
+            &op,
+            &step.client,
+            &step.room,
+            &hub_sender,
+            &step.users,
+            &senders,
+            step.preset.role_preset(),
+        )
     }
 
     /// The hub external sender of provider `d` (it derives from the domain and the seed,
@@ -173,7 +304,8 @@ impl Node {
             .clone()
     }
 
-    /// Hands the core's messages to the clients, ticks them, journals the host's events.
+    /// Hands the core's messages to the clients, ticks them, journals the host's events
+    /// and what the observed core did.
     fn drive(&mut self, trace: &net::Trace, tick: bool) {
         let domain = self.domain.clone();
         for (t, kind, v) in self.sink.take() {
@@ -184,48 +316,199 @@ impl Node {
             if let Some(v) = observe::deliver_fields(&c, &m) {
                 self.event(domain.as_str(), "deliver", v);
             }
-            if let Some((_, mailbox)) = self.offline.get_mut(&c) {
-                mailbox.push(m);
-                continue;
-            }
-            let Some(client) = self.clients.get_mut(&c) else {
-                tracing::warn!(client = %c, "message for a client this node does not have");
-                continue;
-            };
-            let out = client.on_message(now, m);
-            self.client_events(&c);
-            self.send(&c, out);
+            // The oldest row of the mailbox is this message (same order).
+            self.deliver(now, c, m, Taken::Oldest);
         }
         if tick {
-            let cs: Vec<ClientUri> = self
-                .clients
-                .keys()
-                .filter(|c| !self.offline.contains_key(*c))
-                .cloned()
-                .collect();
-            for c in cs {
-                if let Some(client) = self.clients.get_mut(&c) {
-                    let out = client.on_tick(now);
-                    self.client_events(&c);
-                    self.send(&c, out);
-                }
-            }
+            self.tick(now);
         }
         for e in trace.take() {
             self.rec.net_event(0, &e);
         }
         self.flush_lines();
     }
+
+    /// Hands a mailbox row to its client (an offline client's is held: a
+    /// [`ClientInput::Held`]).
+    fn deliver(&mut self, now: Millis, c: ClientUri, m: ProviderToClient, taken: Taken) {
+        if let Some((_, mailbox)) = self.offline.get_mut(&c) {
+            mailbox.push(m.clone());
+            let input = ClientInput::Held {
+                client: c,
+                message: m,
+            };
+            self.commit(Some(input), Some(taken), &[], Vec::new());
+            return;
+        }
+        let Some(client) = self.clients.get_mut(&c) else {
+            tracing::warn!(client = %c, "message for a client this node does not have");
+            self.commit(None, Some(taken), &[], Vec::new());
+            return;
+        };
+        let out = client.on_message(now, m.clone());
+        let events = self.take_events(&c);
+        let input = ClientInput::Message {
+            now,
+            client: c.clone(),
+            message: m,
+        };
+        let sent = [(c.clone(), out)];
+        self.commit(Some(input), Some(taken), &sent, vec![(c.clone(), events)]);
+        let [(_, out)] = sent;
+        self.send(&c, out);
+    }
+
+    /// The clients a tick reaches (online ones, URI order).
+    fn ticked(&self) -> Vec<ClientUri> {
+        self.clients
+            .keys()
+            .filter(|c| !self.offline.contains_key(*c))
+            .cloned()
+            .collect()
+    }
+
+    /// Ticks every online client; commits only if a tick produced something.
+    fn tick(&mut self, now: Millis) {
+        let mut sent = Vec::new();
+        let mut events = Vec::new();
+        for c in self.ticked() {
+            if let Some(client) = self.clients.get_mut(&c) {
+                let out = client.on_tick(now);
+                let e = client.take_events();
+                if !out.is_empty() {
+                    sent.push((c.clone(), out));
+                }
+                if !e.is_empty() {
+                    events.push((c, e));
+                }
+            }
+        }
+        self.silent_ticks.push(now);
+        if sent.is_empty() && events.is_empty() && self.silent_ticks.len() < MAX_SILENT_TICKS {
+            return;
+        }
+        self.commit(None, None, &sent, events);
+        for (c, out) in sent {
+            self.send(&c, out);
+        }
+    }
+
+    /// Rebuilds the clients from their journalled inputs, checking that each produces
+    /// the outputs it produced before (their events were journalled then).
+    fn replay_clients(&mut self, rows: Vec<Row<ClientInput>>) -> Result<(), StoreError> {
+        for row in rows {
+            let outputs = self.replay_client(row.input);
+            for client in self.clients.values_mut() {
+                client.take_events();
+            }
+            if digest(&outputs) != row.outputs {
+                return Err(self.store.borrow().diverged("client_inputs", row.seq));
+            }
+        }
+        Ok(())
+    }
+
+    fn replay_client(&mut self, input: ClientInput) -> Vec<ClientOutput> {
+        match input {
+            ClientInput::Create {
+                client,
+                key_packages,
+            } => self.create_client(&client, key_packages),
+            ClientInput::Step { now, step } => {
+                let cmd = self.step_command(&step);
+                let out = match (cmd, self.clients.get_mut(&step.client)) {
+                    (Some(cmd), Some(client)) => client.command(now, cmd).unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                // An offline client's messages wait in its outbox, as they did.
+                if let Some((outbox, _)) = self.offline.get_mut(&step.client) {
+                    outbox.extend(out.iter().map(|ClientOutput::ToProvider(m)| m.clone()));
+                }
+                out
+            }
+            ClientInput::Message {
+                now,
+                client,
+                message,
+            } => match self.clients.get_mut(&client) {
+                Some(client) => client.on_message(now, message),
+                None => Vec::new(),
+            },
+            ClientInput::Ticks { nows } => {
+                let mut out = Vec::new();
+                for now in nows {
+                    for c in self.ticked() {
+                        if let Some(client) = self.clients.get_mut(&c) {
+                            out.extend(client.on_tick(now));
+                        }
+                    }
+                }
+                out
+            }
+            ClientInput::Online {
+                now,
+                client,
+                online,
+            } => self.apply_online(now, &client, online),
+            ClientInput::Held { client, message } => {
+                self.offline.entry(client).or_default().1.push(message);
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// What a restart found in the state directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Restored {
+    pub server_inputs: u64,
+    pub client_inputs: u64,
+    pub to_clients: u64,
+    pub from_clients: u64,
+}
+
+/// Opens the state and rebuilds the server core from it.
+pub fn restore(
+    options: &NodeOptions,
+    config: &EnforcementConfig,
+) -> Result<(Store, Server, Restored), StoreError> {
+    let identity = NodeIdentity {
+        provider: options.provider.clone(),
+        seed: options.seed,
+        enforcement: options.enforcement.name().to_string(),
+    };
+    let store = Store::open(&options.state, &identity)?;
+    let [server_inputs, client_inputs, to_clients, from_clients] = store.counts()?;
+    // A `--scenario` node's core is configured as the simulator configures it (the same
+    // file on every start, so replay rebuilds the same core).
+    let mut core = match &options.setup {
+        Some(s) => s.server(&options.provider, options.seed),
+        None => Server::new(options.provider.clone(), options.seed, config.clone()),
+    };
+    journal::replay_all(&store, &mut core)?;
+    // Events of the replayed inputs were journalled before the crash.
+    core.take_events();
+    Ok((
+        store,
+        core,
+        Restored {
+            server_inputs,
+            client_inputs,
+            to_clients,
+            from_clients,
+        },
+    ))
 }
 
 /// Runs a node until it is killed (or cannot start: the error says why).
-pub fn run(options: NodeOptions) -> Result<(), String> {
+pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     for (what, addr) in [("--listen", options.listen), ("--control", options.control)] {
         if !addr.ip().is_loopback() {
             return Err(format!(
                 "{what} {addr} is not a loopback address; the testbed only listens on \
                  127.0.0.0/8 or [::1]"
-            ));
+            )
+            .into());
         }
     }
     let peers = PeersFile::load(&options.peers).map_err(|e| e.to_string())?;
@@ -236,7 +519,20 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
             options.state.display()
         )
     })?;
+    let started = std::time::Instant::now();
+    let config = match &options.setup {
+        Some(s) => s.config(),
+        None => EnforcementConfig::new(options.enforcement.level()),
+    };
+    let (store, core, restored) = restore(&options, &config)?;
     let journal_path = options.state.join("events.jsonl");
+    let recovered = recover_event_lines(&journal_path, &store.event_lines()?)?;
+    if recovered > 0 {
+        tracing::info!(
+            lines = recovered,
+            "appended the event lines a crash kept out of events.jsonl"
+        );
+    }
     let journal = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -252,13 +548,6 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         mimi.local_addr().map_err(|e| e.to_string())?,
         control_listener.local_addr().map_err(|e| e.to_string())?,
     );
-    // The one line a testbed reads to learn the addresses (port 0 picks free ones).
-    println!(
-        "mimi-sim node {} mimi={mimi_addr} control={control_addr}",
-        options.provider
-    );
-    let _ = std::io::stdout().flush();
-    tracing::info!(provider = %options.provider, %mimi_addr, %control_addr, state = %options.state.display(), "node started");
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -266,16 +555,14 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         .map_err(|e| format!("could not start the tokio runtime: {e}"))?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let (config, server) = match &options.setup {
-            Some(s) => (s.config(), s.server(&options.provider, options.seed)),
-            None => {
-                let config = EnforcementConfig::new(options.enforcement.level());
-                let server = Server::new(options.provider.clone(), options.seed, config.clone());
-                (config, server)
-            }
-        };
+        let store = Rc::new(RefCell::new(store));
+        // Observed inside the journal: the journal's digests are of the server core's
+        // outputs only; what the sink records is journalled as event lines, not state.
         let sink = observe::Sink::default();
-        let core = observe::Observed::new(server, sink.clone());
+        let core = JournaledServer::new(
+            observe::Observed::resumed(core, sink.clone()),
+            store.clone(),
+        );
         let transport = Rc::new(TlsTransport::new(mimi, options.peers.clone(), &tls));
         let trace = net::Trace::new();
         let (handle, host) = net::run_host(core, transport, HostConfig::default(), &trace);
@@ -294,11 +581,38 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
             senders: BTreeMap::new(),
             sink,
             offline: BTreeMap::new(),
+            store: store.clone(),
+            silent_ticks: Vec::new(),
         }));
+        resume_clients(&node, &store)?;
+        let replay_ms = started.elapsed().as_millis();
+        // The one line a testbed reads to learn the addresses (port 0 picks free ones);
+        // printed once the state is restored, so it also says "ready".
+        println!(
+            "mimi-sim node {} mimi={mimi_addr} control={control_addr}",
+            options.provider
+        );
+        let _ = std::io::stdout().flush();
+        tracing::info!(
+            provider = %options.provider, %mimi_addr, %control_addr,
+            state = %options.state.display(),
+            server_inputs = restored.server_inputs, client_inputs = restored.client_inputs,
+            replay_ms, "node started"
+        );
         node.borrow_mut().event(
             options.provider.as_str(),
             "node-started",
-            json!({"mimi": mimi_addr.to_string(), "control": control_addr.to_string()}),
+            json!({
+                "mimi": mimi_addr.to_string(),
+                "control": control_addr.to_string(),
+                "restored": {
+                    "server_inputs": restored.server_inputs,
+                    "client_inputs": restored.client_inputs,
+                    "to_clients": restored.to_clients,
+                    "from_clients": restored.from_clients,
+                },
+                "restore_ms": replay_ms,
+            }),
         );
         let host = tokio::task::spawn_local(host);
         tokio::task::spawn_local(control::serve(control_listener, node.clone()));
@@ -310,8 +624,8 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
                 result = &mut host => {
                     return match result {
                         Ok(Ok(())) => Ok(()),
-                        Ok(Err(e)) => Err(format!("the MIMI server stopped: {e}")),
-                        Err(e) => Err(format!("the MIMI server failed: {e}")),
+                        Ok(Err(e)) => Err(format!("the MIMI server stopped: {e}").into()),
+                        Err(e) => Err(format!("the MIMI server failed: {e}").into()),
                     };
                 }
                 () = handle.to_clients_ready() => false,
@@ -320,4 +634,110 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
             node.borrow_mut().drive(&trace, ticked);
         }
     })
+}
+
+/// How much of the end of `events.jsonl` a restart reads to find the last commit's lines.
+const EVENT_TAIL_BYTES: u64 = 4 << 20;
+
+/// Ends a line torn by a crash, then appends those of `lines` (the client event lines of
+/// the last commit) that the end of `events.jsonl` lacks: a crash between a commit and
+/// the append loses no event line, and a line appended before the crash is not repeated.
+fn recover_event_lines(path: &std::path::Path, lines: &[String]) -> Result<usize, String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let shown = path.display();
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && lines.is_empty() => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("could not create {shown}: {e}"))?,
+        Err(e) => return Err(format!("could not open {shown}: {e}")),
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| format!("could not read {shown}: {e}"))?
+        .len();
+    file.seek(SeekFrom::Start(len.saturating_sub(EVENT_TAIL_BYTES)))
+        .map_err(|e| format!("could not read {shown}: {e}"))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)
+        .map_err(|e| format!("could not read {shown}: {e}"))?;
+    let mut out = String::new();
+    if tail.last().is_some_and(|b| *b != b'\n') {
+        out.push('\n');
+    }
+    let text = String::from_utf8_lossy(&tail);
+    let have: std::collections::BTreeSet<&str> = text.lines().collect();
+    let missing: Vec<&String> = lines
+        .iter()
+        .filter(|l| !have.contains(l.as_str()))
+        .collect();
+    for l in &missing {
+        out.push_str(l);
+        out.push('\n');
+    }
+    file.write_all(out.as_bytes())
+        .map_err(|e| format!("could not append to {shown}: {e}"))?;
+    Ok(missing.len())
+}
+
+/// Rebuilds the clients, hands the server core the client messages it had not taken,
+/// then the clients the mailbox messages they had not taken (in that order: the core
+/// takes client messages in the order of their rows).
+fn resume_clients(node: &RefCell<Node>, store: &RefCell<Store>) -> Result<(), NodeError> {
+    let inputs = store.borrow().client_inputs()?;
+    let from_clients = store.borrow().from_clients()?;
+    let to_clients = store.borrow().to_clients()?;
+    let mut node = node.borrow_mut();
+    node.replay_clients(inputs)?;
+    for (c, m) in from_clients {
+        node.handle.send_from_client(c, m);
+    }
+    let now = wall_ms();
+    for (seq, (c, m)) in to_clients {
+        node.deliver(now, c, m, Taken::Row(seq));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_appends_only_the_event_lines_a_crash_kept_out_and_ends_a_torn_line() {
+        let dir = std::env::temp_dir().join(format!("mimi-events-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        // The commit's first line made it to the file, the second did not, and a later
+        // line was cut by the kill.
+        std::fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"torn\":").unwrap();
+        let pending = vec!["{\"b\":2}".to_string(), "{\"d\":4}".to_string()];
+        assert_eq!(recover_event_lines(&path, &pending).unwrap(), 1);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\":1}\n{\"b\":2}\n{\"torn\":\n{\"d\":4}\n"
+        );
+        // Nothing pending, nothing torn: the file stays as it is.
+        assert_eq!(recover_event_lines(&path, &[]).unwrap(), 0);
+        assert_eq!(recover_event_lines(&path, &pending).unwrap(), 0);
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .ends_with("{\"d\":4}\n"));
+        // No file yet and nothing pending: none is created.
+        assert_eq!(
+            recover_event_lines(&dir.join("none.jsonl"), &[]).unwrap(),
+            0
+        );
+        assert!(!dir.join("none.jsonl").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -72,6 +72,15 @@ impl Observed {
         o
     }
 
+    /// Wraps a core rebuilt from the journal: the rooms, log entries and views it has
+    /// were journalled before the restart and are not recorded again.
+    pub fn resumed(core: Server, sink: Sink) -> Self {
+        let mut o = Observed::new(core, sink);
+        o.observe(Vec::new());
+        o.sink.take();
+        o
+    }
+
     fn observe(&mut self, out: Vec<ServerOutput>) -> Vec<ServerOutput> {
         let t = wall_ms();
         let mut st = self.sink.0.borrow_mut();
