@@ -168,6 +168,11 @@ enum Command {
     Node(mimi_sim::testbed::NodeArgs),
     /// Testbed: make a CA and one certificate per provider (SAN = its domain) in a folder.
     TestbedCerts(mimi_sim::testbed::CertsArgs),
+    /// Testbed: run a scenario file on real processes (one `node` per provider, a fault
+    /// proxy per link), judge the merged trace with the simulator's oracles and write
+    /// the report; `--compare` puts outcome distributions beside the simulator's. Exit
+    /// codes as `run` (with --compare: 1 if any cell disagrees).
+    Testbed(mimi_sim::testbed::TestbedArgs),
     /// Replay external test vectors against our nodes.
     Vectors {
         #[command(subcommand)]
@@ -303,6 +308,7 @@ fn main() -> ExitCode {
         },
         Command::Node(a) => mimi_sim::testbed::node_main(&a),
         Command::TestbedCerts(a) => mimi_sim::testbed::certs_main(&a),
+        Command::Testbed(a) => mimi_sim::testbed::command::main(&a),
         Command::Vectors {
             kind: VectorsCommand::Mls { file, json },
         } => vectors_mls(&file, json),

@@ -999,23 +999,9 @@ impl World<'_> {
     }
 }
 
-/// SHA-256 of the scenario text, hex.
-pub fn scenario_hash(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
-/// Runs `scenario` (whose source is `text`) with `seed`. `keep_trace` keeps the JSONL
-/// lines in the report.
-pub fn run(
-    scenario: &Scenario,
-    resolved: &Resolved,
-    text: &str,
-    seed: u64,
-    keep_trace: bool,
-) -> RunReport {
-    let wall = std::time::Instant::now();
-    let mut rec = Recorder::new(keep_trace);
+/// The trace header's and run record's `variant`: enforcement, disabled rules, bugs,
+/// adversaries, and the variant keys that are not the default.
+pub fn variant_json(scenario: &Scenario, resolved: &Resolved) -> Value {
     let mut variant = json!({
         "enforcement": scenario.variant.enforcement.name(),
         "disabled_rules": resolved.disabled_rules.iter().map(|r| r.id()).collect::<Vec<_>>(),
@@ -1041,6 +1027,75 @@ pub fn run(
     if !scenario.overrides.is_empty() {
         variant["overrides"] = json!(scenario.overrides);
     }
+    variant
+}
+
+/// Every scripted step that did not simply happen (`RunReport::steps_not_done`);
+/// `adversary(client name)`: the step's client is hosted by a malicious provider.
+pub fn step_notes(
+    scenario: &Scenario,
+    step_end: &[Option<StepEnd>],
+    adversary: impl Fn(&str) -> bool,
+) -> Vec<StepNote> {
+    step_end
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let e = e.as_ref().filter(|e| **e != StepEnd::Done)?;
+            let st = scenario.script[i].get_ref();
+            let adversary = adversary(&st.client);
+            Some(StepNote {
+                step: i,
+                at_ms: st.at_ms,
+                client: st.client.clone(),
+                op: st.op.name(),
+                end: e.clone(),
+                declared: adversary || st.allows(e),
+                adversary,
+            })
+        })
+        .collect()
+}
+
+/// A run's outcome (see [`Outcome`]): the first that applies.
+pub fn outcome_of(
+    violation: bool,
+    liveness: bool,
+    steps_not_done: &[StepNote],
+    steps_done: usize,
+    steps_total: usize,
+) -> Outcome {
+    if violation {
+        Outcome::Violation
+    } else if liveness {
+        Outcome::Liveness
+    } else if steps_not_done.iter().any(|n| !n.declared)
+        || steps_done + steps_not_done.len() < steps_total
+    {
+        Outcome::Incomplete
+    } else {
+        Outcome::Ok
+    }
+}
+
+/// SHA-256 of the scenario text, hex.
+pub fn scenario_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Runs `scenario` (whose source is `text`) with `seed`. `keep_trace` keeps the JSONL
+/// lines in the report.
+pub fn run(
+    scenario: &Scenario,
+    resolved: &Resolved,
+    text: &str,
+    seed: u64,
+    keep_trace: bool,
+) -> RunReport {
+    let wall = std::time::Instant::now();
+    let mut rec = Recorder::new(keep_trace);
+    let variant = variant_json(scenario, resolved);
     rec.push(json!({
         "kind": "header",
         "format": TRACE_FORMAT,
@@ -1061,31 +1116,16 @@ pub fn run(
         .repair_rate(faults::LOSS_REPAIR_RATE);
     let mut sim = builder.build();
     let net_trace = net::Trace::new();
-    let mut config = EnforcementConfig::new(scenario.variant.enforcement.level());
-    for r in &resolved.disabled_rules {
-        config.disabled.insert(*r);
-    }
+    let config = enforcement_config(scenario, resolved);
     let mut hosts = BTreeMap::new();
-    let transfer_mode = match scenario.variant.hub_transfer {
-        HubTransferKind::TakeoverUnfenced => TransferMode::Unfenced,
-        _ => TransferMode::Fenced,
-    };
-    let room_state = scenario.variant.room_state;
     for d in &resolved.providers {
-        let (dd, cfg, bugs) = (d.clone(), config.clone(), resolved.bugs.clone());
-        let adversary = adversary_of(resolved, d);
+        let (dd, sc, rs) = (d.clone(), scenario.clone(), resolved.clone());
         let (handle, disk) = net::spawn_durable_host(
             &mut sim,
             d.clone(),
             HostConfig::default(),
             &net_trace,
-            move || {
-                Server::new(dd.clone(), seed, cfg.clone())
-                    .with_transfer_mode(transfer_mode)
-                    .with_room_state(room_state)
-                    .with_bugs(&bugs)
-                    .with_adversary(adversary)
-            },
+            move || make_server(&sc, &rs, &dd, seed),
         );
         hosts.insert(
             d.clone(),
@@ -1153,16 +1193,7 @@ pub fn run(
     }
     let mut names = BTreeMap::new();
     for c in &resolved.clients {
-        let mut core = Client::new(seed, c.clone());
-        core.set_bugs(&resolved.bugs);
-        core.set_adversary(adversary_of(resolved, &c.domain()));
-        core.set_leave_order(scenario.variant.leave_order);
-        core.set_room_state_mode(scenario.variant.room_state);
-        let kps = if resolved.new_devices.contains(c) {
-            0
-        } else {
-            KEY_PACKAGES_PER_CLIENT
-        };
+        let (mut core, kps) = make_client(scenario, resolved, c, seed);
         let out = core.publish_key_packages(kps);
         w.clients.insert(
             c.clone(),
@@ -1348,43 +1379,23 @@ pub fn run(
             }
         }
     }
-    let steps_not_done: Vec<StepNote> = w
-        .step_end
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| {
-            let e = e.as_ref().filter(|e| **e != StepEnd::Done)?;
-            let st = scenario.script[i].get_ref();
-            let adversary = names
-                .get(&client_key(&st.client))
-                .is_some_and(|c| !w.honest.contains(c));
-            Some(StepNote {
-                step: i,
-                at_ms: st.at_ms,
-                client: st.client.clone(),
-                op: st.op.name(),
-                end: e.clone(),
-                declared: adversary || st.allows(e),
-                adversary,
-            })
-        })
-        .collect();
+    let steps_not_done = step_notes(scenario, &w.step_end, |name| {
+        names
+            .get(&client_key(name))
+            .is_some_and(|c| !w.honest.contains(c))
+    });
     let steps_done = w
         .step_end
         .iter()
         .filter(|e| **e == Some(StepEnd::Done))
         .count();
-    let outcome = if !violations.is_empty() {
-        Outcome::Violation
-    } else if liveness.is_some() {
-        Outcome::Liveness
-    } else if steps_not_done.iter().any(|n| !n.declared)
-        || steps_done + steps_not_done.len() < scenario.script.len()
-    {
-        Outcome::Incomplete
-    } else {
-        Outcome::Ok
-    };
+    let outcome = outcome_of(
+        !violations.is_empty(),
+        liveness.is_some(),
+        &steps_not_done,
+        steps_done,
+        scenario.script.len(),
+    );
     let state_table = if outcome == Outcome::Ok {
         Vec::new()
     } else {
@@ -1510,8 +1521,52 @@ pub fn op_command(
     }
 }
 
+/// The hubs' enforcement configuration of a scenario (its level and disabled rules).
+pub fn enforcement_config(scenario: &Scenario, resolved: &Resolved) -> EnforcementConfig {
+    let mut config = EnforcementConfig::new(scenario.variant.enforcement.level());
+    for r in &resolved.disabled_rules {
+        config.disabled.insert(*r);
+    }
+    config
+}
+
+/// Provider `d`'s server core as the scenario configures it (variant, bugs, adversary).
+/// Shared by the simulator and the testbed's nodes.
+pub fn make_server(scenario: &Scenario, resolved: &Resolved, d: &Domain, seed: u64) -> Server {
+    let transfer_mode = match scenario.variant.hub_transfer {
+        HubTransferKind::TakeoverUnfenced => TransferMode::Unfenced,
+        _ => TransferMode::Fenced,
+    };
+    Server::new(d.clone(), seed, enforcement_config(scenario, resolved))
+        .with_transfer_mode(transfer_mode)
+        .with_room_state(scenario.variant.room_state)
+        .with_bugs(&resolved.bugs)
+        .with_adversary(adversary_of(resolved, d))
+}
+
+/// Client `c` as the scenario configures it, and how many KeyPackages it publishes at
+/// the start (none for a scripted new device). Shared by the simulator and the testbed.
+pub fn make_client(
+    scenario: &Scenario,
+    resolved: &Resolved,
+    c: &ClientUri,
+    seed: u64,
+) -> (Client, usize) {
+    let mut core = Client::new(seed, c.clone());
+    core.set_bugs(&resolved.bugs);
+    core.set_adversary(adversary_of(resolved, &c.domain()));
+    core.set_leave_order(scenario.variant.leave_order);
+    core.set_room_state_mode(scenario.variant.room_state);
+    let kps = if resolved.new_devices.contains(c) {
+        0
+    } else {
+        KEY_PACKAGES_PER_CLIENT
+    };
+    (core, kps)
+}
+
 /// "alice" → "alice/1".
-fn client_key(name: &str) -> String {
+pub fn client_key(name: &str) -> String {
     if name.contains('/') {
         name.to_string()
     } else {

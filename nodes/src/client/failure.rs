@@ -3,10 +3,10 @@
 //! simulator's oracles) can tell a refusal by the hub from the client's own failure
 //! without reading its text.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The response code of a hub's refusal, as the hub's answer carried it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RefusalCode {
     /// `UpdateResponseCode` `wrongEpoch(1)` (P§5.3).
@@ -38,7 +38,7 @@ impl RefusalCode {
 }
 
 /// The client's own failures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LocalFailure {
     /// Building the request failed: not a member (any more), no room state yet, the
@@ -50,7 +50,7 @@ pub enum LocalFailure {
 }
 
 /// Where an operation failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureOrigin {
     /// The hub judged the request and refused it with `code` in its answer.

@@ -9,6 +9,11 @@
 //! | `POST /step` | `{"client": "alice" or "alice/2", "room": uri, "hub": domain, "users": {"bob": user uri}, "preset": "cooperative", "op": {"op": "send", "text": "hi"}}` | `{"ok": true}` |
 //! | `GET /events?since=N` | | `{"events": [line...], "next": M}` |
 //! | `GET /view?client=alice&room=URI` | | `{"epoch", "members": [uri...]}` or `null` |
+//! | `POST /online` | `{"client": "alice/1", "online": false}` | `{"ok": true}`: an offline client neither sends nor receives; its provider keeps its mail |
+//! | `GET /converge?room=URI` | | the node's state for a convergence check: `{"provider", "waiting", "fanout_idle", "hub", "clients": [...]}` |
+//!
+//! A step may carry `"step": N` (its index in the scenario's script); it is written into
+//! the journal's `op` line so that a merged trace can settle steps.
 //!
 //! `op` is a step of a scenario script (`crate::scenario::Op`), turned into the client's
 //! command by the same function the simulator uses ([`crate::run::op_command`]). Errors
@@ -170,9 +175,11 @@ async fn answer(req: hyper::Request<hyper::body::Incoming>, node: &RefCell<Node>
         (Method::GET, "/view") => view(&node, &q),
         (Method::POST, "/clients") => create_client(&mut node, &body),
         (Method::POST, "/step") => step(&mut node, &body),
+        (Method::POST, "/online") => online(&mut node, &body),
+        (Method::GET, "/converge") => converge(&node, &q),
         (m, p) => bad(
             StatusCode::NOT_FOUND,
-            format!("no control endpoint {m} {p} (see GET /status, /events, /view; POST /clients, /step)"),
+            format!("no control endpoint {m} {p} (see GET /status, /events, /view, /converge; POST /clients, /step, /online)"),
         ),
     }
 }
@@ -216,6 +223,8 @@ fn create_client(node: &mut Node, body: &[u8]) -> Answer {
     if node.clients.contains_key(&uri) {
         return bad(StatusCode::CONFLICT, format!("client {uri} exists already"));
     }
+    // A scenario's client is configured and publishes as in the simulator (the same on
+    // replay: `create_client` reads the node's `--scenario`).
     let out = node.create_client(&uri, req.key_packages);
     let input = ClientInput::Create {
         client: uri.clone(),
@@ -256,6 +265,9 @@ struct StepRequest {
     #[serde(default)]
     preset: Preset,
     op: Op,
+    /// The step's index in the scenario's script (journalled with the op).
+    #[serde(default)]
+    step: Option<usize>,
 }
 
 fn step(node: &mut Node, body: &[u8]) -> Answer {
@@ -300,8 +312,12 @@ fn step(node: &mut Node, body: &[u8]) -> Answer {
     }
     senders.sort();
     senders.dedup();
-    let op_json = serde_json::to_value(&req.op).unwrap_or(Value::Null);
-    node.event(c.as_str(), "op", op_json.clone());
+    let op = serde_json::to_value(&req.op).unwrap_or(Value::Null);
+    let mut op_json = op.clone();
+    if let Some(i) = req.step {
+        op_json["step"] = json!(i);
+    }
+    node.event(c.as_str(), "op", op_json);
     let step = StepInput {
         client: c.clone(),
         room,
@@ -309,7 +325,7 @@ fn step(node: &mut Node, body: &[u8]) -> Answer {
         users,
         senders,
         preset: req.preset,
-        op: op_json.to_string(),
+        op: op.to_string(),
     };
     let Some(cmd) = node.step_command(&step) else {
         let reason = "the step names a user not in `users` or an unknown provider";
@@ -368,4 +384,91 @@ fn view(node: &Node, q: &BTreeMap<String, String>) -> Answer {
         })
     });
     (StatusCode::OK, v.unwrap_or(Value::Null))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnlineRequest {
+    client: String,
+    online: bool,
+}
+
+fn online(node: &mut Node, body: &[u8]) -> Answer {
+    let req: OnlineRequest = match parse(body) {
+        Ok(r) => r,
+        Err(a) => return a,
+    };
+    let c = match client_uri(node, &req.client) {
+        Ok(c) => c,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, e),
+    };
+    if !node.clients.contains_key(&c) {
+        return bad(
+            StatusCode::NOT_FOUND,
+            format!("{c} is not a client of this node"),
+        );
+    }
+    node.event(
+        c.as_str(),
+        if req.online { "online" } else { "offline" },
+        json!({}),
+    );
+    node.set_online(&c, req.online);
+    (StatusCode::OK, json!({ "ok": true }))
+}
+
+/// What a convergence check needs of this node: client messages the core has not taken
+/// yet, whether the hub's fan-out is delivered, the hub's view of the room, and per
+/// client whether it is online with no mail, idle, and its view.
+fn converge(node: &Node, q: &BTreeMap<String, String>) -> Answer {
+    let Some(room) = q.get("room") else {
+        return bad(StatusCode::BAD_REQUEST, "converge needs ?room=...");
+    };
+    let room: RoomUri = match room.parse() {
+        Ok(r) => r,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, format!("bad room {room}: {e}")),
+    };
+    let clients: Vec<Value> = node
+        .clients
+        .iter()
+        .map(|(c, core)| {
+            let mail = node.offline.get(c).map_or(0, |(o, m)| o.len() + m.len());
+            let view = core.room_view(&room).map(|v| {
+                let participants: Vec<&str> = v
+                    .state
+                    .as_ref()
+                    .map(|st| {
+                        st.participants
+                            .iter()
+                            .filter(|p| !st.is_banned(&p.user))
+                            .map(|p| p.user.as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!({
+                    "epoch": v.epoch,
+                    "group_context": hex::encode(&v.group_context),
+                    "members": v.members.iter().map(ClientUri::as_str).collect::<Vec<_>>(),
+                    "participants": participants,
+                })
+            });
+            json!({
+                "client": c.as_str(),
+                "online": !node.offline.contains_key(c),
+                "mail": mail,
+                "idle": core.is_idle(&room),
+                "view": view,
+            })
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        json!({
+            "provider": node.domain.as_str(),
+            "waiting": node.handle.waiting_from_clients(),
+            "fanout_idle": node.sink.fanout_idle(),
+            "hub": node.sink.views().get(&room),
+            "clients": clients,
+        }),
+    )
 }

@@ -1,4 +1,4 @@
-//! # Testbed (in progress)
+//! # Testbed
 //!
 //! The other half of the project next to the simulator: providers as real processes on
 //! loopback, running the **same** sans-IO cores behind the **same** HTTP/1.1 host adapter
@@ -43,6 +43,23 @@
 //!   (in-flight `/notify`s and relays are sent again; followers and clients drop the
 //!   byte-identical repeats). A state of another provider, seed or enforcement level, or
 //!   a damaged file, stops the node with exit code 2 and a message naming the file.
+//! * `mimi-sim node --scenario FILE [--variant K=V]` configures the server and the
+//!   scenario's clients exactly as the simulator does ([`setup`], through
+//!   [`crate::run::make_server`] / [`crate::run::make_client`]). The node also journals
+//!   what the oracles need ([`observe`]): hub events, the hub's view of each room, hub log
+//!   entries, clients' views after each epoch, and every FanoutMessage handed to a client.
+//!   The control API has `/online` (client offline periods) and `/converge` (what a
+//!   convergence check needs).
+//! * `mimi-sim testbed SCENARIO [--runs N] [--time-scale X] [--out DIR] [--seed S]`
+//!   ([`runner`], [`command`]): one node process per provider, a fault-injecting TCP
+//!   proxy per ordered pair of providers ([`proxy`]), the scenario file unchanged (script,
+//!   fault windows from [`crate::faults::plan`], phases) scaled by `--time-scale`;
+//!   crashes by SIGKILL and restart on the same `--state`; the journals merged
+//!   ([`merge`]) and judged by the simulator's oracles ([`judge`]); a campaign-style
+//!   output folder and the simulator's report. Exit codes as `run`. Every node process is
+//!   killed and waited for on return, error or Ctrl-C.
+//! * `mimi-sim testbed --compare [FILES] [--runs N]` ([`compare`]): per file and level,
+//!   the testbed's outcome distribution beside the simulator's over the same seeds.
 //!
 //! ## What is missing
 //! * **Snapshots**: the state is the journal of inputs, not the hub's room log, public
@@ -51,23 +68,33 @@
 //!   clients' MLS state is rebuilt by replay. Without snapshots the journal only grows and
 //!   a restart replays the whole history (11–113 ms for the test's few dozen inputs,
 //!   49 ms after 175 messages).
-//! * The adapter's lines in `events.jsonl` (requests, responses, sends) are journalled in
-//!   batches every 100 ms and are not part of the state: a kill can lose the last batch.
-//!   The clients' event lines are exact (committed with their input; a restart appends
-//!   those the file lacks).
-//! * The `mimi-sim testbed SCENARIO` runner (one process per provider, the scenario's
-//!   script, faults and phases driven through the control API), the fault-injecting TCP
-//!   proxy (partitions, one-way, hold/reorder, loss, latency), SIGKILL/restart and client
-//!   offline periods.
-//! * Merging the nodes' JSONL traces and running the oracles on them; the report; the
-//!   `--compare` agreement check with the simulator.
+//! * The adapter's lines in `events.jsonl` (requests, responses, sends) and the
+//!   observation lines of the server core ([`observe`]: `hub`, `hub-view`, `hub-log`,
+//!   `deliver`) are journalled in batches every 100 ms and are not part of the state: a
+//!   kill can lose the last batch (a restarted core does not record again the log
+//!   entries and views it was rebuilt with). The clients' event and `client-view` lines
+//!   are exact (committed with their input; a restart appends those the file lacks).
+//! * Clients live in their provider's process, so a crash stops them too; they come back
+//!   with their state (and offline ones offline, with their outbox and held mail) on the
+//!   restart, as in the simulator, where they live outside the host.
+//! * The state does not record the `--scenario` a node was started with: restarting a
+//!   state with another scenario file (or variant) is not caught by the identity check,
+//!   only by the replay's digest check if the other configuration changes an output.
 //! * The simulator's log lines do not go through `tracing` yet.
 
 pub mod certs;
+pub mod command;
+pub mod compare;
 pub mod control;
 pub mod journal;
+pub mod judge;
+pub mod merge;
 pub mod node;
+pub mod observe;
 pub mod peers;
+pub mod proxy;
+pub mod runner;
+pub mod setup;
 pub mod store;
 pub mod tls;
 
@@ -109,6 +136,43 @@ pub struct NodeArgs {
     /// Hub enforcement level.
     #[arg(long, default_value = "full", value_parser = ["off", "mls", "full"])]
     pub enforcement: String,
+    /// Configure the server and clients from this scenario file as the simulator does
+    /// (variant, bugs, adversaries, disabled rules; `--enforcement` picks the level).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// A variant key for `--scenario` (as `run --variant`; repeatable).
+    #[arg(long = "variant", value_name = "KEY=VALUE")]
+    pub variants: Vec<String>,
+}
+
+/// `mimi-sim testbed`.
+#[derive(Debug, clap::Args)]
+pub struct TestbedArgs {
+    /// The scenario file (one), or with --compare the files to compare (default: the
+    /// standard scenario, drafts-flows, crash-and-offline, one adversary and one
+    /// hub-transfer file).
+    pub files: Vec<PathBuf>,
+    /// Runs (seeds --seed, --seed+1, ...).
+    #[arg(long, default_value_t = 1)]
+    pub runs: u64,
+    /// Wall-clock ms per scenario ms (0.5: twice as fast as the scenario's times).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// The output folder (runs.jsonl, traces/, report/, runs/ with each run's files).
+    #[arg(long, default_value = "testbed-out")]
+    pub out: PathBuf,
+    /// The first run's seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Enforcement level (default: the file's; with --compare: every level of its matrix).
+    #[arg(long, value_parser = ["off", "mls", "full"])]
+    pub enforcement: Option<String>,
+    /// A variant key (as `run --variant`; repeatable).
+    #[arg(long = "variant", value_name = "KEY=VALUE")]
+    pub variants: Vec<String>,
+    /// Compare outcome distributions with the simulator's over the same seeds.
+    #[arg(long)]
+    pub compare: bool,
 }
 
 /// `mimi-sim testbed-certs`.
@@ -127,8 +191,13 @@ pub struct CertsArgs {
 
 /// Logs to stderr through `tracing`; `RUST_LOG` filters (default `info`).
 pub fn init_logging() {
+    init_logging_at("info");
+}
+
+/// Logs to stderr through `tracing`; `RUST_LOG` filters (default `default`).
+pub fn init_logging_at(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -148,6 +217,14 @@ fn node_options(args: &NodeArgs) -> Result<node::NodeOptions, String> {
         peers: args.peers.clone(),
         state: args.state.clone(),
         seed: args.seed,
+        setup: match &args.scenario {
+            Some(p) => Some(setup::Setup::load(
+                p,
+                Some(&args.enforcement),
+                &args.variants,
+            )?),
+            None => None,
+        },
         enforcement: match args.enforcement.as_str() {
             "off" => EnforcementLevel::Off,
             "mls" => EnforcementLevel::Mls,

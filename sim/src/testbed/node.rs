@@ -27,18 +27,18 @@ use std::time::Duration;
 use nodes::client::core::{Client, ClientEvent, Command};
 use nodes::hub::{EnforcementConfig, Hub};
 use nodes::ids::{ClientUri, Domain};
-use nodes::io::{ClientOutput, ClientToProvider, Millis};
+use nodes::io::{ClientOutput, ClientToProvider, Millis, ProviderToClient};
 use nodes::server::Server;
 use serde_json::{json, Value};
 use tokio::time::MissedTickBehavior;
 
-use super::control;
 use super::journal::{self, fail_stop, JournaledServer, MAX_SILENT_TICKS};
 use super::peers::PeersFile;
 use super::store::{
     self, digest, ClientInput, NodeIdentity, Row, StepInput, Store, StoreError, Taken,
 };
 use super::tls::{wall_ms, TlsConfig, TlsTransport};
+use super::{control, observe};
 use crate::net::{self, HostConfig, HostHandle};
 use crate::record::Recorder;
 use crate::run::{op_command, CLIENT_TICK_MS};
@@ -61,6 +61,8 @@ pub struct NodeOptions {
     /// Every key, nonce and message ID derives from it; all nodes of a testbed share it.
     pub seed: u64,
     pub enforcement: EnforcementLevel,
+    /// `--scenario`: the server and clients as that scenario configures them.
+    pub setup: Option<super::setup::Setup>,
 }
 
 /// Why a node stopped or could not start.
@@ -87,12 +89,19 @@ pub struct Node {
     pub handle: HostHandle,
     pub peers_path: PathBuf,
     pub clients: BTreeMap<ClientUri, Client>,
+    pub setup: Option<super::setup::Setup>,
     rec: Recorder,
     /// Lines kept for `/events`: `events[i]` is line `first_event + i`.
     events: std::collections::VecDeque<String>,
     first_event: u64,
     journal: std::fs::File,
     senders: BTreeMap<Domain, openmls::prelude::ExternalSender>,
+    /// What the wrapped server core did (journalled on the next drive; see [`observe`]).
+    pub sink: observe::Sink,
+    /// Offline clients (control API `/online`): what they sent and what came for them.
+    /// Rebuilt by replay: the outbox from the journalled steps, the mailbox from the
+    /// [`ClientInput::Held`] rows.
+    pub offline: BTreeMap<ClientUri, (Vec<ClientToProvider>, Vec<ProviderToClient>)>,
     store: Rc<RefCell<Store>>,
     /// Client ticks that produced nothing, committed with the next client input.
     silent_ticks: Vec<Millis>,
@@ -137,11 +146,55 @@ impl Node {
         ))
     }
 
-    /// Sends a client's outputs to this provider's core (after [`Self::commit`]).
-    pub fn send(&self, c: &ClientUri, outs: Vec<ClientOutput>) {
+    /// Sends a client's outputs to this provider's core (after [`Self::commit`]); an
+    /// offline client's go to its outbox.
+    pub fn send(&mut self, c: &ClientUri, outs: Vec<ClientOutput>) {
         for ClientOutput::ToProvider(m) in outs {
-            self.handle.send_from_client(c.clone(), m);
+            match self.offline.get_mut(c) {
+                Some((outbox, _)) => outbox.push(m),
+                None => self.handle.send_from_client(c.clone(), m),
+            }
         }
+    }
+
+    /// Takes a client offline (it neither sends nor receives; its provider keeps its
+    /// mail) or back online (its outbox goes out, its mail comes in). Journalled as a
+    /// [`ClientInput::Online`].
+    pub fn set_online(&mut self, c: &ClientUri, online: bool) {
+        if online != self.offline.contains_key(c) || !self.clients.contains_key(c) {
+            return;
+        }
+        let now = wall_ms();
+        let input = ClientInput::Online {
+            now,
+            client: c.clone(),
+            online,
+        };
+        let out = self.apply_online(now, c, online);
+        let events = self.take_events(c);
+        let sent = [(c.clone(), out)];
+        self.commit(Some(input), None, &sent, vec![(c.clone(), events)]);
+        let [(_, out)] = sent;
+        self.send(c, out);
+    }
+
+    /// The state change of a [`ClientInput::Online`] (live and on replay): going online
+    /// hands the client its held mail; returns the outbox and what the mail made it send.
+    fn apply_online(&mut self, now: Millis, c: &ClientUri, online: bool) -> Vec<ClientOutput> {
+        if !online {
+            self.offline.entry(c.clone()).or_default();
+            return Vec::new();
+        }
+        let Some((outbox, mailbox)) = self.offline.remove(c) else {
+            return Vec::new();
+        };
+        let mut out: Vec<ClientOutput> = outbox.into_iter().map(ClientOutput::ToProvider).collect();
+        if let Some(client) = self.clients.get_mut(c) {
+            for m in mailbox {
+                out.extend(client.on_message(now, m));
+            }
+        }
+        out
     }
 
     /// Takes the events a client produced since the last call.
@@ -153,8 +206,11 @@ impl Node {
     }
 
     /// Commits a client input (after the silent ticks before it), the mailbox row it took,
-    /// the messages the clients sent and the journal lines of their `events`; then appends
-    /// those lines to `events.jsonl`. Stops the process if the state cannot be written.
+    /// the messages the clients sent and the journal lines of their `events` (with a
+    /// `client-view` line after each join or new epoch); then appends those lines to
+    /// `events.jsonl`. An offline client's messages wait in its outbox, not in
+    /// `from_clients` (replay rebuilds the outbox). Stops the process if the state cannot
+    /// be written.
     pub fn commit(
         &mut self,
         input: Option<ClientInput>,
@@ -169,6 +225,13 @@ impl Node {
                 let v = serde_json::to_value(&e).unwrap_or(Value::Null);
                 self.rec
                     .event(wall_ms(), c.as_str(), "client", json!({ "event": v }));
+                let view = observe::view_changed(&e).and_then(|room| {
+                    let v = self.clients.get(&c)?.room_view(room)?;
+                    Some(observe::view_fields(room, &v))
+                });
+                if let Some(v) = view {
+                    self.rec.event(wall_ms(), c.as_str(), "client-view", v);
+                }
             }
         }
         let lines = self.rec.drain_lines();
@@ -177,6 +240,7 @@ impl Node {
         let inputs = store::rows(ticks, |nows| ClientInput::Ticks { nows }, input, &outputs);
         let messages: Vec<(&ClientUri, &ClientToProvider)> = sent
             .iter()
+            .filter(|(c, _)| !self.offline.contains_key(c))
             .flat_map(|(c, outs)| outs.iter().map(move |ClientOutput::ToProvider(m)| (c, m)))
             .collect();
         if let Err(e) = self
@@ -189,10 +253,14 @@ impl Node {
         self.append_lines(lines);
     }
 
-    /// A new client that publishes `key_packages` KeyPackages (control API and restore).
+    /// A new client that publishes `key_packages` KeyPackages (control API and restore);
+    /// a client of the `--scenario` is configured and publishes as in the simulator.
     pub fn create_client(&mut self, uri: &ClientUri, key_packages: usize) -> Vec<ClientOutput> {
-        let mut client = Client::new(self.seed, uri.clone());
-        let out = client.publish_key_packages(key_packages);
+        let (mut client, kps) = match &self.setup {
+            Some(s) if s.resolved.clients.contains(uri) => s.client(uri, self.seed),
+            _ => (Client::new(self.seed, uri.clone()), key_packages),
+        };
+        let out = client.publish_key_packages(kps);
         self.clients.insert(uri.clone(), client);
         vec![out]
     }
@@ -228,10 +296,18 @@ impl Node {
             .clone()
     }
 
-    /// Hands the core's messages to the clients, ticks them, journals the host's events.
+    /// Hands the core's messages to the clients, ticks them, journals the host's events
+    /// and what the observed core did.
     fn drive(&mut self, trace: &net::Trace, tick: bool) {
+        let domain = self.domain.clone();
+        for (t, kind, v) in self.sink.take() {
+            self.rec.event(t, domain.as_str(), kind, v);
+        }
         let now = wall_ms();
         for (c, m) in self.handle.drain_to_clients() {
+            if let Some(v) = observe::deliver_fields(&c, &m) {
+                self.event(domain.as_str(), "deliver", v);
+            }
             // The oldest row of the mailbox is this message (same order).
             self.deliver(now, c, m, Taken::Oldest);
         }
@@ -244,8 +320,18 @@ impl Node {
         self.flush_lines();
     }
 
-    /// Hands a mailbox row to its client.
-    fn deliver(&mut self, now: Millis, c: ClientUri, m: nodes::io::ProviderToClient, taken: Taken) {
+    /// Hands a mailbox row to its client (an offline client's is held: a
+    /// [`ClientInput::Held`]).
+    fn deliver(&mut self, now: Millis, c: ClientUri, m: ProviderToClient, taken: Taken) {
+        if let Some((_, mailbox)) = self.offline.get_mut(&c) {
+            mailbox.push(m.clone());
+            let input = ClientInput::Held {
+                client: c,
+                message: m,
+            };
+            self.commit(Some(input), Some(taken), &[], Vec::new());
+            return;
+        }
         let Some(client) = self.clients.get_mut(&c) else {
             tracing::warn!(client = %c, "message for a client this node does not have");
             self.commit(None, Some(taken), &[], Vec::new());
@@ -264,12 +350,20 @@ impl Node {
         self.send(&c, out);
     }
 
-    /// Ticks every client; commits only if a tick produced something.
+    /// The clients a tick reaches (online ones, URI order).
+    fn ticked(&self) -> Vec<ClientUri> {
+        self.clients
+            .keys()
+            .filter(|c| !self.offline.contains_key(*c))
+            .cloned()
+            .collect()
+    }
+
+    /// Ticks every online client; commits only if a tick produced something.
     fn tick(&mut self, now: Millis) {
-        let cs: Vec<ClientUri> = self.clients.keys().cloned().collect();
         let mut sent = Vec::new();
         let mut events = Vec::new();
-        for c in cs {
+        for c in self.ticked() {
             if let Some(client) = self.clients.get_mut(&c) {
                 let out = client.on_tick(now);
                 let e = client.take_events();
@@ -314,10 +408,15 @@ impl Node {
             } => self.create_client(&client, key_packages),
             ClientInput::Step { now, step } => {
                 let cmd = self.step_command(&step);
-                match (cmd, self.clients.get_mut(&step.client)) {
+                let out = match (cmd, self.clients.get_mut(&step.client)) {
                     (Some(cmd), Some(client)) => client.command(now, cmd).unwrap_or_default(),
                     _ => Vec::new(),
+                };
+                // An offline client's messages wait in its outbox, as they did.
+                if let Some((outbox, _)) = self.offline.get_mut(&step.client) {
+                    outbox.extend(out.iter().map(|ClientOutput::ToProvider(m)| m.clone()));
                 }
+                out
             }
             ClientInput::Message {
                 now,
@@ -330,11 +429,22 @@ impl Node {
             ClientInput::Ticks { nows } => {
                 let mut out = Vec::new();
                 for now in nows {
-                    for client in self.clients.values_mut() {
-                        out.extend(client.on_tick(now));
+                    for c in self.ticked() {
+                        if let Some(client) = self.clients.get_mut(&c) {
+                            out.extend(client.on_tick(now));
+                        }
                     }
                 }
                 out
+            }
+            ClientInput::Online {
+                now,
+                client,
+                online,
+            } => self.apply_online(now, &client, online),
+            ClientInput::Held { client, message } => {
+                self.offline.entry(client).or_default().1.push(message);
+                Vec::new()
             }
         }
     }
@@ -361,7 +471,12 @@ pub fn restore(
     };
     let store = Store::open(&options.state, &identity)?;
     let [server_inputs, client_inputs, to_clients, from_clients] = store.counts()?;
-    let mut core = Server::new(options.provider.clone(), options.seed, config.clone());
+    // A `--scenario` node's core is configured as the simulator configures it (the same
+    // file on every start, so replay rebuilds the same core).
+    let mut core = match &options.setup {
+        Some(s) => s.server(&options.provider, options.seed),
+        None => Server::new(options.provider.clone(), options.seed, config.clone()),
+    };
     journal::replay_all(&store, &mut core)?;
     // Events of the replayed inputs were journalled before the crash.
     core.take_events();
@@ -397,7 +512,10 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
         )
     })?;
     let started = std::time::Instant::now();
-    let config = EnforcementConfig::new(options.enforcement.level());
+    let config = match &options.setup {
+        Some(s) => s.config(),
+        None => EnforcementConfig::new(options.enforcement.level()),
+    };
     let (store, core, restored) = restore(&options, &config)?;
     let journal_path = options.state.join("events.jsonl");
     let recovered = recover_event_lines(&journal_path, &store.event_lines()?)?;
@@ -430,7 +548,13 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let store = Rc::new(RefCell::new(store));
-        let core = JournaledServer::new(core, store.clone());
+        // Observed inside the journal: the journal's digests are of the server core's
+        // outputs only; what the sink records is journalled as event lines, not state.
+        let sink = observe::Sink::default();
+        let core = JournaledServer::new(
+            observe::Observed::resumed(core, sink.clone()),
+            store.clone(),
+        );
         let transport = Rc::new(TlsTransport::new(mimi, options.peers.clone(), &tls));
         let trace = net::Trace::new();
         let (handle, host) = net::run_host(core, transport, HostConfig::default(), &trace);
@@ -441,11 +565,14 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
             handle: handle.clone(),
             peers_path: options.peers.clone(),
             clients: BTreeMap::new(),
+            setup: options.setup.clone(),
             rec: Recorder::new(true),
             events: Default::default(),
             first_event: 0,
             journal,
             senders: BTreeMap::new(),
+            sink,
+            offline: BTreeMap::new(),
             store: store.clone(),
             silent_ticks: Vec::new(),
         }));

@@ -176,9 +176,22 @@ pub enum ClientInput {
         client: ClientUri,
         message: ProviderToClient,
     },
-    /// Ticks of every client (URI order), in order; batched like [`ServerInput::Ticks`].
+    /// Ticks of every online client (URI order), in order; batched like
+    /// [`ServerInput::Ticks`].
     Ticks {
         nows: Vec<Millis>,
+    },
+    /// `POST /online`: the client goes offline, or back online (its outbox goes out, its
+    /// held mail is handed to it).
+    Online {
+        now: Millis,
+        client: ClientUri,
+        online: bool,
+    },
+    /// A mailbox row for an offline client, held for it until it comes back online.
+    Held {
+        client: ClientUri,
+        message: ProviderToClient,
     },
 }
 

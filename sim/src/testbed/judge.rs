@@ -1,0 +1,603 @@
+//! Feeding the simulator's oracles ([`crate::oracles::Oracles`], unchanged) from a merged
+//! testbed trace, and settling the scenario's steps from it.
+//!
+//! The simulator's driver calls the oracles with what it reads from the cores between
+//! steps; a testbed node journals the same information ([`super::observe`]), so here the
+//! same calls are made line by line in the merged order: `client` events, `client-view`
+//! (a client's view after `Joined`/`Epoch`), `hub` events, `hub-view` (the hub's view
+//! of the room), `hub-log` entries and `deliver` lines. Step bookkeeping (which op
+//! settles which scripted step, hub refusals by rule) follows `crate::run` rule for rule.
+//!
+//! # Differences from the simulator, by construction
+//! * `message_built` is fed for every line before the rest: on a real machine the hub of
+//!   the same process can accept a message within the millisecond the client built it,
+//!   and the merged order cannot tell which came first (the oracle only asks whether a
+//!   client built it, not when).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use nodes::client::core::RoomView;
+use nodes::client::failure::FailureOrigin;
+use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
+use nodes::room::RoomState;
+use serde_json::Value;
+
+use crate::oracles::{Arrival, CommittedState, DepartureIntent, DepartureKind, HubMove, Oracles};
+use crate::oracles::{Sent, Violation};
+use crate::run::OpCounts;
+use crate::scenario::{Op, Resolved, Scenario, StepEnd};
+
+/// Most hub refusals kept for matching to failed ops (as the simulator).
+const MAX_PENDING_REFUSALS: usize = 256;
+
+/// What judging a merged trace found.
+#[derive(Debug, Default)]
+pub struct Judged {
+    pub violations: Vec<Violation>,
+    pub step_end: Vec<Option<StepEnd>>,
+    pub ops: OpCounts,
+    pub rejections: BTreeMap<String, u64>,
+    pub messages_accepted: usize,
+    pub messages_received: usize,
+    /// Lines of the trace the judge could not read (a malformed event: counted, skipped).
+    pub unreadable: u64,
+}
+
+struct Judge<'a> {
+    scenario: &'a Scenario,
+    oracles: Oracles,
+    room: RoomUri,
+    hub: Domain,
+    honest: BTreeSet<ClientUri>,
+    honest_providers: BTreeSet<String>,
+    users: BTreeMap<String, UserUri>,
+    hub_views: BTreeMap<String, Value>,
+    views: BTreeMap<ClientUri, RoomView>,
+    epochs: BTreeMap<ClientUri, u64>,
+    out: Judged,
+    step_cmd: Vec<&'static str>,
+    inflight: BTreeMap<ClientUri, VecDeque<usize>>,
+    last_step: BTreeMap<ClientUri, usize>,
+    removed: BTreeSet<ClientUri>,
+    refusals: VecDeque<(String, String, String)>,
+}
+
+fn s<'v>(v: &'v Value, k: &str) -> &'v str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
+}
+fn u(v: &Value, k: &str) -> u64 {
+    v.get(k).and_then(Value::as_u64).unwrap_or(0)
+}
+fn unhex(v: &Value, k: &str) -> Vec<u8> {
+    hex::decode(s(v, k)).unwrap_or_default()
+}
+fn dict(v: &Value) -> BTreeMap<u16, Vec<u8>> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, x)| Some((k.parse().ok()?, hex::decode(x.as_str()?).ok()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A `client-view` line's view back as the client's [`RoomView`].
+fn room_view(v: &Value) -> Option<RoomView> {
+    let members = v
+        .get("members")?
+        .as_array()?
+        .iter()
+        .filter_map(|m| m.as_str()?.parse().ok())
+        .collect();
+    let state = match v.get("state") {
+        Some(Value::Object(_)) => RoomState::from_dictionary(&dict(&v["state"])).ok(),
+        _ => None,
+    };
+    Some(RoomView {
+        epoch: v.get("epoch")?.as_u64()?,
+        group_context: unhex(v, "group_context"),
+        epoch_authenticator: unhex(v, "epoch_authenticator"),
+        dictionary: dict(v.get("dictionary").unwrap_or(&Value::Null)),
+        members,
+        state,
+    })
+}
+
+/// The single key and body of an externally tagged enum value (`{"Joined": {...}}`).
+fn tagged(v: &Value) -> Option<(&str, &Value)> {
+    match v {
+        Value::Object(o) if o.len() == 1 => o.iter().next().map(|(k, b)| (k.as_str(), b)),
+        Value::String(k) => Some((k.as_str(), &Value::Null)),
+        _ => None,
+    }
+}
+
+impl Judge<'_> {
+    fn current_hub(&self) -> String {
+        self.hub_views
+            .iter()
+            .filter(|(_, v)| v["sequencing"].as_bool() == Some(true))
+            .max_by_key(|(_, v)| u(v, "generation"))
+            .map_or_else(|| self.hub.as_str().to_string(), |(d, _)| d.clone())
+    }
+
+    fn hub_epoch(&self) -> Option<(u64, Vec<u8>)> {
+        let v = self.hub_views.get(&self.current_hub())?;
+        Some((v.get("epoch")?.as_u64()?, unhex(v, "group_context")))
+    }
+
+    fn hub_committed(&self) -> Option<CommittedState> {
+        let v = self.hub_views.get(&self.current_hub())?;
+        let users = |x: &Value| -> Option<(UserUri, u32)> {
+            Some((
+                x.get(0)?.as_str()?.parse().ok()?,
+                u32::try_from(x.get(1)?.as_u64()?).ok()?,
+            ))
+        };
+        Some(CommittedState {
+            room: self.room.clone(),
+            epoch: v.get("epoch")?.as_u64()?,
+            participants: v["participants"]
+                .as_array()?
+                .iter()
+                .filter_map(users)
+                .collect(),
+            members: v["members"]
+                .as_array()?
+                .iter()
+                .filter_map(|m| m.as_str()?.parse().ok())
+                .collect(),
+        })
+    }
+
+    fn settle(&mut self, c: &ClientUri, op: &str, failure: Option<(FailureOrigin, &str)>) {
+        let front = self.inflight.get(c).and_then(|q| q.front().copied());
+        let i = match front {
+            Some(i) if self.step_cmd.get(i) == Some(&op) => {
+                if let Some(q) = self.inflight.get_mut(c) {
+                    q.pop_front();
+                }
+                self.last_step.insert(c.clone(), i);
+                self.out.step_end[i] = Some(StepEnd::Done);
+                i
+            }
+            _ => match (&failure, self.last_step.get(c)) {
+                (Some(_), Some(&i)) => i,
+                _ => return,
+            },
+        };
+        if let Some((origin, reason)) = failure {
+            let refused_with = match origin {
+                FailureOrigin::HubRefused { code } => Some(code.name().to_string()),
+                FailureOrigin::HttpError { status } => Some(format!("http-{status}")),
+                _ => None,
+            };
+            let end = match refused_with {
+                Some(code) => StepEnd::Refused {
+                    rule: self.refusal(reason).unwrap_or(code),
+                },
+                None if self.removed.contains(c) => StepEnd::Overtaken {
+                    reason: format!("{op}: {reason}"),
+                },
+                None => StepEnd::Failed {
+                    reason: format!("{op}: {reason}"),
+                },
+            };
+            if matches!(self.out.step_end[i], None | Some(StepEnd::Done)) {
+                self.out.step_end[i] = Some(end);
+            }
+        }
+    }
+
+    fn refusal(&mut self, reason: &str) -> Option<String> {
+        let pos = self
+            .refusals
+            .iter()
+            .position(|(_, _, r)| !r.is_empty() && reason.contains(r.as_str()))
+            .or_else(|| {
+                (reason == "NotAllowed")
+                    .then(|| {
+                        self.refusals
+                            .iter()
+                            .position(|(e, _, _)| e == "submitMessage")
+                    })
+                    .flatten()
+            })?;
+        self.refusals.remove(pos).map(|(_, rule, _)| rule)
+    }
+
+    /// A scripted op handed to its client (trace line `line`); `refused`: the client
+    /// refused to queue it (the reason).
+    fn op(&mut self, c: &ClientUri, v: &Value, line: u64, refused: Option<String>) {
+        let mut opv = v.clone();
+        let step = opv.get("step").and_then(Value::as_u64).map(|i| i as usize);
+        if let Some(o) = opv.as_object_mut() {
+            for k in ["t", "node", "kind", "step"] {
+                o.remove(k);
+            }
+        }
+        let Ok(op) = serde_json::from_value::<Op>(opv) else {
+            self.out.unreadable += 1;
+            return;
+        };
+        let Some(step) = step.filter(|i| *i < self.out.step_end.len()) else {
+            return;
+        };
+        self.out.ops.issued += 1;
+        if let Some(reason) = refused {
+            self.out.ops.refused += 1;
+            self.out.step_end[step] = Some(StepEnd::Failed {
+                reason: format!("{}: the client refused it: {reason}", op.name()),
+            });
+            return;
+        }
+        self.inflight.entry(c.clone()).or_default().push_back(step);
+        if !self.honest.contains(c) {
+            return;
+        }
+        let may_be_refused = !self.scenario.script[step].get_ref().may_refuse.is_empty();
+        let user = |n: &str| self.users.get(n).cloned();
+        let departure = match &op {
+            Op::Leave => Some((DepartureKind::Leave, c.user())),
+            Op::Remove { user: n } => user(n).map(|x| (DepartureKind::Remove, x)),
+            Op::Ban { user: n } => user(n).map(|x| (DepartureKind::Ban, x)),
+            _ => None,
+        };
+        let view = self.views.get(c).cloned();
+        if let (Some((kind, user)), Some(view)) = (departure, &view) {
+            let intent = DepartureIntent {
+                kind,
+                user,
+                may_be_refused,
+            };
+            let room = self.room.clone();
+            self.oracles
+                .departure_started(&intent, c, &room, view, line);
+        }
+        let hub_move = match &op {
+            Op::MoveHub { .. } => Some(HubMove::Handoff),
+            Op::TakeOver => Some(HubMove::Takeover),
+            _ => None,
+        };
+        if let Some(how) = hub_move {
+            let room = self.room.clone();
+            self.oracles.hub_move_started(&room, how);
+        }
+        let epoch_now = view.as_ref().map_or(0, |v| v.epoch);
+        let add = |n: &str| {
+            user(n).map(|user| Arrival::Add {
+                by: c.clone(),
+                room: self.room.clone(),
+                user,
+                epoch: epoch_now,
+                line,
+            })
+        };
+        let arrivals: Vec<Arrival> = match &op {
+            Op::Add { user: n, .. } => add(n).into_iter().collect(),
+            Op::AddUsers { users } => users.iter().filter_map(|x| add(x)).collect(),
+            Op::Join => vec![Arrival::Join {
+                client: c.clone(),
+                room: self.room.clone(),
+                line,
+                failure: None,
+                joined: false,
+            }],
+            _ => Vec::new(),
+        };
+        for a in arrivals {
+            self.oracles.arrival_started(a);
+        }
+    }
+
+    fn client_event(&mut self, t: u64, c: &ClientUri, e: &Value, line: u64) {
+        let Some((tag, b)) = tagged(e) else {
+            self.out.unreadable += 1;
+            return;
+        };
+        let room: Option<RoomUri> = b
+            .get("room")
+            .and_then(Value::as_str)
+            .and_then(|r| r.parse().ok());
+        let honest = self.honest.contains(c);
+        match (tag, room) {
+            ("Joined", Some(room)) => {
+                self.removed.remove(c);
+                if honest {
+                    self.oracles.arrival_joined(c, &room);
+                }
+                self.epochs.insert(c.clone(), u(b, "epoch"));
+            }
+            ("Epoch", Some(_)) => {
+                self.epochs.insert(c.clone(), u(b, "epoch"));
+            }
+            ("Removed", Some(_)) => {
+                self.removed.insert(c.clone());
+                self.epochs.remove(c);
+                self.views.remove(c);
+            }
+            ("MessageSent", Some(room)) => {
+                let epoch = self.epochs.get(c).copied().unwrap_or(0);
+                self.oracles.message_sent(Sent {
+                    room,
+                    message_id: s(b, "message_id").to_string(),
+                    sender: c.clone(),
+                    epoch,
+                    line,
+                });
+            }
+            ("MessageReceived", Some(room)) if honest => {
+                self.oracles.message_received(c, &room, s(b, "message_id"));
+            }
+            ("OpSucceeded", Some(_)) => {
+                self.out.ops.succeeded += 1;
+                let op = s(b, "op").to_string();
+                self.settle(c, &op, None);
+            }
+            ("OpFailed", Some(room)) => {
+                self.out.ops.failed += 1;
+                let op = s(b, "op").to_string();
+                let reason = s(b, "reason").to_string();
+                let Ok(origin) = serde_json::from_value::<FailureOrigin>(b["origin"].clone())
+                else {
+                    self.out.unreadable += 1;
+                    return;
+                };
+                if op == "join-external" && honest {
+                    self.oracles.join_failed(c, origin, &reason, line);
+                }
+                let _ = (t, room);
+                self.settle(c, &op, Some((origin, &reason)));
+            }
+            _ => {}
+        }
+    }
+
+    fn hub_event(&mut self, t: u64, d: &str, e: &Value, line: u64) {
+        let Some((tag, b)) = tagged(e) else {
+            self.out.unreadable += 1;
+            return;
+        };
+        let Some(room) = b
+            .get("room")
+            .and_then(Value::as_str)
+            .and_then(|r| r.parse::<RoomUri>().ok())
+        else {
+            return;
+        };
+        match tag {
+            "SenderAccepted" => self.oracles.sender_accepted(
+                t,
+                d,
+                &room,
+                u(b, "epoch"),
+                s(b, "sending_uri"),
+                s(b, "mls_message_sha256"),
+                line,
+            ),
+            "Rejected" => {
+                let code = s(b, "code").to_string();
+                let key = b
+                    .get("rule")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| code.clone(), str::to_string);
+                *self.out.rejections.entry(key.clone()).or_default() += 1;
+                if code != "wrongEpoch" {
+                    self.refusals.push_back((
+                        s(b, "endpoint").to_string(),
+                        key,
+                        s(b, "reason").to_string(),
+                    ));
+                    if self.refusals.len() > MAX_PENDING_REFUSALS {
+                        self.refusals.pop_front();
+                    }
+                }
+            }
+            "Accepted" if s(b, "kind") == "commit" => {
+                self.oracles
+                    .commit_accepted(t, d, &room, u(b, "epoch"), u(b, "seq"), line);
+                if room == self.room && d == self.current_hub() {
+                    if let Some((he, gc)) = self.hub_epoch() {
+                        self.oracles.hub_epoch(t, d, &room, he, gc, line);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Judges a merged trace (`lines[0]` is the header; line numbers are 1-based). `converged`:
+/// the runner saw every honest client converge after healing; `end_t`: the run's end.
+pub fn judge(
+    scenario: &Scenario,
+    resolved: &Resolved,
+    lines: &[Value],
+    converged: bool,
+    end_t: u64,
+) -> Judged {
+    let mut j = Judge {
+        scenario,
+        oracles: Oracles::new(
+            scenario
+                .oracles
+                .disabled
+                .iter()
+                .map(|o| o.get_ref().clone()),
+        ),
+        room: resolved.room.clone(),
+        hub: resolved.hub.clone(),
+        honest: resolved
+            .clients
+            .iter()
+            .filter(|c| resolved.honest(c))
+            .cloned()
+            .collect(),
+        honest_providers: resolved
+            .providers
+            .iter()
+            .filter(|d| !resolved.adversaries.iter().any(|(a, _)| a == *d))
+            .map(|d| d.as_str().to_string())
+            .collect(),
+        users: resolved
+            .users
+            .iter()
+            .map(|u| (u.name(), u.clone()))
+            .collect(),
+        hub_views: BTreeMap::new(),
+        views: BTreeMap::new(),
+        epochs: BTreeMap::new(),
+        out: Judged {
+            step_end: vec![None; scenario.script.len()],
+            ..Judged::default()
+        },
+        step_cmd: scenario
+            .script
+            .iter()
+            .map(|s| s.get_ref().op.command_name())
+            .collect(),
+        inflight: BTreeMap::new(),
+        last_step: BTreeMap::new(),
+        removed: BTreeSet::new(),
+        refusals: VecDeque::new(),
+    };
+    for (d, a) in &resolved.adversaries {
+        if *a == nodes::adversary::Adversary::GhostDevice {
+            j.oracles.add_ghosts(nodes::adversary::ghost_devices(
+                resolved.clients.iter().filter(|c| c.domain() == *d),
+            ));
+        }
+    }
+    // First pass: every message a client built; which ops their client refused.
+    let mut refused: BTreeMap<usize, String> = BTreeMap::new();
+    let mut last_op: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, l) in lines.iter().enumerate() {
+        let (node, kind) = (s(l, "node"), s(l, "kind"));
+        match kind {
+            "client" => {
+                if let Some(("MessageBuilt", b)) = tagged(&l["event"]) {
+                    if let (Ok(c), Ok(room)) =
+                        (node.parse::<ClientUri>(), s(b, "room").parse::<RoomUri>())
+                    {
+                        j.oracles.message_built(
+                            &c,
+                            &room,
+                            s(b, "mls_message_sha256"),
+                            i as u64 + 1,
+                        );
+                    }
+                }
+                last_op.remove(node);
+            }
+            "op" => {
+                last_op.insert(node, i);
+            }
+            "op-refused" => {
+                if let Some(op_i) = last_op.remove(node) {
+                    refused.insert(op_i, s(l, "reason").to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    for (i, l) in lines.iter().enumerate().skip(1) {
+        let line = i as u64 + 1;
+        let (t, node, kind) = (u(l, "t"), s(l, "node"), s(l, "kind"));
+        match kind {
+            "op" => {
+                if let Ok(c) = node.parse::<ClientUri>() {
+                    j.op(&c, l, line, refused.remove(&i));
+                }
+            }
+            "op-abandoned" | "op-failed" => {
+                if let Some(i) = l.get("step").and_then(Value::as_u64).map(|i| i as usize) {
+                    if i < j.out.step_end.len() {
+                        j.out.step_end[i] = Some(if kind == "op-abandoned" {
+                            j.out.ops.abandoned += 1;
+                            StepEnd::Abandoned
+                        } else {
+                            StepEnd::Failed {
+                                reason: s(l, "reason").to_string(),
+                            }
+                        });
+                    }
+                }
+            }
+            "client" => {
+                if let Ok(c) = node.parse::<ClientUri>() {
+                    j.client_event(t, &c, &l["event"], line);
+                }
+            }
+            "client-view" => {
+                let (Ok(c), Ok(room)) =
+                    (node.parse::<ClientUri>(), s(l, "room").parse::<RoomUri>())
+                else {
+                    continue;
+                };
+                let Some(view) = room_view(l) else {
+                    j.out.unreadable += 1;
+                    continue;
+                };
+                if j.honest.contains(&c) {
+                    let current = j.current_hub();
+                    let hub = j.hub_epoch();
+                    let hub = hub.as_ref().map(|(e, _)| (current.as_str(), *e));
+                    // The view belongs to the client event on the line before.
+                    j.oracles
+                        .client_epoch(t, &c, &room, &view, hub, line.saturating_sub(1));
+                }
+                if room == j.room {
+                    j.views.insert(c, view);
+                }
+            }
+            "hub" => j.hub_event(t, node, &l["event"], line),
+            "hub-view" if s(l, "room") == j.room.as_str() => {
+                j.hub_views.insert(node.to_string(), l.clone());
+            }
+            "hub-log" => {
+                if let Ok(room) = s(l, "room").parse::<RoomUri>() {
+                    j.oracles.logged(
+                        node,
+                        &room,
+                        &unhex(l, "fanout"),
+                        u(l, "generation"),
+                        u(l, "seq"),
+                        u(l, "epoch"),
+                        line,
+                    );
+                }
+            }
+            "deliver" if j.honest_providers.contains(node) => {
+                let (Ok(c), Ok(room)) = (
+                    s(l, "client").parse::<ClientUri>(),
+                    s(l, "room").parse::<RoomUri>(),
+                ) else {
+                    continue;
+                };
+                j.oracles
+                    .delivered(t, node, &c, &room, &unhex(l, "fanout"), line);
+            }
+            _ => {}
+        }
+    }
+    j.oracles.check_handoffs(end_t, converged);
+    if converged {
+        let honest = j.honest.clone();
+        j.oracles.check_delivery(end_t, &honest);
+        let hub_final = j.hub_committed();
+        j.oracles.check_departures(end_t, hub_final.as_ref());
+        j.oracles.check_arrivals(end_t, hub_final.as_ref());
+    }
+    for q in j.inflight.values() {
+        for &i in q {
+            if j.out.step_end[i].is_none() {
+                j.out.step_end[i] = Some(StepEnd::Unfinished);
+            }
+        }
+    }
+    j.out.violations = j.oracles.violations().to_vec();
+    let (a, r) = j.oracles.message_counts();
+    j.out.messages_accepted = a;
+    j.out.messages_received = r;
+    j.out
+}

@@ -1,0 +1,205 @@
+//! What a node journals besides its host's and clients' events, so that the testbed
+//! runner can feed the simulator's oracles from the merged trace ([`super::merge`]): the
+//! same information the simulator's driver reads from the cores between steps.
+//!
+//! * `hub` / `follower` lines: the server core's events, as in a simulator trace.
+//! * `hub-view` lines: after a core call that changed it, the hub's view of a room it
+//!   hosts (sequencing, generation, epoch, GroupContext, members, committed participant
+//!   list).
+//! * `hub-log` lines: every new entry of a room's hub log (the FanoutMessage, hex).
+//! * `client-view` lines: a client's view of a room after it joined or changed epoch.
+//! * `deliver` lines: a FanoutMessage a provider hands to its client (hex).
+//!
+//! [`Observed`] wraps the server core; the host adapter calls it, it records into a
+//! [`Sink`] that the node flushes into its journal.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use nodes::client::core::{ClientEvent, RoomView};
+use nodes::ids::{ClientUri, Domain, RoomUri};
+use nodes::io::{
+    ClientToProvider, Millis, ProviderToClient, Request, RequestId, Response, ServerCore,
+    ServerOutput, Token, TransportError,
+};
+use nodes::server::{Server, ServerEvent};
+use serde_json::{json, Value};
+
+use super::tls::wall_ms;
+
+/// What the core did that the node has not journalled yet, and its latest hub state.
+#[derive(Default)]
+pub struct SinkState {
+    /// (t, kind, fields), in the order they happened.
+    pub lines: Vec<(u64, &'static str, Value)>,
+    /// Per room: hub log entries already journalled.
+    logged: BTreeMap<RoomUri, usize>,
+    /// Per room: the last `hub-view` journalled.
+    views: BTreeMap<RoomUri, Value>,
+    /// Whether every fan-out of the hub is delivered (for the runner's convergence check).
+    pub fanout_idle: bool,
+}
+
+/// Shared between the wrapped core (in the host task) and the node (one thread).
+#[derive(Clone, Default)]
+pub struct Sink(pub Rc<RefCell<SinkState>>);
+
+impl Sink {
+    /// The lines recorded since the last call.
+    pub fn take(&self) -> Vec<(u64, &'static str, Value)> {
+        std::mem::take(&mut self.0.borrow_mut().lines)
+    }
+    /// The latest `hub-view` per room.
+    pub fn views(&self) -> BTreeMap<RoomUri, Value> {
+        self.0.borrow().views.clone()
+    }
+    pub fn fanout_idle(&self) -> bool {
+        self.0.borrow().fanout_idle
+    }
+}
+
+/// The server core, observed after every input.
+pub struct Observed {
+    core: Server,
+    sink: Sink,
+}
+
+impl Observed {
+    pub fn new(core: Server, sink: Sink) -> Self {
+        let o = Observed { core, sink };
+        o.sink.0.borrow_mut().fanout_idle = true;
+        o
+    }
+
+    /// Wraps a core rebuilt from the journal: the rooms, log entries and views it has
+    /// were journalled before the restart and are not recorded again.
+    pub fn resumed(core: Server, sink: Sink) -> Self {
+        let mut o = Observed::new(core, sink);
+        o.observe(Vec::new());
+        o.sink.take();
+        o
+    }
+
+    fn observe(&mut self, out: Vec<ServerOutput>) -> Vec<ServerOutput> {
+        let t = wall_ms();
+        let mut st = self.sink.0.borrow_mut();
+        // The hub's view first: an `Accepted` commit is judged against the view after it.
+        let me = self.core.domain().clone();
+        for r in self.core.hub.rooms() {
+            let room = &r.room;
+            let generation = match self.core.hub.hub_record(room) {
+                Some(rec) if rec.hub == me => rec.generation,
+                _ => r.record.generation,
+            };
+            let from = st.logged.get(room).copied().unwrap_or(0).min(r.log.len());
+            for e in r.log.iter().skip(from) {
+                st.lines.push((
+                    t,
+                    "hub-log",
+                    json!({"room": room.as_str(), "generation": generation, "seq": e.seq,
+                           "epoch": e.epoch, "fanout": hex::encode(&e.fanout)}),
+                ));
+            }
+            st.logged.insert(room.clone(), r.log.len());
+            let view = json!({
+                "room": room.as_str(),
+                "sequencing": self.core.hub.sequencing(room),
+                "generation": self.core.hub.generation(room),
+                "epoch": r.view.as_ref().map(|v| v.epoch()),
+                "group_context": r.view.as_ref().map(|v| hex::encode(v.group_context_bytes())),
+                "members": r.view.as_ref().map(|v| v.members().into_iter().filter_map(|(_, c)| c)
+                    .map(|c| c.as_str().to_string()).collect::<Vec<_>>()),
+                "participants": r.committed.participants.iter()
+                    .map(|p| json!([p.user.as_str(), p.role])).collect::<Vec<_>>(),
+            });
+            if st.views.get(room) != Some(&view) {
+                st.lines.push((t, "hub-view", view.clone()));
+                st.views.insert(room.clone(), view);
+            }
+        }
+        for e in self.core.take_events() {
+            let (kind, v) = match &e {
+                ServerEvent::Hub(h) => ("hub", serde_json::to_value(h)),
+                ServerEvent::Follower(f) => ("follower", serde_json::to_value(f)),
+            };
+            st.lines
+                .push((t, kind, json!({ "event": v.unwrap_or(Value::Null) })));
+        }
+        st.fanout_idle = self.core.hub.fanout_idle();
+        out
+    }
+}
+
+impl ServerCore for Observed {
+    fn domain(&self) -> &Domain {
+        self.core.domain()
+    }
+    fn on_request(&mut self, now: Millis, id: RequestId, request: Request) -> Vec<ServerOutput> {
+        let out = self.core.on_request(now, id, request);
+        self.observe(out)
+    }
+    fn on_response(
+        &mut self,
+        now: Millis,
+        token: Token,
+        result: Result<Response, TransportError>,
+    ) -> Vec<ServerOutput> {
+        let out = self.core.on_response(now, token, result);
+        self.observe(out)
+    }
+    fn on_client(
+        &mut self,
+        now: Millis,
+        client: &ClientUri,
+        message: ClientToProvider,
+    ) -> Vec<ServerOutput> {
+        let out = self.core.on_client(now, client, message);
+        self.observe(out)
+    }
+    fn on_tick(&mut self, now: Millis) -> Vec<ServerOutput> {
+        let out = self.core.on_tick(now);
+        self.observe(out)
+    }
+    fn on_restart(&mut self, now: Millis) -> Vec<ServerOutput> {
+        let out = self.core.on_restart(now);
+        self.observe(out)
+    }
+}
+
+/// A client's view of a room as a `client-view` line's fields (lossless for the oracles:
+/// the room state travels as its `app_data_dictionary` encoding).
+pub fn view_fields(room: &RoomUri, v: &RoomView) -> Value {
+    let dict = |d: &BTreeMap<u16, Vec<u8>>| -> BTreeMap<String, String> {
+        d.iter()
+            .map(|(k, v)| (k.to_string(), hex::encode(v)))
+            .collect()
+    };
+    json!({
+        "room": room.as_str(),
+        "epoch": v.epoch,
+        "group_context": hex::encode(&v.group_context),
+        "epoch_authenticator": hex::encode(&v.epoch_authenticator),
+        "dictionary": dict(&v.dictionary),
+        "members": v.members.iter().map(ClientUri::as_str).collect::<Vec<_>>(),
+        "state": v.state.as_ref().map(|s| dict(&s.to_dictionary())),
+    })
+}
+
+/// The room a client event changes the view of (joined or a new epoch).
+pub fn view_changed(e: &ClientEvent) -> Option<&RoomUri> {
+    match e {
+        ClientEvent::Joined { room, .. } | ClientEvent::Epoch { room, .. } => Some(room),
+        _ => None,
+    }
+}
+
+/// A `deliver` line's fields for a provider→client message (`None` for replies).
+pub fn deliver_fields(c: &ClientUri, m: &ProviderToClient) -> Option<Value> {
+    match m {
+        ProviderToClient::Deliver { room, fanout } => Some(json!({
+            "client": c.as_str(), "room": room.as_str(), "fanout": hex::encode(fanout),
+        })),
+        ProviderToClient::Reply { .. } => None,
+    }
+}

@@ -1,0 +1,61 @@
+//! A node's configuration from a scenario file (`mimi-sim node --scenario FILE`): the
+//! server core and clients configured exactly as the simulator configures them
+//! ([`crate::run::make_server`], [`crate::run::make_client`]): variant, bugs, adversaries,
+//! disabled rules, enforcement level.
+
+use std::path::Path;
+
+use nodes::client::core::Client;
+use nodes::hub::EnforcementConfig;
+use nodes::ids::{ClientUri, Domain};
+use nodes::server::Server;
+
+use crate::run::{enforcement_config, make_client, make_server};
+use crate::scenario::{Resolved, Scenario};
+
+/// A loaded and validated scenario (at one enforcement level and variant).
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub scenario: Scenario,
+    pub resolved: Resolved,
+    /// The file's text (its hash goes into the trace header).
+    pub text: String,
+    pub file: String,
+}
+
+impl Setup {
+    /// Loads `path` at `enforcement` (default: the file's) with `variants` (`key=value`).
+    pub fn load(
+        path: &Path,
+        enforcement: Option<&str>,
+        variants: &[String],
+    ) -> Result<Self, String> {
+        let (s, text) = Scenario::load(path).map_err(|e| e.to_string())?;
+        let s = match crate::cli::level(enforcement) {
+            Some(l) => s.at_level(l),
+            None => s,
+        };
+        let scenario = s.with_variants(variants)?;
+        let file = path.display().to_string();
+        let resolved = scenario.validate(&file, &text).map_err(|e| e.to_string())?;
+        Ok(Setup {
+            scenario,
+            resolved,
+            text,
+            file,
+        })
+    }
+
+    pub fn config(&self) -> EnforcementConfig {
+        enforcement_config(&self.scenario, &self.resolved)
+    }
+
+    pub fn server(&self, d: &Domain, seed: u64) -> Server {
+        make_server(&self.scenario, &self.resolved, d, seed)
+    }
+
+    /// Client `c` and the KeyPackages it publishes at the start.
+    pub fn client(&self, c: &ClientUri, seed: u64) -> (Client, usize) {
+        make_client(&self.scenario, &self.resolved, c, seed)
+    }
+}
