@@ -79,8 +79,11 @@ fn options(
     })
 }
 
+/// How long an interrupted runner waits for its node processes to be gone.
+const INTERRUPT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs `fut` unless Ctrl-C comes first (then the future is dropped: its processes get
-/// SIGKILL from `kill_on_drop`).
+/// SIGKILL from `kill_on_drop`, and this waits until they are gone).
 fn block_on<T>(
     fut: impl std::future::Future<Output = Result<T, RunnerError>>,
 ) -> Result<T, RunnerError> {
@@ -88,12 +91,19 @@ fn block_on<T>(
         .enable_all()
         .build()
         .map_err(|e| RunnerError::Scenario(format!("cannot start tokio: {e}")))?;
-    rt.block_on(async {
+    let r = rt.block_on(async {
         tokio::select! {
             r = fut => r,
             _ = tokio::signal::ctrl_c() => Err(RunnerError::Interrupted),
         }
-    })
+    });
+    if matches!(r, Err(RunnerError::Interrupted)) {
+        let left = rt.block_on(super::runner::wait_gone(INTERRUPT_WAIT));
+        if !left.is_empty() {
+            eprintln!("mimi-sim testbed: node processes {left:?} still run after SIGKILL");
+        }
+    }
+    r
 }
 
 /// `mimi-sim testbed`.

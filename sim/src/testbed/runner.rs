@@ -197,6 +197,7 @@ impl Bed {
             .map_err(|e| fail(format!("cannot run {}: {e}", self.exe.display())))?;
         if let Some(pid) = child.id() {
             self.pids.push(pid);
+            spawned(pid);
         }
         let stdout = child
             .stdout
@@ -1101,4 +1102,48 @@ async fn finish(
         pids: Vec::new(),
         unreadable_lines: merged.skipped + judged.unreadable,
     })
+}
+
+/// Every node process this runner started (all runs of this process): on Ctrl-C the run's
+/// future is dropped and `kill_on_drop` sends each SIGKILL, but SIGKILL is asynchronous,
+/// so [`wait_gone`] waits for them before the runner exits.
+static SPAWNED: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+fn spawned(pid: u32) {
+    if let Ok(mut v) = SPAWNED.lock() {
+        v.push(pid);
+    }
+}
+
+/// Whether process `pid` still runs (it exists and is not a zombie).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// After a cancelled run: SIGKILL (again) every node process this runner started that
+/// still runs, and wait until none does, at most `limit`. The ones still running then.
+pub async fn wait_gone(limit: Duration) -> Vec<u32> {
+    let pids: Vec<u32> = SPAWNED.lock().map(|v| v.clone()).unwrap_or_default();
+    for &pid in &pids {
+        if alive(pid) {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .await;
+        }
+    }
+    let start = Instant::now();
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+        if left.is_empty() || start.elapsed() >= limit {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
