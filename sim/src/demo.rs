@@ -213,6 +213,7 @@ pub fn run(seed: u64, enforcement: Enforcement) -> DemoReport {
                     op: "command",
                     origin: FailureOrigin::Local(LocalFailure::Build),
                     reason: e.to_string(),
+                    request_sha256: None,
                 },
             ));
         }

@@ -252,9 +252,9 @@ struct World<'a> {
     last_step: BTreeMap<ClientUri, usize>,
     /// Clients removed from the room (a `Removed` event, not followed by a `Joined`).
     removed: BTreeSet<ClientUri>,
-    /// Hub refusals not yet matched to a client's failed op: (endpoint, rule id or
-    /// code, reason), oldest first, at most [`MAX_PENDING_REFUSALS`].
-    refusals: std::collections::VecDeque<(&'static str, String, String)>,
+    /// Hub refusals not yet matched to a client's failed op: (SHA-256 of the refused
+    /// request, rule id or code), oldest first, at most [`MAX_PENDING_REFUSALS`].
+    refusals: std::collections::VecDeque<(String, String)>,
 }
 
 /// Most hub refusals kept for matching to failed ops.
@@ -357,13 +357,17 @@ impl World<'_> {
                     self.settle(c, op, None);
                 }
                 ClientEvent::OpFailed {
-                    op, origin, reason, ..
+                    op,
+                    origin,
+                    reason,
+                    request_sha256,
+                    ..
                 } => {
                     self.ops.failed += 1;
                     if *op == "join-external" && self.honest.contains(c) {
                         self.oracles.join_failed(c, *origin, reason, line);
                     }
-                    self.settle(c, op, Some((origin, reason)));
+                    self.settle(c, op, Some((origin, reason, request_sha256.as_deref())));
                 }
                 _ => {}
             }
@@ -374,7 +378,12 @@ impl World<'_> {
     /// flight is settled if `op` is its command; any other op (a follow-up the client
     /// queued itself, e.g. a `leave-step`) belongs to the step it settled last, whose
     /// end becomes the follow-up's failure.
-    fn settle(&mut self, c: &ClientUri, op: &str, failure: Option<(&FailureOrigin, &str)>) {
+    fn settle(
+        &mut self,
+        c: &ClientUri,
+        op: &str,
+        failure: Option<(&FailureOrigin, &str, Option<&str>)>,
+    ) {
         let front = self.inflight.get(c).and_then(|q| q.front().copied());
         let i = match front {
             Some(i) if self.step_cmd[i] == op => {
@@ -390,9 +399,10 @@ impl World<'_> {
                 _ => return,
             },
         };
-        if let Some((origin, reason)) = failure {
-            // Whether the hub refused it is the failure's typed origin; the text only
-            // picks which of the hub's recorded refusals (and so which rule) it was.
+        if let Some((origin, reason, request_sha256)) = failure {
+            // Whether the hub refused it is the failure's typed origin; the refused
+            // request's digest picks which of the hub's recorded refusals (and so which
+            // rule) it was.
             let refused_with = match origin {
                 FailureOrigin::HubRefused { code } => Some(code.name().to_string()),
                 FailureOrigin::HttpError { status } => Some(format!("http-{status}")),
@@ -400,7 +410,7 @@ impl World<'_> {
             };
             let end = match refused_with {
                 Some(code) => StepEnd::Refused {
-                    rule: self.refusal(reason).unwrap_or(code),
+                    rule: self.refusal(request_sha256).unwrap_or(code),
                 },
                 None if self.removed.contains(c) => StepEnd::Overtaken {
                     reason: format!("{op}: {reason}"),
@@ -415,26 +425,15 @@ impl World<'_> {
         }
     }
 
-    /// The hub refusal a client's op failure `reason` comes from, as its rule id (or
-    /// answer code): the oldest pending refusal whose reason the client's names, else for
-    /// a bare `NotAllowed` (a refused submitMessage carries no reason) the oldest pending
-    /// submitMessage refusal. `None`: no recorded refusal matches (the caller falls back
-    /// to the answer code).
-    fn refusal(&mut self, reason: &str) -> Option<String> {
-        let pos = self
-            .refusals
-            .iter()
-            .position(|(_, _, r)| !r.is_empty() && reason.contains(r.as_str()))
-            .or_else(|| {
-                (reason == "NotAllowed")
-                    .then(|| {
-                        self.refusals
-                            .iter()
-                            .position(|(e, _, _)| *e == "submitMessage")
-                    })
-                    .flatten()
-            })?;
-        self.refusals.remove(pos).map(|(_, rule, _)| rule)
+    /// The hub refusal a client's failed op comes from, as its rule id (or answer code):
+    /// the oldest pending refusal of the same request bytes (`request_sha256`, which the
+    /// client's `OpFailed` and the hub's `Rejected` both name). `None`: no recorded
+    /// refusal of those bytes (e.g. a provider that answered itself); the caller falls
+    /// back to the answer code.
+    fn refusal(&mut self, request_sha256: Option<&str>) -> Option<String> {
+        let digest = request_sha256?;
+        let pos = self.refusals.iter().position(|(d, _)| d == digest)?;
+        self.refusals.remove(pos).map(|(_, rule)| rule)
     }
 
     /// The room's current hub (x-hub-transfer): the provider whose hub sequences the
@@ -533,8 +532,7 @@ impl World<'_> {
                 if let ServerEvent::Hub(HubEvent::Rejected {
                     rule,
                     code,
-                    endpoint,
-                    reason,
+                    request_sha256,
                     ..
                 }) = &e
                 {
@@ -542,7 +540,7 @@ impl World<'_> {
                     *self.rejections.entry(key.clone()).or_default() += 1;
                     // wrongEpoch answers are retried by the client, never an op's end.
                     if code != "wrongEpoch" {
-                        self.refusals.push_back((endpoint, key, reason.clone()));
+                        self.refusals.push_back((request_sha256.clone(), key));
                         if self.refusals.len() > MAX_PENDING_REFUSALS {
                             self.refusals.pop_front();
                         }

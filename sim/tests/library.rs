@@ -244,3 +244,38 @@ fn within_seeds_is_every_seed_by_default_and_a_window_otherwise() {
     assert!(within.run_as_expected("ok", &[]));
     assert!(!okay.run_as_expected("incomplete", &[]));
 }
+
+#[test]
+fn each_refused_step_gets_the_rule_of_the_refusal_of_its_own_request_bytes() {
+    // Two refusals in a row by different rules: bob (an attendee) sends (rule
+    // submit-sender) and removes alice (the room's policy). Each step is matched to the
+    // hub's refusal by the SHA-256 of the request the client sent and the hub refused.
+    let steps = "[[script]]\nat_ms = 1500\nclient = \"bob\"\nop = \"send\"\ntext = \"hi\"\n\
+                 [[script]]\nat_ms = 1500\nclient = \"bob\"\nop = \"remove\"\nuser = \"alice\"\n";
+    let r = run_text(&small(steps), 1);
+    let ends: Vec<_> = r
+        .steps_not_done
+        .iter()
+        .map(|n| (n.step, n.op, n.end.clone()))
+        .collect();
+    assert_eq!(
+        ends,
+        vec![
+            (
+                2,
+                "send",
+                mimi_sim::scenario::StepEnd::Refused {
+                    rule: "submit-sender".into()
+                }
+            ),
+            (
+                3,
+                "remove",
+                mimi_sim::scenario::StepEnd::Refused {
+                    rule: "policy".into()
+                }
+            ),
+        ],
+        "{r:?}"
+    );
+}

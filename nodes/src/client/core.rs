@@ -283,11 +283,15 @@ pub enum ClientEvent {
     },
     /// The op failed: `origin` says where (typed, set where the failure is produced),
     /// `reason` says what happened, for people.
+    /// `request_sha256`: for a failure the answer to a request decided (a hub refusal, an
+    /// HTTP error), the SHA-256 (hex) of that request's body, the digest the hub's
+    /// `Rejected` event names.
     OpFailed {
         room: RoomUri,
         op: &'static str,
         origin: FailureOrigin,
         reason: String,
+        request_sha256: Option<String>,
     },
     /// A request with an ambiguous outcome was sent again (`attempt` counts from 2).
     Resent {
@@ -473,6 +477,8 @@ pub struct Client {
     leave_order: LeaveOrder,
     /// The room-state variant (see [`crate::room::hub_only`]).
     room_state: RoomStateMode,
+    /// While an answer is handled: the SHA-256 (hex) of the request it answers.
+    answering: Option<String>,
 }
 
 /// How a fan-out message settled the op in flight.
@@ -506,6 +512,7 @@ impl Client {
             side: Vec::new(),
             leave_order: LeaveOrder::Atomic,
             room_state: RoomStateMode::Bound,
+            answering: None,
         }
     }
 
@@ -904,6 +911,7 @@ impl Client {
                     op: name,
                     origin: FailureOrigin::Local(LocalFailure::Build),
                     reason,
+                    request_sha256: None,
                 }),
             }
         }
@@ -1620,6 +1628,12 @@ impl Client {
                 op,
                 origin,
                 reason,
+                request_sha256: match origin {
+                    FailureOrigin::HubRefused { .. } | FailureOrigin::HttpError { .. } => {
+                        self.answering.clone()
+                    }
+                    _ => None,
+                },
             },
         });
     }
@@ -1716,7 +1730,29 @@ impl Client {
         }
     }
 
+    /// An answer to the op in flight in `room`, handled with `answering` set to the
+    /// digest of the request it answers.
     fn on_reply(
+        &mut self,
+        now: Millis,
+        room: &RoomUri,
+        corr: u64,
+        response: Response,
+        out: &mut Vec<ClientOutput>,
+    ) {
+        self.answering = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.in_flight.as_ref())
+            .and_then(|(f, _)| match &f.request {
+                ClientToProvider::Relay { body, .. } => Some(hex::encode(Sha256::digest(body))),
+                _ => None,
+            });
+        self.answer(now, room, corr, response, out);
+        self.answering = None;
+    }
+
+    fn answer(
         &mut self,
         now: Millis,
         room: &RoomUri,

@@ -143,12 +143,16 @@ pub enum HubEvent {
         timestamp: Millis,
         from: Domain,
     },
+    /// A request was refused. `request_sha256` is the SHA-256 (hex) of the request body
+    /// as the hub got it: the requesting client's `OpFailed` names the same digest, so a
+    /// refusal is matched to the op it ended by bytes, never by its text.
     Rejected {
         room: RoomUri,
         endpoint: &'static str,
         code: String,
         rule: Option<&'static str>,
         reason: String,
+        request_sha256: String,
     },
     /// A byte-identical retry of an accepted message got the original answer.
     RetryAnswered {
@@ -512,7 +516,7 @@ impl Hub {
         }
     }
 
-    fn rejected(&mut self, room: &RoomUri, endpoint: &'static str, r: &Rejection) {
+    fn rejected(&mut self, room: &RoomUri, endpoint: &'static str, body: &[u8], r: &Rejection) {
         self.events.push(HubEvent::Rejected {
             room: room.clone(),
             endpoint,
@@ -524,6 +528,7 @@ impl Hub {
             },
             rule: r.rule.map(Rule::id),
             reason: r.reason.clone(),
+            request_sha256: hex::encode(Sha256::digest(body)),
         });
     }
 
@@ -550,7 +555,7 @@ impl Hub {
         let first = req.bundle.proposal_or_commit.as_bytes().to_vec();
         let retry = self.already_accepted(room, "update", from, &first);
         if retry.is_none() {
-            if let Some(moved) = self.moved(room, "update") {
+            if let Some(moved) = self.moved(room, "update", body) {
                 return moved;
             }
         }
@@ -569,11 +574,11 @@ impl Hub {
                 },
             },
             Err(r) if r.code == RejectCode::Internal => {
-                self.rejected(room, "update", &r);
+                self.rejected(room, "update", body, &r);
                 return Response::error(status::INTERNAL, r.reason);
             }
             Err(r) => {
-                self.rejected(room, "update", &r);
+                self.rejected(room, "update", body, &r);
                 UpdateRoomResponse {
                     error_description: r.reason.clone(),
                     outcome: match r.code {
@@ -1476,7 +1481,7 @@ impl Hub {
                 frank: None,
             });
         }
-        if let Some(moved) = self.moved(room, "submitMessage") {
+        if let Some(moved) = self.moved(room, "submitMessage", body) {
             return moved;
         }
         let Some(r) = self.rooms.get(room) else {
@@ -1546,7 +1551,7 @@ impl Hub {
                     Ok(e) => e,
                     Err(e) => {
                         let rej = internal(format!("application fan-out: {e}"));
-                        self.rejected(room, "submitMessage", &rej);
+                        self.rejected(room, "submitMessage", body, &rej);
                         return Response::error(status::INTERNAL, rej.reason);
                     }
                 };
@@ -1574,7 +1579,7 @@ impl Hub {
                     rule,
                     reason: format!("{o:?} for sendingUri {}", req.sending_uri.display()),
                 };
-                self.rejected(room, "submitMessage", &rej);
+                self.rejected(room, "submitMessage", body, &rej);
                 o
             }
         };
@@ -1619,7 +1624,7 @@ impl Hub {
         if req.verify(self.provider.crypto()).is_err() {
             return answer(GroupInfoStatus::NotAuthorized);
         }
-        if let Some(moved) = self.moved(room, "groupInfo") {
+        if let Some(moved) = self.moved(room, "groupInfo", body) {
             return moved;
         }
         let Some(r) = self.rooms.get(room) else {
@@ -1649,7 +1654,7 @@ impl Hub {
             };
             if !ok {
                 let rej = reject(Rule::GroupInfoAuth, "requester may not join this room");
-                self.rejected(room, "groupInfo", &rej);
+                self.rejected(room, "groupInfo", body, &rej);
                 return answer(GroupInfoStatus::NotAuthorized);
             }
         }
@@ -1903,7 +1908,7 @@ impl Hub {
     }
 
     /// The 421 answer (x-hub-transfer §3) if this hub no longer sequences `room`.
-    fn moved(&mut self, room: &RoomUri, endpoint: &'static str) -> Option<Response> {
+    fn moved(&mut self, room: &RoomUri, endpoint: &'static str, body: &[u8]) -> Option<Response> {
         let r = self.rooms.get(room)?;
         let record = match &r.sequencer {
             Sequencer::HandedOff(rec) | Sequencer::Fenced { record: rec, .. } => rec.clone(),
@@ -1918,6 +1923,7 @@ impl Hub {
                 "room moved to {} (generation {})",
                 record.hub, record.generation
             ),
+            request_sha256: hex::encode(Sha256::digest(body)),
         });
         Some(
             HubMoved {

@@ -59,7 +59,7 @@ struct Judge<'a> {
     inflight: BTreeMap<ClientUri, VecDeque<usize>>,
     last_step: BTreeMap<ClientUri, usize>,
     removed: BTreeSet<ClientUri>,
-    refusals: VecDeque<(String, String, String)>,
+    refusals: VecDeque<(String, String)>,
 }
 
 fn s<'v>(v: &'v Value, k: &str) -> &'v str {
@@ -150,7 +150,12 @@ impl Judge<'_> {
         })
     }
 
-    fn settle(&mut self, c: &ClientUri, op: &str, failure: Option<(FailureOrigin, &str)>) {
+    fn settle(
+        &mut self,
+        c: &ClientUri,
+        op: &str,
+        failure: Option<(FailureOrigin, &str, Option<&str>)>,
+    ) {
         let front = self.inflight.get(c).and_then(|q| q.front().copied());
         let i = match front {
             Some(i) if self.step_cmd.get(i) == Some(&op) => {
@@ -166,7 +171,7 @@ impl Judge<'_> {
                 _ => return,
             },
         };
-        if let Some((origin, reason)) = failure {
+        if let Some((origin, reason, request_sha256)) = failure {
             let refused_with = match origin {
                 FailureOrigin::HubRefused { code } => Some(code.name().to_string()),
                 FailureOrigin::HttpError { status } => Some(format!("http-{status}")),
@@ -174,7 +179,7 @@ impl Judge<'_> {
             };
             let end = match refused_with {
                 Some(code) => StepEnd::Refused {
-                    rule: self.refusal(reason).unwrap_or(code),
+                    rule: self.refusal(request_sha256).unwrap_or(code),
                 },
                 None if self.removed.contains(c) => StepEnd::Overtaken {
                     reason: format!("{op}: {reason}"),
@@ -189,21 +194,10 @@ impl Judge<'_> {
         }
     }
 
-    fn refusal(&mut self, reason: &str) -> Option<String> {
-        let pos = self
-            .refusals
-            .iter()
-            .position(|(_, _, r)| !r.is_empty() && reason.contains(r.as_str()))
-            .or_else(|| {
-                (reason == "NotAllowed")
-                    .then(|| {
-                        self.refusals
-                            .iter()
-                            .position(|(e, _, _)| e == "submitMessage")
-                    })
-                    .flatten()
-            })?;
-        self.refusals.remove(pos).map(|(_, rule, _)| rule)
+    fn refusal(&mut self, request_sha256: Option<&str>) -> Option<String> {
+        let digest = request_sha256?;
+        let pos = self.refusals.iter().position(|(d, _)| d == digest)?;
+        self.refusals.remove(pos).map(|(_, rule)| rule)
     }
 
     /// A scripted op handed to its client (trace line `line`); `refused`: the client
@@ -347,7 +341,8 @@ impl Judge<'_> {
                     self.oracles.join_failed(c, origin, &reason, line);
                 }
                 let _ = (t, room);
-                self.settle(c, &op, Some((origin, &reason)));
+                let digest = b.get("request_sha256").and_then(Value::as_str);
+                self.settle(c, &op, Some((origin, &reason, digest)));
             }
             _ => {}
         }
@@ -383,11 +378,8 @@ impl Judge<'_> {
                     .map_or_else(|| code.clone(), str::to_string);
                 *self.out.rejections.entry(key.clone()).or_default() += 1;
                 if code != "wrongEpoch" {
-                    self.refusals.push_back((
-                        s(b, "endpoint").to_string(),
-                        key,
-                        s(b, "reason").to_string(),
-                    ));
+                    self.refusals
+                        .push_back((s(b, "request_sha256").to_string(), key));
                     if self.refusals.len() > MAX_PENDING_REFUSALS {
                         self.refusals.pop_front();
                     }
