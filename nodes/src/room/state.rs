@@ -72,7 +72,7 @@ fn required(
 }
 
 impl RoomState {
-    /// Create the state of a new room (P§3.1, digest §4.1): `creator` is the only
+    /// Create the state of a new room (P§3.1): `creator` is the only
     /// participant (plus `options.others`), with the preset's roles.
     pub fn new_room(
         room: &RoomUri,
