@@ -47,7 +47,8 @@ pub enum Rule {
     ListMembership,
     /// Per-commit composition (P§7.5, P§7.6, RP§3, RP§4).
     Composition,
-    /// A commit includes every proposal the hub accepted this epoch (P§3.5).
+    /// A commit includes every proposal the hub accepted this epoch (P§3.5 for a leave's
+    /// proposals; for all of them the project's choice 3 of `nodes/CHOICES.md`).
     CachedProposals,
     /// Removed or banned users are muted until their clients are gone (P§5.3).
     Mute,
