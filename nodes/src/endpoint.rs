@@ -1,6 +1,7 @@
 //! The MIMI endpoints (P§5) and their HTTP paths.
 //!
-//! Choice (digest §2.2, §10 #7): one fixed path scheme, no directory fetch:
+//! Choice (P§5.1 defines a directory document, whose example has typos, and the flows of
+//! P§3 name some paths differently from P§5): one fixed path scheme, no directory fetch:
 //! `/keyMaterial/{user}`, `/update/{room}`, `/submitMessage/{room}`, `/notify/{room}`,
 //! `/groupInfo/{room}`, and for x-hub-transfer `/handoff/{room}`, `/fence/{room}`;
 //! the URI in the path is percent-encoded (RFC 3986 unreserved

@@ -1,6 +1,6 @@
 //! Identifiers: provider domains and the `mimi://` URIs of users, clients and rooms.
 //!
-//! Choice (digest §10 #10, the draft's "Known Gap" on client ↔ user binding):
+//! Choice (the draft's "Known Gap" on binding clients to users, P§1.1; `nodes/CHOICES.md` 1):
 //! * user   `mimi://<domain>/u/<name>`
 //! * client `mimi://<domain>/d/<name>/<device>` — the MLS BasicCredential identity;
 //!   the user is derived from it, so all clients of a user map to one participant.

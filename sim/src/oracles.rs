@@ -1,5 +1,5 @@
 //! The oracles: invariants checked after every simulation step and at the end of a run
-//! (DESIGN §4; digest §8; simulation-notes §7).
+//! (README, "The simulator").
 //!
 //! Each oracle has an id, the draft section it comes from and a check fed by what the
 //! driver observes: hub events, client events and views, and every message a provider

@@ -1,5 +1,5 @@
 //! One run: a scenario and a seed, over HTTP on turmoil, with faults, two phases, the
-//! oracles and the trace (DESIGN §4).
+//! oracles and the trace (README, "The simulator").
 //!
 //! Providers are turmoil hosts running the server cores ([`crate::net`]), with durable
 //! state (a crash keeps what the core did, see [`crate::net::Durable`]). Clients are not

@@ -431,8 +431,8 @@ impl EnforcementLevel {
     }
 }
 
-/// The two phases (DESIGN §4): chaos, in which faults fire, then heal, in which every
-/// fault is lifted and every honest client must converge within `heal_ms`.
+/// The two phases (README, "The simulator"): chaos, in which faults fire, then heal, in
+/// which every fault is lifted and every honest client must converge within `heal_ms`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Phases {
@@ -590,7 +590,7 @@ pub enum Op {
         user: String,
         role: u32,
     },
-    /// Leave the room (the digest §4.6 bundle).
+    /// Leave the room (the leave of P§3.5, in the order `[variant] leave_order` picks).
     Leave,
     /// Send a text message.
     Send {
@@ -751,7 +751,7 @@ pub struct ScheduledFault {
     pub fault: Fault,
 }
 
-/// The fault kinds (DESIGN §4).
+/// The fault kinds (scenarios/README.md, `[faults]`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Fault {

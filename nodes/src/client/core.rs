@@ -1428,8 +1428,9 @@ impl Client {
         Ok(Some(started))
     }
 
-    /// The leave's proposal bundle (digest §4.6): SelfRemove, Removes of this user's other
-    /// clients and, with `list_update`, the removal from the participant list.
+    /// The leave's proposal bundle (P§3.5 step 1, RP§8.1.2 canRemoveSelf): SelfRemove,
+    /// Removes of this user's other clients and, with `list_update`, the removal from the
+    /// participant list.
     fn leave_bundle(&mut self, room: &RoomUri, list_update: bool) -> Result<Started, String> {
         let me = self.uri.user();
         let hub_only = self.room_state.is_hub_only();

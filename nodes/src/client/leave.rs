@@ -1,12 +1,13 @@
 //! Leave ordering: the order in which a departing user's clients leave the MLS group and
-//! the user leaves the participant list (P§5.3, RP§8.1.2; digest §4.6 for the draft's
-//! leave bundle, §4.9 for intermediate states). A protocol variant (DESIGN §2 item 6):
-//! the scenario's `[variant] leave_order` picks one, every client of a run follows it.
+//! the user leaves the participant list (P§5.3, RP§8.1.2; P§3.5 for the draft's leave in
+//! three steps; draft -06 has no intermediate "exiting" state, only the mute of P§5.3). A
+//! protocol variant (scenarios/README.md, "Leave ordering"): the scenario's
+//! `[variant] leave_order` picks one, every client of a run follows it.
 //!
 //! | order | commit 1 | commit 2 | commit 3 |
 //! |---|---|---|---|
 //! | `atomic` (draft -06) | clients removed + list change | — | — |
-//! | `clients-first` (2023 interim notes) | clients removed (the user stays listed, "inactive") | list change | — |
+//! | `clients-first` (MIMI interim minutes, 28 Sep 2023) | clients removed (the user stays listed, "inactive") | list change | — |
 //! | `participant-first` | list change (the user's clients are members of a non-participant) | clients removed | — |
 //! | `exiting` (x-exiting-state) | user's role set to [`EXITING_ROLE`] | clients removed | list change |
 //!

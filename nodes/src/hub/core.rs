@@ -404,7 +404,8 @@ impl Hub {
     }
 
     fn timestamp(&mut self, now: Millis) -> Millis {
-        // Accepted timestamps never decrease in hub order (digest §8 inv. 18).
+        // Accepted timestamps never decrease in hub order: clients order messages by
+        // them (C§3.4, C§4.2), so they must agree with the hub's order.
         self.last_timestamp = self.last_timestamp.max(now);
         self.last_timestamp
     }

@@ -1,9 +1,9 @@
-//! Hub enforcement: the levels of DESIGN.md §3 and one switch per MIMI rule.
+//! Hub enforcement: three levels (README, "Hub enforcement") and one switch per MIMI rule.
 //!
 //! * `off` — the hub only orders: the first commit per epoch wins (P§5.3 `wrongEpoch`).
-//! * `mls` — plus MLS validity through `PublicGroup` (digest §5.1 rule 1).
-//! * `full` — plus every MIMI rule of digest §5.1–5.3, each of which can be switched off
-//!   on its own so a design team can see what that rule buys.
+//! * `mls` — plus MLS validity through `PublicGroup` (P§5.3, RFC 9420 §12).
+//! * `full` — plus every MIMI rule of [`Rule`] (each cites its draft section), each of
+//!   which can be switched off on its own so a design team can see what that rule buys.
 
 use std::collections::BTreeSet;
 
@@ -38,34 +38,36 @@ impl std::str::FromStr for Enforcement {
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
-    /// The handshake is a valid MLS PublicMessage for the group (P§5.3; digest §5.1 r1).
+    /// The handshake is a valid MLS PublicMessage for the group (P§5.3, RFC 9420 §12).
     MlsValid,
     /// Every change is authorised by room policy against the hub state (P§7.1, RP§8;
-    /// digest §5.1 r4, r7, r14, r15).
+    /// role constraints RP§3, disruptive changes RP§8.6, fixed membership RP§5).
     Policy,
-    /// Participant list ↔ MLS membership (P§5.3, RP§8.1; digest §5.1 r5).
+    /// Participant list ↔ MLS membership (P§5.3, RP§8.1).
     ListMembership,
-    /// Per-commit composition (P§7.5, P§7.6, RP§3, RP§4; digest §5.1 r6).
+    /// Per-commit composition (P§7.5, P§7.6, RP§3, RP§4).
     Composition,
-    /// A commit includes every proposal the hub accepted this epoch (P§3.5; digest §5.1 r8).
+    /// A commit includes every proposal the hub accepted this epoch (P§3.5 for a leave's
+    /// proposals; for all of them the project's choice 3 of `nodes/CHOICES.md`).
     CachedProposals,
-    /// Removed or banned users are muted until their clients are gone (P§5.3; digest §5.1 r9).
+    /// Removed or banned users are muted until their clients are gone (P§5.3).
     Mute,
     /// A commit comes with a GroupInfo that matches the new epoch and is signed by the
-    /// committer (RP§7, P§5.3; digest §5.1 r10).
+    /// committer (RP§7, P§5.3).
     GroupInfo,
-    /// Welcomes only for KeyPackages fetched through the hub (P§5.2, P§5.5; digest §5.1 r11).
+    /// Welcomes only for KeyPackages fetched through the hub (P§5.2, P§5.5).
     WelcomeRouting,
-    /// External commits only after an authorised `/groupInfo` (P§5.6; digest §5.1 r12).
+    /// External commits only after an authorised `/groupInfo` (P§5.6, RP§8.1.1).
     ExternalJoin,
     /// `/submitMessage` comes from an active participant allowed to send, through its
-    /// own provider (P§5.4, RP§8.3; digest §5.2).
+    /// own provider (P§5.4, RP§8.3).
     SubmitSender,
-    /// `/groupInfo` only for authorised requesters (P§5.6; digest §5.3).
+    /// `/groupInfo` only for authorised requesters (P§5.6).
     GroupInfoAuth,
-    /// The hub stays in `external_senders` (P§7.4; digest §5.1 r13).
+    /// The hub stays in `external_senders` (P§7.4).
     HubExternalSender,
-    /// A handshake is submitted by the provider of its sender (sim choice, digest §10 #10).
+    /// A handshake is submitted by the provider of its sender (the project's choice for the
+    /// client ↔ user ↔ provider binding the draft leaves open, P§1.1; `nodes/CHOICES.md` 1).
     SenderProvider,
     /// Who may move the hub, and where to (x-hub-transfer §2 T1–T3, an extension).
     HubTransfer,

@@ -3,7 +3,8 @@
 //! The hub is not a member: it follows the group from the creator's GroupInfo and tree and
 //! then from every proposal and commit, validating them (signatures, framing, epoch,
 //! proposal and commit rules, leaf nodes, parent hashes). It cannot check membership or
-//! confirmation tags (openmls-notes §2.2), which is why a commit the hub accepts can still
+//! confirmation tags (it has neither the membership key, RFC 9420 §6.2, nor the
+//! confirmation key, RFC 9420 §6.1), which is why a commit the hub accepts can still
 //! be rejected by members — the simulator explores that split.
 //!
 //! Each staged commit is inspected into a [`CommitSummary`] (who commits, who is added and
@@ -403,7 +404,7 @@ impl PublicView {
         })
     }
 
-    /// Check a committer's GroupInfo for the epoch this view is now in (digest §5.1 rule 10):
+    /// Check a committer's GroupInfo for the epoch this view is now in (RP§7, P§5.3):
     /// its GroupContext equals ours and it is signed by `signer_leaf` (the committer).
     /// For an external commit pass the joiner's new leaf.
     pub fn check_group_info(
@@ -435,7 +436,8 @@ impl PublicView {
         })
     }
 
-    /// A deep copy to roll back to (see openmls-notes §2.2).
+    /// A deep copy to roll back to: `PublicGroup` is not `Clone`, so the storage's values
+    /// are copied and the group is loaded from the copy.
     pub fn snapshot(&self) -> Result<PublicView, ViewError> {
         cost::measure("public_view.snapshot", || {
             let values = self

@@ -2,10 +2,10 @@
 //!
 //! openmls 0.9.2 orders the Remove/Update/SelfRemove proposals of a commit by iterating a
 //! `HashMap<LeafNodeIndex, _>` with a per-process `RandomState`
-//! (`ProposalQueue::filter_proposals`; openmls-notes §1.5). A MIMI commit must remove all
-//! of a user's clients at once (RP§8.1.2), so "one Remove per commit" is not an option,
-//! and the project takes dependencies only from the registry, so patching openmls is not
-//! one either.
+//! (`ProposalQueue::filter_proposals` in openmls' `src/group/mls_group/proposal_store.rs`).
+//! A MIMI commit must remove all of a user's clients at once (RP§8.1.2), so "one Remove
+//! per commit" is not an option, and the project takes dependencies only from the
+//! registry, so patching openmls is not one either.
 //!
 //! The way out used here: **canonical re-drawing**. The provider's random stream is
 //! snapshotted; the commit is built and staged; if its member-specific proposals are not

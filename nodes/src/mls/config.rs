@@ -3,12 +3,13 @@
 //! * Cipher suite 0x0001 (X25519, AES-128-GCM, SHA-256, Ed25519): the seeded provider
 //!   seeds Ed25519 keys only.
 //! * Handshakes are PublicMessage (`MIXED_PLAINTEXT` policy) so the hub's `PublicGroup`
-//!   can validate every proposal and commit (P§5.3; openmls-notes §2.3).
+//!   can validate every proposal and commit (P§5.3; RFC 9420 §6 allows PublicMessage
+//!   handshakes where the Delivery Service must examine them).
 //! * Room state lives in the `app_data_dictionary` GroupContext extension, changed only
 //!   by AppDataUpdate proposals (X§4.6–4.7); SelfRemove is used for leaving. Every leaf
 //!   advertises both and the GroupContext requires them.
 //! * Lifetimes are a constant window (2020–2100): `Lifetime::new` reads the wall clock,
-//!   which would make bytes depend on the date (openmls-notes §1.4).
+//!   which would make bytes depend on the date (openmls 0.9.2 `src/key_packages/lifetime.rs`).
 
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
@@ -117,7 +118,8 @@ impl Identity {
         })
     }
 
-    /// A client's identity: its credential is the client URI (digest §10 #10).
+    /// A client's identity: its credential is the client URI ([`crate::ids`]; choice 1 of
+    /// `nodes/CHOICES.md`).
     pub fn for_client<P: OpenMlsProvider>(
         provider: &P,
         client: &ClientUri,

@@ -3,8 +3,9 @@
 //! `openmls_rust_crypto::OpenMlsRustCrypto` cannot be seeded: its RNG is private and seeded
 //! from the OS, its HPKE builds a fresh `hpke_rs::Hpke` per call that reseeds from the OS,
 //! and `openmls_basic_credential::SignatureKeyPair::new` uses `OsRng`
-//! (`shared/spec/openmls-notes.md` §1). [`SeededCrypto`] delegates every primitive to
-//! `RustCrypto` except the three that draw randomness:
+//! (read in `openmls_rust_crypto` 0.6.0 `src/provider.rs`, `hpke-rs-rust-crypto` 0.7.0
+//! `src/lib.rs` and `openmls_basic_credential` 0.6.0 `src/lib.rs`). [`SeededCrypto`]
+//! delegates every primitive to `RustCrypto` except the three that draw randomness:
 //!
 //! * `signature_key_gen` — Ed25519 key from 32 bytes of the seeded stream;
 //! * `hpke_seal` and `hpke_setup_sender_and_export` — run `hpke_rs` over [`DetHpke`], whose

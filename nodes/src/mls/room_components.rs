@@ -3,7 +3,7 @@
 //! the hub, so all of them compute the same GroupContext.
 //!
 //! * participant_list (0x0022): each update is a `ParticipantListUpdate` applied in
-//!   commit order with the digest §3.3 semantics.
+//!   commit order with the semantics of [`crate::room::participants`].
 //! * room_metadata, roles_list, preauth_list, base_room_policy: an update replaces the
 //!   whole value (P§7.6, RP§3–5); it must decode.
 //! * hub (0xF0A0, x-hub-transfer, [`crate::transfer`]): one update per commit, to the

@@ -1,9 +1,9 @@
-//! RP§8 role capabilities with their RP§10.2 code points (digest §3.6).
+//! RP§8 role capabilities with their RP§10.2 code points.
 //!
 //! On the wire a capability is a `uint16 CapabilityType`. Roles keep the raw code
 //! points, so unknown or private-use values (0xF000–0xFFFF) survive a round trip;
 //! [`Capability`] names the registered ones. RP Appendix A also uses names without
-//! code points (`canRevokeVoice`, `canGrantVoice`): they are ignored (digest §10 #12).
+//! code points in RP§10.2 (`canRevokeVoice`, `canGrantVoice`): they are ignored.
 
 /// RP§3 `uint16 CapabilityType`.
 pub type CapabilityType = u16;
@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn code_points_match_the_registry() {
-        // Spot checks against RP§10.2 / digest §3.6.
+        // Spot checks against RP§10.2.
         assert_eq!(Capability::AddParticipant.code(), 0x0000);
         assert_eq!(Capability::UseJoinCode.code(), 0x0009);
         assert_eq!(Capability::UnBan.code(), 0x000b);

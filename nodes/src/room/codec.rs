@@ -1,5 +1,5 @@
 //! TLS presentation-language building blocks for the room components, the component
-//! ids (digest §3.2), explicit size limits, and the typed decode error.
+//! ids (P§10.3–10.4, RP§10.1), explicit size limits, and the typed decode error.
 //!
 //! `opaque x<V>` fields use [`Opaque`], not `tls_codec::VLBytes`: in tls_codec 0.5.0
 //! `VLBytes` decoding hits a `debug_assert_eq!` (a panic in debug builds) when the

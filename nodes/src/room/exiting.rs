@@ -1,10 +1,10 @@
 //! x-exiting-state at the hub (a labelled extension, not in any draft; Richard's
-//! "exiting state", seeds/002): a user on its way out of the room marks itself with the
-//! reserved role index [`EXITING_ROLE`] in the participant list (P§7.5), its clients are
-//! then removed from the MLS group, and last it is unlisted (see
-//! [`crate::client::leave`], order `exiting`). This module holds the rules a hub at
-//! `full` enforces about that state; the policy engine ([`super::policy`]) holds what the
-//! state permits.
+//! "exiting state", MIMI interim minutes of 28 Sep 2023): a user on its way out of the
+//! room marks itself with the reserved role index [`EXITING_ROLE`] in the participant
+//! list (P§7.5), its clients are then removed from the MLS group, and last it is
+//! unlisted (see [`crate::client::leave`], order `exiting`). This module holds the rules
+//! a hub at `full` enforces about that state; the policy engine ([`super::policy`])
+//! holds what the state permits.
 //!
 //! # Rules (hub rule ids, each switchable in `disabled_rules`)
 //!
@@ -37,7 +37,7 @@
 //!   (RP§3): no room has to change its role definitions to allow it, and no preset's
 //!   role constraints count it (an exiting user no longer counts in the role it left —
 //!   so leaving the last seat of a role with a minimum is refused, as a leave is).
-//! * The exiting state is for "participants during removal" (seeds/002), not only for
+//! * The exiting state is for "participants during removal" (the same minutes), not only for
 //!   a leave: an admin's Remove or Ban under the `exiting` order marks the target first.
 //!   Marking needs exactly what the removal would (canRemoveParticipant and the arc to
 //!   no role), so the marker gives an admin no power it did not have; a Ban needs

@@ -1,7 +1,7 @@
 //! Room state and room policy as pure logic (no MLS in here).
 //!
 //! The room state lives in the MLS GroupContext extension `app_data_dictionary`
-//! (X§4.6) as components (digest §3.2): participant list 0x0022 (P§7.5), room
+//! (X§4.6) as components (ids of P§10, RP§10.1): participant list 0x0022 (P§7.5), room
 //! metadata 0x0023 (P§7.6), roles 0x0025 (RP§3), preauthorisation 0x0026 (RP§4),
 //! base room policy 0x0027 (RP§5). It changes through AppDataUpdate proposals
 //! (X§4.7), which the hub authorises against the *hub state* (P§7.1, RP§8).
@@ -19,11 +19,12 @@
 //!
 //! Where the drafts are silent or inconsistent:
 //!
-//! 1. **Participant-list update semantics** (digest §3.3, §10 #8): every index refers
-//!    to the list before the update; role changes, then all removals at once, then
-//!    appends; duplicate indices, a user named twice, and role 0 are rejected.
-//!    Several participant-list updates in one commit are allowed and applied one
-//!    after the other (X§4.7 hands them to the component in order); no user may be
+//! 1. **Participant-list update semantics** (P§7.5 leaves open whether indices count
+//!    before or after the removals, and how several updates in one commit combine):
+//!    every index refers to the list before the update; role changes, then all
+//!    removals at once, then appends; duplicate indices, a user named twice, and
+//!    role 0 are rejected. Several participant-list updates in one commit are allowed
+//!    and applied one after the other (X§4.7 hands them to the component in order); no user may be
 //!    touched twice across the whole commit (P§7.5).
 //! 2. **Users are mimi user URIs**: a participant entry whose `user` is not a
 //!    `mimi://<domain>/u/<name>` URI, or a user listed twice, makes the component
@@ -44,10 +45,12 @@
 //!    banned user cannot rejoin); one that is not listed may only join itself.
 //! 7. **Cleanup**: removing clients of a user who is not listed, or whose role allows
 //!    no clients (max active 0, e.g. banned), needs no capability: it restores
-//!    digest §8 invariant 1 (lost clients, P§5.5; muted users' own Removes, P§5.3).
-//! 8. **Gap of digest §5.4** (clients of an already-listed user added by another
-//!    user): forbidden — the user re-adds its own clients (canAddOwnClient, e.g. by
-//!    external commit). Exception: a user whose list addition was accepted this
+//!    "every member's user is a participant" (P§1) (lost clients, P§5.5; muted users'
+//!    own Removes, P§5.3).
+//! 8. **Gap in RP§8.1** (no capability covers clients of an already-listed user added
+//!    by another user: canAddParticipant covers only a user being added, canUnban
+//!    excludes client adds): forbidden — the user re-adds its own clients
+//!    (canAddOwnClient, e.g. by external commit). Exception: a user whose list addition was accepted this
 //!    epoch but not yet committed ([`Membership::pending_added`], P§5.3 "before or
 //!    simultaneously"): its clients may be added by an actor holding
 //!    canAddParticipant with (0 → its role).

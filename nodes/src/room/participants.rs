@@ -1,5 +1,6 @@
 //! The participant list (P§7.5) as typed entries, and the semantics of a
-//! `ParticipantListUpdate` (digest §3.3, the project's choice):
+//! `ParticipantListUpdate` (P§7.5, with the project's choice where it leaves details
+//! open; choice 1 of [`crate::room`]):
 //!
 //! * every index (in `changedRoleParticipants` and `removedIndices`) refers to the list
 //!   **as it stands before the update**;
@@ -274,7 +275,7 @@ impl ListChange {
     }
 }
 
-/// P§7.5 with the digest §3.3 semantics: apply one wire update to a typed list.
+/// P§7.5 with the semantics above (the project's choice): apply one wire update to a typed list.
 pub fn apply_update(
     list: &[Participant],
     update: &ParticipantListUpdate,

@@ -1,5 +1,5 @@
 //! The authorisation engine: may `actor` make `change` to the room, given the hub
-//! state (P§7.1, RP§8, digest §5.1 rules 4–7 and 14–15, §5.4, §8 invariants 1–7)?
+//! state (P§5.3, P§7.1, P§7.5, P§7.6, RP§3–5, RP§8)?
 //!
 //! [`authorize`] answers with the classified [`Action`]s and the resulting state, or
 //! the [`PolicyViolation`] naming the rule that forbids the change. Checks run in
@@ -28,7 +28,7 @@ use crate::ids::{ClientUri, Domain, UserUri};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-/// Who is acting, as the hub identifies it (P§5.3, digest §5.1 rule 4).
+/// Who is acting, as the hub identifies it (P§5.3, RP§8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     /// A member client of `user` (the proposal sender or the committer). `claims`
@@ -344,7 +344,7 @@ pub enum JoinPath {
     JoinCode,
 }
 
-/// One classified room-level action (digest §5.4).
+/// One classified room-level action (the actions RP§8 gates).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// canAddParticipant: another user added with `role`, with `clients` of its clients.
@@ -381,7 +381,7 @@ pub enum Action {
     /// canKick: another participant's clients removed, list unchanged.
     Kick { user: UserUri, count: u32 },
     /// Removing clients of a user who is not listed or whose role allows no clients
-    /// (cleanup; needs no capability, restores digest §8 invariant 1).
+    /// (cleanup; needs no capability, restores "every member's user is a participant", P§1).
     RemoveClientsOfNonParticipant { user: UserUri, count: u32 },
     /// canChangeUserRole.
     ChangeRole { user: UserUri, from: u32, to: u32 },
@@ -487,7 +487,7 @@ pub enum PolicyViolation {
     UndefinedRole { role: u32 },
     #[error("invalid participant-list update: {0}")]
     InvalidListUpdate(ListUpdateError),
-    // ---- composition (digest §5.1 rule 6)
+    // ---- composition (P§7.5, P§7.6, RP§3, RP§4)
     #[error(
         "{user} is touched more than once by the participant-list changes of one commit (P§7.5)"
     )]
@@ -507,7 +507,7 @@ pub enum PolicyViolation {
         "room_uri in the room metadata cannot change (choice: no capability covers it, RP§8.2)"
     )]
     RoomUriChanged,
-    // ---- participant list <-> membership (digest §5.1 rule 5, §8 invariants 1-3)
+    // ---- participant list <-> membership (P§1, P§5.3, RP§8.1)
     #[error("{user} would have clients in the MLS group but is not in the participant list (P§5.3, RP§8.1)")]
     ClientsOfUnlistedUser { user: UserUri },
     #[error("{user} is removed from the participant list but {remaining} of its clients stay in the group (RP§8.1.2, P§5.3)")]
@@ -529,7 +529,7 @@ pub enum PolicyViolation {
     MaxUsers { max: u32, users: usize },
     #[error("the room has fixed membership: {user} cannot be added or removed (RP§5)")]
     FixedMembership { user: UserUri },
-    // ---- role constraints (RP§3, digest §5.1 rule 7)
+    // ---- role constraints (RP§3, RP§8)
     #[error("role {role} would have {count} participants, under its minimum {min} (RP§3)")]
     MinParticipants { role: u32, min: u32, count: usize },
     #[error("role {role} would have {count} participants, over its maximum {max} (RP§3)")]
@@ -551,7 +551,7 @@ pub enum PolicyViolation {
     PreauthTargetUndefined { role: u32 },
 }
 
-/// Composition rules for one commit (digest §5.1 rule 6): pass every part of the
+/// Composition rules for one commit (P§7.5, P§7.6, RP§3, RP§4): pass every part of the
 /// commit (the by-value part and each referenced proposal bundle).
 pub fn check_commit_composition(parts: &[&ProposedChange]) -> Result<(), PolicyViolation> {
     let mut all = ProposedChange::default();
@@ -1067,7 +1067,7 @@ impl Engine<'_> {
             .collect()
     }
 
-    /// Digest §5.1 rule 5, §8 invariants 1–3; RP§5 multi_device.
+    /// Participant list ↔ membership (P§1, P§5.3, RP§8.1); RP§5 multi_device.
     fn check_consistency(
         &self,
         next: &RoomState,

@@ -5,8 +5,8 @@
 //!   the hub is not a participant; it takes this role through a preauth entry (RP§4),
 //!   so no listed user can satisfy a minimum of 1.
 //! * `policy_enforcer` also holds canKick, so the hub may remove lost clients (P§5.5).
-//! * Names without code points (canRevokeVoice, canGrantVoice,
-//!   canChangeMlsOperationalPolicies) are left out (digest §10 #12).
+//! * Names without a registered code point in RP§10.2 (canRevokeVoice, canGrantVoice;
+//!   canChangeMlsOperationalPolicies, only reserved there) are left out.
 //! * Moderated room (A.3): "speaker includes all of a speaker" and "moderator includes
 //!   all of an ordinary_user" are read as the chain guest ⊂ attendee ⊂ speaker ⊂
 //!   moderator ⊂ super_admin.

@@ -72,7 +72,7 @@ fn required(
 }
 
 impl RoomState {
-    /// Create the state of a new room (P§3.1, digest §4.1): `creator` is the only
+    /// Create the state of a new room (P§3.1): `creator` is the only
     /// participant (plus `options.others`), with the preset's roles.
     pub fn new_room(
         room: &RoomUri,
@@ -263,7 +263,8 @@ impl RoomState {
     }
 
     /// Check the state's own consistency: role definitions (RP§3, §8.1.1, §5),
-    /// participants' roles (P§7.5, digest §8 invariant 4) and preauth targets (RP§4).
+    /// participants' roles (P§7.5: each user listed once, with exactly one role; RP§3: a
+    /// defined role, not 0) and preauth targets (RP§4).
     pub fn validate(&self) -> Result<(), PolicyViolation> {
         let mut seen = BTreeSet::new();
         for r in &self.roles.roles {

@@ -1,8 +1,10 @@
-//! Tests of the authorisation engine: one or more per row of the digest §5.4 table
-//! (allowed and forbidden, with the exact violation), the composition rules (digest
-//! §5.1 rule 6), role constraints (rule 7), base policy (RP§5), the list ↔
-//! membership consistency (digest §8 invariants 1–3), and robustness of the
-//! dictionary decoding against truncated and mutated bytes.
+//! Tests of the authorisation engine: one or more per action the capabilities of RP§8
+//! gate (allowed and forbidden, with the exact violation), the per-commit composition
+//! rules (P§7.5, P§7.6, RP§3, RP§4), role constraints (RP§3), base policy (RP§5), the
+//! list ↔ membership consistency (every member's user is listed, P§1; a removed or
+//! banned user keeps no client, RP§8.1.2; a user's clients are added only with or
+//! after the user, P§5.3), and robustness of the dictionary decoding against
+//! truncated and mutated bytes.
 
 use super::*;
 use crate::ids::{Domain, RoomUri, UserUri};
@@ -168,7 +170,7 @@ fn add_other_user_forbidden_cases() {
         &ProposedChange::commit().add_user(&u("eric"), 0),
     );
     assert_eq!(e, PolicyViolation::RoleIndexZero { user: u("eric") });
-    // clients of a user who is not added (digest §8 invariant 3)
+    // clients of a user who is not added (P§5.3: the user is listed before or with its clients)
     let e = err(
         &st,
         &m,
@@ -444,7 +446,7 @@ fn remove_other_user_forbidden_cases() {
             to: 0
         }
     );
-    // clients left behind (digest §8 invariant 2)
+    // clients left behind (RP§8.1.2: no client of a removed user stays after the commit)
     let c = ProposedChange::commit().remove_user(&u("bob"));
     let e = err(&st, &m, &member("alice"), &c);
     assert_eq!(

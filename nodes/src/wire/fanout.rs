@@ -1,4 +1,4 @@
-//! Fan-out, `POST /notify/{roomId}` (P§5.5, digest §2.7 and §10 #3).
+//! Fan-out, `POST /notify/{roomId}` (P§5.5; choice 1 of [`crate::wire`]).
 //!
 //! The draft's `select (message.wire_format)` mixes wire formats and content types,
 //! so this encoding carries an explicit `FanoutKind` tag after the timestamp:

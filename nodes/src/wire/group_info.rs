@@ -1,5 +1,5 @@
 //! Claim group key information for an external join, `POST /groupInfo/{roomId}`
-//! (P§5.6, digest §2.8 and §10 #6).
+//! (P§5.6; choice 4 of [`crate::wire`] for its inconsistencies).
 
 use super::codec::{
     decode_exact, encode, read_code, write_raw, CipherSuite, Decode, IdentifierUri, Protocol,

@@ -1,4 +1,4 @@
-//! Fetch key material, `POST /keyMaterial/{targetUser}` (P§5.2, digest §2.4).
+//! Fetch key material, `POST /keyMaterial/{targetUser}` (P§5.2).
 
 use super::codec::{read_code, write_raw, CipherSuite, Decode, IdentifierUri, Protocol, Reader};
 use super::error::{Place, WireError};

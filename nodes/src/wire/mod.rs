@@ -27,18 +27,18 @@
 //!
 //! ## Choices
 //!
-//! Where the draft is inconsistent or silent (digest §10 numbers in brackets):
+//! Where the draft is inconsistent or silent (the draft section in brackets):
 //!
-//! 1. **FanoutMessage tag** [#3]. The draft's `select (message.wire_format)` mixes
+//! 1. **FanoutMessage tag** [P§5.5]. The draft's `select (message.wire_format)` mixes
 //!    wire formats and content types and has no `protocol` field. Here a
 //!    `uint8 FanoutKind { application(1), welcome(2), proposal(3), commit(4) }`
 //!    follows `timestamp` and precedes `message`; the tag must agree with the
 //!    message (decode rejects a mismatch). No `protocol` field (mls10 implied).
-//! 2. **`string errorDescription`** [#4] is `opaque<V>` holding UTF-8; non-UTF-8 is a
+//! 2. **`string errorDescription`** [P§5.3] is `opaque<V>` holding UTF-8; non-UTF-8 is a
 //!    decode error.
-//! 3. **SubmitMessageResponse** [#5]: the select's `success` branch is the enum's
+//! 3. **SubmitMessageResponse** [P§5.4]: the select's `success` branch is the enum's
 //!    `accepted(0)`; `notAllowed` carries nothing.
-//! 4. **GroupInfoRequest `joiningCode`** [#6] is `optional<opaque joiningCode<V>>` in
+//! 4. **GroupInfoRequest `joiningCode`** [P§5.6] is `optional<opaque joiningCode<V>>` in
 //!    both the TBS and the request. **GroupInfoResponse**'s first field (named
 //!    `version`, typed Protocol) is the `protocol` the select refers to; the response
 //!    TBS is signed only for `success` and contains `status` = success(1).

@@ -1,4 +1,4 @@
-//! Submit an application message, `POST /submitMessage/{roomId}` (P§5.4, digest §2.6),
+//! Submit an application message, `POST /submitMessage/{roomId}` (P§5.4),
 //! and the `Frank` of P§5.4.1.
 
 use super::codec::{write_raw, CipherSuite, Decode, IdentifierUri, Protocol, Reader};

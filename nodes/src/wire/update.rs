@@ -1,4 +1,4 @@
-//! Update room state, `POST /update/{roomId}` (P§5.3, digest §2.5), with the
+//! Update room state, `POST /update/{roomId}` (P§5.3), with the
 //! RatchetTreeOption and PartialGroupInfo of draft-mahy-mls-ratchet-tree-options (RT§3–4).
 
 use super::codec::{read_code, write_raw, Decode, Reader, MAX_URI_BYTES};

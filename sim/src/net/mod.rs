@@ -1,6 +1,6 @@
 //! Runs any [`ServerCore`](nodes::io::ServerCore) as a host that speaks MIMI over real HTTP/1.1 (hyper) on
-//! turmoil TCP (DESIGN §2.2, §4), or — the same code on another [`Transport`] — on real
-//! TCP with mutual TLS in the testbed ([`run_host`], `crate::testbed`).
+//! turmoil TCP, or — the same code on another [`Transport`] — on real TCP with mutual
+//! TLS in the testbed ([`run_host`], `crate::testbed`).
 //!
 //! One turmoil host per provider; its host name is the provider's [`Domain`](nodes::ids::Domain) (`a.example`).
 //! Each host runs one event-loop task that owns the core ([`HttpHost`]); the HTTP server,
@@ -22,7 +22,7 @@
 //!
 //! # Choices
 //! * **One TCP connection per request attempt.** turmoil TCP never retransmits
-//!   (simulation-notes §2.4), so a lost segment stalls a connection for good. A fresh
+//!   (tokio-rs/turmoil#185), so a lost segment stalls a connection for good. A fresh
 //!   connection per attempt keeps attempts independent ("reconnect" is the default) and
 //!   costs one extra round trip (SYN/SYN-ACK). No connection pool.
 //! * **The adapter never retries.** Each attempt that gets no HTTP response within
