@@ -53,42 +53,42 @@ pub const ARRIVAL_COMPLETES: &str = "arrival-completes";
 pub const ORACLES: [Oracle; 16] = [
     Oracle {
         id: ONE_COMMIT_PER_EPOCH,
-        reference: "P§4.2 (the hub accepts the first valid commit per epoch); digest §8 I1",
+        reference: "P§4.2 (the hub accepts the first valid commit per epoch)",
         checks: "honest clients receive at most one commit per room and epoch (judged on the fan-out their providers hand them, not on the hub's report)",
     },
     Oracle {
         id: NO_SPLIT,
-        reference: "RFC 9420 §8 (epoch authenticator); digest §8 I2",
+        reference: "RFC 9420 §8 (epoch authenticator)",
         checks: "honest clients at the same epoch have the same GroupContext and epoch authenticator",
     },
     Oracle {
         id: HUB_VIEW_MATCHES,
-        reference: "P§4.2 (the hub tracks the group's public state); digest §8 I3",
+        reference: "P§4.2 (the hub tracks the group's public state)",
         checks: "the hub's public view has the members' GroupContext at its epoch and is never behind an honest member",
     },
     Oracle {
         id: MEMBER_IS_PARTICIPANT,
-        reference: "RS§3 (participant list), P§4.3; digest §8 I4",
+        reference: "P§7.5 (participant list), P§4.3.2",
         checks: "in every honest client's view, every client in the group belongs to a user in the participant list (and not banned)",
     },
     Oracle {
         id: REMOVED_HAS_NO_CLIENTS,
-        reference: "RS§3, P§3.7 (ban/kick remove every client); digest §8 I5",
+        reference: "P§7.5, RP§8.1.2 (ban/kick remove every client)",
         checks: "in every honest client's view, a user who left the participant list, or is banned, has no clients in the group",
     },
     Oracle {
         id: ACCEPTED_DELIVERED,
-        reference: "P§5.4/§5.5 (the hub fans out every accepted message); digest §8 I6",
+        reference: "P§5.4/§5.5 (the hub fans out every accepted message)",
         checks: "every application message the hub accepted reaches every honest client that was a member at its epoch",
     },
     Oracle {
         id: HUB_ORDER,
-        reference: "P§5.5 (fan-out in hub order); digest §8 I7",
+        reference: "P§5.5 (fan-out in hub order)",
         checks: "each client receives a room's messages in the hub's log order",
     },
     Oracle {
         id: NOTIFY_ONCE,
-        reference: "P§5.5 (a retried /notify is not processed twice); digest §8 I8",
+        reference: "P§5.5 (a retried /notify is not processed twice)",
         checks: "no client receives the same hub log entry twice",
     },
     Oracle {
@@ -128,7 +128,7 @@ pub const ORACLES: [Oracle; 16] = [
     },
     Oracle {
         id: ARRIVAL_COMPLETES,
-        reference: "P§3.2/§3.5 (an add lists the user and adds its clients; a new device joins by external commit); RS§3 (joins: user listed, then its clients); issue 4: order of operations for joins",
+        reference: "P§3.2/§3.5 (an add lists the user and adds its clients; a new device joins by external commit); P§4.3.2 (joins: user listed, then its clients); issue 4: order of operations for joins",
         checks: "at the end of a converged run, every arrival an honest client started has completed: a user its add listed has a client in the group at the epoch that lists it, and a device that asked to join by external commit became a member (unless the hub refused the join: an OpFailed whose typed origin is a hub refusal, an HTTP error or retries exhausted)",
     },
 ];

@@ -147,7 +147,7 @@ impl Rule {
             Rule::SubmitSender => "P§5.4, RP§8.3",
             Rule::GroupInfoAuth => "P§5.6",
             Rule::HubExternalSender => "P§7.4",
-            Rule::SenderProvider => "digest §10 #10 (sim choice)",
+            Rule::SenderProvider => "P§1.1 Known Gaps (sim choice, nodes/CHOICES.md)",
             Rule::HubTransfer => "x-hub-transfer §2 (extension)",
             Rule::ExitingRole | Rule::ExitingAdd | Rule::ExitingSend => {
                 "x-exiting-state (extension; nodes/src/room/exiting.rs)"

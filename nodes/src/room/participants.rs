@@ -35,7 +35,7 @@ pub struct Participant {
 pub enum ListUpdateError {
     #[error("participant index {index} is out of range: the list has {len} entries (P§7.5)")]
     IndexOutOfRange { index: u32, len: usize },
-    #[error("participant index {index} appears twice in one update (choice, digest §3.3)")]
+    #[error("participant index {index} appears twice in one update (choice: P§7.5 does not say; see nodes/src/room/mod.rs)")]
     DuplicateIndex { index: u32 },
     #[error("user {user} is touched more than once by the participant-list changes of one commit (P§7.5)")]
     UserTouchedTwice { user: UserUri },

@@ -474,7 +474,7 @@ pub enum PolicyViolation {
         "{user} cannot commit its own removal from the room; it must propose it (RP§8.1.2, P§3.5)"
     )]
     LeaverCannotCommit { user: UserUri },
-    #[error("{actor} may not add clients of {user}, who is already listed: only the user itself may (canAddOwnClient) (choice for the gap in digest §5.4)")]
+    #[error("{actor} may not add clients of {user}, who is already listed: only the user itself may (canAddOwnClient) (choice for the gap in RP§8.1.1)")]
     AddClientsOfListedUser { actor: ActorId, user: UserUri },
     // ---- participant list
     #[error("{user} is already in the participant list (RP§8.1.1 canAddParticipant)")]
