@@ -15,6 +15,7 @@ pub mod cli;
 pub mod demo;
 pub mod faults;
 pub mod findings;
+pub mod log;
 pub mod net;
 pub mod oracles;
 pub mod planted;

@@ -212,6 +212,14 @@ struct MlsVectorsOutput<'a> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The testbed's commands log with wall-clock time (they start it themselves); every
+    // other command runs the simulator and logs with simulated time.
+    if !matches!(
+        cli.command,
+        Command::Node(_) | Command::TestbedCerts(_) | Command::Testbed(_)
+    ) {
+        mimi_sim::log::init_sim("warn");
+    }
     match cli.command {
         Command::Demo { seed, json } => demo(seed, json),
         Command::Run {

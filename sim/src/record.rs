@@ -62,6 +62,8 @@ impl Recorder {
 
     /// A simulation event: `t` ms since start, `node`, `kind` and fields.
     pub fn event(&mut self, t: u64, node: &str, kind: &str, fields: Value) {
+        crate::log::set_sim_time(t);
+        tracing::debug!(target: crate::log::TRACE_TARGET, node, kind, "{fields}");
         let mut m = Map::new();
         m.insert("t".into(), json!(t));
         m.insert("node".into(), json!(node));

@@ -185,3 +185,51 @@ fn bad_input_names_the_file_the_line_and_the_field() {
     assert!(e.contains("junk.jsonl:1"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `RUST_LOG` turns on the simulator's log (stderr, through tracing-subscriber): every
+/// trace line is a `mimi_sim::trace` debug event stamped with its simulated time, and
+/// logging changes neither the trace nor its hash.
+#[test]
+fn rust_log_prints_the_run_with_simulated_time_and_leaves_the_trace_alone() {
+    let dir = std::env::temp_dir().join(format!("mimi-sim-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("t.jsonl");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mimi-sim"))
+        .current_dir(root())
+        .args([
+            "run",
+            "scenarios/drafts-flows.toml",
+            "--seed",
+            "3",
+            "--json",
+            "--trace",
+        ])
+        .arg(&trace)
+        .env("RUST_LOG", "mimi_sim::trace=debug")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let logged: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, quiet) = run_json("scenarios/drafts-flows.toml", 3);
+    assert_eq!(logged["trace_hash"], quiet["trace_hash"]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    let events: Vec<Value> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v.get("t").is_some())
+        .collect();
+    assert_eq!(lines.len(), events.len(), "one log line per trace event");
+    for (line, e) in lines.iter().zip(&events) {
+        let t = e["t"].as_u64().unwrap();
+        let stamp = format!("t={}.{:03}s ", t / 1000, t % 1000);
+        assert!(line.starts_with(&stamp), "{line} is not stamped {stamp}");
+        assert!(line.contains("mimi_sim::trace"), "{line}");
+        assert!(
+            line.contains(&format!("kind=\"{}\"", e["kind"].as_str().unwrap())),
+            "{line}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

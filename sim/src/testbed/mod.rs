@@ -196,13 +196,7 @@ pub fn init_logging() {
 
 /// Logs to stderr through `tracing`; `RUST_LOG` filters (default `default`).
 pub fn init_logging_at(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    crate::log::init_wall(default);
 }
 
 fn domain(s: &str) -> Result<Domain, String> {
