@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs the cargo-fuzz targets of mimi-sim (nightly toolchain, libFuzzer).
 #
-#   fuzz/run.sh [--runs N | --seconds S] [--jobs-nice N] [TARGET...]
+#   fuzz/run.sh [--runs N | --seconds S] [--jobs J] [TARGET...]
 #
 # * Installs cargo-fuzz (`cargo install cargo-fuzz --locked`) if it is missing.
 # * Runs each TARGET (default: every target) one after the other, for N inputs
-#   (default 10000000) or S seconds, with -rss_limit_mb and -malloc_limit_mb set, from
+#   (default 10000000; with --jobs J, J libFuzzer processes share the corpus and each runs
+#   N/J, so the total is still N) or S seconds, with -rss_limit_mb and -malloc_limit_mb set, from
 #   fuzz/corpus/TARGET (seeded from fuzz/seeds/TARGET and, for `scenario`, scenarios/).
 # * Prints per target: inputs, seconds, inputs/s, peak RSS, and crashes (the libFuzzer
 #   log is fuzz/logs/TARGET.log; a crashing input lands in fuzz/artifacts/TARGET/).
@@ -20,12 +21,14 @@ root="$(dirname "$here")"
 cd "$here"
 
 runs=10000000
+jobs=1
 seconds=""
 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs="$2"; seconds=""; shift 2 ;;
         --seconds) seconds="$2"; runs=""; shift 2 ;;
+        --jobs) jobs="$2"; shift 2 ;;
         -h|--help) sed -n 2,17p "$0"; exit 0 ;;
         -*) echo "run.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
         *) targets+=("$1"); shift ;;
@@ -77,6 +80,15 @@ for t in "${targets[@]}"; do
         cp -n "$root"/scenarios/*.toml "$corpus"/ 2>/dev/null || true
     fi
     limit=(-runs="$runs")
+    if [ "$jobs" -gt 1 ] && [ -n "$runs" ]; then
+        limit=(-runs=$(( (runs + jobs - 1) / jobs )))
+    fi
+    if [ "$jobs" -gt 1 ]; then
+        # libFuzzer's -jobs: J worker processes, each logging to fuzz-K.log in the
+        # current directory; they share (and merge into) the corpus directory.
+        limit+=(-jobs="$jobs" -workers="$jobs")
+        rm -f fuzz-*.log
+    fi
     if [ -n "$seconds" ]; then
         limit=(-max_total_time="$seconds")
     fi
@@ -89,12 +101,23 @@ for t in "${targets[@]}"; do
     rc=$?
     set -e
     end=$(date +%s.%N)
+    if [ "$jobs" -gt 1 ]; then
+        for f in fuzz-*.log; do
+            [ -f "$f" ] && { echo "== $f"; cat "$f"; } >>"$log"
+        done
+        rm -f fuzz-*.log
+    fi
     # libFuzzer's final stats: stat::number_of_executed_units, stat::peak_rss_mb.
-    inputs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-    peak=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+    # (with --jobs: the sum of the workers' units, the largest worker's peak)
+    inputs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | awk '{ s += $1 } END { if (NR) print s }')
+    peak=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | grep -o '[0-9]*$' | sort -n | tail -1)
     secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", b - a }')
     rate=$(awk -v n="${inputs:-0}" -v s="$secs" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print 0 }')
     result=ok
+    # A crash inside a --jobs worker does not fail the parent: read the logs too.
+    if [ "$rc" -eq 0 ] && grep -qE 'deadly signal|ERROR: libFuzzer|panicked at' "$log"; then
+        rc=1
+    fi
     if [ "$rc" -eq 72 ]; then
         result="interrupted (SIGINT)"
     elif [ "$rc" -ne 0 ]; then
