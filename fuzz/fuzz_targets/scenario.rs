@@ -1,4 +1,4 @@
-//! Scenario TOML (sim/src/scenario.rs): parse and validate as `mimi-sim run` does, then
+//! Scenario TOML (sim/src/scenario/mod.rs): parse and validate as `mimi-sim run` does, then
 //! expand the matrix into its cells as `campaign` does and validate each cell.
 //!
 //! Checked: no panic (errors are fine), memory bounded; an accepted scenario names its

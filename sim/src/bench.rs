@@ -23,8 +23,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::run::{run, Outcome};
 use crate::scenario::Scenario;
+use crate::world::run::{run, Outcome};
 
 /// The standard scenario, embedded so `bench` works from any directory.
 pub const STANDARD: &str = include_str!("../../scenarios/standard.toml");

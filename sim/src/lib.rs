@@ -2,27 +2,32 @@
 //!
 //! The `mimi-sim` binary is a thin command line over this library.
 //!
+//! * [`scenario`] — scenario files (TOML): parsing, validation with messages naming the
+//!   file, line and field, the enforcement matrix and expectations.
+//! * [`world`] — one seeded run: the driver loop ([`world::run`]), the fault plan
+//!   ([`world::faults`]), planted bugs ([`world::planted`]) and the HTTP/1.1 host adapter
+//!   any server core runs behind ([`world::net`]: turmoil, or TCP with mutual TLS).
+//! * [`observe`] — the trace and its hash ([`observe::record`]), the oracles
+//!   ([`observe::oracles`]), logging with simulated time ([`observe::log`]).
+//! * [`campaign`] — scenarios × levels × seeds in worker processes, shards, merge, and
+//!   `findings` ([`campaign::findings`]); [`shrink`] — the smallest failing scenario;
+//!   [`bench`] — speed against the MLS crypto floor.
+//! * [`report`] — rendering of runs and campaigns (HTML, Markdown, SVG, Perfetto).
+//! * [`cli`] — the commands' plumbing (`run`, `replay`, exit codes) and the built-in
+//!   [`cli::demo`].
+//! * [`testbed`] — providers as real processes on loopback (`mimi-sim node`) and the
+//!   `mimi-sim testbed` runner.
 //! * [`vectors`] — replays of external test vectors (MLS passive-client vectors from
 //!   mlswg/mls-implementations) against our MLS stack: a joined client and the hub's
 //!   public view side by side.
-//! * [`net`] — runs any `nodes::io::ServerCore` as a turmoil host speaking HTTP/1.1
-//!   (hyper) over turmoil TCP, or over real TCP with mutual TLS.
-//! * [`testbed`] — providers as real processes on loopback (`mimi-sim node`), in progress.
 
 pub mod bench;
 pub mod campaign;
 pub mod cli;
-pub mod demo;
-pub mod faults;
-pub mod findings;
-pub mod log;
-pub mod net;
-pub mod oracles;
-pub mod planted;
-pub mod record;
+pub mod observe;
 pub mod report;
-pub mod run;
 pub mod scenario;
 pub mod shrink;
 pub mod testbed;
 pub mod vectors;
+pub mod world;

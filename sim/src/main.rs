@@ -218,7 +218,7 @@ fn main() -> ExitCode {
         cli.command,
         Command::Node(_) | Command::TestbedCerts(_) | Command::Testbed(_)
     ) {
-        mimi_sim::log::init_sim("warn");
+        mimi_sim::observe::log::init_sim("warn");
     }
     match cli.command {
         Command::Demo { seed, json } => demo(seed, json),
@@ -399,7 +399,7 @@ fn demo(seed: u64, json: bool) -> ExitCode {
     let mut ok = true;
     for level in [Enforcement::Full, Enforcement::Mls, Enforcement::Off] {
         let started = Instant::now();
-        let report = mimi_sim::demo::run(seed, level);
+        let report = mimi_sim::cli::demo::run(seed, level);
         let wall = started.elapsed().as_millis();
         // Under `off` the hub keeps no MLS view: members are compared with each other only.
         ok &= report.ok();

@@ -40,8 +40,8 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use crate::cli::{level, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
-use crate::run::{run, scenario_hash, Outcome, RunReport};
 use crate::scenario::{EnforcementLevel, Scenario};
+use crate::world::run::{run, scenario_hash, Outcome, RunReport};
 
 /// Largest input file read (a trace of a long run is large; the header is line 1).
 pub const MAX_INPUT_BYTES: u64 = 512 * 1024 * 1024;

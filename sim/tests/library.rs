@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use mimi_sim::findings::{cells, judge, library};
-use mimi_sim::run::run;
+use mimi_sim::campaign::findings::{cells, judge, library};
+use mimi_sim::world::run::run;
 
 /// Seeds per cell expecting the same in every seed (findings runs hundreds).
 const EVERY_SEED_SEEDS: u64 = 2;
@@ -108,7 +108,7 @@ role = 3
     )
 }
 
-fn run_text(text: &str, seed: u64) -> mimi_sim::run::RunReport {
+fn run_text(text: &str, seed: u64) -> mimi_sim::world::run::RunReport {
     let s = mimi_sim::scenario::Scenario::parse("steps.toml", text).unwrap();
     let resolved = s.validate("steps.toml", text).unwrap();
     run(&s, &resolved, text, seed, false)
@@ -119,7 +119,11 @@ fn a_step_that_never_happens_makes_the_run_incomplete_unless_declared() {
     // carol is never added, so "remove carol" never becomes ready: abandoned.
     let step = "[[script]]\nat_ms = 1000\nclient = \"alice\"\nop = \"remove\"\nuser = \"carol\"\n";
     let r = run_text(&small(step), 1);
-    assert_eq!(r.outcome, mimi_sim::run::Outcome::Incomplete, "{r:?}");
+    assert_eq!(
+        r.outcome,
+        mimi_sim::world::run::Outcome::Incomplete,
+        "{r:?}"
+    );
     assert!(!r.as_expected);
     assert_eq!((r.steps_total, r.steps_done), (3, 2));
     assert_eq!(r.steps_not_done.len(), 1);
@@ -132,7 +136,7 @@ fn a_step_that_never_happens_makes_the_run_incomplete_unless_declared() {
 
     let declared = small(&format!("{step}may_abandon = true\n"));
     let r = run_text(&declared, 1);
-    assert_eq!(r.outcome, mimi_sim::run::Outcome::Ok, "{r:?}");
+    assert_eq!(r.outcome, mimi_sim::world::run::Outcome::Ok, "{r:?}");
     assert!(r.as_expected);
     assert!(r.steps_not_done[0].declared);
 }
@@ -142,7 +146,11 @@ fn a_step_refused_by_a_rule_it_does_not_declare_makes_the_run_incomplete() {
     // bob is an attendee: under full the hub refuses his message (rule submit-sender).
     let send = "[[script]]\nat_ms = 1500\nclient = \"bob\"\nop = \"send\"\ntext = \"hi\"\n";
     let r = run_text(&small(send), 1);
-    assert_eq!(r.outcome, mimi_sim::run::Outcome::Incomplete, "{r:?}");
+    assert_eq!(
+        r.outcome,
+        mimi_sim::world::run::Outcome::Incomplete,
+        "{r:?}"
+    );
     assert_eq!(
         r.steps_not_done[0].end,
         mimi_sim::scenario::StepEnd::Refused {
@@ -152,13 +160,17 @@ fn a_step_refused_by_a_rule_it_does_not_declare_makes_the_run_incomplete() {
     );
     let wrong = small(&format!("{send}may_refuse = [\"mute\"]\n"));
     let r = run_text(&wrong, 1);
-    assert_eq!(r.outcome, mimi_sim::run::Outcome::Incomplete, "{r:?}");
+    assert_eq!(
+        r.outcome,
+        mimi_sim::world::run::Outcome::Incomplete,
+        "{r:?}"
+    );
     assert!(!r.steps_not_done[0].declared);
     let right = small(&format!(
         "{send}may_refuse = [\"mute\", \"submit-sender\"]\n"
     ));
     let r = run_text(&right, 1);
-    assert_eq!(r.outcome, mimi_sim::run::Outcome::Ok, "{r:?}");
+    assert_eq!(r.outcome, mimi_sim::world::run::Outcome::Ok, "{r:?}");
     assert!(r.steps_not_done[0].declared);
     // A declaration allows, it does not require: under off the message is delivered.
     let s = mimi_sim::scenario::Scenario::parse("steps.toml", &right)
@@ -166,7 +178,7 @@ fn a_step_refused_by_a_rule_it_does_not_declare_makes_the_run_incomplete() {
         .at_level(mimi_sim::scenario::EnforcementLevel::Off);
     let resolved = s.validate("steps.toml", &right).unwrap();
     let r = run(&s, &resolved, &right, 1, false);
-    assert_eq!(r.outcome, mimi_sim::run::Outcome::Ok, "{r:?}");
+    assert_eq!(r.outcome, mimi_sim::world::run::Outcome::Ok, "{r:?}");
     assert_eq!(r.steps_done, 3);
 }
 

@@ -1,4 +1,4 @@
-//! The HTTP adapter (`mimi_sim::net`) driving a toy `ServerCore` over turmoil TCP.
+//! The HTTP adapter (`mimi_sim::world::net`) driving a toy `ServerCore` over turmoil TCP.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame};
-use mimi_sim::net::{self, Event, HostConfig, HostHandle, Trace, What};
+use mimi_sim::world::net::{self, Event, HostConfig, HostHandle, Trace, What};
 use nodes::endpoint::Endpoint;
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::io::{

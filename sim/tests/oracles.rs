@@ -3,9 +3,9 @@
 //! id is among the violations, with a witness; the same scenario without the plant
 //! holds every oracle.
 
-use mimi_sim::oracles::{self, ORACLES};
-use mimi_sim::run::{run, Outcome, RunReport};
+use mimi_sim::observe::oracles::{self, ORACLES};
 use mimi_sim::scenario::Scenario;
+use mimi_sim::world::run::{run, Outcome, RunReport};
 
 /// Three providers, alice@a (hub), bob@b, cathy@c; alice creates the room and adds bob
 /// and cathy; then `script` and `faults` follow.

@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use mimi_sim::run::Outcome;
 use mimi_sim::scenario::{ExpectedOutcome, Scenario};
 use mimi_sim::shrink::replay_regression;
+use mimi_sim::world::run::Outcome;
 
 #[test]
 fn every_regression_reproduces_its_recorded_failure() {

@@ -5,9 +5,9 @@
 
 use std::process::Command;
 
-use mimi_sim::run::run;
 use mimi_sim::scenario::{EnforcementLevel, Scenario};
 use mimi_sim::shrink::{ddmin, one_minimal, shrink, Origin, ShrinkError, Target};
+use mimi_sim::world::run::run;
 
 /// The drafts-flows world and swarm with the five steps of the off violation: Cathy's new
 /// device joins by external commit while faults delay it, and Bob bans Cathy. Under
@@ -61,7 +61,7 @@ duration_ms = [200, 4000]
 const SEED: u64 = 45;
 const ORACLE: &str = "removed-has-no-clients";
 
-fn run_text(text: &str) -> mimi_sim::run::RunReport {
+fn run_text(text: &str) -> mimi_sim::world::run::RunReport {
     let s = Scenario::parse("candidate", text).unwrap();
     let resolved = s.validate("candidate", text).unwrap();
     run(&s, &resolved, text, SEED, false)

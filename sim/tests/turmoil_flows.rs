@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mimi_sim::net::{self, HostConfig, HostHandle, Trace};
+use mimi_sim::world::net::{self, HostConfig, HostHandle, Trace};
 use nodes::client::core::{Client, ClientEvent, Command};
 use nodes::hub::{Enforcement, EnforcementConfig};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};

@@ -10,7 +10,7 @@
 //!
 //! # Choices
 //! * A trace in `traces/` is tied to its run record by trace hash (the hash of its
-//!   lines, [`crate::record::hash_lines`]), not by file name, so the campaign's way of
+//!   lines, [`crate::observe::record::hash_lines`]), not by file name, so the campaign's way of
 //!   sanitising run keys does not matter here; the page keeps the trace's file stem.
 //! * The replay command is `mimi-sim run FILE --seed S [--enforcement L] --trace …`;
 //!   the shrink command has the same arguments under `mimi-sim shrink`.

@@ -1,4 +1,4 @@
-//! A run's JSONL trace (see [`crate::record`]) read back into what the per-run page
+//! A run's JSONL trace (see [`crate::observe::record`]) read back into what the per-run page
 //! draws: lifelines, arrows, fault windows, client epochs and violations.
 //!
 //! # Choices
@@ -186,7 +186,7 @@ impl RunModel {
             scenario: s(&header.value, "scenario"),
             seed: u(&header.value, "seed"),
             variant: header.value.get("variant").cloned().unwrap_or(Value::Null),
-            trace_hash: crate::record::hash_lines(text.lines()),
+            trace_hash: crate::observe::record::hash_lines(text.lines()),
             ..RunModel::default()
         };
         let hub = hub_of(header.value.get("scenario_toml").and_then(Value::as_str));

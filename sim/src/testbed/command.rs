@@ -16,8 +16,8 @@ use super::runner::{run_once, RunOptions, RunnerError, TestbedRun};
 use super::TestbedArgs;
 use crate::campaign::{run_key, trace_file_name};
 use crate::cli::{print_summary, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
-use crate::run::Outcome;
 use crate::scenario::Scenario;
+use crate::world::run::Outcome;
 
 fn bad(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("mimi-sim testbed: {msg}");

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::run::{Outcome, RunReport};
+use crate::world::run::{Outcome, RunReport};
 
 /// The default set: the standard scenario, the draft's flows, crash-and-offline, one
 /// adversary file and one hub-transfer file.

@@ -16,7 +16,7 @@
 //! the journal's `op` line so that a merged trace can settle steps.
 //!
 //! `op` is a step of a scenario script (`crate::scenario::Op`), turned into the client's
-//! command by the same function the simulator uses ([`crate::run::op_command`]). Errors
+//! command by the same function the simulator uses ([`crate::world::run::op_command`]). Errors
 //! are `4xx` with `{"error": "..."}` naming what was wrong.
 
 use std::cell::RefCell;
@@ -36,8 +36,8 @@ use serde_json::{json, Value};
 use super::node::Node;
 use super::store::{ClientInput, StepInput};
 use super::tls::wall_ms;
-use crate::run::KEY_PACKAGES_PER_CLIENT;
 use crate::scenario::{Op, Preset};
+use crate::world::run::KEY_PACKAGES_PER_CLIENT;
 
 /// Largest control request body.
 const MAX_CONTROL_BODY: usize = 1 << 20;

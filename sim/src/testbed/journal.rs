@@ -3,11 +3,11 @@
 //! told (an answer, a `/notify`, a delivery) is ever forgotten by a restart.
 //!
 //! The server core runs inside the host adapter wrapped in a [`JournaledServer`]: the
-//! adapter ([`crate::net`], the same code as in the simulator) calls the wrapper, the
+//! adapter ([`crate::world::net`], the same code as in the simulator) calls the wrapper, the
 //! wrapper calls the core, commits the input and the deliveries to local clients it
 //! produced, and only then returns the outputs to the adapter, which sends the answer.
 //! The simulator has no wrapper (its "disk" is the core kept across a restart,
-//! [`crate::net::spawn_durable_host`]).
+//! [`crate::world::net::spawn_durable_host`]).
 //!
 //! Ticks that produce no output change nothing anybody has seen; they are kept in memory
 //! (at most [`MAX_SILENT_TICKS`]) and committed in the same transaction as the next input

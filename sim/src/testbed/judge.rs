@@ -1,4 +1,4 @@
-//! Feeding the simulator's oracles ([`crate::oracles::Oracles`], unchanged) from a merged
+//! Feeding the simulator's oracles ([`crate::observe::oracles::Oracles`], unchanged) from a merged
 //! testbed trace, and settling the scenario's steps from it.
 //!
 //! The simulator's driver calls the oracles with what it reads from the cores between
@@ -6,7 +6,7 @@
 //! same calls are made line by line in the merged order: `client` events, `client-view`
 //! (a client's view after `Joined`/`Epoch`), `hub` events, `hub-view` (the hub's view
 //! of the room), `hub-log` entries and `deliver` lines. Step bookkeeping (which op
-//! settles which scripted step, hub refusals by rule) follows `crate::run` rule for rule.
+//! settles which scripted step, hub refusals by rule) follows `crate::world::run` rule for rule.
 //!
 //! # Differences from the simulator, by construction
 //! * `message_built` is fed for every line before the rest: on a real machine the hub of
@@ -22,10 +22,12 @@ use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::room::RoomState;
 use serde_json::Value;
 
-use crate::oracles::{Arrival, CommittedState, DepartureIntent, DepartureKind, HubMove, Oracles};
-use crate::oracles::{Sent, Violation};
-use crate::run::OpCounts;
+use crate::observe::oracles::{
+    Arrival, CommittedState, DepartureIntent, DepartureKind, HubMove, Oracles,
+};
+use crate::observe::oracles::{Sent, Violation};
 use crate::scenario::{Op, Resolved, Scenario, StepEnd};
+use crate::world::run::OpCounts;
 
 /// Most hub refusals kept for matching to failed ops (as the simulator).
 const MAX_PENDING_REFUSALS: usize = 256;

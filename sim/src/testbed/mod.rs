@@ -2,7 +2,7 @@
 //!
 //! The other half of the project next to the simulator: providers as real processes on
 //! loopback, running the **same** sans-IO cores behind the **same** HTTP/1.1 host adapter
-//! ([`crate::net`]); only the transport differs ([`crate::net::Transport`]: turmoil in the
+//! ([`crate::world::net`]); only the transport differs ([`crate::world::net::Transport`]: turmoil in the
 //! simulator, TCP + mutual TLS here, [`tls::TlsTransport`]).
 //!
 //! ## What exists
@@ -23,7 +23,7 @@
 //!   with 403 naming both.
 //! * A control API ([`control`]): JSON over HTTP/1.1 on its own loopback port: create a
 //!   client, issue a scenario step to it (the scenario script's op types, mapped to client
-//!   commands by the simulator's own [`crate::run::op_command`]), read events since N, read
+//!   commands by the simulator's own [`crate::world::run::op_command`]), read events since N, read
 //!   a client's view of a room.
 //! * Events: every node appends its events to `<state>/events.jsonl`, in the simulator's
 //!   trace line format with `t` = wall-clock ms since the UNIX epoch (the adapter's lines
@@ -45,7 +45,7 @@
 //!   a damaged file, stops the node with exit code 2 and a message naming the file.
 //! * `mimi-sim node --scenario FILE [--variant K=V]` configures the server and the
 //!   scenario's clients exactly as the simulator does ([`setup`], through
-//!   [`crate::run::make_server`] / [`crate::run::make_client`]). The node also journals
+//!   [`crate::world::run::make_server`] / [`crate::world::run::make_client`]). The node also journals
 //!   what the oracles need ([`observe`]): hub events, the hub's view of each room, hub log
 //!   entries, clients' views after each epoch, and every FanoutMessage handed to a client.
 //!   The control API has `/online` (client offline periods) and `/converge` (what a
@@ -53,7 +53,7 @@
 //! * `mimi-sim testbed SCENARIO [--runs N] [--time-scale X] [--out DIR] [--seed S]`
 //!   ([`runner`], [`command`]): one node process per provider, a fault-injecting TCP
 //!   proxy per ordered pair of providers ([`proxy`]), the scenario file unchanged (script,
-//!   fault windows from [`crate::faults::plan`], phases) scaled by `--time-scale`;
+//!   fault windows from [`crate::world::faults::plan`], phases) scaled by `--time-scale`;
 //!   crashes by SIGKILL and restart on the same `--state`; the journals merged
 //!   ([`merge`]) and judged by the simulator's oracles ([`judge`]); a campaign-style
 //!   output folder and the simulator's report. Exit codes as `run`. Every node process is
@@ -196,7 +196,7 @@ pub fn init_logging() {
 
 /// Logs to stderr through `tracing`; `RUST_LOG` filters (default `default`).
 pub fn init_logging_at(default: &str) {
-    crate::log::init_wall(default);
+    crate::observe::log::init_wall(default);
 }
 
 fn domain(s: &str) -> Result<Domain, String> {

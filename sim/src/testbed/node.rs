@@ -1,6 +1,6 @@
 //! `mimi-sim node`: one provider as a real process. The same server core as in the
 //! simulator (`nodes::server::Server`: hub and follower roles) behind the same HTTP host
-//! adapter ([`crate::net::run_host`]), on mutual TLS over loopback TCP
+//! adapter ([`crate::world::net::run_host`]), on mutual TLS over loopback TCP
 //! ([`super::tls::TlsTransport`]); its clients (`nodes::client::core::Client`) live in
 //! the process and are driven through the control API ([`super::control`]).
 //!
@@ -39,10 +39,10 @@ use super::store::{
 };
 use super::tls::{wall_ms, TlsConfig, TlsTransport};
 use super::{control, observe};
-use crate::net::{self, HostConfig, HostHandle};
-use crate::record::Recorder;
-use crate::run::{op_command, CLIENT_TICK_MS};
+use crate::observe::record::Recorder;
 use crate::scenario::{EnforcementLevel, Op};
+use crate::world::net::{self, HostConfig, HostHandle};
+use crate::world::run::{op_command, CLIENT_TICK_MS};
 
 /// Events kept in memory for the control API's `/events` (older ones are only in the
 /// JSONL file). A reader asking for a dropped line gets told so.

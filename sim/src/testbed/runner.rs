@@ -5,10 +5,10 @@
 //! 2. One fault proxy ([`super::proxy`]) per ordered pair of providers; node X's peers
 //!    file points peer Y at the proxy X→Y.
 //! 3. The scenario's clients are created through the control API; then the scenario is
-//!    driven as the simulator drives it ([`crate::run`]): fault windows from
-//!    [`crate::faults::plan`] open and close at their times, scripted steps are handed to
+//!    driven as the simulator drives it ([`crate::world::run`]): fault windows from
+//!    [`crate::world::faults::plan`] open and close at their times, scripted steps are handed to
 //!    their clients when due and ready, and after healing the runner checks convergence
-//!    every [`crate::run::CONVERGENCE_CHECK_MS`] until the liveness bound. Scenario times
+//!    every [`crate::world::run::CONVERGENCE_CHECK_MS`] until the liveness bound. Scenario times
 //!    are multiplied by `--time-scale` (wall ms per scenario ms).
 //! 4. Crash windows: the provider's process is killed with SIGKILL and restarted with the
 //!    same `--state` folder when the window ends (the proxies towards it follow its new
@@ -36,13 +36,13 @@ use super::peers::PeersFile;
 use super::proxy::{Proxy, ProxyStats};
 use super::setup::Setup;
 use super::tls::wall_ms;
-use crate::faults::{self, Window};
-use crate::record::TRACE_FORMAT;
-use crate::run::{
+use crate::observe::record::TRACE_FORMAT;
+use crate::scenario::{Fault, Op, StepEnd};
+use crate::world::faults::{self, Window};
+use crate::world::run::{
     client_key, outcome_of, scenario_hash, step_notes, variant_json, RunReport, CLIENT_TICK_MS,
     CONVERGENCE_CHECK_MS,
 };
-use crate::scenario::{Fault, Op, StepEnd};
 
 /// How long a node may take to print its addresses.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -1076,7 +1076,7 @@ async fn finish(
         as_expected: expectation.run_as_expected(outcome.name(), &ids),
         violations: judged.violations.clone(),
         liveness,
-        trace_hash: crate::record::hash_lines(text.iter().map(String::as_str)),
+        trace_hash: crate::observe::record::hash_lines(text.iter().map(String::as_str)),
         trace_events: text.len() as u64,
         sim_time_ms: end_t,
         wall_ms: start.elapsed().as_millis() as u64,

@@ -1,6 +1,6 @@
 //! A node's configuration from a scenario file (`mimi-sim node --scenario FILE`): the
 //! server core and clients configured exactly as the simulator configures them
-//! ([`crate::run::make_server`], [`crate::run::make_client`]): variant, bugs, adversaries,
+//! ([`crate::world::run::make_server`], [`crate::world::run::make_client`]): variant, bugs, adversaries,
 //! disabled rules, enforcement level.
 
 use std::path::Path;
@@ -10,8 +10,8 @@ use nodes::hub::EnforcementConfig;
 use nodes::ids::{ClientUri, Domain};
 use nodes::server::Server;
 
-use crate::run::{enforcement_config, make_client, make_server};
 use crate::scenario::{Resolved, Scenario};
+use crate::world::run::{enforcement_config, make_client, make_server};
 
 /// A loaded and validated scenario (at one enforcement level and variant).
 #[derive(Debug, Clone)]

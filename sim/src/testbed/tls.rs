@@ -19,7 +19,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 
 use super::certs::{self, CertError};
 use super::peers::PeersFile;
-use crate::net::{Peer, Transport};
+use crate::world::net::{Peer, Transport};
 
 /// The wall clock in ms since the UNIX epoch.
 pub fn wall_ms() -> Millis {

@@ -1,13 +1,15 @@
 //! The `run` and `replay` commands: loading, running, printing, exit codes.
 
+pub mod demo;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
 
-use crate::run::{run as run_scenario, scenario_hash, Outcome, RunReport};
 use crate::scenario::{EnforcementLevel, Scenario};
+use crate::world::run::{run as run_scenario, scenario_hash, Outcome, RunReport};
 
 /// Exit codes (the README's table).
 pub const EXIT_OK: u8 = 0;
@@ -313,7 +315,7 @@ pub fn replay(path: &Path) -> ExitCode {
             Err(e) => return bad(e),
         };
         let mut r = run_scenario(&s, &resolved, toml_text, seed, true);
-        let recorded = crate::record::hash_lines(text.lines());
+        let recorded = crate::observe::record::hash_lines(text.lines());
         if r.trace_hash == recorded {
             println!(
                 "replay of {}: seed {seed}, scenario {}: same trace hash {} ({} events, outcome {})",
@@ -455,7 +457,7 @@ pub fn findings(
     jobs: Option<usize>,
     out: &Path,
 ) -> ExitCode {
-    use crate::findings as f;
+    use crate::campaign::findings as f;
     let files = if files.is_empty() {
         match f::library(Path::new("scenarios")) {
             Ok(v) => v,

@@ -1178,7 +1178,7 @@ pub struct Resolved {
     /// The clients that publish no KeyPackages at the start (`new_devices`).
     pub new_devices: BTreeSet<ClientUri>,
     pub users: Vec<UserUri>,
-    pub bugs: crate::planted::Bugs,
+    pub bugs: crate::world::planted::Bugs,
     pub disabled_rules: Vec<Rule>,
     /// Malicious providers and their behaviour.
     pub adversaries: Vec<(Domain, nodes::adversary::Adversary)>,
@@ -1569,8 +1569,11 @@ impl Scenario {
                 })?;
             disabled_rules.push(rule);
         }
-        let bugs = crate::planted::parse_bugs(&self.variant.bugs, &err)?;
-        let known: BTreeSet<&str> = crate::oracles::ORACLES.iter().map(|o| o.id).collect();
+        let bugs = crate::world::planted::parse_bugs(&self.variant.bugs, &err)?;
+        let known: BTreeSet<&str> = crate::observe::oracles::ORACLES
+            .iter()
+            .map(|o| o.id)
+            .collect();
         for o in &self.oracles.disabled {
             if !known.contains(o.get_ref().as_str()) {
                 return Err(err(
@@ -1664,7 +1667,7 @@ impl Scenario {
                 &format!("adversaries[{i}].provider"),
                 &spec.provider,
             )?;
-            let behaviour = crate::planted::parse_adversary(&spec.behaviour).map_err(|known| {
+            let behaviour = crate::world::planted::parse_adversary(&spec.behaviour).map_err(|known| {
                 err(
                     a.span(),
                     format!(

@@ -1,8 +1,8 @@
 //! One run: a scenario and a seed, over HTTP on turmoil, with faults, two phases, the
 //! oracles and the trace (README, "The simulator").
 //!
-//! Providers are turmoil hosts running the server cores ([`crate::net`]), with durable
-//! state (a crash keeps what the core did, see [`crate::net::Durable`]). Clients are not
+//! Providers are turmoil hosts running the server cores ([`crate::world::net`]), with durable
+//! state (a crash keeps what the core did, see [`crate::world::net::Durable`]). Clients are not
 //! hosts: the driver attaches them to their provider in-process, so a room of hundreds of
 //! clients costs MLS work, not turmoil hosts. An offline client neither sends nor
 //! receives; its provider keeps its mail until it comes back.
@@ -27,15 +27,15 @@ use nodes::server::{Server, ServerEvent, TransferMode};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::faults::{self, Links, Window};
-use crate::net::{self, Durable, HostConfig, HostHandle};
-use crate::oracles::{
+use crate::observe::oracles::{
     Arrival, CommittedState, DepartureIntent, DepartureKind, HubMove, Oracles, Sent, Violation,
 };
-use crate::record::{Recorder, TRACE_FORMAT};
+use crate::observe::record::{Recorder, TRACE_FORMAT};
 use crate::scenario::{
     ExpectedOutcome, Fault, HubTransferKind, OnViolation, Op, Resolved, Scenario, StepEnd,
 };
+use crate::world::faults::{self, Links, Window};
+use crate::world::net::{self, Durable, HostConfig, HostHandle};
 
 /// How often clients get `on_tick` (resends after timeouts).
 pub const CLIENT_TICK_MS: u64 = 100;

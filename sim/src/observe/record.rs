@@ -22,7 +22,7 @@ use nodes::wire::{
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::net::{self, What};
+use crate::world::net::{self, What};
 
 /// Version of the trace format (the header's `format`).
 pub const TRACE_FORMAT: u32 = 1;
@@ -62,8 +62,8 @@ impl Recorder {
 
     /// A simulation event: `t` ms since start, `node`, `kind` and fields.
     pub fn event(&mut self, t: u64, node: &str, kind: &str, fields: Value) {
-        crate::log::set_sim_time(t);
-        tracing::debug!(target: crate::log::TRACE_TARGET, node, kind, "{fields}");
+        crate::observe::log::set_sim_time(t);
+        tracing::debug!(target: crate::observe::log::TRACE_TARGET, node, kind, "{fields}");
         let mut m = Map::new();
         m.insert("t".into(), json!(t));
         m.insert("node".into(), json!(node));

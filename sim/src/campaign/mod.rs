@@ -32,6 +32,7 @@
 //!   `summary.md`) say what passed and why; `cell_verdicts` gives each cell's.
 //! * A worker that dies without printing its record records outcome "crash" (a failure).
 
+pub mod findings;
 mod identity;
 mod pool;
 
@@ -320,7 +321,7 @@ fn synthetic(
         "seed": seed,
         "scenario": cell.scenario.name,
         "scenario_file": cell.file,
-        "scenario_sha256": crate::run::scenario_hash(&cell.text),
+        "scenario_sha256": crate::world::run::scenario_hash(&cell.text),
         "variant": {"enforcement": cell.scenario.variant.enforcement.name()},
         "outcome": outcome,
         "expected": cell.expect()["outcome"],
@@ -448,10 +449,10 @@ pub fn judge(
         let id = cell_id(c);
         let (file, enf) = (&id.0, &id.1);
         let rs: Vec<&Value> = by_cell.get(&id).cloned().unwrap_or_default();
-        let runs: Vec<crate::findings::JudgedRun> = rs
+        let runs: Vec<crate::campaign::findings::JudgedRun> = rs
             .iter()
             .filter(|r| JUDGED.contains(&r["outcome"].as_str().unwrap_or("")))
-            .map(|r| crate::findings::judged_run(r))
+            .map(|r| crate::campaign::findings::judged_run(r))
             .collect();
         let e: Expectation = serde_json::from_value(c["expect"].clone()).unwrap_or(Expectation {
             outcome: crate::scenario::ExpectedOutcome::Ok,
@@ -862,7 +863,7 @@ pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
         return Err("--jobs 0: give at least one worker".into());
     }
     let files = if a.files.is_empty() {
-        crate::findings::library(Path::new("scenarios"))?
+        crate::campaign::findings::library(Path::new("scenarios"))?
     } else {
         a.files.clone()
     };

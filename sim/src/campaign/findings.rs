@@ -329,7 +329,7 @@ pub fn render(rows: &[Row], seeds: u64, command: &str) -> String {
             };
             let split = r
                 .by_oracle
-                .get(crate::oracles::NO_SPLIT)
+                .get(crate::observe::oracles::NO_SPLIT)
                 .copied()
                 .unwrap_or(0);
             let expect = format!(
