@@ -3,7 +3,7 @@
 //! simulator can show which misbehaviour hub enforcement `full` stops that `mls` does
 //! not, and which no hub can stop.
 //!
-//! Unlike [`crate::sabotage`] (bugs planted in honest nodes), these are attacks: the
+//! Unlike [`crate::planted`] (bugs planted in honest nodes), these are attacks: the
 //! simulator sets one on a provider with [`crate::server::Server::with_adversary`] and on
 //! every client of that provider with [`crate::client::core::Client::set_adversary`].
 //! Every behaviour is deterministic (choices come from seeded state or fixed rules).

@@ -17,7 +17,7 @@ use crate::io::{
     ServerOutput, Token, TransportError,
 };
 use crate::mls::SeededProvider;
-use crate::sabotage::Bugs;
+use crate::planted::Bugs;
 use crate::wire::{decode_exact, KeyMaterialRequest};
 
 mod hub_transfer;
@@ -252,7 +252,7 @@ impl Server {
         }
     }
 
-    /// The planted bug [`crate::sabotage::Bug::FollowerEchoesLocalCommits`]: deliver a
+    /// The planted bug [`crate::planted::Bug::FollowerEchoesLocalCommits`]: deliver a
     /// local client's commit to the room's other local clients before the hub saw it.
     fn echo_local_commit(
         &self,
@@ -298,7 +298,7 @@ impl Server {
         self
     }
 
-    /// Plant deliberate bugs (see [`crate::sabotage`]) in the hub and follower roles.
+    /// Plant deliberate bugs (see [`crate::planted`]) in the hub and follower roles.
     pub fn with_bugs(mut self, bugs: &Bugs) -> Self {
         self.hub.set_bugs(bugs);
         self.follower.set_bugs(bugs);
@@ -738,7 +738,7 @@ impl ServerCore for Server {
                 if matches!(endpoint, Endpoint::Update(_))
                     && self
                         .follower
-                        .has_bug(crate::sabotage::Bug::FollowerEchoesLocalCommits)
+                        .has_bug(crate::planted::Bug::FollowerEchoesLocalCommits)
                 {
                     self.echo_local_commit(now, client, &room, &body, &mut out);
                 }

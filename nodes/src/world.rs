@@ -15,7 +15,7 @@ use crate::io::{
     ClientOutput, ClientToProvider, Millis, ProviderToClient, Request, RequestId, Response,
     ServerCore, ServerOutput, Token, TransportError,
 };
-use crate::sabotage::Bugs;
+use crate::planted::Bugs;
 use crate::server::{Server, ServerEvent};
 
 /// Start of world time: 2026-01-01T00:00:00Z in ms.
@@ -93,7 +93,7 @@ impl MemoryWorld {
         }
     }
 
-    /// Add a server with planted bugs (see [`crate::sabotage`]).
+    /// Add a server with planted bugs (see [`crate::planted`]).
     pub fn add_server_with_bugs(
         &mut self,
         domain: &Domain,

@@ -5,7 +5,7 @@
 //! * [`scenario`] — scenario files (TOML): parsing, validation with messages naming the
 //!   file, line and field, the enforcement matrix and expectations.
 //! * [`world`] — one seeded run: the driver loop ([`world::run`]), the fault plan
-//!   ([`world::faults`]), planted bugs ([`world::planted`]) and the HTTP/1.1 host adapter
+//!   ([`world::faults`]) and the HTTP/1.1 host adapter
 //!   any server core runs behind ([`world::net`]: turmoil, or TCP with mutual TLS).
 //! * [`observe`] — the trace and its hash ([`observe::record`]), the oracles
 //!   ([`observe::oracles`]), logging with simulated time ([`observe::log`]).

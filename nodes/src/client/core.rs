@@ -78,12 +78,12 @@ use crate::io::{status, ClientOutput, ClientToProvider, Millis, ProviderToClient
 use crate::mls::commit::CommitPlan;
 use crate::mls::config::{self, Identity, CIPHERSUITE};
 use crate::mls::{RoomComponents, SeededProvider};
+use crate::planted::{Bug, Bugs};
 use crate::room::codec::Opaque;
 use crate::room::components::{ParticipantListUpdate, UserRolePair, UserindexRolePair};
 use crate::room::hub_only::{self, HubOnlyUpdate, RoomStateMode};
 use crate::room::roles::BANNED_ROLE;
 use crate::room::{NewRoomOptions, RolePreset, RoomState, PARTICIPANT_LIST};
-use crate::sabotage::{Bug, Bugs};
 use crate::wire::*;
 
 /// Retries of one operation after `wrongEpoch` / `epochTooOld`.
@@ -598,7 +598,7 @@ impl Client {
         }
     }
 
-    /// Plant deliberate bugs (see [`crate::sabotage`]); only client bugs matter here.
+    /// Plant deliberate bugs (see [`crate::planted`]); only client bugs matter here.
     pub fn set_bugs(&mut self, bugs: &Bugs) {
         self.bugs = bugs.clone();
     }

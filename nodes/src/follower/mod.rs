@@ -24,7 +24,7 @@ use crate::endpoint::Endpoint;
 use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
 use crate::io::{status, ProviderToClient, Response};
 use crate::mls::SeededProvider;
-use crate::sabotage::{Bug, Bugs};
+use crate::planted::{Bug, Bugs};
 use crate::wire::{
     decode_exact, encode, ClientKeyMaterial, ClientMaterial, FanoutBody, IdentifierUri,
     KeyMaterialRequest, KeyMaterialResponse, KeyMaterialUserCode, KeyPackageBytes, NotifyBody,
@@ -121,7 +121,7 @@ impl Follower {
         }
     }
 
-    /// Plant deliberate bugs (see [`crate::sabotage`]); only follower bugs matter here.
+    /// Plant deliberate bugs (see [`crate::planted`]); only follower bugs matter here.
     pub fn set_bugs(&mut self, bugs: &Bugs) {
         self.bugs = bugs.clone();
     }
@@ -181,7 +181,7 @@ impl Follower {
     }
 
     /// Whether a planted bug is set.
-    pub fn has_bug(&self, bug: crate::sabotage::Bug) -> bool {
+    pub fn has_bug(&self, bug: crate::planted::Bug) -> bool {
         self.bugs.contains(&bug)
     }
 

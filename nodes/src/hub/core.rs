@@ -43,7 +43,7 @@ use crate::wire::{
 use super::enforcement::{EnforcementConfig, Rule};
 use super::public_view::{CoveredProposal, HandshakeSender, PublicView, ViewError};
 use super::room::{AcceptedProposal, HubRoom, InFlight, LogEntry, Sequencer};
-use crate::sabotage::{Bug, Bugs};
+use crate::planted::{Bug, Bugs};
 use crate::transfer::{self, Fence, FenceOutcome, Handoff, HubMoved, HubRecord, TransferError};
 use sha2::{Digest, Sha256};
 
@@ -337,7 +337,7 @@ impl Hub {
             .unwrap_or_else(|| state.clone())
     }
 
-    /// Plant deliberate bugs (see [`crate::sabotage`]); only hub bugs matter here.
+    /// Plant deliberate bugs (see [`crate::planted`]); only hub bugs matter here.
     pub fn set_bugs(&mut self, bugs: &Bugs) {
         self.bugs = bugs.clone();
     }

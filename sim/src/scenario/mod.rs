@@ -41,6 +41,8 @@
 //! count = [1, 4]
 //! ```
 
+pub mod planted;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
@@ -376,7 +378,7 @@ pub struct Variant {
     #[serde(default)]
     pub disabled_rules: Vec<Spanned<String>>,
     /// Deliberate bugs planted in honest nodes (for oracle tests): kebab-case names of
-    /// `nodes::sabotage::Bug`.
+    /// `nodes::planted::Bug`.
     #[serde(default)]
     pub bugs: Vec<Spanned<String>>,
     /// x-hub-transfer mechanism (nodes/src/transfer.rs): "cooperative" (default),
@@ -1178,7 +1180,7 @@ pub struct Resolved {
     /// The clients that publish no KeyPackages at the start (`new_devices`).
     pub new_devices: BTreeSet<ClientUri>,
     pub users: Vec<UserUri>,
-    pub bugs: crate::world::planted::Bugs,
+    pub bugs: crate::scenario::planted::Bugs,
     pub disabled_rules: Vec<Rule>,
     /// Malicious providers and their behaviour.
     pub adversaries: Vec<(Domain, nodes::adversary::Adversary)>,
@@ -1569,7 +1571,7 @@ impl Scenario {
                 })?;
             disabled_rules.push(rule);
         }
-        let bugs = crate::world::planted::parse_bugs(&self.variant.bugs, &err)?;
+        let bugs = crate::scenario::planted::parse_bugs(&self.variant.bugs, &err)?;
         let known: BTreeSet<&str> = crate::observe::oracles::ORACLES
             .iter()
             .map(|o| o.id)
@@ -1667,7 +1669,7 @@ impl Scenario {
                 &format!("adversaries[{i}].provider"),
                 &spec.provider,
             )?;
-            let behaviour = crate::world::planted::parse_adversary(&spec.behaviour).map_err(|known| {
+            let behaviour = crate::scenario::planted::parse_adversary(&spec.behaviour).map_err(|known| {
                 err(
                     a.span(),
                     format!(

@@ -3,11 +3,10 @@
 //! What one seeded run is made of: [`run`] (the world of one scenario and seed: hosts,
 //! clients, the driver loop, phases, convergence), [`faults`] (the fault plan: the
 //! scenario's schedule plus the seeded swarm, as windows over turmoil's links),
-//! [`planted`] (bugs a scenario plants in the honest cores) and [`net`] (any server core
-//! as an HTTP/1.1 host, over turmoil here or over TCP with mutual TLS in the testbed).
+//! and [`net`] (any server core as an HTTP/1.1 host, over turmoil here or over TCP with
+//! mutual TLS in the testbed).
 //! What the world observes is judged in [`crate::observe`].
 
 pub mod faults;
 pub mod net;
-pub mod planted;
 pub mod run;

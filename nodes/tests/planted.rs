@@ -1,11 +1,11 @@
-//! Each planted bug (nodes::sabotage) misbehaves observably, and where the hub is meant
+//! Each planted bug (nodes::planted) misbehaves observably, and where the hub is meant
 //! to stop it, enforcement `full` does.
 
 use nodes::client::core::{ClientEvent, Command};
 use nodes::hub::{Enforcement, EnforcementConfig, HubEvent};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
+use nodes::planted::{Bug, Bugs};
 use nodes::room::{RolePreset, RoomState};
-use nodes::sabotage::{Bug, Bugs};
 use nodes::server::ServerEvent;
 use nodes::world::MemoryWorld;
 

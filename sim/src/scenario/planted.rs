@@ -1,14 +1,15 @@
-//! Planted bugs named in scenario files (`variant.bugs`): the kebab-case names of
-//! [`nodes::sabotage::Bug`].
+//! The planted bugs (`variant.bugs`) and adversary behaviours (`adversaries`) a scenario
+//! file names. Planted bugs: the kebab-case names of
+//! [`nodes::planted::Bug`].
 
 use std::ops::Range;
 
-use nodes::sabotage::Bug;
+use nodes::planted::Bug;
 use toml::Spanned;
 
 use crate::scenario::ScenarioError;
 
-pub use nodes::sabotage::Bugs;
+pub use nodes::planted::Bugs;
 
 /// Parses `variant.bugs`; an unknown name is an error at its line listing the known ones.
 pub fn parse_bugs(
