@@ -102,9 +102,7 @@ for t in "${targets[@]}"; do
     set -e
     end=$(date +%s.%N)
     if [ "$jobs" -gt 1 ]; then
-        for f in fuzz-*.log; do
-            [ -f "$f" ] && { echo "== $f"; cat "$f"; } >>"$log"
-        done
+        # The parent's log already holds each worker's log as the worker ends.
         rm -f fuzz-*.log
     fi
     # libFuzzer's final stats: stat::number_of_executed_units, stat::peak_rss_mb.
