@@ -233,3 +233,30 @@ fn rust_log_prints_the_run_with_simulated_time_and_leaves_the_trace_alone() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `findings` runs its seeds through the campaign's worker pool: every seed of every
+/// cell gives a record (the table counts them), and the pool's work folder is removed.
+#[test]
+fn findings_runs_every_seed_of_every_cell_through_the_worker_pool() {
+    let out =
+        std::env::temp_dir().join(format!("mimi-sim-findings-test-{}.md", std::process::id()));
+    let o = sim(&[
+        "findings",
+        "scenarios/crash-and-offline.toml",
+        "--seeds",
+        "3",
+        "--jobs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(&out).unwrap();
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| crash-and-offline | full |"))
+        .unwrap_or_else(|| panic!("no row: {md}"));
+    let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!((cols[5], cols[6]), ("3", "3"), "runs and ok: {row}");
+    let _ = std::fs::remove_file(&out);
+}

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
@@ -66,60 +65,60 @@ pub fn library(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(v)
 }
 
-/// Runs seeds `1..=seeds` of every cell in `jobs` worker processes; the records per
-/// cell index, in seed order.
+/// Per-seed timeout of a findings run (as the campaign's default `--timeout-ms`).
+const SEED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs seeds `1..=seeds` of every cell in `jobs` worker processes — the campaign's
+/// pool ([`super::pool`]) — and returns the records per cell index, in seed order. A
+/// seed that crashed its worker or ran past [`SEED_TIMEOUT`] is an error naming the
+/// cell and the seed (a findings table is not written from a partial set).
 pub fn run_cells(cells: &[Cell], seeds: u64, jobs: usize) -> Result<Vec<Vec<Value>>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
-    // Work items: (cell, first seed, last seed), in chunks so workers stay busy.
-    let chunk = seeds.div_ceil(4).max(1);
-    let mut work = Vec::new();
-    for (i, _) in cells.iter().enumerate() {
-        let mut a = 1;
-        while a <= seeds {
-            let b = (a + chunk - 1).min(seeds);
-            work.push((i, a, b));
-            a = b + 1;
-        }
+    let mut specs = Vec::with_capacity(cells.len());
+    for c in cells {
+        let text = std::fs::read_to_string(&c.file)
+            .map_err(|e| format!("cannot read {}: {e}", c.file.display()))?;
+        specs.push(super::CellSpec {
+            path: c.file.clone(),
+            file: c.file.display().to_string(),
+            level: Some(c.level),
+            enforcement: c.level.name().to_string(),
+            overrides: c.overrides.clone(),
+            scenario: c.scenario.clone(),
+            text,
+        });
     }
+    let pairs: Vec<(usize, u64)> = (0..cells.len())
+        .flat_map(|i| (1..=seeds).map(move |s| (i, s)))
+        .collect();
+    let work_dir = std::env::temp_dir().join(format!("mimi-sim-findings-{}", std::process::id()));
+    let cfg = super::pool::Config {
+        jobs,
+        timeout: SEED_TIMEOUT,
+        deadline: None,
+        trace_dir: None,
+        work_dir: &work_dir,
+    };
+    let got = super::pool::run(&exe, &specs, super::pool::tasks(&pairs), &cfg, &mut |_| {});
+    let _ = std::fs::remove_dir_all(&work_dir);
+    let (done, _) = got?;
     let mut results: Vec<Vec<Value>> = vec![Vec::new(); cells.len()];
-    let mut running: Vec<(usize, Child)> = Vec::new();
-    let mut next = 0;
-    let jobs = jobs.max(1);
-    while next < work.len() || !running.is_empty() {
-        while running.len() < jobs && next < work.len() {
-            let (i, a, b) = work[next];
-            let c = &cells[i];
-            let child = Command::new(&exe)
-                .arg("batch")
-                .arg(&c.file)
-                .arg("--enforcement")
-                .arg(c.level.name())
-                .args(c.variant_args())
-                .arg("--seeds")
-                .arg(format!("{a}..{b}"))
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("cannot start a worker: {e}"))?;
-            running.push((i, child));
-            next += 1;
-        }
-        // Wait for the oldest worker (simple and deterministic in what it collects).
-        let (i, child) = running.remove(0);
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("worker failed: {e}"))?;
-        if !out.status.success() && out.stdout.is_empty() {
-            return Err(format!(
-                "a worker for {} failed: {}",
-                cells[i].file.display(),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let v: Value = serde_json::from_str(line)
-                .map_err(|e| format!("a worker printed a bad record ({e}): {line}"))?;
-            results[i].push(v);
+    for (i, seed, g) in done {
+        let file = cells[i].file.display();
+        match g {
+            super::pool::Got::Record(v) => results[i].push(v),
+            super::pool::Got::Timeout => {
+                return Err(format!(
+                    "{file} ({}) seed {seed} ran longer than {SEED_TIMEOUT:?}",
+                    cells[i].level.name()
+                ))
+            }
+            super::pool::Got::Crash(e) => {
+                return Err(format!(
+                    "{file} ({}) seed {seed}: {e}",
+                    cells[i].level.name()
+                ))
+            }
         }
     }
     for r in &mut results {
