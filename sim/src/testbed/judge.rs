@@ -27,7 +27,7 @@ use crate::observe::oracles::{
 };
 use crate::observe::oracles::{Sent, Violation};
 use crate::scenario::{Op, Resolved, Scenario, StepEnd};
-use crate::world::run::OpCounts;
+use crate::world::run::{failed_step_end, take_refusal, OpCounts};
 
 /// Most hub refusals kept for matching to failed ops (as the simulator).
 const MAX_PENDING_REFUSALS: usize = 256;
@@ -174,32 +174,18 @@ impl Judge<'_> {
             },
         };
         if let Some((origin, reason, request_sha256)) = failure {
-            let refused_with = match origin {
-                FailureOrigin::HubRefused { code } => Some(code.name().to_string()),
-                FailureOrigin::HttpError { status } => Some(format!("http-{status}")),
-                _ => None,
-            };
-            let end = match refused_with {
-                Some(code) => StepEnd::Refused {
-                    rule: self.refusal(request_sha256).unwrap_or(code),
-                },
-                None if self.removed.contains(c) => StepEnd::Overtaken {
-                    reason: format!("{op}: {reason}"),
-                },
-                None => StepEnd::Failed {
-                    reason: format!("{op}: {reason}"),
-                },
-            };
+            let removed = self.removed.contains(c);
+            let end = failed_step_end(
+                &origin,
+                op,
+                reason,
+                removed,
+                take_refusal(&mut self.refusals, request_sha256),
+            );
             if matches!(self.out.step_end[i], None | Some(StepEnd::Done)) {
                 self.out.step_end[i] = Some(end);
             }
         }
-    }
-
-    fn refusal(&mut self, request_sha256: Option<&str>) -> Option<String> {
-        let digest = request_sha256?;
-        let pos = self.refusals.iter().position(|(d, _)| d == digest)?;
-        self.refusals.remove(pos).map(|(_, rule)| rule)
     }
 
     /// A scripted op handed to its client (trace line `line`); `refused`: the client

@@ -257,6 +257,49 @@ struct World<'a> {
     refusals: std::collections::VecDeque<(String, String)>,
 }
 
+/// How a scripted step ended when its op failed with `origin` (`reason`, for people):
+/// refused by the hub (`refusal`: the rule of the hub's refusal of the same request
+/// bytes, else the answer's code), overtaken (the client was removed first) or failed.
+/// Shared by the simulator and the testbed's judge. Whether the hub refused it is the
+/// failure's typed origin, never its text.
+pub fn failed_step_end(
+    origin: &FailureOrigin,
+    op: &str,
+    reason: &str,
+    removed: bool,
+    refusal: Option<String>,
+) -> StepEnd {
+    let code = match origin {
+        FailureOrigin::HubRefused { code } => Some(code.name().to_string()),
+        FailureOrigin::HttpError { status } => Some(format!("http-{status}")),
+        _ => None,
+    };
+    match code {
+        Some(code) => StepEnd::Refused {
+            rule: refusal.unwrap_or(code),
+        },
+        None if removed => StepEnd::Overtaken {
+            reason: format!("{op}: {reason}"),
+        },
+        None => StepEnd::Failed {
+            reason: format!("{op}: {reason}"),
+        },
+    }
+}
+
+/// Takes the hub refusal a client's failed op comes from, as its rule id (or answer
+/// code): the oldest pending refusal of the same request bytes (`request_sha256`, which
+/// the client's `OpFailed` and the hub's `Rejected` both name). `None`: no recorded
+/// refusal of those bytes (e.g. a provider that answered itself).
+pub fn take_refusal(
+    refusals: &mut std::collections::VecDeque<(String, String)>,
+    request_sha256: Option<&str>,
+) -> Option<String> {
+    let digest = request_sha256?;
+    let pos = refusals.iter().position(|(d, _)| d == digest)?;
+    refusals.remove(pos).map(|(_, rule)| rule)
+}
+
 /// Most hub refusals kept for matching to failed ops.
 const MAX_PENDING_REFUSALS: usize = 256;
 
@@ -400,40 +443,18 @@ impl World<'_> {
             },
         };
         if let Some((origin, reason, request_sha256)) = failure {
-            // Whether the hub refused it is the failure's typed origin; the refused
-            // request's digest picks which of the hub's recorded refusals (and so which
-            // rule) it was.
-            let refused_with = match origin {
-                FailureOrigin::HubRefused { code } => Some(code.name().to_string()),
-                FailureOrigin::HttpError { status } => Some(format!("http-{status}")),
-                _ => None,
-            };
-            let end = match refused_with {
-                Some(code) => StepEnd::Refused {
-                    rule: self.refusal(request_sha256).unwrap_or(code),
-                },
-                None if self.removed.contains(c) => StepEnd::Overtaken {
-                    reason: format!("{op}: {reason}"),
-                },
-                None => StepEnd::Failed {
-                    reason: format!("{op}: {reason}"),
-                },
-            };
+            let removed = self.removed.contains(c);
+            let end = failed_step_end(
+                origin,
+                op,
+                reason,
+                removed,
+                take_refusal(&mut self.refusals, request_sha256),
+            );
             if matches!(self.step_end[i], None | Some(StepEnd::Done)) {
                 self.step_end[i] = Some(end);
             }
         }
-    }
-
-    /// The hub refusal a client's failed op comes from, as its rule id (or answer code):
-    /// the oldest pending refusal of the same request bytes (`request_sha256`, which the
-    /// client's `OpFailed` and the hub's `Rejected` both name). `None`: no recorded
-    /// refusal of those bytes (e.g. a provider that answered itself); the caller falls
-    /// back to the answer code.
-    fn refusal(&mut self, request_sha256: Option<&str>) -> Option<String> {
-        let digest = request_sha256?;
-        let pos = self.refusals.iter().position(|(d, _)| d == digest)?;
-        self.refusals.remove(pos).map(|(_, rule)| rule)
     }
 
     /// The room's current hub (x-hub-transfer): the provider whose hub sequences the
