@@ -11,34 +11,23 @@
 
 use sha2::{Digest, Sha256};
 
-use super::model::{Extensions, MimiContent};
 use super::ContentError;
 
 /// IANA named-information hash algorithm ID of SHA-256, the first byte of every message ID
 /// this implementation computes (C§3.3).
 pub const HASH_ALG_SHA256: u8 = 0x01;
 
-/// The message ID of an encoded content message. The bytes must be a valid message in
-/// deterministic CBOR ([`MimiContent::decode`]) with sender and room URIs (extensions 1, 2).
-pub fn message_id(cbor: &[u8]) -> Result<[u8; 32], ContentError> {
-    let content = MimiContent::decode(cbor)?;
-    compute_message_id(&content.extensions, cbor, &content.salt)
-}
-
-/// The C§3.3 hash over `cbor` (the message's encoding) with the URIs from `extensions`.
+/// The C§3.3 hash over `cbor` (the message's encoding) with the message's sender and room
+/// URIs (extensions 1 and 2; both are required). This module knows only bytes and URIs, not
+/// the content model, which calls it ([`super::MimiContent::message_id`]).
 pub(super) fn compute_message_id(
-    extensions: &Extensions,
+    sender: Option<&str>,
+    room: Option<&str>,
     cbor: &[u8],
     salt: &[u8; 16],
 ) -> Result<[u8; 32], ContentError> {
-    let sender = extensions
-        .sender_uri
-        .as_deref()
-        .ok_or(ContentError::MissingUri("senderUri (1)"))?;
-    let room = extensions
-        .room_uri
-        .as_deref()
-        .ok_or(ContentError::MissingUri("roomUri (2)"))?;
+    let sender = sender.ok_or(ContentError::MissingUri("senderUri (1)"))?;
+    let room = room.ok_or(ContentError::MissingUri("roomUri (2)"))?;
     let mut h = Sha256::new();
     for (which, uri) in [("sender", sender), ("room", room)] {
         let len = u16::try_from(uri.len()).map_err(|_| ContentError::UriTooLong {

@@ -42,7 +42,8 @@ mod model;
 #[cfg(test)]
 mod tests;
 
-pub use message_id::{message_id, HASH_ALG_SHA256};
+pub use message_id::HASH_ALG_SHA256;
+
 pub use model::{
     Disposition, Expiration, ExtensionKey, Extensions, ExternalPart, MessageId, MimiContent,
     NestedPart, PartContent, PartSemantics, EXTENSION_ROOM_URI, EXTENSION_SENDER_URI,
@@ -51,6 +52,12 @@ pub use model::{
 };
 
 use cbor::CborError;
+
+/// The message ID of an encoded content message. The bytes must be a valid message in
+/// deterministic CBOR ([`MimiContent::decode`]) with sender and room URIs (extensions 1, 2).
+pub fn message_id(cbor: &[u8]) -> Result<[u8; 32], ContentError> {
+    MimiContent::decode(cbor)?.message_id_of_encoding(cbor)
+}
 
 /// Why a MIMI content message is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

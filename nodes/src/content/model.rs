@@ -451,7 +451,19 @@ impl MimiContent {
 
     /// The -08 message ID of this message (C§3.3).
     pub fn message_id(&self) -> Result<MessageId, ContentError> {
-        compute_message_id(&self.extensions, &self.encode(), &self.salt).map(MessageId)
+        self.message_id_of_encoding(&self.encode()).map(MessageId)
+    }
+
+    /// The C§3.3 hash over `cbor`, which must be this message's encoding (as received: the
+    /// ID covers the bytes, so a receiver hashes what it got, not a re-encoding).
+    pub(super) fn message_id_of_encoding(&self, cbor: &[u8]) -> Result<[u8; 32], ContentError> {
+        let ext = &self.extensions;
+        compute_message_id(
+            ext.sender_uri.as_deref(),
+            ext.room_uri.as_deref(),
+            cbor,
+            &self.salt,
+        )
     }
 
     /// The receiver checks of C§9.1 that need no outside state: topicId length, nesting
