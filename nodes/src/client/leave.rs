@@ -51,7 +51,7 @@ use serde::{Deserialize, Serialize};
 
 /// The reserved participant-list role index that marks an exiting user (x-exiting-state,
 /// see "Choices"; the hub's rules are in [`crate::room::exiting`]).
-pub use crate::room::exiting::EXITING_ROLE;
+pub use crate::room::roles::EXITING_ROLE;
 
 /// The order of operations for a leave, Remove or Ban.
 #[derive(

@@ -331,7 +331,7 @@ impl Hub {
             ChangeKind::Commit => ProposedChange::commit(),
             ChangeKind::ExternalCommit => ProposedChange::external_commit(),
         };
-        base.with_app_data_updates(state, &updates)
+        base.with_app_data_updates(&state.participants, &updates)
             .ok()
             .and_then(|c| state.apply(&c).ok())
             .unwrap_or_else(|| state.clone())
@@ -743,7 +743,7 @@ impl Hub {
             }
         }
         change
-            .with_app_data_updates(state, &updates)
+            .with_app_data_updates(&state.participants, &updates)
             .map_err(|e| reject(Rule::Policy, e.to_string()))
     }
 

@@ -59,14 +59,12 @@
 //!   device of an exiting user joins (`nodes/tests/leave_order.rs`). The dedicated
 //!   rules name the reason and come first.
 
-use super::policy::{Actor, ProposedChange};
+use super::change::{Actor, ProposedChange};
 use super::roles::BANNED_ROLE;
 use super::state::RoomState;
 use crate::ids::UserUri;
 
-/// The reserved participant-list role index that marks an exiting user
-/// (x-exiting-state). Far from the preset role indices (0..=10) and from `u32::MAX`.
-pub const EXITING_ROLE: u32 = 0x7fff_fffe;
+pub use super::roles::EXITING_ROLE;
 
 /// What an `exiting-*` rule refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,8 +12,14 @@
 //! * [`roles`] — roles and preauthorisation wire structures and lookups.
 //! * [`participants`] — typed participant list and the update semantics.
 //! * [`presets`] — ready-made role sets (RP Appendix A, plus a DM set).
+//! * [`change`] — who acts and what it proposes: [`Actor`], [`ProposedChange`].
+//! * [`violation`] — the rules a change can break: [`PolicyViolation`].
 //! * [`state`] — [`RoomState`]: dictionary encoding, creation, queries, `apply`.
-//! * [`policy`] — the authorisation engine: [`authorize`], [`Action`], [`PolicyViolation`].
+//! * [`policy`] — the authorisation engine: [`authorize`], [`Action`].
+//! * [`exiting`] — the exiting-state rules (x-exiting-state).
+//!
+//! Imports go one way: `change` and `violation` depend on the wire modules only; `state`
+//! on them; `exiting` on `state`; `policy` on all of these. Nothing imports `policy`.
 //!
 //! # Choices
 //!
@@ -88,10 +94,11 @@
 //! 18. `can_send_message` checks the list and the capability only; activity (has a
 //!     client) and muting are the hub's.
 //! 19. **Exiting state** (x-exiting-state, an extension): the reserved role index
-//!     [`exiting::EXITING_ROLE`]; what the policy permits and the hub's `exiting-*`
+//!     [`roles::EXITING_ROLE`]; what the policy permits and the hub's `exiting-*`
 //!     rules are in [`exiting`].
 
 pub mod capability;
+pub mod change;
 pub mod codec;
 pub mod components;
 pub mod exiting;
@@ -101,11 +108,13 @@ pub mod policy;
 pub mod presets;
 pub mod roles;
 pub mod state;
+pub mod violation;
 
 #[cfg(test)]
 mod tests;
 
 pub use capability::Capability;
+pub use change::{Actor, ActorId, ChangeError, ChangeKind, ComponentOp, ProposedChange};
 pub use codec::{
     ComponentError, ComponentId, BASE_ROOM_POLICY, PARTICIPANT_LIST, PREAUTH_LIST, ROLES_LIST,
     ROOM_METADATA,
@@ -117,11 +126,11 @@ pub use components::{
 pub use hub_only::RoomStateMode;
 pub use participants::{apply_update, ListChange, ListUpdateError, Participant};
 pub use policy::{
-    authorize, check_commit_composition, Action, Actor, ActorId, AuthorizedChange, ChangeError,
-    ChangeKind, ComponentOp, JoinPath, Membership, PolicyViolation, ProposedChange,
+    authorize, check_commit_composition, Action, AuthorizedChange, JoinPath, Membership,
 };
 pub use presets::RolePreset;
 pub use roles::{
     Claim, ClaimId, PreAuthData, PreAuthRoleEntry, Role, RoleData, SingleSourceRoleChangeTargets,
 };
 pub use state::{NewRoomOptions, RoomState};
+pub use violation::PolicyViolation;

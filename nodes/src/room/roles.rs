@@ -13,6 +13,10 @@ pub const NO_ROLE: u32 = 0;
 pub const BANNED_ROLE: u32 = 1;
 /// RP§8.1.3: the exact name the banned role must have.
 pub const BANNED_ROLE_NAME: &str = "banned";
+/// The reserved participant-list role index that marks an exiting user
+/// (x-exiting-state, see [`super::exiting`]). Far from the preset role indices (0..=10)
+/// and from `u32::MAX`.
+pub const EXITING_ROLE: u32 = 0x7fff_fffe;
 
 /// RP§3 `SingleSourceRoleChangeTargets { uint32 from_role_index; uint32 target_role_indexes<V>; }`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, TlsSize, TlsSerialize, TlsDeserializeBytes)]

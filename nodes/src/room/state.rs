@@ -3,19 +3,18 @@
 //! application of a [`ProposedChange`].
 
 use super::capability::Capability;
+use super::change::ProposedChange;
 use super::codec::{
     component_name, ComponentError, ComponentId, Uri, BASE_ROOM_POLICY, PARTICIPANT_LIST,
     PREAUTH_LIST, ROLES_LIST, ROOM_METADATA,
 };
 use super::components::{BaseRoomPolicy, ParticipantListData, RoomMetaData};
-use super::participants::{
-    participants_from_wire, participants_to_wire, ListUpdateError, Participant,
-};
-use super::policy::{PolicyViolation, ProposedChange};
+use super::participants::{participants_from_wire, participants_to_wire, Participant};
 use super::presets::RolePreset;
 use super::roles::{
     Claim, PreAuthData, PreAuthRoleEntry, Role, RoleData, BANNED_ROLE, CLAIM_SERVER, NO_ROLE,
 };
+use super::violation::PolicyViolation;
 use crate::ids::{Domain, RoomUri, UserUri};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -314,19 +313,5 @@ impl RoomState {
             }
         }
         Ok(())
-    }
-}
-
-impl PolicyViolation {
-    pub(crate) fn from_list_error(e: ListUpdateError) -> PolicyViolation {
-        match e {
-            ListUpdateError::UserTouchedTwice { user } => {
-                PolicyViolation::UserTouchedTwice { user }
-            }
-            ListUpdateError::AlreadyListed { user } => PolicyViolation::AlreadyParticipant { user },
-            ListUpdateError::NotListed { user } => PolicyViolation::NotParticipant { user },
-            ListUpdateError::RoleIndexZero { user } => PolicyViolation::RoleIndexZero { user },
-            other => PolicyViolation::InvalidListUpdate(other),
-        }
     }
 }

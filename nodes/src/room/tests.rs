@@ -1652,7 +1652,7 @@ fn notional_example_authorised_as_one_commit() {
     let update = c.list.to_update(&st.participants).unwrap();
     let from_wire = ProposedChange::commit()
         .with_app_data_updates(
-            &st,
+            &st.participants,
             &[(
                 PARTICIPANT_LIST,
                 ComponentOp::Update(update.encode().unwrap()),
@@ -1802,7 +1802,7 @@ fn no_panic_on_truncated_or_mutated_components() {
             d2.insert(*id, v.clone());
             let r1 = RoomState::from_dictionary(&d2);
             let r2 = ProposedChange::commit()
-                .with_app_data_updates(&st, &[(*id, ComponentOp::Update(v))]);
+                .with_app_data_updates(&st.participants, &[(*id, ComponentOp::Update(v))]);
             for ok in [r1.is_ok(), r2.is_ok()] {
                 if ok {
                     decoded_ok += 1
@@ -1824,7 +1824,7 @@ fn no_panic_on_truncated_or_mutated_components() {
 fn app_data_update_operations() {
     let (st, _) = coop();
     let e = ProposedChange::commit()
-        .with_app_data_updates(&st, &[(ROLES_LIST, ComponentOp::Remove)])
+        .with_app_data_updates(&st.participants, &[(ROLES_LIST, ComponentOp::Remove)])
         .unwrap_err();
     assert_eq!(
         e,
@@ -1833,7 +1833,7 @@ fn app_data_update_operations() {
         })
     );
     let e = ProposedChange::commit()
-        .with_app_data_updates(&st, &[(0x8001, ComponentOp::Update(vec![]))])
+        .with_app_data_updates(&st.participants, &[(0x8001, ComponentOp::Update(vec![]))])
         .unwrap_err();
     assert_eq!(
         e,
@@ -1851,7 +1851,7 @@ fn app_data_update_operations() {
     };
     let c = ProposedChange::commit()
         .with_app_data_updates(
-            &st,
+            &st.participants,
             &[
                 (
                     PARTICIPANT_LIST,
@@ -1868,7 +1868,7 @@ fn app_data_update_operations() {
     // metadata, roles, preauth, base policy payloads
     let c = ProposedChange::commit()
         .with_app_data_updates(
-            &st,
+            &st.participants,
             &[
                 (
                     ROOM_METADATA,
