@@ -139,8 +139,9 @@ use crate::wire::{IdentifierUri, Place, Reader, WireError, MAX_BODY_BYTES, MAX_U
 pub const HUB_COMPONENT: ComponentId = 0xF0A0;
 /// Longest domain accepted in a [`HubRecord`].
 pub const MAX_DOMAIN_BYTES: usize = 253;
-/// Most accepted-message digests in one [`Handoff`] (the hub remembers this many).
-pub const MAX_HANDOFF_ACCEPTED: usize = crate::hub::room::MAX_REMEMBERED_ACCEPTED;
+/// Most accepted-message digests in one [`Handoff`]; a hub remembers no more than this
+/// many per room, so that everything it remembers can be handed off.
+pub const MAX_HANDOFF_ACCEPTED: usize = 1024;
 /// Most domains / muted users in one [`Handoff`].
 pub const MAX_HANDOFF_NAMES: usize = 4096;
 

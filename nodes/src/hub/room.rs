@@ -114,8 +114,9 @@ pub struct HubRoom {
     pub took_over_at: Option<u64>,
 }
 
-/// Accepted messages per room remembered for answering byte-identical retries.
-pub const MAX_REMEMBERED_ACCEPTED: usize = 1024;
+/// Accepted messages per room remembered for answering byte-identical retries: as many as
+/// one [`crate::transfer::Handoff`] carries, so a new hub answers the same retries.
+pub const MAX_REMEMBERED_ACCEPTED: usize = crate::transfer::MAX_HANDOFF_ACCEPTED;
 
 impl HubRoom {
     /// An independent deep copy (the public view through [`PublicView::snapshot`]); see
