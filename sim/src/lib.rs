@@ -13,8 +13,8 @@
 //!   `findings` ([`campaign::findings`]); [`shrink`] — the smallest failing scenario;
 //!   [`bench`] — speed against the MLS crypto floor.
 //! * [`report`] — rendering of runs and campaigns (HTML, Markdown, SVG, Perfetto).
-//! * [`cli`] — the commands' plumbing (`run`, `replay`, exit codes) and the built-in
-//!   [`cli::demo`].
+//! * [`cli`] — the commands' plumbing (`run`, `replay`) and the built-in [`cli::demo`];
+//!   [`exit`] — the exit codes every command shares.
 //! * [`testbed`] — providers as real processes on loopback (`mimi-sim node`) and the
 //!   `mimi-sim testbed` runner.
 //! * [`vectors`] — replays of external test vectors (MLS passive-client vectors from
@@ -24,6 +24,7 @@
 pub mod bench;
 pub mod campaign;
 pub mod cli;
+pub mod exit;
 pub mod observe;
 pub mod report;
 pub mod scenario;

@@ -39,7 +39,8 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use crate::cli::{level, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
+use crate::cli::level;
+use crate::exit::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
 use crate::scenario::{EnforcementLevel, Scenario};
 use crate::world::run::{run, scenario_hash, Outcome, RunReport};
 

@@ -47,7 +47,7 @@ use sha2::{Digest, Sha256};
 
 pub use identity::Build;
 
-use crate::cli::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK};
+use crate::exit::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK};
 use crate::scenario::{EnforcementLevel, Expectation, Scenario};
 
 /// The campaign folder's format tag.

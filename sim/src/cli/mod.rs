@@ -11,13 +11,7 @@ use serde_json::{json, Value};
 use crate::scenario::{EnforcementLevel, Scenario};
 use crate::world::run::{run as run_scenario, scenario_hash, Outcome, RunReport};
 
-/// Exit codes (the README's table).
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_BAD_INPUT: u8 = 2;
-/// `campaign`/`merge`: nothing failed, but the budget ran out before every run or
-/// determinism re-run was made (so the campaign did not pass).
-pub const EXIT_INCOMPLETE: u8 = 3;
+pub use crate::exit::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK};
 
 fn bad(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("mimi-sim: {msg}");

@@ -15,29 +15,10 @@ use nodes::io::{
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::MissedTickBehavior;
 
+use super::input::Input;
 use super::server::{accept_loop, Server};
 use super::transport::{Transport, Turmoil};
 use super::{client, HostConfig, Trace, What};
-
-/// What the server and the outgoing-request tasks tell the event loop.
-pub(crate) enum Input {
-    Request {
-        request: Request,
-        reply: oneshot::Sender<Response>,
-    },
-    Rejected {
-        status: u16,
-        reason: String,
-    },
-    /// The transport refused an incoming connection (its peer is not authenticated).
-    PeerRefused {
-        reason: String,
-    },
-    Outcome {
-        token: Token,
-        result: Result<Response, TransportError>,
-    },
-}
 
 /// The in-process link between a provider and its clients (clients are not turmoil hosts).
 /// Survives restarts of the host: messages queue while it is down.

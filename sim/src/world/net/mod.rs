@@ -46,6 +46,7 @@
 
 mod client;
 mod host;
+mod input;
 mod server;
 mod trace;
 pub mod transport;

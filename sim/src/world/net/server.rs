@@ -17,7 +17,7 @@ use nodes::ids::{Domain, IdError};
 use nodes::io::{status, Request, Response};
 use tokio::sync::{mpsc, oneshot};
 
-use super::host::Input;
+use super::input::Input;
 use super::transport::{Peer, Transport};
 
 /// Why the adapter refused an incoming request (the core never sees it).
