@@ -14,8 +14,9 @@ use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::io::{status, Response};
 use nodes::mls::commit::CommitPlan;
 use nodes::mls::config::Identity;
-use nodes::mls::{RoomComponents, SeededProvider};
+use nodes::mls::SeededProvider;
 use nodes::room::components::{ParticipantListUpdate, UserRolePair};
+use nodes::room::RoomComponents;
 use nodes::room::{NewRoomOptions, RolePreset, RoomState, PARTICIPANT_LIST};
 use nodes::transfer::{
     external_sender_identity, transfer_plan, Fence, FenceOutcome, Handoff, HubDirectory, HubMoved,

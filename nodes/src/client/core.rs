@@ -77,12 +77,13 @@ use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
 use crate::io::{status, ClientOutput, ClientToProvider, Millis, ProviderToClient, Response};
 use crate::mls::commit::CommitPlan;
 use crate::mls::config::{self, Identity, CIPHERSUITE};
-use crate::mls::{RoomComponents, SeededProvider};
+use crate::mls::SeededProvider;
 use crate::planted::{Bug, Bugs};
 use crate::room::codec::Opaque;
 use crate::room::components::{ParticipantListUpdate, UserRolePair, UserindexRolePair};
 use crate::room::hub_only::{self, HubOnlyUpdate, RoomStateMode};
 use crate::room::roles::BANNED_ROLE;
+use crate::room::RoomComponents;
 use crate::room::{NewRoomOptions, RolePreset, RoomState, PARTICIPANT_LIST};
 use crate::wire::*;
 

@@ -7,10 +7,8 @@ pub mod commit;
 pub mod config;
 pub mod cost;
 pub mod provider;
-pub mod room_components;
 
 pub use app_data::{AppDataError, ComponentLogic};
 pub use commit::{stage_canonical_commit, CommitError, CommitPlan};
 pub use config::{Identity, CIPHERSUITE};
 pub use provider::{derive_seed, SeededCrypto, SeededProvider};
-pub use room_components::RoomComponents;

@@ -425,7 +425,8 @@ mod tests {
     fn the_signal_carries_a_commit_and_round_trips() {
         use crate::mls::commit::CommitPlan;
         use crate::mls::config::Identity;
-        use crate::mls::{RoomComponents, SeededProvider};
+        use crate::mls::SeededProvider;
+        use crate::room::RoomComponents;
         use crate::wire::{decode_exact, FanoutBody, FanoutMessage, MlsMessageBytes};
         let p = SeededProvider::for_node(11, "a");
         let c: crate::ids::ClientUri = "mimi://a.example/d/alice/1".parse().unwrap();

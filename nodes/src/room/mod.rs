@@ -97,6 +97,7 @@
 //!     [`roles::EXITING_ROLE`]; what the policy permits and the hub's `exiting-*`
 //!     rules are in [`exiting`].
 
+pub mod app_data;
 pub mod capability;
 pub mod change;
 pub mod codec;
@@ -113,6 +114,7 @@ pub mod violation;
 #[cfg(test)]
 mod tests;
 
+pub use app_data::RoomComponents;
 pub use capability::Capability;
 pub use change::{Actor, ActorId, ChangeError, ChangeKind, ComponentOp, ProposedChange};
 pub use codec::{

@@ -26,8 +26,9 @@ use crate::hub::room::{HubRoom, Sequencer};
 use crate::ids::{Domain, RoomUri, UserUri};
 use crate::io::Millis;
 use crate::mls::config;
-use crate::mls::{RoomComponents, SeededCrypto};
+use crate::mls::SeededCrypto;
 use crate::planted::Bug;
+use crate::room::RoomComponents;
 use crate::room::{authorize, check_commit_composition, Actor, ChangeKind, RoomState};
 use crate::transfer::{self, HubRecord};
 use crate::wire::{

@@ -1,6 +1,7 @@
 //! The MIMI room-state components as `app_data_dictionary` logic (X§4.7): how a commit's
 //! AppDataUpdates change each component. Used identically by committers, receivers and
-//! the hub, so all of them compute the same GroupContext.
+//! the hub, so all of them compute the same GroupContext. (The MLS glue, [`crate::mls`],
+//! knows only the [`ComponentLogic`] trait; the room's components are the room's.)
 //!
 //! * participant_list (0x0022): each update is a `ParticipantListUpdate` applied in
 //!   commit order with the semantics of [`crate::room::participants`].
@@ -12,13 +13,11 @@
 
 use openmls::component::ComponentId;
 
-use super::app_data::ComponentLogic;
-use crate::room::components::{
-    BaseRoomPolicy, ParticipantListData, ParticipantListUpdate, RoomMetaData,
-};
-use crate::room::participants::{apply_update, participants_from_wire, participants_to_wire};
-use crate::room::roles::{PreAuthData, RoleData};
-use crate::room::{BASE_ROOM_POLICY, PARTICIPANT_LIST, PREAUTH_LIST, ROLES_LIST, ROOM_METADATA};
+use super::components::{BaseRoomPolicy, ParticipantListData, ParticipantListUpdate, RoomMetaData};
+use super::participants::{apply_update, participants_from_wire, participants_to_wire};
+use super::roles::{PreAuthData, RoleData};
+use super::{BASE_ROOM_POLICY, PARTICIPANT_LIST, PREAUTH_LIST, ROLES_LIST, ROOM_METADATA};
+use crate::mls::app_data::ComponentLogic;
 
 /// The component logic of MIMI rooms.
 pub struct RoomComponents;
