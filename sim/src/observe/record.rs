@@ -22,7 +22,7 @@ use nodes::wire::{
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::world::net::{self, What};
+use super::host_events::{self, What};
 
 /// Version of the trace format (the header's `format`).
 pub const TRACE_FORMAT: u32 = 1;
@@ -96,8 +96,8 @@ impl Recorder {
         self.lines.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    /// Records one event of a provider host (see [`net::What`]).
-    pub fn net_event(&mut self, start_ms: u64, e: &net::Event) {
+    /// Records one event of a provider host (see [`host_events::What`]).
+    pub fn net_event(&mut self, start_ms: u64, e: &host_events::Event) {
         let t = e.at.saturating_sub(start_ms);
         let node = e.host.as_str().to_string();
         match &e.what {

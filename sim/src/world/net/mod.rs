@@ -48,16 +48,15 @@ mod client;
 mod host;
 mod input;
 mod server;
-mod trace;
 pub mod transport;
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use nodes::io::Millis;
 
+pub use crate::observe::host_events::{Event, Trace, What};
 pub use host::{run_host, spawn_durable_host, spawn_host, Durable, HostHandle, HttpHost};
 pub use server::RequestError;
-pub use trace::{Event, Trace, What};
 pub use transport::{Peer, Transport, Turmoil};
 
 /// The TCP port every provider's MIMI server listens on.

@@ -1,4 +1,6 @@
-//! The record of what every core saw and did, in the order it happened.
+//! The record of what every provider core saw and did, in the order it happened, as
+//! the host adapter ([`crate::world::net`]) reports it; [`super::record`] writes it into
+//! the trace. Here, not in the adapter, so that observing does not depend on the world.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -11,7 +13,7 @@ use nodes::io::{
 /// One core event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// Time in ms since the UNIX epoch: simulated in the simulator (see [`super::now_ms`]),
+    /// Time in ms since the UNIX epoch: simulated in the simulator (see [`crate::world::net::now_ms`]),
     /// the wall clock in the testbed.
     pub at: Millis,
     /// The provider whose core this is about.
