@@ -1140,6 +1140,45 @@ impl Hub {
         }
     }
 
+    /// Rule `group-info-auth` (P§5.6, RP§8.1.1): the requester's client is at the
+    /// requesting provider, and its user may add its own client (a participant, not
+    /// muted) or anyone may join (canOpenJoin on role 0).
+    fn may_request_group_info(r: &HubRoom, from: &Domain, client: Option<&ClientUri>) -> bool {
+        let Some(c) = client.filter(|c| c.domain() == *from) else {
+            return false;
+        };
+        let u = c.user();
+        if r.hub_state.is_participant(&u) {
+            r.hub_state.has_capability(&u, Capability::AddOwnClient) && !r.muted.contains(&u)
+        } else {
+            r.hub_state
+                .role(crate::room::roles::NO_ROLE)
+                .map(|role| role.has(Capability::OpenJoin))
+                .unwrap_or(false)
+        }
+    }
+
+    /// What a `/groupInfo` answer encrypts to the requester (P§5.6): the GroupInfo, the
+    /// full tree and the proposals the hub accepted this epoch.
+    fn group_info_tbe(r: &HubRoom) -> Result<GroupInfoRatchetTreeTbe, WireError> {
+        Ok(GroupInfoRatchetTreeTbe {
+            group_info: GroupInfoBytes::from_bytes(&r.group_info)?,
+            ratchet_tree_option: RatchetTreeOption::Full(RatchetTreeBytes::from_bytes(
+                &r.ratchet_tree,
+            )?),
+            pending_proposals: r
+                .pending
+                .iter()
+                .filter_map(|p| {
+                    Some(PendingProposal {
+                        proposal: MlsMessageBytes::from_bytes(&p.message).ok()?,
+                        hub_accepted_time: p.accepted_at,
+                    })
+                })
+                .collect(),
+        })
+    }
+
     /// `POST /groupInfo/{room}` (P§5.6).
     pub fn group_info(&mut self, from: &Domain, room: &RoomUri, body: &[u8]) -> Response {
         let req: GroupInfoRequest = match decode_exact(body) {
@@ -1179,47 +1218,14 @@ impl Hub {
             .parse()
             .ok()
             .and_then(|c| config::client_of_credential(&c));
-        if self.config.on(Rule::GroupInfoAuth) {
-            let ok = match &client {
-                Some(c) if c.domain() == *from => {
-                    let u = c.user();
-                    if r.hub_state.is_participant(&u) {
-                        r.hub_state.has_capability(&u, Capability::AddOwnClient)
-                            && !r.muted.contains(&u)
-                    } else {
-                        r.hub_state
-                            .role(crate::room::roles::NO_ROLE)
-                            .map(|role| role.has(Capability::OpenJoin))
-                            .unwrap_or(false)
-                    }
-                }
-                _ => false,
-            };
-            if !ok {
-                let rej = reject(Rule::GroupInfoAuth, "requester may not join this room");
-                self.rejected(room, "groupInfo", body, &rej);
-                return answer(GroupInfoStatus::NotAuthorized);
-            }
+        if self.config.on(Rule::GroupInfoAuth)
+            && !Self::may_request_group_info(r, from, client.as_ref())
+        {
+            let rej = reject(Rule::GroupInfoAuth, "requester may not join this room");
+            self.rejected(room, "groupInfo", body, &rej);
+            return answer(GroupInfoStatus::NotAuthorized);
         }
-        let tbe = (|| {
-            Ok::<_, crate::wire::WireError>(GroupInfoRatchetTreeTbe {
-                group_info: GroupInfoBytes::from_bytes(&r.group_info)?,
-                ratchet_tree_option: RatchetTreeOption::Full(RatchetTreeBytes::from_bytes(
-                    &r.ratchet_tree,
-                )?),
-                pending_proposals: r
-                    .pending
-                    .iter()
-                    .filter_map(|p| {
-                        Some(PendingProposal {
-                            proposal: MlsMessageBytes::from_bytes(&p.message).ok()?,
-                            hub_accepted_time: p.accepted_at,
-                        })
-                    })
-                    .collect(),
-            })
-        })();
-        let tbe = match tbe {
+        let tbe = match Self::group_info_tbe(r) {
             Ok(t) => t,
             Err(e) => {
                 return Response::error(status::INTERNAL, format!("GroupInfo for {room}: {e}"))
