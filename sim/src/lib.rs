@@ -12,7 +12,8 @@
 //! * [`campaign`] — scenarios × levels × seeds in worker processes, shards, merge, and
 //!   `findings` ([`campaign::findings`]); [`shrink`] — the smallest failing scenario;
 //!   [`bench`] — speed against the MLS crypto floor.
-//! * [`report`] — rendering of runs and campaigns (HTML, Markdown, SVG, Perfetto).
+//! * `mimi_reports` (the `reports` crate) renders runs and campaigns (HTML, Markdown, SVG,
+//!   Perfetto) from their typed records; the run page of a trace and the campaign report.
 //! * [`cli`] — the commands' plumbing (`run`, `replay`, exit codes) and the built-in
 //!   [`cli::demo`].
 //! * [`testbed`] — providers as real processes on loopback (`mimi-sim node`) and the
@@ -25,7 +26,6 @@ pub mod bench;
 pub mod campaign;
 pub mod cli;
 pub mod observe;
-pub mod report;
 pub mod scenario;
 pub mod shrink;
 pub mod testbed;
