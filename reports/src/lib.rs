@@ -253,3 +253,91 @@ pub fn report(input: &Path, out: Option<&Path>) -> Result<Written, ReportError> 
         Err(ReportError::NotAReportInput(input.display().to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run record as `mimi-sim campaign` writes it (fields the reports ignore included).
+    const RUN: &str = r#"{"as_expected":true,"build":{"cargo_lock_sha256":"d82b","features":[],"git_commit":"26e6","git_dirty":false,"mimi_sim_version":"0.1.0","profile":"debug","rustc":"rustc 1.95.0"},"cell":{"enforcement":"full","scenario_file":"scenarios/a.toml"},"converged_at_ms":14101,"expected":"ok","faults":{},"faults_never_fired":[],"hub_rejections":{"notAllowed":1},"liveness":null,"messages_accepted":4,"messages_received":5,"ops":{"abandoned":1,"failed":0,"issued":13,"refused":0,"succeeded":13},"outcome":"ok","run_key":"scenarios/a.toml|full|3","scenario":"a","scenario_file":"scenarios/a.toml","scenario_sha256":"764f","seed":3,"sim_time_ms":14101,"state_table":[],"steps_done":12,"steps_not_done":[{"adversary":true,"at_ms":7000,"client":"cathy/2","declared":true,"op":"remove","status":"abandoned","step":9},{"at_ms":9000,"client":"erin","declared":false,"op":"send","status":"refused","rule":"mute","step":12}],"steps_total":14,"timed_out":false,"trace_events":429,"trace_hash":"59dc","variant":{"adversaries":[],"bugs":[],"disabled_rules":[],"enforcement":"full"},"violations":[],"wall_ms":266}"#;
+
+    /// The stand-in record of a run its worker did not finish.
+    const TIMEOUT: &str = r#"{"as_expected":false,"cell":{"enforcement":"off","scenario_file":"scenarios/a.toml","variant":"leave_order=exiting"},"converged_at_ms":null,"expected":"violation","faults":{},"faults_never_fired":[],"hub_rejections":{},"liveness":null,"messages_accepted":0,"messages_received":0,"ops":null,"outcome":"timeout","run_key":"scenarios/a.toml|off,leave_order=exiting|4","scenario":"a","scenario_file":"scenarios/a.toml","scenario_sha256":"764f","seed":4,"sim_time_ms":0,"state_table":[],"timed_out":true,"trace_events":0,"trace_hash":null,"variant":{"enforcement":"off"},"violations":[],"wall_ms":1}"#;
+
+    const CAMPAIGN: &str = r#"{"budget_exhausted":false,"build":{"cargo_lock_sha256":"d82ba1f4fb2a366e2a35","features":[],"git_commit":"26e6","git_dirty":true,"mimi_sim_version":"0.1.0","profile":"debug","rustc":"rustc 1.95.0"},"cell_verdicts":[],"determinism":{"mismatches":[{"run_key":"scenarios/a.toml|full|3","hash":"59dc","child_hash":"timeout"}],"rerun":1,"sampled":2},"failures":["1 runs gave another trace hash when re-run in another process"],"faults_never_fired":[{"kinds":["crash"],"scenario_file":"scenarios/a.toml"}],"format":"mimi-sim-campaign/1","jobs":1,"outcomes":{"ok":1,"timeout":1},"plan":{"cells":[{"enforcement":"full","expect":{"outcome":"ok","violations":[],"within_seeds":null},"scenario_file":"scenarios/a.toml"}],"levels":["full","off"],"runs_planned":2,"scenarios":["scenarios/a.toml"],"seeds":"3..4","shard":null},"runs":2,"status":"failed","unexpected":[],"verdict":["expectations: 1/2 cells met"],"wall_ms":9}"#;
+
+    fn folder(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("mimi-reports-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_campaign_folder_renders_from_its_records() {
+        let d = folder("ok");
+        std::fs::write(d.join("runs.jsonl"), format!("{RUN}\n\n{TIMEOUT}\n")).unwrap();
+        std::fs::write(d.join("campaign.json"), CAMPAIGN).unwrap();
+        let w = report_campaign(&d).unwrap();
+        let html = std::fs::read_to_string(&w.index).unwrap();
+        for want in [
+            "<td class=\"status-failed\">failed</td>",
+            "<tr><th>verdict</th><td>expectations: 1/2 cells met</td></tr>",
+            "1 scenario files, 1 cells (file × level), seeds 3..4, levels full, off, 2 runs planned</td>",
+            "1 of 2 chosen runs re-run in another process; 1 trace-hash mismatches",
+            "commit <code>26e6</code> (dirty), rustc 1.95.0, debug profile, Cargo.lock <code>d82ba1f4fb2a366e</code>",
+            "<code>{&quot;kinds&quot;:[&quot;crash&quot;],&quot;scenario_file&quot;:&quot;scenarios/a.toml&quot;}</code>",
+            "<td>scenarios/a.toml (leave_order=exiting)</td><td>off</td>",
+            "mimi-sim run scenarios/a.toml --seed 4 --enforcement off --variant leave_order=exiting",
+        ] {
+            assert!(html.contains(want), "the page shows {want}");
+        }
+        let md = w.markdown.unwrap();
+        // The undeclared refusal is named; the declared abandonment is not.
+        let runs = campaign::parse_runs(RUN).unwrap();
+        assert_eq!(
+            runs[0].incomplete.as_deref(),
+            Some("script[12] send refused (mute)")
+        );
+        assert!(md.contains(
+            "`scenarios/a.toml|off,leave_order=exiting|4` timeout (expected violation): —"
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_malformed_record_is_an_error_naming_the_file_and_the_line() {
+        let d = folder("bad");
+        let bad = RUN.replace("\"seed\":3,", "");
+        std::fs::write(d.join("runs.jsonl"), format!("{RUN}\n{bad}\n")).unwrap();
+        let e = report_campaign(&d).unwrap_err().to_string();
+        assert!(
+            e.contains("runs.jsonl: runs.jsonl line 2 is not a run record: missing field `seed`"),
+            "{e}"
+        );
+        let wrong = RUN.replace("\"outcome\":\"ok\"", "\"outcome\":\"fine\"");
+        std::fs::write(d.join("runs.jsonl"), format!("{wrong}\n")).unwrap();
+        let e = report_campaign(&d).unwrap_err().to_string();
+        assert!(
+            e.contains("line 1 is not a run record: unknown variant `fine`"),
+            "{e}"
+        );
+
+        std::fs::write(d.join("runs.jsonl"), format!("{RUN}\n")).unwrap();
+        std::fs::write(
+            d.join("campaign.json"),
+            CAMPAIGN.replace("\"status\":\"failed\",", ""),
+        )
+        .unwrap();
+        let e = report_campaign(&d).unwrap_err().to_string();
+        assert!(
+            e.contains("campaign.json: not a campaign record: missing field `status`"),
+            "{e}"
+        );
+        std::fs::write(d.join("campaign.json"), CAMPAIGN).unwrap();
+        std::fs::write(d.join("bench.json"), "{\"standard\": {}}").unwrap();
+        let e = report_campaign(&d).unwrap_err().to_string();
+        assert!(e.contains("bench.json: not a bench record"), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

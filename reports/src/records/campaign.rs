@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::run::CellRef;
+
 /// What built the binary that made a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Build {
@@ -24,8 +26,9 @@ pub struct Build {
 pub struct PlanRecord {
     /// The scenario files.
     pub scenarios: Vec<String>,
-    /// The cells (file × level × axes) with their expectations; the page counts them.
-    pub cells: Vec<serde_json::Value>,
+    /// The cells (file × level × axes); each also carries its expectation, which the
+    /// page does not show.
+    pub cells: Vec<CellRef>,
     /// `"first..last"`.
     pub seeds: String,
     pub levels: Vec<String>,
@@ -41,8 +44,18 @@ pub struct DeterminismRecord {
     pub sampled: u64,
     /// Re-runs made.
     pub rerun: u64,
-    /// The re-runs whose trace hash differed (`run_key`, `hash`, `child_hash`).
-    pub mismatches: Vec<serde_json::Value>,
+    /// The re-runs whose trace hash differed.
+    pub mismatches: Vec<Mismatch>,
+}
+
+/// A run whose re-run in another process gave another trace hash (or none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mismatch {
+    pub run_key: String,
+    /// The run's trace hash.
+    pub hash: Option<String>,
+    /// The re-run's trace hash, or "timeout" / "crash".
+    pub child_hash: Option<String>,
 }
 
 /// A scenario file whose enabled fault kinds never fired in any run.
