@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mimi_sim::cli::level;
-use mimi_sim::report::{perfetto, sequence, trace::RunModel};
+use mimi_reports::{perfetto, sequence, trace::RunModel};
 use mimi_sim::scenario::Scenario;
 use mimi_sim::shrink::read_input_text;
 use serde_json::Value;
@@ -63,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = perfetto::trace_events(&m);
         let _ = sequence::diagram(&m);
         let _ = sequence::epoch_timeline(&m);
-        let _ = mimi_sim::report::html::run_page(&m, None, None, "run.perfetto.json", None);
+        let _ = mimi_reports::html::run_page(&m, None, None, "run.perfetto.json", None);
     }
     let line = (line > 0).then_some(usize::from(line % 8));
     if let Ok(origin) = read_input_text("fuzz.jsonl", text, line, &read_scenario) {

@@ -21,69 +21,14 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
-
 use crate::scenario::Scenario;
 use crate::world::run::{run, Outcome};
 
 /// The standard scenario, embedded so `bench` works from any directory.
 pub const STANDARD: &str = include_str!("../../scenarios/standard.toml");
 
-/// Measured cost of a batch of runs.
-#[derive(Debug, Clone, Serialize)]
-pub struct Measured {
-    pub scenario: String,
-    pub clients: usize,
-    pub seeds: u64,
-    pub ok_runs: u64,
-    pub wall_ms: f64,
-    pub sim_ms: u64,
-    pub mls_ms: f64,
-    pub mls_calls: u64,
-    pub seeds_per_sec_per_core: f64,
-    pub sim_speedup: f64,
-    /// Share of wall time inside openmls (0..1).
-    pub mls_share: f64,
-    /// (wall − mls) / mls.
-    pub overhead_over_mls: f64,
-    /// The most expensive MLS operations: (name, calls, ms).
-    pub top_mls_ops: Vec<(String, u64, f64)>,
-}
-
-/// The whole bench result.
-#[derive(Debug, Clone, Serialize)]
-pub struct BenchReport {
-    pub standard: Measured,
-    pub room_256: Option<Measured>,
-    pub parallel: Option<Parallel>,
-    pub fanout: Vec<Fanout>,
-}
-
-/// The same seeds in one worker process and in two.
-#[derive(Debug, Clone, Serialize)]
-pub struct Parallel {
-    pub seeds: u64,
-    /// Wall time with one worker process (ms).
-    pub t1_ms: f64,
-    /// Wall time with two worker processes, half the seeds each (ms).
-    pub t2_ms: f64,
-    /// t1 / (2 × t2).
-    pub efficiency: f64,
-}
-
-/// One commit's fan-out in a room of `clients` clients.
-#[derive(Debug, Clone, Serialize)]
-pub struct Fanout {
-    pub clients: usize,
-    /// Wall time of the whole run that builds the room (ms).
-    pub setup_wall_ms: f64,
-    /// Wall time from handing the self-update commit to its client until every client
-    /// processed it (ms; measured inside the run).
-    pub commit_wall_ms: f64,
-    /// Time inside openmls of the same (ms).
-    pub commit_mls_ms: f64,
-    pub ok: bool,
-}
+/// The bench record's types: defined with the reports that render bench.json.
+pub use mimi_reports::records::bench::{BenchReport, Fanout, Measured, Parallel};
 
 /// Room sizes of the fan-out curve.
 pub const FANOUT_SIZES: [usize; 4] = [8, 32, 128, 512];

@@ -12,7 +12,8 @@
 //! * [`campaign`] — scenarios × levels × seeds in worker processes, shards, merge, and
 //!   `findings` ([`campaign::findings`]); [`shrink`] — the smallest failing scenario;
 //!   [`bench`] — speed against the MLS crypto floor.
-//! * [`report`] — rendering of runs and campaigns (HTML, Markdown, SVG, Perfetto).
+//! * `mimi_reports` (the `reports` crate) renders runs and campaigns (HTML, Markdown, SVG,
+//!   Perfetto) from their typed records; the run page of a trace and the campaign report.
 //! * [`cli`] — the commands' plumbing (`run`, `replay`) and the built-in [`cli::demo`];
 //!   [`exit`] — the exit codes every command shares.
 //! * [`testbed`] — providers as real processes on loopback (`mimi-sim node`) and the
@@ -26,7 +27,6 @@ pub mod campaign;
 pub mod cli;
 pub mod exit;
 pub mod observe;
-pub mod report;
 pub mod scenario;
 pub mod shrink;
 pub mod testbed;

@@ -301,7 +301,7 @@ fn main() -> ExitCode {
             input,
             out,
             markdown,
-        } => match mimi_sim::report::report(&input, out.as_deref()) {
+        } => match mimi_reports::report(&input, out.as_deref()) {
             Ok(w) => {
                 if markdown {
                     print!("{}", w.markdown.unwrap_or_default());

@@ -324,6 +324,12 @@ fn a_seed_over_the_timeout_is_killed_and_recorded_and_a_spent_budget_stops_early
     let c = campaign_json(&out);
     assert_eq!(c["outcomes"]["timeout"], 2);
     assert_eq!(c["status"], "failed");
+    // The stand-in records of the killed runs are run records the report reads.
+    assert!(
+        out.join("report").join("index.html").is_file(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out = tmp("budget");
     let o = sim(&[
         "campaign",

@@ -47,6 +47,7 @@ fn sanitise(key: &str) -> String {
 
 /// Builds DIR/runs.jsonl, campaign.json and traces/ as the campaign contract says.
 fn campaign_folder(dir: &Path) -> String {
+    let build = json!({"git_commit": "test", "git_dirty": true, "cargo_lock_sha256": "", "rustc": "", "features": [], "profile": "debug", "mimi_sim_version": "test"});
     let mut records = Vec::new();
     for (level, seeds) in [("off", "4..6"), ("full", "4..5")] {
         let out = sim(&["batch", SCENARIO, "--seeds", seeds, "--enforcement", level]);
@@ -56,7 +57,7 @@ fn campaign_folder(dir: &Path) -> String {
             let key = format!("{SCENARIO}|{level}|{}", v["seed"]);
             v["run_key"] = json!(key);
             v["cell"] = json!({"scenario_file": SCENARIO, "enforcement": level});
-            v["build"] = json!({"git_commit": "test", "git_dirty": true, "cargo_lock_sha256": "", "rustc": "", "features": [], "profile": "debug", "mimi_sim_version": "test"});
+            v["build"] = build.clone();
             v["timed_out"] = json!(false);
             records.push((key, v));
         }
@@ -95,9 +96,13 @@ fn campaign_folder(dir: &Path) -> String {
     );
     let lines: Vec<String> = records.iter().map(|(_, v)| v.to_string()).collect();
     std::fs::write(dir.join("runs.jsonl"), lines.join("\n") + "\n").unwrap();
-    let campaign = json!({"format": "mimi-sim-campaign/1", "build": {}, "plan": {"scenarios": [SCENARIO], "seeds": "4..6", "levels": ["off", "full"], "shard": null, "runs_planned": 5},
-        "runs": 5, "outcomes": {}, "unexpected": [], "determinism": {"sampled": 0, "mismatches": []},
-        "faults_never_fired": [], "budget_exhausted": false, "status": "passed", "failures": [], "wall_ms": 0, "jobs": 1});
+    let cells: Vec<Value> = ["off", "full"]
+        .iter()
+        .map(|l| json!({"scenario_file": SCENARIO, "enforcement": l}))
+        .collect();
+    let campaign = json!({"format": "mimi-sim-campaign/1", "build": build, "plan": {"scenarios": [SCENARIO], "seeds": "4..6", "levels": ["off", "full"], "shard": null, "runs_planned": 5, "cells": cells},
+        "runs": 5, "outcomes": {}, "unexpected": [], "determinism": {"sampled": 0, "rerun": 0, "mismatches": []},
+        "faults_never_fired": [], "budget_exhausted": false, "status": "passed", "verdict": [], "failures": [], "wall_ms": 0, "jobs": 1});
     std::fs::write(dir.join("campaign.json"), campaign.to_string()).unwrap();
     // A real (small) bench beside the runs: the page shows it.
     let bench = dir.join("bench.json");

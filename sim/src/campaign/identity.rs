@@ -9,20 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// What built the binary that made a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Build {
-    pub git_commit: String,
-    pub git_dirty: bool,
-    pub cargo_lock_sha256: String,
-    pub rustc: String,
-    pub features: Vec<String>,
-    pub profile: String,
-    pub mimi_sim_version: String,
-}
+/// What built the binary that made a run: defined with the reports that show it.
+pub use mimi_reports::records::campaign::Build;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

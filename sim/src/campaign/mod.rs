@@ -737,7 +737,7 @@ pub fn summary(c: &Value, runs: &[Value]) -> String {
 
 /// Writes the report of the folder (`mimi-sim report DIR`): DIR/report/index.html.
 pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
-    crate::report::report_campaign(dir)
+    mimi_reports::report_campaign(dir)
         .map(|w| w.index)
         .map_err(|e| e.to_string())
 }

@@ -24,8 +24,9 @@ use sha2::{Digest, Sha256};
 
 use super::host_events::{self, What};
 
-/// Version of the trace format (the header's `format`).
-pub const TRACE_FORMAT: u32 = 1;
+use mimi_reports::records::trace::hash_line;
+/// The trace format version and hash rule, shared with the reports that read traces.
+pub use mimi_reports::records::trace::{hash_lines, TRACE_FORMAT};
 /// Longest error body quoted in a trace line.
 const MAX_QUOTED: usize = 200;
 
@@ -252,20 +253,4 @@ fn to_client(m: &ProviderToClient) -> Value {
             },
         }),
     }
-}
-
-/// The trace hash's rule for one line: the line's bytes, then a newline.
-fn hash_line(h: &mut Sha256, line: &str) {
-    h.update(line.as_bytes());
-    h.update(b"\n");
-}
-
-/// The trace hash of lines already written (e.g. a trace file), by the same rule as
-/// [`Recorder::hash`].
-pub fn hash_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> String {
-    let mut h = Sha256::new();
-    for l in lines {
-        hash_line(&mut h, l);
-    }
-    hex::encode(h.finalize())
 }

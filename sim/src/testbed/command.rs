@@ -172,7 +172,7 @@ pub fn main(args: &TestbedArgs) -> ExitCode {
 }
 
 fn report(dir: &Path) {
-    match crate::report::report_campaign(dir) {
+    match mimi_reports::report_campaign(dir) {
         Ok(w) => println!("report: {}", w.index.display()),
         Err(e) => eprintln!("mimi-sim testbed: the report could not be written: {e}"),
     }

@@ -1,5 +1,5 @@
-//! A run's JSONL trace (see [`crate::observe::record`]) read back into what the per-run page
-//! draws: lifelines, arrows, fault windows, client epochs and violations.
+//! A run's JSONL trace (the lines of [`crate::records::trace`]) read back into what the
+//! per-run page draws: lifelines, arrows, fault windows, client epochs and violations.
 //!
 //! # Choices
 //! * Lifelines: every provider host that appears in the trace (its hub or follower role
@@ -10,23 +10,24 @@
 //!   at the sender. A request that never arrived is drawn as a lost arrow.
 //! * Client↔provider messages (`from-client`, `to-client`) are drawn at the time the
 //!   provider saw them (the simulator hands them over in the same step).
+//! * A line that is not a trace event of its kind (a missing field, a field of the wrong
+//!   type) is an error naming the line; kinds the page does not draw are skipped.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde_json::Value;
 
+use crate::records::run::RunOutcome;
+use crate::records::trace::{hash_lines, Event, Fault, Header, LineError, What};
+
 /// Longest trace accepted (lines), so a hostile file cannot exhaust memory.
 pub const MAX_TRACE_LINES: usize = 2_000_000;
 
-/// One trace line.
+/// One trace line: its number and text (the witness listing quotes it).
 #[derive(Debug, Clone)]
 pub struct Line {
     /// 1-based line number in the file.
     pub no: u64,
-    pub t: u64,
-    pub node: String,
-    pub kind: String,
-    pub value: Value,
     pub text: String,
 }
 
@@ -121,8 +122,10 @@ pub struct ViolationView {
 pub struct RunModel {
     pub scenario: String,
     pub seed: Option<u64>,
-    pub variant: Value,
-    pub outcome: String,
+    /// The header's variant, as recorded.
+    pub variant: serde_json::Value,
+    /// From the `end` line (`None` if the trace has none).
+    pub outcome: Option<RunOutcome>,
     pub liveness: Option<String>,
     pub lifelines: Vec<Lifeline>,
     pub arrows: Vec<Arrow>,
@@ -139,58 +142,49 @@ pub struct RunModel {
 /// Why a trace could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
-    #[error("trace line {line} is not JSON: {source}")]
-    NotJson {
-        line: u64,
-        source: serde_json::Error,
-    },
+    #[error("trace line {line}: {source}")]
+    Line { line: u64, source: LineError },
     #[error("trace line 1 is not a header (kind \"header\")")]
     NoHeader,
     #[error("trace has more than {MAX_TRACE_LINES} lines")]
     TooLong,
 }
 
-fn s(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
-}
-
-fn u(v: &Value, k: &str) -> Option<u64> {
-    v.get(k).and_then(Value::as_u64)
-}
-
 impl RunModel {
     /// Reads a whole trace file's text.
     pub fn parse(text: &str) -> Result<RunModel, TraceError> {
         let mut lines = Vec::new();
+        let mut events = Vec::new();
+        let mut header = None;
         for (i, l) in text.lines().enumerate() {
             if i >= MAX_TRACE_LINES {
                 return Err(TraceError::TooLong);
             }
             let no = i as u64 + 1;
-            let value: Value = serde_json::from_str(l)
-                .map_err(|source| TraceError::NotJson { line: no, source })?;
+            let at = |source| TraceError::Line { line: no, source };
+            if i == 0 {
+                header = Some(Header::parse(l).map_err(|e| match e {
+                    LineError::NotAHeader => TraceError::NoHeader,
+                    e => at(e),
+                })?);
+            } else {
+                events.push((no, Event::parse(l).map_err(at)?));
+            }
             lines.push(Line {
                 no,
-                t: u(&value, "t").unwrap_or(0),
-                node: s(&value, "node"),
-                kind: s(&value, "kind"),
-                value,
                 text: l.to_string(),
             });
         }
-        let header = lines.first().ok_or(TraceError::NoHeader)?;
-        if header.kind != "header" {
-            return Err(TraceError::NoHeader);
-        }
+        let header = header.ok_or(TraceError::NoHeader)?;
         let mut m = RunModel {
-            scenario: s(&header.value, "scenario"),
-            seed: u(&header.value, "seed"),
-            variant: header.value.get("variant").cloned().unwrap_or(Value::Null),
-            trace_hash: crate::observe::record::hash_lines(text.lines()),
+            scenario: header.scenario,
+            seed: Some(header.seed),
+            variant: header.variant,
+            trace_hash: hash_lines(text.lines()),
             ..RunModel::default()
         };
-        let hub = hub_of(header.value.get("scenario_toml").and_then(Value::as_str));
-        m.build(&lines, hub.as_deref());
+        let hub = hub_of(&header.scenario_toml);
+        m.build(&events, hub.as_deref());
         m.lines = lines;
         Ok(m)
     }
@@ -212,71 +206,67 @@ impl RunModel {
         });
     }
 
-    fn build(&mut self, lines: &[Line], hub: Option<&str>) {
+    fn build(&mut self, events: &[(u64, Event)], hub: Option<&str>) {
         // Arrival queues and pairing maps for provider-to-provider requests.
         let mut in_flight: BTreeMap<(String, String, String), VecDeque<usize>> = BTreeMap::new();
         let mut by_token: BTreeMap<(String, u64), usize> = BTreeMap::new();
         let mut by_id: BTreeMap<(String, u64), usize> = BTreeMap::new();
         let mut open_faults: BTreeMap<String, usize> = BTreeMap::new();
-        let mut clients: BTreeSet<String> = BTreeSet::new();
-        for l in lines.iter().skip(1) {
-            self.end_ms = self.end_ms.max(l.t);
-            let v = &l.value;
-            let host_role = if Some(l.node.as_str()) == hub {
+        for (no, e) in events {
+            let (no, t, node) = (*no, e.t, e.node.as_str());
+            self.end_ms = self.end_ms.max(t);
+            let host_role = if Some(node) == hub {
                 Role::Hub
             } else {
                 Role::Follower
             };
-            match l.kind.as_str() {
-                "send" => {
-                    self.lane(&l.node, host_role);
-                    let to = s(v, "to");
-                    let path = s(v, "path");
+            match &e.what {
+                What::Send { request, token } => {
+                    self.lane(node, host_role);
                     let i = self.arrows.len();
                     self.arrows.push(Arrow {
                         kind: ArrowKind::Lost,
-                        from: l.node.clone(),
-                        to: to.clone(),
-                        t_send: l.t,
-                        t_recv: l.t,
-                        label: label(&s(v, "endpoint"), &s(v, "summary")),
-                        lines: vec![l.no],
+                        from: node.to_string(),
+                        to: request.to.clone(),
+                        t_send: t,
+                        t_recv: t,
+                        label: label(&request.endpoint, &request.summary),
+                        lines: vec![no],
                     });
                     in_flight
-                        .entry((l.node.clone(), to, path))
+                        .entry((node.to_string(), request.to.clone(), request.path.clone()))
                         .or_default()
                         .push_back(i);
-                    if let Some(tok) = u(v, "token") {
-                        by_token.insert((l.node.clone(), tok), i);
-                    }
+                    by_token.insert((node.to_string(), *token), i);
                 }
-                "request" => {
-                    self.lane(&l.node, host_role);
-                    let key = (s(v, "from"), l.node.clone(), s(v, "path"));
+                What::Request { request, id } => {
+                    self.lane(node, host_role);
+                    let key = (request.from.clone(), node.to_string(), request.path.clone());
                     if let Some(i) = in_flight.get_mut(&key).and_then(VecDeque::pop_front) {
                         if let Some(a) = self.arrows.get_mut(i) {
                             a.kind = ArrowKind::Request;
-                            a.t_recv = l.t;
-                            a.lines.push(l.no);
+                            a.t_recv = t;
+                            a.lines.push(no);
                         }
-                        if let Some(id) = u(v, "id") {
-                            by_id.insert((l.node.clone(), id), i);
-                        }
+                        by_id.insert((node.to_string(), *id), i);
                     }
                 }
-                "respond" => {
-                    self.lane(&l.node, host_role);
-                    let req = u(v, "id").and_then(|id| by_id.remove(&(l.node.clone(), id)));
+                What::Respond {
+                    id,
+                    status,
+                    summary,
+                } => {
+                    self.lane(node, host_role);
+                    let req = by_id.remove(&(node.to_string(), *id));
                     if let Some(from_req) = req.and_then(|i| self.arrows.get(i)).cloned() {
-                        let status = u(v, "status").unwrap_or(0);
                         self.arrows.push(Arrow {
                             kind: ArrowKind::Response,
-                            from: l.node.clone(),
+                            from: node.to_string(),
                             to: from_req.from.clone(),
-                            t_send: l.t,
-                            t_recv: l.t,
-                            label: format!("{status} {}", short(&s(v, "summary"), 40)),
-                            lines: vec![l.no],
+                            t_send: t,
+                            t_recv: t,
+                            label: format!("{status} {}", short(summary, 40)),
+                            lines: vec![no],
                         });
                         // The sender's outcome closes it (matched by token below).
                         let j = self.arrows.len() - 1;
@@ -289,184 +279,159 @@ impl RunModel {
                         }
                     }
                 }
-                "outcome" => {
-                    self.lane(&l.node, host_role);
-                    let tok = u(v, "token");
-                    if let Some(j) = tok.and_then(|t| by_token.remove(&(l.node.clone(), t))) {
+                What::Outcome { token } => {
+                    self.lane(node, host_role);
+                    if let Some(j) = by_token.remove(&(node.to_string(), *token)) {
                         if let Some(a) = self.arrows.get_mut(j) {
                             if a.kind == ArrowKind::Response {
-                                a.t_recv = l.t;
-                                a.lines.push(l.no);
+                                a.t_recv = t;
+                                a.lines.push(no);
                             }
                         }
                     }
                 }
-                "from-client" | "to-client" => {
-                    self.lane(&l.node, host_role);
-                    let c = s(v, "client");
-                    clients.insert(c.clone());
-                    self.lane(&c, Role::Client);
-                    if let Some(lf) = self.lifelines.iter_mut().find(|x| x.name == c) {
-                        lf.provider.get_or_insert_with(|| l.node.clone());
-                    }
-                    let what = s(v, "message");
-                    let detail = match (what.as_str(), v.get("endpoint")) {
-                        ("relay", _) => label(&s(v, "endpoint"), &s(v, "summary")),
-                        ("reply", _) => format!("reply {}", u(v, "status").unwrap_or(0)),
-                        ("deliver", _) => format!("deliver {}", short(&s(v, "summary"), 40)),
-                        _ => what.clone(),
+                What::FromClient {
+                    client,
+                    message,
+                    endpoint,
+                    summary,
+                } => {
+                    let detail = match message.as_str() {
+                        "relay" => label(
+                            endpoint.as_deref().unwrap_or(""),
+                            summary.as_deref().unwrap_or(""),
+                        ),
+                        _ => message.clone(),
                     };
-                    let (from, to, kind) = if l.kind == "from-client" {
-                        (c, l.node.clone(), ArrowKind::ClientToProvider)
-                    } else {
-                        (l.node.clone(), c, ArrowKind::ProviderToClient)
-                    };
-                    self.arrows.push(Arrow {
-                        kind,
-                        from,
-                        to,
-                        t_send: l.t,
-                        t_recv: l.t,
-                        label: detail,
-                        lines: vec![l.no],
-                    });
+                    self.client_arrow(node, host_role, client, no, t, detail, true);
                 }
-                "hub" | "follower" => {
-                    let role = if l.kind == "hub" {
-                        Role::Hub
-                    } else {
-                        host_role
+                What::ToClient {
+                    client,
+                    message,
+                    status,
+                    summary,
+                } => {
+                    let detail = match message.as_str() {
+                        "reply" => format!("reply {}", status.unwrap_or(0)),
+                        "deliver" => {
+                            format!("deliver {}", short(summary.as_deref().unwrap_or(""), 40))
+                        }
+                        _ => message.clone(),
                     };
-                    self.lane(&l.node, role);
-                    let e = v.get("event").cloned().unwrap_or(Value::Null);
-                    let (name, bad) = event_name(&e);
+                    self.client_arrow(node, host_role, client, no, t, detail, false);
+                }
+                What::Hub { event } | What::Follower { event } => {
+                    let (role, kind) = if matches!(e.what, What::Hub { .. }) {
+                        (Role::Hub, "hub")
+                    } else {
+                        (host_role, "follower")
+                    };
+                    self.lane(node, role);
+                    let (name, bad) = event_name(event);
                     self.marks.push(Mark {
-                        node: l.node.clone(),
-                        t: l.t,
-                        label: format!("{}: {name}", l.kind),
-                        line: l.no,
+                        node: node.to_string(),
+                        t,
+                        label: format!("{kind}: {name}"),
+                        line: no,
                         bad,
                     });
                 }
-                "http-rejected" => {
-                    self.lane(&l.node, host_role);
+                What::HttpRejected { status, reason } => {
+                    self.lane(node, host_role);
                     self.marks.push(Mark {
-                        node: l.node.clone(),
-                        t: l.t,
-                        label: format!("http {} {}", u(v, "status").unwrap_or(0), s(v, "reason")),
-                        line: l.no,
+                        node: node.to_string(),
+                        t,
+                        label: format!("http {status} {reason}"),
+                        line: no,
                         bad: true,
                     });
                 }
-                "client" => {
-                    clients.insert(l.node.clone());
-                    self.lane(&l.node, Role::Client);
-                    let e = v.get("event").cloned().unwrap_or(Value::Null);
-                    let (name, bad) = event_name(&e);
-                    let epoch = e
+                What::Client { event } => {
+                    self.lane(node, Role::Client);
+                    let (name, bad) = event_name(event);
+                    let epoch = event
                         .as_object()
                         .and_then(|o| o.values().next())
                         .and_then(|x| x.get("epoch"))
-                        .and_then(Value::as_u64);
+                        .and_then(Value::as_u64)
+                        .or_else(|| event.get("epoch").and_then(Value::as_u64));
                     match name.as_str() {
                         "joined" | "epoch" | "Joined" | "Epoch" => {
-                            if let Some(ep) = epoch.or_else(|| u(&e, "epoch")) {
+                            if let Some(ep) = epoch {
                                 self.epochs
-                                    .entry(l.node.clone())
+                                    .entry(node.to_string())
                                     .or_default()
-                                    .push((l.t, Some(ep)));
+                                    .push((t, Some(ep)));
                             }
                         }
                         "removed" | "Removed" => {
                             self.epochs
-                                .entry(l.node.clone())
+                                .entry(node.to_string())
                                 .or_default()
-                                .push((l.t, None));
+                                .push((t, None));
                         }
                         _ => {}
                     }
                     self.marks.push(Mark {
-                        node: l.node.clone(),
-                        t: l.t,
-                        label: match epoch.or_else(|| u(&e, "epoch")) {
+                        node: node.to_string(),
+                        t,
+                        label: match epoch {
                             Some(ep) => format!("{name} e{ep}"),
                             None => name,
                         },
-                        line: l.no,
+                        line: no,
                         bad,
                     });
                 }
-                "op" | "op-refused" | "op-abandoned" => {
-                    clients.insert(l.node.clone());
-                    self.lane(&l.node, Role::Client);
-                    let what = if l.kind == "op" {
-                        format!("op {}", s(v, "op"))
+                What::Op { op } | What::OpAbandoned { op } => {
+                    let label = if matches!(e.what, What::Op { .. }) {
+                        format!("op {op}")
                     } else {
-                        format!("{} {}", l.kind, s(v, "op"))
+                        format!("op-abandoned {op}")
                     };
-                    self.marks.push(Mark {
-                        node: l.node.clone(),
-                        t: l.t,
-                        label: what,
-                        line: l.no,
-                        bad: l.kind != "op",
-                    });
+                    let bad = !matches!(e.what, What::Op { .. });
+                    self.op_mark(node, t, no, label, bad);
                 }
-                "fault-start" => {
-                    let f = v.get("fault").cloned().unwrap_or(Value::Null);
-                    let kind = s(&f, "kind");
-                    let nodes: Vec<String> = ["provider", "client", "a", "b", "from", "to"]
-                        .iter()
-                        .map(|k| s(&f, k))
-                        .filter(|x| !x.is_empty())
-                        .collect();
-                    let key = f.to_string();
-                    open_faults.insert(key, self.faults.len());
+                // The line names no op (the step's op is on the `op` line before it).
+                What::OpRefused { .. } => self.op_mark(node, t, no, "op-refused ".into(), true),
+                What::FaultStart { fault } => {
+                    open_faults.insert(fault.key(), self.faults.len());
                     self.faults.push(FaultWindow {
-                        kind,
-                        nodes,
-                        start: l.t,
+                        kind: fault.kind.clone(),
+                        nodes: fault.nodes(),
+                        start: t,
                         end: None,
-                        text: fault_text(&f),
-                        line: l.no,
+                        text: fault_text(fault),
+                        line: no,
                     });
                 }
-                "fault-end" => {
-                    let f = v.get("fault").cloned().unwrap_or(Value::Null);
-                    if let Some(i) = open_faults.remove(&f.to_string()) {
+                What::FaultEnd { fault } => {
+                    if let Some(i) = open_faults.remove(&fault.key()) {
                         if let Some(w) = self.faults.get_mut(i) {
-                            w.end = Some(l.t);
+                            w.end = Some(t);
                         }
                     }
                 }
-                "violation" => {
-                    let w = v.get("witness").cloned().unwrap_or(Value::Null);
-                    let list = |k: &str| -> Vec<Value> {
-                        w.get(k)
-                            .and_then(Value::as_array)
-                            .cloned()
-                            .unwrap_or_default()
-                    };
+                What::Violation {
+                    id,
+                    message,
+                    witness,
+                } => {
+                    let w = witness.clone().unwrap_or_default();
                     self.violations.push(ViolationView {
-                        id: s(v, "id"),
-                        message: s(v, "message"),
-                        nodes: list("nodes")
-                            .iter()
-                            .filter_map(|x| x.as_str().map(String::from))
-                            .collect(),
-                        epochs: list("epochs").iter().filter_map(Value::as_u64).collect(),
-                        lines: list("trace_lines")
-                            .iter()
-                            .filter_map(Value::as_u64)
-                            .collect(),
-                        at_ms: u(&w, "at_ms").unwrap_or(l.t),
+                        id: id.clone(),
+                        message: message.clone(),
+                        nodes: w.nodes,
+                        epochs: w.epochs,
+                        lines: w.trace_lines,
+                        at_ms: witness.as_ref().map_or(t, |w| w.at_ms),
                     });
                 }
-                "end" => {
-                    self.outcome = s(v, "outcome");
-                    self.liveness = v.get("liveness").and_then(Value::as_str).map(String::from);
+                What::End { outcome, liveness } => {
+                    self.outcome = Some(*outcome);
+                    self.liveness = liveness.clone();
                 }
-                _ => {}
+                What::Other => {}
             }
         }
         // Clients whose provider is a lifeline sort after the hosts.
@@ -484,6 +449,51 @@ impl RunModel {
                 .map(|n| resolve(&names, n).unwrap_or_else(|| n.clone()))
                 .collect();
         }
+    }
+
+    /// A message between `provider` and `client` (`from_client`: the client sent it).
+    #[allow(clippy::too_many_arguments)]
+    fn client_arrow(
+        &mut self,
+        provider: &str,
+        provider_role: Role,
+        client: &str,
+        no: u64,
+        t: u64,
+        label: String,
+        from_client: bool,
+    ) {
+        self.lane(provider, provider_role);
+        self.lane(client, Role::Client);
+        if let Some(lf) = self.lifelines.iter_mut().find(|x| x.name == client) {
+            lf.provider.get_or_insert_with(|| provider.to_string());
+        }
+        let (from, to, kind) = if from_client {
+            (client, provider, ArrowKind::ClientToProvider)
+        } else {
+            (provider, client, ArrowKind::ProviderToClient)
+        };
+        self.arrows.push(Arrow {
+            kind,
+            from: from.to_string(),
+            to: to.to_string(),
+            t_send: t,
+            t_recv: t,
+            label,
+            lines: vec![no],
+        });
+    }
+
+    /// A scripted step's line on its client's lifeline (`bad`: refused or abandoned).
+    fn op_mark(&mut self, node: &str, t: u64, no: u64, label: String, bad: bool) {
+        self.lane(node, Role::Client);
+        self.marks.push(Mark {
+            node: node.to_string(),
+            t,
+            label,
+            line: no,
+            bad,
+        });
     }
 
     /// Every trace line a violation names as its witness.
@@ -512,8 +522,8 @@ fn resolve(names: &[String], n: &str) -> Option<String> {
 }
 
 /// The room's hub from the scenario text (`room = { ..., hub = "x" }`).
-fn hub_of(toml_text: Option<&str>) -> Option<String> {
-    let v: toml::Value = toml::from_str(toml_text?).ok()?;
+fn hub_of(toml_text: &str) -> Option<String> {
+    let v: toml::Value = toml::from_str(toml_text).ok()?;
     v.get("world")?
         .get("room")?
         .get("hub")?
@@ -542,22 +552,17 @@ fn event_name(e: &Value) -> (String, bool) {
     (name, bad)
 }
 
-fn fault_text(f: &Value) -> String {
-    let kind = s(f, "kind");
-    let who: Vec<String> = ["provider", "client", "a", "b", "from", "to"]
-        .iter()
-        .map(|k| s(f, k))
-        .filter(|x| !x.is_empty())
-        .collect();
+fn fault_text(f: &Fault) -> String {
     format!(
-        "{kind} {} ({}–{} ms)",
-        who.join(if kind == "partition-oneway" {
+        "{} {} ({}–{} ms)",
+        f.kind,
+        f.nodes().join(if f.kind == "partition-oneway" {
             " → "
         } else {
             " ↔ "
         }),
-        u(f, "start_ms").unwrap_or(0),
-        u(f, "end_ms").unwrap_or(0)
+        f.start_ms,
+        f.end_ms
     )
 }
 
@@ -608,16 +613,16 @@ mod tests {
 
     /// A hand-written trace: a request that arrives and is answered, one that is lost,
     /// a client relay, a crash window and a violation naming two lines.
-    const TRACE: &str = r#"{"kind":"header","scenario":"t","seed":3,"scenario_toml":"[world]\nroom = { name = \"r\", hub = \"a.example\" }\n"}
+    const TRACE: &str = r#"{"kind":"header","format":1,"scenario":"t","seed":3,"variant":{"enforcement":"off"},"scenario_toml":"[world]\nroom = { name = \"r\", hub = \"a.example\" }\n"}
 {"t":1,"node":"b.example","kind":"send","from":"b.example","to":"a.example","endpoint":"update","path":"/u","token":7,"summary":"x"}
 {"t":1,"node":"b.example","kind":"send","from":"b.example","to":"a.example","endpoint":"notify","path":"/n","token":8,"summary":"y"}
-{"t":3,"node":"a.example","kind":"request","from":"b.example","to":"a.example","endpoint":"update","path":"/u","id":1}
+{"t":3,"node":"a.example","kind":"request","from":"b.example","to":"a.example","endpoint":"update","path":"/u","summary":"x","id":1}
 {"t":4,"node":"a.example","kind":"respond","id":1,"status":200,"summary":"ok"}
 {"t":6,"node":"b.example","kind":"outcome","token":7,"status":200}
 {"t":6,"node":"b.example","kind":"from-client","client":"mimi://b.example/d/bob/1","message":"relay","endpoint":"update","summary":"z"}
-{"t":7,"node":"sim","kind":"fault-start","fault":{"kind":"crash","provider":"a.example","start_ms":7,"end_ms":9}}
+{"t":7,"node":"sim","kind":"fault-start","fault":{"kind":"crash","provider":"a.example","start_ms":7,"end_ms":9,"origin":"schedule"}}
 {"t":8,"node":"mimi://b.example/d/bob/1","kind":"client","event":{"Epoch":{"room":"r","epoch":2}}}
-{"t":9,"node":"sim","kind":"fault-end","fault":{"kind":"crash","provider":"a.example","start_ms":7,"end_ms":9}}
+{"t":9,"node":"sim","kind":"fault-end","fault":{"kind":"crash","provider":"a.example","start_ms":7,"end_ms":9,"origin":"schedule"}}
 {"t":9,"node":"sim","kind":"violation","id":"no-split","message":"m","witness":{"nodes":["a.example"],"epochs":[2],"trace_lines":[4,9],"at_ms":9}}
 {"t":9,"node":"sim","kind":"end","outcome":"violation","liveness":null}"#;
 
@@ -669,24 +674,63 @@ mod tests {
             m.witness_lines().into_iter().collect::<Vec<_>>(),
             vec![4, 9]
         );
-        assert_eq!(m.outcome, "violation");
+        assert_eq!(m.outcome, Some(RunOutcome::Violation));
     }
 
     #[test]
-    fn malformed_traces_are_errors_not_panics() {
+    fn malformed_traces_are_errors_naming_the_line_not_panics() {
+        const HEADER: &str = r#"{"kind":"header","format":1,"scenario":"s","scenario_toml":"","seed":1,"variant":{}}"#;
         assert!(matches!(RunModel::parse(""), Err(TraceError::NoHeader)));
         assert!(matches!(
             RunModel::parse("{\"kind\":\"x\"}"),
             Err(TraceError::NoHeader)
         ));
+        // A header without its fields, or of another format.
+        let e = RunModel::parse("{\"kind\":\"header\"}").unwrap_err();
+        assert!(
+            e.to_string().starts_with("trace line 1: not a trace event"),
+            "{e}"
+        );
+        let e = RunModel::parse(&HEADER.replace("\"format\":1", "\"format\":2")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "trace line 1: trace format 2; this build reads format 1"
+        );
         assert!(matches!(
-            RunModel::parse("{\"kind\":\"header\"}\nnot json"),
-            Err(TraceError::NotJson { line: 2, .. })
+            RunModel::parse(&format!("{HEADER}\nnot json")),
+            Err(TraceError::Line {
+                line: 2,
+                source: LineError::NotJson(_)
+            })
         ));
-        // Fields of the wrong type are read as absent.
-        let m =
-            RunModel::parse("{\"kind\":\"header\"}\n{\"t\":\"x\",\"kind\":\"respond\",\"id\":[]}")
-                .unwrap();
-        assert!(m.arrows.is_empty());
+        // A known kind with a field of the wrong type is refused, naming the line and field.
+        let e = RunModel::parse(&format!(
+            "{HEADER}\n{{\"t\":1,\"node\":\"a\",\"kind\":\"respond\",\"id\":[],\"status\":200,\"summary\":\"\"}}"
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TraceError::Line {
+                    line: 2,
+                    source: LineError::Malformed(_)
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("trace line 2: not a trace event"),
+            "{e}"
+        );
+        // A line without its time is refused too; a kind the page does not draw is not.
+        assert!(
+            RunModel::parse(&format!("{HEADER}\n{{\"node\":\"a\",\"kind\":\"tick\"}}")).is_err()
+        );
+        let m = RunModel::parse(&format!(
+            "{HEADER}\n{{\"t\":4,\"node\":\"a\",\"kind\":\"tick\",\"extra\":[1]}}"
+        ))
+        .unwrap();
+        assert!(m.arrows.is_empty() && m.marks.is_empty());
+        assert_eq!(m.end_ms, 4);
     }
 }

@@ -4,13 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use serde_json::Value;
-
 use super::campaign::{Cell, Run, LEVELS, MAX_FAILING_LISTED};
 use super::sequence::{self, MAX_ARROWS, MAX_MARKS};
 use super::stats::quantiles_text;
 use super::svg::{esc, histogram, rate_bars};
 use super::trace::RunModel;
+use crate::records::bench::BenchReport;
+use crate::records::campaign::CampaignRecord;
+use crate::records::run::RunOutcome;
 
 const STYLE: &str = r#"
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -59,9 +60,9 @@ fn page(title: &str, body: &str) -> String {
 /// What the campaign page shows about the campaign itself (campaign.json), if present.
 pub struct CampaignMeta<'a> {
     pub dir: &'a str,
-    pub campaign: Option<&'a Value>,
+    pub campaign: Option<&'a CampaignRecord>,
     /// `DIR/bench.json` (from `mimi-sim bench --out`), if there is one.
-    pub bench: Option<&'a Value>,
+    pub bench: Option<&'a BenchReport>,
 }
 
 /// The campaign page (`report/index.html`). `pages` maps a run_key to its page (relative).
@@ -81,7 +82,7 @@ pub fn campaign_page(
     b.push_str("<h2 id=\"summary\">Summary</h2><table id=\"summary-table\">");
     let mut outcomes: BTreeMap<&str, u64> = BTreeMap::new();
     for r in runs {
-        *outcomes.entry(r.outcome.as_str()).or_default() += 1;
+        *outcomes.entry(r.outcome.name()).or_default() += 1;
     }
     let _ = write!(
         b,
@@ -97,86 +98,60 @@ pub fn campaign_page(
         "<tr><th>not as expected</th><td class=\"num\">{unexpected}</td></tr>"
     );
     if let Some(c) = meta.campaign {
-        let status = c.get("status").and_then(Value::as_str).unwrap_or("?");
         let _ = write!(
             b,
             "<tr><th>status</th><td class=\"status-{0}\">{0}</td></tr>",
-            esc(status)
+            esc(c.status.name())
         );
         // What passed and why (campaign.json `verdict`).
-        for v in c
-            .get("verdict")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        for v in &c.verdict {
             let _ = write!(b, "<tr><th>verdict</th><td>{}</td></tr>", esc(v));
         }
-        if let Some(p) = c.get("plan") {
-            let n = |k: &str| p.get(k).and_then(Value::as_array).map_or(0, Vec::len);
-            let levels: Vec<&str> = p
-                .get("levels")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let _ = write!(
-                b,
-                "<tr><th>plan</th><td>{} scenario files, {} cells (file × level), seeds {}, levels {}, {} runs planned{}</td></tr>",
-                n("scenarios"),
-                n("cells"),
-                esc(p.get("seeds").and_then(Value::as_str).unwrap_or("?")),
-                esc(&levels.join(", ")),
-                p.get("runs_planned").and_then(Value::as_u64).unwrap_or(0),
-                match p.get("shard").and_then(Value::as_str) {
-                    Some(sh) => format!(", shard {}", esc(sh)),
-                    None => String::new(),
-                }
-            );
-        }
-        if let Some(d) = c.get("determinism") {
-            let _ = write!(
-                b,
-                "<tr><th>determinism</th><td>{} of {} chosen runs re-run in another process; {} trace-hash mismatches</td></tr>",
-                d.get("rerun").and_then(Value::as_u64).unwrap_or(0),
-                d.get("sampled").and_then(Value::as_u64).unwrap_or(0),
-                d.get("mismatches").and_then(Value::as_array).map_or(0, Vec::len)
-            );
-        }
-        if let Some(bd) = c.get("build") {
-            let f = |k: &str| {
-                bd.get(k).map(|v| match v.as_str() {
-                    Some(s) => s.to_string(),
-                    None => v.to_string(),
-                })
-            };
-            let _ = write!(
-                b,
-                "<tr><th>build</th><td>commit <code>{}</code>{}, {}, {} profile, Cargo.lock <code>{}</code></td></tr>",
-                esc(&f("git_commit").unwrap_or_default()),
-                if bd.get("git_dirty") == Some(&Value::Bool(true)) { " (dirty)" } else { "" },
-                esc(&f("rustc").unwrap_or_default()),
-                esc(&f("profile").unwrap_or_default()),
-                esc(&f("cargo_lock_sha256").unwrap_or_default().chars().take(16).collect::<String>()),
-            );
-        }
-        if let Some(fs) = c.get("failures").and_then(Value::as_array) {
-            for f in fs {
-                let _ = write!(
-                    b,
-                    "<tr class=\"bad\"><th>failure</th><td>{}</td></tr>",
-                    esc(f.as_str().unwrap_or(""))
-                );
+        let p = &c.plan;
+        let _ = write!(
+            b,
+            "<tr><th>plan</th><td>{} scenario files, {} cells (file × level), seeds {}, levels {}, {} runs planned{}</td></tr>",
+            p.scenarios.len(),
+            p.cells.len(),
+            esc(&p.seeds),
+            esc(&p.levels.join(", ")),
+            p.runs_planned,
+            match &p.shard {
+                Some(sh) => format!(", shard {}", esc(sh)),
+                None => String::new(),
             }
+        );
+        let d = &c.determinism;
+        let _ = write!(
+            b,
+            "<tr><th>determinism</th><td>{} of {} chosen runs re-run in another process; {} trace-hash mismatches</td></tr>",
+            d.rerun,
+            d.sampled,
+            d.mismatches.len()
+        );
+        let bd = &c.build;
+        let _ = write!(
+            b,
+            "<tr><th>build</th><td>commit <code>{}</code>{}, {}, {} profile, Cargo.lock <code>{}</code></td></tr>",
+            esc(&bd.git_commit),
+            if bd.git_dirty { " (dirty)" } else { "" },
+            esc(&bd.rustc),
+            esc(&bd.profile),
+            esc(&bd.cargo_lock_sha256.chars().take(16).collect::<String>()),
+        );
+        for f in &c.failures {
+            let _ = write!(
+                b,
+                "<tr class=\"bad\"><th>failure</th><td>{}</td></tr>",
+                esc(f)
+            );
         }
-        if let Some(fs) = c.get("faults_never_fired").and_then(Value::as_array) {
-            for f in fs {
-                let _ = write!(
-                    b,
-                    "<tr><th>faults never fired</th><td><code>{}</code></td></tr>",
-                    esc(&f.to_string())
-                );
-            }
+        for f in &c.faults_never_fired {
+            let _ = write!(
+                b,
+                "<tr><th>faults never fired</th><td><code>{}</code></td></tr>",
+                esc(&serde_json::to_string(f).unwrap_or_default())
+            );
         }
     } else {
         b.push_str("<tr><th>campaign.json</th><td>absent</td></tr>");
@@ -286,8 +261,8 @@ pub fn campaign_page(
             "<tr class=\"run{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{link}</td></tr>",
             if r.as_expected { "" } else { " bad" },
             esc(&r.run_key),
-            esc(&r.outcome),
-            esc(&r.expected),
+            esc(r.outcome.name()),
+            esc(r.expected.name()),
             esc(&why),
             esc(&r.replay_command()),
             esc(&r.shrink_command())
@@ -327,8 +302,8 @@ pub fn run_page(
         m.seed.unwrap_or(0),
         esc(run_key.unwrap_or("—")),
         esc(&m.variant.to_string()),
-        if m.outcome == "ok" { "passed" } else { "failed" },
-        esc(&m.outcome),
+        if m.outcome == Some(RunOutcome::Ok) { "passed" } else { "failed" },
+        esc(m.outcome.map_or("", RunOutcome::name)),
         m.end_ms,
         esc(&m.trace_hash)
     );
@@ -340,7 +315,7 @@ pub fn run_page(
         );
     }
     if let Some(r) = record {
-        let _ = write!(b, "<tr><th>expected</th><td>{} (as expected: {})</td></tr><tr><th>replay</th><td><code>{}</code></td></tr><tr><th>shrink</th><td><code>{}</code></td></tr>", esc(&r.expected), r.as_expected, esc(&r.replay_command()), esc(&r.shrink_command()));
+        let _ = write!(b, "<tr><th>expected</th><td>{} (as expected: {})</td></tr><tr><th>replay</th><td><code>{}</code></td></tr><tr><th>shrink</th><td><code>{}</code></td></tr>", esc(r.expected.name()), r.as_expected, esc(&r.replay_command()), esc(&r.shrink_command()));
     }
     let _ = write!(b, "<tr><th>timeline JSON</th><td><a href=\"{0}\">{0}</a> (open in ui.perfetto.dev or chrome://tracing)</td></tr></table>", esc(perfetto));
 

@@ -1,79 +1,70 @@
-//! The performance section of a campaign page: the JSON `mimi-sim bench --out
-//! DIR/bench.json` writes (`crate::bench::BenchReport`), as tables and an SVG plot of one
-//! commit's fan-out against room size.
+//! The performance section of a campaign page: the record `mimi-sim bench --out
+//! DIR/bench.json` writes ([`BenchReport`]), as tables and an SVG plot of one commit's
+//! fan-out against room size.
 //!
 //! # Choices
-//! * The section reads the JSON loosely (missing fields show as "—"): a bench file from
-//!   an older build still renders.
+//! * A figure that was not finite (written as null) shows as "—"; a fan-out size without
+//!   finite times is left out of the table and the plot.
 //! * The plot has logarithmic axes on both sides (room sizes 8..512 and times that grow
 //!   faster than linearly), with a point per measured size.
 
 use std::fmt::Write;
 
-use serde_json::Value;
-
 use super::svg::esc;
+use crate::records::bench::{BenchReport, Measured};
 
-fn num(v: &Value, digits: usize) -> String {
-    match v.as_f64() {
-        Some(x) => format!("{x:.digits$}"),
-        None => "—".into(),
+fn num(x: f64, digits: usize) -> String {
+    if x.is_finite() {
+        format!("{x:.digits$}")
+    } else {
+        "—".into()
     }
 }
 
-fn pct(v: &Value) -> String {
-    match v.as_f64() {
-        Some(x) => format!("{:.0} %", x * 100.0),
-        None => "—".into(),
+fn pct(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:.0} %", x * 100.0)
+    } else {
+        "—".into()
     }
 }
 
-/// The HTML section (heading, tables, plot) for a bench JSON value.
-pub fn section(b: &Value) -> String {
+/// The HTML section (heading, tables, plot) for a bench record.
+pub fn section(b: &BenchReport) -> String {
     let mut o =
         String::from("<h2 id=\"performance\">Performance (<code>mimi-sim bench</code>)</h2>");
     o.push_str("<table id=\"bench-table\"><tr><th>scenario</th><th>clients</th><th>seeds</th><th>wall ms</th><th>seeds/s/core</th><th>simulated/wall</th><th>inside openmls</th><th>overhead over MLS</th></tr>");
-    for key in ["standard", "room_256"] {
-        let m = &b[key];
-        if m.is_null() {
-            continue;
-        }
+    let measured: [Option<&Measured>; 2] = [Some(&b.standard), b.room_256.as_ref()];
+    for m in measured.into_iter().flatten() {
         let _ = write!(
             o,
             "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}×</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            esc(m["scenario"].as_str().unwrap_or(key)),
-            m["clients"],
-            m["seeds"],
-            num(&m["wall_ms"], 0),
-            num(&m["seeds_per_sec_per_core"], 1),
-            num(&m["sim_speedup"], 0),
-            pct(&m["mls_share"]),
-            pct(&m["overhead_over_mls"]),
+            esc(&m.scenario),
+            m.clients,
+            m.seeds,
+            num(m.wall_ms, 0),
+            num(m.seeds_per_sec_per_core, 1),
+            num(m.sim_speedup, 0),
+            pct(m.mls_share),
+            pct(m.overhead_over_mls),
         );
     }
     o.push_str("</table>");
-    let p = &b["parallel"];
-    if !p.is_null() {
+    if let Some(p) = &b.parallel {
         let _ = write!(
             o,
             "<p id=\"bench-parallel\">Parallel efficiency: {} seeds in one worker process took {} ms, in two processes {} ms: efficiency t1 / (2 × t2) = <b>{}</b>.</p>",
-            p["seeds"],
-            num(&p["t1_ms"], 0),
-            num(&p["t2_ms"], 0),
-            num(&p["efficiency"], 2)
+            p.seeds,
+            num(p.t1_ms, 0),
+            num(p.t2_ms, 0),
+            num(p.efficiency, 2)
         );
     }
-    let rows: Vec<(f64, f64, f64)> = b["fanout"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| {
-            Some((
-                f["clients"].as_f64()?,
-                f["commit_wall_ms"].as_f64()?,
-                f["commit_mls_ms"].as_f64()?,
-            ))
-        })
+    let rows: Vec<(f64, f64, f64)> = b
+        .fanout
+        .iter()
+        .map(|f| (f.clients as f64, f.commit_wall_ms, f.commit_mls_ms))
+        .filter(|(_, w, m)| w.is_finite() && m.is_finite())
         .collect();
     if !rows.is_empty() {
         o.push_str("<table id=\"bench-fanout\"><tr><th>room size (clients)</th><th>one commit's fan-out, wall ms</th><th>of which in openmls, ms</th></tr>");
@@ -161,29 +152,95 @@ fn fanout_plot(rows: &[(f64, f64, f64)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::records::bench::{Fanout, Parallel};
+
+    fn measured(scenario: &str) -> Measured {
+        Measured {
+            scenario: scenario.into(),
+            clients: 12,
+            seeds: 10,
+            ok_runs: 10,
+            wall_ms: 1400.0,
+            sim_ms: 151_200,
+            mls_ms: 1064.0,
+            mls_calls: 900,
+            seeds_per_sec_per_core: 7.1,
+            sim_speedup: 108.0,
+            mls_share: 0.76,
+            overhead_over_mls: 0.31,
+            top_mls_ops: vec![("commit".into(), 40, 300.0)],
+        }
+    }
+
+    fn fanout(clients: usize, wall: f64, mls: f64) -> Fanout {
+        Fanout {
+            clients,
+            setup_wall_ms: 10.0 * wall,
+            commit_wall_ms: wall,
+            commit_mls_ms: mls,
+            ok: true,
+        }
+    }
 
     #[test]
     fn the_section_shows_every_measured_size_and_the_efficiency() {
-        let b = json!({
-            "standard": {"scenario": "standard", "clients": 12, "seeds": 10, "wall_ms": 1400.0,
-                "seeds_per_sec_per_core": 7.1, "sim_speedup": 108.0, "mls_share": 0.76,
-                "overhead_over_mls": 0.31},
-            "room_256": null,
-            "parallel": {"seeds": 20, "t1_ms": 2000.0, "t2_ms": 1100.0, "efficiency": 0.91},
-            "fanout": [
-                {"clients": 8, "commit_wall_ms": 14.2, "commit_mls_ms": 10.8},
-                {"clients": 32, "commit_wall_ms": 87.0, "commit_mls_ms": 75.6},
-                {"clients": 128, "commit_wall_ms": 900.0, "commit_mls_ms": 800.0}
-            ]
-        });
+        let b = BenchReport {
+            standard: measured("standard"),
+            room_256: None,
+            parallel: Some(Parallel {
+                seeds: 20,
+                t1_ms: 2000.0,
+                t2_ms: 1100.0,
+                efficiency: 0.91,
+            }),
+            fanout: vec![
+                fanout(8, 14.2, 10.8),
+                fanout(32, 87.0, 75.6),
+                fanout(128, 900.0, 800.0),
+            ],
+        };
         let s = section(&b);
         assert!(s.contains("efficiency t1 / (2 × t2) = <b>0.91</b>"));
         assert_eq!(s.matches("<circle").count(), 6, "two series × three sizes");
         assert!(s.contains("<td class=\"num\">128</td><td class=\"num\">900.0</td>"));
         assert!(s.contains("76 %"));
-        // A file without the optional parts still renders.
-        let s = section(&json!({"standard": {"scenario": "standard"}}));
+        assert_eq!(s.matches("<tr><td>").count(), 1, "no room_256 row");
+        // Without the optional parts: no parallel line, no plot.
+        let s = section(&BenchReport {
+            standard: measured("standard"),
+            room_256: None,
+            parallel: None,
+            fanout: Vec::new(),
+        });
         assert!(s.contains("<td>standard</td>") && !s.contains("<svg"));
+        assert!(!s.contains("bench-parallel"));
+    }
+
+    /// serde_json writes a non-finite figure as null: it reads back and shows as "—",
+    /// and a fan-out size without finite times is left out.
+    #[test]
+    fn null_figures_read_back_and_show_as_dashes() {
+        let mut b = BenchReport {
+            standard: measured("standard"),
+            room_256: Some(measured("room-256")),
+            parallel: None,
+            fanout: vec![fanout(8, 14.2, 10.8), fanout(32, f64::NAN, 1.0)],
+        };
+        b.standard.overhead_over_mls = f64::INFINITY;
+        let text = serde_json::to_string(&b).unwrap();
+        assert!(text.contains("\"overhead_over_mls\":null"), "{text}");
+        let back: BenchReport = serde_json::from_str(&text).unwrap();
+        assert!(back.standard.overhead_over_mls.is_nan());
+        let s = section(&back);
+        assert!(s.contains("<td class=\"num\">—</td></tr>"), "{s}");
+        assert!(s.contains("<td>room-256</td>"));
+        assert_eq!(
+            s.matches("<circle").count(),
+            2,
+            "one size with finite times"
+        );
+        // A record without a required figure is refused, not rendered with blanks.
+        let err = serde_json::from_str::<BenchReport>(r#"{"standard": {"scenario": "s"}}"#);
+        assert!(err.is_err());
     }
 }

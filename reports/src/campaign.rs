@@ -7,13 +7,14 @@
 //!   with axis values shows as `file (key=value)`.
 //! * "Failing" runs are those whose outcome is not "ok" or whose `as_expected` is false;
 //!   the page lists at most [`MAX_FAILING_LISTED`] of them.
-//! * Violation ids are read from `oracle` or, as `run --json` writes them today, `id`.
+//! * Violation ids are read from `id` (or `oracle`, as older records named it).
+//! * A record that is not a run record (a missing field, a field of the wrong type) is
+//!   an error naming its line: the report does not guess.
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
-use super::stats::{wilson, Rate, Z95};
+use crate::records::run::{ExpectedOutcome, RunOutcome, RunRecord};
+use crate::stats::{wilson, Rate, Z95};
 
 /// Most failing runs listed on the campaign page and in the summary.
 pub const MAX_FAILING_LISTED: usize = 500;
@@ -32,15 +33,16 @@ pub struct Run {
     /// The values of the file's other matrix axes, `key=value,...` ("" without).
     pub variant: String,
     pub seed: u64,
-    pub outcome: String,
-    pub expected: String,
+    pub outcome: RunOutcome,
+    pub expected: ExpectedOutcome,
     pub as_expected: bool,
     pub violations: Vec<String>,
     pub liveness: Option<String>,
     /// The scripted steps that did not happen and are not declared (`steps_not_done`),
     /// as "script[3] send refused", joined by "; " (`None` if there are none).
     pub incomplete: Option<String>,
-    pub trace_hash: String,
+    /// `None` for a run that timed out or crashed.
+    pub trace_hash: Option<String>,
     pub sim_time_ms: u64,
     pub converged_at_ms: Option<u64>,
     /// Where the record is: the campaign's runs.jsonl and its 1-based line (for `shrink`).
@@ -65,14 +67,10 @@ pub struct Cell {
 /// Why the campaign records could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CampaignError {
-    #[error("runs.jsonl line {line} is not a JSON object: {reason}")]
+    #[error("runs.jsonl line {line} is not a run record: {reason}")]
     BadRecord { line: usize, reason: String },
     #[error("runs.jsonl has more than {MAX_RUNS} lines")]
     TooMany,
-}
-
-fn s(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
 }
 
 /// Parses runs.jsonl (blank lines ignored).
@@ -85,120 +83,88 @@ pub fn parse_runs(text: &str) -> Result<Vec<Run>, CampaignError> {
         if l.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(l).map_err(|e| CampaignError::BadRecord {
+        let rec: RunRecord = serde_json::from_str(l).map_err(|e| CampaignError::BadRecord {
             line: i + 1,
             reason: e.to_string(),
         })?;
-        if !v.is_object() {
-            return Err(CampaignError::BadRecord {
-                line: i + 1,
-                reason: "not an object".into(),
-            });
-        }
-        let mut r = run_of(&v);
+        let mut r = Run::of(rec);
         r.line = i + 1;
         out.push(r);
     }
     Ok(out)
 }
 
-fn run_of(v: &Value) -> Run {
-    let key = s(v, "run_key");
-    let mut parts = key.rsplitn(3, '|');
-    let (_, key_level, key_file) = (parts.next(), parts.next(), parts.next());
-    let cell = v.get("cell");
-    let scenario_file = cell
-        .map(|c| s(c, "scenario_file"))
-        .filter(|x| !x.is_empty())
-        .or_else(|| key_file.map(String::from))
-        .unwrap_or_else(|| s(v, "scenario_file"));
-    let (key_level, key_variant) = match key_level.map(|k| k.split_once(',')) {
-        Some(Some((l, v))) => (Some(l), v.to_string()),
-        _ => (key_level, String::new()),
-    };
-    let variant = cell
-        .map(|c| s(c, "variant"))
-        .filter(|x| !x.is_empty())
-        .unwrap_or(key_variant);
-    let enforcement = cell
-        .map(|c| s(c, "enforcement"))
-        .filter(|x| !x.is_empty())
-        .or_else(|| key_level.map(String::from))
-        .or_else(|| {
-            v.get("variant")
-                .map(|x| s(x, "enforcement"))
-                .filter(|x| !x.is_empty())
-        })
-        .unwrap_or_else(|| "default".into());
-    let seed = v.get("seed").and_then(Value::as_u64).unwrap_or(0);
-    let violations = v
-        .get("violations")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|x| {
-                    let o = s(x, "oracle");
-                    if o.is_empty() {
-                        s(x, "id")
-                    } else {
-                        o
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Run {
-        run_key: if key.is_empty() {
-            format!("{scenario_file}|{enforcement}|{seed}")
-        } else {
-            key
-        },
-        scenario_file,
-        scenario: s(v, "scenario"),
-        enforcement,
-        variant,
-        seed,
-        outcome: s(v, "outcome"),
-        expected: s(v, "expected"),
-        as_expected: v
-            .get("as_expected")
-            .and_then(Value::as_bool)
-            .unwrap_or(true),
-        violations,
-        liveness: v.get("liveness").and_then(Value::as_str).map(String::from),
-        incomplete: {
-            let notes: Vec<String> = v
-                .get("steps_not_done")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|n| n.get("declared") != Some(&Value::Bool(true)))
-                .map(|n| {
-                    format!(
-                        "script[{}] {} {}{}",
-                        n.get("step").and_then(Value::as_u64).unwrap_or(0),
-                        n.get("op").and_then(Value::as_str).unwrap_or("?"),
-                        n.get("status").and_then(Value::as_str).unwrap_or("?"),
-                        n.get("rule")
-                            .and_then(Value::as_str)
-                            .map(|r| format!(" ({r})"))
-                            .unwrap_or_default()
-                    )
-                })
-                .collect();
-            (!notes.is_empty()).then(|| notes.join("; "))
-        },
-        trace_hash: s(v, "trace_hash"),
-        sim_time_ms: v.get("sim_time_ms").and_then(Value::as_u64).unwrap_or(0),
-        converged_at_ms: v.get("converged_at_ms").and_then(Value::as_u64),
-        runs_file: String::new(),
-        line: 0,
-    }
-}
-
 impl Run {
+    /// The report's view of a record: its cell from `cell`, else from `run_key`, else
+    /// from the record's own file and variant.
+    pub fn of(v: RunRecord) -> Run {
+        let key = v.run_key.clone().unwrap_or_default();
+        let mut parts = key.rsplitn(3, '|');
+        let (_, key_level, key_file) = (parts.next(), parts.next(), parts.next());
+        let cell = v.cell.as_ref();
+        let scenario_file = cell
+            .map(|c| c.scenario_file.clone())
+            .filter(|x| !x.is_empty())
+            .or_else(|| key_file.map(String::from))
+            .unwrap_or_else(|| v.scenario_file.clone().unwrap_or_default());
+        let (key_level, key_variant) = match key_level.map(|k| k.split_once(',')) {
+            Some(Some((l, v))) => (Some(l), v.to_string()),
+            _ => (key_level, String::new()),
+        };
+        let variant = cell
+            .map(|c| c.variant.clone())
+            .filter(|x| !x.is_empty())
+            .unwrap_or(key_variant);
+        let enforcement = cell
+            .map(|c| c.enforcement.clone())
+            .filter(|x| !x.is_empty())
+            .or_else(|| key_level.map(String::from))
+            .or_else(|| Some(v.variant.enforcement.clone()).filter(|x| !x.is_empty()))
+            .unwrap_or_else(|| "default".into());
+        let notes: Vec<String> = v
+            .steps_not_done
+            .iter()
+            .filter(|n| !n.declared)
+            .map(|n| {
+                format!(
+                    "script[{}] {} {}{}",
+                    n.step,
+                    n.op,
+                    n.status,
+                    n.rule
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        Run {
+            run_key: if key.is_empty() {
+                format!("{scenario_file}|{enforcement}|{}", v.seed)
+            } else {
+                key
+            },
+            scenario_file,
+            scenario: v.scenario,
+            enforcement,
+            variant,
+            seed: v.seed,
+            outcome: v.outcome,
+            expected: v.expected,
+            as_expected: v.as_expected,
+            violations: v.violations.into_iter().map(|x| x.id).collect(),
+            liveness: v.liveness,
+            incomplete: (!notes.is_empty()).then(|| notes.join("; ")),
+            trace_hash: v.trace_hash,
+            sim_time_ms: v.sim_time_ms,
+            converged_at_ms: v.converged_at_ms,
+            runs_file: String::new(),
+            line: 0,
+        }
+    }
+
     pub fn failing(&self) -> bool {
-        self.outcome != "ok" || !self.as_expected
+        self.outcome != RunOutcome::Ok || !self.as_expected
     }
 
     /// The one-line command that reproduces this run with its trace.
@@ -263,9 +229,9 @@ pub fn cells(runs: &[Run]) -> Vec<Cell> {
                 scenario_file: file,
                 enforcement: level,
                 n,
-                violation: wilson(count(&|r| r.outcome == "violation"), n, Z95),
-                liveness: wilson(count(&|r| r.outcome == "liveness"), n, Z95),
-                timeouts: count(&|r| r.outcome == "timeout"),
+                violation: wilson(count(&|r| r.outcome == RunOutcome::Violation), n, Z95),
+                liveness: wilson(count(&|r| r.outcome == RunOutcome::Liveness), n, Z95),
+                timeouts: count(&|r| r.outcome == RunOutcome::Timeout),
                 unexpected: count(&|r| !r.as_expected),
                 convergence_ms: rs.iter().filter_map(|r| r.converged_at_ms).collect(),
                 sim_ms: rs.iter().map(|r| r.sim_time_ms).collect(),

@@ -118,7 +118,7 @@ mod tests {
     fn absurd_times_saturate_instead_of_overflowing() {
         let max = u64::MAX;
         let text = format!(
-            "{{\"kind\":\"header\",\"format\":1,\"scenario\":\"s\",\"seed\":1}}\n\
+            "{{\"kind\":\"header\",\"format\":1,\"scenario\":\"s\",\"scenario_toml\":\"\",\"seed\":1,\"variant\":{{}}}}\n\
              {{\"t\":{max},\"node\":\"a.example\",\"kind\":\"request-sent\",\"endpoint\":\"update\",\"to\":\"b.example\",\"id\":1}}\n\
              {{\"t\":{max},\"node\":\"b.example\",\"kind\":\"request-received\",\"endpoint\":\"update\",\"from\":\"a.example\",\"id\":1}}\n\
              {{\"t\":{max},\"node\":\"a.example\",\"kind\":\"fault\",\"fault\":\"partition\",\"nodes\":[\"a.example\"]}}\n\

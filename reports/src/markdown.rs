@@ -2,8 +2,9 @@
 
 use std::fmt::Write;
 
-use super::campaign::{Cell, Run, MAX_FAILING_LISTED};
-use super::stats::quantiles_text;
+use crate::campaign::{Cell, Run, MAX_FAILING_LISTED};
+use crate::records::run::RunOutcome;
+use crate::stats::quantiles_text;
 
 /// The summary: totals, one row per cell, and the failing runs with their commands.
 pub fn summary(dir: &str, runs: &[Run], cells: &[Cell]) -> String {
@@ -15,7 +16,10 @@ pub fn summary(dir: &str, runs: &[Run], cells: &[Cell]) -> String {
         o,
         "{} runs, {} failing (outcome not ok), {} not as expected.\n",
         runs.len(),
-        failing.iter().filter(|r| r.outcome != "ok").count(),
+        failing
+            .iter()
+            .filter(|r| r.outcome != RunOutcome::Ok)
+            .count(),
         unexpected
     );
     let _ = writeln!(o, "| scenario file | enforcement | runs | violation rate [Wilson 95%] | liveness failures [Wilson 95%] | not as expected | convergence |");
@@ -48,8 +52,8 @@ pub fn summary(dir: &str, runs: &[Run], cells: &[Cell]) -> String {
                 o,
                 "* `{}` {} (expected {}): {}\n  * replay: `{}`\n  * shrink: `{}`",
                 r.run_key,
-                r.outcome,
-                r.expected,
+                r.outcome.name(),
+                r.expected.name(),
                 why,
                 r.replay_command(),
                 r.shrink_command()
