@@ -664,3 +664,57 @@ impl ServerCore for Server {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Enforcement;
+
+    /// An honest provider shows its clients only what a hub fanned out (P§5.5): a forked
+    /// commit, which only an equivocating provider's device sends, is dropped — neither
+    /// delivered nor relayed. An equivocating provider shows it to its other local
+    /// clients in the room.
+    #[test]
+    fn only_an_equivocating_provider_shows_a_forked_commit() {
+        let c = Domain::new("c.example").unwrap();
+        let room: RoomUri = "mimi://a.example/r/x".parse().unwrap();
+        let carol: ClientUri = "mimi://c.example/d/carol/1".parse().unwrap();
+        let carol2: ClientUri = "mimi://c.example/d/carol/2".parse().unwrap();
+        for adversary in [
+            None,
+            Some(Adversary::DropFanout),
+            Some(Adversary::Equivocate),
+        ] {
+            let mut s = Server::new(c.clone(), 1, EnforcementConfig::new(Enforcement::Full))
+                .with_adversary(adversary);
+            s.follower_mut().subscribe(&room, &carol);
+            s.follower_mut().subscribe(&room, &carol2);
+            let out = s.on_client(
+                0,
+                &carol,
+                ClientToProvider::ForkedCommit {
+                    room: room.clone(),
+                    body: b"not even a commit".to_vec(),
+                },
+            );
+            assert!(out.is_empty(), "{adversary:?}: {out:?}");
+            let shown = match adversary {
+                Some(Adversary::Equivocate) => vec![AdversaryAction::ForkedCommitShown {
+                    room: room.clone(),
+                    to: vec![carol2.clone()],
+                }],
+                _ => Vec::new(),
+            };
+            assert_eq!(s.adversary_actions(), shown.as_slice(), "{adversary:?}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "one adversary")]
+    fn a_provider_follows_one_adversary() {
+        let c = Domain::new("c.example").unwrap();
+        let _ = Server::new(c, 1, EnforcementConfig::new(Enforcement::Off))
+            .with_adversary(Some(Adversary::DropFanout))
+            .with_adversary(Some(Adversary::ReplayNotify));
+    }
+}

@@ -253,4 +253,29 @@ mod tests {
             assert_eq!(d1.len() + d2.len(), copies, "bug planted: {bug}");
         }
     }
+
+    /// Bugs planted after the provider turned malicious still go to the honest follower
+    /// beneath: under reorder-fanout (hold every other batch) with FollowerSkipsDedup, a
+    /// retry is processed again and releases the held batch; without the bug it is
+    /// dropped as a duplicate and nothing is released.
+    #[test]
+    fn bugs_are_planted_beneath_a_malicious_follower() {
+        let room: RoomUri = "mimi://a.example/r/x".parse().unwrap();
+        let (m1, _) = two_messages(&room);
+        for (bug, released) in [(false, 0), (true, 2)] {
+            let (f, bob) = follower();
+            let bugs: Bugs = bug.then_some(Bug::FollowerSkipsDedup).into_iter().collect();
+            let mut f = crate::adversary::MaliciousFollower::wrap(
+                Box::new(f),
+                Some(Adversary::ReorderFanout),
+            )
+            .plant(&bugs);
+            assert_eq!(f.adversary(), Some(Adversary::ReorderFanout));
+            f.follower_mut().subscribe(&room, &bob);
+            let (_, d1) = f.notify(&room, &m1);
+            assert!(d1.is_empty(), "the first batch is held");
+            let (_, d2) = f.notify(&room, &m1);
+            assert_eq!(d2.len(), released, "bug planted: {bug}");
+        }
+    }
 }
