@@ -155,7 +155,7 @@ impl FollowerRole for MaliciousFollower {
     }
 
     /// The wrapped follower's deliveries, dropped, reordered or replayed
-    /// ([`MaliciousFollower::last_mile`]); the hub still gets its 201.
+    /// (`last_mile`); the hub still gets its 201.
     fn notify(&mut self, room: &RoomUri, body: &[u8]) -> (Response, Vec<Delivery>) {
         let (response, deliveries) = self.inner.notify(room, body);
         (response, self.last_mile(room, deliveries))
