@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     let alice: ClientUri = UserUri::new(&own, "alice").unwrap().client("1").unwrap();
     for room in ["mimi://a.example/r/r", "mimi://b.example/r/r"] {
         server
-            .follower
+            .follower_mut()
             .subscribe(&room.parse::<RoomUri>().unwrap(), &alice);
     }
     if let Ok(from) = Domain::parse_from_header(&from) {

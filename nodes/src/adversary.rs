@@ -9,6 +9,11 @@
 //! Every behaviour is deterministic (choices come from seeded state or fixed rules).
 //! `None` leaves a node honest.
 //!
+//! A malicious provider is a different node, not a flag in the honest one: its follower
+//! role is a [`MaliciousFollower`] wrapping the honest [`crate::follower::Follower`]
+//! (through [`crate::follower::FollowerRole`], the seam the server drives), so the
+//! honest follower and server read as the protocol.
+//!
 //! # What the hub does with each, as `nodes/tests/adversaries.rs` shows
 //!
 //! Room at hub a.example, honest provider b.example, malicious provider c.example (its
@@ -53,9 +58,10 @@
 //!
 //! * Equivocation needs the forked commit to travel from the committing device to its
 //!   provider without going to the hub. Both belong to the same party; the sim uses a
-//!   provider-internal side channel: a `Relay` of the forked `/update` with the reserved
-//!   correlation id [`EQUIVOCATION_CORR`], which a malicious follower hands to its other
-//!   local clients as a fan-out commit and never relays.
+//!   provider-internal side channel of its own type,
+//!   [`crate::io::ClientToProvider::ForkedCommit`] (the forked `/update` body), which a
+//!   malicious follower hands to its other local clients as a fan-out commit and never
+//!   relays (an honest provider drops it).
 //! * bad-confirmation-tag flips one byte of the confirmation tag in the serialized
 //!   PublicMessage. The membership tag covers the confirmation tag, and openmls 0.9.2 does
 //!   not export the membership key (only with `test-utils`), so the membership tag is not
@@ -92,9 +98,8 @@ use std::collections::BTreeSet;
 
 use crate::ids::{ClientUri, RoomUri};
 
-/// The correlation id a malicious client uses to hand its provider a forked commit (see
-/// "Choices"); never used by honest clients (their ids count up from 2).
-pub const EQUIVOCATION_CORR: u64 = u64::MAX;
+mod follower;
+pub use follower::MaliciousFollower;
 
 /// One adversarial behaviour of a malicious provider and its clients.
 #[derive(
@@ -212,8 +217,9 @@ impl std::str::FromStr for Adversary {
     }
 }
 
-/// What a malicious provider did, recorded by [`crate::server::Server`] so tests and
-/// traces can show that a behaviour really happened.
+/// What a malicious provider did, recorded by its [`MaliciousFollower`] (read through
+/// [`crate::server::Server::adversary_actions`]) so tests and traces can show that a
+/// behaviour really happened.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum AdversaryAction {
     /// drop-fanout: deliveries of one `/notify` withheld from the provider's clients.

@@ -121,6 +121,15 @@ pub enum ClientToProvider {
         #[serde(with = "bytes")]
         body: Vec<u8>,
     },
+    /// Not MIMI, and never sent by an honest client: a malicious provider's device hands
+    /// its provider a second commit for `room` (an `UpdateRequest` body) to show the
+    /// room's other local clients and never send to the hub — the adversary `equivocate`
+    /// ([`crate::adversary`]). An honest provider drops it.
+    ForkedCommit {
+        room: RoomUri,
+        #[serde(with = "bytes")]
+        body: Vec<u8>,
+    },
 }
 
 /// Provider-internal message from a provider to one of its clients.

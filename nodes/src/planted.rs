@@ -2,8 +2,12 @@
 //! fire (like FoundationDB's buggify). Never set in normal runs: a node without bugs
 //! behaves as the drafts say.
 //!
-//! Wiring: [`crate::server::Server::with_bugs`] passes hub and follower bugs down;
+//! Wiring: [`crate::server::Server::with_bugs`] passes the hub bugs to the hub and
+//! wraps the honest follower in a [`FaultyFollower`] carrying the follower bugs;
 //! [`crate::client::core::Client::set_bugs`] sets the client ones.
+
+mod follower;
+pub use follower::{echo_local_commit, FaultyFollower};
 
 /// Deliberate bugs planted in honest nodes so each simulator oracle can be shown to fire (like FoundationDB's buggify). Never set in normal runs.
 #[derive(
@@ -58,6 +62,13 @@ impl Bug {
 }
 
 impl Bug {
+    /// The bugs a [`FaultyFollower`] plants in the follower role.
+    pub const FOLLOWER: [Bug; 3] = [
+        Bug::FollowerReversesBatches,
+        Bug::FollowerSkipsDedup,
+        Bug::FollowerEchoesLocalCommits,
+    ];
+
     /// Every bug, in order.
     pub const ALL: [Bug; 11] = [
         Bug::HubSequencesEveryCommit,

@@ -4,12 +4,16 @@
 //! The hub's fan-out to its own provider does not cross the network: it goes straight to
 //! the follower role. A client's request for a room hosted here is handled locally;
 //! otherwise it is relayed to the room's hub (the authority of the room URI).
+//!
+//! The follower role is a [`FollowerRole`]: the honest [`Follower`] unless planted bugs
+//! ([`Server::with_bugs`]) or an adversary ([`Server::with_adversary`]) wrap it; this file
+//! only drives the role.
 
 use std::collections::BTreeMap;
 
-use crate::adversary::{Adversary, AdversaryAction, EQUIVOCATION_CORR};
+use crate::adversary::{Adversary, AdversaryAction, MaliciousFollower};
 use crate::endpoint::Endpoint;
-use crate::follower::{Delivery, Follower, FollowerEvent};
+use crate::follower::{Delivery, Follower, FollowerEvent, FollowerRole};
 use crate::hub::{EnforcementConfig, Hub, HubEvent, ViewError};
 use crate::ids::{ClientUri, Domain, RoomUri};
 use crate::io::{
@@ -48,8 +52,8 @@ enum Pending {
     },
     /// `/keyMaterial` forwarded by this hub for a follower's request.
     KeyForward { id: RequestId, target: Domain },
-    /// A malicious provider's stale `/update` (replay-notify).
-    Stale { room: RoomUri },
+    /// A request of the follower role's own ([`crate::follower::BeforeRelay::to_hub`]).
+    FollowerOwn { room: RoomUri },
     /// `/keyMaterial` forwarded by this hub for a local client's request.
     ClientKeyForward {
         client: ClientUri,
@@ -69,28 +73,12 @@ pub enum ServerEvent {
 pub struct Server {
     domain: Domain,
     pub hub: Hub,
-    pub follower: Follower,
+    /// The follower role: the honest [`Follower`], or a wrapper around it.
+    follower: Box<dyn FollowerRole>,
     next_token: Token,
     pending: BTreeMap<Token, Pending>,
-    /// Set on a malicious provider (see [`crate::adversary`]).
-    adversary: Option<Adversary>,
-    adversary_state: AdversaryState,
     /// x-hub-transfer: directory, handoff and fence timers.
     transfer: hub_transfer::TransferState,
-}
-
-/// What a malicious provider remembers to carry out its behaviour.
-#[derive(Default, Clone)]
-struct AdversaryState {
-    /// reorder-fanout: non-empty batches seen so far.
-    batches: u64,
-    /// reorder-fanout: the held batch.
-    held: Vec<Delivery>,
-    /// replay-notify: the previous batch.
-    previous: Vec<Delivery>,
-    /// replay-notify: the last commit (`/update` body) of a local client, per room.
-    commits: BTreeMap<RoomUri, Vec<u8>>,
-    actions: Vec<AdversaryAction>,
 }
 
 impl Server {
@@ -104,11 +92,9 @@ impl Server {
         Server {
             domain,
             hub,
-            follower,
+            follower: Box::new(follower),
             next_token: 1,
             pending: BTreeMap::new(),
-            adversary: None,
-            adversary_state: AdversaryState::default(),
             transfer: hub_transfer::TransferState::new(run_seed, &domain_for_transfer),
         }
     }
@@ -122,173 +108,40 @@ impl Server {
         Ok(Server {
             domain: self.domain.clone(),
             hub: self.hub.checkpoint()?,
-            follower: self.follower.checkpoint(),
+            follower: self.follower.checkpoint_role(),
             next_token: self.next_token,
             pending: self.pending.clone(),
-            adversary: self.adversary,
-            adversary_state: self.adversary_state.clone(),
             transfer: self.transfer.checkpoint(),
         })
     }
 
-    /// Make this provider malicious in its follower role (see [`crate::adversary`]);
-    /// `None` keeps it honest. Its clients get the same with
+    /// Make this provider malicious in its follower role (see [`crate::adversary`]):
+    /// its follower becomes a [`MaliciousFollower`] wrapping the one it was; `None`
+    /// keeps it. Set once. Its clients get the same with
     /// [`crate::client::core::Client::set_adversary`].
     pub fn with_adversary(mut self, adversary: Option<Adversary>) -> Self {
-        self.adversary = adversary;
-        self.follower.set_adversary(adversary);
+        self.follower = MaliciousFollower::wrap(self.follower, adversary);
         self
     }
 
-    /// The adversary set on this provider.
+    /// The adversary this provider follows.
     pub fn adversary(&self) -> Option<Adversary> {
-        self.adversary
+        self.follower.adversary()
     }
 
     /// What this provider did as an adversary, in order.
     pub fn adversary_actions(&self) -> &[AdversaryAction] {
-        &self.adversary_state.actions
+        self.follower.adversary_actions()
     }
 
-    /// The follower's deliveries of one `/notify` batch, as a malicious follower hands
-    /// them out (unchanged when honest).
-    fn last_mile(&mut self, room: &RoomUri, deliveries: Vec<Delivery>) -> Vec<Delivery> {
-        let st = &mut self.adversary_state;
-        match self.adversary {
-            Some(Adversary::DropFanout) => {
-                if !deliveries.is_empty() {
-                    st.actions.push(AdversaryAction::Dropped {
-                        room: room.clone(),
-                        deliveries: deliveries.len(),
-                    });
-                }
-                Vec::new()
-            }
-            Some(Adversary::ReorderFanout) if !deliveries.is_empty() => {
-                let mut batch = deliveries;
-                batch.reverse();
-                st.batches += 1;
-                if st.batches % 2 == 1 {
-                    st.actions.push(AdversaryAction::Held {
-                        room: room.clone(),
-                        deliveries: batch.len(),
-                    });
-                    st.held.extend(batch);
-                    Vec::new()
-                } else {
-                    batch.append(&mut st.held);
-                    st.actions.push(AdversaryAction::Released {
-                        room: room.clone(),
-                        deliveries: batch.len(),
-                    });
-                    batch
-                }
-            }
-            Some(Adversary::ReplayNotify) if !deliveries.is_empty() => {
-                let mut out = deliveries.clone();
-                let old = std::mem::replace(&mut st.previous, deliveries);
-                if !old.is_empty() {
-                    st.actions.push(AdversaryAction::Replayed {
-                        room: room.clone(),
-                        deliveries: old.len(),
-                    });
-                    out.extend(old);
-                }
-                out
-            }
-            _ => deliveries,
-        }
+    /// The honest follower of the follower role (subscriptions, KeyPackages).
+    pub fn follower(&self) -> &Follower {
+        self.follower.follower()
     }
 
-    /// replay-notify: before relaying a local client's request in `room`, re-submit the
-    /// last commit a local client made there (once); then remember `body` if it is a
-    /// commit.
-    fn replay_stale_commit(
-        &mut self,
-        now: Millis,
-        room: &RoomUri,
-        endpoint: &Endpoint,
-        body: &[u8],
-        out: &mut Vec<ServerOutput>,
-    ) {
-        if let Some(stale) = self.adversary_state.commits.remove(room) {
-            if stale.as_slice() != body {
-                self.adversary_state
-                    .actions
-                    .push(AdversaryAction::StaleCommitResubmitted { room: room.clone() });
-                let hub = room.domain();
-                if hub == self.domain {
-                    let own = self.domain.clone();
-                    if let Some(r) = self.local(now, &own, &Endpoint::Update(room.clone()), &stale)
-                    {
-                        self.adversary_state
-                            .actions
-                            .push(AdversaryAction::StaleCommitAnswered {
-                                room: room.clone(),
-                                status: r.status,
-                                body: r.body,
-                            });
-                    }
-                } else {
-                    self.send(
-                        out,
-                        hub,
-                        Endpoint::Update(room.clone()),
-                        stale,
-                        Pending::Stale { room: room.clone() },
-                    );
-                }
-            } else {
-                self.adversary_state.commits.insert(room.clone(), stale);
-            }
-        }
-        let is_commit = matches!(endpoint, Endpoint::Update(_))
-            && crate::room::hub_only::update_request(body)
-                .is_ok_and(|r| matches!(r.bundle.body, crate::wire::HandshakeBody::Commit { .. }));
-        if is_commit {
-            self.adversary_state
-                .commits
-                .insert(room.clone(), body.to_vec());
-        }
-    }
-
-    /// The planted bug [`crate::planted::Bug::FollowerEchoesLocalCommits`]: deliver a
-    /// local client's commit to the room's other local clients before the hub saw it.
-    fn echo_local_commit(
-        &self,
-        now: Millis,
-        client: &ClientUri,
-        room: &RoomUri,
-        body: &[u8],
-        out: &mut Vec<ServerOutput>,
-    ) {
-        let Ok(req) = crate::room::hub_only::update_request(body) else {
-            return;
-        };
-        if !matches!(req.bundle.body, crate::wire::HandshakeBody::Commit { .. }) {
-            return;
-        }
-        let fanout = crate::wire::FanoutMessage {
-            timestamp: now,
-            message: req.bundle.proposal_or_commit.clone(),
-            body: crate::wire::FanoutBody::Commit {
-                external_proposals: Vec::new(),
-            },
-        };
-        let Ok(bytes) = crate::wire::encode(&fanout) else {
-            return;
-        };
-        for c in self.follower.subscribers(room) {
-            if &c != client {
-                out.push(ServerOutput::ToClient {
-                    client: c,
-                    message: ProviderToClient::Deliver {
-                        room: room.clone(),
-                        fanout: bytes.clone(),
-                    },
-                });
-            }
-        }
+    /// The honest follower of the follower role, to change its state.
+    pub fn follower_mut(&mut self) -> &mut Follower {
+        self.follower.follower_mut()
     }
 
     /// Follow the room-state variant `mode` in the hub role (see
@@ -298,10 +151,11 @@ impl Server {
         self
     }
 
-    /// Plant deliberate bugs (see [`crate::planted`]) in the hub and follower roles.
+    /// Plant deliberate bugs (see [`crate::planted`]) in the hub and follower roles (the
+    /// follower's as a [`crate::planted::FaultyFollower`] wrapping the honest one).
     pub fn with_bugs(mut self, bugs: &Bugs) -> Self {
         self.hub.set_bugs(bugs);
-        self.follower.set_bugs(bugs);
+        self.follower = self.follower.plant(bugs);
         self
     }
 
@@ -314,7 +168,7 @@ impl Server {
             .map(ServerEvent::Hub)
             .collect();
         v.extend(
-            self.follower
+            self.follower_mut()
                 .take_events()
                 .into_iter()
                 .map(ServerEvent::Follower),
@@ -351,6 +205,40 @@ impl Server {
         });
     }
 
+    fn deliver(out: &mut Vec<ServerOutput>, deliveries: Vec<Delivery>) {
+        for (client, message) in deliveries {
+            out.push(ServerOutput::ToClient { client, message });
+        }
+    }
+
+    /// A request of the follower role's own for `room`'s hub (the authority its URI
+    /// names): answered locally if that is this provider, else sent; either way the
+    /// answer goes back to the role.
+    fn follower_request(
+        &mut self,
+        now: Millis,
+        room: &RoomUri,
+        endpoint: Endpoint,
+        body: Vec<u8>,
+        out: &mut Vec<ServerOutput>,
+    ) {
+        let hub = room.domain();
+        if hub == self.domain {
+            let own = self.domain.clone();
+            if let Some(r) = self.local(now, &own, &endpoint, &body) {
+                self.follower.hub_answered(room.clone(), r.status, r.body);
+            }
+        } else {
+            self.send(
+                out,
+                hub,
+                endpoint,
+                body,
+                Pending::FollowerOwn { room: room.clone() },
+            );
+        }
+    }
+
     /// Hand accepted messages to the network (or, for our own provider, to the follower).
     fn flush(&mut self, now: Millis, out: &mut Vec<ServerOutput>) {
         self.drive_transfer(now, out);
@@ -363,7 +251,6 @@ impl Server {
             for (room, to, body) in batch {
                 if to == self.domain {
                     let (resp, deliveries) = self.follower.notify(&room, &body);
-                    let deliveries = self.last_mile(&room, deliveries);
                     for (client, message) in deliveries {
                         out.push(ServerOutput::ToClient { client, message });
                     }
@@ -517,7 +404,6 @@ impl ServerCore for Server {
             }
             Endpoint::Notify(room) => {
                 let (response, deliveries) = self.follower.notify(room, &request.body);
-                let deliveries = self.last_mile(room, deliveries);
                 out.push(ServerOutput::Respond { id, response });
                 for (client, message) in deliveries {
                     out.push(ServerOutput::ToClient { client, message });
@@ -597,14 +483,12 @@ impl ServerCore for Server {
                 let ok = matches!(&result, Ok(r) if r.status == status::OK);
                 self.transfer_answered(now, &p, ok);
             }
-            Some(Pending::Stale { room }) => {
+            Some(Pending::FollowerOwn { room }) => {
                 let (status, body) = match result {
                     Ok(r) => (r.status, r.body),
                     Err(e) => (status::UNAVAILABLE, e.to_string().into_bytes()),
                 };
-                self.adversary_state
-                    .actions
-                    .push(AdversaryAction::StaleCommitAnswered { room, status, body });
+                self.follower.hub_answered(room, status, body);
             }
             Some(Pending::KeyForward { id, target }) => {
                 let response =
@@ -644,9 +528,10 @@ impl ServerCore for Server {
         }
         match message {
             ClientToProvider::PublishKeyPackages { key_packages } => {
-                self.follower.publish_key_packages(client, &key_packages);
+                self.follower_mut()
+                    .publish_key_packages(client, &key_packages);
             }
-            ClientToProvider::LeaveRoom { room } => self.follower.unsubscribe(&room, client),
+            ClientToProvider::LeaveRoom { room } => self.follower_mut().unsubscribe(&room, client),
             ClientToProvider::TakeOver {
                 corr,
                 room,
@@ -654,7 +539,7 @@ impl ServerCore for Server {
                 ratchet_tree,
                 body,
             } => {
-                self.follower.subscribe(&room, client);
+                self.follower_mut().subscribe(&room, client);
                 let own = self.domain.clone();
                 let response = if self.hub.sequencing(&room) {
                     // A resend after the takeover succeeded: the byte-identical commit
@@ -688,7 +573,7 @@ impl ServerCore for Server {
                         .create_room(&room, client, &group_info, &ratchet_tree)
                     {
                         Ok(()) => {
-                            self.follower.subscribe(&room, client);
+                            self.follower_mut().subscribe(&room, client);
                             Response::empty(status::OK)
                         }
                         Err(e) => Response::error(status::BAD_REQUEST, e),
@@ -715,33 +600,15 @@ impl ServerCore for Server {
                     return out;
                 };
                 if !matches!(endpoint, Endpoint::KeyMaterial(_)) {
-                    self.follower.subscribe(&room, client);
+                    self.follower_mut().subscribe(&room, client);
                 }
-                // Adversary equivocate: a forked commit from a local device goes to the
-                // room's other local clients only, never to the hub.
-                if self.adversary == Some(Adversary::Equivocate) && corr == EQUIVOCATION_CORR {
-                    let to: Vec<ClientUri> = self
-                        .follower
-                        .subscribers(&room)
-                        .into_iter()
-                        .filter(|c| c != client)
-                        .collect();
-                    self.echo_local_commit(now, client, &room, &body, &mut out);
-                    self.adversary_state
-                        .actions
-                        .push(AdversaryAction::ForkedCommitShown { room, to });
-                    return out;
+                let before = self
+                    .follower
+                    .before_relay(now, client, &room, &endpoint, &body);
+                for (to_hub, own_body) in before.to_hub {
+                    self.follower_request(now, &room, to_hub, own_body, &mut out);
                 }
-                if self.adversary == Some(Adversary::ReplayNotify) {
-                    self.replay_stale_commit(now, &room, &endpoint, &body, &mut out);
-                }
-                if matches!(endpoint, Endpoint::Update(_))
-                    && self
-                        .follower
-                        .has_bug(crate::planted::Bug::FollowerEchoesLocalCommits)
-                {
-                    self.echo_local_commit(now, client, &room, &body, &mut out);
-                }
+                Self::deliver(&mut out, before.deliveries);
                 let hub = self.transfer.directory.hub_of(&room);
                 let own = self.domain.clone();
                 match &endpoint {
@@ -768,6 +635,10 @@ impl ServerCore for Server {
                     _ => self.route(now, &mut out, client.clone(), corr, endpoint, body, 0),
                 }
             }
+            ClientToProvider::ForkedCommit { room, body } => {
+                let deliveries = self.follower.forked_commit(now, client, &room, &body);
+                Self::deliver(&mut out, deliveries);
+            }
         }
         self.flush(now, &mut out);
         out
@@ -791,5 +662,59 @@ impl ServerCore for Server {
         let mut out = Vec::new();
         self.flush(now, &mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Enforcement;
+
+    /// An honest provider shows its clients only what a hub fanned out (P§5.5): a forked
+    /// commit, which only an equivocating provider's device sends, is dropped — neither
+    /// delivered nor relayed. An equivocating provider shows it to its other local
+    /// clients in the room.
+    #[test]
+    fn only_an_equivocating_provider_shows_a_forked_commit() {
+        let c = Domain::new("c.example").unwrap();
+        let room: RoomUri = "mimi://a.example/r/x".parse().unwrap();
+        let carol: ClientUri = "mimi://c.example/d/carol/1".parse().unwrap();
+        let carol2: ClientUri = "mimi://c.example/d/carol/2".parse().unwrap();
+        for adversary in [
+            None,
+            Some(Adversary::DropFanout),
+            Some(Adversary::Equivocate),
+        ] {
+            let mut s = Server::new(c.clone(), 1, EnforcementConfig::new(Enforcement::Full))
+                .with_adversary(adversary);
+            s.follower_mut().subscribe(&room, &carol);
+            s.follower_mut().subscribe(&room, &carol2);
+            let out = s.on_client(
+                0,
+                &carol,
+                ClientToProvider::ForkedCommit {
+                    room: room.clone(),
+                    body: b"not even a commit".to_vec(),
+                },
+            );
+            assert!(out.is_empty(), "{adversary:?}: {out:?}");
+            let shown = match adversary {
+                Some(Adversary::Equivocate) => vec![AdversaryAction::ForkedCommitShown {
+                    room: room.clone(),
+                    to: vec![carol2.clone()],
+                }],
+                _ => Vec::new(),
+            };
+            assert_eq!(s.adversary_actions(), shown.as_slice(), "{adversary:?}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "one adversary")]
+    fn a_provider_follows_one_adversary() {
+        let c = Domain::new("c.example").unwrap();
+        let _ = Server::new(c, 1, EnforcementConfig::new(Enforcement::Off))
+            .with_adversary(Some(Adversary::DropFanout))
+            .with_adversary(Some(Adversary::ReplayNotify));
     }
 }

@@ -70,7 +70,7 @@ use super::failure::{
 };
 use super::leave::{admin_commits, own_leave_ops, Departure, LeaveOrder, Step};
 use super::member::{CommitOutput, Member, Processed};
-use crate::adversary::{Adversary, EQUIVOCATION_CORR};
+use crate::adversary::Adversary;
 use crate::content::{message_id, MimiContent};
 use crate::endpoint::Endpoint;
 use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
@@ -446,7 +446,9 @@ fn set_corr(m: &mut ClientToProvider, c: u64) {
         ClientToProvider::Relay { corr, .. }
         | ClientToProvider::CreateRoom { corr, .. }
         | ClientToProvider::TakeOver { corr, .. } => *corr = c,
-        ClientToProvider::PublishKeyPackages { .. } | ClientToProvider::LeaveRoom { .. } => {}
+        ClientToProvider::PublishKeyPackages { .. }
+        | ClientToProvider::LeaveRoom { .. }
+        | ClientToProvider::ForkedCommit { .. } => {}
     }
 }
 
@@ -1024,9 +1026,8 @@ impl Client {
                     .ok_or("bad-confirmation-tag: the commit is not a member PublicMessage")?;
         }
         if let Some(body) = forked {
-            self.side.push(ClientToProvider::Relay {
-                corr: EQUIVOCATION_CORR,
-                endpoint: Endpoint::Update(room.clone()),
+            self.side.push(ClientToProvider::ForkedCommit {
+                room: room.clone(),
                 body,
             });
         }

@@ -14,22 +14,30 @@
 //!
 //! Choice: consent (P§5.7) is granted to every requester unless a user is marked as
 //! refusing ([`Follower::refuse_consent`]); consent exchange itself is not simulated.
+//!
+//! A provider's server drives its follower role through [`FollowerRole`]: this honest
+//! [`Follower`], or a wrapper around it that deviates on purpose — planted bugs
+//! ([`crate::planted::FaultyFollower`]) or a malicious provider
+//! ([`crate::adversary::MaliciousFollower`]). The wrappers compose the honest steps
+//! below ([`Follower::read_notify`], [`Follower::deliver`], [`Follower::hand_out`], …)
+//! differently; nothing in this file knows about them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use sha2::{Digest, Sha256};
 
-use crate::adversary::Adversary;
 use crate::endpoint::Endpoint;
 use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
 use crate::io::{status, ProviderToClient, Response};
 use crate::mls::SeededProvider;
-use crate::planted::{Bug, Bugs};
 use crate::wire::{
-    decode_exact, encode, ClientKeyMaterial, ClientMaterial, FanoutBody, IdentifierUri,
-    KeyMaterialRequest, KeyMaterialResponse, KeyMaterialUserCode, KeyPackageBytes, NotifyBody,
-    Protocol,
+    decode_exact, encode, ClientKeyMaterial, ClientMaterial, FanoutBody, FanoutMessage,
+    IdentifierUri, KeyMaterialRequest, KeyMaterialResponse, KeyMaterialUserCode, KeyPackageBytes,
+    NotifyBody, Protocol,
 };
+
+mod role;
+pub use role::{BeforeRelay, FollowerRole};
 
 /// How many recent `/notify` body hashes are remembered for dedup (P§5.5 NOTE: a rolling
 /// list of hashes is enough).
@@ -80,8 +88,6 @@ pub struct Follower {
     recent: VecDeque<[u8; 32]>,
     recent_set: BTreeSet<[u8; 32]>,
     events: Vec<FollowerEvent>,
-    bugs: Bugs,
-    adversary: Option<Adversary>,
 }
 
 /// A delivery the follower wants made to a local client.
@@ -99,8 +105,6 @@ impl Follower {
             recent: VecDeque::new(),
             recent_set: BTreeSet::new(),
             events: Vec::new(),
-            bugs: Bugs::new(),
-            adversary: None,
         }
     }
 
@@ -116,30 +120,7 @@ impl Follower {
             recent: self.recent.clone(),
             recent_set: self.recent_set.clone(),
             events: self.events.clone(),
-            bugs: self.bugs.clone(),
-            adversary: self.adversary,
         }
-    }
-
-    /// Plant deliberate bugs (see [`crate::planted`]); only follower bugs matter here.
-    pub fn set_bugs(&mut self, bugs: &Bugs) {
-        self.bugs = bugs.clone();
-    }
-
-    /// Make this follower malicious (see [`crate::adversary`]); only
-    /// [`Adversary::ForeignKeyPackage`] acts here, the fan-out behaviours live in
-    /// [`crate::server::Server`].
-    pub fn set_adversary(&mut self, adversary: Option<Adversary>) {
-        self.adversary = adversary;
-    }
-
-    /// For [`Adversary::ForeignKeyPackage`]: the first client (URI order) of a user other
-    /// than `target` that still has a KeyPackage.
-    fn foreign_source(&self, target: &UserUri) -> Option<ClientUri> {
-        self.key_packages
-            .iter()
-            .find(|(c, q)| &c.user() != target && !q.is_empty())
-            .map(|(c, _)| c.clone())
     }
 
     pub fn domain(&self) -> &Domain {
@@ -180,11 +161,6 @@ impl Follower {
             .unwrap_or_default()
     }
 
-    /// Whether a planted bug is set.
-    pub fn has_bug(&self, bug: crate::planted::Bug) -> bool {
-        self.bugs.contains(&bug)
-    }
-
     /// A client publishes KeyPackages (TLS bytes). Malformed ones are dropped; the
     /// count stored is returned.
     pub fn publish_key_packages(&mut self, client: &ClientUri, key_packages: &[Vec<u8>]) -> usize {
@@ -207,84 +183,110 @@ impl Follower {
         self.key_packages.get(client).map_or(0, VecDeque::len)
     }
 
-    /// Answer `/keyMaterial/{user}` for one of our users (P§5.2).
+    /// Every client that ever published KeyPackages here, in URI order, with how many it
+    /// has left.
+    pub fn published(&self) -> impl Iterator<Item = (&ClientUri, usize)> {
+        self.key_packages.iter().map(|(c, q)| (c, q.len()))
+    }
+
+    /// Answer `/keyMaterial/{user}` for one of our users (P§5.2): one KeyPackage for
+    /// each of the user's clients, never the same one twice.
     pub fn key_material(&mut self, target: &UserUri, body: &[u8]) -> Response {
-        let req: KeyMaterialRequest = match decode_exact(body) {
-            Ok(r) => r,
-            Err(e) => {
-                return Response::error(status::BAD_REQUEST, format!("KeyMaterialRequest: {e}"))
-            }
-        };
+        if let Err(refused) = self.read_key_material_request(target, body) {
+            return refused;
+        }
+        let clients = self.clients_of(target).map(|mine| {
+            mine.into_iter()
+                .map(|c| {
+                    let material = self.hand_out(&c);
+                    ClientKeyMaterial {
+                        client_uri: IdentifierUri::from_bytes(c.as_bytes()),
+                        material,
+                    }
+                })
+                .collect()
+        });
+        Self::key_material_response(target, clients)
+    }
+
+    /// A `/keyMaterial/{target}` request body, decoded and verified: its signature and
+    /// its targetUser against the path (P§5.2). `Err` is the 400 to answer.
+    pub fn read_key_material_request(
+        &self,
+        target: &UserUri,
+        body: &[u8],
+    ) -> Result<KeyMaterialRequest, Response> {
+        let req: KeyMaterialRequest = decode_exact(body).map_err(|e| {
+            Response::error(status::BAD_REQUEST, format!("KeyMaterialRequest: {e}"))
+        })?;
         if req.verify(self.provider.seeded_crypto()).is_err() {
-            return Response::error(
+            return Err(Response::error(
                 status::BAD_REQUEST,
                 "KeyMaterialRequest signature does not verify",
-            );
+            ));
         }
-        let requested = req.tbs.target_user.as_bytes();
-        if requested != target.as_bytes() {
-            return Response::error(
+        if req.tbs.target_user.as_bytes() != target.as_bytes() {
+            return Err(Response::error(
                 status::BAD_REQUEST,
                 "KeyMaterialRequest.targetUser differs from the path",
-            );
+            ));
         }
-        let user_uri = IdentifierUri::from_bytes(target.as_bytes());
-        let (user_status, clients) = if target.domain() != self.domain {
-            (KeyMaterialUserCode::UserUnknown, Vec::new())
+        Ok(req)
+    }
+
+    /// The clients of `target` that published KeyPackages here (URI order), or the user
+    /// status that answers without any: `userUnknown` for a user of another provider,
+    /// `noConsent` for one refusing (P§5.7).
+    pub fn clients_of(&self, target: &UserUri) -> Result<Vec<ClientUri>, KeyMaterialUserCode> {
+        if target.domain() != self.domain {
+            Err(KeyMaterialUserCode::UserUnknown)
         } else if self.refusing.contains(target) {
-            (KeyMaterialUserCode::NoConsent, Vec::new())
+            Err(KeyMaterialUserCode::NoConsent)
         } else {
-            let mut mine: Vec<ClientUri> = self
+            Ok(self
                 .key_packages
                 .keys()
                 .filter(|c| &c.user() == target)
                 .cloned()
-                .collect();
-            // Adversary ghost-device: the provider's ghosts (one rule,
-            // `adversary::ghost_devices`) are shown only to the user's own devices.
-            if self.adversary == Some(Adversary::GhostDevice)
-                && req.tbs.requesting_user.as_bytes() != target.as_bytes()
-            {
-                let ghosts = crate::adversary::ghost_devices(&mine);
-                mine.retain(|c| !ghosts.contains(c));
-            }
-            if mine.is_empty() {
-                (KeyMaterialUserCode::UserUnknown, Vec::new())
-            } else {
-                let mut clients = Vec::new();
-                let mut got = 0;
-                for c in mine {
-                    // Adversary foreign-key-package: another user's KeyPackage under
-                    // the target client's URI; its Welcome goes to that other client.
-                    let source = match self.adversary {
-                        Some(Adversary::ForeignKeyPackage) => {
-                            self.foreign_source(target).unwrap_or_else(|| c.clone())
-                        }
-                        _ => c.clone(),
-                    };
-                    let kp = self
-                        .key_packages
-                        .get_mut(&source)
-                        .and_then(VecDeque::pop_front);
-                    let material = match kp {
-                        Some(kp) => {
-                            if let Ok(r) = kp.key_package_ref(self.provider.seeded_crypto()) {
-                                self.events.push(FollowerEvent::KeyPackageHandedOut {
-                                    client: source.clone(),
-                                    key_package_ref: hex::encode(&r),
-                                });
-                                self.handed_out.insert(r, source.clone());
-                            }
-                            got += 1;
-                            ClientMaterial::Success(kp)
-                        }
-                        None => ClientMaterial::KeyMaterialExhausted,
-                    };
-                    clients.push(ClientKeyMaterial {
-                        client_uri: IdentifierUri::from_bytes(c.as_bytes()),
-                        material,
-                    });
-                }
+                .collect())
+        }
+    }
+
+    /// Hand out the next KeyPackage of `client` (reserved: never handed out again), and
+    /// remember its KeyPackageRef to route the Welcome that names it.
+    pub fn hand_out(&mut self, client: &ClientUri) -> ClientMaterial {
+        let Some(kp) = self
+            .key_packages
+            .get_mut(client)
+            .and_then(VecDeque::pop_front)
+        else {
+            return ClientMaterial::KeyMaterialExhausted;
+        };
+        if let Ok(r) = kp.key_package_ref(self.provider.seeded_crypto()) {
+            self.events.push(FollowerEvent::KeyPackageHandedOut {
+                client: client.clone(),
+                key_package_ref: hex::encode(&r),
+            });
+            self.handed_out.insert(r, client.clone());
+        }
+        ClientMaterial::Success(kp)
+    }
+
+    /// The `/keyMaterial` answer (P§5.2) for `target`: its clients' material, or the user
+    /// status that answers without any. A user without a client is `userUnknown`; the
+    /// status of the others says how many clients got a KeyPackage.
+    pub fn key_material_response(
+        target: &UserUri,
+        clients: Result<Vec<ClientKeyMaterial>, KeyMaterialUserCode>,
+    ) -> Response {
+        let (user_status, clients) = match clients {
+            Err(code) => (code, Vec::new()),
+            Ok(clients) if clients.is_empty() => (KeyMaterialUserCode::UserUnknown, clients),
+            Ok(clients) => {
+                let got = clients
+                    .iter()
+                    .filter(|c| matches!(c.material, ClientMaterial::Success(_)))
+                    .count();
                 let code = if got == clients.len() {
                     KeyMaterialUserCode::Success
                 } else if got > 0 {
@@ -298,7 +300,7 @@ impl Follower {
         let resp = KeyMaterialResponse {
             protocol: Protocol::Mls10,
             user_status,
-            user_uri,
+            user_uri: IdentifierUri::from_bytes(target.as_bytes()),
             clients,
         };
         match encode(&resp) {
@@ -310,7 +312,32 @@ impl Follower {
         }
     }
 
-    fn remember(&mut self, hash: [u8; 32]) -> bool {
+    /// Handle `/notify/{room}` from `hub`: 201 and the deliveries to make. A
+    /// byte-identical retry is acknowledged and dropped (P§5.5).
+    pub fn notify(&mut self, room: &RoomUri, body: &[u8]) -> (Response, Vec<Delivery>) {
+        let (notify, hash) = match Self::read_notify(body) {
+            Ok(n) => n,
+            Err(refused) => return (refused, Vec::new()),
+        };
+        if !self.first_copy(hash) {
+            self.note_duplicate(room, &hash);
+            return (Response::empty(status::CREATED), Vec::new());
+        }
+        let deliveries = self.deliver(room, &hash, notify.messages);
+        (Response::empty(status::CREATED), deliveries)
+    }
+
+    /// A `/notify` body, decoded, with its SHA-256 (what dedup remembers). `Err` is the
+    /// 400 to answer.
+    pub fn read_notify(body: &[u8]) -> Result<(NotifyBody, [u8; 32]), Response> {
+        let notify: NotifyBody = decode_exact(body)
+            .map_err(|e| Response::error(status::BAD_REQUEST, format!("NotifyBody: {e}")))?;
+        Ok((notify, Sha256::digest(body).into()))
+    }
+
+    /// Remember a `/notify` body's hash; false if it is among the last
+    /// [`NOTIFY_DEDUP_WINDOW`] remembered (a retry, P§5.5 NOTE).
+    pub fn first_copy(&mut self, hash: [u8; 32]) -> bool {
         if self.recent_set.contains(&hash) {
             return false;
         }
@@ -324,38 +351,29 @@ impl Follower {
         true
     }
 
-    /// Handle `/notify/{room}` from `hub`: 201 and the deliveries to make.
-    pub fn notify(&mut self, room: &RoomUri, body: &[u8]) -> (Response, Vec<Delivery>) {
-        let notify: NotifyBody = match decode_exact(body) {
-            Ok(n) => n,
-            Err(e) => {
-                return (
-                    Response::error(status::BAD_REQUEST, format!("NotifyBody: {e}")),
-                    Vec::new(),
-                )
-            }
-        };
-        let hash: [u8; 32] = Sha256::digest(body).into();
-        // Planted bug: no dedup of retransmissions.
-        let skip_dedup = self.bugs.contains(&Bug::FollowerSkipsDedup);
-        if !self.remember(hash) && !skip_dedup {
-            self.events.push(FollowerEvent::NotifyDuplicate {
-                room: room.clone(),
-                hash: hex::encode(&hash[..8]),
-            });
-            return (Response::empty(status::CREATED), Vec::new());
-        }
+    /// Note a `/notify` retry that was acknowledged and dropped.
+    pub fn note_duplicate(&mut self, room: &RoomUri, hash: &[u8; 32]) {
+        self.events.push(FollowerEvent::NotifyDuplicate {
+            room: room.clone(),
+            hash: hex::encode(&hash[..8]),
+        });
+    }
+
+    /// Process the FanoutMessages of one `/notify` body (hash `hash`) in the order given:
+    /// the deliveries to local clients. A Welcome goes to the clients whose KeyPackages
+    /// it names and subscribes them; everything else to the room's subscribers.
+    pub fn deliver(
+        &mut self,
+        room: &RoomUri,
+        hash: &[u8; 32],
+        messages: Vec<FanoutMessage>,
+    ) -> Vec<Delivery> {
         self.events.push(FollowerEvent::NotifyProcessed {
             room: room.clone(),
             hash: hex::encode(&hash[..8]),
-            messages: notify.messages.len(),
+            messages: messages.len(),
         });
         let mut out = Vec::new();
-        let mut messages = notify.messages;
-        if self.bugs.contains(&Bug::FollowerReversesBatches) {
-            // Planted bug: the batch goes to the clients in reverse order.
-            messages.reverse();
-        }
         for m in messages {
             let bytes = match encode(&m) {
                 Ok(b) => b,
@@ -424,7 +442,7 @@ impl Follower {
                 ));
             }
         }
-        (Response::empty(status::CREATED), out)
+        out
     }
 
     /// The endpoint is one a follower answers (only `/notify` and `/keyMaterial` for our
@@ -442,7 +460,7 @@ impl Follower {
 mod tests {
     use super::*;
     use crate::mls::config::Identity;
-    use crate::wire::{FanoutMessage, MlsMessageBytes};
+    use crate::wire::MlsMessageBytes;
     use openmls::prelude::tls_codec::Serialize as _;
 
     fn follower() -> (Follower, ClientUri) {
@@ -577,74 +595,5 @@ mod tests {
             Some(FollowerEvent::NotifyDuplicate { .. })
         ));
         assert_eq!(f.notify(&room, b"garbage").0.status, status::BAD_REQUEST);
-    }
-
-    /// Two distinct FanoutMessages of one room, encoded, for the planted-bug tests.
-    fn two_messages(room: &RoomUri) -> (Vec<u8>, Vec<u8>) {
-        let p = SeededProvider::for_node(4, "a");
-        let c: ClientUri = "mimi://a.example/d/alice/1".parse().unwrap();
-        let id = Identity::for_client(&p, &c).unwrap();
-        let hub = Identity::for_server(&p, &Domain::new("a.example").unwrap()).unwrap();
-        let mut m = crate::client::Member::create(
-            &p,
-            &id,
-            room.as_bytes(),
-            Default::default(),
-            hub.external_sender(),
-        )
-        .unwrap();
-        let mut one = |ts| {
-            let msg = m.propose_self_remove(&p, &id).unwrap();
-            encode(&FanoutMessage {
-                timestamp: ts,
-                message: MlsMessageBytes::from_bytes(&msg).unwrap(),
-                body: FanoutBody::Proposal {
-                    more_proposals: vec![],
-                },
-            })
-            .unwrap()
-        };
-        (one(1), one(2))
-    }
-
-    fn delivered(d: &[Delivery]) -> Vec<Vec<u8>> {
-        d.iter()
-            .filter_map(|(_, m)| match m {
-                ProviderToClient::Deliver { fanout, .. } => Some(fanout.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn planted_bug_follower_reverses_batches() {
-        let room: RoomUri = "mimi://a.example/r/x".parse().unwrap();
-        let (m1, m2) = two_messages(&room);
-        let body = [m1.clone(), m2.clone()].concat();
-        for (bug, want) in [(false, vec![m1.clone(), m2.clone()]), (true, vec![m2, m1])] {
-            let (mut f, bob) = follower();
-            if bug {
-                f.set_bugs(&[Bug::FollowerReversesBatches].into_iter().collect());
-            }
-            f.subscribe(&room, &bob);
-            let (_, d) = f.notify(&room, &body);
-            assert_eq!(delivered(&d), want, "bug planted: {bug}");
-        }
-    }
-
-    #[test]
-    fn planted_bug_follower_skips_dedup() {
-        let room: RoomUri = "mimi://a.example/r/x".parse().unwrap();
-        let (m1, _) = two_messages(&room);
-        for (bug, copies) in [(false, 1), (true, 2)] {
-            let (mut f, bob) = follower();
-            if bug {
-                f.set_bugs(&[Bug::FollowerSkipsDedup].into_iter().collect());
-            }
-            f.subscribe(&room, &bob);
-            let (_, d1) = f.notify(&room, &m1);
-            let (_, d2) = f.notify(&room, &m1);
-            assert_eq!(d1.len() + d2.len(), copies, "bug planted: {bug}");
-        }
     }
 }

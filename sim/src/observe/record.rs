@@ -236,6 +236,10 @@ fn from_client(client: &str, m: &ClientToProvider) -> Value {
         ClientToProvider::CreateRoom { corr, room, .. } => json!({
             "client": client, "message": "create-room", "corr": corr, "room": room.as_str(),
         }),
+        ClientToProvider::ForkedCommit { room, body } => json!({
+            "client": client, "message": "forked-commit", "room": room.as_str(),
+            "summary": request_summary(&Endpoint::Update(room.clone()), body),
+        }),
     }
 }
 
