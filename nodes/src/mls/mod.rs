@@ -12,5 +12,5 @@ pub mod room_components;
 pub use app_data::{AppDataError, ComponentLogic};
 pub use commit::{stage_canonical_commit, CommitError, CommitPlan};
 pub use config::{Identity, CIPHERSUITE};
-pub use provider::{derive_seed, SeededCrypto, SeededProvider};
+pub use provider::{derive_seed, MlsStorage, SeededCrypto, SeededProvider};
 pub use room_components::RoomComponents;
