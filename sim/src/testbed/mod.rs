@@ -89,6 +89,7 @@ pub mod control;
 pub mod journal;
 pub mod judge;
 pub mod merge;
+pub mod mls_store;
 pub mod node;
 pub mod observe;
 pub mod peers;
