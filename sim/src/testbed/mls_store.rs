@@ -37,7 +37,8 @@
 //! authenticator (RFC 9420 §8.7) and own leaf index ([`MlsStates::check_replayed`]).
 //! Any difference, an old database the replay never reached, or one that cannot be read
 //! refuses the restart with a [`StoreError`] that names the file. Only when every
-//! client's database matched are the fresh ones committed and `mls.old` removed
+//! client's database matched are the fresh ones committed (with one `fsync` each: they
+//! are written without `fsync` while rebuilding, see [`open`]) and `mls.old` removed
 //! ([`MlsStates::finish_rebuild`]). A crash during a restart leaves `mls.old` in place:
 //! the next start takes it as the old state again.
 //!
@@ -148,20 +149,33 @@ pub fn groups(conn: &Rc<Connection>) -> Result<BTreeMap<String, GroupMark>, Stri
     Ok(out)
 }
 
-/// Opens (creating if needed) a client database: openmls' migrations, our table, WAL and
-/// `synchronous = FULL` as `state.db`.
+/// Opens (creating if needed) a client database: WAL, openmls' migrations, our table.
+/// It is not yet durable: `synchronous = OFF` and no automatic checkpoint, so everything
+/// written so far stays in the WAL file until [`make_durable`] (the migrations are a
+/// dozen small transactions: one `fsync` each would cost a restart 10–100 ms per client,
+/// far more on a disk other processes keep busy).
 pub fn open(path: &Path) -> Result<Rc<Connection>, String> {
     let mut conn = Connection::open(path).map_err(|e| e.to_string())?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| e.to_string())?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(|e| e.to_string())?;
-    conn.pragma_update(None, "synchronous", "FULL")
+    conn.pragma_update(None, "synchronous", "OFF")
+        .map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(|e| e.to_string())?;
     SqliteStorageProvider::<JsonCodec, &mut Connection>::new(&mut conn)
         .run_migrations()
         .map_err(|e| format!("openmls_sqlite_storage migrations: {e}"))?;
     conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
     Ok(Rc::new(conn))
+}
+
+/// From now on every commit is on disk before it returns (`synchronous = FULL`, as
+/// `state.db`). The next commit's `fsync` of the WAL file also covers what was written
+/// before (no checkpoint has moved it into the main file unsynced).
+fn make_durable(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", 1000)
 }
 
 /// Whose state a database holds and the journal row it includes (`None`: it never
@@ -191,20 +205,37 @@ impl ClientDb {
         Ok(())
     }
 
-    /// Commits the open transaction (recording `seq`) if openmls changed anything in it,
-    /// or if `force`; begins the next one.
-    fn commit(&mut self, client: &ClientUri, seq: i64, force: bool) -> rusqlite::Result<bool> {
-        if !force && self.conn.total_changes() == self.changes_at_begin {
+    /// Commits the open transaction (recording `seq`) if openmls changed anything in it;
+    /// begins the next one.
+    fn commit(&mut self, client: &ClientUri, seq: i64) -> rusqlite::Result<bool> {
+        if self.conn.total_changes() == self.changes_at_begin {
             return Ok(false);
         }
+        self.end(client, seq)?;
+        self.begin()?;
+        Ok(true)
+    }
+
+    /// Records `seq` and commits the open transaction (no new one begins).
+    fn end(&mut self, client: &ClientUri, seq: i64) -> rusqlite::Result<()> {
         self.conn.execute(
             "INSERT INTO mimi_client (id, client, applied_seq) VALUES (0, ?1, ?2)
              ON CONFLICT (id) DO UPDATE SET applied_seq = excluded.applied_seq",
             params![client.as_str(), seq],
         )?;
-        self.conn.execute_batch("COMMIT")?;
-        self.begin()?;
-        Ok(true)
+        self.conn.execute_batch("COMMIT")
+    }
+
+    /// The end of a rebuild: commits (recording `seq`), makes the database durable and
+    /// checkpoints it (at `synchronous = FULL` a checkpoint syncs the WAL and the main
+    /// file, so everything written without `fsync` is on disk), then begins the next
+    /// transaction.
+    fn finish(&mut self, client: &ClientUri, seq: i64) -> rusqlite::Result<()> {
+        self.end(client, seq)?;
+        make_durable(&self.conn)?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        self.begin()
     }
 }
 
@@ -221,6 +252,9 @@ pub struct MlsStates {
     dbs: BTreeMap<ClientUri, ClientDb>,
     /// During a restart: the previous run's databases not yet compared.
     old: BTreeMap<ClientUri, OldDb>,
+    /// Until [`Self::finish_rebuild`]: new databases are not durable yet (a crash before
+    /// it keeps `mls.old` as the state).
+    rebuilding: bool,
 }
 
 fn mls_error(path: &Path, what: &'static str, reason: impl std::fmt::Display) -> StoreError {
@@ -283,6 +317,7 @@ impl MlsStates {
             state: state.to_path_buf(),
             dbs: BTreeMap::new(),
             old,
+            rebuilding: true,
         })
     }
 
@@ -301,6 +336,9 @@ impl MlsStates {
             }
         }
         let conn = open(&path).map_err(|e| mls_error(&path, "created", e))?;
+        if !self.rebuilding {
+            make_durable(&conn).map_err(|e| mls_error(&path, "created", e))?;
+        }
         let mut db = ClientDb {
             path: path.clone(),
             conn: conn.clone(),
@@ -315,7 +353,7 @@ impl MlsStates {
     /// input changed, recording journal row `seq`.
     pub fn commit(&mut self, seq: i64) -> Result<(), StoreError> {
         for (client, db) in &mut self.dbs {
-            db.commit(client, seq, false)
+            db.commit(client, seq)
                 .map_err(|e| mls_error(&db.path, "committed", e))?;
         }
         Ok(())
@@ -366,9 +404,10 @@ impl MlsStates {
             });
         }
         for (client, db) in &mut self.dbs {
-            db.commit(client, last, true)
+            db.finish(client, last)
                 .map_err(|e| mls_error(&db.path, "committed", e))?;
         }
+        self.rebuilding = false;
         let old_dir = self.state.join(MLS_OLD_DIR);
         if old_dir.exists() {
             std::fs::remove_dir_all(&old_dir).map_err(|e| mls_error(&old_dir, "removed", e))?;
