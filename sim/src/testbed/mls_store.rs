@@ -457,3 +457,52 @@ fn compare(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(epoch: u64, auth: u8, own_leaf: u32) -> GroupMark {
+        GroupMark {
+            epoch,
+            epoch_authenticator: vec![auth; 4],
+            own_leaf,
+        }
+    }
+
+    #[test]
+    fn uris_made_alike_by_the_file_name_still_get_their_own_file() {
+        let a: ClientUri = "mimi://a.example/d/al_ice/1".parse().unwrap();
+        let b: ClientUri = "mimi://a.example/d/al/ice_1".parse().unwrap();
+        let (fa, fb) = (file_name(&a), file_name(&b));
+        assert_eq!(
+            fa.rsplit_once('-').unwrap().0,
+            fb.rsplit_once('-').unwrap().0
+        );
+        assert_ne!(fa, fb);
+        assert!(fa.starts_with("mimi___a.example_d_al_ice_1-") && fa.ends_with(".db"));
+        assert_eq!(fa, file_name(&a));
+    }
+
+    #[test]
+    fn the_comparison_names_the_first_difference_of_a_group() {
+        let g = |m: GroupMark| BTreeMap::from([("0a".to_string(), m)]);
+        assert_eq!(compare(&g(mark(3, 1, 2)), &g(mark(3, 1, 2))), Ok(()));
+        let e = compare(&g(mark(3, 1, 2)), &g(mark(4, 1, 2))).unwrap_err();
+        assert!(e.contains("epoch 3 in the database, 4 after replay"), "{e}");
+        let e = compare(&g(mark(3, 1, 2)), &g(mark(3, 9, 2))).unwrap_err();
+        assert!(e.contains("epoch authenticator 01010101"), "{e}");
+        let e = compare(&g(mark(3, 1, 2)), &g(mark(3, 1, 0))).unwrap_err();
+        assert!(
+            e.contains("own leaf 2 in the database, 0 after replay"),
+            "{e}"
+        );
+        let e = compare(&g(mark(3, 1, 2)), &BTreeMap::new()).unwrap_err();
+        assert!(
+            e.contains("group 0a is in the database but not in the replay"),
+            "{e}"
+        );
+        let e = compare(&BTreeMap::new(), &g(mark(3, 1, 2))).unwrap_err();
+        assert!(e.contains("in the replay but not in the database"), "{e}");
+    }
+}
