@@ -770,6 +770,19 @@ fn the_hub_killed_with_sigkill_restarts_from_its_state_and_nothing_is_lost_or_re
             assert_eq!(n, expected, "{who} got {t:?} {n} times: {got:?}");
         }
     }
+    // The restarts checked the clients' MLS databases against their journals and kept
+    // the rebuilt ones: Alice's and Bob's groups are in openmls' SQLite storage at the
+    // epoch their clients report.
+    for (d, who) in [("a.example", "alice"), ("b.example", "bob")] {
+        let state = tb.dir.join(d);
+        assert!(!state.join("mls.old").exists(), "{d}");
+        let files = mls_files(&state, who);
+        assert_eq!(files.len(), 1, "{files:?}");
+        let epoch = tb.node(d).epoch(who, &room);
+        let groups = groups_in(&files[0]);
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        assert_eq!(Some(groups[0].1), epoch, "{who}'s database");
+    }
     let restarted = journal(&tb.dir, "a.example")
         .into_iter()
         .rfind(|e| e["kind"] == "node-started")
@@ -914,4 +927,197 @@ fn restart_time_grows_with_the_journal() {
             state_bytes(&tb.dir, "a.example")
         );
     }
+}
+
+/// The files of a node's client MLS databases (`<state>/mls/` or, after a refused
+/// restart, `<state>/mls.old/`) whose name contains `client`.
+fn mls_files(state: &Path, client: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for sub in ["mls.old", "mls"] {
+        let Ok(entries) = std::fs::read_dir(state.join(sub)) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.contains(client) && n.ends_with(".db"))
+            })
+            .collect();
+        if !files.is_empty() {
+            files.sort();
+            out = files;
+            break;
+        }
+    }
+    out
+}
+
+/// Every group in a client's MLS database, opened as openmls' own SQLite storage:
+/// `(epoch, own leaf)` by group id.
+fn groups_in(db: &Path) -> Vec<(Vec<u8>, u64, u32)> {
+    use mimi_sim::testbed::mls_store::JsonCodec;
+    use openmls::prelude::{GroupId, MlsGroup};
+    use openmls_sqlite_storage::SqliteStorageProvider;
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let ids: Vec<Vec<u8>> = conn
+        .prepare("SELECT DISTINCT group_id FROM openmls_group_data ORDER BY group_id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let storage = SqliteStorageProvider::<JsonCodec, _>::new(&conn);
+    ids.iter()
+        .map(|key| {
+            let id: GroupId = serde_json::from_slice(key).unwrap();
+            let g = MlsGroup::load(&storage, &id).unwrap().unwrap();
+            (
+                id.as_slice().to_vec(),
+                g.epoch().as_u64(),
+                g.own_leaf_index().u32(),
+            )
+        })
+        .collect()
+}
+
+fn kill(node: &mut Node) {
+    node.child.kill().unwrap(); // SIGKILL
+    node.child.wait().unwrap();
+}
+
+/// Starts a node on `dir`'s state of `domain` that is expected to refuse its state:
+/// returns its exit code and stderr (a node that starts is killed and fails the test).
+fn refused_start(dir: &Path, domain: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(bin())
+        .args(["node", "--provider", domain, "--listen", "127.0.0.1:0"])
+        .arg("--peers")
+        .arg(dir.join("peers.toml"))
+        .arg("--state")
+        .arg(dir.join(domain))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    if !line.is_empty() {
+        let _ = child.kill();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(line.is_empty(), "the node started on its state: {line}");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_clients_mls_state_is_in_its_sqlite_file_and_a_restart_checks_it() {
+    let dir = lone_node_dir("mls-db");
+    let state = dir.join("a.example");
+    let mut a = Node::start(&dir, "a.example");
+    let room = lobby();
+    a.ok("POST", "/clients", json!({"user": "alice"}));
+    a.ok("POST", "/clients", json!({"user": "alice", "device": "2"}));
+    step(&a, "alice", &room, json!({"op": "create"}));
+    wait_for("alice's room", || a.epoch("alice", &room).is_some());
+    let epoch = a.epoch("alice", &room).unwrap();
+    kill(&mut a);
+
+    // 1. openmls' own SQLite storage holds the group at the epoch the client reported.
+    let files = mls_files(&state, "alice");
+    assert_eq!(files.len(), 2, "one database per client: {files:?}");
+    let (first, second) = (&files[0], &files[1]);
+    let groups = groups_in(first);
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!((groups[0].1, groups[0].2), (epoch, 0), "{groups:?}");
+    assert!(
+        groups_in(second).is_empty(),
+        "alice/2 is in no room: {second:?}"
+    );
+
+    // 2. A restart compares and goes on; the old databases are gone afterwards. A copy
+    // of the databases as they are now is kept: later it plays a database one commit
+    // behind its journal (a kill between the journal row and the MLS commit).
+    let behind = dir.join("mls-behind");
+    std::fs::create_dir_all(&behind).unwrap();
+    for e in std::fs::read_dir(state.join("mls")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, behind.join(p.file_name().unwrap())).unwrap();
+    }
+    let mut a = Node::start(&dir, "a.example");
+    assert_eq!(a.epoch("alice", &room), Some(epoch));
+    assert!(!state.join("mls.old").exists());
+    for i in 0..3 {
+        step(
+            &a,
+            "alice",
+            &room,
+            json!({"op": "send", "text": format!("m{i}")}),
+        );
+    }
+    wait_for("alice's messages to be sent", || {
+        a.events()
+            .iter()
+            .filter(|e| e["event"]["MessageSent"].is_object())
+            .count()
+            >= 3
+    });
+    kill(&mut a);
+    let applied = |db: &Path| -> i64 {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT applied_seq FROM mimi_client", [], |r| r.get(0))
+            .unwrap()
+    };
+    let now_at = applied(&mls_files(&state, "alice")[0]);
+    let behind_at = applied(&behind.join(first.file_name().unwrap()));
+    assert!(
+        behind_at < now_at,
+        "sending changed alice's MLS state: row {behind_at} then {now_at}"
+    );
+    let _ = std::fs::remove_dir_all(state.join("mls"));
+    std::fs::create_dir_all(state.join("mls")).unwrap();
+    for e in std::fs::read_dir(&behind).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, state.join("mls").join(p.file_name().unwrap())).unwrap();
+    }
+    let mut a = Node::start(&dir, "a.example");
+    assert_eq!(a.epoch("alice", &room), Some(epoch), "{}", a.log());
+    step(&a, "alice", &room, json!({"op": "send", "text": "after"}));
+    kill(&mut a);
+
+    // 3. A database that says it holds an earlier journal row than it does (row 1: no
+    // room yet) is refused, naming the client.
+    let alice = mls_files(&state, "alice")[0].clone();
+    rusqlite::Connection::open(&alice)
+        .unwrap()
+        .execute("UPDATE mimi_client SET applied_seq = 1", [])
+        .unwrap();
+    let (code, err) = refused_start(&dir, "a.example");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("does not match its journal") && err.contains("alice"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // The refused restart kept the databases it compared in mls.old.
+    let alice = mls_files(&state, "alice")[0].clone();
+    assert!(alice.parent().unwrap().ends_with("mls.old"), "{alice:?}");
+
+    // 4. A damaged database: garbage over the file.
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", alice.display()));
+    }
+    std::fs::write(&alice, vec![0x5a; 8192]).unwrap();
+    let (code, err) = refused_start(&dir, "a.example");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(alice.file_name().unwrap().to_str().unwrap())
+            && err.contains("MLS state database could not be read"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
 }

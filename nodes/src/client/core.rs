@@ -77,7 +77,7 @@ use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
 use crate::io::{status, ClientOutput, ClientToProvider, Millis, ProviderToClient, Response};
 use crate::mls::commit::CommitPlan;
 use crate::mls::config::{self, Identity, CIPHERSUITE};
-use crate::mls::SeededProvider;
+use crate::mls::{derive_seed, MlsStorage, SeededProvider};
 use crate::planted::{Bug, Bugs};
 use crate::room::codec::Opaque;
 use crate::room::components::{ParticipantListUpdate, UserRolePair, UserindexRolePair};
@@ -86,6 +86,7 @@ use crate::room::roles::BANNED_ROLE;
 use crate::room::RoomComponents;
 use crate::room::{NewRoomOptions, RolePreset, RoomState, PARTICIPANT_LIST};
 use crate::wire::*;
+use openmls_memory_storage::MemoryStorage;
 
 /// Retries of one operation after `wrongEpoch` / `epochTooOld`.
 pub const MAX_RETRIES: u32 = 8;
@@ -463,10 +464,11 @@ pub fn resend_backoff(attempt: u32) -> Millis {
     (RESEND_BACKOFF_BASE_MS << shift).min(RESEND_BACKOFF_MAX_MS)
 }
 
-/// A client (device) of a user.
-pub struct Client {
+/// A client (device) of a user. Its MLS state is kept in `S` (in memory unless the node
+/// built it with [`Client::with_storage`]).
+pub struct Client<S: MlsStorage = MemoryStorage> {
     uri: ClientUri,
-    provider: SeededProvider,
+    provider: SeededProvider<S>,
     identity: Identity,
     rooms: BTreeMap<RoomUri, ClientRoom>,
     next_corr: u64,
@@ -501,7 +503,38 @@ fn fail(reason: impl std::fmt::Display) -> String {
 
 impl Client {
     pub fn new(run_seed: u64, uri: ClientUri) -> Self {
-        let provider = SeededProvider::for_node(run_seed, uri.as_str());
+        Self::with_storage(run_seed, uri, MemoryStorage::default())
+    }
+
+    /// This client, configured as it is, with its MLS state in `storage` from now on.
+    /// Only a client that has not yet stored anything (no KeyPackage, no room) may move.
+    pub fn into_storage<S: MlsStorage>(self, storage: S) -> Client<S> {
+        assert!(
+            self.rooms.is_empty(),
+            "a client in rooms cannot move to another storage"
+        );
+        Client {
+            uri: self.uri,
+            provider: self.provider.into_storage(storage),
+            identity: self.identity,
+            rooms: self.rooms,
+            next_corr: self.next_corr,
+            events: self.events,
+            bugs: self.bugs,
+            adversary: self.adversary,
+            side: self.side,
+            leave_order: self.leave_order,
+            room_state: self.room_state,
+            answering: self.answering,
+        }
+    }
+}
+
+impl<S: MlsStorage> Client<S> {
+    /// A client whose MLS state lives in `storage`; its random stream is the same as
+    /// [`Client::new`]'s, so the same inputs give the same bytes whatever keeps the state.
+    pub fn with_storage(run_seed: u64, uri: ClientUri, storage: S) -> Self {
+        let provider = SeededProvider::with_storage(derive_seed(run_seed, uri.as_str()), storage);
         let identity = Identity::for_client(&provider, &uri).expect("seeded Ed25519 key");
         Client {
             uri,

@@ -17,7 +17,7 @@ use crate::mls::app_data::{self, ComponentLogic};
 use crate::mls::commit::{stage_canonical_commit, CommitPlan};
 use crate::mls::config::{self, Identity};
 use crate::mls::cost;
-use crate::mls::SeededProvider;
+use crate::mls::{MlsStorage, SeededProvider};
 
 /// Errors of a member operation. Network input never panics; it ends here.
 #[derive(Debug, thiserror::Error)]
@@ -130,8 +130,8 @@ fn out_bundle(
 impl Member {
     /// Create the room's group (P§3.1): the room state dictionary and the hub as external
     /// sender in the GroupContext. The group id is the room URI.
-    pub fn create(
-        provider: &SeededProvider,
+    pub fn create<S: MlsStorage>(
+        provider: &SeededProvider<S>,
         identity: &Identity,
         group_id: &[u8],
         dictionary: BTreeMap<ComponentId, Vec<u8>>,
@@ -163,8 +163,8 @@ impl Member {
     }
 
     /// Join from a Welcome structure and the ratchet tree the hub forwarded.
-    pub fn join_by_welcome(
-        provider: &SeededProvider,
+    pub fn join_by_welcome<S: MlsStorage>(
+        provider: &SeededProvider<S>,
         welcome: &[u8],
         ratchet_tree: &[u8],
     ) -> Result<Self, MemberError> {
@@ -189,8 +189,8 @@ impl Member {
     /// pending SelfRemove proposals (X) and optional inline proposals (e.g. the joiner's
     /// own participant-list AppDataUpdate). The group is merged at once (openmls); if the
     /// hub rejects the commit, drop this `Member` and try again.
-    pub fn join_by_external_commit(
-        provider: &SeededProvider,
+    pub fn join_by_external_commit<S: MlsStorage>(
+        provider: &SeededProvider<S>,
         identity: &Identity,
         group_info: &[u8],
         ratchet_tree: &[u8],
@@ -312,9 +312,9 @@ impl Member {
 
     /// Build and stage a commit; the caller sends it to the hub and then calls
     /// [`Member::merge_pending_commit`] (accepted) or [`Member::discard_pending_commit`].
-    pub fn commit(
+    pub fn commit<S: MlsStorage>(
         &mut self,
-        provider: &SeededProvider,
+        provider: &SeededProvider<S>,
         identity: &Identity,
         plan: &CommitPlan,
         logic: &dyn ComponentLogic,
@@ -343,7 +343,10 @@ impl Member {
     }
 
     /// The hub accepted our commit: merge it.
-    pub fn merge_pending_commit(&mut self, provider: &SeededProvider) -> Result<u64, MemberError> {
+    pub fn merge_pending_commit<S: MlsStorage>(
+        &mut self,
+        provider: &SeededProvider<S>,
+    ) -> Result<u64, MemberError> {
         cost::measure("member.merge_pending_commit", || {
             if !self.has_pending_commit() {
                 return Err(MemberError::NoPendingCommit);
@@ -356,7 +359,10 @@ impl Member {
     }
 
     /// The hub rejected our commit (e.g. `wrongEpoch`): forget it.
-    pub fn discard_pending_commit(&mut self, provider: &SeededProvider) -> Result<(), MemberError> {
+    pub fn discard_pending_commit<S: MlsStorage>(
+        &mut self,
+        provider: &SeededProvider<S>,
+    ) -> Result<(), MemberError> {
         cost::measure("member.discard_pending_commit", || {
             self.group
                 .clear_pending_commit(provider.storage())
@@ -365,9 +371,9 @@ impl Member {
     }
 
     /// Forget proposals that will not be committed (e.g. after a rejected leave bundle).
-    pub fn discard_pending_proposals(
+    pub fn discard_pending_proposals<S: MlsStorage>(
         &mut self,
-        provider: &SeededProvider,
+        provider: &SeededProvider<S>,
     ) -> Result<(), MemberError> {
         cost::measure("member.discard_pending_proposals", || {
             self.group
@@ -378,9 +384,9 @@ impl Member {
 
     /// A GroupInfo structure (not MLSMessage-wrapped, without the tree) for the current
     /// epoch, signed by this member: what a room's creator hands its hub (P§3.1).
-    pub fn group_info(
+    pub fn group_info<S: MlsStorage>(
         &self,
-        provider: &SeededProvider,
+        provider: &SeededProvider<S>,
         identity: &Identity,
     ) -> Result<Vec<u8>, MemberError> {
         cost::measure("member.group_info", || {
@@ -408,9 +414,9 @@ impl Member {
     }
 
     /// A proposal to remove one leaf (PublicMessage bytes).
-    pub fn propose_remove(
+    pub fn propose_remove<S: MlsStorage>(
         &mut self,
-        provider: &SeededProvider,
+        provider: &SeededProvider<S>,
         identity: &Identity,
         leaf: u32,
     ) -> Result<Vec<u8>, MemberError> {
@@ -424,9 +430,9 @@ impl Member {
     }
 
     /// A SelfRemove proposal (X) for this member.
-    pub fn propose_self_remove(
+    pub fn propose_self_remove<S: MlsStorage>(
         &mut self,
-        provider: &SeededProvider,
+        provider: &SeededProvider<S>,
         identity: &Identity,
     ) -> Result<Vec<u8>, MemberError> {
         cost::measure("member.propose_self_remove", || {
@@ -439,9 +445,9 @@ impl Member {
     }
 
     /// An AppDataUpdate proposal (X§4.7) by reference.
-    pub fn propose_app_data_update(
+    pub fn propose_app_data_update<S: MlsStorage>(
         &mut self,
-        provider: &SeededProvider,
+        provider: &SeededProvider<S>,
         identity: &Identity,
         component: ComponentId,
         update: Vec<u8>,
@@ -461,9 +467,9 @@ impl Member {
     }
 
     /// Process a handshake message (proposal or commit) delivered by the hub.
-    pub fn process_handshake(
+    pub fn process_handshake<S: MlsStorage>(
         &mut self,
-        provider: &SeededProvider,
+        provider: &SeededProvider<S>,
         message: &[u8],
         logic: &dyn ComponentLogic,
     ) -> Result<Processed, MemberError> {
@@ -518,9 +524,9 @@ impl Member {
         })
     }
 
-    fn merge(
+    fn merge<S: MlsStorage>(
         &mut self,
-        provider: &SeededProvider,
+        provider: &SeededProvider<S>,
         staged: StagedCommit,
     ) -> Result<Processed, MemberError> {
         let removed_self = staged.self_removed();
@@ -534,9 +540,9 @@ impl Member {
     }
 
     /// Encrypt an application message (PrivateMessage bytes).
-    pub fn encrypt(
+    pub fn encrypt<S: MlsStorage>(
         &mut self,
-        provider: &SeededProvider,
+        provider: &SeededProvider<S>,
         identity: &Identity,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, MemberError> {
@@ -550,9 +556,9 @@ impl Member {
     }
 
     /// Decrypt an application message.
-    pub fn decrypt(
+    pub fn decrypt<S: MlsStorage>(
         &mut self,
-        provider: &SeededProvider,
+        provider: &SeededProvider<S>,
         message: &[u8],
     ) -> Result<Received, MemberError> {
         cost::measure("member.decrypt", || {

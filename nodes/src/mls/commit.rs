@@ -25,7 +25,7 @@ use openmls_traits::OpenMlsProvider;
 
 use super::app_data::{self, AppDataError, ComponentLogic};
 use super::cost;
-use super::provider::SeededProvider;
+use super::provider::{MlsStorage, SeededProvider};
 
 /// At most this many Remove/Update/SelfRemove proposals in one commit.
 pub const MAX_MEMBER_SPECIFIC_PROPOSALS: usize = 5;
@@ -88,9 +88,9 @@ pub struct StagedCommitBundle {
 }
 
 /// One attempt: build and stage the commit the plan describes.
-fn build_once(
+fn build_once<S: MlsStorage>(
     group: &mut MlsGroup,
-    provider: &SeededProvider,
+    provider: &SeededProvider<S>,
     signer: &SignatureKeyPair,
     plan: &CommitPlan,
     logic: &dyn ComponentLogic,
@@ -129,9 +129,9 @@ fn build_once(
 
 /// Build and stage a commit whose bytes depend only on the group state, the plan and the
 /// provider's random stream. On success the group has a pending commit.
-pub fn stage_canonical_commit(
+pub fn stage_canonical_commit<S: MlsStorage>(
     group: &mut MlsGroup,
-    provider: &SeededProvider,
+    provider: &SeededProvider<S>,
     signer: &SignatureKeyPair,
     plan: &CommitPlan,
     logic: &dyn ComponentLogic,

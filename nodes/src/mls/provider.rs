@@ -33,6 +33,7 @@ use openmls_memory_storage::MemoryStorage;
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::random::OpenMlsRand;
+use openmls_traits::storage::{StorageProvider, CURRENT_VERSION};
 use openmls_traits::types::{
     AeadType, Ciphersuite, CryptoError, ExporterSecret, HashType, HpkeAeadType, HpkeCiphertext,
     HpkeConfig, HpkeKdfType, HpkeKemType, HpkeKeyPair, KemOutput, SignatureScheme,
@@ -493,27 +494,28 @@ impl OpenMlsCrypto for SeededCrypto {
     }
 }
 
-/// An OpenMLS provider for one node: seeded crypto and its own in-memory storage.
-pub struct SeededProvider {
+/// Where a provider keeps its MLS state: any OpenMLS storage of the trait version this
+/// build of openmls uses (the simulator's [`MemoryStorage`]; the testbed's SQLite files,
+/// `sim/src/testbed/mls_store.rs`).
+pub trait MlsStorage: StorageProvider<CURRENT_VERSION> {}
+
+impl<S: StorageProvider<CURRENT_VERSION>> MlsStorage for S {}
+
+/// An OpenMLS provider for one node: seeded crypto and its own storage (in memory unless
+/// the node was built with another, see [`SeededProvider::with_storage`]).
+pub struct SeededProvider<S: MlsStorage = MemoryStorage> {
     crypto: SeededCrypto,
-    storage: MemoryStorage,
+    storage: S,
 }
 
 impl SeededProvider {
     pub fn new(seed: [u8; 32]) -> Self {
-        SeededProvider {
-            crypto: SeededCrypto::new(seed),
-            storage: MemoryStorage::default(),
-        }
+        Self::with_storage(seed, MemoryStorage::default())
     }
 
     /// A provider for the stream `label` of run `run_seed` (see [`derive_seed`]).
     pub fn for_node(run_seed: u64, label: &str) -> Self {
         Self::new(derive_seed(run_seed, label))
-    }
-
-    pub fn seeded_crypto(&self) -> &SeededCrypto {
-        &self.crypto
     }
 
     /// A deep copy of the storage (the hub keeps one per epoch to roll back a commit).
@@ -542,12 +544,47 @@ impl SeededProvider {
     pub fn restore_storage(&mut self, snap: MemoryStorage) {
         self.storage = snap;
     }
+
+    /// The same random stream (at the same position) over another storage. Only a
+    /// provider that has stored nothing yet may move: its state would be left behind.
+    pub fn into_storage<S: MlsStorage>(self, storage: S) -> SeededProvider<S> {
+        let stored = self
+            .storage
+            .values
+            .read()
+            .expect("storage lock is never poisoned")
+            .len();
+        assert_eq!(
+            stored, 0,
+            "a provider with stored MLS state cannot move to another storage"
+        );
+        SeededProvider {
+            crypto: self.crypto,
+            storage,
+        }
+    }
 }
 
-impl OpenMlsProvider for SeededProvider {
+impl<S: MlsStorage> SeededProvider<S> {
+    /// A provider whose random stream starts at `seed` and whose MLS state lives in
+    /// `storage`. The stream does not depend on the storage: the same seed draws the same
+    /// bytes whatever keeps the state.
+    pub fn with_storage(seed: [u8; 32], storage: S) -> Self {
+        SeededProvider {
+            crypto: SeededCrypto::new(seed),
+            storage,
+        }
+    }
+
+    pub fn seeded_crypto(&self) -> &SeededCrypto {
+        &self.crypto
+    }
+}
+
+impl<S: MlsStorage> OpenMlsProvider for SeededProvider<S> {
     type CryptoProvider = SeededCrypto;
     type RandProvider = SeededCrypto;
-    type StorageProvider = MemoryStorage;
+    type StorageProvider = S;
 
     fn storage(&self) -> &Self::StorageProvider {
         &self.storage

@@ -14,7 +14,9 @@
 //! State is durable ([`super::store`], [`super::journal`]): every input of the server core
 //! and of the clients is committed to `<state>/state.db` before what it caused leaves the
 //! process; a node started on a directory holding state rebuilds its cores from it
-//! ([`restore`]) and goes on.
+//! ([`restore`]) and goes on. Each client's MLS state is in its own SQLite file under
+//! `<state>/mls/`, written by openmls and committed after the journal row and before the
+//! outputs ([`super::mls_store`] has the order of writes and what a restart checks).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -33,6 +35,7 @@ use serde_json::{json, Value};
 use tokio::time::MissedTickBehavior;
 
 use super::journal::{self, fail_stop, JournaledServer, MAX_SILENT_TICKS};
+use super::mls_store::{MlsDb, MlsStates};
 use super::peers::PeersFile;
 use super::store::{
     self, digest, ClientInput, NodeIdentity, Row, StepInput, Store, StoreError, Taken,
@@ -88,7 +91,9 @@ pub struct Node {
     pub config: EnforcementConfig,
     pub handle: HostHandle,
     pub peers_path: PathBuf,
-    pub clients: BTreeMap<ClientUri, Client>,
+    pub clients: BTreeMap<ClientUri, Client<MlsDb>>,
+    /// The clients' MLS databases.
+    mls: MlsStates,
     pub setup: Option<super::setup::Setup>,
     rec: Recorder,
     /// Lines kept for `/events`: `events[i]` is line `first_event + i`.
@@ -201,7 +206,7 @@ impl Node {
     pub fn take_events(&mut self, c: &ClientUri) -> Vec<ClientEvent> {
         self.clients
             .get_mut(c)
-            .map(Client::take_events)
+            .map(Client::<MlsDb>::take_events)
             .unwrap_or_default()
     }
 
@@ -243,23 +248,35 @@ impl Node {
             .filter(|(c, _)| !self.offline.contains_key(c))
             .flat_map(|(c, outs)| outs.iter().map(move |ClientOutput::ToProvider(m)| (c, m)))
             .collect();
-        if let Err(e) = self
+        // The order of writes (see `mls_store`): the journal rows, then the MLS state;
+        // the caller carries out the outputs after this returns.
+        let seq = match self
             .store
             .borrow_mut()
             .commit_client(&inputs, took, &messages, &lines)
         {
+            Ok(seq) => seq,
+            Err(e) => fail_stop(&e),
+        };
+        if let Err(e) = self.mls.commit(seq) {
             fail_stop(&e);
         }
         self.append_lines(lines);
     }
 
     /// A new client that publishes `key_packages` KeyPackages (control API and restore);
-    /// a client of the `--scenario` is configured and publishes as in the simulator.
+    /// a client of the `--scenario` is configured and publishes as in the simulator. Its
+    /// MLS state goes to a fresh database (stops the process if it cannot be created).
     pub fn create_client(&mut self, uri: &ClientUri, key_packages: usize) -> Vec<ClientOutput> {
-        let (mut client, kps) = match &self.setup {
+        let (client, kps) = match &self.setup {
             Some(s) if s.resolved.clients.contains(uri) => s.client(uri, self.seed),
             _ => (Client::new(self.seed, uri.clone()), key_packages),
         };
+        let db = match self.mls.create(uri) {
+            Ok(db) => db,
+            Err(e) => fail_stop(&e),
+        };
+        let mut client = client.into_storage(db);
         let out = client.publish_key_packages(kps);
         self.clients.insert(uri.clone(), client);
         vec![out]
@@ -386,8 +403,10 @@ impl Node {
     }
 
     /// Rebuilds the clients from their journalled inputs, checking that each produces
-    /// the outputs it produced before (their events were journalled then).
+    /// the outputs it produced before (their events were journalled then) and that each
+    /// client's rebuilt MLS state is the one its database held (see `mls_store`).
     fn replay_clients(&mut self, rows: Vec<Row<ClientInput>>) -> Result<(), StoreError> {
+        let mut last = 0;
         for row in rows {
             let outputs = self.replay_client(row.input);
             for client in self.clients.values_mut() {
@@ -396,8 +415,10 @@ impl Node {
             if digest(&outputs) != row.outputs {
                 return Err(self.store.borrow().diverged("client_inputs", row.seq));
             }
+            self.mls.check_replayed(row.seq)?;
+            last = row.seq;
         }
-        Ok(())
+        self.mls.finish_rebuild(last)
     }
 
     fn replay_client(&mut self, input: ClientInput) -> Vec<ClientOutput> {
@@ -558,6 +579,7 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
         let transport = Rc::new(TlsTransport::new(mimi, options.peers.clone(), &tls));
         let trace = net::Trace::new();
         let (handle, host) = net::run_host(core, transport, HostConfig::default(), &trace);
+        let mls = MlsStates::reopen(&options.state)?;
         let node = Rc::new(RefCell::new(Node {
             domain: options.provider.clone(),
             seed: options.seed,
@@ -565,6 +587,7 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
             handle: handle.clone(),
             peers_path: options.peers.clone(),
             clients: BTreeMap::new(),
+            mls,
             setup: options.setup.clone(),
             rec: Recorder::new(true),
             events: Default::default(),

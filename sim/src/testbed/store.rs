@@ -87,6 +87,28 @@ pub enum StoreError {
         seq: i64,
         reason: String,
     },
+    /// A client's MLS database ([`super::mls_store`]) could not be opened, read or written.
+    #[error(
+        "{path}: a client's MLS state database could not be {what}: {reason}; move the \
+         --state directory away to start afresh"
+    )]
+    MlsState {
+        path: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
+    /// A client's MLS database does not hold the state its journal rebuilds.
+    #[error(
+        "{path}: the MLS state of {client} does not match its journal at client_inputs \
+         row {seq}: {what}; the state cannot be resumed (the database is damaged or from \
+         another run, or a core is not deterministic)"
+    )]
+    MlsDiverged {
+        path: PathBuf,
+        client: String,
+        seq: i64,
+        what: String,
+    },
 }
 
 impl StoreError {
@@ -95,7 +117,9 @@ impl StoreError {
     pub fn is_bad_input(&self) -> bool {
         !matches!(
             self,
-            StoreError::Sqlite { .. } | StoreError::Diverged { .. }
+            StoreError::Sqlite { .. }
+                | StoreError::Diverged { .. }
+                | StoreError::MlsDiverged { .. }
         )
     }
 }
@@ -543,14 +567,16 @@ impl Store {
 
     /// Commits client inputs (batched silent ticks, then one input): their rows, the
     /// `to_clients` row taken, if any, and a
-    /// `from_clients` row per message the clients sent.
+    /// `from_clients` row per message the clients sent. Returns the number of the last
+    /// `client_inputs` row (0 if none): the clients' MLS databases record it
+    /// ([`super::mls_store`]).
     pub fn commit_client(
         &mut self,
         inputs: &[(ClientInput, Digest)],
         took: Option<Taken>,
         sent: &[(&ClientUri, &ClientToProvider)],
         lines: &[String],
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -592,7 +618,13 @@ impl Store {
             tx.execute("INSERT INTO event_lines (line) VALUES (?1)", [l])
                 .map_err(err)?;
         }
-        tx.commit().map_err(err)
+        let last: i64 = tx
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM client_inputs", [], |r| {
+                r.get(0)
+            })
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(last)
     }
 
     /// The `events.jsonl` lines of the last client commit (maybe not appended: a crash
