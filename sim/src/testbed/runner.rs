@@ -401,6 +401,7 @@ impl Driver<'_> {
         self.bed.proxies.get(&(a, b))
     }
 
+    /// Opens or closes fault window `w` (how each kind is done: [`fault_note`]).
     async fn open_fault(&mut self, w: &Window, open: bool) -> Result<(), RunnerError> {
         self.sim_line(
             if open { "fault-start" } else { "fault-end" },
@@ -409,6 +410,16 @@ impl Driver<'_> {
         if open {
             *self.faults.entry(w.fault.kind().to_string()).or_default() += 1;
         }
+        match &w.fault {
+            Fault::Crash { provider } => self.crash(provider, open).await?,
+            Fault::Offline { client } => self.offline(client, open).await,
+            link => self.link_fault(link, open),
+        }
+        Ok(())
+    }
+
+    /// A link fault starts (`open`) or ends: the proxies of the link count it.
+    fn link_fault(&self, fault: &Fault, open: bool) {
         let n = |x: &mut u32| {
             if open {
                 *x += 1;
@@ -416,7 +427,7 @@ impl Driver<'_> {
                 *x = x.saturating_sub(1);
             }
         };
-        match &w.fault {
+        match fault {
             Fault::Partition { a, b } | Fault::Flap { a, b } => {
                 for (x, y) in [(a, b), (b, a)] {
                     if let Some(p) = self.proxy(x, y) {
@@ -469,44 +480,53 @@ impl Driver<'_> {
                     }
                 }
             }
-            Fault::Crash { provider } => {
-                let Ok(d) = Domain::new(provider) else {
-                    return Ok(());
-                };
-                if open && self.bed.up(&d) {
-                    self.bed.kill(&d).await;
-                    self.sim_line("node-killed", json!({"provider": provider}));
-                } else if !open && !self.bed.up(&d) {
-                    self.bed.spawn(&d).await?;
-                    let addr = self.bed.nodes[&d].mimi;
-                    for ((_, to), p) in &self.bed.proxies {
-                        if *to == d {
-                            p.retarget(addr);
-                        }
-                    }
-                    self.sim_line("node-restarted", json!({"provider": provider}));
+            Fault::Crash { .. } | Fault::Offline { .. } => {}
+        }
+    }
+
+    /// A crash window starts (`open`: the provider's process is killed) or ends (it is
+    /// restarted on its state and the proxies towards it follow its new address).
+    /// Overlapping windows: the first crash wins, its end restarts.
+    async fn crash(&mut self, provider: &str, open: bool) -> Result<(), RunnerError> {
+        let Ok(d) = Domain::new(provider) else {
+            return Ok(());
+        };
+        if open && self.bed.up(&d) {
+            self.bed.kill(&d).await;
+            self.sim_line("node-killed", json!({"provider": provider}));
+        } else if !open && !self.bed.up(&d) {
+            self.bed.spawn(&d).await?;
+            let addr = self.bed.nodes[&d].mimi;
+            for ((_, to), p) in &self.bed.proxies {
+                if *to == d {
+                    p.retarget(addr);
                 }
             }
-            Fault::Offline { client } => {
-                if let Some(c) = self.names.get(&client_key(client)).cloned() {
-                    if open {
-                        self.offline.insert(c.clone());
-                    } else {
-                        self.offline.remove(&c);
-                    }
-                    let body = json!({"client": c.as_str(), "online": !open});
-                    // A node that is down has no client to take offline: noted, not fatal.
-                    if let Err(e) = self
-                        .bed
-                        .call(&c.domain(), "POST", "/online", Some(&body))
-                        .await
-                    {
-                        self.sim_line("control-error", json!({"reason": e.to_string()}));
-                    }
-                }
-            }
+            self.sim_line("node-restarted", json!({"provider": provider}));
         }
         Ok(())
+    }
+
+    /// An offline window starts (`open`) or ends for `client`: its node's control API
+    /// `/online`.
+    async fn offline(&mut self, client: &str, open: bool) {
+        let Some(c) = self.names.get(&client_key(client)).cloned() else {
+            return;
+        };
+        if open {
+            self.offline.insert(c.clone());
+        } else {
+            self.offline.remove(&c);
+        }
+        let body = json!({"client": c.as_str(), "online": !open});
+        // A node that is down has no client to take offline: noted, not fatal.
+        if let Err(e) = self
+            .bed
+            .call(&c.domain(), "POST", "/online", Some(&body))
+            .await
+        {
+            self.sim_line("control-error", json!({"reason": e.to_string()}));
+        }
     }
 
     /// Refreshes the snapshot from every node that is up.
@@ -605,7 +625,19 @@ impl Driver<'_> {
     }
 
     /// As the simulator's `converged`, over the nodes' `/converge` answers.
+    /// `Ok` once every node is idle and every honest client has converged with the hub
+    /// (as the simulator judges it, from the nodes' snapshots); else the first reason.
     fn converged(&self) -> Result<(), String> {
+        self.nodes_idle()?;
+        let hub = self.hub_state();
+        for c in &self.honest {
+            self.client_converged(c, hub.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// Every node answers, has no client message waiting and has delivered its fan-out.
+    fn nodes_idle(&self) -> Result<(), String> {
         for d in self.bed.nodes.keys() {
             let Some(n) = self.snap.nodes.get(d) else {
                 return Err(format!("{d} is down or does not answer"));
@@ -617,6 +649,12 @@ impl Driver<'_> {
                 return Err(format!("{d}'s hub has fan-out not yet delivered"));
             }
         }
+        Ok(())
+    }
+
+    /// The room as the current hub sees it (epoch, GroupContext, members); without an
+    /// MLS view at the hub, as the honest client at the highest epoch sees it.
+    fn hub_state(&self) -> Option<(u64, String, BTreeSet<String>)> {
         // The current hub: sequencing the room with the highest generation.
         let hub = self
             .snap
@@ -645,7 +683,7 @@ impl Driver<'_> {
                 )
             });
         // Without an MLS view at the hub: the members' highest epoch.
-        let hub = hub.or_else(|| {
+        hub.or_else(|| {
             self.snap
                 .clients
                 .iter()
@@ -664,43 +702,50 @@ impl Driver<'_> {
                             .collect(),
                     )
                 })
-        });
-        for c in &self.honest {
-            let member = hub.as_ref().is_some_and(|(_, _, m)| m.contains(c.as_str()));
-            let Some(s) = self.snap.clients.get(c) else {
-                if member {
-                    return Err(format!(
-                        "{c} is a member at the hub but its node does not have it"
-                    ));
-                }
-                continue;
-            };
-            if !s.online || s.mail > 0 {
-                return Err(format!("{c} is offline or has undelivered mail"));
+        })
+    }
+
+    /// Honest client `c` is idle, online and at the hub's epoch and GroupContext if it is
+    /// a member there, out of the room if not.
+    fn client_converged(
+        &self,
+        c: &ClientUri,
+        hub: Option<&(u64, String, BTreeSet<String>)>,
+    ) -> Result<(), String> {
+        let member = hub.is_some_and(|(_, _, m)| m.contains(c.as_str()));
+        let Some(s) = self.snap.clients.get(c) else {
+            if member {
+                return Err(format!(
+                    "{c} is a member at the hub but its node does not have it"
+                ));
             }
-            if !s.idle {
-                return Err(format!("{c} has an operation in flight"));
+            return Ok(());
+        };
+        if !s.online || s.mail > 0 {
+            return Err(format!("{c} is offline or has undelivered mail"));
+        }
+        if !s.idle {
+            return Err(format!("{c} has an operation in flight"));
+        }
+        match (hub, &s.view) {
+            (Some((e, gc, _)), Some(v)) if member => {
+                let ve = v["epoch"].as_u64().unwrap_or(0);
+                if ve != *e || v["group_context"].as_str() != Some(gc.as_str()) {
+                    return Err(format!("{c} is at epoch {ve} but the hub is at {e}"));
+                }
             }
-            match (&hub, &s.view) {
-                (Some((e, gc, _)), Some(v)) if member => {
-                    let ve = v["epoch"].as_u64().unwrap_or(0);
-                    if ve != *e || v["group_context"].as_str() != Some(gc.as_str()) {
-                        return Err(format!("{c} is at epoch {ve} but the hub is at {e}"));
-                    }
-                }
-                (Some((e, _, _)), None) if member => {
-                    return Err(format!(
-                        "{c} is a member at the hub (epoch {e}) but has not joined"
-                    ));
-                }
-                (_, Some(v)) if !member => {
-                    return Err(format!(
-                        "{c} still sees itself in the room at epoch {} but the hub does not",
-                        v["epoch"]
-                    ));
-                }
-                _ => {}
+            (Some((e, _, _)), None) if member => {
+                return Err(format!(
+                    "{c} is a member at the hub (epoch {e}) but has not joined"
+                ));
             }
+            (_, Some(v)) if !member => {
+                return Err(format!(
+                    "{c} still sees itself in the room at epoch {} but the hub does not",
+                    v["epoch"]
+                ));
+            }
+            _ => {}
         }
         Ok(())
     }
