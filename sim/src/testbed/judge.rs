@@ -6,7 +6,8 @@
 //! same calls are made line by line in the merged order: `client` events, `client-view`
 //! (a client's view after `Joined`/`Epoch`), `hub` events, `hub-view` (the hub's view
 //! of the room), `hub-log` entries and `deliver` lines. Step bookkeeping (which op
-//! settles which scripted step, hub refusals by rule) follows `crate::world::run` rule for rule.
+//! settles which scripted step, hub refusals by rule) and what a handed step starts for
+//! the oracles are the simulator's own ([`crate::world::steps`]).
 //!
 //! # Differences from the simulator, by construction
 //! * `message_built` is fed for every line before the rest: on a real machine the hub of
@@ -14,7 +15,7 @@
 //!   and the merged order cannot tell which came first (the oracle only asks whether a
 //!   client built it, not when).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use nodes::client::core::RoomView;
 use nodes::client::failure::FailureOrigin;
@@ -22,15 +23,10 @@ use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::room::RoomState;
 use serde_json::Value;
 
-use crate::observe::oracles::{
-    Arrival, CommittedState, DepartureIntent, DepartureKind, HubMove, Oracles,
-};
-use crate::observe::oracles::{Sent, Violation};
+use crate::observe::oracles::{CommittedState, Oracles, Sent, Violation};
 use crate::scenario::{Op, Resolved, Scenario, StepEnd};
-use crate::world::run::{failed_step_end, take_refusal, OpCounts};
-
-/// Most hub refusals kept for matching to failed ops (as the simulator).
-const MAX_PENDING_REFUSALS: usize = 256;
+use crate::world::run::OpCounts;
+use crate::world::steps::{Started, StepBook};
 
 /// What judging a merged trace found.
 #[derive(Debug, Default)]
@@ -57,11 +53,8 @@ struct Judge<'a> {
     views: BTreeMap<ClientUri, RoomView>,
     epochs: BTreeMap<ClientUri, u64>,
     out: Judged,
-    step_cmd: Vec<&'static str>,
-    inflight: BTreeMap<ClientUri, VecDeque<usize>>,
-    last_step: BTreeMap<ClientUri, usize>,
-    removed: BTreeSet<ClientUri>,
-    refusals: VecDeque<(String, String)>,
+    /// The scripted steps, kept as the simulator keeps them.
+    steps: StepBook,
 }
 
 fn s<'v>(v: &'v Value, k: &str) -> &'v str {
@@ -152,42 +145,6 @@ impl Judge<'_> {
         })
     }
 
-    fn settle(
-        &mut self,
-        c: &ClientUri,
-        op: &str,
-        failure: Option<(FailureOrigin, &str, Option<&str>)>,
-    ) {
-        let front = self.inflight.get(c).and_then(|q| q.front().copied());
-        let i = match front {
-            Some(i) if self.step_cmd.get(i) == Some(&op) => {
-                if let Some(q) = self.inflight.get_mut(c) {
-                    q.pop_front();
-                }
-                self.last_step.insert(c.clone(), i);
-                self.out.step_end[i] = Some(StepEnd::Done);
-                i
-            }
-            _ => match (&failure, self.last_step.get(c)) {
-                (Some(_), Some(&i)) => i,
-                _ => return,
-            },
-        };
-        if let Some((origin, reason, request_sha256)) = failure {
-            let removed = self.removed.contains(c);
-            let end = failed_step_end(
-                &origin,
-                op,
-                reason,
-                removed,
-                take_refusal(&mut self.refusals, request_sha256),
-            );
-            if matches!(self.out.step_end[i], None | Some(StepEnd::Done)) {
-                self.out.step_end[i] = Some(end);
-            }
-        }
-    }
-
     /// A scripted op handed to its client (trace line `line`); `refused`: the client
     /// refused to queue it (the reason).
     fn op(&mut self, c: &ClientUri, v: &Value, line: u64, refused: Option<String>) {
@@ -202,74 +159,25 @@ impl Judge<'_> {
             self.out.unreadable += 1;
             return;
         };
-        let Some(step) = step.filter(|i| *i < self.out.step_end.len()) else {
+        let Some(step) = step.filter(|i| *i < self.steps.end.len()) else {
             return;
         };
         self.out.ops.issued += 1;
         if let Some(reason) = refused {
             self.out.ops.refused += 1;
-            self.out.step_end[step] = Some(StepEnd::Failed {
+            self.steps.end[step] = Some(StepEnd::Failed {
                 reason: format!("{}: the client refused it: {reason}", op.name()),
             });
             return;
         }
-        self.inflight.entry(c.clone()).or_default().push_back(step);
+        self.steps.handed(c, step);
         if !self.honest.contains(c) {
             return;
         }
         let may_be_refused = !self.scenario.script[step].get_ref().may_refuse.is_empty();
-        let user = |n: &str| self.users.get(n).cloned();
-        let departure = match &op {
-            Op::Leave => Some((DepartureKind::Leave, c.user())),
-            Op::Remove { user: n } => user(n).map(|x| (DepartureKind::Remove, x)),
-            Op::Ban { user: n } => user(n).map(|x| (DepartureKind::Ban, x)),
-            _ => None,
-        };
-        let view = self.views.get(c).cloned();
-        if let (Some((kind, user)), Some(view)) = (departure, &view) {
-            let intent = DepartureIntent {
-                kind,
-                user,
-                may_be_refused,
-            };
-            let room = self.room.clone();
-            self.oracles
-                .departure_started(&intent, c, &room, view, line);
-        }
-        let hub_move = match &op {
-            Op::MoveHub { .. } => Some(HubMove::Handoff),
-            Op::TakeOver => Some(HubMove::Takeover),
-            _ => None,
-        };
-        if let Some(how) = hub_move {
-            let room = self.room.clone();
-            self.oracles.hub_move_started(&room, how);
-        }
-        let epoch_now = view.as_ref().map_or(0, |v| v.epoch);
-        let add = |n: &str| {
-            user(n).map(|user| Arrival::Add {
-                by: c.clone(),
-                room: self.room.clone(),
-                user,
-                epoch: epoch_now,
-                line,
-            })
-        };
-        let arrivals: Vec<Arrival> = match &op {
-            Op::Add { user: n, .. } => add(n).into_iter().collect(),
-            Op::AddUsers { users } => users.iter().filter_map(|x| add(x)).collect(),
-            Op::Join => vec![Arrival::Join {
-                client: c.clone(),
-                room: self.room.clone(),
-                line,
-                failure: None,
-                joined: false,
-            }],
-            _ => Vec::new(),
-        };
-        for a in arrivals {
-            self.oracles.arrival_started(a);
-        }
+        let view = self.views.get(c);
+        let started = Started::of(&op, c, &self.room, &self.users, view, may_be_refused, line);
+        started.tell(&mut self.oracles, c, &self.room, line);
     }
 
     fn client_event(&mut self, t: u64, c: &ClientUri, e: &Value, line: u64) {
@@ -284,7 +192,7 @@ impl Judge<'_> {
         let honest = self.honest.contains(c);
         match (tag, room) {
             ("Joined", Some(room)) => {
-                self.removed.remove(c);
+                self.steps.joined(c);
                 if honest {
                     self.oracles.arrival_joined(c, &room);
                 }
@@ -294,7 +202,7 @@ impl Judge<'_> {
                 self.epochs.insert(c.clone(), u(b, "epoch"));
             }
             ("Removed", Some(_)) => {
-                self.removed.insert(c.clone());
+                self.steps.removed(c);
                 self.epochs.remove(c);
                 self.views.remove(c);
             }
@@ -314,7 +222,7 @@ impl Judge<'_> {
             ("OpSucceeded", Some(_)) => {
                 self.out.ops.succeeded += 1;
                 let op = s(b, "op").to_string();
-                self.settle(c, &op, None);
+                self.steps.settle(c, &op, None);
             }
             ("OpFailed", Some(room)) => {
                 self.out.ops.failed += 1;
@@ -330,7 +238,7 @@ impl Judge<'_> {
                 }
                 let _ = (t, room);
                 let digest = b.get("request_sha256").and_then(Value::as_str);
-                self.settle(c, &op, Some((origin, &reason, digest)));
+                self.steps.settle(c, &op, Some((&origin, &reason, digest)));
             }
             _ => {}
         }
@@ -365,13 +273,7 @@ impl Judge<'_> {
                     .and_then(Value::as_str)
                     .map_or_else(|| code.clone(), str::to_string);
                 *self.out.rejections.entry(key.clone()).or_default() += 1;
-                if code != "wrongEpoch" {
-                    self.refusals
-                        .push_back((s(b, "request_sha256").to_string(), key));
-                    if self.refusals.len() > MAX_PENDING_REFUSALS {
-                        self.refusals.pop_front();
-                    }
-                }
+                self.steps.hub_refused(s(b, "request_sha256"), key, &code);
             }
             "Accepted" if s(b, "kind") == "commit" => {
                 self.oracles
@@ -387,156 +289,115 @@ impl Judge<'_> {
     }
 }
 
-/// Judges a merged trace (`lines[0]` is the header; line numbers are 1-based). `converged`:
-/// the runner saw every honest client converge after healing; `end_t`: the run's end.
-pub fn judge(
-    scenario: &Scenario,
-    resolved: &Resolved,
-    lines: &[Value],
-    converged: bool,
-    end_t: u64,
-) -> Judged {
-    let mut j = Judge {
-        scenario,
-        oracles: Oracles::new(
-            scenario
-                .oracles
-                .disabled
+impl<'a> Judge<'a> {
+    /// Nothing judged yet: the oracles armed (with the ghost devices malicious providers
+    /// hold), no step handed.
+    fn new(scenario: &'a Scenario, resolved: &Resolved) -> Judge<'a> {
+        let mut j = Judge {
+            scenario,
+            oracles: Oracles::new(
+                scenario
+                    .oracles
+                    .disabled
+                    .iter()
+                    .map(|o| o.get_ref().clone()),
+            ),
+            room: resolved.room.clone(),
+            hub: resolved.hub.clone(),
+            honest: resolved
+                .clients
                 .iter()
-                .map(|o| o.get_ref().clone()),
-        ),
-        room: resolved.room.clone(),
-        hub: resolved.hub.clone(),
-        honest: resolved
-            .clients
-            .iter()
-            .filter(|c| resolved.honest(c))
-            .cloned()
-            .collect(),
-        honest_providers: resolved
-            .providers
-            .iter()
-            .filter(|d| !resolved.adversaries.iter().any(|(a, _)| a == *d))
-            .map(|d| d.as_str().to_string())
-            .collect(),
-        users: resolved
-            .users
-            .iter()
-            .map(|u| (u.name(), u.clone()))
-            .collect(),
-        hub_views: BTreeMap::new(),
-        views: BTreeMap::new(),
-        epochs: BTreeMap::new(),
-        out: Judged {
-            step_end: vec![None; scenario.script.len()],
-            ..Judged::default()
-        },
-        step_cmd: scenario
-            .script
-            .iter()
-            .map(|s| s.get_ref().op.command_name())
-            .collect(),
-        inflight: BTreeMap::new(),
-        last_step: BTreeMap::new(),
-        removed: BTreeSet::new(),
-        refusals: VecDeque::new(),
-    };
-    for (d, a) in &resolved.adversaries {
-        if *a == nodes::adversary::Adversary::GhostDevice {
-            j.oracles.add_ghosts(nodes::adversary::ghost_devices(
-                resolved.clients.iter().filter(|c| c.domain() == *d),
-            ));
+                .filter(|c| resolved.honest(c))
+                .cloned()
+                .collect(),
+            honest_providers: resolved
+                .providers
+                .iter()
+                .filter(|d| !resolved.adversaries.iter().any(|(a, _)| a == *d))
+                .map(|d| d.as_str().to_string())
+                .collect(),
+            users: resolved
+                .users
+                .iter()
+                .map(|u| (u.name(), u.clone()))
+                .collect(),
+            hub_views: BTreeMap::new(),
+            views: BTreeMap::new(),
+            epochs: BTreeMap::new(),
+            out: Judged::default(),
+            steps: StepBook::new(scenario),
+        };
+        for (d, a) in &resolved.adversaries {
+            if *a == nodes::adversary::Adversary::GhostDevice {
+                j.oracles.add_ghosts(nodes::adversary::ghost_devices(
+                    resolved.clients.iter().filter(|c| c.domain() == *d),
+                ));
+            }
         }
+        j
     }
-    // First pass: every message a client built; which ops their client refused.
-    let mut refused: BTreeMap<usize, String> = BTreeMap::new();
-    let mut last_op: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, l) in lines.iter().enumerate() {
-        let (node, kind) = (s(l, "node"), s(l, "kind"));
-        match kind {
-            "client" => {
-                if let Some(("MessageBuilt", b)) = tagged(&l["event"]) {
-                    if let (Ok(c), Ok(room)) =
-                        (node.parse::<ClientUri>(), s(b, "room").parse::<RoomUri>())
-                    {
-                        j.oracles.message_built(
-                            &c,
-                            &room,
-                            s(b, "mls_message_sha256"),
-                            i as u64 + 1,
-                        );
+
+    /// The first pass over the trace: every message a client built (see the module
+    /// docs); which `op` lines (by index) their client refused to queue, and why.
+    fn built_and_refused(&mut self, lines: &[Value]) -> BTreeMap<usize, String> {
+        let mut refused: BTreeMap<usize, String> = BTreeMap::new();
+        let mut last_op: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, l) in lines.iter().enumerate() {
+            let (node, kind) = (s(l, "node"), s(l, "kind"));
+            match kind {
+                "client" => {
+                    if let Some(("MessageBuilt", b)) = tagged(&l["event"]) {
+                        if let (Ok(c), Ok(room)) =
+                            (node.parse::<ClientUri>(), s(b, "room").parse::<RoomUri>())
+                        {
+                            self.oracles.message_built(
+                                &c,
+                                &room,
+                                s(b, "mls_message_sha256"),
+                                i as u64 + 1,
+                            );
+                        }
+                    }
+                    last_op.remove(node);
+                }
+                "op" => {
+                    last_op.insert(node, i);
+                }
+                "op-refused" => {
+                    if let Some(op_i) = last_op.remove(node) {
+                        refused.insert(op_i, s(l, "reason").to_string());
                     }
                 }
-                last_op.remove(node);
+                _ => {}
             }
-            "op" => {
-                last_op.insert(node, i);
-            }
-            "op-refused" => {
-                if let Some(op_i) = last_op.remove(node) {
-                    refused.insert(op_i, s(l, "reason").to_string());
-                }
-            }
-            _ => {}
         }
+        refused
     }
-    for (i, l) in lines.iter().enumerate().skip(1) {
+
+    /// Trace line `l` (index `i`); `refused`: the ops their client refused to queue.
+    fn line(&mut self, i: usize, l: &Value, refused: &mut BTreeMap<usize, String>) {
         let line = i as u64 + 1;
         let (t, node, kind) = (u(l, "t"), s(l, "node"), s(l, "kind"));
         match kind {
             "op" => {
                 if let Ok(c) = node.parse::<ClientUri>() {
-                    j.op(&c, l, line, refused.remove(&i));
+                    self.op(&c, l, line, refused.remove(&i));
                 }
             }
-            "op-abandoned" | "op-failed" => {
-                if let Some(i) = l.get("step").and_then(Value::as_u64).map(|i| i as usize) {
-                    if i < j.out.step_end.len() {
-                        j.out.step_end[i] = Some(if kind == "op-abandoned" {
-                            j.out.ops.abandoned += 1;
-                            StepEnd::Abandoned
-                        } else {
-                            StepEnd::Failed {
-                                reason: s(l, "reason").to_string(),
-                            }
-                        });
-                    }
-                }
-            }
+            "op-abandoned" | "op-failed" => self.step_ended(kind, l),
             "client" => {
                 if let Ok(c) = node.parse::<ClientUri>() {
-                    j.client_event(t, &c, &l["event"], line);
+                    self.client_event(t, &c, &l["event"], line);
                 }
             }
-            "client-view" => {
-                let (Ok(c), Ok(room)) =
-                    (node.parse::<ClientUri>(), s(l, "room").parse::<RoomUri>())
-                else {
-                    continue;
-                };
-                let Some(view) = room_view(l) else {
-                    j.out.unreadable += 1;
-                    continue;
-                };
-                if j.honest.contains(&c) {
-                    let current = j.current_hub();
-                    let hub = j.hub_epoch();
-                    let hub = hub.as_ref().map(|(e, _)| (current.as_str(), *e));
-                    // The view belongs to the client event on the line before.
-                    j.oracles
-                        .client_epoch(t, &c, &room, &view, hub, line.saturating_sub(1));
-                }
-                if room == j.room {
-                    j.views.insert(c, view);
-                }
-            }
-            "hub" => j.hub_event(t, node, &l["event"], line),
-            "hub-view" if s(l, "room") == j.room.as_str() => {
-                j.hub_views.insert(node.to_string(), l.clone());
+            "client-view" => self.client_view(t, node, l, line),
+            "hub" => self.hub_event(t, node, &l["event"], line),
+            "hub-view" if s(l, "room") == self.room.as_str() => {
+                self.hub_views.insert(node.to_string(), l.clone());
             }
             "hub-log" => {
                 if let Ok(room) = s(l, "room").parse::<RoomUri>() {
-                    j.oracles.logged(
+                    self.oracles.logged(
                         node,
                         &room,
                         &unhex(l, "fanout"),
@@ -547,37 +408,94 @@ pub fn judge(
                     );
                 }
             }
-            "deliver" if j.honest_providers.contains(node) => {
+            "deliver" if self.honest_providers.contains(node) => {
                 let (Ok(c), Ok(room)) = (
                     s(l, "client").parse::<ClientUri>(),
                     s(l, "room").parse::<RoomUri>(),
                 ) else {
-                    continue;
+                    return;
                 };
-                j.oracles
+                self.oracles
                     .delivered(t, node, &c, &room, &unhex(l, "fanout"), line);
             }
             _ => {}
         }
     }
-    j.oracles.check_handoffs(end_t, converged);
-    if converged {
-        let honest = j.honest.clone();
-        j.oracles.check_delivery(end_t, &honest);
-        let hub_final = j.hub_committed();
-        j.oracles.check_departures(end_t, hub_final.as_ref());
-        j.oracles.check_arrivals(end_t, hub_final.as_ref());
-    }
-    for q in j.inflight.values() {
-        for &i in q {
-            if j.out.step_end[i].is_none() {
-                j.out.step_end[i] = Some(StepEnd::Unfinished);
-            }
+
+    /// An `op-abandoned` or `op-failed` line (`kind`): the runner ended its step.
+    fn step_ended(&mut self, kind: &str, l: &Value) {
+        let Some(i) = l.get("step").and_then(Value::as_u64).map(|i| i as usize) else {
+            return;
+        };
+        if i < self.steps.end.len() {
+            self.steps.end[i] = Some(if kind == "op-abandoned" {
+                self.out.ops.abandoned += 1;
+                StepEnd::Abandoned
+            } else {
+                StepEnd::Failed {
+                    reason: s(l, "reason").to_string(),
+                }
+            });
         }
     }
-    j.out.violations = j.oracles.violations().to_vec();
-    let (a, r) = j.oracles.message_counts();
-    j.out.messages_accepted = a;
-    j.out.messages_received = r;
-    j.out
+
+    /// A `client-view` line: client `node`'s view after the client event on the line
+    /// before.
+    fn client_view(&mut self, t: u64, node: &str, l: &Value, line: u64) {
+        let (Ok(c), Ok(room)) = (node.parse::<ClientUri>(), s(l, "room").parse::<RoomUri>()) else {
+            return;
+        };
+        let Some(view) = room_view(l) else {
+            self.out.unreadable += 1;
+            return;
+        };
+        if self.honest.contains(&c) {
+            let current = self.current_hub();
+            let hub = self.hub_epoch();
+            let hub = hub.as_ref().map(|(e, _)| (current.as_str(), *e));
+            // The view belongs to the client event on the line before.
+            self.oracles
+                .client_epoch(t, &c, &room, &view, hub, line.saturating_sub(1));
+        }
+        if room == self.room {
+            self.views.insert(c, view);
+        }
+    }
+
+    /// At the run's end (`end_t`): the oracles' final checks (what must have arrived,
+    /// only if the run `converged`), steps still in flight unfinished.
+    fn finish(mut self, end_t: u64, converged: bool) -> Judged {
+        self.oracles.check_handoffs(end_t, converged);
+        if converged {
+            let honest = self.honest.clone();
+            self.oracles.check_delivery(end_t, &honest);
+            let hub_final = self.hub_committed();
+            self.oracles.check_departures(end_t, hub_final.as_ref());
+            self.oracles.check_arrivals(end_t, hub_final.as_ref());
+        }
+        self.steps.close();
+        self.out.step_end = self.steps.end;
+        self.out.violations = self.oracles.violations().to_vec();
+        let (a, r) = self.oracles.message_counts();
+        self.out.messages_accepted = a;
+        self.out.messages_received = r;
+        self.out
+    }
+}
+
+/// Judges a merged trace (`lines[0]` is the header; line numbers are 1-based). `converged`:
+/// the runner saw every honest client converge after healing; `end_t`: the run's end.
+pub fn judge(
+    scenario: &Scenario,
+    resolved: &Resolved,
+    lines: &[Value],
+    converged: bool,
+    end_t: u64,
+) -> Judged {
+    let mut j = Judge::new(scenario, resolved);
+    let mut refused = j.built_and_refused(lines);
+    for (i, l) in lines.iter().enumerate().skip(1) {
+        j.line(i, l, &mut refused);
+    }
+    j.finish(end_t, converged)
 }

@@ -5,11 +5,12 @@
 //! 2. One fault proxy ([`super::proxy`]) per ordered pair of providers; node X's peers
 //!    file points peer Y at the proxy X→Y.
 //! 3. The scenario's clients are created through the control API; then the scenario is
-//!    driven as the simulator drives it ([`crate::world::run`]): fault windows from
-//!    [`crate::world::faults::plan`] open and close at their times, scripted steps are handed to
-//!    their clients when due and ready, and after healing the runner checks convergence
-//!    every [`crate::world::run::CONVERGENCE_CHECK_MS`] until the liveness bound. Scenario times
-//!    are multiplied by `--time-scale` (wall ms per scenario ms).
+//!    driven as the simulator drives it ([`crate::world::run`]), on the same schedule
+//!    ([`crate::world::schedule`]): fault windows open and close at their times,
+//!    scripted steps are handed to their clients when due and ready, and after healing
+//!    the runner checks convergence every [`crate::world::run::CONVERGENCE_CHECK_MS`]
+//!    until the liveness bound. Scenario times are multiplied by `--time-scale` (wall ms
+//!    per scenario ms).
 //! 4. Crash windows: the provider's process is killed with SIGKILL and restarted with the
 //!    same `--state` folder when the window ends (the proxies towards it follow its new
 //!    address). Its clients live in the process, so they are killed with it.
@@ -38,11 +39,12 @@ use super::setup::Setup;
 use super::tls::wall_ms;
 use crate::observe::record::TRACE_FORMAT;
 use crate::scenario::{Fault, Op, StepEnd};
-use crate::world::faults::{self, Window};
+use crate::world::faults::Window;
 use crate::world::run::{
-    client_key, outcome_of, scenario_hash, step_notes, variant_json, RunReport, CLIENT_TICK_MS,
-    CONVERGENCE_CHECK_MS,
+    client_key, outcome_of, scenario_hash, step_notes, variant_json, Outcome, RunReport, StepNote,
+    CLIENT_TICK_MS, CONVERGENCE_CHECK_MS,
 };
+use crate::world::schedule::Schedule;
 
 /// How long a node may take to print its addresses.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -399,6 +401,7 @@ impl Driver<'_> {
         self.bed.proxies.get(&(a, b))
     }
 
+    /// Opens or closes fault window `w` (how each kind is done: [`fault_note`]).
     async fn open_fault(&mut self, w: &Window, open: bool) -> Result<(), RunnerError> {
         self.sim_line(
             if open { "fault-start" } else { "fault-end" },
@@ -407,6 +410,16 @@ impl Driver<'_> {
         if open {
             *self.faults.entry(w.fault.kind().to_string()).or_default() += 1;
         }
+        match &w.fault {
+            Fault::Crash { provider } => self.crash(provider, open).await?,
+            Fault::Offline { client } => self.offline(client, open).await,
+            link => self.link_fault(link, open),
+        }
+        Ok(())
+    }
+
+    /// A link fault starts (`open`) or ends: the proxies of the link count it.
+    fn link_fault(&self, fault: &Fault, open: bool) {
         let n = |x: &mut u32| {
             if open {
                 *x += 1;
@@ -414,7 +427,7 @@ impl Driver<'_> {
                 *x = x.saturating_sub(1);
             }
         };
-        match &w.fault {
+        match fault {
             Fault::Partition { a, b } | Fault::Flap { a, b } => {
                 for (x, y) in [(a, b), (b, a)] {
                     if let Some(p) = self.proxy(x, y) {
@@ -467,44 +480,53 @@ impl Driver<'_> {
                     }
                 }
             }
-            Fault::Crash { provider } => {
-                let Ok(d) = Domain::new(provider) else {
-                    return Ok(());
-                };
-                if open && self.bed.up(&d) {
-                    self.bed.kill(&d).await;
-                    self.sim_line("node-killed", json!({"provider": provider}));
-                } else if !open && !self.bed.up(&d) {
-                    self.bed.spawn(&d).await?;
-                    let addr = self.bed.nodes[&d].mimi;
-                    for ((_, to), p) in &self.bed.proxies {
-                        if *to == d {
-                            p.retarget(addr);
-                        }
-                    }
-                    self.sim_line("node-restarted", json!({"provider": provider}));
+            Fault::Crash { .. } | Fault::Offline { .. } => {}
+        }
+    }
+
+    /// A crash window starts (`open`: the provider's process is killed) or ends (it is
+    /// restarted on its state and the proxies towards it follow its new address).
+    /// Overlapping windows: the first crash wins, its end restarts.
+    async fn crash(&mut self, provider: &str, open: bool) -> Result<(), RunnerError> {
+        let Ok(d) = Domain::new(provider) else {
+            return Ok(());
+        };
+        if open && self.bed.up(&d) {
+            self.bed.kill(&d).await;
+            self.sim_line("node-killed", json!({"provider": provider}));
+        } else if !open && !self.bed.up(&d) {
+            self.bed.spawn(&d).await?;
+            let addr = self.bed.nodes[&d].mimi;
+            for ((_, to), p) in &self.bed.proxies {
+                if *to == d {
+                    p.retarget(addr);
                 }
             }
-            Fault::Offline { client } => {
-                if let Some(c) = self.names.get(&client_key(client)).cloned() {
-                    if open {
-                        self.offline.insert(c.clone());
-                    } else {
-                        self.offline.remove(&c);
-                    }
-                    let body = json!({"client": c.as_str(), "online": !open});
-                    // A node that is down has no client to take offline: noted, not fatal.
-                    if let Err(e) = self
-                        .bed
-                        .call(&c.domain(), "POST", "/online", Some(&body))
-                        .await
-                    {
-                        self.sim_line("control-error", json!({"reason": e.to_string()}));
-                    }
-                }
-            }
+            self.sim_line("node-restarted", json!({"provider": provider}));
         }
         Ok(())
+    }
+
+    /// An offline window starts (`open`) or ends for `client`: its node's control API
+    /// `/online`.
+    async fn offline(&mut self, client: &str, open: bool) {
+        let Some(c) = self.names.get(&client_key(client)).cloned() else {
+            return;
+        };
+        if open {
+            self.offline.insert(c.clone());
+        } else {
+            self.offline.remove(&c);
+        }
+        let body = json!({"client": c.as_str(), "online": !open});
+        // A node that is down has no client to take offline: noted, not fatal.
+        if let Err(e) = self
+            .bed
+            .call(&c.domain(), "POST", "/online", Some(&body))
+            .await
+        {
+            self.sim_line("control-error", json!({"reason": e.to_string()}));
+        }
     }
 
     /// Refreshes the snapshot from every node that is up.
@@ -603,7 +625,19 @@ impl Driver<'_> {
     }
 
     /// As the simulator's `converged`, over the nodes' `/converge` answers.
+    /// `Ok` once every node is idle and every honest client has converged with the hub
+    /// (as the simulator judges it, from the nodes' snapshots); else the first reason.
     fn converged(&self) -> Result<(), String> {
+        self.nodes_idle()?;
+        let hub = self.hub_state();
+        for c in &self.honest {
+            self.client_converged(c, hub.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// Every node answers, has no client message waiting and has delivered its fan-out.
+    fn nodes_idle(&self) -> Result<(), String> {
         for d in self.bed.nodes.keys() {
             let Some(n) = self.snap.nodes.get(d) else {
                 return Err(format!("{d} is down or does not answer"));
@@ -615,6 +649,12 @@ impl Driver<'_> {
                 return Err(format!("{d}'s hub has fan-out not yet delivered"));
             }
         }
+        Ok(())
+    }
+
+    /// The room as the current hub sees it (epoch, GroupContext, members); without an
+    /// MLS view at the hub, as the honest client at the highest epoch sees it.
+    fn hub_state(&self) -> Option<(u64, String, BTreeSet<String>)> {
         // The current hub: sequencing the room with the highest generation.
         let hub = self
             .snap
@@ -643,7 +683,7 @@ impl Driver<'_> {
                 )
             });
         // Without an MLS view at the hub: the members' highest epoch.
-        let hub = hub.or_else(|| {
+        hub.or_else(|| {
             self.snap
                 .clients
                 .iter()
@@ -662,43 +702,50 @@ impl Driver<'_> {
                             .collect(),
                     )
                 })
-        });
-        for c in &self.honest {
-            let member = hub.as_ref().is_some_and(|(_, _, m)| m.contains(c.as_str()));
-            let Some(s) = self.snap.clients.get(c) else {
-                if member {
-                    return Err(format!(
-                        "{c} is a member at the hub but its node does not have it"
-                    ));
-                }
-                continue;
-            };
-            if !s.online || s.mail > 0 {
-                return Err(format!("{c} is offline or has undelivered mail"));
+        })
+    }
+
+    /// Honest client `c` is idle, online and at the hub's epoch and GroupContext if it is
+    /// a member there, out of the room if not.
+    fn client_converged(
+        &self,
+        c: &ClientUri,
+        hub: Option<&(u64, String, BTreeSet<String>)>,
+    ) -> Result<(), String> {
+        let member = hub.is_some_and(|(_, _, m)| m.contains(c.as_str()));
+        let Some(s) = self.snap.clients.get(c) else {
+            if member {
+                return Err(format!(
+                    "{c} is a member at the hub but its node does not have it"
+                ));
             }
-            if !s.idle {
-                return Err(format!("{c} has an operation in flight"));
+            return Ok(());
+        };
+        if !s.online || s.mail > 0 {
+            return Err(format!("{c} is offline or has undelivered mail"));
+        }
+        if !s.idle {
+            return Err(format!("{c} has an operation in flight"));
+        }
+        match (hub, &s.view) {
+            (Some((e, gc, _)), Some(v)) if member => {
+                let ve = v["epoch"].as_u64().unwrap_or(0);
+                if ve != *e || v["group_context"].as_str() != Some(gc.as_str()) {
+                    return Err(format!("{c} is at epoch {ve} but the hub is at {e}"));
+                }
             }
-            match (&hub, &s.view) {
-                (Some((e, gc, _)), Some(v)) if member => {
-                    let ve = v["epoch"].as_u64().unwrap_or(0);
-                    if ve != *e || v["group_context"].as_str() != Some(gc.as_str()) {
-                        return Err(format!("{c} is at epoch {ve} but the hub is at {e}"));
-                    }
-                }
-                (Some((e, _, _)), None) if member => {
-                    return Err(format!(
-                        "{c} is a member at the hub (epoch {e}) but has not joined"
-                    ));
-                }
-                (_, Some(v)) if !member => {
-                    return Err(format!(
-                        "{c} still sees itself in the room at epoch {} but the hub does not",
-                        v["epoch"]
-                    ));
-                }
-                _ => {}
+            (Some((e, _, _)), None) if member => {
+                return Err(format!(
+                    "{c} is a member at the hub (epoch {e}) but has not joined"
+                ));
             }
+            (_, Some(v)) if !member => {
+                return Err(format!(
+                    "{c} still sees itself in the room at epoch {} but the hub does not",
+                    v["epoch"]
+                ));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -816,67 +863,114 @@ async fn drive(bed: &mut Bed, setup: &Setup, opts: &RunOptions) -> Result<Testbe
     };
     // On an error the caller kills the processes.
     let (converged_at, liveness) = drive_scenario(&mut w, setup).await?;
-    let (lines, faults, start, start_ms, scale) = (w.lines, w.faults, w.start, w.start_ms, w.scale);
-    finish(
-        bed,
-        setup,
-        opts,
-        lines,
-        faults,
-        start,
-        start_ms,
-        scale,
+    let end = RunEnd {
+        runner_lines: w.lines,
+        fault_counts: w.faults,
+        start: w.start,
+        start_ms: w.start_ms,
+        scale: w.scale,
         converged_at,
         liveness,
-    )
-    .await
+    };
+    finish(bed, setup, opts, end).await
+}
+
+impl Driver<'_> {
+    /// Creates the scenario's clients through their nodes' control APIs.
+    async fn create_clients(&mut self) -> Result<(), RunnerError> {
+        for c in &self.setup.resolved.clients {
+            let body = json!({"user": c.user().name(), "device": c.device()});
+            let (status, v) = self
+                .bed
+                .call(&c.domain(), "POST", "/clients", Some(&body))
+                .await?;
+            if status != 200 {
+                return Err(RunnerError::Control {
+                    provider: c.domain().to_string(),
+                    reason: format!("creating {c}: {status} {v}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues the steps due at `tick_at` for their clients.
+    fn queue_due_steps(&mut self, schedule: &mut Schedule, tick_at: u64) {
+        let setup = self.setup;
+        while let Some(i) = schedule.next_step(tick_at) {
+            let step = setup.scenario.script[i].get_ref();
+            if let Some(c) = self.names.get(&client_key(&step.client)).cloned() {
+                self.waiting.entry(c).or_default().push_back(i);
+            }
+        }
+    }
+
+    /// Hands every waiting step whose precondition holds to its client, in order.
+    async fn hand_ready_steps(&mut self) {
+        let setup = self.setup;
+        let cs: Vec<ClientUri> = self.waiting.keys().cloned().collect();
+        for c in cs {
+            while let Some(&i) = self.waiting.get(&c).and_then(|q| q.front()) {
+                if !self.ready(&c, &setup.scenario.script[i].get_ref().op) {
+                    break;
+                }
+                if let Some(q) = self.waiting.get_mut(&c) {
+                    q.pop_front();
+                }
+                self.hand(&c, i).await;
+            }
+        }
+    }
+
+    /// After healing, once every fault and step is handed: `Some((Some(t), None))` when
+    /// every honest client has converged, `Some((None, why))` past the liveness bound
+    /// (`deadline`), else `None` (keep going). Quiescent with steps still waiting: they
+    /// can never become ready, so they are abandoned.
+    fn settled(&mut self, t: u64, deadline: u64) -> Option<(Option<u64>, Option<String>)> {
+        let setup = self.setup;
+        let scenario = &setup.scenario;
+        match self.converged() {
+            Ok(()) if !self.waiting.is_empty() => {
+                for (c, q) in std::mem::take(&mut self.waiting) {
+                    for i in q {
+                        let op = scenario.script[i].get_ref().op.name();
+                        self.sim_line(
+                            "op-abandoned",
+                            json!({"client": c.as_str(), "op": op, "step": i,
+                                   "reason": "its precondition never held"}),
+                        );
+                    }
+                }
+                None
+            }
+            Ok(()) => Some((Some(t), None)),
+            Err(reason) if t >= deadline => Some((
+                None,
+                Some(format!(
+                    "not converged {} ms after healing: {reason}",
+                    scenario.phases.heal_ms
+                )),
+            )),
+            Err(_) => None,
+        }
+    }
 }
 
 /// Drives the scenario until convergence after healing or the liveness bound. Returns
-/// (converged at, liveness failure, end time), in scenario ms.
+/// (converged at, liveness failure), in scenario ms.
 async fn drive_scenario(
     w: &mut Driver<'_>,
     setup: &Setup,
 ) -> Result<(Option<u64>, Option<String>), RunnerError> {
-    let scenario = &setup.scenario;
-    for c in &setup.resolved.clients {
-        let body = json!({"user": c.user().name(), "device": c.device()});
-        let (status, v) = w
-            .bed
-            .call(&c.domain(), "POST", "/clients", Some(&body))
-            .await?;
-        if status != 200 {
-            return Err(RunnerError::Control {
-                provider: c.domain().to_string(),
-                reason: format!("creating {c}: {status} {v}"),
-            });
-        }
-    }
+    w.create_clients().await?;
     w.start = Instant::now();
     w.start_ms = wall_ms();
-    let windows = faults::plan(scenario, &setup.resolved, w.bed.seed);
-    let mut actions: Vec<(u64, bool, usize)> = Vec::new();
-    for (i, win) in windows.iter().enumerate() {
-        actions.push((win.start_ms, true, i));
-        actions.push((win.end_ms, false, i));
-    }
-    actions.sort_by_key(|&(t, open, i)| (t, open, i));
-    let mut steps: Vec<(u64, usize)> = scenario
-        .script
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.get_ref().at_ms, i))
-        .collect();
-    steps.sort();
-    let chaos = scenario.phases.chaos_ms;
-    let last_step = steps.last().map_or(0, |s| s.0);
-    let heal_start = chaos.max(last_step);
-    let deadline = heal_start + scenario.phases.heal_ms;
+    let mut schedule = Schedule::new(&setup.scenario, &setup.resolved, w.bed.seed);
+    let (chaos, deadline) = (schedule.chaos_ms, schedule.deadline_ms);
     let hard_stop = Duration::from_secs_f64(deadline as f64 * w.scale / 1000.0) + GRACE;
     w.sim_line("phase", json!({"phase": "chaos", "until_ms": chaos}));
-    let (mut ai, mut si) = (0, 0);
     let mut healed = false;
-    let mut next_check = heal_start;
+    let mut next_check = schedule.heal_start_ms;
     // As in the simulator, steps are handed to their clients on the client tick, at
     // multiples of CLIENT_TICK_MS of scenario time, and a tick takes the steps due at
     // its instant (not at the poll that notices it): two steps 5 ms apart in the file
@@ -893,10 +987,8 @@ async fn drive_scenario(
             ));
         }
         let t = w.t();
-        while ai < actions.len() && actions[ai].0 <= t {
-            let (_, open, i) = actions[ai];
-            w.open_fault(&windows[i], open).await?;
-            ai += 1;
+        while let Some(a) = schedule.next_fault(t) {
+            w.open_fault(schedule.window(a), a.open).await?;
         }
         if !healed && t >= chaos {
             healed = true;
@@ -906,85 +998,62 @@ async fn drive_scenario(
         let tick_at = t - t % CLIENT_TICK_MS;
         if tick {
             next_client_tick = tick_at + CLIENT_TICK_MS;
-        }
-        while tick && si < steps.len() && steps[si].0 <= tick_at {
-            let step = scenario.script[steps[si].1].get_ref();
-            if let Some(c) = w.names.get(&client_key(&step.client)).cloned() {
-                w.waiting.entry(c).or_default().push_back(steps[si].1);
-            }
-            si += 1;
+            w.queue_due_steps(&mut schedule, tick_at);
         }
         w.poll().await;
-        let cs: Vec<ClientUri> = if tick {
-            w.waiting.keys().cloned().collect()
-        } else {
-            Vec::new()
-        };
-        for c in cs {
-            while let Some(&i) = w.waiting.get(&c).and_then(|q| q.front()) {
-                if !w.ready(&c, &scenario.script[i].get_ref().op) {
-                    break;
-                }
-                if let Some(q) = w.waiting.get_mut(&c) {
-                    q.pop_front();
-                }
-                w.hand(&c, i).await;
-            }
+        if tick {
+            w.hand_ready_steps().await;
         }
         w.waiting.retain(|_, q| !q.is_empty());
         let t = w.t();
-        if healed && si >= steps.len() && ai >= actions.len() && t >= next_check {
+        if healed && schedule.all_handed() && t >= next_check {
             next_check = t + CONVERGENCE_CHECK_MS;
-            match w.converged() {
-                Ok(()) if !w.waiting.is_empty() => {
-                    for (c, q) in std::mem::take(&mut w.waiting) {
-                        for i in q {
-                            let op = scenario.script[i].get_ref().op.name();
-                            w.sim_line(
-                                "op-abandoned",
-                                json!({"client": c.as_str(), "op": op, "step": i,
-                                       "reason": "its precondition never held"}),
-                            );
-                        }
-                    }
-                }
-                Ok(()) => return Ok((Some(t), None)),
-                Err(reason) if t >= deadline => {
-                    return Ok((
-                        None,
-                        Some(format!(
-                            "not converged {} ms after healing: {reason}",
-                            scenario.phases.heal_ms
-                        )),
-                    ));
-                }
-                Err(_) => {}
+            if let Some(end) = w.settled(t, deadline) {
+                return Ok(end);
             }
         }
         tokio::time::sleep(POLL).await;
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn finish(
-    bed: &mut Bed,
-    setup: &Setup,
-    opts: &RunOptions,
-    mut runner_lines: Vec<Raw>,
+/// What the driver leaves for judging: its own trace lines, the fault windows applied
+/// per kind, when the run started (wall clock) and its time scale, and how it ended.
+struct RunEnd {
+    runner_lines: Vec<Raw>,
     fault_counts: BTreeMap<String, u64>,
     start: Instant,
     start_ms: u64,
     scale: f64,
     converged_at: Option<u64>,
     liveness: Option<String>,
-) -> Result<TestbedRun, RunnerError> {
-    let scenario = &setup.scenario;
-    let end_t = (start.elapsed().as_secs_f64() * 1000.0 / scale) as u64;
-    let proxies: BTreeMap<String, ProxyStats> = bed
-        .proxies
-        .iter()
-        .map(|((a, b), p)| (format!("{}→{}", a.as_str(), b.as_str()), p.stats()))
-        .collect();
+}
+
+/// The merged trace's header: as the simulator's ([`crate::world::run`]) with the
+/// testbed's time scale.
+fn trace_header(setup: &Setup, seed: u64, variant: &Value, scale: f64) -> Value {
+    json!({
+        "kind": "header",
+        "format": TRACE_FORMAT,
+        "scenario": setup.scenario.name,
+        "scenario_sha256": scenario_hash(&setup.text),
+        "scenario_toml": setup.text,
+        "seed": seed,
+        "variant": variant,
+        "build": env!("CARGO_PKG_VERSION"),
+        "testbed": {"time_scale": scale},
+    })
+}
+
+/// Stops the nodes and reads their journals, merged with the runner's lines after
+/// the header.
+async fn merged_trace(
+    bed: &mut Bed,
+    setup: &Setup,
+    opts: &RunOptions,
+    end: &mut RunEnd,
+    variant: &Value,
+    testbed_line: Value,
+) -> Result<(Vec<Value>, u64), RunnerError> {
     // The processes are stopped before their journals are read (nothing half-written
     // but a killed process's last line, which merge skips).
     bed.kill_all().await;
@@ -992,43 +1061,22 @@ async fn finish(
     for (i, n) in bed.nodes.values().enumerate() {
         journals.push(merge::read_journal(&n.state.join("events.jsonl"), i + 1)?);
     }
-    let windows = faults::plan(scenario, &setup.resolved, opts.seed);
-    let mut enabled: BTreeSet<String> =
-        windows.iter().map(|w| w.fault.kind().to_string()).collect();
-    if let Some(sw) = &scenario.faults.swarm {
-        enabled.extend(sw.get_ref().kinds.iter().cloned());
-    }
-    let fault_notes: BTreeMap<String, String> = enabled
-        .iter()
-        .map(|k| (k.clone(), fault_note(k).to_string()))
-        .collect();
-    runner_lines.push(Raw::new(
-        wall_ms(),
-        json!({"t": 0, "node": "sim", "kind": "testbed",
-               "time_scale": scale, "proxies": proxies, "fault_notes": fault_notes}),
-    ));
-    let merged = merge::merge(runner_lines, journals, start_ms);
-    let variant = variant_json(scenario, &setup.resolved);
-    let header = json!({
-        "kind": "header",
-        "format": TRACE_FORMAT,
-        "scenario": scenario.name,
-        "scenario_sha256": scenario_hash(&setup.text),
-        "scenario_toml": setup.text,
-        "seed": opts.seed,
-        "variant": variant,
-        "build": env!("CARGO_PKG_VERSION"),
-        "testbed": {"time_scale": scale},
-    });
-    let mut lines = vec![header];
+    let mut runner_lines = std::mem::take(&mut end.runner_lines);
+    runner_lines.push(Raw::new(wall_ms(), testbed_line));
+    let merged = merge::merge(runner_lines, journals, end.start_ms);
+    let mut lines = vec![trace_header(setup, opts.seed, variant, end.scale)];
     lines.extend(merged.lines);
-    let judged = judge::judge(
-        scenario,
-        &setup.resolved,
-        &lines,
-        converged_at.is_some(),
-        end_t,
-    );
+    Ok((lines, merged.skipped))
+}
+
+/// The run's outcome from the judged trace: the scripted steps not done, how many were
+/// done, and the outcome.
+fn judged_outcome(
+    setup: &Setup,
+    judged: &judge::Judged,
+    liveness: bool,
+) -> (Vec<StepNote>, usize, Outcome) {
+    let scenario = &setup.scenario;
     let adversary = |name: &str| {
         let key = client_key(name);
         setup
@@ -1038,32 +1086,62 @@ async fn finish(
             .find(|c| format!("{}/{}", c.user().name(), c.device()) == key)
             .is_some_and(|c| !setup.resolved.honest(c))
     };
-    let step_end = judged.step_end.clone();
-    let steps_not_done = step_notes(scenario, &step_end, adversary);
-    let steps_done = step_end
+    let steps_not_done = step_notes(scenario, &judged.step_end, adversary);
+    let steps_done = judged
+        .step_end
         .iter()
         .filter(|e| **e == Some(StepEnd::Done))
         .count();
     let outcome = outcome_of(
         !judged.violations.is_empty(),
-        liveness.is_some(),
+        liveness,
         &steps_not_done,
         steps_done,
         scenario.script.len(),
     );
+    (steps_not_done, steps_done, outcome)
+}
+
+async fn finish(
+    bed: &mut Bed,
+    setup: &Setup,
+    opts: &RunOptions,
+    mut end: RunEnd,
+) -> Result<TestbedRun, RunnerError> {
+    let scenario = &setup.scenario;
+    let end_t = (end.start.elapsed().as_secs_f64() * 1000.0 / end.scale) as u64;
+    let proxies: BTreeMap<String, ProxyStats> = bed
+        .proxies
+        .iter()
+        .map(|((a, b), p)| (format!("{}→{}", a.as_str(), b.as_str()), p.stats()))
+        .collect();
+    let enabled = Schedule::new(scenario, &setup.resolved, opts.seed).fault_kinds(scenario);
+    let fault_notes: BTreeMap<String, String> = enabled
+        .iter()
+        .map(|k| (k.clone(), fault_note(k).to_string()))
+        .collect();
+    let testbed_line = json!({"t": 0, "node": "sim", "kind": "testbed",
+           "time_scale": end.scale, "proxies": proxies, "fault_notes": fault_notes});
+    let variant = variant_json(scenario, &setup.resolved);
+    let (mut lines, skipped) =
+        merged_trace(bed, setup, opts, &mut end, &variant, testbed_line).await?;
+    let converged = end.converged_at.is_some();
+    let judged = judge::judge(scenario, &setup.resolved, &lines, converged, end_t);
+    let (steps_not_done, steps_done, outcome) =
+        judged_outcome(setup, &judged, end.liveness.is_some());
     let t_end = lines.last().and_then(|l| l["t"].as_u64()).unwrap_or(0);
     for v in &judged.violations {
         lines.push(json!({"t": t_end, "node": "sim", "kind": "violation",
                           "id": v.id, "detail": serde_json::to_value(v).unwrap_or(Value::Null)}));
     }
     lines.push(json!({"t": t_end, "node": "sim", "kind": "end",
-                      "outcome": outcome.name(), "liveness": liveness, "faults": fault_counts}));
+                      "outcome": outcome.name(), "liveness": end.liveness, "faults": end.fault_counts}));
     let text: Vec<String> = lines.iter().map(Value::to_string).collect();
     let expectation = scenario.expectation();
     let ids: Vec<&str> = judged.violations.iter().map(|v| v.id).collect();
     let faults_never_fired = enabled
         .into_iter()
-        .filter(|k| fault_counts.get(k).copied().unwrap_or(0) == 0)
+        .filter(|k| end.fault_counts.get(k).copied().unwrap_or(0) == 0)
         .collect();
     let report = RunReport {
         seed: opts.seed,
@@ -1075,15 +1153,15 @@ async fn finish(
         expected: expectation.outcome,
         as_expected: expectation.run_as_expected(outcome.name(), &ids),
         violations: judged.violations.clone(),
-        liveness,
+        liveness: end.liveness,
         trace_hash: crate::observe::record::hash_lines(text.iter().map(String::as_str)),
         trace_events: text.len() as u64,
         sim_time_ms: end_t,
-        wall_ms: start.elapsed().as_millis() as u64,
-        faults: fault_counts,
+        wall_ms: end.start.elapsed().as_millis() as u64,
+        faults: end.fault_counts,
         faults_never_fired,
         hub_rejections: judged.rejections.clone(),
-        converged_at_ms: converged_at,
+        converged_at_ms: end.converged_at,
         ops: judged.ops.clone(),
         steps_total: scenario.script.len(),
         steps_done,
@@ -1100,7 +1178,7 @@ async fn finish(
         proxies,
         fault_notes,
         pids: Vec::new(),
-        unreadable_lines: merged.skipped + judged.unreadable,
+        unreadable_lines: skipped + judged.unreadable,
     })
 }
 

@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use nodes::client::core::{Client, ClientEvent, Command};
-use nodes::client::failure::FailureOrigin;
 use nodes::client::leave::LeaveOrder;
 use nodes::hub::{EnforcementConfig, Hub, HubEvent};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
@@ -27,15 +26,15 @@ use nodes::server::{Server, ServerEvent, TransferMode};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::observe::oracles::{
-    Arrival, CommittedState, DepartureIntent, DepartureKind, HubMove, Oracles, Sent, Violation,
-};
+use crate::observe::oracles::{CommittedState, Oracles, Sent, Violation};
 use crate::observe::record::{Recorder, TRACE_FORMAT};
 use crate::scenario::{
     ExpectedOutcome, Fault, HubTransferKind, OnViolation, Op, Resolved, Scenario, StepEnd,
 };
 use crate::world::faults::{self, Links, Window};
 use crate::world::net::{self, Durable, HostConfig, HostHandle};
+use crate::world::schedule::Schedule;
+use crate::world::steps::{Started, StepBook};
 
 /// How often clients get `on_tick` (resends after timeouts).
 pub const CLIENT_TICK_MS: u64 = 100;
@@ -241,67 +240,9 @@ struct World<'a> {
     honest: BTreeSet<ClientUri>,
     /// Providers that are not adversaries.
     honest_providers: BTreeSet<Domain>,
-    /// How each scripted step ended (`None`: not handed yet, or in flight).
-    step_end: Vec<Option<StepEnd>>,
-    /// The client command name of each scripted step's op.
-    step_cmd: Vec<&'static str>,
-    /// Per client, the steps handed to it and not settled yet, in order (the client
-    /// runs its commands one at a time, in order).
-    inflight: BTreeMap<ClientUri, std::collections::VecDeque<usize>>,
-    /// Per client, the step it settled last (its follow-up commands belong to it).
-    last_step: BTreeMap<ClientUri, usize>,
-    /// Clients removed from the room (a `Removed` event, not followed by a `Joined`).
-    removed: BTreeSet<ClientUri>,
-    /// Hub refusals not yet matched to a client's failed op: (SHA-256 of the refused
-    /// request, rule id or code), oldest first, at most [`MAX_PENDING_REFUSALS`].
-    refusals: std::collections::VecDeque<(String, String)>,
+    /// The scripted steps: handed, settled, refused.
+    steps: StepBook,
 }
-
-/// How a scripted step ended when its op failed with `origin` (`reason`, for people):
-/// refused by the hub (`refusal`: the rule of the hub's refusal of the same request
-/// bytes, else the answer's code), overtaken (the client was removed first) or failed.
-/// Shared by the simulator and the testbed's judge. Whether the hub refused it is the
-/// failure's typed origin, never its text.
-pub fn failed_step_end(
-    origin: &FailureOrigin,
-    op: &str,
-    reason: &str,
-    removed: bool,
-    refusal: Option<String>,
-) -> StepEnd {
-    let code = match origin {
-        FailureOrigin::HubRefused { code } => Some(code.name().to_string()),
-        FailureOrigin::HttpError { status } => Some(format!("http-{status}")),
-        _ => None,
-    };
-    match code {
-        Some(code) => StepEnd::Refused {
-            rule: refusal.unwrap_or(code),
-        },
-        None if removed => StepEnd::Overtaken {
-            reason: format!("{op}: {reason}"),
-        },
-        None => StepEnd::Failed {
-            reason: format!("{op}: {reason}"),
-        },
-    }
-}
-
-/// Takes the hub refusal a client's failed op comes from, as its rule id (or answer
-/// code): the oldest pending refusal of the same request bytes (`request_sha256`, which
-/// the client's `OpFailed` and the hub's `Rejected` both name). `None`: no recorded
-/// refusal of those bytes (e.g. a provider that answered itself).
-pub fn take_refusal(
-    refusals: &mut std::collections::VecDeque<(String, String)>,
-    request_sha256: Option<&str>,
-) -> Option<String> {
-    let digest = request_sha256?;
-    let pos = refusals.iter().position(|(d, _)| d == digest)?;
-    refusals.remove(pos).map(|(_, rule)| rule)
-}
-
-/// Most hub refusals kept for matching to failed ops.
-const MAX_PENDING_REFUSALS: usize = 256;
 
 impl World<'_> {
     fn t(&self) -> u64 {
@@ -343,28 +284,11 @@ impl World<'_> {
             );
             match &e {
                 ClientEvent::Joined { room, epoch, .. } | ClientEvent::Epoch { room, epoch } => {
-                    if matches!(e, ClientEvent::Joined { .. }) {
-                        self.removed.remove(c);
-                    }
-                    if matches!(e, ClientEvent::Joined { .. }) && self.honest.contains(c) {
-                        self.oracles.arrival_joined(c, room);
-                    }
-                    if let Some(s) = self.clients.get_mut(c) {
-                        s.epoch = Some(*epoch);
-                    }
-                    // The full view (GroupContext, members, room state) only for the
-                    // oracles, which judge honest clients.
-                    if self.honest.contains(c) {
-                        if let Some(view) = self.clients[c].core.room_view(room) {
-                            let hub = self.hub_view();
-                            let current = self.current_hub();
-                            let hub = hub.as_ref().map(|(e, _)| (current.as_str(), *e));
-                            self.oracles.client_epoch(t, c, room, &view, hub, line);
-                        }
-                    }
+                    let joined = matches!(e, ClientEvent::Joined { .. });
+                    self.client_epoch(t, c, room, *epoch, joined, line);
                 }
                 ClientEvent::Removed { .. } => {
-                    self.removed.insert(c.clone());
+                    self.steps.removed(c);
                     if let Some(s) = self.clients.get_mut(c) {
                         s.epoch = None;
                     }
@@ -397,7 +321,7 @@ impl World<'_> {
                     .message_built(c, room, mls_message_sha256, line),
                 ClientEvent::OpSucceeded { op, .. } => {
                     self.ops.succeeded += 1;
-                    self.settle(c, op, None);
+                    self.steps.settle(c, op, None);
                 }
                 ClientEvent::OpFailed {
                     op,
@@ -410,49 +334,41 @@ impl World<'_> {
                     if *op == "join-external" && self.honest.contains(c) {
                         self.oracles.join_failed(c, *origin, reason, line);
                     }
-                    self.settle(c, op, Some((origin, reason, request_sha256.as_deref())));
+                    let failure = (origin, reason.as_str(), request_sha256.as_deref());
+                    self.steps.settle(c, op, Some(failure));
                 }
                 _ => {}
             }
         }
     }
 
-    /// A client finished op `op` (`failure`: why it failed). The client's first step in
-    /// flight is settled if `op` is its command; any other op (a follow-up the client
-    /// queued itself, e.g. a `leave-step`) belongs to the step it settled last, whose
-    /// end becomes the follow-up's failure.
-    fn settle(
+    /// Client `c` joined `room` (`joined`) or moved to a new epoch there.
+    fn client_epoch(
         &mut self,
+        t: u64,
         c: &ClientUri,
-        op: &str,
-        failure: Option<(&FailureOrigin, &str, Option<&str>)>,
+        room: &RoomUri,
+        epoch: u64,
+        joined: bool,
+        line: u64,
     ) {
-        let front = self.inflight.get(c).and_then(|q| q.front().copied());
-        let i = match front {
-            Some(i) if self.step_cmd[i] == op => {
-                if let Some(q) = self.inflight.get_mut(c) {
-                    q.pop_front();
-                }
-                self.last_step.insert(c.clone(), i);
-                self.step_end[i] = Some(StepEnd::Done);
-                i
-            }
-            _ => match (failure, self.last_step.get(c)) {
-                (Some(_), Some(&i)) => i,
-                _ => return,
-            },
-        };
-        if let Some((origin, reason, request_sha256)) = failure {
-            let removed = self.removed.contains(c);
-            let end = failed_step_end(
-                origin,
-                op,
-                reason,
-                removed,
-                take_refusal(&mut self.refusals, request_sha256),
-            );
-            if matches!(self.step_end[i], None | Some(StepEnd::Done)) {
-                self.step_end[i] = Some(end);
+        if joined {
+            self.steps.joined(c);
+        }
+        if joined && self.honest.contains(c) {
+            self.oracles.arrival_joined(c, room);
+        }
+        if let Some(s) = self.clients.get_mut(c) {
+            s.epoch = Some(epoch);
+        }
+        // The full view (GroupContext, members, room state) only for the
+        // oracles, which judge honest clients.
+        if self.honest.contains(c) {
+            if let Some(view) = self.clients[c].core.room_view(room) {
+                let hub = self.hub_view();
+                let current = self.current_hub();
+                let hub = hub.as_ref().map(|(e, _)| (current.as_str(), *e));
+                self.oracles.client_epoch(t, c, room, &view, hub, line);
             }
         }
     }
@@ -533,55 +449,8 @@ impl World<'_> {
                     kind,
                     json!({ "event": v.unwrap_or(Value::Null) }),
                 );
-                if let ServerEvent::Hub(HubEvent::SenderAccepted {
-                    room,
-                    epoch,
-                    sending_uri,
-                    mls_message_sha256,
-                }) = &e
-                {
-                    self.oracles.sender_accepted(
-                        t,
-                        d.as_str(),
-                        room,
-                        *epoch,
-                        sending_uri,
-                        mls_message_sha256,
-                        line,
-                    );
-                }
-                if let ServerEvent::Hub(HubEvent::Rejected {
-                    rule,
-                    code,
-                    request_sha256,
-                    ..
-                }) = &e
-                {
-                    let key = rule.map_or_else(|| code.clone(), str::to_string);
-                    *self.rejections.entry(key.clone()).or_default() += 1;
-                    // wrongEpoch answers are retried by the client, never an op's end.
-                    if code != "wrongEpoch" {
-                        self.refusals.push_back((request_sha256.clone(), key));
-                        if self.refusals.len() > MAX_PENDING_REFUSALS {
-                            self.refusals.pop_front();
-                        }
-                    }
-                }
-                if let ServerEvent::Hub(HubEvent::Accepted {
-                    room,
-                    kind: "commit",
-                    epoch,
-                    seq,
-                    ..
-                }) = &e
-                {
-                    self.oracles
-                        .commit_accepted(t, d.as_str(), room, *epoch, *seq, line);
-                    if room == &self.room && d == self.current_hub() {
-                        if let Some((he, gc)) = self.hub_view() {
-                            self.oracles.hub_epoch(t, d.as_str(), room, he, gc, line);
-                        }
-                    }
+                if let ServerEvent::Hub(h) = &e {
+                    self.hub_event(t, &d, h, line);
                 }
             }
         }
@@ -589,38 +458,92 @@ impl World<'_> {
         // delivery of them is looked at.
         let hubs: Vec<Domain> = self.hosts.keys().cloned().collect();
         for d in hubs {
-            let from = self.log_indexed.get(&d).copied().unwrap_or(0);
-            let (generation, new): (u64, Vec<(Vec<u8>, u64, u64)>) = self
-                .hosts
-                .get(&d)
-                .and_then(|h| {
-                    h.disk.with(|s| {
-                        s.hub.room(&self.room).map(|r| {
-                            // Entries are indexed soon after they are logged, while the
-                            // hub still has the generation it logged them under.
-                            let g = match s.hub.hub_record(&self.room) {
-                                Some(rec) if rec.hub == d => rec.generation,
-                                _ => r.record.generation,
-                            };
-                            let new = r
-                                .log
-                                .iter()
-                                .skip(from)
-                                .map(|e| (e.fanout.clone(), e.seq, e.epoch))
-                                .collect();
-                            (g, new)
-                        })
+            self.index_log(d);
+        }
+    }
+
+    /// Feeds hub `d`'s event `e` (trace line `line`) to the oracles and the step
+    /// bookkeeping: accepted senders and commits, refusals by rule.
+    fn hub_event(&mut self, t: u64, d: &Domain, e: &HubEvent, line: u64) {
+        match e {
+            HubEvent::SenderAccepted {
+                room,
+                epoch,
+                sending_uri,
+                mls_message_sha256,
+            } => {
+                self.oracles.sender_accepted(
+                    t,
+                    d.as_str(),
+                    room,
+                    *epoch,
+                    sending_uri,
+                    mls_message_sha256,
+                    line,
+                );
+            }
+            HubEvent::Rejected {
+                rule,
+                code,
+                request_sha256,
+                ..
+            } => {
+                let key = rule.map_or_else(|| code.clone(), str::to_string);
+                *self.rejections.entry(key.clone()).or_default() += 1;
+                self.steps.hub_refused(request_sha256, key, code);
+            }
+            HubEvent::Accepted {
+                room,
+                kind: "commit",
+                epoch,
+                seq,
+                ..
+            } => {
+                self.oracles
+                    .commit_accepted(t, d.as_str(), room, *epoch, *seq, line);
+                if room == &self.room && *d == self.current_hub() {
+                    if let Some((he, gc)) = self.hub_view() {
+                        self.oracles.hub_epoch(t, d.as_str(), room, he, gc, line);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Gives the oracles hub `d`'s log entries for the room logged since the last call.
+    fn index_log(&mut self, d: Domain) {
+        let from = self.log_indexed.get(&d).copied().unwrap_or(0);
+        let (generation, new): (u64, Vec<(Vec<u8>, u64, u64)>) = self
+            .hosts
+            .get(&d)
+            .and_then(|h| {
+                h.disk.with(|s| {
+                    s.hub.room(&self.room).map(|r| {
+                        // Entries are indexed soon after they are logged, while the
+                        // hub still has the generation it logged them under.
+                        let g = match s.hub.hub_record(&self.room) {
+                            Some(rec) if rec.hub == d => rec.generation,
+                            _ => r.record.generation,
+                        };
+                        let new = r
+                            .log
+                            .iter()
+                            .skip(from)
+                            .map(|e| (e.fanout.clone(), e.seq, e.epoch))
+                            .collect();
+                        (g, new)
                     })
                 })
-                .flatten()
-                .unwrap_or_default();
-            let line = self.rec.count();
-            for (f, seq, epoch) in &new {
-                self.oracles
-                    .logged(d.as_str(), &self.room, f, generation, *seq, *epoch, line);
-            }
-            *self.log_indexed.entry(d).or_default() += new.len();
+            })
+            .flatten()
+            .unwrap_or_default();
+        let line = self.rec.count();
+        for (f, seq, epoch) in &new {
+            self.oracles
+                .logged(d.as_str(), &self.room, f, generation, *seq, *epoch, line);
         }
+        *self.log_indexed.entry(d).or_default() += new.len();
     }
 
     /// Hands provider→client messages to online clients (offline ones get them later).
@@ -734,25 +657,25 @@ impl World<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn command(
-        &mut self,
-        c: &ClientUri,
-        step: usize,
-        op: &Op,
-        users: &BTreeMap<String, UserUri>,
-        senders: &BTreeMap<Domain, openmls::prelude::ExternalSender>,
-        preset: nodes::room::RolePreset,
-        may_be_refused: bool,
-    ) {
-        let Some(hub_sender) = senders.get(&self.hub) else {
+    /// Hands scripted step `step` to its client `c`: records the op, queues its command
+    /// and tells the oracles what it starts; a step without a command, or one the client
+    /// refuses to queue, has failed.
+    fn command(&mut self, c: &ClientUri, step: usize, script: &Script) {
+        let Some(hub_sender) = script.senders.get(&self.hub) else {
             return;
         };
-        let t = self.t();
-        let now = self.now();
-        let room = self.room.clone();
-        let u = |n: &str| users.get(n).cloned();
-        let cmd = op_command(op, c, &room, hub_sender, users, senders, preset);
+        let st = script.scenario.script[step].get_ref();
+        let op = &st.op;
+        let (t, now) = (self.t(), self.now());
+        let cmd = op_command(
+            op,
+            c,
+            &self.room,
+            hub_sender,
+            &script.users,
+            &script.senders,
+            script.preset,
+        );
         self.rec.event(
             t,
             c.as_str(),
@@ -762,7 +685,7 @@ impl World<'_> {
         let op_line = self.rec.count();
         self.ops.issued += 1;
         let Some(cmd) = cmd else {
-            self.step_end[step] = Some(StepEnd::Failed {
+            self.steps.end[step] = Some(StepEnd::Failed {
                 reason: format!("{}: no command for this op", op.name()),
             });
             return;
@@ -770,77 +693,31 @@ impl World<'_> {
         let Some(slot) = self.clients.get_mut(c) else {
             return;
         };
-        // departure-completes: the script's intent and the view before it starts.
-        let departure = match op {
-            Op::Leave => Some((DepartureKind::Leave, c.user())),
-            Op::Remove { user } => u(user).map(|x| (DepartureKind::Remove, x)),
-            Op::Ban { user } => u(user).map(|x| (DepartureKind::Ban, x)),
-            _ => None,
-        }
-        .filter(|_| self.honest.contains(c))
-        .and_then(|(kind, user)| {
-            let intent = DepartureIntent {
-                kind,
-                user,
+        let started = if self.honest.contains(c) {
+            let view = slot.core.room_view(&self.room);
+            let may_be_refused = !st.may_refuse.is_empty();
+            Started::of(
+                op,
+                c,
+                &self.room,
+                &script.users,
+                view.as_ref(),
                 may_be_refused,
-            };
-            slot.core.room_view(&self.room).map(|v| (intent, v))
-        });
-        // handoff-keeps-accepted: how the script moves the hub.
-        let hub_move = match op {
-            Op::MoveHub { .. } => Some(HubMove::Handoff),
-            Op::TakeOver => Some(HubMove::Takeover),
-            _ => None,
-        }
-        .filter(|_| self.honest.contains(c));
-        // arrival-completes: the adds and joins honest clients start.
-        let epoch_now = slot.core.room_view(&self.room).map_or(0, |v| v.epoch);
-        let arrivals: Vec<Arrival> = if !self.honest.contains(c) {
-            Vec::new()
+                op_line,
+            )
         } else {
-            let add = |user: &str| {
-                u(user).map(|user| Arrival::Add {
-                    by: c.clone(),
-                    room: self.room.clone(),
-                    user,
-                    epoch: epoch_now,
-                    line: op_line,
-                })
-            };
-            match op {
-                Op::Add { user, .. } => add(user).into_iter().collect(),
-                Op::AddUsers { users } => users.iter().filter_map(|x| add(x)).collect(),
-                Op::Join => vec![Arrival::Join {
-                    client: c.clone(),
-                    room: self.room.clone(),
-                    line: op_line,
-                    failure: None,
-                    joined: false,
-                }],
-                _ => Vec::new(),
-            }
+            Started::default()
         };
         match slot.core.command(now, cmd) {
             Ok(out) => {
-                self.inflight.entry(c.clone()).or_default().push_back(step);
-                if let Some((intent, view)) = departure {
-                    let room = self.room.clone();
-                    self.oracles
-                        .departure_started(&intent, c, &room, &view, op_line);
-                }
-                if let Some(how) = hub_move {
-                    let room = self.room.clone();
-                    self.oracles.hub_move_started(&room, how);
-                }
-                for a in arrivals {
-                    self.oracles.arrival_started(a);
-                }
+                self.steps.handed(c, step);
+                started.tell(&mut self.oracles, c, &self.room, op_line);
                 self.client_events(c);
                 self.send(c, out);
             }
             Err(e) => {
                 self.ops.refused += 1;
-                self.step_end[step] = Some(StepEnd::Failed {
+                self.steps.end[step] = Some(StepEnd::Failed {
                     reason: format!("{}: the client refused it: {e}", op.name()),
                 });
                 self.rec.event(
@@ -1103,18 +980,40 @@ pub fn scenario_hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// Runs `scenario` (whose source is `text`) with `seed`. `keep_trace` keeps the JSONL
-/// lines in the report.
-pub fn run(
-    scenario: &Scenario,
-    resolved: &Resolved,
-    text: &str,
-    seed: u64,
-    keep_trace: bool,
-) -> RunReport {
-    let wall = std::time::Instant::now();
-    let mut rec = Recorder::new(keep_trace);
-    let variant = variant_json(scenario, resolved);
+/// What the driver hands scripted steps with: the scenario, its clients by script name
+/// ("alice/1"), its users by name, every provider's hub external sender and the room's
+/// role preset.
+struct Script<'a> {
+    scenario: &'a Scenario,
+    names: BTreeMap<String, ClientUri>,
+    users: BTreeMap<String, UserUri>,
+    senders: BTreeMap<Domain, openmls::prelude::ExternalSender>,
+    preset: nodes::room::RolePreset,
+}
+
+impl Script<'_> {
+    /// The client a script names ("alice" is "alice/1").
+    fn client(&self, name: &str) -> Option<&ClientUri> {
+        self.names.get(&client_key(name))
+    }
+}
+
+/// How the driver loop ended.
+#[derive(Default)]
+struct LoopEnd {
+    /// Every honest client converged (the time).
+    converged_at: Option<u64>,
+    /// Not converged by the liveness bound (why).
+    liveness: Option<String>,
+    /// A host failed (turmoil's error).
+    host_error: Option<String>,
+    /// When the script's last step was handed, and the openmls time then.
+    last_step_mark: Option<(std::time::Instant, u128)>,
+}
+
+/// The trace's first line: scenario (with its text), seed, variant, build.
+fn header(scenario: &Scenario, text: &str, seed: u64, variant: &Value, keep: bool) -> Recorder {
+    let mut rec = Recorder::new(keep);
     rec.push(json!({
         "kind": "header",
         "format": TRACE_FORMAT,
@@ -1125,7 +1024,16 @@ pub fn run(
         "variant": variant,
         "build": env!("CARGO_PKG_VERSION"),
     }));
+    rec
+}
 
+/// The turmoil simulation of `scenario`'s network, and one durable host per provider.
+fn spawn_hosts<'a>(
+    scenario: &Scenario,
+    resolved: &Resolved,
+    seed: u64,
+    net_trace: &net::Trace,
+) -> (turmoil::Sim<'a>, BTreeMap<Domain, Host>) {
     let net_cfg = &scenario.network;
     let mut builder = net::sim_builder(seed);
     builder
@@ -1134,8 +1042,6 @@ pub fn run(
         .tick_duration(Duration::from_millis(net_cfg.tick_ms))
         .repair_rate(faults::LOSS_REPAIR_RATE);
     let mut sim = builder.build();
-    let net_trace = net::Trace::new();
-    let config = enforcement_config(scenario, resolved);
     let mut hosts = BTreeMap::new();
     for d in &resolved.providers {
         let (dd, sc, rs) = (d.clone(), scenario.clone(), resolved.clone());
@@ -1143,7 +1049,7 @@ pub fn run(
             &mut sim,
             d.clone(),
             HostConfig::default(),
-            &net_trace,
+            net_trace,
             move || make_server(&sc, &rs, &dd, seed),
         );
         hosts.insert(
@@ -1155,330 +1061,371 @@ pub fn run(
             },
         );
     }
-    let mut w = World {
-        sim,
-        hosts,
-        clients: BTreeMap::new(),
-        net_trace,
-        rec,
-        oracles: Oracles::new(
-            scenario
-                .oracles
-                .disabled
+    (sim, hosts)
+}
+
+impl<'a> World<'a> {
+    /// The world of `scenario` with `seed`: its hosts up, no client yet, the oracles
+    /// armed (with the ghost devices malicious providers hold, oracle no-ghost-device).
+    fn new(scenario: &Scenario, resolved: &Resolved, seed: u64, rec: Recorder) -> World<'a> {
+        let net_trace = net::Trace::new();
+        let (sim, hosts) = spawn_hosts(scenario, resolved, seed, &net_trace);
+        let latency = scenario.network.latency_ms;
+        let mut w = World {
+            sim,
+            hosts,
+            clients: BTreeMap::new(),
+            net_trace,
+            rec,
+            oracles: Oracles::new(
+                scenario
+                    .oracles
+                    .disabled
+                    .iter()
+                    .map(|o| o.get_ref().clone()),
+            ),
+            room: resolved.room.clone(),
+            hub: resolved.hub.clone(),
+            log_indexed: BTreeMap::new(),
+            ops: OpCounts::default(),
+            faults: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            rejections: BTreeMap::new(),
+            honest: resolved
+                .clients
                 .iter()
-                .map(|o| o.get_ref().clone()),
-        ),
-        room: resolved.room.clone(),
-        hub: resolved.hub.clone(),
-        log_indexed: BTreeMap::new(),
-        ops: OpCounts::default(),
-        faults: BTreeMap::new(),
-        waiting: BTreeMap::new(),
-        rejections: BTreeMap::new(),
-        honest: resolved
-            .clients
-            .iter()
-            .filter(|c| resolved.honest(c))
-            .cloned()
-            .collect(),
-        honest_providers: resolved
-            .providers
-            .iter()
-            .filter(|d| !resolved.adversaries.iter().any(|(a, _)| a == *d))
-            .cloned()
-            .collect(),
-        links: Links::new((
-            Duration::from_millis(net_cfg.latency_ms[0]),
-            Duration::from_millis(net_cfg.latency_ms[1]),
-        )),
-        step_end: vec![None; scenario.script.len()],
-        step_cmd: scenario
-            .script
-            .iter()
-            .map(|s| s.get_ref().op.command_name())
-            .collect(),
-        inflight: BTreeMap::new(),
-        last_step: BTreeMap::new(),
-        removed: BTreeSet::new(),
-        refusals: std::collections::VecDeque::new(),
-    };
-    // The ghost devices malicious providers hold (oracle no-ghost-device).
-    for (d, a) in &resolved.adversaries {
-        if *a == nodes::adversary::Adversary::GhostDevice {
-            w.oracles.add_ghosts(nodes::adversary::ghost_devices(
-                resolved.clients.iter().filter(|c| c.domain() == *d),
-            ));
+                .filter(|c| resolved.honest(c))
+                .cloned()
+                .collect(),
+            honest_providers: resolved
+                .providers
+                .iter()
+                .filter(|d| !resolved.adversaries.iter().any(|(a, _)| a == *d))
+                .cloned()
+                .collect(),
+            links: Links::new((
+                Duration::from_millis(latency[0]),
+                Duration::from_millis(latency[1]),
+            )),
+            steps: StepBook::new(scenario),
+        };
+        for (d, a) in &resolved.adversaries {
+            if *a == nodes::adversary::Adversary::GhostDevice {
+                w.oracles.add_ghosts(nodes::adversary::ghost_devices(
+                    resolved.clients.iter().filter(|c| c.domain() == *d),
+                ));
+            }
+        }
+        w
+    }
+
+    /// Creates every client, online, and has it publish its KeyPackages; what the
+    /// driver hands steps with.
+    fn start_clients<'s>(
+        &mut self,
+        scenario: &'s Scenario,
+        resolved: &Resolved,
+        seed: u64,
+    ) -> Script<'s> {
+        let mut names = BTreeMap::new();
+        for c in &resolved.clients {
+            let (mut core, kps) = make_client(scenario, resolved, c, seed);
+            let out = core.publish_key_packages(kps);
+            self.clients.insert(
+                c.clone(),
+                ClientSlot {
+                    core,
+                    online: true,
+                    outbox: Vec::new(),
+                    mailbox: Vec::new(),
+                    epoch: None,
+                    received: 0,
+                },
+            );
+            self.send(c, vec![out]);
+            names.insert(format!("{}/{}", c.user().name(), c.device()), c.clone());
+        }
+        let config = enforcement_config(scenario, resolved);
+        Script {
+            scenario,
+            names,
+            users: resolved
+                .users
+                .iter()
+                .map(|u| (u.name(), u.clone()))
+                .collect(),
+            senders: resolved
+                .providers
+                .iter()
+                .map(|d| {
+                    (
+                        d.clone(),
+                        Hub::new(d.clone(), seed, config.clone()).external_sender(),
+                    )
+                })
+                .collect(),
+            preset: scenario.world.room.get_ref().preset.role_preset(),
         }
     }
-    let mut names = BTreeMap::new();
-    for c in &resolved.clients {
-        let (mut core, kps) = make_client(scenario, resolved, c, seed);
-        let out = core.publish_key_packages(kps);
-        w.clients.insert(
-            c.clone(),
-            ClientSlot {
-                core,
-                online: true,
-                outbox: Vec::new(),
-                mailbox: Vec::new(),
-                epoch: None,
-                received: 0,
-            },
+
+    /// The driver loop, once per turmoil step (see the module docs), until every honest
+    /// client converged after healing, the liveness bound, a host failure or (with
+    /// `on_violation = "stop"`) a violation.
+    fn drive(&mut self, script: &Script, schedule: &mut Schedule) -> LoopEnd {
+        let scenario = script.scenario;
+        let stop_on_violation = scenario.oracles.on_violation == OnViolation::Stop;
+        let (chaos, deadline) = (schedule.chaos_ms, schedule.deadline_ms);
+        self.rec.event(
+            0,
+            "sim",
+            "phase",
+            json!({"phase": "chaos", "until_ms": chaos}),
         );
-        w.send(c, vec![out]);
-        names.insert(format!("{}/{}", c.user().name(), c.device()), c.clone());
-    }
-    let users: BTreeMap<String, UserUri> = resolved
-        .users
-        .iter()
-        .map(|u| (u.name(), u.clone()))
-        .collect();
-    let senders: BTreeMap<Domain, openmls::prelude::ExternalSender> = resolved
-        .providers
-        .iter()
-        .map(|d| {
-            (
-                d.clone(),
-                Hub::new(d.clone(), seed, config.clone()).external_sender(),
-            )
-        })
-        .collect();
-    let preset = scenario.world.room.get_ref().preset.role_preset();
-
-    // The plan: faults and steps in time order.
-    let windows = faults::plan(scenario, resolved, seed);
-    let mut actions: Vec<(u64, bool, usize)> = Vec::new();
-    for (i, win) in windows.iter().enumerate() {
-        actions.push((win.start_ms, true, i));
-        actions.push((win.end_ms, false, i));
-    }
-    // Ends before starts at the same instant; then by window order.
-    actions.sort_by_key(|&(t, open, i)| (t, open, i));
-    let mut steps: Vec<(u64, usize)> = scenario
-        .script
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.get_ref().at_ms, i))
-        .collect();
-    steps.sort();
-    let chaos = scenario.phases.chaos_ms;
-    let last_step = steps.last().map_or(0, |s| s.0);
-    let heal_start = chaos.max(last_step);
-    let deadline = heal_start + scenario.phases.heal_ms;
-    let stop_on_violation = scenario.oracles.on_violation == OnViolation::Stop;
-    w.rec.event(
-        0,
-        "sim",
-        "phase",
-        json!({"phase": "chaos", "until_ms": chaos}),
-    );
-
-    let (mut ai, mut si) = (0, 0);
-    let mut healed = false;
-    let mut next_client_tick = 0;
-    let mut next_check = heal_start;
-    let mut liveness = None;
-    let mut converged_at = None;
-    let mut last_step_mark: Option<(std::time::Instant, u128)> = None;
-    let mut host_error = None;
-    loop {
-        let t = w.t();
-        while ai < actions.len() && actions[ai].0 <= t {
-            let (_, open, i) = actions[ai];
-            w.open_fault(&windows[i], open, &names);
-            ai += 1;
+        let mut end = LoopEnd::default();
+        let mut healed = false;
+        let mut next_client_tick = 0;
+        let mut next_check = schedule.heal_start_ms;
+        loop {
+            let t = self.t();
+            while let Some(a) = schedule.next_fault(t) {
+                self.open_fault(schedule.window(a), a.open, &script.names);
+            }
+            if !healed && t >= chaos {
+                healed = true;
+                self.rec.event(
+                    t,
+                    "sim",
+                    "phase",
+                    json!({"phase": "heal", "bound_ms": deadline}),
+                );
+            }
+            while let Some(i) = schedule.next_step(t) {
+                if let Some(c) = script.client(&scenario.script[i].get_ref().client) {
+                    self.waiting.entry(c.clone()).or_default().push_back(i);
+                }
+            }
+            if t >= next_client_tick {
+                self.tick_clients();
+                next_client_tick = t + CLIENT_TICK_MS;
+                self.hand_ready_steps(script, &mut end.last_step_mark);
+            }
+            if let Err(e) = self.sim.step() {
+                end.host_error = Some(e.to_string());
+                break;
+            }
+            self.collect();
+            self.deliver();
+            if stop_on_violation && !self.oracles.violations().is_empty() {
+                break;
+            }
+            let t = self.t();
+            if healed && schedule.all_handed() && t >= next_check {
+                next_check = t + CONVERGENCE_CHECK_MS;
+                match self.settled(t, script, deadline) {
+                    Some(Ok(at)) => end.converged_at = Some(at),
+                    Some(Err(liveness)) => end.liveness = Some(liveness),
+                    None => continue,
+                }
+                break;
+            }
         }
-        if !healed && t >= chaos {
-            healed = true;
-            w.rec.event(
+        end
+    }
+
+    /// Hands every waiting step whose precondition holds to its client, in order;
+    /// `last_step_mark`: set when the script's last step is handed.
+    fn hand_ready_steps(
+        &mut self,
+        script: &Script,
+        last_step_mark: &mut Option<(std::time::Instant, u128)>,
+    ) {
+        let scenario = script.scenario;
+        let cs: Vec<ClientUri> = self.waiting.keys().cloned().collect();
+        for c in cs {
+            while let Some(&i) = self.waiting.get(&c).and_then(|q| q.front()) {
+                if !self.ready(&c, &scenario.script[i].get_ref().op, &script.users) {
+                    break;
+                }
+                if let Some(q) = self.waiting.get_mut(&c) {
+                    q.pop_front();
+                }
+                if i + 1 == scenario.script.len() {
+                    *last_step_mark = Some((
+                        std::time::Instant::now(),
+                        nodes::mls::cost::snapshot().nanos,
+                    ));
+                }
+                self.command(&c, i, script);
+            }
+        }
+        self.waiting.retain(|_, q| !q.is_empty());
+    }
+
+    /// After healing, once every fault and step is handed: `Some(Ok(t))` when every
+    /// honest client has converged, `Some(Err(why))` past the liveness bound
+    /// (`deadline`), else `None` (keep going). Quiescent with steps still waiting: they
+    /// can never become ready, so they are abandoned.
+    fn settled(&mut self, t: u64, script: &Script, deadline: u64) -> Option<Result<u64, String>> {
+        match self.converged() {
+            Ok(()) if !self.waiting.is_empty() => {
+                self.abandon_waiting(t, script.scenario);
+                None
+            }
+            Ok(()) => Some(Ok(t)),
+            Err(reason) if t >= deadline => Some(Err(format!(
+                "not converged {} ms after healing: {reason}",
+                script.scenario.phases.heal_ms
+            ))),
+            Err(_) => None,
+        }
+    }
+
+    /// Every step still waiting for its precondition is abandoned.
+    fn abandon_waiting(&mut self, t: u64, scenario: &Scenario) {
+        for (c, q) in std::mem::take(&mut self.waiting) {
+            for i in q {
+                let op = &scenario.script[i].get_ref().op;
+                self.rec.event(
+                    t,
+                    c.as_str(),
+                    "op-abandoned",
+                    json!({"op": op.name(), "step": i, "reason": "its precondition never held"}),
+                );
+                self.ops.abandoned += 1;
+                self.steps.end[i] = Some(StepEnd::Abandoned);
+            }
+        }
+    }
+
+    /// The oracles' checks at the end of the run (`t`): order, once and seq continuity
+    /// hold in any run; what must have arrived, only in a converged one.
+    fn final_checks(&mut self, t: u64, converged: bool) {
+        self.oracles.check_handoffs(t, converged);
+        if converged {
+            let honest = self.honest.clone();
+            self.oracles.check_delivery(t, &honest);
+            let hub_final = self.hub_committed();
+            self.oracles.check_departures(t, hub_final.as_ref());
+            self.oracles.check_arrivals(t, hub_final.as_ref());
+        }
+    }
+}
+
+/// Runs `scenario` (whose source is `text`) with `seed`. `keep_trace` keeps the JSONL
+/// lines in the report.
+pub fn run(
+    scenario: &Scenario,
+    resolved: &Resolved,
+    text: &str,
+    seed: u64,
+    keep_trace: bool,
+) -> RunReport {
+    let wall = std::time::Instant::now();
+    let variant = variant_json(scenario, resolved);
+    let rec = header(scenario, text, seed, &variant, keep_trace);
+    let mut w = World::new(scenario, resolved, seed, rec);
+    let script = w.start_clients(scenario, resolved, seed);
+    let mut schedule = Schedule::new(scenario, resolved, seed);
+    let mut end = w.drive(&script, &mut schedule);
+    let t = w.t();
+    w.final_checks(t, end.converged_at.is_some());
+    if let Some(e) = end.host_error.take() {
+        end.liveness = Some(format!("a host failed: {e}"));
+    }
+    w.steps.close();
+    let steps_not_done = step_notes(scenario, &w.steps.end, |name| {
+        script.client(name).is_some_and(|c| !w.honest.contains(c))
+    });
+    let mut report = w.verdict(scenario, &schedule, steps_not_done, &end);
+    report.seed = seed;
+    report.scenario_sha256 = scenario_hash(text);
+    report.variant = variant;
+    report.wall_ms = wall.elapsed().as_millis() as u64;
+    report.last_step_cost = end.last_step_mark.map(|(at, nanos)| StepCost {
+        wall_ms: at.elapsed().as_secs_f64() * 1000.0,
+        mls_ms: nodes::mls::cost::snapshot().nanos.saturating_sub(nanos) as f64 / 1e6,
+    });
+    report
+}
+
+impl World<'_> {
+    /// The run's outcome, recorded as the trace's last lines (its violations, then
+    /// `end`), and its report (without what only `run` knows: seed, scenario hash,
+    /// variant, wall time, the last step's cost).
+    fn verdict(
+        &mut self,
+        scenario: &Scenario,
+        schedule: &Schedule,
+        steps_not_done: Vec<StepNote>,
+        end: &LoopEnd,
+    ) -> RunReport {
+        let t = self.t();
+        let violations = self.oracles.violations().to_vec();
+        let steps_done = self.steps.done();
+        let outcome = outcome_of(
+            !violations.is_empty(),
+            end.liveness.is_some(),
+            &steps_not_done,
+            steps_done,
+            scenario.script.len(),
+        );
+        let state_table = if outcome == Outcome::Ok {
+            Vec::new()
+        } else {
+            self.state_table()
+        };
+        for v in &violations {
+            self.rec.event(
                 t,
                 "sim",
-                "phase",
-                json!({"phase": "heal", "bound_ms": deadline}),
+                "violation",
+                serde_json::to_value(v).unwrap_or(Value::Null),
             );
         }
-        while si < steps.len() && steps[si].0 <= t {
-            let step = scenario.script[steps[si].1].get_ref();
-            if let Some(c) = names.get(&client_key(&step.client)).cloned() {
-                w.waiting.entry(c).or_default().push_back(steps[si].1);
-            }
-            si += 1;
-        }
-        if t >= next_client_tick {
-            w.tick_clients();
-            next_client_tick = t + CLIENT_TICK_MS;
-            // Hand every waiting step whose precondition holds to its client, in order.
-            let cs: Vec<ClientUri> = w.waiting.keys().cloned().collect();
-            for c in cs {
-                while let Some(&i) = w.waiting.get(&c).and_then(|q| q.front()) {
-                    let step = scenario.script[i].get_ref();
-                    let op = &step.op;
-                    if !w.ready(&c, op, &users) {
-                        break;
-                    }
-                    if let Some(q) = w.waiting.get_mut(&c) {
-                        q.pop_front();
-                    }
-                    if i + 1 == scenario.script.len() {
-                        last_step_mark = Some((
-                            std::time::Instant::now(),
-                            nodes::mls::cost::snapshot().nanos,
-                        ));
-                    }
-                    let may_be_refused = !step.may_refuse.is_empty();
-                    w.command(&c, i, op, &users, &senders, preset, may_be_refused);
-                }
-            }
-            w.waiting.retain(|_, q| !q.is_empty());
-        }
-        if let Err(e) = w.sim.step() {
-            host_error = Some(e.to_string());
-            break;
-        }
-        w.collect();
-        w.deliver();
-        if stop_on_violation && !w.oracles.violations().is_empty() {
-            break;
-        }
-        let t = w.t();
-        if healed && si >= steps.len() && ai >= actions.len() && t >= next_check {
-            next_check = t + CONVERGENCE_CHECK_MS;
-            match w.converged() {
-                // Quiescent: steps still waiting can never become ready.
-                Ok(()) if !w.waiting.is_empty() => {
-                    for (c, q) in std::mem::take(&mut w.waiting) {
-                        for i in q {
-                            let op = &scenario.script[i].get_ref().op;
-                            w.rec.event(
-                                t,
-                                c.as_str(),
-                                "op-abandoned",
-                                json!({"op": op.name(), "step": i, "reason": "its precondition never held"}),
-                            );
-                            w.ops.abandoned += 1;
-                            w.step_end[i] = Some(StepEnd::Abandoned);
-                        }
-                    }
-                }
-                Ok(()) => {
-                    converged_at = Some(t);
-                    break;
-                }
-                Err(reason) if t >= deadline => {
-                    liveness = Some(format!(
-                        "not converged {} ms after healing: {reason}",
-                        scenario.phases.heal_ms
-                    ));
-                    break;
-                }
-                Err(_) => {}
-            }
-        }
-    }
-    let t = w.t();
-    // Order, once and seq continuity hold in any run; what must have arrived, only in
-    // a converged one.
-    w.oracles.check_handoffs(t, converged_at.is_some());
-    if converged_at.is_some() {
-        let honest = w.honest.clone();
-        w.oracles.check_delivery(t, &honest);
-        let hub_final = w.hub_committed();
-        w.oracles.check_departures(t, hub_final.as_ref());
-        w.oracles.check_arrivals(t, hub_final.as_ref());
-    }
-    if let Some(e) = host_error {
-        liveness = Some(format!("a host failed: {e}"));
-    }
-    let violations = w.oracles.violations().to_vec();
-    // Steps handed to a client that never settled.
-    for q in w.inflight.values() {
-        for &i in q {
-            if w.step_end[i].is_none() {
-                w.step_end[i] = Some(StepEnd::Unfinished);
-            }
-        }
-    }
-    let steps_not_done = step_notes(scenario, &w.step_end, |name| {
-        names
-            .get(&client_key(name))
-            .is_some_and(|c| !w.honest.contains(c))
-    });
-    let steps_done = w
-        .step_end
-        .iter()
-        .filter(|e| **e == Some(StepEnd::Done))
-        .count();
-    let outcome = outcome_of(
-        !violations.is_empty(),
-        liveness.is_some(),
-        &steps_not_done,
-        steps_done,
-        scenario.script.len(),
-    );
-    let state_table = if outcome == Outcome::Ok {
-        Vec::new()
-    } else {
-        w.state_table()
-    };
-    for v in &violations {
-        w.rec.event(
+        self.rec.event(
             t,
             "sim",
-            "violation",
-            serde_json::to_value(v).unwrap_or(Value::Null),
+            "end",
+            json!({"outcome": outcome.name(), "liveness": end.liveness, "faults": self.faults}),
         );
-    }
-    w.rec.event(
-        t,
-        "sim",
-        "end",
-        json!({"outcome": outcome.name(), "liveness": liveness, "faults": w.faults}),
-    );
-    let expectation = scenario.expectation();
-    let expected = expectation.outcome;
-    let ids: Vec<&str> = violations.iter().map(|v| v.id).collect();
-    let as_expected = expectation.run_as_expected(outcome.name(), &ids);
-    let mut enabled: BTreeSet<String> =
-        windows.iter().map(|w| w.fault.kind().to_string()).collect();
-    if let Some(sw) = &scenario.faults.swarm {
-        enabled.extend(sw.get_ref().kinds.iter().cloned());
-    }
-    let faults_never_fired = enabled
-        .into_iter()
-        .filter(|k| w.faults.get(k).copied().unwrap_or(0) == 0)
-        .collect();
-    let (accepted, received) = w.oracles.message_counts();
-    RunReport {
-        seed,
-        scenario: scenario.name.clone(),
-        scenario_file: None,
-        scenario_sha256: scenario_hash(text),
-        variant,
-        outcome,
-        expected,
-        as_expected,
-        violations,
-        liveness,
-        trace_hash: w.rec.hash(),
-        trace_events: w.rec.count(),
-        sim_time_ms: t,
-        wall_ms: wall.elapsed().as_millis() as u64,
-        faults: w.faults.clone(),
-        faults_never_fired,
-        hub_rejections: w.rejections.clone(),
-        converged_at_ms: converged_at,
-        ops: w.ops.clone(),
-        steps_total: scenario.script.len(),
-        steps_done,
-        steps_not_done,
-        messages_accepted: accepted,
-        messages_received: received,
-        state_table,
-        trace: w.rec.take_lines(),
-        last_step_cost: last_step_mark.map(|(at, nanos)| StepCost {
-            wall_ms: at.elapsed().as_secs_f64() * 1000.0,
-            mls_ms: nodes::mls::cost::snapshot().nanos.saturating_sub(nanos) as f64 / 1e6,
-        }),
+        let expectation = scenario.expectation();
+        let ids: Vec<&str> = violations.iter().map(|v| v.id).collect();
+        let as_expected = expectation.run_as_expected(outcome.name(), &ids);
+        let faults_never_fired = schedule
+            .fault_kinds(scenario)
+            .into_iter()
+            .filter(|k| self.faults.get(k).copied().unwrap_or(0) == 0)
+            .collect();
+        let (accepted, received) = self.oracles.message_counts();
+        RunReport {
+            seed: 0,
+            scenario: scenario.name.clone(),
+            scenario_file: None,
+            scenario_sha256: String::new(),
+            variant: Value::Null,
+            outcome,
+            expected: expectation.outcome,
+            as_expected,
+            violations,
+            liveness: end.liveness.clone(),
+            trace_hash: self.rec.hash(),
+            trace_events: self.rec.count(),
+            sim_time_ms: t,
+            wall_ms: 0,
+            faults: self.faults.clone(),
+            faults_never_fired,
+            hub_rejections: self.rejections.clone(),
+            converged_at_ms: end.converged_at,
+            ops: self.ops.clone(),
+            steps_total: scenario.script.len(),
+            steps_done,
+            steps_not_done,
+            messages_accepted: accepted,
+            messages_received: received,
+            state_table,
+            trace: self.rec.take_lines(),
+            last_step_cost: None,
+        }
     }
 }
 
