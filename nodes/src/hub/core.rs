@@ -49,6 +49,10 @@ use sha2::{Digest, Sha256};
 
 mod commit;
 
+/// What the proposal rules decided: the hub state after the proposals with their change
+/// (when the policy rules ran), and the users they remove or ban.
+type ProposalsChecked = (Option<(RoomState, ProposedChange)>, Vec<UserUri>);
+
 /// At most this many FanoutMessages in one `/notify` body.
 pub const MAX_NOTIFY_BATCH: usize = 64;
 /// First `/notify` retry delay; doubles per attempt up to [`NOTIFY_RETRY_MAX_MS`].
@@ -776,51 +780,14 @@ impl Hub {
                 }
             }
         }
-        let mut new_state = None;
-        let mut muted = Vec::new();
-        if config.level >= super::Enforcement::Full && checked.len() == all.len() && !all.is_empty()
+        let (new_state, muted) = if config.level >= super::Enforcement::Full
+            && checked.len() == all.len()
+            && !all.is_empty()
         {
-            let actor = self.actor_of(&checked[0].sender, from)?;
-            if checked.iter().any(|c| c.sender != checked[0].sender) {
-                return Err(reject(
-                    Rule::Policy,
-                    "a bundle's proposals come from one sender",
-                ));
-            }
-            if config.on(Rule::Mute) {
-                if let Some(u) = actor.user() {
-                    let only_removals = checked.iter().all(|c| {
-                        matches!(
-                            c.covered,
-                            CoveredProposal::Remove { .. } | CoveredProposal::SelfRemove { .. }
-                        )
-                    });
-                    if r.muted.contains(u) && !only_removals {
-                        return Err(reject(Rule::Mute, format!("{u} is muted")));
-                    }
-                }
-            }
-            let covered: Vec<CoveredProposal> = checked.iter().map(|c| c.covered.clone()).collect();
-            let covered = self.with_list_updates(covered, list)?;
-            if config.on(Rule::HubTransfer) && covered.iter().any(is_hub_update) {
-                return Err(reject(
-                    Rule::HubTransfer,
-                    "the hub moves only by a commit carrying the hub update by value",
-                ));
-            }
-            let change = Self::change_of(&r.hub_state, ChangeKind::Proposals, &covered)?;
-            check_exiting(&config, &r.hub_state, &actor, &change, None)?;
-            if config.on(Rule::Composition) {
-                check_commit_composition(&[&change])
-                    .map_err(|e| reject(Rule::Composition, e.to_string()))?;
-            }
-            if config.on(Rule::Policy) || config.on(Rule::ListMembership) {
-                let ok = authorize(&r.hub_state, &r.membership(), &actor, &change)
-                    .map_err(|e| reject(Rule::Policy, e.to_string()))?;
-                muted = ok.removed_or_banned_users();
-                new_state = Some((ok.state, change));
-            }
-        }
+            self.check_proposal_rules(from, r, &checked, list)?
+        } else {
+            (None, Vec::new())
+        };
         // Encode the log entry before changing anything.
         let entry = Self::encode_entry(
             &FanoutMessage {
@@ -874,6 +841,63 @@ impl Hub {
         let recipients = r.member_domains();
         self.append(room, entry, recipients, from);
         Ok(ts)
+    }
+
+    /// The hub rules of `full` on a bundle of proposals the view validated (P§5.3.1), in
+    /// the order the first failure is reported: one sender, `mute` (a muted user may only
+    /// propose removals), `hub-transfer` (the hub moves only by commit), the exiting
+    /// rules, `composition`, then `policy`. Returns the hub state after the proposals
+    /// with the change, and the users they remove or ban (no longer muted), when the
+    /// policy rules ran.
+    fn check_proposal_rules(
+        &self,
+        from: &Domain,
+        r: &HubRoom,
+        checked: &[super::public_view::CheckedProposal],
+        list: &[(u16, Vec<u8>)],
+    ) -> Result<ProposalsChecked, Rejection> {
+        let config = &self.config;
+        let actor = self.actor_of(&checked[0].sender, from)?;
+        if checked.iter().any(|c| c.sender != checked[0].sender) {
+            return Err(reject(
+                Rule::Policy,
+                "a bundle's proposals come from one sender",
+            ));
+        }
+        if config.on(Rule::Mute) {
+            if let Some(u) = actor.user() {
+                let only_removals = checked.iter().all(|c| {
+                    matches!(
+                        c.covered,
+                        CoveredProposal::Remove { .. } | CoveredProposal::SelfRemove { .. }
+                    )
+                });
+                if r.muted.contains(u) && !only_removals {
+                    return Err(reject(Rule::Mute, format!("{u} is muted")));
+                }
+            }
+        }
+        let covered: Vec<CoveredProposal> = checked.iter().map(|c| c.covered.clone()).collect();
+        let covered = self.with_list_updates(covered, list)?;
+        if config.on(Rule::HubTransfer) && covered.iter().any(is_hub_update) {
+            return Err(reject(
+                Rule::HubTransfer,
+                "the hub moves only by a commit carrying the hub update by value",
+            ));
+        }
+        let change = Self::change_of(&r.hub_state, ChangeKind::Proposals, &covered)?;
+        check_exiting(config, &r.hub_state, &actor, &change, None)?;
+        if config.on(Rule::Composition) {
+            check_commit_composition(&[&change])
+                .map_err(|e| reject(Rule::Composition, e.to_string()))?;
+        }
+        if !(config.on(Rule::Policy) || config.on(Rule::ListMembership)) {
+            return Ok((None, Vec::new()));
+        }
+        let ok = authorize(&r.hub_state, &r.membership(), &actor, &change)
+            .map_err(|e| reject(Rule::Policy, e.to_string()))?;
+        let muted = ok.removed_or_banned_users();
+        Ok((Some((ok.state, change)), muted))
     }
 
     /// A log entry's fan-out, encoded and checked against what a follower decodes: a
