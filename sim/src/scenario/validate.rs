@@ -20,6 +20,7 @@ use super::{
     Step, Swarm, UserSpec, FAULT_KINDS, MAX_CLIENTS_PER_USER, MAX_FAULTS, MAX_PHASE_MS,
     MAX_PROVIDERS, MAX_STEPS, MAX_USERS,
 };
+use crate::observe::oracles::Oracles;
 
 /// A validated scenario with its names resolved.
 #[derive(Debug, Clone)]
@@ -42,6 +43,39 @@ impl Resolved {
     /// Whether `c` is hosted by an honest provider.
     pub fn honest(&self, c: &ClientUri) -> bool {
         !self.adversaries.iter().any(|(d, _)| *d == c.domain())
+    }
+
+    /// The clients hosted by honest providers, in client order.
+    pub fn honest_clients(&self) -> impl Iterator<Item = &ClientUri> {
+        self.clients.iter().filter(|c| self.honest(c))
+    }
+
+    /// The providers that follow no adversary, in provider order.
+    pub fn honest_providers(&self) -> impl Iterator<Item = &Domain> {
+        self.providers
+            .iter()
+            .filter(|d| !self.adversaries.iter().any(|(a, _)| a == *d))
+    }
+
+    /// The oracles a run of `scenario` is judged by: all but those the file disables,
+    /// armed with the ghost devices its malicious providers hold (oracle
+    /// `no-ghost-device`). One arming for the simulator and the testbed judge.
+    pub fn armed_oracles(&self, scenario: &Scenario) -> Oracles {
+        let mut oracles = Oracles::new(
+            scenario
+                .oracles
+                .disabled
+                .iter()
+                .map(|o| o.get_ref().clone()),
+        );
+        for (d, a) in &self.adversaries {
+            if *a == Adversary::GhostDevice {
+                oracles.add_ghosts(nodes::adversary::ghost_devices(
+                    self.clients.iter().filter(|c| c.domain() == *d),
+                ));
+            }
+        }
+        oracles
     }
 }
 

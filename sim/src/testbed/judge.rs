@@ -293,27 +293,14 @@ impl<'a> Judge<'a> {
     /// Nothing judged yet: the oracles armed (with the ghost devices malicious providers
     /// hold), no step handed.
     fn new(scenario: &'a Scenario, resolved: &Resolved) -> Judge<'a> {
-        let mut j = Judge {
+        Judge {
             scenario,
-            oracles: Oracles::new(
-                scenario
-                    .oracles
-                    .disabled
-                    .iter()
-                    .map(|o| o.get_ref().clone()),
-            ),
+            oracles: resolved.armed_oracles(scenario),
             room: resolved.room.clone(),
             hub: resolved.hub.clone(),
-            honest: resolved
-                .clients
-                .iter()
-                .filter(|c| resolved.honest(c))
-                .cloned()
-                .collect(),
+            honest: resolved.honest_clients().cloned().collect(),
             honest_providers: resolved
-                .providers
-                .iter()
-                .filter(|d| !resolved.adversaries.iter().any(|(a, _)| a == *d))
+                .honest_providers()
                 .map(|d| d.as_str().to_string())
                 .collect(),
             users: resolved
@@ -326,15 +313,7 @@ impl<'a> Judge<'a> {
             epochs: BTreeMap::new(),
             out: Judged::default(),
             steps: StepBook::new(scenario),
-        };
-        for (d, a) in &resolved.adversaries {
-            if *a == nodes::adversary::Adversary::GhostDevice {
-                j.oracles.add_ghosts(nodes::adversary::ghost_devices(
-                    resolved.clients.iter().filter(|c| c.domain() == *d),
-                ));
-            }
         }
-        j
     }
 
     /// The first pass over the trace: every message a client built (see the module

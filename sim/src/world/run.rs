@@ -1071,19 +1071,13 @@ impl<'a> World<'a> {
         let net_trace = net::Trace::new();
         let (sim, hosts) = spawn_hosts(scenario, resolved, seed, &net_trace);
         let latency = scenario.network.latency_ms;
-        let mut w = World {
+        World {
             sim,
             hosts,
             clients: BTreeMap::new(),
             net_trace,
             rec,
-            oracles: Oracles::new(
-                scenario
-                    .oracles
-                    .disabled
-                    .iter()
-                    .map(|o| o.get_ref().clone()),
-            ),
+            oracles: resolved.armed_oracles(scenario),
             room: resolved.room.clone(),
             hub: resolved.hub.clone(),
             log_indexed: BTreeMap::new(),
@@ -1091,32 +1085,14 @@ impl<'a> World<'a> {
             faults: BTreeMap::new(),
             waiting: BTreeMap::new(),
             rejections: BTreeMap::new(),
-            honest: resolved
-                .clients
-                .iter()
-                .filter(|c| resolved.honest(c))
-                .cloned()
-                .collect(),
-            honest_providers: resolved
-                .providers
-                .iter()
-                .filter(|d| !resolved.adversaries.iter().any(|(a, _)| a == *d))
-                .cloned()
-                .collect(),
+            honest: resolved.honest_clients().cloned().collect(),
+            honest_providers: resolved.honest_providers().cloned().collect(),
             links: Links::new((
                 Duration::from_millis(latency[0]),
                 Duration::from_millis(latency[1]),
             )),
             steps: StepBook::new(scenario),
-        };
-        for (d, a) in &resolved.adversaries {
-            if *a == nodes::adversary::Adversary::GhostDevice {
-                w.oracles.add_ghosts(nodes::adversary::ghost_devices(
-                    resolved.clients.iter().filter(|c| c.domain() == *d),
-                ));
-            }
         }
-        w
     }
 
     /// Creates every client, online, and has it publish its KeyPackages; what the
