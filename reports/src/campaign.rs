@@ -95,6 +95,19 @@ pub fn parse_runs(text: &str) -> Result<Vec<Run>, CampaignError> {
 }
 
 impl Run {
+    /// Why the run failed, for the failing-runs lists: its violations, else its liveness
+    /// failure, else why it is incomplete, else "—".
+    pub fn why(&self) -> String {
+        if self.violations.is_empty() {
+            self.liveness
+                .clone()
+                .or_else(|| self.incomplete.clone())
+                .unwrap_or_else(|| "—".into())
+        } else {
+            self.violations.join(", ")
+        }
+    }
+
     /// The report's view of a record: its cell from `cell`, else from `run_key`, else
     /// from the record's own file and variant.
     pub fn of(v: RunRecord) -> Run {

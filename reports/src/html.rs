@@ -244,14 +244,7 @@ pub fn campaign_page(
     }
     b.push_str("<table id=\"failing-table\"><tr><th>run key</th><th>outcome</th><th>expected</th><th>violations / liveness</th><th>replay</th><th>shrink</th><th>page</th></tr>");
     for r in failing.iter().take(MAX_FAILING_LISTED) {
-        let why = if r.violations.is_empty() {
-            r.liveness
-                .clone()
-                .or_else(|| r.incomplete.clone())
-                .unwrap_or_else(|| "—".into())
-        } else {
-            r.violations.join(", ")
-        };
+        let why = r.why();
         let link = pages
             .get(&r.run_key)
             .map(|p| format!("<a href=\"{0}\">sequence diagram</a>", esc(p)))

@@ -40,14 +40,7 @@ pub fn summary(dir: &str, runs: &[Run], cells: &[Cell]) -> String {
     if !failing.is_empty() {
         let _ = writeln!(o, "\n## Failing or unexpected runs\n");
         for r in failing.iter().take(MAX_FAILING_LISTED) {
-            let why = if r.violations.is_empty() {
-                r.liveness
-                    .clone()
-                    .or_else(|| r.incomplete.clone())
-                    .unwrap_or_else(|| "—".into())
-            } else {
-                r.violations.join(", ")
-            };
+            let why = r.why();
             let _ = writeln!(
                 o,
                 "* `{}` {} (expected {}): {}\n  * replay: `{}`\n  * shrink: `{}`",

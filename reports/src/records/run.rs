@@ -36,16 +36,19 @@ impl RunOutcome {
     }
 }
 
-/// The outcome a scenario's `[expect]` allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The outcome a scenario's `[expect]` allows (the scenario files and the run records
+/// share this one definition; `ok` when a file names none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExpectedOutcome {
+    #[default]
     Ok,
     Violation,
     Liveness,
 }
 
 impl ExpectedOutcome {
+    /// As written in files and records (the name of the matching [`RunOutcome`]).
     pub fn name(self) -> &'static str {
         match self {
             ExpectedOutcome::Ok => "ok",

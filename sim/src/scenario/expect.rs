@@ -239,22 +239,6 @@ impl Expect {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ExpectedOutcome {
-    #[default]
-    Ok,
-    Violation,
-    Liveness,
-}
-
-impl ExpectedOutcome {
-    /// As written in files and records (`Outcome::name` of the matching outcome).
-    pub fn name(self) -> &'static str {
-        match self {
-            ExpectedOutcome::Ok => "ok",
-            ExpectedOutcome::Violation => "violation",
-            ExpectedOutcome::Liveness => "liveness",
-        }
-    }
-}
+/// The outcome an `[expect]` allows: the reports' definition, which the run records
+/// carry too.
+pub use mimi_reports::records::run::ExpectedOutcome;
