@@ -2,12 +2,18 @@
 //! fire (like FoundationDB's buggify). Never set in normal runs: a node without bugs
 //! behaves as the drafts say.
 //!
-//! Wiring: [`crate::server::Server::with_bugs`] passes the hub bugs to the hub and
-//! wraps the honest follower in a [`FaultyFollower`] carrying the follower bugs;
-//! [`crate::client::core::Client::set_bugs`] sets the client ones.
+//! A faulty node is a different node, not a flag in the honest one: a [`FaultyHub`]
+//! wraps the honest hub and drives it with its own steps where a bug acts (the seam
+//! [`crate::hub::core`] leaves for it), a [`FaultyFollower`] wraps the honest follower
+//! and composes its steps the way a bug says. Wiring:
+//! [`crate::server::Server::with_bugs`] makes the provider's roles these wrappers
+//! (`nodes/src/server/roles.rs`); [`crate::client::core::Client::set_bugs`] sets the
+//! client ones.
 
 mod follower;
+mod hub;
 pub use follower::{echo_local_commit, FaultyFollower};
+pub use hub::FaultyHub;
 
 /// Deliberate bugs planted in honest nodes so each simulator oracle can be shown to fire (like FoundationDB's buggify). Never set in normal runs.
 #[derive(
@@ -62,6 +68,14 @@ impl Bug {
 }
 
 impl Bug {
+    /// The bugs a [`FaultyHub`] plants in the hub role.
+    pub const HUB: [Bug; 4] = [
+        Bug::HubSequencesEveryCommit,
+        Bug::HubSkipsMerge,
+        Bug::HubDropsMessageFanout,
+        Bug::HubWelcomeUnencodable,
+    ];
+
     /// The bugs a [`FaultyFollower`] plants in the follower role.
     pub const FOLLOWER: [Bug; 3] = [
         Bug::FollowerReversesBatches,

@@ -5,13 +5,13 @@
 //! the follower role. A client's request for a room hosted here is handled locally;
 //! otherwise it is relayed to the room's hub (the authority of the room URI).
 //!
-//! The follower role is a [`FollowerRole`]: the honest [`Follower`] unless planted bugs
-//! ([`Server::with_bugs`]) or an adversary ([`Server::with_adversary`]) wrap it; this file
-//! only drives the role.
+//! Each role is the node the setup made it ([`roles`]): the honest [`Hub`] and
+//! [`Follower`] unless planted bugs ([`Server::with_bugs`]) or an adversary
+//! ([`Server::with_adversary`]) wrap them; this file only drives the roles.
 
 use std::collections::BTreeMap;
 
-use crate::adversary::{Adversary, AdversaryAction, MaliciousFollower};
+use crate::adversary::{Adversary, AdversaryAction};
 use crate::endpoint::Endpoint;
 use crate::follower::{Delivery, Follower, FollowerEvent, FollowerRole};
 use crate::hub::{EnforcementConfig, Hub, HubEvent, ViewError};
@@ -25,7 +25,9 @@ use crate::planted::Bugs;
 use crate::wire::{decode_exact, KeyMaterialRequest};
 
 mod hub_transfer;
+pub mod roles;
 pub use hub_transfer::{TransferMode, MAX_MOVED_HOPS};
+pub use roles::{FollowerNode, HubNode};
 
 /// What an outgoing request was for.
 #[derive(Debug, Clone)]
@@ -72,9 +74,10 @@ pub enum ServerEvent {
 /// One provider's server.
 pub struct Server {
     domain: Domain,
-    pub hub: Hub,
+    /// The hub role: the honest [`Hub`], or a wrapper around it.
+    pub hub: HubNode,
     /// The follower role: the honest [`Follower`], or a wrapper around it.
-    follower: Box<dyn FollowerRole>,
+    follower: FollowerNode,
     next_token: Token,
     pending: BTreeMap<Token, Pending>,
     /// x-hub-transfer: directory, handoff and fence timers.
@@ -91,8 +94,8 @@ impl Server {
         );
         Server {
             domain,
-            hub,
-            follower: Box::new(follower),
+            hub: HubNode::Honest(hub),
+            follower: FollowerNode::Honest(follower),
             next_token: 1,
             pending: BTreeMap::new(),
             transfer: hub_transfer::TransferState::new(run_seed, &domain_for_transfer),
@@ -116,11 +119,11 @@ impl Server {
     }
 
     /// Make this provider malicious in its follower role (see [`crate::adversary`]):
-    /// its follower becomes a [`MaliciousFollower`] wrapping the one it was; `None`
-    /// keeps it. Set once. Its clients get the same with
+    /// its follower becomes a [`crate::adversary::MaliciousFollower`] wrapping the one it
+    /// was; `None` keeps it. Set once. Its clients get the same with
     /// [`crate::client::core::Client::set_adversary`].
     pub fn with_adversary(mut self, adversary: Option<Adversary>) -> Self {
-        self.follower = MaliciousFollower::wrap(self.follower, adversary);
+        self.follower = self.follower.turn(adversary);
         self
     }
 
@@ -151,10 +154,11 @@ impl Server {
         self
     }
 
-    /// Plant deliberate bugs (see [`crate::planted`]) in the hub and follower roles (the
-    /// follower's as a [`crate::planted::FaultyFollower`] wrapping the honest one).
+    /// Plant deliberate bugs (see [`crate::planted`]) in the hub and follower roles: a
+    /// [`crate::planted::FaultyHub`] and a [`crate::planted::FaultyFollower`] wrapping
+    /// the honest ones, where `bugs` has bugs of that role.
     pub fn with_bugs(mut self, bugs: &Bugs) -> Self {
-        self.hub.set_bugs(bugs);
+        self.hub = self.hub.plant(bugs);
         self.follower = self.follower.plant(bugs);
         self
     }

@@ -11,15 +11,16 @@ use crate::endpoint::Endpoint;
 use crate::follower::{BeforeRelay, Delivery, Follower, FollowerRole};
 use crate::ids::{ClientUri, RoomUri, UserUri};
 use crate::io::{Millis, Response};
-use crate::planted::{echo_local_commit, Bugs};
+use crate::planted::echo_local_commit;
 use crate::wire::{ClientKeyMaterial, HandshakeBody, IdentifierUri};
 
 use super::{ghost_devices, Adversary, AdversaryAction};
 
-/// The follower role of a malicious provider (see [`crate::adversary`]).
-pub struct MaliciousFollower {
+/// The follower role of a malicious provider (see [`crate::adversary`]), wrapping `R`,
+/// the follower role it would have if it were not malicious.
+pub struct MaliciousFollower<R> {
     /// The follower this provider would be if it were not malicious.
-    inner: Box<dyn FollowerRole>,
+    inner: R,
     adversary: Adversary,
     /// reorder-fanout: non-empty batches seen so far.
     batches: u64,
@@ -32,30 +33,36 @@ pub struct MaliciousFollower {
     actions: Vec<AdversaryAction>,
 }
 
-impl MaliciousFollower {
-    /// `role` as the follower role of a provider following `adversary`; `role` itself
-    /// for `None`. A provider follows one adversary, set once: `role` must not be
-    /// malicious already.
-    pub fn wrap(
-        role: Box<dyn FollowerRole>,
-        adversary: Option<Adversary>,
-    ) -> Box<dyn FollowerRole> {
-        assert!(
-            role.adversary().is_none(),
-            "a provider follows one adversary, set once (already {:?})",
-            role.adversary()
-        );
-        match adversary {
-            None => role,
-            Some(adversary) => Box::new(MaliciousFollower {
-                inner: role,
-                adversary,
-                batches: 0,
-                held: Vec::new(),
-                previous: Vec::new(),
-                commits: BTreeMap::new(),
-                actions: Vec::new(),
-            }),
+impl<R: FollowerRole> MaliciousFollower<R> {
+    /// `role` as the follower role of a provider following `adversary`.
+    pub fn new(role: R, adversary: Adversary) -> Self {
+        MaliciousFollower {
+            inner: role,
+            adversary,
+            batches: 0,
+            held: Vec::new(),
+            previous: Vec::new(),
+            commits: BTreeMap::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// The adversary this provider follows.
+    pub fn adversary(&self) -> Adversary {
+        self.adversary
+    }
+
+    /// What this provider did as an adversary, in order.
+    pub fn actions(&self) -> &[AdversaryAction] {
+        &self.actions
+    }
+
+    /// The same malicious provider over `change(inner)`: the follower role beneath it
+    /// changed (e.g. planted bugs set on it), what it did as an adversary kept.
+    pub fn map_inner(self, change: impl FnOnce(R) -> R) -> Self {
+        MaliciousFollower {
+            inner: change(self.inner),
+            ..self
         }
     }
 
@@ -145,7 +152,7 @@ fn foreign_source(follower: &Follower, target: &UserUri) -> Option<ClientUri> {
         .map(|(c, _)| c.clone())
 }
 
-impl FollowerRole for MaliciousFollower {
+impl<R: FollowerRole> FollowerRole for MaliciousFollower<R> {
     fn follower(&self) -> &Follower {
         self.inner.follower()
     }
@@ -252,8 +259,8 @@ impl FollowerRole for MaliciousFollower {
             .push(AdversaryAction::StaleCommitAnswered { room, status, body });
     }
 
-    fn checkpoint_role(&self) -> Box<dyn FollowerRole> {
-        Box::new(MaliciousFollower {
+    fn checkpoint_role(&self) -> Self {
+        MaliciousFollower {
             inner: self.inner.checkpoint_role(),
             adversary: self.adversary,
             batches: self.batches,
@@ -261,20 +268,6 @@ impl FollowerRole for MaliciousFollower {
             previous: self.previous.clone(),
             commits: self.commits.clone(),
             actions: self.actions.clone(),
-        })
-    }
-
-    fn plant(self: Box<Self>, bugs: &Bugs) -> Box<dyn FollowerRole> {
-        let mut me = *self;
-        me.inner = me.inner.plant(bugs);
-        Box::new(me)
-    }
-
-    fn adversary(&self) -> Option<Adversary> {
-        Some(self.adversary)
-    }
-
-    fn adversary_actions(&self) -> &[AdversaryAction] {
-        &self.actions
+        }
     }
 }

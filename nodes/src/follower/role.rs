@@ -1,12 +1,9 @@
 //! The follower role as a provider's server drives it ([`crate::server::Server`]): the
 //! seam where a node that deviates from the protocol on purpose replaces the honest
-//! [`Follower`] by wrapping it.
-//!
-//! Three kinds implement it:
-//! * [`Follower`]: the protocol (P§5.2, P§5.5), nothing else;
-//! * [`crate::planted::FaultyFollower`]: the honest follower with planted bugs;
-//! * [`crate::adversary::MaliciousFollower`]: a malicious provider's follower role,
-//!   wrapping one of the two above.
+//! [`Follower`] by wrapping it. [`Follower`] implements it as the protocol (P§5.2,
+//! P§5.5), nothing else; the wrappers (planted bugs, a malicious provider) live with
+//! their kind, outside this module, and the server's setup chooses among them
+//! (`nodes/src/server/roles.rs`): this seam knows none of them.
 //!
 //! The server calls the role at the points where a follower acts: a `/notify` from a
 //! hub, a `/keyMaterial` for one of its users, a local client's request before it is
@@ -14,11 +11,9 @@
 //! clients send). The honest answers are those of [`Follower`]; a wrapper changes what it
 //! means to change and hands the rest to the follower it wraps.
 
-use crate::adversary::{Adversary, AdversaryAction};
 use crate::endpoint::Endpoint;
 use crate::ids::{ClientUri, RoomUri, UserUri};
 use crate::io::{Millis, Response};
-use crate::planted::{Bugs, FaultyFollower};
 
 use super::{Delivery, Follower};
 
@@ -75,18 +70,9 @@ pub trait FollowerRole {
     fn hub_answered(&mut self, room: RoomUri, status: u16, body: Vec<u8>);
 
     /// An independent deep copy (see [`crate::server::Server::checkpoint`]).
-    fn checkpoint_role(&self) -> Box<dyn FollowerRole>;
-
-    /// This role with the planted bugs `bugs` ([`crate::planted`]) set on the honest
-    /// follower beneath it, replacing any set before; only follower bugs act.
-    fn plant(self: Box<Self>, bugs: &Bugs) -> Box<dyn FollowerRole>;
-
-    /// The adversary a malicious provider follows ([`crate::adversary`]); `None` for
-    /// an honest or merely faulty follower.
-    fn adversary(&self) -> Option<Adversary>;
-
-    /// What a malicious provider did, in order (empty for any other).
-    fn adversary_actions(&self) -> &[AdversaryAction];
+    fn checkpoint_role(&self) -> Self
+    where
+        Self: Sized;
 }
 
 impl FollowerRole for Follower {
@@ -129,19 +115,7 @@ impl FollowerRole for Follower {
 
     fn hub_answered(&mut self, _room: RoomUri, _status: u16, _body: Vec<u8>) {}
 
-    fn checkpoint_role(&self) -> Box<dyn FollowerRole> {
-        Box::new(self.checkpoint())
-    }
-
-    fn plant(self: Box<Self>, bugs: &Bugs) -> Box<dyn FollowerRole> {
-        FaultyFollower::plant(*self, bugs)
-    }
-
-    fn adversary(&self) -> Option<Adversary> {
-        None
-    }
-
-    fn adversary_actions(&self) -> &[AdversaryAction] {
-        &[]
+    fn checkpoint_role(&self) -> Self {
+        self.checkpoint()
     }
 }

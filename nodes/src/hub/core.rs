@@ -43,11 +43,13 @@ use crate::wire::{
 use super::enforcement::{EnforcementConfig, Rule};
 use super::public_view::{CoveredProposal, HandshakeSender, PublicView, ViewError};
 use super::room::{AcceptedProposal, HubRoom, InFlight, LogEntry, Sequencer};
-use crate::planted::{Bug, Bugs};
 use crate::transfer::{self, Fence, FenceOutcome, Handoff, HubMoved, HubRecord, TransferError};
 use sha2::{Digest, Sha256};
 
 mod commit;
+mod steps;
+
+pub(crate) use steps::{HubSteps, ProtocolSteps};
 
 /// What the proposal rules decided: the hub state after the proposals with their change
 /// (when the policy rules ran), and the users they remove or ban.
@@ -79,7 +81,7 @@ pub enum RejectCode {
 }
 
 /// A refusal for the hub's own fault ([`RejectCode::Internal`]).
-fn internal(reason: impl Into<String>) -> Rejection {
+pub(crate) fn internal(reason: impl Into<String>) -> Rejection {
     Rejection {
         code: RejectCode::Internal,
         rule: None,
@@ -90,7 +92,7 @@ fn internal(reason: impl Into<String>) -> Rejection {
 /// A log entry, encoded before the hub changes any state for the acceptance that
 /// produces it (so that an encoding failure refuses the request instead of leaving an
 /// accepted message out of the log).
-struct Entry {
+pub(crate) struct Entry {
     /// The encoded FanoutMessage.
     fanout: Vec<u8>,
     timestamp: Millis,
@@ -238,7 +240,6 @@ pub struct Hub {
     key_package_routes: BTreeMap<Vec<u8>, Domain>,
     last_timestamp: Millis,
     events: Vec<HubEvent>,
-    bugs: Bugs,
     /// Where the participant list lives (issue 4; [`crate::room::hub_only`]).
     room_state: RoomStateMode,
 }
@@ -257,7 +258,6 @@ impl Hub {
             key_package_routes: BTreeMap::new(),
             last_timestamp: 0,
             events: Vec::new(),
-            bugs: Bugs::new(),
             room_state: RoomStateMode::Bound,
         }
     }
@@ -278,7 +278,6 @@ impl Hub {
             key_package_routes: self.key_package_routes.clone(),
             last_timestamp: self.last_timestamp,
             events: self.events.clone(),
-            bugs: self.bugs.clone(),
             room_state: self.room_state,
         })
     }
@@ -343,11 +342,6 @@ impl Hub {
             .unwrap_or_else(|| state.clone())
     }
 
-    /// Plant deliberate bugs (see [`crate::planted`]); only hub bugs matter here.
-    pub fn set_bugs(&mut self, bugs: &Bugs) {
-        self.bugs = bugs.clone();
-    }
-
     /// The process restarted (its state is durable, its connections are not): every
     /// `/notify` in flight is no longer outstanding and goes out again at `now`.
     pub fn forget_in_flight(&mut self, now: Millis) {
@@ -409,11 +403,17 @@ impl Hub {
         std::mem::take(&mut self.events)
     }
 
-    fn timestamp(&mut self, now: Millis) -> Millis {
+    /// The timestamp of a message accepted at `now`, which the hub then keeps as its last.
+    pub(crate) fn timestamp(&mut self, now: Millis) -> Millis {
+        self.last_timestamp = self.next_timestamp(now);
+        self.last_timestamp
+    }
+
+    /// The timestamp a message accepted at `now` will get, without accepting it.
+    pub(crate) fn next_timestamp(&self, now: Millis) -> Millis {
         // Accepted timestamps never decrease in hub order: clients order messages by
         // them (C§3.4, C§4.2), so they must agree with the hub's order.
-        self.last_timestamp = self.last_timestamp.max(now);
-        self.last_timestamp
+        self.last_timestamp.max(now)
     }
 
     /// Create a room hosted here from its creator's GroupInfo and tree (P§3.1; local).
@@ -541,6 +541,18 @@ impl Hub {
 
     /// `POST /update/{room}` (P§5.3).
     pub fn update(&mut self, now: Millis, from: &Domain, room: &RoomUri, body: &[u8]) -> Response {
+        self.update_with(&ProtocolSteps, now, from, room, body)
+    }
+
+    /// [`Hub::update`] taking `steps` where sequencing can deviate ([`HubSteps`]).
+    pub(crate) fn update_with(
+        &mut self,
+        steps: &dyn HubSteps,
+        now: Millis,
+        from: &Domain,
+        room: &RoomUri,
+        body: &[u8],
+    ) -> Response {
         let (req, list): (UpdateRequest, Vec<(u16, Vec<u8>)>) = match self.room_state {
             RoomStateMode::Bound => match decode_exact(body) {
                 Ok(r) => (r, Vec::new()),
@@ -568,7 +580,7 @@ impl Hub {
         }
         let result = match retry {
             Some(ts) => Ok(ts),
-            None => self.accept_update(now, from, room, &req, &list),
+            None => self.accept_update(steps, now, from, room, &req, &list),
         };
         if let Ok(ts) = result {
             self.remember_accepted(room, &first, ts);
@@ -614,6 +626,7 @@ impl Hub {
 
     fn accept_update(
         &mut self,
+        steps: &dyn HubSteps,
         now: Millis,
         from: &Domain,
         room: &RoomUri,
@@ -621,7 +634,7 @@ impl Hub {
         list: &[(u16, Vec<u8>)],
     ) -> Result<Millis, Rejection> {
         if let Some(bundle) = commit::CommitBundle::of(req) {
-            return self.accept_commit(now, from, room, &bundle, list);
+            return self.accept_commit(steps, now, from, room, &bundle, list);
         }
         match &req.bundle.body {
             HandshakeBody::Commit { .. } => unreachable!("a commit bundle is handled above"),
@@ -902,7 +915,7 @@ impl Hub {
 
     /// A log entry's fan-out, encoded and checked against what a follower decodes: a
     /// `/notify` body holding it alone must not exceed [`MAX_BODY_BYTES`].
-    fn encode_entry(
+    pub(crate) fn encode_entry(
         fanout: &FanoutMessage,
         kind: &'static str,
         epoch: u64,
@@ -949,21 +962,13 @@ impl Hub {
         )
     }
 
-    /// The fan-out of a commit's Welcome with the tree of the new epoch. `planted_fault`:
-    /// the planted bug [`Bug::HubWelcomeUnencodable`].
+    /// The fan-out of a commit's Welcome with the tree of the new epoch.
     fn encode_welcome_entry(
         ts: Millis,
         w: &crate::wire::WelcomeBytes,
         tree: &[u8],
         epoch: u64,
-        planted_fault: bool,
     ) -> Result<Entry, WireError> {
-        if planted_fault {
-            return Err(WireError::Encode {
-                structure: "FanoutMessage",
-                reason: format!("planted bug {}", Bug::HubWelcomeUnencodable.id()),
-            });
-        }
         Self::encode_entry(
             &FanoutMessage {
                 timestamp: ts,
@@ -1000,7 +1005,7 @@ impl Hub {
 
     /// Put an encoded entry in `room`'s log for `recipients` (cannot fail: the entry
     /// was encoded before the acceptance changed any state).
-    fn append(
+    pub(crate) fn append(
         &mut self,
         room: &RoomUri,
         entry: Entry,
@@ -1341,8 +1346,16 @@ impl Hub {
     /// Returns (room, destination, body); the caller assigns a token with
     /// [`Hub::notify_sent`].
     pub fn poll_notify(&mut self, now: Millis) -> Vec<(RoomUri, Domain, Vec<u8>)> {
+        self.poll_notify_with(&ProtocolSteps, now)
+    }
+
+    /// [`Hub::poll_notify`] taking `steps` where sequencing can deviate ([`HubSteps`]).
+    pub(crate) fn poll_notify_with(
+        &mut self,
+        steps: &dyn HubSteps,
+        now: Millis,
+    ) -> Vec<(RoomUri, Domain, Vec<u8>)> {
         let mut out = Vec::new();
-        let drop_remote_messages = self.bugs.contains(&Bug::HubDropsMessageFanout);
         let own = self.domain.clone();
         for r in self.rooms.values_mut() {
             let log_len = r.log.len();
@@ -1363,10 +1376,8 @@ impl Hub {
                 let mut upto = ob.next;
                 for (i, e) in r.log.iter().enumerate().skip(ob.next.min(log_len)) {
                     upto = i + 1;
-                    // Planted bug: remote followers never get application messages.
-                    let dropped = (drop_remote_messages && e.kind == "application" && d != &own)
-                        || e.epoch > epoch_limit;
-                    if e.recipients.contains(d) && !dropped {
+                    let carried = e.epoch <= epoch_limit && steps.carries(&own, d, e);
+                    if e.recipients.contains(d) && carried {
                         msgs.push(e.fanout.clone());
                         if msgs.len() >= MAX_NOTIFY_BATCH {
                             break;
@@ -1704,6 +1715,29 @@ impl Hub {
         ratchet_tree: &[u8],
         body: &[u8],
     ) -> Result<Response, TransferError> {
+        self.takeover_with(
+            &ProtocolSteps,
+            now,
+            from,
+            room,
+            group_info,
+            ratchet_tree,
+            body,
+        )
+    }
+
+    /// [`Hub::takeover`] taking `steps` where sequencing can deviate ([`HubSteps`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn takeover_with(
+        &mut self,
+        steps: &dyn HubSteps,
+        now: Millis,
+        from: &Domain,
+        room: &RoomUri,
+        group_info: &[u8],
+        ratchet_tree: &[u8],
+        body: &[u8],
+    ) -> Result<Response, TransferError> {
         if !self.config.tracks_mls() {
             return Err(TransferError::NoView);
         }
@@ -1740,7 +1774,7 @@ impl Hub {
             r.seq_base = old.seq_base;
         }
         self.rooms.insert(room.clone(), r);
-        let response = self.update(now, from, room, body);
+        let response = self.update_with(steps, now, from, room, body);
         if !self.sequencing(room) {
             match previous {
                 Some(old) => {

@@ -9,7 +9,6 @@ use crate::io::{status, Millis, ProviderToClient, Response};
 use crate::wire::{encode, FanoutBody, FanoutMessage, HandshakeBody};
 
 use super::{Bug, Bugs};
-use crate::adversary::{Adversary, AdversaryAction};
 
 /// The honest follower with follower bugs planted (see [`crate::planted`]).
 pub struct FaultyFollower {
@@ -19,22 +18,31 @@ pub struct FaultyFollower {
 }
 
 impl FaultyFollower {
-    /// `follower` with the follower bugs among `bugs` planted; the honest follower
-    /// itself when `bugs` has none.
-    pub fn plant(follower: Follower, bugs: &Bugs) -> Box<dyn FollowerRole> {
+    /// `follower` with the follower bugs among `bugs` planted; the honest follower back
+    /// (`Err`) when `bugs` has none.
+    pub fn plant(follower: Follower, bugs: &Bugs) -> Result<FaultyFollower, Follower> {
         let bugs: Bugs = bugs
             .iter()
             .copied()
             .filter(|b| Bug::FOLLOWER.contains(b))
             .collect();
         if bugs.is_empty() {
-            Box::new(follower)
-        } else {
-            Box::new(FaultyFollower {
-                honest: follower,
-                bugs,
-            })
+            return Err(follower);
         }
+        Ok(FaultyFollower {
+            honest: follower,
+            bugs,
+        })
+    }
+
+    /// The honest follower, without the bugs.
+    pub fn into_follower(self) -> Follower {
+        self.honest
+    }
+
+    /// The follower bugs planted.
+    pub fn bugs(&self) -> &Bugs {
+        &self.bugs
     }
 
     fn has(&self, bug: Bug) -> bool {
@@ -106,23 +114,11 @@ impl FollowerRole for FaultyFollower {
         self.honest.hub_answered(room, status, body);
     }
 
-    fn checkpoint_role(&self) -> Box<dyn FollowerRole> {
-        Box::new(FaultyFollower {
+    fn checkpoint_role(&self) -> Self {
+        FaultyFollower {
             honest: self.honest.checkpoint(),
             bugs: self.bugs.clone(),
-        })
-    }
-
-    fn plant(self: Box<Self>, bugs: &Bugs) -> Box<dyn FollowerRole> {
-        FaultyFollower::plant(self.honest, bugs)
-    }
-
-    fn adversary(&self) -> Option<Adversary> {
-        None
-    }
-
-    fn adversary_actions(&self) -> &[AdversaryAction] {
-        &[]
+        }
     }
 }
 
@@ -188,7 +184,10 @@ mod tests {
     fn role(bug: Option<Bug>) -> (Box<dyn FollowerRole>, ClientUri) {
         let (f, bob) = follower();
         let bugs: Bugs = bug.into_iter().collect();
-        (FaultyFollower::plant(f, &bugs), bob)
+        match FaultyFollower::plant(f, &bugs) {
+            Ok(faulty) => (Box::new(faulty), bob),
+            Err(honest) => (Box::new(honest), bob),
+        }
     }
 
     /// Two distinct FanoutMessages of one room, encoded, for the planted-bug tests.
@@ -251,31 +250,6 @@ mod tests {
             let (_, d1) = f.notify(&room, &m1);
             let (_, d2) = f.notify(&room, &m1);
             assert_eq!(d1.len() + d2.len(), copies, "bug planted: {bug}");
-        }
-    }
-
-    /// Bugs planted after the provider turned malicious still go to the honest follower
-    /// beneath: under reorder-fanout (hold every other batch) with FollowerSkipsDedup, a
-    /// retry is processed again and releases the held batch; without the bug it is
-    /// dropped as a duplicate and nothing is released.
-    #[test]
-    fn bugs_are_planted_beneath_a_malicious_follower() {
-        let room: RoomUri = "mimi://a.example/r/x".parse().unwrap();
-        let (m1, _) = two_messages(&room);
-        for (bug, released) in [(false, 0), (true, 2)] {
-            let (f, bob) = follower();
-            let bugs: Bugs = bug.then_some(Bug::FollowerSkipsDedup).into_iter().collect();
-            let mut f = crate::adversary::MaliciousFollower::wrap(
-                Box::new(f),
-                Some(Adversary::ReorderFanout),
-            )
-            .plant(&bugs);
-            assert_eq!(f.adversary(), Some(Adversary::ReorderFanout));
-            f.follower_mut().subscribe(&room, &bob);
-            let (_, d1) = f.notify(&room, &m1);
-            assert!(d1.is_empty(), "the first batch is held");
-            let (_, d2) = f.notify(&room, &m1);
-            assert_eq!(d2.len(), released, "bug planted: {bug}");
         }
     }
 }

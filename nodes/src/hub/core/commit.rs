@@ -19,7 +19,9 @@ use std::collections::BTreeSet;
 
 use openmls_traits::OpenMlsProvider;
 
-use super::{check_exiting, internal, reject, Entry, Hub, HubEvent, RejectCode, Rejection};
+use super::{
+    check_exiting, internal, reject, Entry, Hub, HubEvent, HubSteps, RejectCode, Rejection,
+};
 use crate::hub::enforcement::{Enforcement, EnforcementConfig, Rule};
 use crate::hub::public_view::{CheckedCommit, CommitSummary, HandshakeSender, PublicView};
 use crate::hub::room::{HubRoom, Sequencer};
@@ -27,7 +29,6 @@ use crate::ids::{Domain, RoomUri, UserUri};
 use crate::io::Millis;
 use crate::mls::config;
 use crate::mls::SeededCrypto;
-use crate::planted::Bug;
 use crate::room::RoomComponents;
 use crate::room::{authorize, check_commit_composition, Actor, ChangeKind, RoomState};
 use crate::transfer::{self, HubRecord};
@@ -105,54 +106,33 @@ struct CommitMerged {
 impl Hub {
     pub(super) fn accept_commit(
         &mut self,
+        steps: &dyn HubSteps,
         now: Millis,
         from: &Domain,
         room: &RoomUri,
         bundle: &CommitBundle<'_>,
         list: &[(u16, Vec<u8>)],
     ) -> Result<Millis, Rejection> {
-        if let Some(ts) = self.planted_resequenced_commit(now, from, room, bundle.commit)? {
-            return Ok(ts);
+        let r = self.rooms.get(room).expect("checked by caller");
+        if Self::for_sequenced_epoch(r, bundle.commit) {
+            if let Some(ts) =
+                steps.commit_for_sequenced_epoch(self, now, from, room, bundle.commit)?
+            {
+                return Ok(ts);
+            }
         }
         let checked = self.check_commit(from, room, bundle, list)?;
         let entries = self.encode_commit_entries(now, room, bundle, &checked)?;
-        let (merged, checked) = self.merge_commit(room, bundle, checked, entries)?;
+        let (merged, checked) = self.merge_commit(steps, room, bundle, checked, entries)?;
         Ok(self.log_accepted_commit(now, from, room, bundle, checked, merged))
     }
 
-    /// Planted bug [`Bug::HubSequencesEveryCommit`]: a second commit for a sequenced
-    /// epoch is accepted and fanned out, but the view keeps the first. `None`: the bug is
-    /// not planted or the commit is not such a second commit.
-    fn planted_resequenced_commit(
-        &mut self,
-        now: Millis,
-        from: &Domain,
-        room: &RoomUri,
-        commit: &MlsMessageBytes,
-    ) -> Result<Option<Millis>, Rejection> {
-        let r = self.rooms.get(room).expect("checked by caller");
-        if !(self.bugs.contains(&Bug::HubSequencesEveryCommit)
-            && commit.info().group_id.as_deref() == Some(r.group_id.as_slice())
-            && commit.info().epoch.is_some_and(|e| e < r.epoch))
-        {
-            return Ok(None);
-        }
-        let recipients = r.member_domains();
-        let entry = Self::encode_entry(
-            &FanoutMessage {
-                timestamp: self.last_timestamp.max(now),
-                message: commit.clone(),
-                body: FanoutBody::Commit {
-                    external_proposals: Vec::new(),
-                },
-            },
-            "commit",
-            r.epoch,
-        )
-        .map_err(|e| internal(format!("commit fan-out: {e}")))?;
-        let ts = self.timestamp(now);
-        self.append(room, entry, recipients, from);
-        Ok(Some(ts))
+    /// `commit` is for an epoch of the room's group that this hub already sequenced: it
+    /// lost the race for that epoch (phase 1 refuses it with `wrongEpoch`, P§5.3.2).
+    fn for_sequenced_epoch(r: &HubRoom, commit: &MlsMessageBytes) -> bool {
+        let info = commit.info();
+        info.group_id.as_deref() == Some(r.group_id.as_slice())
+            && info.epoch.is_some_and(|e| e < r.epoch)
     }
 
     /// Phase 1: every check that needs no merge, in the order the first failure is
@@ -309,7 +289,7 @@ impl Hub {
         bundle: &CommitBundle<'_>,
         checked: &CommitChecked,
     ) -> Result<CommitEntries, Rejection> {
-        let ts = self.last_timestamp.max(now);
+        let ts = self.next_timestamp(now);
         let new_epoch = self.rooms.get(room).expect("checked by caller").epoch + 1;
         let room_state = match &checked.hub_only_state {
             Some(state) => Some(
@@ -342,6 +322,7 @@ impl Hub {
     /// with the new tree. On a refusal the view is rolled back.
     fn merge_commit(
         &mut self,
+        steps: &dyn HubSteps,
         room: &RoomUri,
         bundle: &CommitBundle<'_>,
         mut checked: CommitChecked,
@@ -349,8 +330,6 @@ impl Hub {
     ) -> Result<(CommitMerged, CommitChecked), Rejection> {
         let config = &self.config;
         let (ts, new_epoch) = (entries.ts, entries.new_epoch);
-        let welcome_fails = self.bugs.contains(&Bug::HubWelcomeUnencodable);
-        let skip_merge = self.bugs.contains(&Bug::HubSkipsMerge);
         let crypto = self.provider.crypto();
         let r = self.rooms.get_mut(room).expect("checked by caller");
         let contents = checked.checked.as_ref().map(|c| HubEvent::CommitContents {
@@ -378,7 +357,8 @@ impl Hub {
             };
             if let Some(w) = bundle.welcome {
                 merged.welcome = Some(
-                    Self::encode_welcome_entry(ts, w, &tree, new_epoch, welcome_fails)
+                    steps
+                        .welcome_entry(ts, w, &tree, new_epoch)
                         .map_err(|e| internal(format!("Welcome fan-out: {e}")))?,
                 );
             }
@@ -388,8 +368,8 @@ impl Hub {
             return Ok((merged, checked));
         };
         let full = config.level >= Enforcement::Full;
-        let check_gi = !skip_merge && full && config.on(Rule::GroupInfo);
-        let check_es = !skip_merge && full && config.on(Rule::HubExternalSender);
+        let wants_gi = full && config.on(Rule::GroupInfo);
+        let wants_es = full && config.on(Rule::HubExternalSender);
         let signer_leaf = match &c.summary.committer {
             HandshakeSender::Member { leaf, .. } => Some(*leaf),
             _ => None,
@@ -401,16 +381,16 @@ impl Hub {
         let view = r.view.as_mut().expect("checked implies a view");
         // The Welcome's tree is the merged view's: keep a copy to roll back to if
         // its entry cannot be encoded.
-        let backup = if check_gi || check_es || (bundle.welcome.is_some() && !skip_merge) {
+        let backup = if wants_gi || wants_es || bundle.welcome.is_some() {
             view.snapshot().ok()
         } else {
             None
         };
-        if !skip_merge {
-            // (Planted bug HubSkipsMerge: accepted and fanned out, never merged.)
-            view.merge(c)
-                .map_err(|e| reject(Rule::MlsValid, e.to_string()))?;
-        }
+        let followed = steps
+            .merge(view, c)
+            .map_err(|e| reject(Rule::MlsValid, e.to_string()))?;
+        let check_gi = followed && wants_gi;
+        let check_es = followed && wants_es;
         let mut outcome = Ok(());
         if check_gi {
             let leaf = signer_leaf.or_else(|| joiner.as_ref().and_then(|j| view.leaf_of(j)));
@@ -425,7 +405,7 @@ impl Hub {
         }
         if let (true, Some(w)) = (outcome.is_ok(), bundle.welcome) {
             let tree = view.ratchet_tree();
-            match Self::encode_welcome_entry(ts, w, &tree, new_epoch, welcome_fails) {
+            match steps.welcome_entry(ts, w, &tree, new_epoch) {
                 Ok(e) => merged.welcome = Some(e),
                 Err(e) => outcome = Err(internal(format!("Welcome fan-out: {e}"))),
             }
