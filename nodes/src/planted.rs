@@ -83,6 +83,20 @@ impl Bug {
         Bug::FollowerEchoesLocalCommits,
     ];
 
+    /// The bugs among `bugs` that act in the hub role ([`Bug::HUB`]).
+    pub fn for_hub(bugs: &Bugs) -> Bugs {
+        Self::among(&Bug::HUB, bugs)
+    }
+
+    /// The bugs among `bugs` that act in the follower role ([`Bug::FOLLOWER`]).
+    pub fn for_follower(bugs: &Bugs) -> Bugs {
+        Self::among(&Bug::FOLLOWER, bugs)
+    }
+
+    fn among(role: &[Bug], bugs: &Bugs) -> Bugs {
+        bugs.iter().copied().filter(|b| role.contains(b)).collect()
+    }
+
     /// Every bug, in order.
     pub const ALL: [Bug; 11] = [
         Bug::HubSequencesEveryCommit,

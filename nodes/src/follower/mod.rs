@@ -17,10 +17,10 @@
 //!
 //! A provider's server drives its follower role through [`FollowerRole`]: this honest
 //! [`Follower`], or a wrapper around it that deviates on purpose — planted bugs
-//! ([`crate::planted::FaultyFollower`]) or a malicious provider
-//! ([`crate::adversary::MaliciousFollower`]). The wrappers compose the honest steps
-//! below ([`Follower::read_notify`], [`Follower::deliver`], [`Follower::hand_out`], …)
-//! differently; nothing in this file knows about them.
+//! (`nodes/src/planted/`) or a malicious provider (`nodes/src/adversary/`), chosen by
+//! the server's setup (`nodes/src/server/roles.rs`). The wrappers compose the honest
+//! steps below ([`Follower::read_notify`], [`Follower::deliver`], [`Follower::hand_out`],
+//! …) differently; nothing in this module knows about them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 

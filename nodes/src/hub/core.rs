@@ -15,6 +15,10 @@
 //! * A repeated room creation with the same GroupInfo and tree is answered OK.
 //! * Crash and restart ([`Hub::forget_in_flight`]): the log and cursors are durable;
 //!   every `/notify` in flight is sent again (byte-identical) at once.
+//!
+//! The hub takes the protocol's steps. A hub with planted bugs ([`crate::planted`]) is
+//! a wrapper that drives this one through the `_with` entry points with steps of its
+//! own (`HubSteps`, `core/steps.rs`): nothing here branches on a bug.
 
 use std::collections::{BTreeMap, BTreeSet};
 

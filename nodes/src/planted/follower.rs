@@ -18,21 +18,17 @@ pub struct FaultyFollower {
 }
 
 impl FaultyFollower {
-    /// `follower` with the follower bugs among `bugs` planted; the honest follower back
-    /// (`Err`) when `bugs` has none.
-    pub fn plant(follower: Follower, bugs: &Bugs) -> Result<FaultyFollower, Follower> {
-        let bugs: Bugs = bugs
-            .iter()
-            .copied()
-            .filter(|b| Bug::FOLLOWER.contains(b))
-            .collect();
-        if bugs.is_empty() {
-            return Err(follower);
-        }
-        Ok(FaultyFollower {
+    /// `follower` with `bugs` planted: follower bugs ([`Bug::for_follower`]), at least
+    /// one.
+    pub fn new(follower: Follower, bugs: Bugs) -> FaultyFollower {
+        assert!(
+            !bugs.is_empty() && bugs.iter().all(|b| Bug::FOLLOWER.contains(b)),
+            "a faulty follower has follower bugs, at least one: {bugs:?}"
+        );
+        FaultyFollower {
             honest: follower,
             bugs,
-        })
+        }
     }
 
     /// The honest follower, without the bugs.
@@ -183,10 +179,12 @@ mod tests {
     /// `follower` with `bug` planted, or honest.
     fn role(bug: Option<Bug>) -> (Box<dyn FollowerRole>, ClientUri) {
         let (f, bob) = follower();
-        let bugs: Bugs = bug.into_iter().collect();
-        match FaultyFollower::plant(f, &bugs) {
-            Ok(faulty) => (Box::new(faulty), bob),
-            Err(honest) => (Box::new(honest), bob),
+        match bug {
+            Some(b) => (
+                Box::new(FaultyFollower::new(f, [b].into_iter().collect())),
+                bob,
+            ),
+            None => (Box::new(f), bob),
         }
     }
 

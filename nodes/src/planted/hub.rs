@@ -28,21 +28,16 @@ struct HubFaults {
 }
 
 impl FaultyHub {
-    /// `hub` with the hub bugs among `bugs` planted; the honest hub back (`Err`) when
-    /// `bugs` has none.
-    pub fn plant(hub: Hub, bugs: &Bugs) -> Result<FaultyHub, Hub> {
-        let bugs: Bugs = bugs
-            .iter()
-            .copied()
-            .filter(|b| Bug::HUB.contains(b))
-            .collect();
-        if bugs.is_empty() {
-            return Err(hub);
-        }
-        Ok(FaultyHub {
+    /// `hub` with `bugs` planted: hub bugs ([`Bug::for_hub`]), at least one.
+    pub fn new(hub: Hub, bugs: Bugs) -> FaultyHub {
+        assert!(
+            !bugs.is_empty() && bugs.iter().all(|b| Bug::HUB.contains(b)),
+            "a faulty hub has hub bugs, at least one: {bugs:?}"
+        );
+        FaultyHub {
             honest: hub,
             faults: HubFaults { bugs },
-        })
+        }
     }
 
     /// The honest hub beneath (its rooms, logs and events).

@@ -14,7 +14,7 @@ use crate::follower::{BeforeRelay, Delivery, Follower, FollowerRole};
 use crate::hub::{Hub, ViewError};
 use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
 use crate::io::{Millis, Response};
-use crate::planted::{Bugs, FaultyFollower, FaultyHub};
+use crate::planted::{Bug, Bugs, FaultyFollower, FaultyHub};
 use crate::transfer::TransferError;
 
 /// A provider's hub role: the honest [`Hub`], or a [`FaultyHub`] wrapping it.
@@ -36,9 +36,11 @@ impl HubNode {
             HubNode::Honest(h) => h,
             HubNode::Faulty(f) => f.into_hub(),
         };
-        match FaultyHub::plant(honest, bugs) {
-            Ok(faulty) => HubNode::Faulty(faulty),
-            Err(honest) => HubNode::Honest(honest),
+        let bugs = Bug::for_hub(bugs);
+        if bugs.is_empty() {
+            HubNode::Honest(honest)
+        } else {
+            HubNode::Faulty(FaultyHub::new(honest, bugs))
         }
     }
 
@@ -123,9 +125,11 @@ impl FollowerNode {
                 return FollowerNode::Malicious(Box::new(m.map_inner(|inner| inner.plant(bugs))))
             }
         };
-        match FaultyFollower::plant(honest, bugs) {
-            Ok(faulty) => FollowerNode::Faulty(faulty),
-            Err(honest) => FollowerNode::Honest(honest),
+        let bugs = Bug::for_follower(bugs);
+        if bugs.is_empty() {
+            FollowerNode::Honest(honest)
+        } else {
+            FollowerNode::Faulty(FaultyFollower::new(honest, bugs))
         }
     }
 
@@ -236,7 +240,6 @@ mod tests {
     use crate::hub::{Enforcement, EnforcementConfig};
     use crate::mls::config::Identity;
     use crate::mls::SeededProvider;
-    use crate::planted::Bug;
     use crate::wire::{encode, FanoutBody, FanoutMessage, MlsMessageBytes};
 
     fn follower() -> (FollowerNode, ClientUri) {

@@ -15,7 +15,7 @@ use crate::wire::{MlsMessageBytes, WelcomeBytes, WireError};
 /// method's default is the protocol's step.
 pub(crate) trait HubSteps {
     /// A commit for an epoch this hub already sequenced (a lost race, P§5.3.2): the
-    /// protocol refuses it with `wrongEpoch` (phase 1, [`Hub::check_epoch`]), so the
+    /// protocol refuses it with `wrongEpoch` (phase 1 of `core/commit.rs`), so the
     /// protocol's step here is none (`Ok(None)`). `Some(timestamp)`: the steps sequenced
     /// it after all.
     fn commit_for_sequenced_epoch(
