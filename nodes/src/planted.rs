@@ -4,8 +4,11 @@
 //!
 //! Wiring: [`crate::server::Server::with_bugs`] passes the hub bugs to the hub and
 //! wraps the honest follower in a [`FaultyFollower`] carrying the follower bugs;
-//! [`crate::client::core::Client::set_bugs`] sets the client ones.
+//! [`crate::client::core::Client::set_bugs`] sets the client ones, wrapping the honest
+//! client's conduct ([`crate::client::conduct`]) in a [`FaultyClient`].
 
+mod client;
+pub use client::FaultyClient;
 mod follower;
 pub use follower::{echo_local_commit, FaultyFollower};
 
