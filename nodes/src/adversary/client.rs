@@ -225,3 +225,81 @@ impl Conduct for MaliciousClient {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::conduct::Honest;
+    use crate::ids::ClientUri;
+
+    #[test]
+    fn no_adversary_leaves_the_client_as_it_is() {
+        let uri: ClientUri = "mimi://c.example/d/cathy/1".parse().unwrap();
+        let mut c = Client::new(1, uri);
+        c.set_adversary(None);
+        let conduct: &dyn Any = c.conduct();
+        assert!(conduct.is::<Honest>());
+        c.set_adversary(Some(Adversary::GhostDevice));
+        let conduct: &dyn Any = c.conduct();
+        assert!(conduct.is::<MaliciousClient>());
+    }
+
+    #[test]
+    fn ghost_device_adds_its_own_user_and_only_devices_not_in_the_room() {
+        let mut m = MaliciousClient::wrap(
+            Box::new(crate::client::conduct::Honest),
+            Some(Adversary::GhostDevice),
+        );
+        let me: UserUri = "mimi://c.example/u/cathy".parse().unwrap();
+        let other: UserUri = "mimi://c.example/u/dave".parse().unwrap();
+        assert_eq!(m.adds_on_welcome(&me), Some(me.clone()));
+        let in_room = || BTreeSet::from([b"x".to_vec()]);
+        let own = [(me.clone(), None)];
+        assert_eq!(m.key_packages_left_out(&me, &own, &in_room), in_room());
+        assert!(m
+            .added_list_update(&me, &own, ParticipantListUpdate::default())
+            .is_none());
+        let theirs = [(other, None)];
+        assert!(m.key_packages_left_out(&me, &theirs, &in_room).is_empty());
+        assert!(m
+            .added_list_update(&me, &theirs, ParticipantListUpdate::default())
+            .is_some());
+    }
+
+    #[test]
+    fn forge_sending_uri_prefers_a_co_hosted_participant() {
+        let m = MaliciousClient::wrap(Box::new(Honest), Some(Adversary::ForgeSendingUri));
+        let me: UserUri = "mimi://c.example/u/cathy".parse().unwrap();
+        assert_eq!(
+            m.sending_user(&me, &|| None),
+            me,
+            "no room state: its own user"
+        );
+        let listed = |users: &[&str]| {
+            let room: RoomUri = "mimi://c.example/r/x".parse().unwrap();
+            let mut st = RoomState::new_room(
+                &room,
+                &me,
+                crate::room::RolePreset::Cooperative,
+                Default::default(),
+            )
+            .unwrap();
+            st.participants = users
+                .iter()
+                .map(|u| crate::room::participants::Participant {
+                    user: u.parse().unwrap(),
+                    role: 2,
+                })
+                .collect();
+            st
+        };
+        let alice = "mimi://a.example/u/alice";
+        let dave = "mimi://c.example/u/dave";
+        let st = listed(&[alice, "mimi://c.example/u/cathy", dave]);
+        assert_eq!(m.sending_user(&me, &|| Some(st.clone())).to_string(), dave);
+        let st = listed(&["mimi://c.example/u/cathy", alice]);
+        assert_eq!(m.sending_user(&me, &|| Some(st.clone())).to_string(), alice);
+        let honest = MaliciousClient::wrap(Box::new(Honest), Some(Adversary::DropFanout));
+        assert_eq!(honest.sending_user(&me, &|| Some(st.clone())), me);
+    }
+}

@@ -152,3 +152,52 @@ impl Conduct for FaultyClient {
         self.inner.before_request()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adversary::Adversary;
+    use crate::ids::ClientUri;
+
+    fn client() -> Client {
+        let uri: ClientUri = "mimi://a.example/d/alice/1".parse().unwrap();
+        Client::new(1, uri)
+    }
+
+    fn is<T: Any>(c: &Client) -> bool {
+        let conduct: &dyn Any = c.conduct();
+        conduct.is::<T>()
+    }
+
+    #[test]
+    fn only_client_bugs_make_a_faulty_client() {
+        let mut c = client();
+        c.set_bugs(&[Bug::HubSkipsMerge, Bug::FollowerSkipsDedup].into());
+        assert!(is::<Honest>(&c), "no client bug: the client stays honest");
+        c.set_bugs(&[Bug::HubSkipsMerge, Bug::ClientSkipsUnlisting].into());
+        assert!(is::<FaultyClient>(&c));
+        assert!(!c.conduct().unlists_leavers());
+        c.set_bugs(&Bugs::new());
+        assert!(is::<Honest>(&c), "bugs set again replace the ones before");
+        assert!(c.conduct().unlists_leavers());
+    }
+
+    #[test]
+    fn bugs_beneath_an_adversary_both_act() {
+        let mut c = client();
+        c.set_bugs(&[Bug::ClientSkipsUnlisting].into());
+        c.set_adversary(Some(Adversary::ForgeSendingUri));
+        let me = c.uri().user();
+        assert!(!c.conduct().unlists_leavers(), "the planted bug still acts");
+        let state = || None;
+        assert_eq!(c.conduct().sending_user(&me, &state), me);
+    }
+
+    #[test]
+    #[should_panic(expected = "before any adversary")]
+    fn bugs_go_in_before_an_adversary() {
+        let mut c = client();
+        c.set_adversary(Some(Adversary::GhostDevice));
+        c.set_bugs(&[Bug::ClientSkipsUnlisting].into());
+    }
+}
