@@ -112,7 +112,7 @@ pub trait Conduct: Any + Send {
     ) -> BTreeSet<Vec<u8>>;
 
     /// The user this client adds once it has joined a room by Welcome. Honest: none (a
-    /// user's devices join when someone with the right adds them, RP§8.1.2).
+    /// user's devices join when someone with the right adds them, RP§8).
     fn adds_on_welcome(&mut self, me: &UserUri) -> Option<UserUri>;
 
     /// The commit about to be sent in `room`: built by `group` from `plan` (which
@@ -126,8 +126,8 @@ pub trait Conduct: Any + Send {
     ) -> Result<CommitOutput, String>;
 
     /// Provider-internal messages to send to this client's provider just before its
-    /// next request. Honest: none (a client talks to its provider only through relayed
-    /// requests, P§1.3).
+    /// next request. Honest: none (only a malicious provider's device sends such
+    /// messages).
     fn before_request(&mut self) -> Vec<ClientToProvider>;
 }
 

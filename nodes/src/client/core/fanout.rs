@@ -177,8 +177,8 @@ impl<S: MlsStorage> Client<S> {
         Ok(())
     }
 
-    /// A commit of the room (P§3.5): process it (our own merges as our pending commit);
-    /// a commit that removes this client ends its membership.
+    /// A commit in the room's fan-out (P§5.5): process it (our own merges as our
+    /// pending commit); a commit that removes this client ends its membership.
     fn commit_received(
         &mut self,
         room: &RoomUri,
