@@ -12,7 +12,9 @@
 //! A malicious provider is a different node, not a flag in the honest one: its follower
 //! role is a [`MaliciousFollower`] wrapping the honest [`crate::follower::Follower`]
 //! (through [`crate::follower::FollowerRole`], the seam the server drives), so the
-//! honest follower and server read as the protocol.
+//! honest follower and server read as the protocol. Its devices likewise: each wraps the
+//! honest client's conduct ([`crate::client::conduct`], the seams where a client decides
+//! what it builds) in a [`MaliciousClient`], so the honest client reads as the protocol.
 //!
 //! # What the hub does with each, as `nodes/tests/adversaries.rs` shows
 //!
@@ -98,6 +100,8 @@ use std::collections::BTreeSet;
 
 use crate::ids::{ClientUri, RoomUri};
 
+mod client;
+pub use client::MaliciousClient;
 mod follower;
 pub use follower::MaliciousFollower;
 

@@ -5,11 +5,14 @@
 //! A faulty node is a different node, not a flag in the honest one: a [`FaultyHub`]
 //! wraps the honest hub and drives it with its own steps where a bug acts (the seam
 //! [`crate::hub::core`] leaves for it), a [`FaultyFollower`] wraps the honest follower
-//! and composes its steps the way a bug says. Wiring:
+//! and composes its steps the way a bug says, and a [`FaultyClient`] wraps the honest
+//! client's conduct ([`crate::client::conduct`]). Wiring:
 //! [`crate::server::Server::with_bugs`] makes the provider's roles these wrappers
 //! (`nodes/src/server/roles.rs`); [`crate::client::core::Client::set_bugs`] sets the
 //! client ones.
 
+mod client;
+pub use client::FaultyClient;
 mod follower;
 mod hub;
 pub use follower::{echo_local_commit, FaultyFollower};

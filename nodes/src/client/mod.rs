@@ -1,6 +1,7 @@
 //! The client core (sans-IO): a user's device. It builds every MLS object (P§1.3) and
 //! talks only to its own provider.
 
+pub mod conduct;
 pub mod core;
 pub mod failure;
 pub mod leave;
