@@ -36,12 +36,12 @@ use tokio::time::MissedTickBehavior;
 
 use super::journal::{self, fail_stop, JournaledServer, MAX_SILENT_TICKS};
 use super::mls_store::{MlsDb, MlsStates};
+use super::observe;
 use super::peers::PeersFile;
 use super::store::{
     self, digest, ClientInput, NodeIdentity, Row, StepInput, Store, StoreError, Taken,
 };
 use super::tls::{wall_ms, TlsConfig, TlsTransport};
-use super::{control, observe};
 use crate::observe::record::{Recorder, What};
 use crate::scenario::{EnforcementLevel, Op};
 use crate::world::net::{self, HostConfig, HostHandle};
@@ -514,8 +514,14 @@ pub fn restore(
     ))
 }
 
-/// Runs a node until it is killed (or cannot start: the error says why).
-pub fn run(options: NodeOptions) -> Result<(), NodeError> {
+/// Runs a node until it is killed (or cannot start: the error says why). `control` serves
+/// the control API on its listener (the testbed's [`super::control::serve`]): handed in, so
+/// that the control server depends on the node and not the other way round.
+pub fn run<C, F>(options: NodeOptions, control: C) -> Result<(), NodeError>
+where
+    C: FnOnce(std::net::TcpListener, Rc<RefCell<Node>>) -> F,
+    F: std::future::Future<Output = ()> + 'static,
+{
     for (what, addr) in [("--listen", options.listen), ("--control", options.control)] {
         if !addr.ip().is_loopback() {
             return Err(format!(
@@ -630,7 +636,7 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
             },
         );
         let host = tokio::task::spawn_local(host);
-        tokio::task::spawn_local(control::serve(control_listener, node.clone()));
+        tokio::task::spawn_local(control(control_listener, node.clone()));
         let mut tick = tokio::time::interval(Duration::from_millis(CLIENT_TICK_MS));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tokio::pin!(host);
