@@ -586,3 +586,105 @@ pub fn hash_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> String {
     }
     hex::encode(h.finalize())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One line of every kind the writers write (from simulator and testbed traces, long
+    /// values cut), each exactly as written: keys sorted, compact.
+    const LINES: &[&str] = &[
+        r#"{"kind":"phase","node":"sim","phase":"chaos","t":0,"until_ms":14000}"#,
+        r#"{"kind":"op","node":"mimi://a.exa","op":"create","t":0}"#,
+        r#"{"kind":"host-started","node":"a.example","t":0}"#,
+        r#"{"client":"mimi://b.example/d/bob/1","count":8,"kind":"from-client","message":"publish-key-packages","node":"b.example","t":0}"#,
+        r#"{"client":"mimi://a.exa","corr":2,"kind":"from-client","message":"create-room","node":"a.example","room":"mimi://a.exa","t":0}"#,
+        r#"{"bytes":0,"client":"mimi://a.exa","corr":2,"kind":"to-client","message":"reply","node":"a.example","status":200,"t":0}"#,
+        r#"{"event":{"Epoch":{"epoch":2,"room":"r"}},"kind":"hub","node":"a.example","t":1}"#,
+        r#"{"event":{"Epoch":{"epoch":2,"room":"r"}},"kind":"client","node":"mimi://a.exa","t":1}"#,
+        r#"{"client":"mimi://a.exa","corr":8,"endpoint":"update","kind":"from-client","message":"relay","node":"a.example","path":"/update/mimi","summary":"/update Upda","t":21000}"#,
+        r#"{"bytes":2120,"endpoint":"fence","from":"b.example","kind":"send","node":"b.example","path":"/fence/mimi%","summary":"2120 bytes","t":4000,"to":"a.example","token":2}"#,
+        r#"{"bytes":2120,"endpoint":"fence","from":"b.example","id":4,"kind":"request","node":"c.example","path":"/fence/mimi%","summary":"2120 bytes","t":4009,"to":"c.example"}"#,
+        r#"{"endpoint":"notify","id":1,"kind":"respond","node":"b.example","status":201,"summary":"","t":517}"#,
+        r#"{"event":{"Epoch":{"epoch":2,"room":"r"}},"kind":"follower","node":"a.example","t":509}"#,
+        r#"{"endpoint":"notify","kind":"outcome","node":"a.example","status":201,"summary":"","t":519,"token":2}"#,
+        r#"{"client":"mimi://b.example/d/bob/1","kind":"to-client","message":"deliver","node":"b.example","room":"mimi://a.exa","summary":"/notify Fano","t":517}"#,
+        r#"{"client":"mimi://b.exa","kind":"from-client","message":"leave-room","node":"b.example","room":"mimi://a.exa","t":7031}"#,
+        r#"{"bound_ms":44000,"kind":"phase","node":"sim","phase":"heal","t":14000}"#,
+        r#"{"id":"sending-uri-is-sender","kind":"violation","message":"a.example ac","node":"sim","t":14001,"witness":{"at_ms":9007,"epochs":[8],"nodes":["mimi://c.exa","a.example"],"trace_lines":[378,386]}}"#,
+        r#"{"faults":{},"kind":"end","liveness":null,"node":"sim","outcome":"violation","t":14001}"#,
+        r#"{"fault":{"client":"bob/1","end_ms":4523,"kind":"offline","origin":"swarm","start_ms":3672},"kind":"fault-start","node":"sim","t":3672}"#,
+        r#"{"fault":{"client":"bob/1","end_ms":4523,"kind":"offline","origin":"swarm","start_ms":3672},"kind":"fault-end","node":"sim","t":4523}"#,
+        r#"{"error":"peer unreachable","kind":"outcome","node":"c.example","t":5505,"token":1}"#,
+        r#"{"client":"mimi://b.example/d/bob/1","corr":3,"kind":"from-client","message":"take-over","node":"b.example","room":"mimi://a.exa","t":4000}"#,
+        r#"{"kind":"tick","node":"b.example","t":4500}"#,
+        r#"{"control":"127.0.0.1:40997","kind":"node-started","mimi":"127.0.0.1:46237","node":"a.example","restore_ms":97,"restored":{"client_inputs":0,"from_clients":0,"server_inputs":0,"to_clients":0},"t":0}"#,
+        r#"{"client":"mimi://b.example/d/bob/1","kind":"client-created","node":"b.example","t":0}"#,
+        r#"{"kind":"op","node":"mimi://a.exa","op":"create","step":0,"t":2}"#,
+        r#"{"epoch":0,"generation":0,"group_context":"000100011a6d","kind":"hub-view","members":["mimi://a.exa"],"node":"a.example","participants":[["mimi://a.example/u/alice",4]],"room":"mimi://a.exa","sequencing":true,"t":4}"#,
+        r#"{"epoch":3,"fanout":"000001a2400c","generation":0,"kind":"hub-log","node":"a.example","room":"mimi://a.exa","seq":6,"t":3537}"#,
+        r#"{"dictionary":{"34":"38186d696d69"},"epoch":1,"epoch_authenticator":"221ef64046c8","group_context":"000100011a6d","kind":"client-view","members":["mimi://a.exa","mimi://b.example/d/bob/1"],"node":"mimi://b.example/d/bob/1","room":"mimi://a.exa","state":{"34":"38186d696d69"},"t":338}"#,
+        r#"{"client":"mimi://b.example/d/bob/1","fanout":"000001a2400c","kind":"deliver","node":"b.example","room":"mimi://a.exa","t":3556}"#,
+        r#"{"kind":"offline","node":"mimi://b.example/d/bob/1","t":1506}"#,
+        r#"{"kind":"node-killed","node":"sim","provider":"a.example","t":2009}"#,
+        r#"{"kind":"node-restarted","node":"sim","provider":"a.example","t":2864}"#,
+        r#"{"kind":"online","node":"mimi://b.example/d/bob/1","t":6522}"#,
+        r#"{"fault_notes":{},"kind":"testbed","node":"sim","proxies":{"a.example→b.example":{"bytes_back":7426,"bytes_forward":21767,"connections":12,"delayed_chunks":0,"held_chunks":0,"refused":0,"resets":0}},"t":7030,"time_scale":0.5}"#,
+        r#"{"detail":{"id":"sending-uri-is-sender","message":"a.example ac","witness":{"at_ms":4545,"epochs":[8],"nodes":["mimi://c.exa","a.example"],"trace_lines":[504,509]}},"id":"sending-uri-is-sender","kind":"violation","node":"sim","t":7030}"#,
+        r#"{"kind":"op-refused","node":"mimi://a.example/u/alice/1","reason":"no","t":9}"#,
+        r#"{"kind":"op-abandoned","node":"mimi://a.example/u/alice/1","op":"leave","reason":"its precondition never held","step":3,"t":9}"#,
+        r#"{"client":"mimi://a.example/u/alice/1","kind":"op-abandoned","node":"sim","op":"leave","reason":"its precondition never held","step":3,"t":9}"#,
+        r#"{"client":"mimi://a.example/u/alice/1","kind":"op-failed","node":"sim","reason":"leave: timed out","step":3,"t":9}"#,
+        r#"{"kind":"control-error","node":"sim","reason":"refused","t":9}"#,
+        r#"{"kind":"http-rejected","node":"a.example","reason":"bad","status":400,"t":9}"#,
+        r#"{"kind":"peer-refused","node":"a.example","reason":"no certificate","t":9}"#,
+        r#"{"endpoint":null,"id":4,"kind":"respond","node":"a.example","status":200,"summary":"3 bytes","t":9}"#,
+        r#"{"endpoint":null,"kind":"outcome","node":"a.example","status":500,"summary":"x","t":9,"token":4}"#,
+        r#"{"client":"mimi://a.example/u/alice/1","kind":"from-client","message":"forked-commit","node":"a.example","room":"r","summary":"s","t":9}"#,
+        r#"{"fault":{"a":"a.example","b":"b.example","end_ms":5,"kind":"loss","origin":"swarm","rate":0.25,"start_ms":1},"kind":"fault-start","node":"sim","t":9}"#,
+        r#"{"fault":{"a":"a.example","b":"b.example","end_ms":5,"kind":"latency","max_ms":50,"min_ms":1,"origin":"swarm","start_ms":1},"kind":"fault-start","node":"sim","t":9}"#,
+        r#"{"fault":{"end_ms":5,"from":"a.example","kind":"partition-oneway","origin":"schedule","start_ms":1,"to":"b.example"},"kind":"fault-end","node":"sim","t":9}"#,
+        r#"{"kind":"op","node":"mimi://a.example/u/alice/1","op":"send","t":3,"text":"hi","to":["bob"]}"#,
+    ];
+
+    #[test]
+    fn every_kind_reads_and_writes_back_to_the_same_bytes() {
+        let mut kinds = std::collections::BTreeSet::new();
+        for l in LINES {
+            let e = Event::parse(l).unwrap_or_else(|err| panic!("{l}: {err}"));
+            assert_ne!(e.what, What::Other, "{l}");
+            assert_eq!(e.line(), *l);
+            let v: Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["kind"], e.what.kind(), "{l}");
+            kinds.insert(e.what.kind());
+        }
+        // Every kind a writer writes is among them.
+        assert_eq!(kinds.len(), 34, "{kinds:?}");
+    }
+
+    #[test]
+    fn a_header_writes_back_to_the_same_bytes_and_an_unknown_kind_reads_as_other() {
+        let l = r#"{"build":"0.1.0","format":1,"kind":"header","scenario":"s","scenario_sha256":"ab","scenario_toml":"x","seed":3,"testbed":{"time_scale":0.5},"variant":{"enforcement":"full"}}"#;
+        let h = Header::parse(l).unwrap();
+        assert_eq!(h.testbed, Some(TestbedHeader { time_scale: 0.5 }));
+        assert_eq!(h.line(), l);
+        let e = Event::parse(r#"{"kind":"no-such-kind","node":"a","t":1,"x":2}"#).unwrap();
+        assert_eq!(e.what, What::Other);
+        // A line of the right kind with a field missing is malformed, not "other".
+        assert!(matches!(
+            Event::parse(r#"{"kind":"hub-log","node":"a","t":1}"#),
+            Err(LineError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    #[should_panic(expected = "unknown kind")]
+    fn an_unknown_kind_is_never_written() {
+        let e = Event {
+            t: 1,
+            node: "a".into(),
+            what: What::Other,
+        };
+        let _ = e.line();
+    }
+}
