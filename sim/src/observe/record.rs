@@ -4,8 +4,10 @@
 //! build); then one line per event in the order the simulation produced them:
 //! `{"t": <ms since start>, "node": <provider or client>, "kind": ..., ...}` with a
 //! decoded summary of each protocol message (endpoint, room, epoch, sender, contents,
-//! response code). The last line is `kind = "end"` with the outcome. Keys are sorted
-//! (serde_json's map is ordered), so a line is a function of the event alone.
+//! response code). The last line is `kind = "end"` with the outcome. Every line is a
+//! typed [`Event`] (its kind one variant of [`What`], defined once in
+//! `reports/src/records/trace.rs` for the writers and the readers), written with its keys
+//! sorted ([`Event::line`]), so a line is a function of the event alone.
 //!
 //! The trace hash covers every line including the header, so it pins the scenario, the
 //! seed and everything that happened; it never includes wall-clock time.
