@@ -255,6 +255,7 @@ impl RunModel {
                     id,
                     status,
                     summary,
+                    ..
                 } => {
                     self.lane(node, host_role);
                     let req = by_id.remove(&(node.to_string(), *id));
@@ -279,7 +280,7 @@ impl RunModel {
                         }
                     }
                 }
-                What::Outcome { token } => {
+                What::Outcome { token, .. } => {
                     self.lane(node, host_role);
                     if let Some(j) = by_token.remove(&(node.to_string(), *token)) {
                         if let Some(a) = self.arrows.get_mut(j) {
@@ -295,6 +296,7 @@ impl RunModel {
                     message,
                     endpoint,
                     summary,
+                    ..
                 } => {
                     let detail = match message.as_str() {
                         "relay" => label(
@@ -310,6 +312,7 @@ impl RunModel {
                     message,
                     status,
                     summary,
+                    ..
                 } => {
                     let detail = match message.as_str() {
                         "reply" => format!("reply {}", status.unwrap_or(0)),
@@ -383,7 +386,7 @@ impl RunModel {
                         bad,
                     });
                 }
-                What::Op { op } | What::OpAbandoned { op } => {
+                What::Op { op, .. } | What::OpAbandoned { op, .. } => {
                     let label = if matches!(e.what, What::Op { .. }) {
                         format!("op {op}")
                     } else {
@@ -416,22 +419,26 @@ impl RunModel {
                     id,
                     message,
                     witness,
+                    ..
                 } => {
                     let w = witness.clone().unwrap_or_default();
                     self.violations.push(ViolationView {
                         id: id.clone(),
-                        message: message.clone(),
+                        message: message.clone().unwrap_or_default(),
                         nodes: w.nodes,
                         epochs: w.epochs,
                         lines: w.trace_lines,
                         at_ms: witness.as_ref().map_or(t, |w| w.at_ms),
                     });
                 }
-                What::End { outcome, liveness } => {
+                What::End {
+                    outcome, liveness, ..
+                } => {
                     self.outcome = Some(*outcome);
                     self.liveness = liveness.clone();
                 }
-                What::Other => {}
+                // Kinds the page does not draw.
+                _ => {}
             }
         }
         // Clients whose provider is a lifeline sort after the hosts.

@@ -37,6 +37,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use mimi_reports::records::trace;
 use serde_json::Value;
 
 use crate::cli::level;
@@ -265,29 +266,33 @@ pub struct Shrinker {
     cache: BTreeMap<String, bool>,
 }
 
-fn to_toml(v: &Value) -> Option<toml::Value> {
-    toml::Value::try_from(v).ok()
-}
-
 /// A `fault-start` event's window as a `[[faults.schedule]]` entry.
-pub fn schedule_entry(window: &Value) -> Option<toml::Table> {
-    let obj = window.as_object()?;
-    let start = obj.get("start_ms")?.as_u64()?;
-    let end = obj.get("end_ms")?.as_u64()?;
+pub fn schedule_entry(window: &trace::Fault) -> Option<toml::Table> {
     let mut t = toml::Table::new();
-    t.insert(
-        "at_ms".into(),
-        toml::Value::Integer(i64::try_from(start).ok()?),
-    );
+    let int = |n: u64| i64::try_from(n).ok().map(toml::Value::Integer);
+    t.insert("at_ms".into(), int(window.start_ms)?);
     t.insert(
         "for_ms".into(),
-        toml::Value::Integer(i64::try_from(end.saturating_sub(start)).ok()?),
+        int(window.end_ms.saturating_sub(window.start_ms))?,
     );
-    for (k, v) in obj {
-        if matches!(k.as_str(), "start_ms" | "end_ms" | "origin") {
-            continue;
+    // The fault's own fields, in name order.
+    let text = |x: &Option<String>| x.clone().map(toml::Value::String);
+    let fields = [
+        ("a", text(&window.a)),
+        ("b", text(&window.b)),
+        ("client", text(&window.client)),
+        ("from", text(&window.from)),
+        ("kind", Some(toml::Value::String(window.kind.clone()))),
+        ("max_ms", window.max_ms.and_then(int)),
+        ("min_ms", window.min_ms.and_then(int)),
+        ("provider", text(&window.provider)),
+        ("rate", window.rate.map(toml::Value::Float)),
+        ("to", text(&window.to)),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            t.insert(k.into(), v);
         }
-        t.insert(k.clone(), to_toml(v)?);
     }
     Some(t)
 }
@@ -296,9 +301,11 @@ pub fn schedule_entry(window: &Value) -> Option<toml::Table> {
 pub fn fired_windows(trace: &[String]) -> Vec<toml::Table> {
     trace
         .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["kind"] == "fault-start")
-        .filter_map(|v| schedule_entry(&v["fault"]))
+        .filter_map(|l| trace::Event::parse(l).ok())
+        .filter_map(|e| match e.what {
+            trace::What::FaultStart { fault } => schedule_entry(&fault),
+            _ => None,
+        })
         .collect()
 }
 

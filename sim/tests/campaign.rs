@@ -389,6 +389,19 @@ fn plan(cells: Vec<Value>, runs_planned: usize) -> mimi_sim::campaign::Plan {
     }
 }
 
+/// A build identity for `judge` (campaign.json's `build`).
+fn build() -> mimi_reports::records::campaign::Build {
+    mimi_reports::records::campaign::Build {
+        git_commit: "0".repeat(40),
+        git_dirty: false,
+        cargo_lock_sha256: "0".repeat(64),
+        rustc: "rustc".into(),
+        features: Vec::new(),
+        profile: "debug".into(),
+        mimi_sim_version: "0.1.0".into(),
+    }
+}
+
 #[test]
 fn a_budget_cut_before_the_determinism_re_runs_is_incomplete_not_passed() {
     use mimi_sim::campaign::{judge, status_code, Determinism};
@@ -404,14 +417,15 @@ fn a_budget_cut_before_the_determinism_re_runs_is_incomplete_not_passed() {
     };
     let c = judge(
         &plan(vec![cell.clone()], 3),
-        &Value::Null,
+        &build(),
         &runs,
         &all,
         false,
         0,
         1,
         &[],
-    );
+    )
+    .unwrap();
     assert_eq!(c["status"], "passed", "{c}");
     assert_eq!(status_code(&c), 0);
     let v = c["verdict"].to_string();
@@ -425,14 +439,15 @@ fn a_budget_cut_before_the_determinism_re_runs_is_incomplete_not_passed() {
     };
     let c = judge(
         &plan(vec![cell], 3),
-        &Value::Null,
+        &build(),
         &runs,
         &none,
         true,
         0,
         1,
         &[],
-    );
+    )
+    .unwrap();
     assert_eq!(c["status"], "incomplete", "{c}");
     assert_eq!(status_code(&c), 3);
     assert!(c["verdict"]
@@ -462,14 +477,15 @@ fn the_summary_says_which_cells_failed_and_why() {
     let det = Determinism::default();
     let c = judge(
         &plan(vec![within, every], 6),
-        &Value::Null,
+        &build(),
         &runs,
         &det,
         false,
         0,
         1,
         &[],
-    );
+    )
+    .unwrap();
     assert_eq!(c["status"], "failed", "{c}");
     let cells = c["cell_verdicts"].as_array().unwrap();
     assert_eq!(cells[0]["verdict"], "met", "{}", cells[0]);

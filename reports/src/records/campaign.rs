@@ -2,10 +2,13 @@
 //! `campaign merge` write it (`sim/src/campaign/mod.rs`, `judge`); and the build
 //! identity stamped on every campaign record, which the simulator builds from this type.
 //!
-//! Only the fields the campaign page reads are here; the file has more (`outcomes`,
-//! `cell_verdicts`, `wall_ms` …).
+//! The simulator writes campaign.json from [`CampaignRecord`] (through `serde_json::Value`,
+//! so its keys are sorted). Fields the page does not read have `#[serde(default)]`.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::run::CellRef;
 
@@ -26,15 +29,40 @@ pub struct Build {
 pub struct PlanRecord {
     /// The scenario files.
     pub scenarios: Vec<String>,
-    /// The cells (file × level × axes); each also carries its expectation, which the
-    /// page does not show.
-    pub cells: Vec<CellRef>,
+    /// The cells (file × level × axes), each with its expectation.
+    pub cells: Vec<PlanCell>,
     /// `"first..last"`.
     pub seeds: String,
     pub levels: Vec<String>,
     pub runs_planned: u64,
     /// `"i/n"` for a shard, null for a whole campaign.
     pub shard: Option<String>,
+}
+
+/// One cell of the plan: the cell and the expectation it is judged by.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanCell {
+    #[serde(flatten)]
+    pub cell: CellRef,
+    /// The scenario's `[expect]` (the simulator's `Expectation`, which the reports do not
+    /// depend on; the page does not show it).
+    #[serde(default)]
+    pub expect: Value,
+}
+
+/// How one cell's expectation was judged (`cell_verdicts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellVerdict {
+    pub scenario_file: String,
+    /// The cell label (level, then the other axes).
+    pub cell: String,
+    /// The expectation, in words.
+    pub expected: String,
+    /// Runs judged.
+    pub runs: u64,
+    /// met, not met, not judged.
+    pub verdict: String,
+    pub why: String,
 }
 
 /// The determinism check (`determinism`).
@@ -85,9 +113,12 @@ impl CampaignStatus {
     }
 }
 
-/// campaign.json as the campaign page reads it.
+/// campaign.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CampaignRecord {
+    /// `mimi-sim-campaign/1`.
+    #[serde(default)]
+    pub format: String,
     pub status: CampaignStatus,
     /// What passed and why, one line each.
     pub verdict: Vec<String>,
@@ -96,4 +127,22 @@ pub struct CampaignRecord {
     pub build: Build,
     pub failures: Vec<String>,
     pub faults_never_fired: Vec<NeverFired>,
+    /// Runs made.
+    #[serde(default)]
+    pub runs: u64,
+    /// Runs per outcome (ok, violation, liveness, incomplete and timeout always listed).
+    #[serde(default)]
+    pub outcomes: BTreeMap<String, u64>,
+    /// The run keys of the runs not as expected (as the records give them).
+    #[serde(default)]
+    pub unexpected: Vec<Value>,
+    #[serde(default)]
+    pub budget_exhausted: bool,
+    #[serde(default)]
+    pub cell_verdicts: Vec<CellVerdict>,
+    #[serde(default)]
+    pub wall_ms: u64,
+    /// Worker processes.
+    #[serde(default)]
+    pub jobs: u64,
 }

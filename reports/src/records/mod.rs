@@ -3,11 +3,13 @@
 //!
 //! * [`run`] — one line of runs.jsonl (`mimi-sim run --json`, `batch`, a campaign's
 //!   stamped record, a testbed run).
-//! * [`campaign`] — campaign.json, and the build identity every record carries.
+//! * [`campaign`] — campaign.json, and the build identity every record carries; the
+//!   simulator writes campaign.json from these same types.
 //! * [`bench`] — bench.json (`mimi-sim bench --out`); the simulator builds and writes
 //!   these same types.
-//! * [`trace`] — the lines of a run's JSONL trace, the trace hash and the format version;
-//!   the simulator's recorder uses the same hash rule and version.
+//! * [`trace`] — the lines of a run's JSONL trace (one enum of event kinds with their
+//!   fields), the trace hash and the format version; the simulator's recorder and the
+//!   testbed write their lines from these same types.
 //!
 //! # Choices
 //! * Fields the writer always writes are required: a record without one is malformed and

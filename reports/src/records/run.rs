@@ -65,7 +65,7 @@ pub struct CellRef {
     /// The level's name, or "default".
     pub enforcement: String,
     /// The file's other matrix axes, `key=value,...`; absent (or "") without axes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub variant: String,
 }
 

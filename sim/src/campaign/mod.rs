@@ -42,6 +42,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use mimi_reports::records::campaign::{
+    CampaignRecord, CampaignStatus, CellVerdict, DeterminismRecord, NeverFired, PlanRecord,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -368,19 +371,27 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn json(&self) -> Value {
+    /// campaign.json's `plan`.
+    fn record(&self) -> Result<PlanRecord, String> {
         let levels: BTreeSet<&str> = self
             .cells
             .iter()
             .filter_map(|c| c["enforcement"].as_str())
             .collect();
-        json!({
-            "scenarios": self.files,
-            "seeds": format!("{}..{}", self.seeds.0, self.seeds.1),
-            "levels": levels,
-            "shard": self.shard.map(|(i, n)| format!("{i}/{n}")),
-            "runs_planned": self.runs_planned,
-            "cells": self.cells,
+        Ok(PlanRecord {
+            scenarios: self.files.clone(),
+            cells: self
+                .cells
+                .iter()
+                .map(|c| {
+                    serde_json::from_value(c.clone())
+                        .map_err(|e| format!("the plan's cell {c}: {e}"))
+                })
+                .collect::<Result<_, String>>()?,
+            seeds: format!("{}..{}", self.seeds.0, self.seeds.1),
+            levels: levels.into_iter().map(str::to_string).collect(),
+            runs_planned: self.runs_planned as u64,
+            shard: self.shard.map(|(i, n)| format!("{i}/{n}")),
         })
     }
 }
@@ -395,19 +406,21 @@ pub struct Determinism {
     pub mismatches: Vec<Value>,
 }
 
-/// Judges runs (sorted by run key): the `campaign.json` object.
+/// Judges runs (sorted by run key): the `campaign.json` object (a [`CampaignRecord`]).
+/// Fails when the plan's cells, the build or a mismatch is not of its record type (a
+/// shard's campaign.json edited by hand).
 #[allow(clippy::too_many_arguments)]
 pub fn judge(
     plan: &Plan,
-    build: &Value,
+    build: &Build,
     runs: &[Value],
     det: &Determinism,
     budget_exhausted: bool,
     wall_ms: u64,
     jobs: usize,
     extra_failures: &[String],
-) -> Value {
-    let mut outcomes: BTreeMap<String, usize> =
+) -> Result<Value, String> {
+    let mut outcomes: BTreeMap<String, u64> =
         ["ok", "violation", "liveness", "incomplete", "timeout"]
             .iter()
             .map(|k| (k.to_string(), 0))
@@ -475,16 +488,16 @@ pub fn judge(
             failures.push(format!("{file} under {enf}: {}", j.explain(&e)));
             "not met"
         };
-        cells_json.push(json!({
-            "scenario_file": file,
-            "cell": enf,
-            "expected": e.describe(),
-            "runs": runs.len(),
-            "verdict": verdict,
-            "why": j.explain(&e),
-        }));
+        cells_json.push(CellVerdict {
+            scenario_file: file.clone(),
+            cell: enf.clone(),
+            expected: e.describe(),
+            runs: runs.len() as u64,
+            verdict: verdict.to_string(),
+            why: j.explain(&e),
+        });
     }
-    let mut never: Vec<Value> = Vec::new();
+    let mut never: Vec<NeverFired> = Vec::new();
     if whole {
         let mut per_file: BTreeMap<&str, Option<BTreeSet<String>>> = BTreeMap::new();
         for r in runs {
@@ -514,7 +527,10 @@ pub fn judge(
                     "{file}: enabled fault kinds never fired in any run: {}",
                     kinds.iter().cloned().collect::<Vec<_>>().join(", ")
                 ));
-                never.push(json!({"scenario_file": file, "kinds": kinds}));
+                never.push(NeverFired {
+                    kinds: kinds.into_iter().collect(),
+                    scenario_file: file.to_string(),
+                });
             }
         }
     }
@@ -547,11 +563,11 @@ pub fn judge(
         ));
     }
     let status = if !failures.is_empty() {
-        "failed"
+        CampaignStatus::Failed
     } else if !short.is_empty() || budget_exhausted {
-        "incomplete"
+        CampaignStatus::Incomplete
     } else {
-        "passed"
+        CampaignStatus::Passed
     };
     let faults_line = if !whole {
         "faults: not judged in a shard (judged when merged)".to_string()
@@ -593,23 +609,35 @@ pub fn judge(
         faults_line,
     ];
     verdict.extend(short.iter().map(|s| format!("INCOMPLETE: {s}")));
-    json!({
-        "format": FORMAT,
-        "build": build,
-        "plan": plan.json(),
-        "runs": runs.len(),
-        "outcomes": outcomes,
-        "unexpected": unexpected,
-        "determinism": {"sampled": det.sampled, "rerun": det.rerun, "mismatches": det.mismatches},
-        "faults_never_fired": never,
-        "budget_exhausted": budget_exhausted,
-        "status": status,
-        "verdict": verdict,
-        "cell_verdicts": cells_json,
-        "failures": failures,
-        "wall_ms": wall_ms,
-        "jobs": jobs,
-    })
+    let record = CampaignRecord {
+        format: FORMAT.to_string(),
+        status,
+        verdict,
+        plan: plan.record()?,
+        determinism: DeterminismRecord {
+            sampled: det.sampled as u64,
+            rerun: det.rerun as u64,
+            mismatches: det
+                .mismatches
+                .iter()
+                .map(|m| {
+                    serde_json::from_value(m.clone())
+                        .map_err(|e| format!("a determinism mismatch {m}: {e}"))
+                })
+                .collect::<Result<_, String>>()?,
+        },
+        build: build.clone(),
+        failures,
+        faults_never_fired: never,
+        runs: runs.len() as u64,
+        outcomes,
+        unexpected,
+        budget_exhausted,
+        cell_verdicts: cells_json,
+        wall_ms,
+        jobs: jobs as u64,
+    };
+    serde_json::to_value(&record).map_err(|e| format!("campaign.json: {e}"))
 }
 
 /// The Markdown summary of a campaign object and its runs.
@@ -895,7 +923,8 @@ pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let build = serde_json::to_value(identity::current()).unwrap_or(Value::Null);
+    let build_id = identity::current();
+    let build = serde_json::to_value(&build_id).unwrap_or(Value::Null);
     let out = &a.out;
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let traces = out.join("traces");
@@ -1009,7 +1038,7 @@ pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
     }
     let _ = std::fs::remove_dir_all(&work);
     let wall_ms = started.elapsed().as_millis() as u64;
-    let c = judge(&plan, &build, &runs, &det, cut, wall_ms, jobs, &[]);
+    let c = judge(&plan, &build_id, &runs, &det, cut, wall_ms, jobs, &[])?;
     write_folder(out, &c, &runs)?;
     finish(out, &c);
     Ok(c)
@@ -1181,16 +1210,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Value, String> {
         runs_planned: planned,
     };
     let runs: Vec<Value> = runs.into_values().collect();
-    let c = judge(
-        &plan,
-        &f["build"],
-        &runs,
-        &det,
-        budget,
-        wall,
-        jobs,
-        &failures,
-    );
+    let build: Build = serde_json::from_value(f["build"].clone())
+        .map_err(|e| format!("{}: the build in its campaign.json: {e}", dirs[0].display()))?;
+    let c = judge(&plan, &build, &runs, &det, budget, wall, jobs, &failures)?;
     write_folder(out, &c, &runs)?;
     Ok(c)
 }

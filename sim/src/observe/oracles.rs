@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use mimi_reports::records::trace::{ViolationDetail, What};
 use nodes::client::core::RoomView;
 use nodes::client::failure::FailureOrigin;
 use nodes::client::leave::EXITING_ROLE;
@@ -133,22 +134,35 @@ pub const ORACLES: [Oracle; 16] = [
     },
 ];
 
-/// What a violation points at.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Witness {
-    pub nodes: Vec<String>,
-    pub epochs: Vec<u64>,
-    /// 1-based line numbers in the trace.
-    pub trace_lines: Vec<u64>,
-    /// Simulated time (ms since start).
-    pub at_ms: u64,
-}
+/// What a violation points at (nodes, epochs, trace lines, time): the trace's type.
+pub use mimi_reports::records::trace::Witness;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
     pub id: &'static str,
     pub message: String,
     pub witness: Witness,
+}
+
+impl Violation {
+    /// The violation as a trace line (`violation`).
+    pub fn line(&self) -> What {
+        What::Violation {
+            id: self.id.to_string(),
+            message: Some(self.message.clone()),
+            witness: Some(self.witness.clone()),
+            detail: None,
+        }
+    }
+
+    /// The violation as the testbed runner writes it (`violation` with `detail`).
+    pub fn detail(&self) -> ViolationDetail {
+        ViolationDetail {
+            id: self.id.to_string(),
+            message: self.message.clone(),
+            witness: self.witness.clone(),
+        }
+    }
 }
 
 /// A GroupContext and epoch authenticator seen at one epoch, and by whom.

@@ -4,8 +4,10 @@
 //! build); then one line per event in the order the simulation produced them:
 //! `{"t": <ms since start>, "node": <provider or client>, "kind": ..., ...}` with a
 //! decoded summary of each protocol message (endpoint, room, epoch, sender, contents,
-//! response code). The last line is `kind = "end"` with the outcome. Keys are sorted
-//! (serde_json's map is ordered), so a line is a function of the event alone.
+//! response code). The last line is `kind = "end"` with the outcome. Every line is a
+//! typed [`Event`] (its kind one variant of [`What`], defined once in
+//! `reports/src/records/trace.rs` for the writers and the readers), written with its keys
+//! sorted ([`Event::line`]), so a line is a function of the event alone.
 //!
 //! The trace hash covers every line including the header, so it pins the scenario, the
 //! seed and everything that happened; it never includes wall-clock time.
@@ -19,14 +21,17 @@ use nodes::wire::{
     KeyMaterialResponse, NotifyBody, SubmitMessageRequest, SubmitMessageResponse, Summary,
     UpdateRequest, UpdateRoomResponse,
 };
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::host_events::{self, What};
+use super::host_events;
 
 use mimi_reports::records::trace::hash_line;
-/// The trace format version and hash rule, shared with the reports that read traces.
-pub use mimi_reports::records::trace::{hash_lines, TRACE_FORMAT};
+/// The trace's line types (one definition for the writers here and the reports that read
+/// traces), the format version and the hash rule.
+pub use mimi_reports::records::trace::{
+    hash_lines, Attempt, Event, Header, Phase, RequestLine, What, TRACE_FORMAT,
+};
 /// Longest error body quoted in a trace line.
 const MAX_QUOTED: usize = 200;
 
@@ -51,9 +56,15 @@ impl Recorder {
         }
     }
 
-    /// Appends one event.
-    pub fn push(&mut self, value: Value) {
-        let line = value.to_string();
+    /// A recorder whose first line is `header`.
+    pub fn with_header(header: &Header, keep: bool) -> Self {
+        let mut rec = Recorder::new(keep);
+        rec.push(header.line());
+        rec
+    }
+
+    /// Appends one line.
+    fn push(&mut self, line: String) {
         hash_line(&mut self.hasher, &line);
         self.count += 1;
         if let Some(l) = self.lines.as_mut() {
@@ -61,20 +72,17 @@ impl Recorder {
         }
     }
 
-    /// A simulation event: `t` ms since start, `node`, `kind` and fields.
-    pub fn event(&mut self, t: u64, node: &str, kind: &str, fields: Value) {
+    /// A simulation event: `t` ms since start, at `node`.
+    pub fn event(&mut self, t: u64, node: &str, what: What) {
         crate::observe::log::set_sim_time(t);
-        tracing::debug!(target: crate::observe::log::TRACE_TARGET, node, kind, "{fields}");
-        let mut m = Map::new();
-        m.insert("t".into(), json!(t));
-        m.insert("node".into(), json!(node));
-        m.insert("kind".into(), json!(kind));
-        if let Value::Object(f) = fields {
-            for (k, v) in f {
-                m.insert(k, v);
-            }
-        }
-        self.push(Value::Object(m));
+        let kind = what.kind();
+        tracing::debug!(target: crate::observe::log::TRACE_TARGET, node, kind, "{}", what.fields());
+        let event = Event {
+            t,
+            node: node.to_string(),
+            what,
+        };
+        self.push(event.line());
     }
 
     pub fn count(&self) -> u64 {
@@ -99,77 +107,97 @@ impl Recorder {
 
     /// Records one event of a provider host (see [`host_events::What`]).
     pub fn net_event(&mut self, start_ms: u64, e: &host_events::Event) {
+        use host_events::What as Host;
         let t = e.at.saturating_sub(start_ms);
         let node = e.host.as_str().to_string();
-        match &e.what {
-            What::Started => self.event(t, &node, "host-started", json!({})),
-            What::Request { id, request } => {
+        let what = match &e.what {
+            Host::Started => What::HostStarted,
+            Host::Request { id, request } => {
                 self.endpoints
                     .insert((node.clone(), true, *id), request.endpoint.clone());
-                let v = request_fields(request);
-                let mut v = v;
-                v["id"] = json!(id);
-                self.event(t, &node, "request", v);
+                What::Request {
+                    request: request_line(request),
+                    id: *id,
+                }
             }
-            What::Rejected { status, reason } => self.event(
-                t,
-                &node,
-                "http-rejected",
-                json!({"status": status, "reason": reason}),
-            ),
-            What::PeerRefused { reason } => {
-                self.event(t, &node, "peer-refused", json!({ "reason": reason }))
-            }
-            What::Outcome { token, result } => {
+            Host::Rejected { status, reason } => What::HttpRejected {
+                status: *status,
+                reason: reason.clone(),
+            },
+            Host::PeerRefused { reason } => What::PeerRefused {
+                reason: reason.clone(),
+            },
+            Host::Outcome { token, result } => {
                 let ep = self.endpoints.remove(&(node.clone(), false, *token));
-                let v = match result {
+                let result = match result {
                     Ok(r) => {
-                        let mut v = response_fields(ep.as_ref(), r);
-                        v["token"] = json!(token);
-                        v
+                        let (endpoint, status, summary) = response_fields(ep.as_ref(), r);
+                        Attempt::Answered {
+                            endpoint,
+                            status,
+                            summary,
+                        }
                     }
-                    Err(err) => json!({"token": token, "error": err.to_string()}),
+                    Err(err) => Attempt::Failed {
+                        error: err.to_string(),
+                    },
                 };
-                self.event(t, &node, "outcome", v);
+                What::Outcome {
+                    token: *token,
+                    result,
+                }
             }
-            What::FromClient { client, message } => self.event(
-                t,
-                &node,
-                "from-client",
-                from_client(client.as_str(), message),
-            ),
-            What::Tick => self.event(t, &node, "tick", json!({})),
-            What::Output(ServerOutput::Respond { id, response }) => {
+            Host::FromClient { client, message } => from_client(client.as_str(), message),
+            Host::Tick => What::Tick,
+            Host::Output(ServerOutput::Respond { id, response }) => {
                 let ep = self.endpoints.remove(&(node.clone(), true, *id));
-                let mut v = response_fields(ep.as_ref(), response);
-                v["id"] = json!(id);
-                self.event(t, &node, "respond", v);
+                let (endpoint, status, summary) = response_fields(ep.as_ref(), response);
+                What::Respond {
+                    id: *id,
+                    endpoint,
+                    status,
+                    summary,
+                }
             }
-            What::Output(ServerOutput::Send { token, request }) => {
+            Host::Output(ServerOutput::Send { token, request }) => {
                 self.endpoints
                     .insert((node.clone(), false, *token), request.endpoint.clone());
-                let mut v = request_fields(request);
-                v["token"] = json!(token);
-                self.event(t, &node, "send", v);
+                What::Send {
+                    request: request_line(request),
+                    token: *token,
+                }
             }
-            What::Output(ServerOutput::ToClient { client, message }) => {
-                let mut v = to_client(message);
-                v["client"] = json!(client.as_str());
-                self.event(t, &node, "to-client", v);
+            Host::Output(ServerOutput::ToClient { client, message }) => {
+                to_client(client.as_str(), message)
             }
-        }
+        };
+        self.event(t, &node, what);
     }
 }
 
-fn request_fields(r: &Request) -> Value {
-    json!({
-        "from": r.from.as_str(),
-        "to": r.to.as_str(),
-        "endpoint": r.endpoint.name(),
-        "path": r.endpoint.path(),
-        "bytes": r.body.len(),
-        "summary": request_summary(&r.endpoint, &r.body),
-    })
+/// An `op` line: a scripted step's op (the scenario's `Op`, tagged by its name in `op`)
+/// and, in a testbed run, the step's index.
+pub fn op_line(op: &impl serde::Serialize, step: Option<u64>) -> What {
+    let mut args: BTreeMap<String, Value> = match serde_json::to_value(op) {
+        Ok(Value::Object(m)) => m.into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    let op = match args.remove("op") {
+        Some(Value::String(name)) => name,
+        _ => panic!("a scripted op serializes as an object tagged with its name in `op`"),
+    };
+    What::Op { op, args, step }
+}
+
+fn request_line(r: &Request) -> RequestLine {
+    RequestLine {
+        from: r.from.as_str().to_string(),
+        to: r.to.as_str().to_string(),
+        endpoint: r.endpoint.name().to_string(),
+        path: r.endpoint.path(),
+        bytes: r.body.len() as u64,
+        summary: request_summary(&r.endpoint, &r.body),
+    }
 }
 
 fn sum<T: nodes::wire::Decode + Summary>(body: &[u8]) -> String {
@@ -196,7 +224,9 @@ fn quote(body: &[u8]) -> String {
     s.chars().take(MAX_QUOTED).collect()
 }
 
-fn response_fields(endpoint: Option<&Endpoint>, r: &Response) -> Value {
+/// A response's endpoint (`None`: no longer known), status and decoded summary (an
+/// error body quoted).
+fn response_fields(endpoint: Option<&Endpoint>, r: &Response) -> (Option<String>, u16, String) {
     let summary = match (endpoint, r.status) {
         (_, s) if !(200..300).contains(&s) => quote(&r.body),
         (Some(Endpoint::KeyMaterial(_)), _) => sum::<KeyMaterialResponse>(&r.body),
@@ -206,55 +236,93 @@ fn response_fields(endpoint: Option<&Endpoint>, r: &Response) -> Value {
         (Some(Endpoint::Notify(_) | Endpoint::Handoff(_) | Endpoint::Fence(_)), _) => String::new(),
         (None, _) => format!("{} bytes", r.body.len()),
     };
-    json!({
-        "endpoint": endpoint.map(Endpoint::name),
-        "status": r.status,
-        "summary": summary,
-    })
+    (endpoint.map(|e| e.name().to_string()), r.status, summary)
 }
 
-fn from_client(client: &str, m: &ClientToProvider) -> Value {
-    match m {
+/// A `from-client` line: the message's kind and the fields it has.
+fn from_client(client: &str, m: &ClientToProvider) -> What {
+    let room_of = |r: &nodes::ids::RoomUri| Some(r.as_str().to_string());
+    let (message, corr, room, relay, summary, count) = match m {
         ClientToProvider::Relay {
             corr,
             endpoint,
             body,
-        } => json!({
-            "client": client, "message": "relay", "corr": corr,
-            "endpoint": endpoint.name(), "path": endpoint.path(),
-            "summary": request_summary(endpoint, body),
-        }),
-        ClientToProvider::PublishKeyPackages { key_packages } => json!({
-            "client": client, "message": "publish-key-packages", "count": key_packages.len(),
-        }),
-        ClientToProvider::LeaveRoom { room } => json!({
-            "client": client, "message": "leave-room", "room": room.as_str(),
-        }),
-        ClientToProvider::TakeOver { corr, room, .. } => json!({
-            "client": client, "message": "take-over", "corr": corr, "room": room.as_str(),
-        }),
-        ClientToProvider::CreateRoom { corr, room, .. } => json!({
-            "client": client, "message": "create-room", "corr": corr, "room": room.as_str(),
-        }),
-        ClientToProvider::ForkedCommit { room, body } => json!({
-            "client": client, "message": "forked-commit", "room": room.as_str(),
-            "summary": request_summary(&Endpoint::Update(room.clone()), body),
-        }),
+        } => (
+            "relay",
+            Some(*corr),
+            None,
+            Some(endpoint),
+            Some(request_summary(endpoint, body)),
+            None,
+        ),
+        ClientToProvider::PublishKeyPackages { key_packages } => (
+            "publish-key-packages",
+            None,
+            None,
+            None,
+            None,
+            Some(key_packages.len() as u64),
+        ),
+        ClientToProvider::LeaveRoom { room } => {
+            ("leave-room", None, room_of(room), None, None, None)
+        }
+        ClientToProvider::TakeOver { corr, room, .. } => {
+            ("take-over", Some(*corr), room_of(room), None, None, None)
+        }
+        ClientToProvider::CreateRoom { corr, room, .. } => {
+            ("create-room", Some(*corr), room_of(room), None, None, None)
+        }
+        ClientToProvider::ForkedCommit { room, body } => (
+            "forked-commit",
+            None,
+            room_of(room),
+            None,
+            Some(request_summary(&Endpoint::Update(room.clone()), body)),
+            None,
+        ),
+    };
+    What::FromClient {
+        client: client.to_string(),
+        message: message.to_string(),
+        corr,
+        room,
+        endpoint: relay.map(|e| e.name().to_string()),
+        path: relay.map(Endpoint::path),
+        summary,
+        count,
     }
 }
 
-fn to_client(m: &ProviderToClient) -> Value {
-    match m {
-        ProviderToClient::Reply { corr, response } => json!({
-            "message": "reply", "corr": corr, "status": response.status,
-            "bytes": response.body.len(),
-        }),
-        ProviderToClient::Deliver { room, fanout } => json!({
-            "message": "deliver", "room": room.as_str(),
-            "summary": match decode_exact::<FanoutMessage>(fanout) {
+/// A `to-client` line: a reply (corr, status, body length) or a delivery (room, summary).
+fn to_client(client: &str, m: &ProviderToClient) -> What {
+    let (message, corr, status, bytes, room, summary) = match m {
+        ProviderToClient::Reply { corr, response } => (
+            "reply",
+            Some(*corr),
+            Some(response.status),
+            Some(response.body.len() as u64),
+            None,
+            None,
+        ),
+        ProviderToClient::Deliver { room, fanout } => (
+            "deliver",
+            None,
+            None,
+            None,
+            Some(room.as_str().to_string()),
+            Some(match decode_exact::<FanoutMessage>(fanout) {
                 Ok(f) => f.summary(),
                 Err(e) => format!("undecodable: {e}"),
-            },
-        }),
+            }),
+        ),
+    };
+    What::ToClient {
+        client: client.to_string(),
+        message: message.to_string(),
+        corr,
+        status,
+        bytes,
+        room,
+        summary,
     }
 }

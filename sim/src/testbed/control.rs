@@ -36,6 +36,7 @@ use serde_json::{json, Value};
 use super::node::Node;
 use super::store::{ClientInput, StepInput};
 use super::tls::wall_ms;
+use crate::observe::record::{op_line, What};
 use crate::scenario::{Op, Preset};
 use crate::world::run::KEY_PACKAGES_PER_CLIENT;
 
@@ -236,8 +237,9 @@ fn create_client(node: &mut Node, body: &[u8]) -> Answer {
     let domain = node.domain.clone();
     node.event(
         domain.as_str(),
-        "client-created",
-        json!({"client": uri.as_str()}),
+        What::ClientCreated {
+            client: uri.as_str().to_string(),
+        },
     );
     node.send(&uri, out);
     (StatusCode::OK, json!({ "client": uri.as_str() }))
@@ -312,12 +314,8 @@ fn step(node: &mut Node, body: &[u8]) -> Answer {
     }
     senders.sort();
     senders.dedup();
+    node.event(c.as_str(), op_line(&req.op, req.step.map(|i| i as u64)));
     let op = serde_json::to_value(&req.op).unwrap_or(Value::Null);
-    let mut op_json = op.clone();
-    if let Some(i) = req.step {
-        op_json["step"] = json!(i);
-    }
-    node.event(c.as_str(), "op", op_json);
     let step = StepInput {
         client: c.clone(),
         room,
@@ -329,7 +327,12 @@ fn step(node: &mut Node, body: &[u8]) -> Answer {
     };
     let Some(cmd) = node.step_command(&step) else {
         let reason = "the step names a user not in `users` or an unknown provider";
-        node.event(c.as_str(), "op-refused", json!({ "reason": reason }));
+        node.event(
+            c.as_str(),
+            What::OpRefused {
+                reason: reason.to_string(),
+            },
+        );
         return bad(StatusCode::BAD_REQUEST, reason);
     };
     let Some(client) = node.clients.get_mut(&c) else {
@@ -350,7 +353,12 @@ fn step(node: &mut Node, body: &[u8]) -> Answer {
         }
         Err(e) => {
             let reason = e.to_string();
-            node.event(c.as_str(), "op-refused", json!({ "reason": reason }));
+            node.event(
+                c.as_str(),
+                What::OpRefused {
+                    reason: reason.clone(),
+                },
+            );
             bad(
                 StatusCode::CONFLICT,
                 format!("{c} refused the step: {reason}"),
@@ -410,8 +418,11 @@ fn online(node: &mut Node, body: &[u8]) -> Answer {
     }
     node.event(
         c.as_str(),
-        if req.online { "online" } else { "offline" },
-        json!({}),
+        if req.online {
+            What::Online
+        } else {
+            What::Offline
+        },
     );
     node.set_online(&c, req.online);
     (StatusCode::OK, json!({ "ok": true }))

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use mimi_reports::records::trace::{ClientView, Event, HubView, What};
 use nodes::client::core::RoomView;
 use nodes::client::failure::FailureOrigin;
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
@@ -41,6 +42,9 @@ pub struct Judged {
     pub unreadable: u64,
 }
 
+/// An `op` line: the op's name, its arguments and the step's index.
+type OpLine<'l> = (&'l String, &'l BTreeMap<String, Value>, Option<u64>);
+
 struct Judge<'a> {
     scenario: &'a Scenario,
     oracles: Oracles,
@@ -49,7 +53,7 @@ struct Judge<'a> {
     honest: BTreeSet<ClientUri>,
     honest_providers: BTreeSet<String>,
     users: BTreeMap<String, UserUri>,
-    hub_views: BTreeMap<String, Value>,
+    hub_views: BTreeMap<String, HubView>,
     views: BTreeMap<ClientUri, RoomView>,
     epochs: BTreeMap<ClientUri, u64>,
     out: Judged,
@@ -63,39 +67,28 @@ fn s<'v>(v: &'v Value, k: &str) -> &'v str {
 fn u(v: &Value, k: &str) -> u64 {
     v.get(k).and_then(Value::as_u64).unwrap_or(0)
 }
-fn unhex(v: &Value, k: &str) -> Vec<u8> {
-    hex::decode(s(v, k)).unwrap_or_default()
+fn unhex(x: &str) -> Vec<u8> {
+    hex::decode(x).unwrap_or_default()
 }
-fn dict(v: &Value) -> BTreeMap<u16, Vec<u8>> {
-    v.as_object()
-        .map(|o| {
-            o.iter()
-                .filter_map(|(k, x)| Some((k.parse().ok()?, hex::decode(x.as_str()?).ok()?)))
-                .collect()
-        })
-        .unwrap_or_default()
+fn dict(d: &BTreeMap<String, String>) -> BTreeMap<u16, Vec<u8>> {
+    d.iter()
+        .filter_map(|(k, x)| Some((k.parse().ok()?, hex::decode(x).ok()?)))
+        .collect()
 }
 
 /// A `client-view` line's view back as the client's [`RoomView`].
-fn room_view(v: &Value) -> Option<RoomView> {
-    let members = v
-        .get("members")?
-        .as_array()?
-        .iter()
-        .filter_map(|m| m.as_str()?.parse().ok())
-        .collect();
-    let state = match v.get("state") {
-        Some(Value::Object(_)) => RoomState::from_dictionary(&dict(&v["state"])).ok(),
-        _ => None,
-    };
-    Some(RoomView {
-        epoch: v.get("epoch")?.as_u64()?,
-        group_context: unhex(v, "group_context"),
-        epoch_authenticator: unhex(v, "epoch_authenticator"),
-        dictionary: dict(v.get("dictionary").unwrap_or(&Value::Null)),
-        members,
-        state,
-    })
+fn room_view(v: &ClientView) -> RoomView {
+    RoomView {
+        epoch: v.epoch,
+        group_context: unhex(&v.group_context),
+        epoch_authenticator: unhex(&v.epoch_authenticator),
+        dictionary: dict(&v.dictionary),
+        members: v.members.iter().filter_map(|m| m.parse().ok()).collect(),
+        state: v
+            .state
+            .as_ref()
+            .and_then(|d| RoomState::from_dictionary(&dict(d)).ok()),
+    }
 }
 
 /// The single key and body of an externally tagged enum value (`{"Joined": {...}}`).
@@ -111,51 +104,48 @@ impl Judge<'_> {
     fn current_hub(&self) -> String {
         self.hub_views
             .iter()
-            .filter(|(_, v)| v["sequencing"].as_bool() == Some(true))
-            .max_by_key(|(_, v)| u(v, "generation"))
+            .filter(|(_, v)| v.sequencing)
+            .max_by_key(|(_, v)| v.generation.unwrap_or(0))
             .map_or_else(|| self.hub.as_str().to_string(), |(d, _)| d.clone())
     }
 
     fn hub_epoch(&self) -> Option<(u64, Vec<u8>)> {
         let v = self.hub_views.get(&self.current_hub())?;
-        Some((v.get("epoch")?.as_u64()?, unhex(v, "group_context")))
+        Some((
+            v.epoch?,
+            unhex(v.group_context.as_deref().unwrap_or_default()),
+        ))
     }
 
     fn hub_committed(&self) -> Option<CommittedState> {
         let v = self.hub_views.get(&self.current_hub())?;
-        let users = |x: &Value| -> Option<(UserUri, u32)> {
-            Some((
-                x.get(0)?.as_str()?.parse().ok()?,
-                u32::try_from(x.get(1)?.as_u64()?).ok()?,
-            ))
-        };
         Some(CommittedState {
             room: self.room.clone(),
-            epoch: v.get("epoch")?.as_u64()?,
-            participants: v["participants"]
-                .as_array()?
+            epoch: v.epoch?,
+            participants: v
+                .participants
                 .iter()
-                .filter_map(users)
+                .filter_map(|(user, role)| Some((user.parse().ok()?, *role)))
                 .collect(),
-            members: v["members"]
-                .as_array()?
+            members: v
+                .members
+                .as_ref()?
                 .iter()
-                .filter_map(|m| m.as_str()?.parse().ok())
+                .filter_map(|m| m.parse().ok())
                 .collect(),
         })
     }
 
     /// A scripted op handed to its client (trace line `line`); `refused`: the client
     /// refused to queue it (the reason).
-    fn op(&mut self, c: &ClientUri, v: &Value, line: u64, refused: Option<String>) {
-        let mut opv = v.clone();
-        let step = opv.get("step").and_then(Value::as_u64).map(|i| i as usize);
-        if let Some(o) = opv.as_object_mut() {
-            for k in ["t", "node", "kind", "step"] {
-                o.remove(k);
-            }
-        }
-        let Ok(op) = serde_json::from_value::<Op>(opv) else {
+    fn op(&mut self, c: &ClientUri, l: &OpLine, line: u64, refused: Option<String>) {
+        let (name, args, step) = l;
+        let step = step.map(|i| i as usize);
+        // The scenario's `Op` back from its name and arguments.
+        let mut opv: serde_json::Map<String, Value> =
+            args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        opv.insert("op".into(), Value::from(name.as_str()));
+        let Ok(op) = serde_json::from_value::<Op>(Value::Object(opv)) else {
             self.out.unreadable += 1;
             return;
         };
@@ -318,14 +308,14 @@ impl<'a> Judge<'a> {
 
     /// The first pass over the trace: every message a client built (see the module
     /// docs); which `op` lines (by index) their client refused to queue, and why.
-    fn built_and_refused(&mut self, lines: &[Value]) -> BTreeMap<usize, String> {
+    fn built_and_refused(&mut self, lines: &[(usize, &Event)]) -> BTreeMap<usize, String> {
         let mut refused: BTreeMap<usize, String> = BTreeMap::new();
         let mut last_op: BTreeMap<&str, usize> = BTreeMap::new();
-        for (i, l) in lines.iter().enumerate() {
-            let (node, kind) = (s(l, "node"), s(l, "kind"));
-            match kind {
-                "client" => {
-                    if let Some(("MessageBuilt", b)) = tagged(&l["event"]) {
+        for &(i, l) in lines {
+            let node = l.node.as_str();
+            match &l.what {
+                What::Client { event } => {
+                    if let Some(("MessageBuilt", b)) = tagged(event) {
                         if let (Ok(c), Ok(room)) =
                             (node.parse::<ClientUri>(), s(b, "room").parse::<RoomUri>())
                         {
@@ -339,12 +329,12 @@ impl<'a> Judge<'a> {
                     }
                     last_op.remove(node);
                 }
-                "op" => {
+                What::Op { .. } => {
                     last_op.insert(node, i);
                 }
-                "op-refused" => {
+                What::OpRefused { reason } => {
                     if let Some(op_i) = last_op.remove(node) {
-                        refused.insert(op_i, s(l, "reason").to_string());
+                        refused.insert(op_i, reason.clone());
                     }
                 }
                 _ => {}
@@ -354,80 +344,86 @@ impl<'a> Judge<'a> {
     }
 
     /// Trace line `l` (index `i`); `refused`: the ops their client refused to queue.
-    fn line(&mut self, i: usize, l: &Value, refused: &mut BTreeMap<usize, String>) {
+    fn line(&mut self, i: usize, l: &Event, refused: &mut BTreeMap<usize, String>) {
         let line = i as u64 + 1;
-        let (t, node, kind) = (u(l, "t"), s(l, "node"), s(l, "kind"));
-        match kind {
-            "op" => {
+        let (t, node) = (l.t, l.node.as_str());
+        match &l.what {
+            What::Op { op, args, step } => {
                 if let Ok(c) = node.parse::<ClientUri>() {
-                    self.op(&c, l, line, refused.remove(&i));
+                    self.op(&c, &(op, args, *step), line, refused.remove(&i));
                 }
             }
-            "op-abandoned" | "op-failed" => self.step_ended(kind, l),
-            "client" => {
+            What::OpAbandoned { step, .. } => self.step_ended(*step, None),
+            What::OpFailed { step, reason, .. } => self.step_ended(*step, Some(reason)),
+            What::Client { event } => {
                 if let Ok(c) = node.parse::<ClientUri>() {
-                    self.client_event(t, &c, &l["event"], line);
+                    self.client_event(t, &c, event, line);
                 }
             }
-            "client-view" => self.client_view(t, node, l, line),
-            "hub" => self.hub_event(t, node, &l["event"], line),
-            "hub-view" if s(l, "room") == self.room.as_str() => {
-                self.hub_views.insert(node.to_string(), l.clone());
+            What::ClientView(v) => self.client_view(t, node, v, line),
+            What::Hub { event } => self.hub_event(t, node, event, line),
+            What::HubView(v) if v.room == self.room.as_str() => {
+                self.hub_views.insert(node.to_string(), v.clone());
             }
-            "hub-log" => {
-                if let Ok(room) = s(l, "room").parse::<RoomUri>() {
+            What::HubLog {
+                room,
+                generation,
+                seq,
+                epoch,
+                fanout,
+            } => {
+                if let Ok(room) = room.parse::<RoomUri>() {
                     self.oracles.logged(
                         node,
                         &room,
-                        &unhex(l, "fanout"),
-                        u(l, "generation"),
-                        u(l, "seq"),
-                        u(l, "epoch"),
+                        &unhex(fanout),
+                        *generation,
+                        *seq,
+                        *epoch,
                         line,
                     );
                 }
             }
-            "deliver" if self.honest_providers.contains(node) => {
-                let (Ok(c), Ok(room)) = (
-                    s(l, "client").parse::<ClientUri>(),
-                    s(l, "room").parse::<RoomUri>(),
-                ) else {
+            What::Deliver {
+                client,
+                room,
+                fanout,
+            } if self.honest_providers.contains(node) => {
+                let (Ok(c), Ok(room)) = (client.parse::<ClientUri>(), room.parse::<RoomUri>())
+                else {
                     return;
                 };
                 self.oracles
-                    .delivered(t, node, &c, &room, &unhex(l, "fanout"), line);
+                    .delivered(t, node, &c, &room, &unhex(fanout), line);
             }
             _ => {}
         }
     }
 
-    /// An `op-abandoned` or `op-failed` line (`kind`): the runner ended its step.
-    fn step_ended(&mut self, kind: &str, l: &Value) {
-        let Some(i) = l.get("step").and_then(Value::as_u64).map(|i| i as usize) else {
-            return;
-        };
+    /// An `op-abandoned` or `op-failed` line: the runner ended step `i`; `failed`: why
+    /// it failed (`None`: abandoned).
+    fn step_ended(&mut self, i: u64, failed: Option<&str>) {
+        let i = i as usize;
         if i < self.steps.end.len() {
-            self.steps.end[i] = Some(if kind == "op-abandoned" {
-                self.out.ops.abandoned += 1;
-                StepEnd::Abandoned
-            } else {
-                StepEnd::Failed {
-                    reason: s(l, "reason").to_string(),
+            self.steps.end[i] = Some(match failed {
+                None => {
+                    self.out.ops.abandoned += 1;
+                    StepEnd::Abandoned
                 }
+                Some(reason) => StepEnd::Failed {
+                    reason: reason.to_string(),
+                },
             });
         }
     }
 
     /// A `client-view` line: client `node`'s view after the client event on the line
     /// before.
-    fn client_view(&mut self, t: u64, node: &str, l: &Value, line: u64) {
-        let (Ok(c), Ok(room)) = (node.parse::<ClientUri>(), s(l, "room").parse::<RoomUri>()) else {
+    fn client_view(&mut self, t: u64, node: &str, l: &ClientView, line: u64) {
+        let (Ok(c), Ok(room)) = (node.parse::<ClientUri>(), l.room.parse::<RoomUri>()) else {
             return;
         };
-        let Some(view) = room_view(l) else {
-            self.out.unreadable += 1;
-            return;
-        };
+        let view = room_view(l);
         if self.honest.contains(&c) {
             let current = self.current_hub();
             let hub = self.hub_epoch();
@@ -462,18 +458,21 @@ impl<'a> Judge<'a> {
     }
 }
 
-/// Judges a merged trace (`lines[0]` is the header; line numbers are 1-based). `converged`:
-/// the runner saw every honest client converge after healing; `end_t`: the run's end.
+/// Judges a merged trace: its events after the header (line numbers are 1-based, the
+/// header is line 1). `converged`: the runner saw every honest client converge after
+/// healing; `end_t`: the run's end.
 pub fn judge(
     scenario: &Scenario,
     resolved: &Resolved,
-    lines: &[Value],
+    events: &[Event],
     converged: bool,
     end_t: u64,
 ) -> Judged {
     let mut j = Judge::new(scenario, resolved);
-    let mut refused = j.built_and_refused(lines);
-    for (i, l) in lines.iter().enumerate().skip(1) {
+    // Index in the whole trace (the header is index 0).
+    let lines: Vec<(usize, &Event)> = events.iter().enumerate().map(|(i, e)| (i + 1, e)).collect();
+    let mut refused = j.built_and_refused(&lines);
+    for &(i, l) in &lines {
         j.line(i, l, &mut refused);
     }
     j.finish(end_t, converged)

@@ -8,12 +8,13 @@
 //!   then client and control lines; within that, by journal and by position in it. A
 //!   node journals what its core did before what it hands to its clients, so this keeps
 //!   cause before effect at the trace's millisecond resolution.
-//! * A journal line that is not a JSON object is skipped and counted
-//!   ([`Merged::skipped`]), never a panic: a killed process can leave half a line.
+//! * A journal line that is not a trace event (JSON of a kind this build writes) is
+//!   skipped and counted ([`Merged::skipped`]), never a panic: a killed process can leave
+//!   half a line.
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use mimi_reports::records::trace::{Event, What};
 
 /// Why a journal could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -30,17 +31,17 @@ pub enum MergeError {
 pub struct Raw {
     /// Wall clock, ms since the UNIX epoch.
     pub t: u64,
-    pub value: Value,
+    pub event: Event,
     source: usize,
     index: usize,
 }
 
 impl Raw {
     /// A line the runner writes itself (node "sim"): `t` is wall-clock ms.
-    pub fn new(t: u64, value: Value) -> Raw {
+    pub fn new(t: u64, event: Event) -> Raw {
         Raw {
             t,
-            value,
+            event,
             source: 0,
             index: 0,
         }
@@ -63,10 +64,10 @@ pub fn read_journal(path: &Path, source: usize) -> Result<(Vec<Raw>, u64), Merge
     let mut out = Vec::new();
     let mut skipped = 0;
     for (index, l) in text.lines().enumerate() {
-        match serde_json::from_str::<Value>(l) {
-            Ok(value) if value.is_object() => out.push(Raw {
-                t: value.get("t").and_then(Value::as_u64).unwrap_or(0),
-                value,
+        match Event::parse(l) {
+            Ok(event) if event.what != What::Other => out.push(Raw {
+                t: event.t,
+                event,
                 source,
                 index,
             }),
@@ -76,14 +77,22 @@ pub fn read_journal(path: &Path, source: usize) -> Result<(Vec<Raw>, u64), Merge
     Ok((out, skipped))
 }
 
-/// The order rank of a line kind within one millisecond.
-fn rank(kind: &str) -> u8 {
-    match kind {
-        "fault-start" | "fault-end" | "phase" => 0,
-        "hub-view" | "hub-log" | "hub" | "follower" => 1,
-        "request" | "respond" | "send" | "outcome" | "from-client" | "to-client" | "tick"
-        | "host-started" | "http-rejected" | "peer-refused" => 2,
-        "deliver" => 3,
+/// The order rank of a line's kind within one millisecond.
+fn rank(what: &What) -> u8 {
+    match what {
+        What::FaultStart { .. } | What::FaultEnd { .. } | What::Phase { .. } => 0,
+        What::HubView(_) | What::HubLog { .. } | What::Hub { .. } | What::Follower { .. } => 1,
+        What::Request { .. }
+        | What::Respond { .. }
+        | What::Send { .. }
+        | What::Outcome { .. }
+        | What::FromClient { .. }
+        | What::ToClient { .. }
+        | What::Tick
+        | What::HostStarted
+        | What::HttpRejected { .. }
+        | What::PeerRefused { .. } => 2,
+        What::Deliver { .. } => 3,
         _ => 4,
     }
 }
@@ -91,7 +100,7 @@ fn rank(kind: &str) -> u8 {
 /// The merged trace (without its header).
 #[derive(Debug, Default)]
 pub struct Merged {
-    pub lines: Vec<Value>,
+    pub lines: Vec<Event>,
     pub skipped: u64,
 }
 
@@ -111,18 +120,12 @@ pub fn merge(runner: Vec<Raw>, journals: Vec<(Vec<Raw>, u64)>, start_ms: u64) ->
         all.extend(lines);
         skipped += s;
     }
-    all.sort_by_key(|r| {
-        let kind = r.value.get("kind").and_then(Value::as_str).unwrap_or("");
-        (r.t, rank(kind), r.source, r.index)
-    });
+    all.sort_by_key(|r| (r.t, rank(&r.event.what), r.source, r.index));
     let lines = all
         .into_iter()
         .map(|mut r| {
-            let t = r.t.saturating_sub(start_ms);
-            if let Some(o) = r.value.as_object_mut() {
-                o.insert("t".into(), Value::from(t));
-            }
-            r.value
+            r.event.t = r.t.saturating_sub(start_ms);
+            r.event
         })
         .collect();
     Merged { lines, skipped }
@@ -131,7 +134,8 @@ pub fn merge(runner: Vec<Raw>, journals: Vec<(Vec<Raw>, u64)>, start_ms: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use mimi_reports::records::trace::Phase;
+    use serde_json::Value;
 
     #[test]
     fn lines_of_one_millisecond_go_server_side_first_and_broken_lines_are_skipped() {
@@ -141,40 +145,52 @@ mod tests {
         let b = dir.join("b.jsonl");
         std::fs::write(
             &a,
-            "{\"t\":1005,\"node\":\"mimi://a.example/d/alice/1\",\"kind\":\"client\"}\n\
-             {\"t\":1005,\"node\":\"a.example\",\"kind\":\"hub\"}\n{\"t\":10",
+            "{\"t\":1005,\"node\":\"mimi://a.example/d/alice/1\",\"kind\":\"client\",\"event\":\"X\"}\n\
+             {\"t\":1005,\"node\":\"a.example\",\"kind\":\"hub\",\"event\":\"Y\"}\n\
+             {\"t\":1005,\"node\":\"a.example\",\"kind\":\"no-such-kind\"}\n{\"t\":10",
         )
         .unwrap();
         std::fs::write(
             &b,
-            "{\"t\":1004,\"node\":\"b.example\",\"kind\":\"deliver\"}\n\
-             {\"t\":1005,\"node\":\"b.example\",\"kind\":\"deliver\"}\n",
+            "{\"t\":1004,\"node\":\"b.example\",\"kind\":\"deliver\",\"client\":\"c\",\"room\":\"r\",\"fanout\":\"\"}\n\
+             {\"t\":1005,\"node\":\"b.example\",\"kind\":\"deliver\",\"client\":\"c\",\"room\":\"r\",\"fanout\":\"\"}\n",
         )
         .unwrap();
         let ja = read_journal(&a, 1).unwrap();
-        assert_eq!(ja.1, 1, "the half-written last line is skipped");
+        assert_eq!(
+            ja.1, 2,
+            "the half-written last line and the unknown kind are skipped"
+        );
         let jb = read_journal(&b, 2).unwrap();
         let runner = vec![Raw::new(
             1005,
-            json!({"t": 1005, "node": "sim", "kind": "fault-start"}),
+            Event {
+                t: 1005,
+                node: "sim".into(),
+                what: What::Phase {
+                    phase: Phase::Heal { bound_ms: 9 },
+                },
+            },
         )];
         let m = merge(runner, vec![ja, jb], 1000);
-        let order: Vec<(u64, &str)> = m
-            .lines
-            .iter()
-            .map(|l| (l["t"].as_u64().unwrap(), l["kind"].as_str().unwrap()))
-            .collect();
+        let order: Vec<(u64, &str)> = m.lines.iter().map(|l| (l.t, l.what.kind())).collect();
         assert_eq!(
             order,
             [
                 (4, "deliver"),
-                (5, "fault-start"),
+                (5, "phase"),
                 (5, "hub"),
                 (5, "deliver"),
                 (5, "client")
             ]
         );
-        assert_eq!(m.skipped, 1);
+        assert_eq!(m.skipped, 2);
+        // A line goes out as it came in, but for its time.
+        assert_eq!(
+            m.lines[2].line(),
+            r#"{"event":"Y","kind":"hub","node":"a.example","t":5}"#
+        );
+        let _: Value = serde_json::from_str(&m.lines[4].line()).unwrap();
         assert!(read_journal(&dir.join("missing.jsonl"), 3)
             .unwrap()
             .0

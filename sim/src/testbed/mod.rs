@@ -239,7 +239,8 @@ pub fn node_main(args: &NodeArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    match node::run(options) {
+    // The node serves the control API it is handed (control depends on node, not back).
+    match node::run(options, control::serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(node::NodeError::State(e)) if e.is_bad_input() => {
             tracing::error!("{e}");

@@ -31,21 +31,22 @@ use nodes::hub::{EnforcementConfig, Hub};
 use nodes::ids::{ClientUri, Domain};
 use nodes::io::{ClientOutput, ClientToProvider, Millis, ProviderToClient};
 use nodes::server::Server;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::time::MissedTickBehavior;
 
 use super::journal::{self, fail_stop, JournaledServer, MAX_SILENT_TICKS};
 use super::mls_store::{MlsDb, MlsStates};
+use super::observe;
 use super::peers::PeersFile;
 use super::store::{
     self, digest, ClientInput, NodeIdentity, Row, StepInput, Store, StoreError, Taken,
 };
 use super::tls::{wall_ms, TlsConfig, TlsTransport};
-use super::{control, observe};
-use crate::observe::record::Recorder;
+use crate::observe::record::{Recorder, What};
 use crate::scenario::{EnforcementLevel, Op};
 use crate::world::net::{self, HostConfig, HostHandle};
 use crate::world::run::{op_command, CLIENT_TICK_MS};
+use mimi_reports::records::trace::Restored as RestoredLine;
 
 /// Events kept in memory for the control API's `/events` (older ones are only in the
 /// JSONL file). A reader asking for a dropped line gets told so.
@@ -114,8 +115,8 @@ pub struct Node {
 
 impl Node {
     /// Records one event (JSONL file and the in-memory window).
-    pub fn event(&mut self, node: &str, kind: &str, fields: Value) {
-        self.rec.event(wall_ms(), node, kind, fields);
+    pub fn event(&mut self, node: &str, what: What) {
+        self.rec.event(wall_ms(), node, what);
         self.flush_lines();
     }
 
@@ -227,15 +228,15 @@ impl Node {
         self.flush_lines();
         for (c, es) in events {
             for e in es {
-                let v = serde_json::to_value(&e).unwrap_or(Value::Null);
+                let event = serde_json::to_value(&e).unwrap_or(Value::Null);
                 self.rec
-                    .event(wall_ms(), c.as_str(), "client", json!({ "event": v }));
+                    .event(wall_ms(), c.as_str(), What::Client { event });
                 let view = observe::view_changed(&e).and_then(|room| {
                     let v = self.clients.get(&c)?.room_view(room)?;
                     Some(observe::view_fields(room, &v))
                 });
                 if let Some(v) = view {
-                    self.rec.event(wall_ms(), c.as_str(), "client-view", v);
+                    self.rec.event(wall_ms(), c.as_str(), What::ClientView(v));
                 }
             }
         }
@@ -317,13 +318,13 @@ impl Node {
     /// and what the observed core did.
     fn drive(&mut self, trace: &net::Trace, tick: bool) {
         let domain = self.domain.clone();
-        for (t, kind, v) in self.sink.take() {
-            self.rec.event(t, domain.as_str(), kind, v);
+        for (t, what) in self.sink.take() {
+            self.rec.event(t, domain.as_str(), what);
         }
         let now = wall_ms();
         for (c, m) in self.handle.drain_to_clients() {
             if let Some(v) = observe::deliver_fields(&c, &m) {
-                self.event(domain.as_str(), "deliver", v);
+                self.event(domain.as_str(), v);
             }
             // The oldest row of the mailbox is this message (same order).
             self.deliver(now, c, m, Taken::Oldest);
@@ -513,8 +514,14 @@ pub fn restore(
     ))
 }
 
-/// Runs a node until it is killed (or cannot start: the error says why).
-pub fn run(options: NodeOptions) -> Result<(), NodeError> {
+/// Runs a node until it is killed (or cannot start: the error says why). `control` serves
+/// the control API on its listener (the testbed's [`super::control::serve`]): handed in, so
+/// that the control server depends on the node and not the other way round.
+pub fn run<C, F>(options: NodeOptions, control: C) -> Result<(), NodeError>
+where
+    C: FnOnce(std::net::TcpListener, Rc<RefCell<Node>>) -> F,
+    F: std::future::Future<Output = ()> + 'static,
+{
     for (what, addr) in [("--listen", options.listen), ("--control", options.control)] {
         if !addr.ip().is_loopback() {
             return Err(format!(
@@ -616,21 +623,20 @@ pub fn run(options: NodeOptions) -> Result<(), NodeError> {
         );
         node.borrow_mut().event(
             options.provider.as_str(),
-            "node-started",
-            json!({
-                "mimi": mimi_addr.to_string(),
-                "control": control_addr.to_string(),
-                "restored": {
-                    "server_inputs": restored.server_inputs,
-                    "client_inputs": restored.client_inputs,
-                    "to_clients": restored.to_clients,
-                    "from_clients": restored.from_clients,
+            What::NodeStarted {
+                mimi: mimi_addr.to_string(),
+                control: control_addr.to_string(),
+                restored: RestoredLine {
+                    server_inputs: restored.server_inputs,
+                    client_inputs: restored.client_inputs,
+                    to_clients: restored.to_clients,
+                    from_clients: restored.from_clients,
                 },
-                "restore_ms": replay_ms,
-            }),
+                restore_ms: replay_ms as u64,
+            },
         );
         let host = tokio::task::spawn_local(host);
-        tokio::task::spawn_local(control::serve(control_listener, node.clone()));
+        tokio::task::spawn_local(control(control_listener, node.clone()));
         let mut tick = tokio::time::interval(Duration::from_millis(CLIENT_TICK_MS));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tokio::pin!(host);

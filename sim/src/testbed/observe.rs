@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use mimi_reports::records::trace::{ClientView, HubView, What};
 use nodes::client::core::{ClientEvent, RoomView};
 use nodes::ids::{ClientUri, Domain, RoomUri};
 use nodes::io::{
@@ -24,19 +25,19 @@ use nodes::io::{
     ServerOutput, Token, TransportError,
 };
 use nodes::server::{Server, ServerEvent};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::tls::wall_ms;
 
 /// What the core did that the node has not journalled yet, and its latest hub state.
 #[derive(Default)]
 pub struct SinkState {
-    /// (t, kind, fields), in the order they happened.
-    pub lines: Vec<(u64, &'static str, Value)>,
+    /// (t, event), in the order they happened.
+    pub lines: Vec<(u64, What)>,
     /// Per room: hub log entries already journalled.
     logged: BTreeMap<RoomUri, usize>,
     /// Per room: the last `hub-view` journalled.
-    views: BTreeMap<RoomUri, Value>,
+    views: BTreeMap<RoomUri, HubView>,
     /// Whether every fan-out of the hub is delivered (for the runner's convergence check).
     pub fanout_idle: bool,
 }
@@ -47,11 +48,11 @@ pub struct Sink(pub Rc<RefCell<SinkState>>);
 
 impl Sink {
     /// The lines recorded since the last call.
-    pub fn take(&self) -> Vec<(u64, &'static str, Value)> {
+    pub fn take(&self) -> Vec<(u64, What)> {
         std::mem::take(&mut self.0.borrow_mut().lines)
     }
     /// The latest `hub-view` per room.
-    pub fn views(&self) -> BTreeMap<RoomUri, Value> {
+    pub fn views(&self) -> BTreeMap<RoomUri, HubView> {
         self.0.borrow().views.clone()
     }
     pub fn fanout_idle(&self) -> bool {
@@ -96,35 +97,54 @@ impl Observed {
             for e in r.log.iter().skip(from) {
                 st.lines.push((
                     t,
-                    "hub-log",
-                    json!({"room": room.as_str(), "generation": generation, "seq": e.seq,
-                           "epoch": e.epoch, "fanout": hex::encode(&e.fanout)}),
+                    What::HubLog {
+                        room: room.as_str().to_string(),
+                        generation,
+                        seq: e.seq,
+                        epoch: e.epoch,
+                        fanout: hex::encode(&e.fanout),
+                    },
                 ));
             }
             st.logged.insert(room.clone(), r.log.len());
-            let view = json!({
-                "room": room.as_str(),
-                "sequencing": self.core.hub.sequencing(room),
-                "generation": self.core.hub.generation(room),
-                "epoch": r.view.as_ref().map(|v| v.epoch()),
-                "group_context": r.view.as_ref().map(|v| hex::encode(v.group_context_bytes())),
-                "members": r.view.as_ref().map(|v| v.members().into_iter().filter_map(|(_, c)| c)
-                    .map(|c| c.as_str().to_string()).collect::<Vec<_>>()),
-                "participants": r.committed.participants.iter()
-                    .map(|p| json!([p.user.as_str(), p.role])).collect::<Vec<_>>(),
-            });
+            let view = HubView {
+                room: room.as_str().to_string(),
+                sequencing: self.core.hub.sequencing(room),
+                generation: self.core.hub.generation(room),
+                epoch: r.view.as_ref().map(|v| v.epoch()),
+                group_context: r
+                    .view
+                    .as_ref()
+                    .map(|v| hex::encode(v.group_context_bytes())),
+                members: r.view.as_ref().map(|v| {
+                    v.members()
+                        .into_iter()
+                        .filter_map(|(_, c)| c)
+                        .map(|c| c.as_str().to_string())
+                        .collect()
+                }),
+                participants: r
+                    .committed
+                    .participants
+                    .iter()
+                    .map(|p| (p.user.as_str().to_string(), p.role))
+                    .collect(),
+            };
             if st.views.get(room) != Some(&view) {
-                st.lines.push((t, "hub-view", view.clone()));
+                st.lines.push((t, What::HubView(view.clone())));
                 st.views.insert(room.clone(), view);
             }
         }
         for e in self.core.take_events() {
-            let (kind, v) = match &e {
-                ServerEvent::Hub(h) => ("hub", serde_json::to_value(h)),
-                ServerEvent::Follower(f) => ("follower", serde_json::to_value(f)),
+            let what = match &e {
+                ServerEvent::Hub(h) => What::Hub {
+                    event: serde_json::to_value(h).unwrap_or(Value::Null),
+                },
+                ServerEvent::Follower(f) => What::Follower {
+                    event: serde_json::to_value(f).unwrap_or(Value::Null),
+                },
             };
-            st.lines
-                .push((t, kind, json!({ "event": v.unwrap_or(Value::Null) })));
+            st.lines.push((t, what));
         }
         st.fanout_idle = self.core.hub.fanout_idle();
         out
@@ -169,21 +189,21 @@ impl ServerCore for Observed {
 
 /// A client's view of a room as a `client-view` line's fields (lossless for the oracles:
 /// the room state travels as its `app_data_dictionary` encoding).
-pub fn view_fields(room: &RoomUri, v: &RoomView) -> Value {
+pub fn view_fields(room: &RoomUri, v: &RoomView) -> ClientView {
     let dict = |d: &BTreeMap<u16, Vec<u8>>| -> BTreeMap<String, String> {
         d.iter()
             .map(|(k, v)| (k.to_string(), hex::encode(v)))
             .collect()
     };
-    json!({
-        "room": room.as_str(),
-        "epoch": v.epoch,
-        "group_context": hex::encode(&v.group_context),
-        "epoch_authenticator": hex::encode(&v.epoch_authenticator),
-        "dictionary": dict(&v.dictionary),
-        "members": v.members.iter().map(ClientUri::as_str).collect::<Vec<_>>(),
-        "state": v.state.as_ref().map(|s| dict(&s.to_dictionary())),
-    })
+    ClientView {
+        room: room.as_str().to_string(),
+        epoch: v.epoch,
+        group_context: hex::encode(&v.group_context),
+        epoch_authenticator: hex::encode(&v.epoch_authenticator),
+        dictionary: dict(&v.dictionary),
+        members: v.members.iter().map(|c| c.as_str().to_string()).collect(),
+        state: v.state.as_ref().map(|s| dict(&s.to_dictionary())),
+    }
 }
 
 /// The room a client event changes the view of (joined or a new epoch).
@@ -194,12 +214,14 @@ pub fn view_changed(e: &ClientEvent) -> Option<&RoomUri> {
     }
 }
 
-/// A `deliver` line's fields for a provider→client message (`None` for replies).
-pub fn deliver_fields(c: &ClientUri, m: &ProviderToClient) -> Option<Value> {
+/// A `deliver` line for a provider→client message (`None` for replies).
+pub fn deliver_fields(c: &ClientUri, m: &ProviderToClient) -> Option<What> {
     match m {
-        ProviderToClient::Deliver { room, fanout } => Some(json!({
-            "client": c.as_str(), "room": room.as_str(), "fanout": hex::encode(fanout),
-        })),
+        ProviderToClient::Deliver { room, fanout } => Some(What::Deliver {
+            client: c.as_str().to_string(),
+            room: room.as_str().to_string(),
+            fanout: hex::encode(fanout),
+        }),
         ProviderToClient::Reply { .. } => None,
     }
 }

@@ -37,7 +37,7 @@ use super::peers::PeersFile;
 use super::proxy::{Proxy, ProxyStats};
 use super::setup::Setup;
 use super::tls::wall_ms;
-use crate::observe::record::TRACE_FORMAT;
+use crate::observe::record::{Event, Header, Phase, What, TRACE_FORMAT};
 use crate::scenario::{Fault, Op, StepEnd};
 use crate::world::faults::Window;
 use crate::world::run::{
@@ -45,6 +45,7 @@ use crate::world::run::{
     CLIENT_TICK_MS, CONVERGENCE_CHECK_MS,
 };
 use crate::world::schedule::Schedule;
+use mimi_reports::records::trace::TestbedHeader;
 
 /// How long a node may take to print its addresses.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -388,12 +389,14 @@ impl Driver<'_> {
         (self.start.elapsed().as_secs_f64() * 1000.0 / self.scale) as u64
     }
 
-    fn sim_line(&mut self, kind: &str, fields: Value) {
-        let mut v = json!({"t": wall_ms(), "node": "sim", "kind": kind});
-        if let (Some(o), Value::Object(f)) = (v.as_object_mut(), fields) {
-            o.extend(f);
-        }
-        self.lines.push(Raw::new(wall_ms(), v));
+    fn sim_line(&mut self, what: What) {
+        let t = wall_ms();
+        let event = Event {
+            t,
+            node: "sim".to_string(),
+            what,
+        };
+        self.lines.push(Raw::new(t, event));
     }
 
     fn proxy(&self, a: &str, b: &str) -> Option<&Proxy> {
@@ -403,10 +406,12 @@ impl Driver<'_> {
 
     /// Opens or closes fault window `w` (how each kind is done: [`fault_note`]).
     async fn open_fault(&mut self, w: &Window, open: bool) -> Result<(), RunnerError> {
-        self.sim_line(
-            if open { "fault-start" } else { "fault-end" },
-            json!({ "fault": w.describe() }),
-        );
+        let fault = w.describe();
+        self.sim_line(if open {
+            What::FaultStart { fault }
+        } else {
+            What::FaultEnd { fault }
+        });
         if open {
             *self.faults.entry(w.fault.kind().to_string()).or_default() += 1;
         }
@@ -493,7 +498,9 @@ impl Driver<'_> {
         };
         if open && self.bed.up(&d) {
             self.bed.kill(&d).await;
-            self.sim_line("node-killed", json!({"provider": provider}));
+            self.sim_line(What::NodeKilled {
+                provider: provider.to_string(),
+            });
         } else if !open && !self.bed.up(&d) {
             self.bed.spawn(&d).await?;
             let addr = self.bed.nodes[&d].mimi;
@@ -502,7 +509,9 @@ impl Driver<'_> {
                     p.retarget(addr);
                 }
             }
-            self.sim_line("node-restarted", json!({"provider": provider}));
+            self.sim_line(What::NodeRestarted {
+                provider: provider.to_string(),
+            });
         }
         Ok(())
     }
@@ -525,7 +534,9 @@ impl Driver<'_> {
             .call(&c.domain(), "POST", "/online", Some(&body))
             .await
         {
-            self.sim_line("control-error", json!({"reason": e.to_string()}));
+            self.sim_line(What::ControlError {
+                reason: e.to_string(),
+            });
         }
     }
 
@@ -609,18 +620,27 @@ impl Driver<'_> {
             "op": step.op,
             "step": i,
         });
-        match self.bed.call(&c.domain(), "POST", "/step", Some(&body)).await {
+        match self
+            .bed
+            .call(&c.domain(), "POST", "/step", Some(&body))
+            .await
+        {
             // 409: the client refused it; the node journalled `op` and `op-refused`.
             Ok((200 | 409, _)) => {}
-            Ok((status, v)) => self.sim_line(
-                "op-failed",
-                json!({"step": i, "client": c.as_str(),
-                       "reason": format!("{}: the node answered {status}: {}", step.op.name(), v["error"])}),
-            ),
-            Err(e) => self.sim_line(
-                "op-failed",
-                json!({"step": i, "client": c.as_str(), "reason": format!("{}: {e}", step.op.name())}),
-            ),
+            Ok((status, v)) => self.sim_line(What::OpFailed {
+                step: i as u64,
+                client: c.as_str().to_string(),
+                reason: format!(
+                    "{}: the node answered {status}: {}",
+                    step.op.name(),
+                    v["error"]
+                ),
+            }),
+            Err(e) => self.sim_line(What::OpFailed {
+                step: i as u64,
+                client: c.as_str().to_string(),
+                reason: format!("{}: {e}", step.op.name()),
+            }),
         }
     }
 
@@ -934,11 +954,12 @@ impl Driver<'_> {
                 for (c, q) in std::mem::take(&mut self.waiting) {
                     for i in q {
                         let op = scenario.script[i].get_ref().op.name();
-                        self.sim_line(
-                            "op-abandoned",
-                            json!({"client": c.as_str(), "op": op, "step": i,
-                                   "reason": "its precondition never held"}),
-                        );
+                        self.sim_line(What::OpAbandoned {
+                            op: op.to_string(),
+                            step: i as u64,
+                            reason: "its precondition never held".to_string(),
+                            client: Some(c.as_str().to_string()),
+                        });
                     }
                 }
                 None
@@ -968,7 +989,9 @@ async fn drive_scenario(
     let mut schedule = Schedule::new(&setup.scenario, &setup.resolved, w.bed.seed);
     let (chaos, deadline) = (schedule.chaos_ms, schedule.deadline_ms);
     let hard_stop = Duration::from_secs_f64(deadline as f64 * w.scale / 1000.0) + GRACE;
-    w.sim_line("phase", json!({"phase": "chaos", "until_ms": chaos}));
+    w.sim_line(What::Phase {
+        phase: Phase::Chaos { until_ms: chaos },
+    });
     let mut healed = false;
     let mut next_check = schedule.heal_start_ms;
     // As in the simulator, steps are handed to their clients on the client tick, at
@@ -992,7 +1015,9 @@ async fn drive_scenario(
         }
         if !healed && t >= chaos {
             healed = true;
-            w.sim_line("phase", json!({"phase": "heal", "bound_ms": deadline}));
+            w.sim_line(What::Phase {
+                phase: Phase::Heal { bound_ms: deadline },
+            });
         }
         let tick = t >= next_client_tick;
         let tick_at = t - t % CLIENT_TICK_MS;
@@ -1030,18 +1055,17 @@ struct RunEnd {
 
 /// The merged trace's header: as the simulator's ([`crate::world::run`]) with the
 /// testbed's time scale.
-fn trace_header(setup: &Setup, seed: u64, variant: &Value, scale: f64) -> Value {
-    json!({
-        "kind": "header",
-        "format": TRACE_FORMAT,
-        "scenario": setup.scenario.name,
-        "scenario_sha256": scenario_hash(&setup.text),
-        "scenario_toml": setup.text,
-        "seed": seed,
-        "variant": variant,
-        "build": env!("CARGO_PKG_VERSION"),
-        "testbed": {"time_scale": scale},
-    })
+fn trace_header(setup: &Setup, seed: u64, variant: &Value, scale: f64) -> Header {
+    Header {
+        format: TRACE_FORMAT,
+        scenario: setup.scenario.name.clone(),
+        scenario_sha256: scenario_hash(&setup.text),
+        scenario_toml: setup.text.clone(),
+        seed,
+        variant: variant.clone(),
+        build: env!("CARGO_PKG_VERSION").to_string(),
+        testbed: Some(TestbedHeader { time_scale: scale }),
+    }
 }
 
 /// Stops the nodes and reads their journals, merged with the runner's lines after
@@ -1052,8 +1076,8 @@ async fn merged_trace(
     opts: &RunOptions,
     end: &mut RunEnd,
     variant: &Value,
-    testbed_line: Value,
-) -> Result<(Vec<Value>, u64), RunnerError> {
+    testbed_line: What,
+) -> Result<(Header, Vec<Event>, u64), RunnerError> {
     // The processes are stopped before their journals are read (nothing half-written
     // but a killed process's last line, which merge skips).
     bed.kill_all().await;
@@ -1062,11 +1086,16 @@ async fn merged_trace(
         journals.push(merge::read_journal(&n.state.join("events.jsonl"), i + 1)?);
     }
     let mut runner_lines = std::mem::take(&mut end.runner_lines);
-    runner_lines.push(Raw::new(wall_ms(), testbed_line));
+    let t = wall_ms();
+    let testbed_line = Event {
+        t,
+        node: "sim".to_string(),
+        what: testbed_line,
+    };
+    runner_lines.push(Raw::new(t, testbed_line));
     let merged = merge::merge(runner_lines, journals, end.start_ms);
-    let mut lines = vec![trace_header(setup, opts.seed, variant, end.scale)];
-    lines.extend(merged.lines);
-    Ok((lines, merged.skipped))
+    let header = trace_header(setup, opts.seed, variant, end.scale);
+    Ok((header, merged.lines, merged.skipped))
 }
 
 /// The run's outcome from the judged trace: the scripted steps not done, how many were
@@ -1120,23 +1149,43 @@ async fn finish(
         .iter()
         .map(|k| (k.clone(), fault_note(k).to_string()))
         .collect();
-    let testbed_line = json!({"t": 0, "node": "sim", "kind": "testbed",
-           "time_scale": end.scale, "proxies": proxies, "fault_notes": fault_notes});
+    let testbed_line = What::Testbed {
+        time_scale: end.scale,
+        proxies: proxies
+            .iter()
+            .map(|(link, p)| (link.clone(), serde_json::to_value(p).unwrap_or(Value::Null)))
+            .collect(),
+        fault_notes: fault_notes.clone(),
+    };
     let variant = variant_json(scenario, &setup.resolved);
-    let (mut lines, skipped) =
+    let (header, mut lines, skipped) =
         merged_trace(bed, setup, opts, &mut end, &variant, testbed_line).await?;
     let converged = end.converged_at.is_some();
     let judged = judge::judge(scenario, &setup.resolved, &lines, converged, end_t);
     let (steps_not_done, steps_done, outcome) =
         judged_outcome(setup, &judged, end.liveness.is_some());
-    let t_end = lines.last().and_then(|l| l["t"].as_u64()).unwrap_or(0);
+    let t_end = lines.last().map_or(0, |l| l.t);
+    let sim = |what: What| Event {
+        t: t_end,
+        node: "sim".to_string(),
+        what,
+    };
     for v in &judged.violations {
-        lines.push(json!({"t": t_end, "node": "sim", "kind": "violation",
-                          "id": v.id, "detail": serde_json::to_value(v).unwrap_or(Value::Null)}));
+        lines.push(sim(What::Violation {
+            id: v.id.to_string(),
+            message: None,
+            witness: None,
+            detail: Some(Box::new(v.detail())),
+        }));
     }
-    lines.push(json!({"t": t_end, "node": "sim", "kind": "end",
-                      "outcome": outcome.name(), "liveness": end.liveness, "faults": end.fault_counts}));
-    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+    lines.push(sim(What::End {
+        outcome: outcome.into(),
+        liveness: end.liveness.clone(),
+        faults: end.fault_counts.clone(),
+    }));
+    let text: Vec<String> = std::iter::once(header.line())
+        .chain(lines.iter().map(Event::line))
+        .collect();
     let expectation = scenario.expectation();
     let ids: Vec<&str> = judged.violations.iter().map(|v| v.id).collect();
     let faults_never_fired = enabled

@@ -15,9 +15,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use mimi_reports::records::trace::Fault as TraceFault;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::{json, Value};
 
 use crate::scenario::{Fault, Resolved, Scenario};
 
@@ -35,12 +35,53 @@ pub struct Window {
 }
 
 impl Window {
-    pub fn describe(&self) -> Value {
-        let mut v = serde_json::to_value(&self.fault).unwrap_or(Value::Null);
-        v["start_ms"] = json!(self.start_ms);
-        v["end_ms"] = json!(self.end_ms);
-        v["origin"] = json!(self.origin);
-        v
+    /// The window as a trace line's `fault` (`fault-start`, `fault-end`).
+    pub fn describe(&self) -> TraceFault {
+        let mut f = TraceFault {
+            kind: self.fault.kind().to_string(),
+            provider: None,
+            client: None,
+            a: None,
+            b: None,
+            from: None,
+            to: None,
+            rate: None,
+            min_ms: None,
+            max_ms: None,
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+            origin: self.origin.to_string(),
+        };
+        let link = |f: &mut TraceFault, a: &str, b: &str| {
+            f.a = Some(a.to_string());
+            f.b = Some(b.to_string());
+        };
+        match &self.fault {
+            Fault::Partition { a, b } | Fault::Hold { a, b } | Fault::Flap { a, b } => {
+                link(&mut f, a, b)
+            }
+            Fault::PartitionOneway { from, to } => {
+                f.from = Some(from.clone());
+                f.to = Some(to.clone());
+            }
+            Fault::Loss { a, b, rate } => {
+                link(&mut f, a, b);
+                f.rate = Some(*rate);
+            }
+            Fault::Latency {
+                a,
+                b,
+                min_ms,
+                max_ms,
+            } => {
+                link(&mut f, a, b);
+                f.min_ms = Some(*min_ms);
+                f.max_ms = Some(*max_ms);
+            }
+            Fault::Crash { provider } => f.provider = Some(provider.clone()),
+            Fault::Offline { client } => f.client = Some(client.clone()),
+        }
+        f
     }
 }
 

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use mimi_reports::records::run::RunOutcome;
 use nodes::client::core::{Client, ClientEvent, Command};
 use nodes::client::leave::LeaveOrder;
 use nodes::hub::{EnforcementConfig, Hub, HubEvent};
@@ -27,7 +28,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::observe::oracles::{CommittedState, Oracles, Sent, Violation};
-use crate::observe::record::{Recorder, TRACE_FORMAT};
+use crate::observe::record::{op_line, Header, Phase, Recorder, What, TRACE_FORMAT};
 use crate::scenario::{
     ExpectedOutcome, Fault, HubTransferKind, OnViolation, Op, Resolved, Scenario, StepEnd,
 };
@@ -54,6 +55,17 @@ pub enum Outcome {
     Violation,
     Liveness,
     Incomplete,
+}
+
+impl From<Outcome> for RunOutcome {
+    fn from(o: Outcome) -> RunOutcome {
+        match o {
+            Outcome::Ok => RunOutcome::Ok,
+            Outcome::Violation => RunOutcome::Violation,
+            Outcome::Liveness => RunOutcome::Liveness,
+            Outcome::Incomplete => RunOutcome::Incomplete,
+        }
+    }
 }
 
 impl Outcome {
@@ -279,8 +291,9 @@ impl World<'_> {
             self.rec.event(
                 t,
                 c.as_str(),
-                "client",
-                json!({ "event": serde_json::to_value(&e).unwrap_or(Value::Null) }),
+                What::Client {
+                    event: serde_json::to_value(&e).unwrap_or(Value::Null),
+                },
             );
             match &e {
                 ClientEvent::Joined { room, epoch, .. } | ClientEvent::Epoch { room, epoch } => {
@@ -439,16 +452,15 @@ impl World<'_> {
                 .unwrap_or_default();
             for e in events {
                 let line = self.rec.count() + 1;
-                let (kind, v) = match &e {
-                    ServerEvent::Hub(h) => ("hub", serde_json::to_value(h)),
-                    ServerEvent::Follower(f) => ("follower", serde_json::to_value(f)),
+                let what = match &e {
+                    ServerEvent::Hub(h) => What::Hub {
+                        event: serde_json::to_value(h).unwrap_or(Value::Null),
+                    },
+                    ServerEvent::Follower(f) => What::Follower {
+                        event: serde_json::to_value(f).unwrap_or(Value::Null),
+                    },
                 };
-                self.rec.event(
-                    t,
-                    d.as_str(),
-                    kind,
-                    json!({ "event": v.unwrap_or(Value::Null) }),
-                );
+                self.rec.event(t, d.as_str(), what);
                 if let ServerEvent::Hub(h) = &e {
                     self.hub_event(t, &d, h, line);
                 }
@@ -621,12 +633,13 @@ impl World<'_> {
 
     fn open_fault(&mut self, w: &Window, open: bool, names: &BTreeMap<String, ClientUri>) {
         let t = self.t();
-        self.rec.event(
-            t,
-            "sim",
-            if open { "fault-start" } else { "fault-end" },
-            json!({ "fault": w.describe() }),
-        );
+        let fault = w.describe();
+        let what = if open {
+            What::FaultStart { fault }
+        } else {
+            What::FaultEnd { fault }
+        };
+        self.rec.event(t, "sim", what);
         if open {
             *self.faults.entry(w.fault.kind().to_string()).or_default() += 1;
         }
@@ -676,12 +689,7 @@ impl World<'_> {
             &script.senders,
             script.preset,
         );
-        self.rec.event(
-            t,
-            c.as_str(),
-            "op",
-            serde_json::to_value(op).unwrap_or(Value::Null),
-        );
+        self.rec.event(t, c.as_str(), op_line(op, None));
         let op_line = self.rec.count();
         self.ops.issued += 1;
         let Some(cmd) = cmd else {
@@ -723,8 +731,9 @@ impl World<'_> {
                 self.rec.event(
                     t,
                     c.as_str(),
-                    "op-refused",
-                    json!({ "reason": e.to_string() }),
+                    What::OpRefused {
+                        reason: e.to_string(),
+                    },
                 );
             }
         }
@@ -1013,18 +1022,17 @@ struct LoopEnd {
 
 /// The trace's first line: scenario (with its text), seed, variant, build.
 fn header(scenario: &Scenario, text: &str, seed: u64, variant: &Value, keep: bool) -> Recorder {
-    let mut rec = Recorder::new(keep);
-    rec.push(json!({
-        "kind": "header",
-        "format": TRACE_FORMAT,
-        "scenario": scenario.name,
-        "scenario_sha256": scenario_hash(text),
-        "scenario_toml": text,
-        "seed": seed,
-        "variant": variant,
-        "build": env!("CARGO_PKG_VERSION"),
-    }));
-    rec
+    let header = Header {
+        format: TRACE_FORMAT,
+        scenario: scenario.name.clone(),
+        scenario_sha256: scenario_hash(text),
+        scenario_toml: text.to_string(),
+        seed,
+        variant: variant.clone(),
+        build: env!("CARGO_PKG_VERSION").to_string(),
+        testbed: None,
+    };
+    Recorder::with_header(&header, keep)
 }
 
 /// The turmoil simulation of `scenario`'s network, and one durable host per provider.
@@ -1154,8 +1162,9 @@ impl<'a> World<'a> {
         self.rec.event(
             0,
             "sim",
-            "phase",
-            json!({"phase": "chaos", "until_ms": chaos}),
+            What::Phase {
+                phase: Phase::Chaos { until_ms: chaos },
+            },
         );
         let mut end = LoopEnd::default();
         let mut healed = false;
@@ -1171,8 +1180,9 @@ impl<'a> World<'a> {
                 self.rec.event(
                     t,
                     "sim",
-                    "phase",
-                    json!({"phase": "heal", "bound_ms": deadline}),
+                    What::Phase {
+                        phase: Phase::Heal { bound_ms: deadline },
+                    },
                 );
             }
             while let Some(i) = schedule.next_step(t) {
@@ -1264,8 +1274,12 @@ impl<'a> World<'a> {
                 self.rec.event(
                     t,
                     c.as_str(),
-                    "op-abandoned",
-                    json!({"op": op.name(), "step": i, "reason": "its precondition never held"}),
+                    What::OpAbandoned {
+                        op: op.name().to_string(),
+                        step: i as u64,
+                        reason: "its precondition never held".to_string(),
+                        client: None,
+                    },
                 );
                 self.ops.abandoned += 1;
                 self.steps.end[i] = Some(StepEnd::Abandoned);
@@ -1351,18 +1365,16 @@ impl World<'_> {
             self.state_table()
         };
         for v in &violations {
-            self.rec.event(
-                t,
-                "sim",
-                "violation",
-                serde_json::to_value(v).unwrap_or(Value::Null),
-            );
+            self.rec.event(t, "sim", v.line());
         }
         self.rec.event(
             t,
             "sim",
-            "end",
-            json!({"outcome": outcome.name(), "liveness": end.liveness, "faults": self.faults}),
+            What::End {
+                outcome: outcome.into(),
+                liveness: end.liveness.clone(),
+                faults: self.faults.clone(),
+            },
         );
         let expectation = scenario.expectation();
         let ids: Vec<&str> = violations.iter().map(|v| v.id).collect();
