@@ -25,10 +25,12 @@ use crate::planted::Bugs;
 use crate::wire::{decode_exact, KeyMaterialRequest};
 
 mod hub_transfer;
+pub mod snapshot;
 pub use hub_transfer::{TransferMode, MAX_MOVED_HOPS};
+pub use snapshot::{ServerSnapshot, SnapshotError};
 
 /// What an outgoing request was for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Pending {
     /// Hub fan-out.
     Notify { room: RoomUri, to: Domain },
