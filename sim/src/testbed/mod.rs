@@ -96,6 +96,7 @@ pub mod observe;
 pub mod peers;
 pub mod proxy;
 pub mod runner;
+pub mod server_tables;
 pub mod setup;
 pub mod store;
 pub mod tls;

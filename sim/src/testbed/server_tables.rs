@@ -1,0 +1,392 @@
+//! The server core's tables in `state.db` ([`super::store`]): the core as a
+//! [`ServerSnapshot`] taken apart into rows, written in the transaction of every
+//! journalled server input, before the input's outputs leave the process
+//! ([`super::journal`]); a restart reads them back into a snapshot and restores the core
+//! from it ([`nodes::server::Server::restore`]).
+//!
+//! | table | what | written |
+//! | --- | --- | --- |
+//! | `server_core` | one row: the snapshot's [`CoreState`] (seeded streams, Welcome routes, follower KeyPackages, subscriptions and `/notify` dedup window, open requests, next token, hub-transfer directory) and `covers`, the last `server_inputs` row it includes | replaced when it changed; `covers` every commit |
+//! | `hub_rooms` | per hosted room: its log's first seq and the rest of the room ([`RoomCore`]: epoch, room state, accepted proposals, GroupInfo and tree, hub record, …) | replaced when it changed |
+//! | `room_log` | per room, per seq: an accepted message (the FanoutMessage as fanned out), its epoch, kind, timestamp and recipients | appended (rewritten only if a hub transfer restarted the log) |
+//! | `public_group` | per room: the openmls storage entries of the hub's `PublicGroup` (key, value), and its group ID in `hub_rooms` | entries replaced or deleted as they change |
+//! | `fanout_queue` | per room and follower provider: the first log entry not acknowledged and the `/notify` in flight (body, retry state) | replaced when it changed |
+//!
+//! Which rows changed is known from the SHA-256 of each row's CBOR as last written
+//! ([`Written`]), kept beside the connection and rebuilt from what a restart read.
+
+use std::collections::BTreeMap;
+
+use nodes::hub::room::{InFlight, Outbound};
+use nodes::ids::{Domain, RoomUri};
+use nodes::server::snapshot::{
+    CoreState, LogRecord, PublicGroupEntries, RoomCore, RoomSnapshot, ServerSnapshot,
+};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+/// The tables (created with the others in [`super::store::Store::open`]).
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS server_core
+    (id INTEGER PRIMARY KEY CHECK (id = 1), covers INTEGER NOT NULL, core BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS hub_rooms
+    (room TEXT PRIMARY KEY, seq_base INTEGER NOT NULL, group_id BLOB, core BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS room_log
+    (room TEXT NOT NULL, seq INTEGER NOT NULL, epoch INTEGER NOT NULL, kind TEXT NOT NULL,
+     timestamp INTEGER NOT NULL, recipients BLOB NOT NULL, message BLOB NOT NULL,
+     PRIMARY KEY (room, seq));
+CREATE TABLE IF NOT EXISTS public_group
+    (room TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (room, key));
+CREATE TABLE IF NOT EXISTS fanout_queue
+    (room TEXT NOT NULL, provider TEXT NOT NULL, next INTEGER NOT NULL, in_flight BLOB,
+     PRIMARY KEY (room, provider));
+";
+
+/// The tables, in the order a fresh write clears them.
+const TABLES: [&str; 5] = [
+    "server_core",
+    "hub_rooms",
+    "room_log",
+    "public_group",
+    "fanout_queue",
+];
+
+type Digest = [u8; 32];
+
+/// What the tables hold, as digests of the rows last written.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Written {
+    core: Option<Digest>,
+    rooms: BTreeMap<RoomUri, WrittenRoom>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct WrittenRoom {
+    /// The `hub_rooms` row.
+    row: Digest,
+    /// The log's first seq and length.
+    log: (u64, usize),
+    /// Per public-group key: its value's digest.
+    group: BTreeMap<Vec<u8>, Digest>,
+    /// Per follower provider: its `fanout_queue` row's digest.
+    queue: BTreeMap<Domain, Digest>,
+}
+
+fn cbor<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and every snapshot type serializes.
+    if let Err(e) = ciborium::into_writer(v, &mut out) {
+        tracing::error!("could not encode a server-core row: {e}");
+    }
+    out
+}
+
+fn hash(bytes: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
+
+fn uncbor<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, String> {
+    ciborium::from_reader(bytes).map_err(|e| format!("{what}: {e}"))
+}
+
+/// The `hub_rooms` row's `core` column.
+fn room_row(r: &RoomSnapshot) -> Vec<u8> {
+    cbor(&r.core)
+}
+
+fn room_digest(r: &RoomSnapshot) -> Digest {
+    hash(&cbor(&(
+        r.seq_base,
+        r.public_group.as_ref().map(|g| &g.group_id),
+        &r.core,
+    )))
+}
+
+fn queue_digest(o: &Outbound) -> Digest {
+    hash(&cbor(o))
+}
+
+impl WrittenRoom {
+    fn of(r: &RoomSnapshot) -> WrittenRoom {
+        WrittenRoom {
+            row: room_digest(r),
+            log: (r.seq_base, r.log.len()),
+            group: r
+                .public_group
+                .iter()
+                .flat_map(|g| g.entries.iter())
+                .map(|(k, v)| (k.clone(), hash(v)))
+                .collect(),
+            queue: r
+                .fanout_queue
+                .iter()
+                .map(|(d, o)| (d.clone(), queue_digest(o)))
+                .collect(),
+        }
+    }
+}
+
+/// Writes the rows of `s` that differ from `written` (every row, after clearing the
+/// tables, when `written` is `None`), with `covers` = the last `server_inputs` row the
+/// snapshot includes. Returns what the tables hold once the transaction commits.
+pub fn write(
+    c: &Connection,
+    s: &ServerSnapshot,
+    written: Option<&Written>,
+    covers: i64,
+) -> rusqlite::Result<Written> {
+    let empty = Written::default();
+    let w = match written {
+        Some(w) => w,
+        None => {
+            for t in TABLES {
+                c.execute(&format!("DELETE FROM {t}"), [])?;
+            }
+            &empty
+        }
+    };
+    let mut out = Written::default();
+    let core = cbor(&(&s.domain, &s.core));
+    let d = hash(&core);
+    if w.core == Some(d) {
+        c.execute(
+            "UPDATE server_core SET covers = ?1 WHERE id = 1",
+            params![covers],
+        )?;
+    } else {
+        c.execute(
+            "INSERT OR REPLACE INTO server_core (id, covers, core) VALUES (1, ?1, ?2)",
+            params![covers, core],
+        )?;
+    }
+    out.core = Some(d);
+    for gone in w.rooms.keys().filter(|r| !s.rooms.contains_key(*r)) {
+        for t in ["hub_rooms", "room_log", "public_group", "fanout_queue"] {
+            c.execute(&format!("DELETE FROM {t} WHERE room = ?1"), [gone.as_str()])?;
+        }
+    }
+    for (room, r) in &s.rooms {
+        let key = room.as_str();
+        let old = w.rooms.get(room);
+        let now = WrittenRoom::of(r);
+        if old.map(|o| o.row) != Some(now.row) {
+            c.execute(
+                "INSERT OR REPLACE INTO hub_rooms (room, seq_base, group_id, core) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    key,
+                    r.seq_base as i64,
+                    r.public_group.as_ref().map(|g| g.group_id.clone()),
+                    room_row(r)
+                ],
+            )?;
+        }
+        // The log is append-only, unless a hub transfer restarted it (A → B → A).
+        let from = match old {
+            Some(o) if o.log.0 == r.seq_base && o.log.1 <= r.log.len() => o.log.1,
+            Some(_) => {
+                c.execute("DELETE FROM room_log WHERE room = ?1", [key])?;
+                0
+            }
+            None => 0,
+        };
+        for e in &r.log[from..] {
+            c.execute(
+                "INSERT INTO room_log (room, seq, epoch, kind, timestamp, recipients, message) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    key,
+                    e.seq as i64,
+                    e.epoch as i64,
+                    e.kind,
+                    e.timestamp as i64,
+                    cbor(&e.recipients),
+                    e.message
+                ],
+            )?;
+        }
+        let no_group = BTreeMap::new();
+        let old_group = old.map_or(&no_group, |o| &o.group);
+        for k in old_group.keys().filter(|k| !now.group.contains_key(*k)) {
+            c.execute(
+                "DELETE FROM public_group WHERE room = ?1 AND key = ?2",
+                params![key, k],
+            )?;
+        }
+        if let Some(g) = &r.public_group {
+            for (k, v) in &g.entries {
+                if old_group.get(k) != now.group.get(k) {
+                    c.execute(
+                        "INSERT OR REPLACE INTO public_group (room, key, value) VALUES (?1, ?2, ?3)",
+                        params![key, k, v],
+                    )?;
+                }
+            }
+        }
+        let no_queue = BTreeMap::new();
+        let old_queue = old.map_or(&no_queue, |o| &o.queue);
+        for p in old_queue.keys().filter(|p| !now.queue.contains_key(*p)) {
+            c.execute(
+                "DELETE FROM fanout_queue WHERE room = ?1 AND provider = ?2",
+                params![key, p.as_str()],
+            )?;
+        }
+        for (p, o) in &r.fanout_queue {
+            if old_queue.get(p) != now.queue.get(p) {
+                c.execute(
+                    "INSERT OR REPLACE INTO fanout_queue (room, provider, next, in_flight) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        key,
+                        p.as_str(),
+                        o.next as i64,
+                        o.in_flight.as_ref().map(cbor)
+                    ],
+                )?;
+            }
+        }
+        out.rooms.insert(room.clone(), now);
+    }
+    Ok(out)
+}
+
+/// A snapshot the tables hold: `covers` (the last `server_inputs` row it includes), the
+/// snapshot, and what the tables hold as [`Written`]. `None` if no snapshot was
+/// written. `Err` says what is damaged.
+pub fn read(c: &Connection) -> Result<Option<(i64, ServerSnapshot, Written)>, String> {
+    let sql_err = |e: rusqlite::Error| e.to_string();
+    let Some((covers, core)) = c
+        .query_row(
+            "SELECT covers, core FROM server_core WHERE id = 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+        )
+        .optional()
+        .map_err(sql_err)?
+    else {
+        return Ok(None);
+    };
+    let (domain, core): (Domain, CoreState) = uncbor("server_core", &core)?;
+    let mut stmt = c
+        .prepare("SELECT room, seq_base, group_id, core FROM hub_rooms ORDER BY room")
+        .map_err(sql_err)?;
+    let heads = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })
+        .map_err(sql_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_err)?;
+    let mut rooms = BTreeMap::new();
+    for (uri, seq_base, group_id, room_core) in heads {
+        let room: RoomUri = uri
+            .parse()
+            .map_err(|e| format!("hub_rooms: room {uri:?}: {e}"))?;
+        let room_core: RoomCore = uncbor(&format!("hub_rooms row of {room}"), &room_core)?;
+        let log = c
+            .prepare(
+                "SELECT seq, epoch, kind, timestamp, recipients, message FROM room_log \
+                 WHERE room = ?1 ORDER BY seq",
+            )
+            .map_err(sql_err)?
+            .query_map([&uri], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
+                ))
+            })
+            .map_err(sql_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql_err)?
+            .into_iter()
+            .map(|(seq, epoch, kind, timestamp, recipients, message)| {
+                Ok(LogRecord {
+                    seq: seq as u64,
+                    timestamp: timestamp as u64,
+                    epoch: epoch as u64,
+                    kind,
+                    recipients: uncbor(&format!("room_log {room} seq {seq}"), &recipients)?,
+                    message,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let entries: BTreeMap<Vec<u8>, Vec<u8>> = c
+            .prepare("SELECT key, value FROM public_group WHERE room = ?1 ORDER BY key")
+            .map_err(sql_err)?
+            .query_map([&uri], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql_err)?
+            .collect::<Result<_, _>>()
+            .map_err(sql_err)?;
+        let public_group = match group_id {
+            Some(group_id) => Some(PublicGroupEntries { group_id, entries }),
+            None if entries.is_empty() => None,
+            None => return Err(format!("public_group rows of {room}, which has no group")),
+        };
+        let queue = c
+            .prepare(
+                "SELECT provider, next, in_flight FROM fanout_queue WHERE room = ?1 \
+                 ORDER BY provider",
+            )
+            .map_err(sql_err)?
+            .query_map([&uri], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<Vec<u8>>>(2)?,
+                ))
+            })
+            .map_err(sql_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql_err)?;
+        let mut fanout_queue = BTreeMap::new();
+        for (provider, next, in_flight) in queue {
+            let d = Domain::new(&provider)
+                .map_err(|e| format!("fanout_queue of {room}: provider {provider:?}: {e}"))?;
+            let in_flight: Option<InFlight> = match in_flight {
+                Some(b) => Some(uncbor(&format!("fanout_queue of {room} to {d}"), &b)?),
+                None => None,
+            };
+            fanout_queue.insert(
+                d,
+                Outbound {
+                    next: next as usize,
+                    in_flight,
+                },
+            );
+        }
+        rooms.insert(
+            room,
+            RoomSnapshot {
+                seq_base: seq_base as u64,
+                log,
+                public_group,
+                fanout_queue,
+                core: room_core,
+            },
+        );
+    }
+    let snapshot = ServerSnapshot {
+        domain,
+        core,
+        rooms,
+    };
+    let written = Written {
+        core: Some(hash(&cbor(&(&snapshot.domain, &snapshot.core)))),
+        rooms: snapshot
+            .rooms
+            .iter()
+            .map(|(k, r)| (k.clone(), WrittenRoom::of(r)))
+            .collect(),
+    };
+    Ok(Some((covers, snapshot, written)))
+}
