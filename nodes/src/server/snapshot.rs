@@ -16,15 +16,16 @@
 //!   `PublicGroup::load`;
 //! * the fan-out queue: per follower provider, the first log entry not acknowledged and
 //!   the `/notify` in flight with its retry state;
+//! * the GroupInfo and tree for joiners (P§5.6);
 //! * the rest of the room ([`RoomCore`]): epoch, the room state of the epoch and the
 //!   hub's state with accepted proposals (P§7.1) as `app_data_dictionary` entries,
-//!   muted users, GroupInfo and tree for joiners, authorised joiners, the hub record and
-//!   sequencer state (x-hub-transfer), the answers remembered for retries.
+//!   muted users, authorised joiners, the hub record and sequencer state
+//!   (x-hub-transfer), the answers remembered for retries.
 //!
-//! and for the server ([`CoreState`]): the seeded streams' positions (hub, follower,
-//! fence verifier), the Welcome routes (P§5.2), the follower's KeyPackages,
-//! subscriptions and `/notify` dedup window (P§5.5), open requests, the next token, the
-//! x-hub-transfer directory and retries.
+//! and for the server: the follower's KeyPackages, subscriptions and `/notify` dedup
+//! window (P§5.5) ([`FollowerState`]), and the rest ([`CoreState`]): the seeded streams'
+//! positions (hub, fence verifier), the Welcome routes (P§5.2), open requests, the next
+//! token, the x-hub-transfer directory and retries.
 //!
 //! Not in it: events the core queued and nobody took yet (the host takes them after every
 //! input; a snapshot with events waiting is refused), and the state of a malicious
@@ -97,8 +98,10 @@ pub enum SnapshotError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerSnapshot {
     pub domain: Domain,
-    /// Everything besides the hosted rooms.
+    /// Everything besides the hosted rooms and the follower.
     pub core: CoreState,
+    /// The honest follower's state (changes with KeyPackages, subscriptions, `/notify`).
+    pub follower: FollowerState,
     /// The rooms the hub hosts.
     pub rooms: BTreeMap<RoomUri, RoomSnapshot>,
 }
@@ -109,7 +112,6 @@ pub struct CoreState {
     hub_stream: StreamPosition,
     key_package_routes: BTreeMap<Vec<u8>, Domain>,
     last_timestamp: Millis,
-    follower: FollowerState,
     next_token: Token,
     pending: BTreeMap<Token, Pending>,
     transfer: TransferSnapshot,
@@ -142,6 +144,10 @@ pub struct RoomSnapshot {
     pub public_group: Option<PublicGroupEntries>,
     /// Per follower provider: the first entry not acknowledged, the `/notify` in flight.
     pub fanout_queue: BTreeMap<Domain, Outbound>,
+    /// The latest committer's GroupInfo and the ratchet tree, for joiners (P§5.6;
+    /// they change once an epoch).
+    pub group_info: Vec<u8>,
+    pub ratchet_tree: Vec<u8>,
     /// Everything else (one opaque value for a host).
     pub core: RoomCore,
 }
@@ -179,8 +185,6 @@ pub struct RoomCore {
     hub_state: BTreeMap<u16, Vec<u8>>,
     pending: Vec<AcceptedProposal>,
     muted: BTreeSet<UserUri>,
-    group_info: Vec<u8>,
-    ratchet_tree: Vec<u8>,
     authorized_joiners: BTreeSet<ClientUri>,
     known_domains: BTreeSet<Domain>,
     pending_client_delta: BTreeMap<UserUri, i64>,
@@ -262,6 +266,8 @@ impl RoomSnapshot {
             log,
             public_group,
             fanout_queue: r.outbound.clone(),
+            group_info: r.group_info.clone(),
+            ratchet_tree: r.ratchet_tree.clone(),
             core: RoomCore {
                 group_id: r.group_id.clone(),
                 epoch: r.epoch,
@@ -269,8 +275,6 @@ impl RoomSnapshot {
                 hub_state: dictionary(room, "hub", &r.hub_state)?,
                 pending: r.pending.clone(),
                 muted: r.muted.clone(),
-                group_info: r.group_info.clone(),
-                ratchet_tree: r.ratchet_tree.clone(),
                 authorized_joiners: r.authorized_joiners.clone(),
                 known_domains: r.known_domains.clone(),
                 pending_client_delta: r.pending_client_delta.clone(),
@@ -331,8 +335,8 @@ impl RoomSnapshot {
             epoch: c.epoch,
             pending: c.pending,
             muted: c.muted,
-            group_info: c.group_info,
-            ratchet_tree: c.ratchet_tree,
+            group_info: self.group_info,
+            ratchet_tree: self.ratchet_tree,
             authorized_joiners: c.authorized_joiners,
             known_domains: c.known_domains,
             log,
@@ -374,11 +378,11 @@ impl Server {
                 hub_stream: hub_provider.seeded_crypto().stream_position(),
                 key_package_routes: routes.clone(),
                 last_timestamp,
-                follower: self.follower.follower().export_state(),
                 next_token: self.next_token,
                 pending: self.pending.clone(),
                 transfer: self.transfer.export(),
             },
+            follower: self.follower.follower().export_state(),
             rooms,
         })
     }
@@ -419,7 +423,7 @@ impl Server {
         }
         self.hub
             .restore_durable(rooms, c.key_package_routes, c.last_timestamp);
-        self.follower_mut().import_state(c.follower)?;
+        self.follower_mut().import_state(snapshot.follower)?;
         self.next_token = c.next_token;
         self.pending = c.pending;
         Ok(())

@@ -6,8 +6,8 @@
 //!
 //! | table | what | written |
 //! | --- | --- | --- |
-//! | `server_core` | one row: the snapshot's [`CoreState`] (seeded streams, Welcome routes, follower KeyPackages, subscriptions and `/notify` dedup window, open requests, next token, hub-transfer directory) and `covers`, the last `server_inputs` row it includes | replaced when it changed; `covers` every commit |
-//! | `hub_rooms` | per hosted room: its log's first seq and the rest of the room ([`RoomCore`]: epoch, room state, accepted proposals, GroupInfo and tree, hub record, …) | replaced when it changed |
+//! | `server_core` | one row: `covers`, the last `server_inputs` row the tables include; `core`, the snapshot's [`CoreState`] (seeded streams, Welcome routes, open requests, next token, hub-transfer directory); `follower`, the follower's KeyPackages, subscriptions and `/notify` dedup window | `covers` every commit, each other column when it changed |
+//! | `hub_rooms` | per hosted room: its log's first seq, its group ID, the GroupInfo and tree for joiners, and the rest of the room ([`RoomCore`]: epoch, room state, accepted proposals, hub record, remembered answers, …) | each column when it changed |
 //! | `room_log` | per room, per seq: an accepted message (the FanoutMessage as fanned out), its epoch, kind, timestamp and recipients | appended (rewritten only if a hub transfer restarted the log) |
 //! | `public_group` | per room: the openmls storage entries of the hub's `PublicGroup` (key, value), and its group ID in `hub_rooms` | entries replaced or deleted as they change |
 //! | `fanout_queue` | per room and follower provider: the first log entry not acknowledged and the `/notify` in flight (body, retry state) | replaced when it changed |
@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use nodes::hub::room::{InFlight, Outbound};
 use nodes::ids::{Domain, RoomUri};
 use nodes::server::snapshot::{
-    CoreState, LogRecord, PublicGroupEntries, RoomCore, RoomSnapshot, ServerSnapshot,
+    CoreState, FollowerState, LogRecord, PublicGroupEntries, RoomCore, RoomSnapshot, ServerSnapshot,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -28,9 +28,11 @@ use serde::{Deserialize, Serialize};
 /// The tables (created with the others in [`super::store::Store::open`]).
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS server_core
-    (id INTEGER PRIMARY KEY CHECK (id = 1), covers INTEGER NOT NULL, core BLOB NOT NULL);
+    (id INTEGER PRIMARY KEY CHECK (id = 1), covers INTEGER NOT NULL, core BLOB NOT NULL,
+     follower BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS hub_rooms
-    (room TEXT PRIMARY KEY, seq_base INTEGER NOT NULL, group_id BLOB, core BLOB NOT NULL);
+    (room TEXT PRIMARY KEY, seq_base INTEGER NOT NULL, group_id BLOB, core BLOB NOT NULL,
+     group_info BLOB NOT NULL, ratchet_tree BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS room_log
     (room TEXT NOT NULL, seq INTEGER NOT NULL, epoch INTEGER NOT NULL, kind TEXT NOT NULL,
      timestamp INTEGER NOT NULL, recipients BLOB NOT NULL, message BLOB NOT NULL,
@@ -57,13 +59,15 @@ type Digest = [u8; 32];
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Written {
     core: Option<Digest>,
+    follower: Option<Digest>,
     rooms: BTreeMap<RoomUri, WrittenRoom>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct WrittenRoom {
-    /// The `hub_rooms` row.
+    /// The `hub_rooms` row: its `core` (with seq_base and group ID), its joiner info.
     row: Digest,
+    joiner: Digest,
     /// The log's first seq and length.
     log: (u64, usize),
     /// Per public-group key: its value's digest.
@@ -111,6 +115,7 @@ impl WrittenRoom {
     fn of(r: &RoomSnapshot) -> WrittenRoom {
         WrittenRoom {
             row: room_digest(r),
+            joiner: hash(&cbor(&(&r.group_info, &r.ratchet_tree))),
             log: (r.seq_base, r.log.len()),
             group: r
                 .public_group
@@ -148,19 +153,31 @@ pub fn write(
     };
     let mut out = Written::default();
     let core = cbor(&(&s.domain, &s.core));
-    let d = hash(&core);
-    if w.core == Some(d) {
+    let follower = cbor(&s.follower);
+    let (d, f) = (hash(&core), hash(&follower));
+    if w.core.is_none() {
+        c.execute(
+            "INSERT OR REPLACE INTO server_core (id, covers, core, follower) \
+             VALUES (1, ?1, ?2, ?3)",
+            params![covers, core, follower],
+        )?;
+    } else {
         c.execute(
             "UPDATE server_core SET covers = ?1 WHERE id = 1",
             params![covers],
         )?;
-    } else {
-        c.execute(
-            "INSERT OR REPLACE INTO server_core (id, covers, core) VALUES (1, ?1, ?2)",
-            params![covers, core],
-        )?;
+        if w.core != Some(d) {
+            c.execute("UPDATE server_core SET core = ?1 WHERE id = 1", [core])?;
+        }
+        if w.follower != Some(f) {
+            c.execute(
+                "UPDATE server_core SET follower = ?1 WHERE id = 1",
+                [follower],
+            )?;
+        }
     }
     out.core = Some(d);
+    out.follower = Some(f);
     for gone in w.rooms.keys().filter(|r| !s.rooms.contains_key(*r)) {
         for t in ["hub_rooms", "room_log", "public_group", "fanout_queue"] {
             c.execute(&format!("DELETE FROM {t} WHERE room = ?1"), [gone.as_str()])?;
@@ -170,17 +187,39 @@ pub fn write(
         let key = room.as_str();
         let old = w.rooms.get(room);
         let now = WrittenRoom::of(r);
-        if old.map(|o| o.row) != Some(now.row) {
-            c.execute(
-                "INSERT OR REPLACE INTO hub_rooms (room, seq_base, group_id, core) \
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    key,
-                    r.seq_base as i64,
-                    r.public_group.as_ref().map(|g| g.group_id.clone()),
-                    room_row(r)
-                ],
-            )?;
+        let group_id = r.public_group.as_ref().map(|g| g.group_id.clone());
+        match old {
+            None => {
+                c.execute(
+                    "INSERT OR REPLACE INTO hub_rooms \
+                     (room, seq_base, group_id, core, group_info, ratchet_tree) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        key,
+                        r.seq_base as i64,
+                        group_id,
+                        room_row(r),
+                        r.group_info,
+                        r.ratchet_tree
+                    ],
+                )?;
+            }
+            Some(o) => {
+                if o.row != now.row {
+                    c.execute(
+                        "UPDATE hub_rooms SET seq_base = ?2, group_id = ?3, core = ?4 \
+                         WHERE room = ?1",
+                        params![key, r.seq_base as i64, group_id, room_row(r)],
+                    )?;
+                }
+                if o.joiner != now.joiner {
+                    c.execute(
+                        "UPDATE hub_rooms SET group_info = ?2, ratchet_tree = ?3 \
+                         WHERE room = ?1",
+                        params![key, r.group_info, r.ratchet_tree],
+                    )?;
+                }
+            }
         }
         // The log is append-only, unless a hub transfer restarted it (A → B → A).
         let from = match old {
@@ -256,11 +295,17 @@ pub fn write(
 /// written. `Err` says what is damaged.
 pub fn read(c: &Connection) -> Result<Option<(i64, ServerSnapshot, Written)>, String> {
     let sql_err = |e: rusqlite::Error| e.to_string();
-    let Some((covers, core)) = c
+    let Some((covers, core, follower)) = c
         .query_row(
-            "SELECT covers, core FROM server_core WHERE id = 1",
+            "SELECT covers, core, follower FROM server_core WHERE id = 1",
             [],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            },
         )
         .optional()
         .map_err(sql_err)?
@@ -268,8 +313,12 @@ pub fn read(c: &Connection) -> Result<Option<(i64, ServerSnapshot, Written)>, St
         return Ok(None);
     };
     let (domain, core): (Domain, CoreState) = uncbor("server_core", &core)?;
+    let follower: FollowerState = uncbor("server_core follower", &follower)?;
     let mut stmt = c
-        .prepare("SELECT room, seq_base, group_id, core FROM hub_rooms ORDER BY room")
+        .prepare(
+            "SELECT room, seq_base, group_id, core, group_info, ratchet_tree FROM hub_rooms \
+             ORDER BY room",
+        )
         .map_err(sql_err)?;
     let heads = stmt
         .query_map([], |r| {
@@ -278,13 +327,15 @@ pub fn read(c: &Connection) -> Result<Option<(i64, ServerSnapshot, Written)>, St
                 r.get::<_, i64>(1)?,
                 r.get::<_, Option<Vec<u8>>>(2)?,
                 r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
             ))
         })
         .map_err(sql_err)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(sql_err)?;
     let mut rooms = BTreeMap::new();
-    for (uri, seq_base, group_id, room_core) in heads {
+    for (uri, seq_base, group_id, room_core, group_info, ratchet_tree) in heads {
         let room: RoomUri = uri
             .parse()
             .map_err(|e| format!("hub_rooms: room {uri:?}: {e}"))?;
@@ -371,6 +422,8 @@ pub fn read(c: &Connection) -> Result<Option<(i64, ServerSnapshot, Written)>, St
                 log,
                 public_group,
                 fanout_queue,
+                group_info,
+                ratchet_tree,
                 core: room_core,
             },
         );
@@ -378,10 +431,12 @@ pub fn read(c: &Connection) -> Result<Option<(i64, ServerSnapshot, Written)>, St
     let snapshot = ServerSnapshot {
         domain,
         core,
+        follower,
         rooms,
     };
     let written = Written {
         core: Some(hash(&cbor(&(&snapshot.domain, &snapshot.core)))),
+        follower: Some(hash(&cbor(&snapshot.follower))),
         rooms: snapshot
             .rooms
             .iter()
@@ -389,4 +444,105 @@ pub fn read(c: &Connection) -> Result<Option<(i64, ServerSnapshot, Written)>, St
             .collect(),
     };
     Ok(Some((covers, snapshot, written)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nodes::client::core::Command;
+    use nodes::hub::{Enforcement, EnforcementConfig};
+    use nodes::ids::{ClientUri, UserUri};
+    use nodes::room::RolePreset;
+    use nodes::world::MemoryWorld;
+
+    fn client(d: &str, user: &str) -> ClientUri {
+        UserUri::new(&Domain::new(d).unwrap(), user)
+            .unwrap()
+            .client("1")
+            .unwrap()
+    }
+
+    /// After every work item of a run (room created, members added, messages, commits,
+    /// a removal), the rows written only where they changed read back as the hub's
+    /// snapshot of that moment, byte for byte.
+    #[test]
+    fn rows_written_as_they_change_read_back_as_the_snapshot_of_the_moment() {
+        let a = Domain::new("a.example").unwrap();
+        let mut w = MemoryWorld::new(5);
+        for d in ["a.example", "b.example"] {
+            w.add_server(
+                &Domain::new(d).unwrap(),
+                EnforcementConfig::new(Enforcement::Full),
+            );
+        }
+        let (alice, bob) = (client("a.example", "alice"), client("b.example", "bob"));
+        w.add_client(&alice, 4);
+        w.add_client(&bob, 4);
+        w.run();
+        let room = w.create_room(&alice, "r", RolePreset::Cooperative).unwrap();
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        let mut written: Option<Written> = None;
+        let mut checked = 0;
+        let mut check = |w: &MemoryWorld, written: &mut Option<Written>| {
+            let s = w.server(&a).snapshot_state().unwrap();
+            let now = write(&conn, &s, written.as_ref(), checked).unwrap();
+            let (covers, back, read_written) = read(&conn).unwrap().unwrap();
+            assert_eq!(covers, checked);
+            assert_eq!(cbor(&back), cbor(&s), "after {checked} work items");
+            assert_eq!(read_written, now);
+            *written = Some(now);
+            checked += 1;
+        };
+        let commands = [
+            (
+                &alice,
+                Command::AddUser {
+                    room: room.clone(),
+                    user: bob.user(),
+                    role: None,
+                },
+            ),
+            (
+                &bob,
+                Command::Send {
+                    room: room.clone(),
+                    text: "hello".into(),
+                },
+            ),
+            (&bob, Command::SelfUpdate { room: room.clone() }),
+            (
+                &alice,
+                Command::Send {
+                    room: room.clone(),
+                    text: "hi".into(),
+                },
+            ),
+            (
+                &alice,
+                Command::RemoveUser {
+                    room: room.clone(),
+                    user: bob.user(),
+                },
+            ),
+        ];
+        check(&w, &mut written);
+        for (who, cmd) in commands {
+            w.queue_command(who, cmd).unwrap();
+            // Bounded: each command settles in a few hundred work items.
+            for _ in 0..10_000 {
+                if !w.step() {
+                    break;
+                }
+                check(&w, &mut written);
+            }
+            w.run();
+            check(&w, &mut written);
+        }
+        let log: i64 = conn
+            .query_row("SELECT COUNT(*) FROM room_log", [], |r| r.get(0))
+            .unwrap();
+        assert!(log >= 6, "{log} log rows");
+        assert!(checked > 20, "{checked}");
+    }
 }
