@@ -963,6 +963,37 @@ mod tests {
     }
 
     #[test]
+    fn a_file_of_the_journal_only_layout_is_refused_and_left_as_it_was() {
+        let d = dir("v1");
+        Connection::open(d.join(STATE_FILE))
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO meta VALUES ('schema', '1');
+                 CREATE TABLE server_inputs
+                     (seq INTEGER PRIMARY KEY, input BLOB NOT NULL, outputs BLOB NOT NULL);",
+            )
+            .unwrap();
+        let e = Store::open(&d, &id("a.example", 1)).err().unwrap();
+        assert!(
+            matches!(e, StoreError::Version { .. }) && e.is_bad_input(),
+            "{e}"
+        );
+        let text = e.to_string();
+        assert!(text.contains("\"1\"") && text.contains("--state"), "{text}");
+        let tables: i64 = Connection::open(d.join(STATE_FILE))
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 2);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn another_provider_seed_or_enforcement_is_refused() {
         let d = dir("identity");
         drop(Store::open(&d, &id("a.example", 1)).unwrap());
