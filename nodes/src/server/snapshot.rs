@@ -100,8 +100,12 @@ pub struct ServerSnapshot {
     pub domain: Domain,
     /// Everything besides the hosted rooms and the follower.
     pub core: CoreState,
-    /// The honest follower's state (changes with KeyPackages, subscriptions, `/notify`).
+    /// The honest follower's state besides its dedup window (changes with KeyPackages
+    /// and subscriptions).
     pub follower: FollowerState,
+    /// SHA-256 of the recent `/notify` bodies, oldest first (P§5.5 dedup): a window
+    /// that moves by one with each new body.
+    pub notify_dedup: Vec<[u8; 32]>,
     /// The rooms the hub hosts.
     pub rooms: BTreeMap<RoomUri, RoomSnapshot>,
 }
@@ -128,7 +132,7 @@ pub struct FollowerState {
     pub(crate) refusing: BTreeSet<UserUri>,
     /// Per room: subscribed local clients and the latest room-state signal.
     pub(crate) rooms: BTreeMap<RoomUri, (BTreeSet<ClientUri>, Option<Vec<u8>>)>,
-    /// SHA-256 of the recent `/notify` bodies, oldest first (P§5.5 dedup).
+    /// Empty in a [`ServerSnapshot`] (see [`ServerSnapshot::notify_dedup`]).
     pub(crate) recent: Vec<[u8; 32]>,
 }
 
@@ -144,6 +148,9 @@ pub struct RoomSnapshot {
     pub public_group: Option<PublicGroupEntries>,
     /// Per follower provider: the first entry not acknowledged, the `/notify` in flight.
     pub fanout_queue: BTreeMap<Domain, Outbound>,
+    /// Remembered accepted messages (SHA-256, accepted at), oldest first: a window that
+    /// moves with each accepted message (retries get the original answer).
+    pub accepted: Vec<([u8; 32], Millis)>,
     /// The latest committer's GroupInfo and the ratchet tree, for joiners (P§5.6;
     /// they change once an epoch).
     pub group_info: Vec<u8>,
@@ -190,8 +197,6 @@ pub struct RoomCore {
     pending_client_delta: BTreeMap<UserUri, i64>,
     pending_added: BTreeSet<UserUri>,
     created_from: [u8; 32],
-    /// Remembered accepted messages (hash, accepted at), oldest first.
-    accepted: Vec<([u8; 32], Millis)>,
     record: HubRecord,
     sequencer: Sequencer,
     took_over_at: Option<u64>,
@@ -266,6 +271,7 @@ impl RoomSnapshot {
             log,
             public_group,
             fanout_queue: r.outbound.clone(),
+            accepted,
             group_info: r.group_info.clone(),
             ratchet_tree: r.ratchet_tree.clone(),
             core: RoomCore {
@@ -280,7 +286,6 @@ impl RoomSnapshot {
                 pending_client_delta: r.pending_client_delta.clone(),
                 pending_added: r.pending_added.clone(),
                 created_from: r.created_from,
-                accepted,
                 record: r.record.clone(),
                 sequencer: r.sequencer.clone(),
                 took_over_at: r.took_over_at,
@@ -344,8 +349,8 @@ impl RoomSnapshot {
             pending_client_delta: c.pending_client_delta,
             pending_added: c.pending_added,
             created_from: c.created_from,
-            accepted: c.accepted.iter().copied().collect(),
-            accepted_order: c.accepted.iter().map(|(h, _)| *h).collect(),
+            accepted: self.accepted.iter().copied().collect(),
+            accepted_order: self.accepted.iter().map(|(h, _)| *h).collect(),
             record: c.record,
             sequencer: c.sequencer,
             seq_base: self.seq_base,
@@ -372,6 +377,7 @@ impl Server {
         for r in self.hub.rooms() {
             rooms.insert(r.room.clone(), RoomSnapshot::of(r)?);
         }
+        let mut follower = self.follower.follower().export_state();
         Ok(ServerSnapshot {
             domain: self.domain.clone(),
             core: CoreState {
@@ -382,7 +388,8 @@ impl Server {
                 pending: self.pending.clone(),
                 transfer: self.transfer.export(),
             },
-            follower: self.follower.follower().export_state(),
+            notify_dedup: std::mem::take(&mut follower.recent),
+            follower,
             rooms,
         })
     }
@@ -423,7 +430,9 @@ impl Server {
         }
         self.hub
             .restore_durable(rooms, c.key_package_routes, c.last_timestamp);
-        self.follower_mut().import_state(snapshot.follower)?;
+        let mut follower = snapshot.follower;
+        follower.recent = snapshot.notify_dedup;
+        self.follower_mut().import_state(follower)?;
         self.next_token = c.next_token;
         self.pending = c.pending;
         Ok(())

@@ -10,6 +10,8 @@
 //! | `hub_rooms` | per hosted room: its log's first seq, its group ID, the GroupInfo and tree for joiners, and the rest of the room ([`RoomCore`]: epoch, room state, accepted proposals, hub record, remembered answers, …) | each column when it changed |
 //! | `room_log` | per room, per seq: an accepted message (the FanoutMessage as fanned out), its epoch, kind, timestamp and recipients | appended (rewritten only if a hub transfer restarted the log) |
 //! | `public_group` | per room: the openmls storage entries of the hub's `PublicGroup` (key, value), and its group ID in `hub_rooms` | entries replaced or deleted as they change |
+//! | `room_accepted` | per room: the accepted messages remembered for retries (SHA-256, accepted at), in order (`ord`) | a window: rows dropped at the front, appended at the back |
+//! | `notify_dedup` | the follower's recent `/notify` body hashes (P§5.5), in order (`ord`) | likewise |
 //! | `fanout_queue` | per room and follower provider: the first log entry not acknowledged and the `/notify` in flight (body, retry state) | replaced when it changed |
 //!
 //! Which rows changed is known from the SHA-256 of each row's CBOR as last written
@@ -39,16 +41,22 @@ CREATE TABLE IF NOT EXISTS room_log
      PRIMARY KEY (room, seq));
 CREATE TABLE IF NOT EXISTS public_group
     (room TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (room, key));
+CREATE TABLE IF NOT EXISTS notify_dedup (ord INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS room_accepted
+    (room TEXT NOT NULL, ord INTEGER NOT NULL, hash BLOB NOT NULL,
+     accepted_at INTEGER NOT NULL, PRIMARY KEY (room, ord));
 CREATE TABLE IF NOT EXISTS fanout_queue
     (room TEXT NOT NULL, provider TEXT NOT NULL, next INTEGER NOT NULL, in_flight BLOB,
      PRIMARY KEY (room, provider));
 ";
 
 /// The tables, in the order a fresh write clears them.
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 7] = [
     "server_core",
+    "notify_dedup",
     "hub_rooms",
     "room_log",
+    "room_accepted",
     "public_group",
     "fanout_queue",
 ];
@@ -60,6 +68,7 @@ type Digest = [u8; 32];
 pub struct Written {
     core: Option<Digest>,
     follower: Option<Digest>,
+    dedup: Window,
     rooms: BTreeMap<RoomUri, WrittenRoom>,
 }
 
@@ -74,6 +83,67 @@ struct WrittenRoom {
     group: BTreeMap<Vec<u8>, Digest>,
     /// Per follower provider: its `fanout_queue` row's digest.
     queue: BTreeMap<Domain, Digest>,
+    accepted: Window,
+}
+
+/// A window of hashes as its rows hold it: row `first + i` holds `items[i]`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Window {
+    first: i64,
+    items: std::collections::VecDeque<Digest>,
+}
+
+impl Window {
+    fn of(items: impl Iterator<Item = Digest>) -> Window {
+        Window {
+            first: 0,
+            items: items.collect(),
+        }
+    }
+
+    /// How `now` follows from this window: `Some((dropped, kept))` when `now` is this
+    /// window without its first `dropped` items, plus items appended after the `kept`
+    /// ones.
+    fn moved_to(&self, now: &[Digest]) -> Option<(usize, usize)> {
+        let dropped = match now.first() {
+            Some(h) => self
+                .items
+                .iter()
+                .position(|x| x == h)
+                .unwrap_or(self.items.len()),
+            None => self.items.len(),
+        };
+        let kept = self.items.len() - dropped;
+        (now.len() >= kept && self.items.iter().skip(dropped).eq(now[..kept].iter()))
+            .then_some((dropped, kept))
+    }
+
+    /// Writes the rows that changed from `old` (`None`: the rows are gone) to `now`:
+    /// `delete(from, to)` deletes rows `from..to`, `insert(ord, i)` writes item `i` of
+    /// `now` at row `ord`. Returns the new window.
+    fn write(
+        old: Option<&Window>,
+        now: &[Digest],
+        mut delete: impl FnMut(i64, i64) -> rusqlite::Result<()>,
+        mut insert: impl FnMut(i64, usize) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<Window> {
+        let (first, dropped, kept) = match old.map(|o| (o, o.moved_to(now))) {
+            Some((o, Some((dropped, kept)))) => (o.first, dropped, kept),
+            Some((o, None)) => (o.first, o.items.len(), 0),
+            None => (0, 0, 0),
+        };
+        if dropped > 0 {
+            delete(first, first + dropped as i64)?;
+        }
+        let first = first + dropped as i64;
+        for (i, _) in now.iter().enumerate().skip(kept) {
+            insert(first + i as i64, i)?;
+        }
+        Ok(Window {
+            first,
+            items: now.iter().copied().collect(),
+        })
+    }
 }
 
 fn cbor<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
@@ -128,6 +198,7 @@ impl WrittenRoom {
                 .iter()
                 .map(|(d, o)| (d.clone(), queue_digest(o)))
                 .collect(),
+            accepted: Window::of(r.accepted.iter().map(|(h, _)| *h)),
         }
     }
 }
@@ -178,8 +249,32 @@ pub fn write(
     }
     out.core = Some(d);
     out.follower = Some(f);
+    out.dedup = Window::write(
+        written.map(|w| &w.dedup),
+        &s.notify_dedup,
+        |from, to| {
+            c.execute(
+                "DELETE FROM notify_dedup WHERE ord >= ?1 AND ord < ?2",
+                params![from, to],
+            )
+            .map(|_| ())
+        },
+        |ord, i| {
+            c.execute(
+                "INSERT INTO notify_dedup (ord, hash) VALUES (?1, ?2)",
+                params![ord, &s.notify_dedup[i][..]],
+            )
+            .map(|_| ())
+        },
+    )?;
     for gone in w.rooms.keys().filter(|r| !s.rooms.contains_key(*r)) {
-        for t in ["hub_rooms", "room_log", "public_group", "fanout_queue"] {
+        for t in [
+            "hub_rooms",
+            "room_log",
+            "room_accepted",
+            "public_group",
+            "fanout_queue",
+        ] {
             c.execute(&format!("DELETE FROM {t} WHERE room = ?1"), [gone.as_str()])?;
         }
     }
@@ -285,9 +380,65 @@ pub fn write(
                 )?;
             }
         }
+        let hashes: Vec<Digest> = r.accepted.iter().map(|(h, _)| *h).collect();
+        let mut now = now;
+        now.accepted = Window::write(
+            old.map(|o| &o.accepted),
+            &hashes,
+            |from, to| {
+                c.execute(
+                    "DELETE FROM room_accepted WHERE room = ?1 AND ord >= ?2 AND ord < ?3",
+                    params![key, from, to],
+                )
+                .map(|_| ())
+            },
+            |ord, i| {
+                c.execute(
+                    "INSERT INTO room_accepted (room, ord, hash, accepted_at) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![key, ord, &r.accepted[i].0[..], r.accepted[i].1 as i64],
+                )
+                .map(|_| ())
+            },
+        )?;
         out.rooms.insert(room.clone(), now);
     }
     Ok(out)
+}
+
+/// The rows of a window table (`sql` selects ord, hash, a number), checked to be
+/// consecutive: the first ord and the (hash, number) items.
+fn window<P: rusqlite::Params>(
+    c: &Connection,
+    what: &str,
+    sql: &str,
+    p: P,
+) -> Result<(i64, Vec<(Digest, u64)>), String> {
+    let rows = c
+        .prepare(sql)
+        .map_err(|e| e.to_string())?
+        .query_map(p, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let first = rows.first().map_or(0, |r| r.0);
+    let mut items = Vec::with_capacity(rows.len());
+    for (i, (ord, h, n)) in rows.into_iter().enumerate() {
+        if ord != first + i as i64 {
+            return Err(format!("{what}: row {ord} follows a gap"));
+        }
+        let h: Digest = h
+            .try_into()
+            .map_err(|_| format!("{what}: row {ord} is not a SHA-256"))?;
+        items.push((h, n as u64));
+    }
+    Ok((first, items))
 }
 
 /// A snapshot the tables hold: `covers` (the last `server_inputs` row it includes), the
@@ -335,10 +486,12 @@ pub fn read(c: &Connection) -> Result<Option<(i64, ServerSnapshot, Written)>, St
         .collect::<Result<Vec<_>, _>>()
         .map_err(sql_err)?;
     let mut rooms = BTreeMap::new();
+    let mut firsts = BTreeMap::new();
     for (uri, seq_base, group_id, room_core, group_info, ratchet_tree) in heads {
         let room: RoomUri = uri
             .parse()
             .map_err(|e| format!("hub_rooms: room {uri:?}: {e}"))?;
+        let room_key = room.clone();
         let room_core: RoomCore = uncbor(&format!("hub_rooms row of {room}"), &room_core)?;
         let log = c
             .prepare(
@@ -383,6 +536,12 @@ pub fn read(c: &Connection) -> Result<Option<(i64, ServerSnapshot, Written)>, St
             None if entries.is_empty() => None,
             None => return Err(format!("public_group rows of {room}, which has no group")),
         };
+        let (accepted_first, accepted) = window(
+            c,
+            &format!("room_accepted of {room}"),
+            "SELECT ord, hash, accepted_at FROM room_accepted WHERE room = ?1 ORDER BY ord",
+            [&uri],
+        )?;
         let queue = c
             .prepare(
                 "SELECT provider, next, in_flight FROM fanout_queue WHERE room = ?1 \
@@ -422,25 +581,42 @@ pub fn read(c: &Connection) -> Result<Option<(i64, ServerSnapshot, Written)>, St
                 log,
                 public_group,
                 fanout_queue,
+                accepted,
                 group_info,
                 ratchet_tree,
                 core: room_core,
             },
         );
+        firsts.insert(room_key, accepted_first);
     }
+    let (dedup_first, dedup) = window(
+        c,
+        "notify_dedup",
+        "SELECT ord, hash, 0 FROM notify_dedup ORDER BY ord",
+        [],
+    )?;
     let snapshot = ServerSnapshot {
         domain,
         core,
         follower,
+        notify_dedup: dedup.iter().map(|(h, _)| *h).collect(),
         rooms,
     };
     let written = Written {
         core: Some(hash(&cbor(&(&snapshot.domain, &snapshot.core)))),
         follower: Some(hash(&cbor(&snapshot.follower))),
+        dedup: Window {
+            first: dedup_first,
+            items: snapshot.notify_dedup.iter().copied().collect(),
+        },
         rooms: snapshot
             .rooms
             .iter()
-            .map(|(k, r)| (k.clone(), WrittenRoom::of(r)))
+            .map(|(k, r)| {
+                let mut w = WrittenRoom::of(r);
+                w.accepted.first = firsts.get(k).copied().unwrap_or(0);
+                (k.clone(), w)
+            })
             .collect(),
     };
     Ok(Some((covers, snapshot, written)))
@@ -460,6 +636,68 @@ mod tests {
             .unwrap()
             .client("1")
             .unwrap()
+    }
+
+    /// A window that slides (items dropped at the front, appended at the back) is
+    /// written as deletions and insertions of single rows, and one that does not follow
+    /// from the last is rewritten; its rows always read back as the window.
+    #[test]
+    fn a_sliding_window_moves_row_by_row() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        let item = |i: u8| [i; 32];
+        let mut old: Option<Window> = None;
+        let steps: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![1],
+            vec![1, 2, 3],
+            vec![2, 3, 4],
+            vec![4, 5],
+            vec![9, 8],
+            vec![],
+            vec![7],
+        ];
+        for step in steps {
+            let now: Vec<Digest> = step.iter().map(|i| item(*i)).collect();
+            let (mut deleted, mut inserted) = (0, 0);
+            let w = Window::write(
+                old.as_ref(),
+                &now,
+                |from, to| {
+                    deleted += to - from;
+                    conn.execute(
+                        "DELETE FROM notify_dedup WHERE ord >= ?1 AND ord < ?2",
+                        params![from, to],
+                    )
+                    .map(|_| ())
+                },
+                |ord, i| {
+                    inserted += 1;
+                    conn.execute(
+                        "INSERT INTO notify_dedup (ord, hash) VALUES (?1, ?2)",
+                        params![ord, &now[i][..]],
+                    )
+                    .map(|_| ())
+                },
+            )
+            .unwrap();
+            let (first, back) = window(
+                &conn,
+                "notify_dedup",
+                "SELECT ord, hash, 0 FROM notify_dedup ORDER BY ord",
+                [],
+            )
+            .unwrap();
+            assert_eq!(back.iter().map(|(h, _)| *h).collect::<Vec<_>>(), now);
+            assert!(now.is_empty() || first == w.first, "{step:?}");
+            if step == vec![2, 3, 4] {
+                assert_eq!((deleted, inserted), (1, 1));
+            }
+            if step == vec![9, 8] {
+                assert_eq!((deleted, inserted), (2, 2));
+            }
+            old = Some(w);
+        }
     }
 
     /// After every work item of a run (room created, members added, messages, commits,
