@@ -6,7 +6,7 @@
 //!
 //! | table | what | written |
 //! | --- | --- | --- |
-//! | `server_core` | one row: `covers`, the last `server_inputs` row the tables include; `core`, the snapshot's [`CoreState`] (seeded streams, Welcome routes, open requests, next token, hub-transfer directory); `follower`, the follower's KeyPackages, subscriptions and `/notify` dedup window | `covers` every commit, each other column when it changed |
+//! | `server_core` | one row: `covers`, the last `server_inputs` row the tables include; `core`, the snapshot's [`CoreState`] (seeded streams, Welcome routes, open requests, next token, hub-transfer directory); `follower`, the follower's KeyPackages and subscriptions | `covers` every commit, each other column when it changed |
 //! | `hub_rooms` | per hosted room: its log's first seq, its group ID, the GroupInfo and tree for joiners, and the rest of the room ([`RoomCore`]: epoch, room state, accepted proposals, hub record, remembered answers, …) | each column when it changed |
 //! | `room_log` | per room, per seq: an accepted message (the FanoutMessage as fanned out), its epoch, kind, timestamp and recipients | appended (rewritten only if a hub transfer restarted the log) |
 //! | `public_group` | per room: the openmls storage entries of the hub's `PublicGroup` (key, value), and its group ID in `hub_rooms` | entries replaced or deleted as they change |

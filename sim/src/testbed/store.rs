@@ -19,7 +19,7 @@
 //! | table | what |
 //! | --- | --- |
 //! | `meta` | schema version, provider, seed, enforcement (a restart checks them) |
-//! | `server_core`, `hub_rooms`, `room_log`, `public_group`, `fanout_queue` | the server core's state ([`super::server_tables`]) |
+//! | `server_core`, `hub_rooms`, `room_log`, `room_accepted`, `public_group`, `fanout_queue`, `notify_dedup` | the server core's state ([`super::server_tables`]) |
 //! | `server_inputs` | the server core's inputs ([`ServerInput`]) not covered by the state in the tables above (none after a commit, unless the core cannot be snapshotted), in the order it took them |
 //! | `client_inputs` | the clients' inputs ([`ClientInput`]) in order |
 //! | `to_clients` | the last-mile mailbox: messages the server core handed to a local client that the client has not taken yet |
