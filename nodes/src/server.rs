@@ -26,11 +26,13 @@ use crate::wire::{decode_exact, KeyMaterialRequest};
 
 mod hub_transfer;
 pub mod roles;
+pub mod snapshot;
 pub use hub_transfer::{TransferMode, MAX_MOVED_HOPS};
 pub use roles::{FollowerNode, HubNode};
+pub use snapshot::{ServerSnapshot, SnapshotError};
 
 /// What an outgoing request was for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Pending {
     /// Hub fan-out.
     Notify { room: RoomUri, to: Domain },

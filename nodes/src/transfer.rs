@@ -236,7 +236,9 @@ fn exact<T>(
 }
 
 /// `HubRecord` (x-hub-transfer §1): the room's current hub and its generation.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct HubRecord {
     pub hub: Domain,
     pub generation: u64,
@@ -550,12 +552,12 @@ pub fn transfer_plan(
 
 /// Where a provider (server and follower) routes a room's requests and whose fan-out it
 /// accepts (x-hub-transfer §5). Rooms not in it are at [`HubRecord::initial`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct HubDirectory {
     rooms: BTreeMap<RoomUri, DirectoryEntry>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct DirectoryEntry {
     record: HubRecord,
     /// Predecessors that handed off cooperatively and may still drain their log.

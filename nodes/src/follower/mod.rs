@@ -30,6 +30,7 @@ use crate::endpoint::Endpoint;
 use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
 use crate::io::{status, ProviderToClient, Response};
 use crate::mls::SeededProvider;
+use crate::server::snapshot::{FollowerState, SnapshotError};
 use crate::wire::{
     decode_exact, encode, ClientKeyMaterial, ClientMaterial, FanoutBody, FanoutMessage,
     IdentifierUri, KeyMaterialRequest, KeyMaterialResponse, KeyMaterialUserCode, KeyPackageBytes,
@@ -121,6 +122,69 @@ impl Follower {
             recent_set: self.recent_set.clone(),
             events: self.events.clone(),
         }
+    }
+
+    /// This follower's state as plain data, for a durable snapshot
+    /// ([`crate::server::snapshot`]); events not taken yet are not part of it.
+    pub(crate) fn export_state(&self) -> FollowerState {
+        FollowerState {
+            stream: self.provider.seeded_crypto().stream_position(),
+            key_packages: self
+                .key_packages
+                .iter()
+                .map(|(c, q)| (c.clone(), q.iter().map(|k| k.as_bytes().to_vec()).collect()))
+                .collect(),
+            handed_out: self.handed_out.clone(),
+            refusing: self.refusing.clone(),
+            rooms: self
+                .rooms
+                .iter()
+                .map(|(r, f)| (r.clone(), (f.subscribers.clone(), f.signal.clone())))
+                .collect(),
+            recent: self.recent.iter().copied().collect(),
+        }
+    }
+
+    /// Puts back a state [`Follower::export_state`] gave, on a follower built for the
+    /// same provider and seed.
+    pub(crate) fn import_state(&mut self, s: FollowerState) -> Result<(), SnapshotError> {
+        if !self.provider.seeded_crypto().set_stream_position(&s.stream) {
+            return Err(SnapshotError::OtherStream { what: "follower" });
+        }
+        let mut key_packages = BTreeMap::new();
+        for (c, q) in s.key_packages {
+            let q = q
+                .iter()
+                .map(|k| KeyPackageBytes::from_bytes(k))
+                .collect::<Result<VecDeque<_>, _>>()
+                .map_err(|e| SnapshotError::Damaged(format!("KeyPackage of {c}: {e}")))?;
+            key_packages.insert(c, q);
+        }
+        self.key_packages = key_packages;
+        self.handed_out = s.handed_out;
+        self.refusing = s.refusing;
+        self.rooms = s
+            .rooms
+            .into_iter()
+            .map(|(r, (subscribers, signal))| {
+                (
+                    r,
+                    FollowerRoom {
+                        subscribers,
+                        signal,
+                    },
+                )
+            })
+            .collect();
+        self.recent_set = s.recent.iter().copied().collect();
+        self.recent = s.recent.into();
+        self.events.clear();
+        Ok(())
+    }
+
+    /// Whether events wait to be taken.
+    pub(crate) fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     pub fn domain(&self) -> &Domain {

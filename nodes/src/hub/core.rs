@@ -286,6 +286,34 @@ impl Hub {
         })
     }
 
+    /// The hub's state besides its rooms and its configuration, for a durable snapshot
+    /// ([`crate::server::snapshot`]): its provider (stream position), the Welcome routes
+    /// (KeyPackageRef → provider), the last timestamp, whether events wait to be taken.
+    pub(crate) fn durable_parts(
+        &self,
+    ) -> (&SeededProvider, &BTreeMap<Vec<u8>, Domain>, Millis, bool) {
+        (
+            &self.provider,
+            &self.key_package_routes,
+            self.last_timestamp,
+            !self.events.is_empty(),
+        )
+    }
+
+    /// Puts back what [`Hub::durable_parts`] and [`Hub::rooms`] gave (the provider's
+    /// stream is moved by the caller).
+    pub(crate) fn restore_durable(
+        &mut self,
+        rooms: BTreeMap<RoomUri, HubRoom>,
+        key_package_routes: BTreeMap<Vec<u8>, Domain>,
+        last_timestamp: Millis,
+    ) {
+        self.rooms = rooms;
+        self.key_package_routes = key_package_routes;
+        self.last_timestamp = last_timestamp;
+        self.events.clear();
+    }
+
     /// Follow the room-state variant `mode` (x-hub-only-room-state under
     /// [`RoomStateMode::HubOnly`], see [`crate::room::hub_only`]).
     pub fn set_room_state_mode(&mut self, mode: RoomStateMode) {

@@ -456,6 +456,32 @@ impl PublicView {
         })
     }
 
+    /// The openmls storage entries of this group (key → value, in key order): with
+    /// the group ID, all [`PublicView::from_storage_entries`] needs to load it again.
+    pub fn storage_entries(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, ViewError> {
+        let values = self
+            .storage
+            .values
+            .read()
+            .map_err(|_| ViewError::Storage("poisoned".into()))?;
+        Ok(values.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    /// The view of group `group_id` loaded (`PublicGroup::load`) from storage entries
+    /// written by [`PublicView::storage_entries`].
+    pub fn from_storage_entries(
+        group_id: &[u8],
+        entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    ) -> Result<PublicView, ViewError> {
+        let storage = MemoryStorage {
+            values: std::sync::RwLock::new(entries.into_iter().collect()),
+        };
+        let group = PublicGroup::load(&storage, &GroupId::from_slice(group_id))
+            .map_err(|e| ViewError::Storage(format!("{e:?}")))?
+            .ok_or_else(|| ViewError::Storage("group not in storage".into()))?;
+        Ok(PublicView { group, storage })
+    }
+
     /// The leaf index of the member whose credential names `client`.
     pub fn leaf_of(&self, client: &ClientUri) -> Option<u32> {
         self.members()

@@ -12,7 +12,7 @@ use super::public_view::{PublicView, ViewError};
 use crate::transfer::HubRecord;
 
 /// Whether this hub sequences the room (x-hub-transfer, [`crate::transfer`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Sequencer {
     /// This hub is the room's sequencer.
     Active,
@@ -27,7 +27,7 @@ pub enum Sequencer {
 }
 
 /// A proposal the hub accepted in the current epoch (P§7.1).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AcceptedProposal {
     /// The MLSMessage bytes.
     pub message: Vec<u8>,
@@ -51,7 +51,7 @@ pub struct LogEntry {
 }
 
 /// A `/notify` in flight to one provider. Retries resend exactly `body` (P§5.5 dedup).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct InFlight {
     pub token: Option<Token>,
     /// Log index after the last message in `body`.
@@ -63,7 +63,7 @@ pub struct InFlight {
 }
 
 /// Delivery state towards one provider.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Outbound {
     /// Log index of the first message not yet acknowledged.
     pub next: usize,

@@ -11,4 +11,4 @@ pub mod provider;
 pub use app_data::{AppDataError, ComponentLogic};
 pub use commit::{stage_canonical_commit, CommitError, CommitPlan};
 pub use config::{Identity, CIPHERSUITE};
-pub use provider::{derive_seed, MlsStorage, SeededCrypto, SeededProvider};
+pub use provider::{derive_seed, MlsStorage, SeededCrypto, SeededProvider, StreamPosition};

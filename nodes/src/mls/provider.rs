@@ -239,6 +239,15 @@ fn with_hpke_seed<T>(seed: [u8; 32], f: impl FnOnce() -> T) -> T {
 #[derive(Clone)]
 pub struct RngSnapshot(ChaCha20Rng);
 
+/// A [`SeededCrypto`] stream's position as plain data: its seed, stream number and
+/// ChaCha20 word position (little-endian).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StreamPosition {
+    pub seed: [u8; 32],
+    pub stream: u64,
+    pub word_pos: [u8; 16],
+}
+
 /// OpenMLS crypto + randomness with every random byte drawn from one seeded stream.
 pub struct SeededCrypto {
     inner: RustCrypto,
@@ -287,6 +296,28 @@ impl SeededCrypto {
     /// Return the stream to a saved position.
     pub fn restore(&self, snap: &RngSnapshot) {
         *self.rng.lock().expect("rng lock is never poisoned") = snap.0.clone();
+    }
+
+    /// Where the stream is, as plain data (for a durable snapshot of a server core,
+    /// `crate::server::snapshot`).
+    pub fn stream_position(&self) -> StreamPosition {
+        let rng = self.rng.lock().expect("rng lock is never poisoned");
+        StreamPosition {
+            seed: rng.get_seed(),
+            stream: rng.get_stream(),
+            word_pos: rng.get_word_pos().to_le_bytes(),
+        }
+    }
+
+    /// Move the stream to `p`; `false` (nothing moved) if `p` is a position of another
+    /// stream (another seed or stream number).
+    pub fn set_stream_position(&self, p: &StreamPosition) -> bool {
+        let mut rng = self.rng.lock().expect("rng lock is never poisoned");
+        if rng.get_seed() != p.seed || rng.get_stream() != p.stream {
+            return false;
+        }
+        rng.set_word_pos(u128::from_le_bytes(p.word_pos));
+        true
     }
 
     fn hpke(config: HpkeConfig) -> Result<Hpke<DetHpke>, CryptoError> {

@@ -55,7 +55,7 @@ pub enum TransferMode {
 }
 
 /// One message resent until it is answered 200.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(super) struct Retry {
     attempt: u32,
     next_at: Millis,
@@ -75,6 +75,15 @@ impl Retry {
         self.attempt = self.attempt.saturating_add(1);
         self.next_at = now.saturating_add(delay);
     }
+}
+
+/// [`TransferState`] as plain data (see [`super::snapshot`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct TransferSnapshot {
+    directory: HubDirectory,
+    handoffs: BTreeMap<RoomUri, Retry>,
+    fences: BTreeMap<(RoomUri, u64, Domain), Retry>,
+    verifier: crate::mls::StreamPosition,
 }
 
 /// The server's x-hub-transfer state.
@@ -99,6 +108,33 @@ impl TransferState {
             fences: self.fences.clone(),
             verifier: self.verifier.checkpoint(),
         }
+    }
+
+    /// The state as plain data (the mode is configuration, not state), for a durable
+    /// snapshot ([`super::snapshot`]).
+    pub(super) fn export(&self) -> TransferSnapshot {
+        TransferSnapshot {
+            directory: self.directory.clone(),
+            handoffs: self.handoffs.clone(),
+            fences: self.fences.clone(),
+            verifier: self.verifier.seeded_crypto().stream_position(),
+        }
+    }
+
+    /// Puts back what [`TransferState::export`] gave, on a state built for the same
+    /// provider and seed; `false` (nothing changed) if the verifier's stream differs.
+    pub(super) fn import(&mut self, s: TransferSnapshot) -> bool {
+        if !self
+            .verifier
+            .seeded_crypto()
+            .set_stream_position(&s.verifier)
+        {
+            return false;
+        }
+        self.directory = s.directory;
+        self.handoffs = s.handoffs;
+        self.fences = s.fences;
+        true
     }
 
     pub(super) fn new(run_seed: u64, domain: &Domain) -> Self {

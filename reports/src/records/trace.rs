@@ -165,6 +165,17 @@ pub enum Phase {
 /// What a testbed node restored from its state at start (`node-started`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Restored {
+    /// Whether the server core was restored from its SQLite tables (else from its journal).
+    #[serde(default)]
+    pub server_tables: bool,
+    /// Rows in `hub_rooms` and `room_log` at start.
+    #[serde(default)]
+    pub hub_rooms: u64,
+    #[serde(default)]
+    pub room_log: u64,
+    /// Server journal inputs replayed after the tables.
+    #[serde(default)]
+    pub server_replayed: u64,
     pub server_inputs: u64,
     pub client_inputs: u64,
     pub to_clients: u64,

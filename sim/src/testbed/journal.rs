@@ -4,8 +4,12 @@
 //!
 //! The server core runs inside the host adapter wrapped in a [`JournaledServer`]: the
 //! adapter ([`crate::world::net`], the same code as in the simulator) calls the wrapper, the
-//! wrapper calls the core, commits the input and the deliveries to local clients it
-//! produced, and only then returns the outputs to the adapter, which sends the answer.
+//! wrapper calls the core, commits the input, the core's state after it (its tables,
+//! [`super::server_tables`], which then cover the input: its journal row is deleted in
+//! the same transaction) and the deliveries to local clients it produced, and only then
+//! returns the outputs to the adapter, which sends the answer. A core that cannot be
+//! snapshotted (a malicious provider's, see [`nodes::server::snapshot`]) is journalled
+//! instead: its inputs stay in `server_inputs` and a restart replays them all.
 //! The simulator has no wrapper (its "disk" is the core kept across a restart,
 //! [`crate::world::net::spawn_durable_host`]).
 //!
@@ -27,7 +31,27 @@ use nodes::io::{
     ServerOutput, Token, TransportError,
 };
 
+use nodes::server::{Server, ServerSnapshot, SnapshotError};
+
+use super::observe::Observed;
 use super::store::{self, digest, ServerInput, Store, StoreError};
+
+/// A server core whose state can be taken as a [`ServerSnapshot`].
+pub trait Snapshots {
+    fn snapshot_state(&self) -> Result<ServerSnapshot, SnapshotError>;
+}
+
+impl Snapshots for Server {
+    fn snapshot_state(&self) -> Result<ServerSnapshot, SnapshotError> {
+        Server::snapshot_state(self)
+    }
+}
+
+impl Snapshots for Observed {
+    fn snapshot_state(&self) -> Result<ServerSnapshot, SnapshotError> {
+        self.core().snapshot_state()
+    }
+}
 
 /// Most silent ticks kept in memory before they are committed anyway (about 17 minutes
 /// of an idle core at one tick per 100 ms).
@@ -57,15 +81,31 @@ pub fn replay<C: ServerCore>(core: &mut C, input: ServerInput) -> Vec<ServerOutp
     }
 }
 
-/// Replays the server core's journal into `core`, checking every row's outputs.
-pub fn replay_all<C: ServerCore>(store: &Store, core: &mut C) -> Result<(), StoreError> {
-    for row in store.server_inputs()? {
+/// Replays the server core's journal rows after row `covers` into `core`, checking every
+/// row's outputs; returns how many it replayed.
+pub fn replay_after<C: ServerCore>(
+    store: &Store,
+    core: &mut C,
+    covers: i64,
+) -> Result<u64, StoreError> {
+    let mut n = 0;
+    for row in store
+        .server_inputs()?
+        .into_iter()
+        .filter(|r| r.seq > covers)
+    {
+        n += 1;
         let outputs = replay(core, row.input);
         if digest(&outputs) != row.outputs {
             return Err(store.diverged("server_inputs", row.seq));
         }
     }
-    Ok(())
+    Ok(n)
+}
+
+/// Replays the server core's whole journal into `core` (see [`replay_after`]).
+pub fn replay_all<C: ServerCore>(store: &Store, core: &mut C) -> Result<(), StoreError> {
+    replay_after(store, core, 0).map(|_| ())
 }
 
 /// A server core whose inputs are committed before its outputs leave.
@@ -73,14 +113,40 @@ pub struct JournaledServer<C> {
     core: C,
     store: Rc<RefCell<Store>>,
     silent_ticks: Vec<Millis>,
+    /// Whether the core's state goes into the tables (no longer once a snapshot was
+    /// refused for good: a malicious provider).
+    snapshots: bool,
 }
 
-impl<C: ServerCore> JournaledServer<C> {
+impl<C: ServerCore + Snapshots> JournaledServer<C> {
     pub fn new(core: C, store: Rc<RefCell<Store>>) -> Self {
         JournaledServer {
             core,
             store,
             silent_ticks: Vec::new(),
+            snapshots: true,
+        }
+    }
+
+    /// The core's state to commit with the input, if it can be taken.
+    fn snapshot(&mut self) -> Option<ServerSnapshot> {
+        if !self.snapshots {
+            return None;
+        }
+        match self.core.snapshot_state() {
+            Ok(s) => Some(s),
+            Err(e @ SnapshotError::Adversary { .. }) => {
+                tracing::warn!(
+                    "{e}: this node journals every server input instead (a restart replays them)"
+                );
+                self.snapshots = false;
+                None
+            }
+            Err(e) => {
+                // The journal row stays until a later snapshot covers it.
+                tracing::warn!("the server core's state is journalled, not snapshotted: {e}");
+                None
+            }
         }
     }
 
@@ -98,14 +164,19 @@ impl<C: ServerCore> JournaledServer<C> {
                 _ => None,
             })
             .collect();
-        if let Err(e) = self.store.borrow_mut().commit_server(&inputs, &to_clients) {
+        let snapshot = self.snapshot();
+        let committed =
+            self.store
+                .borrow_mut()
+                .commit_server_state(&inputs, &to_clients, snapshot.as_ref());
+        if let Err(e) = committed {
             fail_stop(&e);
         }
         outputs
     }
 }
 
-impl<C: ServerCore> ServerCore for JournaledServer<C> {
+impl<C: ServerCore + Snapshots> ServerCore for JournaledServer<C> {
     fn domain(&self) -> &Domain {
         self.core.domain()
     }
@@ -160,6 +231,7 @@ mod tests {
     use super::*;
     use crate::scenario::Preset;
     use crate::testbed::store::NodeIdentity;
+    use nodes::adversary::Adversary;
     use nodes::client::core::{Client, Command};
     use nodes::hub::{Enforcement, EnforcementConfig, Hub};
     use nodes::ids::{RoomUri, UserUri};
@@ -167,11 +239,14 @@ mod tests {
     use nodes::server::Server;
 
     /// A server core with one local client that published KeyPackages and created a
-    /// room, every input journalled; returns the core, its client and the store.
+    /// room, every input committed (a malicious provider's, with `adversary`: only
+    /// journalled), its events taken as a node takes them; returns the core, its client
+    /// and the store.
     fn journalled_world(
         name: &str,
+        adversary: Option<Adversary>,
     ) -> (
-        JournaledServer<Server>,
+        JournaledServer<Observed>,
         Client,
         Rc<RefCell<Store>>,
         ClientUri,
@@ -187,8 +262,9 @@ mod tests {
         };
         let store = Rc::new(RefCell::new(Store::open(&dir, &identity).unwrap()));
         let config = EnforcementConfig::new(Enforcement::Full);
-        let mut core =
-            JournaledServer::new(Server::new(a.clone(), 7, config.clone()), store.clone());
+        let server = Server::new(a.clone(), 7, config.clone()).with_adversary(adversary);
+        let observed = Observed::new(server, crate::testbed::observe::Sink::default());
+        let mut core = JournaledServer::new(observed, store.clone());
         let uri = UserUri::new(&a, "alice").unwrap().client("1").unwrap();
         let mut alice = Client::new(7, uri.clone());
         core.on_restart(1_000);
@@ -215,18 +291,14 @@ mod tests {
                 to_core.extend(alice.on_message(now, m));
             }
             core.on_tick(now + 50);
+            to_core.extend(alice.on_tick(now + 60));
             now += 100;
         }
         (core, alice, store, uri)
     }
 
-    #[test]
-    fn replaying_the_journal_rebuilds_a_core_that_answers_as_the_original() {
-        let (mut core, _alice, store, _) = journalled_world("replay");
-        let config = EnforcementConfig::new(Enforcement::Full);
-        let mut rebuilt = Server::new(Domain::new("a.example").unwrap(), 7, config);
-        replay_all(&store.borrow(), &mut rebuilt).unwrap();
-        // The same next inputs give the same outputs (a restart, a request for the room).
+    /// The same next inputs give the same outputs (a restart, a request for the room).
+    fn answers_alike(core: &mut JournaledServer<Observed>, rebuilt: &mut Server) {
         assert_eq!(core.on_restart(9_000), rebuilt.on_restart(9_000));
         let request = Request {
             from: Domain::new("b.example").unwrap(),
@@ -240,17 +312,51 @@ mod tests {
             core.on_request(9_001, 0, request.clone()),
             rebuilt.on_request(9_001, 0, request)
         );
+    }
+
+    #[test]
+    fn the_tables_restore_a_core_that_answers_as_the_original_and_the_journal_stays_empty() {
+        let (mut core, _alice, store, _) = journalled_world("tables", None);
+        let config = EnforcementConfig::new(Enforcement::Full);
+        let mut rebuilt = Server::new(Domain::new("a.example").unwrap(), 7, config);
+        let (covers, snapshot) = store.borrow_mut().server_snapshot().unwrap().unwrap();
+        assert!(covers >= 3, "{covers}");
+        rebuilt.restore(snapshot).unwrap();
+        assert_eq!(
+            replay_after(&store.borrow(), &mut rebuilt, covers).unwrap(),
+            0
+        );
+        let s = store.borrow();
+        assert_eq!(s.server_inputs().unwrap().len(), 0);
+        assert_eq!(s.rows_in("hub_rooms").unwrap(), 1);
+        assert!(s.rows_in("public_group").unwrap() > 0);
+        drop(s);
+        answers_alike(&mut core, &mut rebuilt);
+    }
+
+    #[test]
+    fn a_malicious_providers_core_is_journalled_and_replayed() {
+        let adversary = Some(Adversary::DropFanout);
+        let (mut core, _alice, store, _) = journalled_world("replay", adversary);
+        assert!(store.borrow_mut().server_snapshot().unwrap().is_none());
+        let config = EnforcementConfig::new(Enforcement::Full);
+        let mut rebuilt =
+            Server::new(Domain::new("a.example").unwrap(), 7, config).with_adversary(adversary);
+        replay_all(&store.borrow(), &mut rebuilt).unwrap();
+        answers_alike(&mut core, &mut rebuilt);
         assert!(store.borrow().server_inputs().unwrap().len() >= 3);
     }
 
     #[test]
     fn a_replay_with_other_outputs_is_refused_as_divergence() {
-        let (_core, _alice, store, _) = journalled_world("diverged");
+        let adversary = Some(Adversary::DropFanout);
+        let (_core, _alice, store, _) = journalled_world("diverged", adversary);
         store
             .borrow()
             .execute_for_tests("UPDATE server_inputs SET outputs = zeroblob(32) WHERE seq = 2");
         let config = EnforcementConfig::new(Enforcement::Full);
-        let mut rebuilt = Server::new(Domain::new("a.example").unwrap(), 7, config);
+        let mut rebuilt =
+            Server::new(Domain::new("a.example").unwrap(), 7, config).with_adversary(adversary);
         let e = replay_all(&store.borrow(), &mut rebuilt).err().unwrap();
         assert!(
             matches!(

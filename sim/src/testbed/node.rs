@@ -11,10 +11,12 @@
 //! one JSON line in `<state>/events.jsonl`, in the simulator's trace format with `t` = the
 //! wall clock in ms since the UNIX epoch.
 //!
-//! State is durable ([`super::store`], [`super::journal`]): every input of the server core
-//! and of the clients is committed to `<state>/state.db` before what it caused leaves the
-//! process; a node started on a directory holding state rebuilds its cores from it
-//! ([`restore`]) and goes on. Each client's MLS state is in its own SQLite file under
+//! State is durable ([`super::store`], [`super::journal`]): after every input of the server
+//! core its state (room logs, public groups, fan-out queues, follower state:
+//! [`super::server_tables`]), and every input of the clients, are committed to
+//! `<state>/state.db` before what it caused leaves the process; a node started on a
+//! directory holding state restores its server core from those tables, rebuilds its
+//! clients from their journal ([`restore`]) and goes on. Each client's MLS state is in its own SQLite file under
 //! `<state>/mls/`, written by openmls and committed after the journal row and before the
 //! outputs ([`super::mls_store`] has the order of writes and what a restart checks).
 
@@ -475,6 +477,14 @@ impl Node {
 /// What a restart found in the state directory.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Restored {
+    /// Whether the server core was restored from its tables (else: replayed from the
+    /// start of its journal, or new).
+    pub server_tables: bool,
+    /// Rooms and room-log entries in the tables.
+    pub hub_rooms: u64,
+    pub room_log: u64,
+    /// Journal rows replayed into the server core after its tables' state.
+    pub server_replayed: u64,
     pub server_inputs: u64,
     pub client_inputs: u64,
     pub to_clients: u64,
@@ -491,21 +501,37 @@ pub fn restore(
         seed: options.seed,
         enforcement: options.enforcement.name().to_string(),
     };
-    let store = Store::open(&options.state, &identity)?;
+    let mut store = Store::open(&options.state, &identity)?;
     let [server_inputs, client_inputs, to_clients, from_clients] = store.counts()?;
+    let (hub_rooms, room_log) = (store.rows_in("hub_rooms")?, store.rows_in("room_log")?);
     // A `--scenario` node's core is configured as the simulator configures it (the same
     // file on every start, so replay rebuilds the same core).
     let mut core = match &options.setup {
         Some(s) => s.server(&options.provider, options.seed),
         None => Server::new(options.provider.clone(), options.seed, config.clone()),
     };
-    journal::replay_all(&store, &mut core)?;
+    // The core's state from its tables, then the journal rows they do not cover.
+    let snapshot = store.server_snapshot()?;
+    let server_tables = snapshot.is_some();
+    let covers = match snapshot {
+        Some((covers, snapshot)) => {
+            core.restore(snapshot)
+                .map_err(|e| store.server_tables_error(e))?;
+            covers
+        }
+        None => 0,
+    };
+    let server_replayed = journal::replay_after(&store, &mut core, covers)?;
     // Events of the replayed inputs were journalled before the crash.
     core.take_events();
     Ok((
         store,
         core,
         Restored {
+            server_tables,
+            hub_rooms,
+            room_log,
+            server_replayed,
             server_inputs,
             client_inputs,
             to_clients,
@@ -627,6 +653,10 @@ where
                 mimi: mimi_addr.to_string(),
                 control: control_addr.to_string(),
                 restored: RestoredLine {
+                    server_tables: restored.server_tables,
+                    hub_rooms: restored.hub_rooms,
+                    room_log: restored.room_log,
+                    server_replayed: restored.server_replayed,
                     server_inputs: restored.server_inputs,
                     client_inputs: restored.client_inputs,
                     to_clients: restored.to_clients,

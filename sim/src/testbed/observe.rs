@@ -73,6 +73,11 @@ impl Observed {
         o
     }
 
+    /// The wrapped core.
+    pub fn core(&self) -> &Server {
+        &self.core
+    }
+
     /// Wraps a core rebuilt from the journal: the rooms, log entries and views it has
     /// were journalled before the restart and are not recorded again.
     pub fn resumed(core: Server, sink: Sink) -> Self {

@@ -1,15 +1,26 @@
 //! The node's durable state: one SQLite file, `<state>/state.db` (rusqlite, bundled
 //! SQLite, WAL, `synchronous = FULL`: every commit is on disk before it returns).
 //!
-//! The state is kept as a **write-ahead journal of the cores' inputs** (see
+//! The **server core** (hub and follower roles) is kept as tables of its state: a
+//! [`nodes::server::ServerSnapshot`] taken apart into the hub's room logs, public groups,
+//! fan-out queues and the rest ([`super::server_tables`] has those tables), written in the
+//! transaction of each input, before the input's outputs leave the process. A restart
+//! restores the core from them ([`nodes::server::Server::restore`]). The input itself is
+//! journalled in the same transaction and its row deleted once the snapshot covers it, so
+//! `server_inputs` does not grow; it keeps rows only when the core could not be
+//! snapshotted (a malicious provider's follower role, whose own state a snapshot does not
+//! hold: that node's journal keeps every input, as the clients' does).
+//!
+//! The **clients** are kept as a **write-ahead journal of their inputs** (see
 //! [`super::journal`]): the cores are deterministic (seeded keys and nonces, no clock, no
-//! OS randomness), so the server core (hub and follower roles) and every client are
-//! rebuilt exactly by handing them their journalled inputs again, in order. Tables:
+//! OS randomness), so every client is rebuilt exactly by handing it its journalled inputs
+//! again, in order. Tables:
 //!
 //! | table | what |
 //! | --- | --- |
 //! | `meta` | schema version, provider, seed, enforcement (a restart checks them) |
-//! | `server_inputs` | the server core's inputs ([`ServerInput`]) in the order it took them |
+//! | `server_core`, `hub_rooms`, `room_log`, `room_accepted`, `public_group`, `fanout_queue`, `notify_dedup` | the server core's state ([`super::server_tables`]) |
+//! | `server_inputs` | the server core's inputs ([`ServerInput`]) not covered by the state in the tables above (none after a commit, unless the core cannot be snapshotted), in the order it took them |
 //! | `client_inputs` | the clients' inputs ([`ClientInput`]) in order |
 //! | `to_clients` | the last-mile mailbox: messages the server core handed to a local client that the client has not taken yet |
 //! | `from_clients` | messages clients sent to their provider that its server core has not taken yet |
@@ -30,12 +41,15 @@ use nodes::io::{
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use super::server_tables;
 use crate::scenario::Preset;
+use nodes::server::ServerSnapshot;
 
 /// The file in the `--state` directory.
 pub const STATE_FILE: &str = "state.db";
-/// The layout this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The layout this build writes and reads (2: the server core's state in tables,
+/// [`super::server_tables`]; 1 kept only journals).
+pub const SCHEMA_VERSION: u32 = 2;
 /// SQLite page size of a new file, in bytes.
 const PAGE_SIZE: u32 = 1024;
 /// How long a commit waits for a lock (only this process opens the file).
@@ -68,8 +82,19 @@ pub enum StoreError {
         stored: Box<NodeIdentity>,
         given: Box<NodeIdentity>,
     },
-    #[error("{path}: schema version {found:?}, this mimi-sim reads version {SCHEMA_VERSION}")]
+    #[error(
+        "{path}: schema version {found:?}, this mimi-sim reads version {SCHEMA_VERSION} \
+         (a state directory is read only by a mimi-sim of its own layout); move it away \
+         or start with another --state directory"
+    )]
     Version { path: PathBuf, found: String },
+    /// The server core's tables ([`super::server_tables`]) do not hold a core that can be
+    /// restored.
+    #[error(
+        "{path}: the server core's tables cannot be restored: {reason}; move the --state \
+         directory away to start afresh"
+    )]
+    ServerTables { path: PathBuf, reason: String },
     #[error(
         "{path}: replaying row {seq} of {table} produced other outputs than the core \
          produced before the restart: the core is not deterministic (a bug); the state \
@@ -235,6 +260,9 @@ pub type Mail = (i64, (ClientUri, ProviderToClient));
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// What the server core's tables hold (`None`: not known, the next snapshot is
+    /// written whole).
+    server_written: Option<server_tables::Written>,
 }
 
 /// SHA-256 of the CBOR encoding of a core's outputs for one journalled input.
@@ -301,7 +329,7 @@ fn decode<T: for<'de> Deserialize<'de>>(
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS server_inputs
-    (seq INTEGER PRIMARY KEY, input BLOB NOT NULL, outputs BLOB NOT NULL);
+    (seq INTEGER PRIMARY KEY AUTOINCREMENT, input BLOB NOT NULL, outputs BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS client_inputs
     (seq INTEGER PRIMARY KEY, input BLOB NOT NULL, outputs BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS to_clients (seq INTEGER PRIMARY KEY, message BLOB NOT NULL);
@@ -341,8 +369,33 @@ impl Store {
                 ),
             });
         }
+        // A file of another layout is refused before any table of this one is added.
+        let meta: bool = conn
+            .query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(unreadable)?;
+        if meta {
+            let found: Option<String> = conn
+                .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(unreadable)?;
+            if let Some(found) = found.filter(|v| *v != SCHEMA_VERSION.to_string()) {
+                return Err(StoreError::Version { path, found });
+            }
+        }
         conn.execute_batch(SCHEMA).map_err(unreadable)?;
-        let mut store = Store { conn, path };
+        conn.execute_batch(server_tables::SCHEMA)
+            .map_err(unreadable)?;
+        let mut store = Store {
+            conn,
+            path,
+            server_written: None,
+        };
         store.check_identity(identity)?;
         Ok(store)
     }
@@ -529,13 +582,25 @@ impl Store {
             .collect())
     }
 
-    /// Commits server inputs (batched silent ticks, then one input): their rows, the
-    /// oldest `from_clients` row per input that took a client's message, and a
-    /// `to_clients` row per message for a client.
+    /// [`Store::commit_server_state`] without a snapshot (the journal keeps the inputs).
     pub fn commit_server(
         &mut self,
         inputs: &[(ServerInput, Digest)],
         to_clients: &[(&ClientUri, &ProviderToClient)],
+    ) -> Result<(), StoreError> {
+        self.commit_server_state(inputs, to_clients, None)
+    }
+
+    /// Commits server inputs (batched silent ticks, then one input): their rows, the
+    /// oldest `from_clients` row per input that took a client's message, and a
+    /// `to_clients` row per message for a client; with `snapshot` (the core after the
+    /// inputs), the core's tables ([`super::server_tables`]) too, and the `server_inputs`
+    /// rows the snapshot covers are deleted.
+    pub fn commit_server_state(
+        &mut self,
+        inputs: &[(ServerInput, Digest)],
+        to_clients: &[(&ClientUri, &ProviderToClient)],
+        snapshot: Option<&ServerSnapshot>,
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
@@ -562,7 +627,57 @@ impl Store {
             tx.execute("INSERT INTO to_clients (message) VALUES (?1)", [encode(m)])
                 .map_err(err)?;
         }
-        tx.commit().map_err(err)
+        let written = match snapshot {
+            Some(s) => {
+                let covers: i64 = tx
+                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM server_inputs", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(err)?;
+                let w = server_tables::write(&tx, s, self.server_written.as_ref(), covers)
+                    .map_err(err)?;
+                tx.execute("DELETE FROM server_inputs WHERE seq <= ?1", [covers])
+                    .map_err(err)?;
+                Some(w)
+            }
+            None => None,
+        };
+        tx.commit().map_err(err)?;
+        if written.is_some() {
+            self.server_written = written;
+        }
+        Ok(())
+    }
+
+    /// The server core's state in its tables, if a snapshot was written: the last
+    /// `server_inputs` row it covers, and the snapshot. The next snapshot written is
+    /// compared with it (only changed rows are written).
+    pub fn server_snapshot(&mut self) -> Result<Option<(i64, ServerSnapshot)>, StoreError> {
+        match server_tables::read(&self.conn) {
+            Ok(Some((covers, snapshot, written))) => {
+                self.server_written = Some(written);
+                Ok(Some((covers, snapshot)))
+            }
+            Ok(None) => Ok(None),
+            Err(reason) => Err(self.server_tables_error(reason)),
+        }
+    }
+
+    /// The error for server-core tables that cannot be restored.
+    pub fn server_tables_error(&self, reason: impl std::fmt::Display) -> StoreError {
+        StoreError::ServerTables {
+            path: self.path.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The number of rows of `table` (for the restart log line and tests).
+    pub fn rows_in(&self, table: &str) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .map_err(self.unreadable())?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Commits client inputs (batched silent ticks, then one input): their rows, the
@@ -844,6 +959,37 @@ mod tests {
         assert_eq!(s.from_clients().unwrap(), vec![(alice(), relay)]);
         assert_eq!(s.event_lines().unwrap(), vec!["c".to_string()]);
         assert_eq!(s.counts().unwrap(), [7, 4, 1, 1]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_file_of_the_journal_only_layout_is_refused_and_left_as_it_was() {
+        let d = dir("v1");
+        Connection::open(d.join(STATE_FILE))
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO meta VALUES ('schema', '1');
+                 CREATE TABLE server_inputs
+                     (seq INTEGER PRIMARY KEY, input BLOB NOT NULL, outputs BLOB NOT NULL);",
+            )
+            .unwrap();
+        let e = Store::open(&d, &id("a.example", 1)).err().unwrap();
+        assert!(
+            matches!(e, StoreError::Version { .. }) && e.is_bad_input(),
+            "{e}"
+        );
+        let text = e.to_string();
+        assert!(text.contains("\"1\"") && text.contains("--state"), "{text}");
+        let tables: i64 = Connection::open(d.join(STATE_FILE))
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 2);
         let _ = std::fs::remove_dir_all(&d);
     }
 
