@@ -239,6 +239,26 @@ fn with_hpke_seed<T>(seed: [u8; 32], f: impl FnOnce() -> T) -> T {
 #[derive(Clone)]
 pub struct RngSnapshot(ChaCha20Rng);
 
+impl RngSnapshot {
+    /// The stream's seed, stream number and word position: the position as plain numbers
+    /// (a client's snapshot stores them, `client::snapshot`).
+    pub fn position(&self) -> ([u8; 32], u64, u128) {
+        (
+            self.0.get_seed(),
+            self.0.get_stream(),
+            self.0.get_word_pos(),
+        )
+    }
+
+    /// The position [`Self::position`] returned.
+    pub fn at(seed: [u8; 32], stream: u64, word_pos: u128) -> RngSnapshot {
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        rng.set_stream(stream);
+        rng.set_word_pos(word_pos);
+        RngSnapshot(rng)
+    }
+}
+
 /// OpenMLS crypto + randomness with every random byte drawn from one seeded stream.
 pub struct SeededCrypto {
     inner: RustCrypto,
