@@ -64,11 +64,10 @@
 //! ## What is missing
 //! * **Snapshots**: the state is the journal of inputs, not the hub's room log, public
 //!   group and fan-out queue as tables of their own (the cores have no serialized form
-//!   yet). The clients' MLS groups are in `openmls_sqlite_storage` files
-//!   ([`mls_store`]), but a restart rebuilds them by replay and checks them against the
-//!   old files instead of loading them. Without snapshots the journal only grows and
-//!   a restart replays the whole history (11–113 ms for the test's few dozen inputs,
-//!   49 ms after 175 messages).
+//!   yet). Without snapshots the server journal only grows and a restart replays the
+//!   whole history (11–113 ms for the test's few dozen inputs, 49 ms after 175
+//!   messages). The clients are restored from their own files ([`mls_store`]: openmls'
+//!   tables and the client's snapshot) and their journal keeps only the last commit.
 //! * The adapter's lines in `events.jsonl` (requests, responses, sends) and the
 //!   observation lines of the server core ([`observe`]: `hub`, `hub-view`, `hub-log`,
 //!   `deliver`) are journalled in batches every 100 ms and are not part of the state: a
@@ -145,6 +144,10 @@ pub struct NodeArgs {
     /// A variant key for `--scenario` (as `run --variant`; repeatable).
     #[arg(long = "variant", value_name = "KEY=VALUE")]
     pub variants: Vec<String>,
+    /// Wall-clock ms per core ms: the cores' timers run at 1/X of the wall clock (the
+    /// testbed passes its own --time-scale; a restart needs the same).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
 }
 
 /// `mimi-sim testbed`.
@@ -220,6 +223,14 @@ fn node_options(args: &NodeArgs) -> Result<node::NodeOptions, String> {
                 &args.variants,
             )?),
             None => None,
+        },
+        time_scale: if args.time_scale.is_finite() && args.time_scale > 0.0 {
+            args.time_scale
+        } else {
+            return Err(format!(
+                "--time-scale {} is not a positive number",
+                args.time_scale
+            ));
         },
         enforcement: match args.enforcement.as_str() {
             "off" => EnforcementLevel::Off,
