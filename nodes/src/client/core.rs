@@ -427,7 +427,10 @@ pub(super) struct ClientRoom {
     /// The epoch this client joined at (messages of earlier epochs are not for it).
     pub(super) joined_epoch: Option<u64>,
     /// Hashes of application-message ciphertexts already seen (bounded).
+    #[serde(with = "super::snapshot::hashes")]
     pub(super) seen: VecDeque<[u8; 32]>,
+    /// The same hashes as `seen`, for lookup (a snapshot holds `seen` only).
+    #[serde(skip)]
     pub(super) seen_set: BTreeSet<[u8; 32]>,
     /// The next steps of a non-atomic leave (see [`super::leave`]): queued when the op
     /// in flight succeeds, dropped when it fails.

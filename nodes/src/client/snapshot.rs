@@ -219,6 +219,7 @@ impl<S: MlsStorage> Client<S> {
             },
         ) in rooms
         {
+            state.seen_set = state.seen.iter().copied().collect();
             if let Some(id) = group_id {
                 state.member = Some(load_member(
                     &provider,
@@ -282,6 +283,62 @@ fn load_member<S: MlsStorage>(
         });
     }
     Ok(member)
+}
+
+/// The seen-ciphertext window of [`ClientRoom`] in a snapshot: the hashes one after the
+/// other in one byte string (a CBOR byte string; a JSON array of numbers).
+pub(super) mod hashes {
+    use super::*;
+    use std::collections::VecDeque;
+
+    pub fn serialize<S: Serializer>(v: &VecDeque<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = v.iter().flatten().copied().collect();
+        s.serialize_bytes(&bytes)
+    }
+
+    struct Bytes;
+
+    impl<'de> serde::de::Visitor<'de> for Bytes {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("SHA-256 hashes one after the other")
+        }
+
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<VecDeque<[u8; 32]>, D::Error> {
+        let bytes = d.deserialize_bytes(Bytes)?;
+        if bytes.len() % 32 != 0 {
+            return Err(serde::de::Error::custom(format!(
+                "{} bytes of seen hashes is not a multiple of 32",
+                bytes.len()
+            )));
+        }
+        Ok(bytes
+            .chunks_exact(32)
+            .map(|c| {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(c);
+                h
+            })
+            .collect())
+    }
 }
 
 /// The room-state preset of [`super::core::Command::CreateRoom`] in a snapshot, by name.
@@ -507,6 +564,18 @@ mod tests {
             restore_in_place(&mut w, &bob);
         }
         w.run();
+        // Every fan-out Bob got so far comes again: he drops the messages he saw
+        // (the seen window is part of the snapshot).
+        let again: Vec<_> = w
+            .delivered
+            .iter()
+            .filter(|(c, _, _)| *c == bob)
+            .map(|(_, r, fanout)| (r.clone(), fanout.clone()))
+            .collect();
+        for (room, fanout) in again {
+            w.to_client(&bob, crate::io::ProviderToClient::Deliver { room, fanout });
+        }
+        w.run();
         w.command(&bob, Command::SelfUpdate { room: room.clone() })
             .unwrap();
         w.command(&alice, send("after the update")).unwrap();
@@ -526,6 +595,18 @@ mod tests {
             ClientEvent::MessageReceived { text, .. } if text == "hello both"
         )));
         assert!(requests.len() > 10, "{}", requests.len());
+        let hello = |events: &[(ClientUri, ClientEvent)]| {
+            events
+                .iter()
+                .filter(|(_, e)| {
+                    matches!(
+                        e,
+                        ClientEvent::MessageReceived { text, .. } if text == "hello bob"
+                    )
+                })
+                .count()
+        };
+        assert_eq!((hello(&events), hello(&r_events)), (1, 1));
         assert_eq!(requests, r_requests);
         assert_eq!(delivered, r_delivered);
         assert_eq!(events, r_events);

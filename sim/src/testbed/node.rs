@@ -1003,6 +1003,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_core_clock_scales_wall_time_after_its_origin_and_back() {
+        let one = CoreClock::new(1_000, 1.0);
+        assert_eq!(one.core_of(5_000), 5_000);
+        let fast = CoreClock::new(1_000, 0.5);
+        // Half a wall second after the origin is a core second after it.
+        assert_eq!(fast.core_of(1_500), 2_000);
+        assert_eq!(fast.wall_of(2_000), 1_500);
+        assert_eq!(fast.core_of(900), 900);
+        let slow = CoreClock::new(1_000, 4.0);
+        assert_eq!(slow.core_of(5_000), 2_000);
+        let mut last = 0;
+        for wall in (0..10_000).step_by(7) {
+            let core = fast.core_of(wall);
+            assert!(core >= last, "monotonic at {wall}");
+            assert!(fast.wall_of(core).abs_diff(wall) <= 1, "inverse at {wall}");
+            last = core;
+        }
+        // The origin is kept in the state directory: a restart reads it back.
+        let dir = std::env::temp_dir().join(format!("mimi-clock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = CoreClock::of_state(&dir, 0.5).unwrap();
+        assert_eq!(CoreClock::of_state(&dir, 0.5).unwrap(), first);
+        std::fs::write(dir.join(TIME_ORIGIN_FILE), "soon").unwrap();
+        let e = CoreClock::of_state(&dir, 0.5).unwrap_err();
+        assert!(e.contains("time-origin") && e.contains("soon"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_restart_appends_only_the_event_lines_a_crash_kept_out_and_ends_a_torn_line() {
         let dir = std::env::temp_dir().join(format!("mimi-events-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
