@@ -16,10 +16,12 @@
 //!
 //! State is durable ([`super::store`], [`super::journal`]): every input of the server core
 //! and of the clients is committed to `<state>/state.db` before what it caused leaves the
-//! process; a node started on a directory holding state rebuilds its cores from it
-//! ([`restore`]) and goes on. Each client's MLS state is in its own SQLite file under
-//! `<state>/mls/`, written by openmls and committed after the journal row and before the
-//! outputs ([`super::mls_store`] has the order of writes and what a restart checks).
+//! process; a node started on a directory holding state rebuilds its server core from it
+//! ([`restore`]) and goes on. Each client lives in its own SQLite file under
+//! `<state>/mls/` (openmls' tables and the client's snapshot), committed after the
+//! journal row and before the outputs, and is restored from it; the clients' journal
+//! keeps only the last commit's rows ([`super::mls_store`] has the order of writes, what
+//! a `kill -9` at each point means and what a restart checks).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
