@@ -323,7 +323,9 @@ pub(super) mod hashes {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<VecDeque<[u8; 32]>, D::Error> {
-        let bytes = d.deserialize_bytes(Bytes)?;
+        // `byte_buf`, not `bytes`: a deserializer may borrow or buffer only short byte
+        // strings for `bytes` (ciborium refuses those longer than its 4 KiB scratch).
+        let bytes = d.deserialize_byte_buf(Bytes)?;
         if bytes.len() % 32 != 0 {
             return Err(serde::de::Error::custom(format!(
                 "{} bytes of seen hashes is not a multiple of 32",
