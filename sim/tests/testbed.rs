@@ -770,13 +770,27 @@ fn the_hub_killed_with_sigkill_restarts_from_its_state_and_nothing_is_lost_or_re
             assert_eq!(n, expected, "{who} got {t:?} {n} times: {got:?}");
         }
     }
-    // The restarts checked the clients' MLS databases against their journals and kept
-    // the rebuilt ones: Alice's and Bob's groups are in openmls' SQLite storage at the
-    // epoch their clients report.
+    // The restarts restored Alice and Bob from their files: their groups are in openmls'
+    // SQLite storage at the epoch their clients report, and the journals hold no client
+    // input older than the last commit (every client file includes the others).
     for (d, who) in [("a.example", "alice"), ("b.example", "bob")] {
         let state = tb.dir.join(d);
-        assert!(!state.join("mls.old").exists(), "{d}");
+        let started = journal(&tb.dir, d)
+            .into_iter()
+            .rfind(|e| e["kind"] == "node-started")
+            .unwrap();
+        assert_eq!(
+            started["restored"]["clients_from_files"], 1,
+            "{d}: {started}"
+        );
+        let (rows, first) = client_rows(&state);
+        assert!(rows <= 2, "{d}: {rows} client rows in the journal");
         let files = mls_files(&state, who);
+        assert!(
+            applied(&files[0]) + 1 >= first,
+            "{d}: {who}'s file includes row {}, the journal starts at {first}",
+            applied(&files[0])
+        );
         assert_eq!(files.len(), 1, "{files:?}");
         let epoch = tb.node(d).epoch(who, &room);
         let groups = groups_in(&files[0]);
@@ -1018,29 +1032,60 @@ fn restart_time_after_more_and_more_messages() {
     }
 }
 
-/// The files of a node's client MLS databases (`<state>/mls/` or, after a refused
-/// restart, `<state>/mls.old/`) whose name contains `client`.
+/// The files of a node's client databases (`<state>/mls/`) whose name contains
+/// `client`.
 fn mls_files(state: &Path, client: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for sub in ["mls.old", "mls"] {
-        let Ok(entries) = std::fs::read_dir(state.join(sub)) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.contains(client) && n.ends_with(".db"))
-            })
-            .collect();
-        if !files.is_empty() {
-            files.sort();
-            out = files;
-            break;
-        }
+    let Ok(entries) = std::fs::read_dir(state.join("mls")) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains(client) && n.ends_with(".db"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The journal row a client's file includes.
+fn applied(db: &Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("SELECT applied_seq FROM mimi_client", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The number of client rows in a node's journal and the first one's number (0: none).
+fn client_rows(state: &Path) -> (i64, i64) {
+    rusqlite::Connection::open(state.join("state.db"))
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*), COALESCE(MIN(seq), 0) FROM client_inputs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+/// Copies the client files of a stopped node (`<state>/mls/`) to `to`, or back.
+fn copy_files(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
     }
-    out
+}
+
+/// The `node-started` events of a node's runs.
+fn starts(dir: &Path, domain: &str) -> Vec<Value> {
+    journal(dir, domain)
+        .into_iter()
+        .filter(|e| e["kind"] == "node-started")
+        .collect()
 }
 
 /// Every group in a client's MLS database, opened as openmls' own SQLite storage:
@@ -1115,7 +1160,8 @@ fn a_clients_mls_state_is_in_its_sqlite_file_and_a_restart_checks_it() {
     let epoch = a.epoch("alice", &room).unwrap();
     kill(&mut a);
 
-    // 1. openmls' own SQLite storage holds the group at the epoch the client reported.
+    // 1. openmls' own SQLite storage holds the group at the epoch the client reported,
+    // beside the client's record; the journal keeps only the last commit's rows.
     let files = mls_files(&state, "alice");
     assert_eq!(files.len(), 2, "one database per client: {files:?}");
     let (first, second) = (&files[0], &files[1]);
@@ -1126,19 +1172,26 @@ fn a_clients_mls_state_is_in_its_sqlite_file_and_a_restart_checks_it() {
         groups_in(second).is_empty(),
         "alice/2 is in no room: {second:?}"
     );
-
-    // 2. A restart compares and goes on; the old databases are gone afterwards. A copy
-    // of the databases as they are now is kept: later it plays a database one commit
-    // behind its journal (a kill between the journal row and the MLS commit).
-    let behind = dir.join("mls-behind");
-    std::fs::create_dir_all(&behind).unwrap();
-    for e in std::fs::read_dir(state.join("mls")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, behind.join(p.file_name().unwrap())).unwrap();
+    for f in [first, second] {
+        let n: i64 = rusqlite::Connection::open(f)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM mimi_client_state", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "{f:?}");
     }
+    let (rows, _) = client_rows(&state);
+    assert!(rows <= 2, "{rows} client rows in the journal");
+
+    // 2. A restart restores both clients from their files, replaying nothing, and goes
+    // on. A copy of the files as they are now is kept: later it plays files that lost
+    // commits.
+    let old = dir.join("mls-old");
+    copy_files(&state.join("mls"), &old);
     let mut a = Node::start(&dir, "a.example");
     assert_eq!(a.epoch("alice", &room), Some(epoch));
-    assert!(!state.join("mls.old").exists());
+    let restored = &starts(&dir, "a.example")[1]["restored"];
+    assert_eq!(restored["clients_from_files"], 2, "{restored}");
+    assert_eq!(restored["client_inputs_replayed"], 0, "{restored}");
     for i in 0..3 {
         step(
             &a,
@@ -1147,56 +1200,89 @@ fn a_clients_mls_state_is_in_its_sqlite_file_and_a_restart_checks_it() {
             json!({"op": "send", "text": format!("m{i}")}),
         );
     }
-    wait_for("alice's messages to be sent", || {
+    let sent = |a: &Node, n: usize| {
         a.events()
             .iter()
-            .filter(|e| e["event"]["MessageSent"].is_object())
+            .filter(|e| e["event"]["OpSucceeded"]["op"] == "send")
             .count()
-            >= 3
+            >= n
+    };
+    wait_for("alice's messages to be accepted", || sent(&a, 3));
+    kill(&mut a);
+    let now_at = applied(&mls_files(&state, "alice")[0]);
+    let old_at = applied(&old.join(first.file_name().unwrap()));
+    assert!(
+        old_at < now_at,
+        "sending changed alice's state: row {old_at} then {now_at}"
+    );
+
+    // 3. Files that lost commits the journal no longer holds are refused (exit 2), naming
+    // the client; the current files start again.
+    let current = dir.join("mls-current");
+    copy_files(&state.join("mls"), &current);
+    copy_files(&old, &state.join("mls"));
+    let (code, err) = refused_start(&dir, "a.example");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("older than the journal can repair") && err.contains("alice"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    copy_files(&current, &state.join("mls"));
+
+    // 4. A kill between the journal and the client's file: alice goes offline (one
+    // commit), her files are copied, she sends (one commit: the step, its message held
+    // in her outbox), the node is killed and the copy put back. Her file is one commit
+    // behind; the restart replays the journal's step into her and she goes on.
+    let mut a = Node::start(&dir, "a.example");
+    a.ok(
+        "POST",
+        "/online",
+        json!({"client": "alice/1", "online": false}),
+    );
+    kill(&mut a);
+    let before = dir.join("mls-before");
+    copy_files(&state.join("mls"), &before);
+    let mut a = Node::start(&dir, "a.example");
+    step(&a, "alice", &room, json!({"op": "send", "text": "offline"}));
+    wait_for("the offline message built", || {
+        a.events()
+            .iter()
+            .any(|e| e["event"]["MessageBuilt"].is_object())
     });
     kill(&mut a);
-    let applied = |db: &Path| -> i64 {
-        rusqlite::Connection::open(db)
-            .unwrap()
-            .query_row("SELECT applied_seq FROM mimi_client", [], |r| r.get(0))
-            .unwrap()
-    };
-    let now_at = applied(&mls_files(&state, "alice")[0]);
-    let behind_at = applied(&behind.join(first.file_name().unwrap()));
-    assert!(
-        behind_at < now_at,
-        "sending changed alice's MLS state: row {behind_at} then {now_at}"
-    );
-    let _ = std::fs::remove_dir_all(state.join("mls"));
-    std::fs::create_dir_all(state.join("mls")).unwrap();
-    for e in std::fs::read_dir(&behind).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, state.join("mls").join(p.file_name().unwrap())).unwrap();
-    }
+    let after_at = applied(&mls_files(&state, "alice")[0]);
+    copy_files(&before, &state.join("mls"));
+    assert!(applied(&mls_files(&state, "alice")[0]) < after_at);
     let mut a = Node::start(&dir, "a.example");
-    assert_eq!(a.epoch("alice", &room), Some(epoch), "{}", a.log());
-    step(&a, "alice", &room, json!({"op": "send", "text": "after"}));
+    let restored = &starts(&dir, "a.example").pop().unwrap()["restored"];
+    // The step, and the silent ticks of alice/2 committed with it, if any.
+    let replayed = restored["client_inputs_replayed"].as_u64().unwrap();
+    assert!((1..=2).contains(&replayed), "{restored}");
+    assert_eq!(applied(&mls_files(&state, "alice")[0]), after_at);
+    a.ok(
+        "POST",
+        "/online",
+        json!({"client": "alice/1", "online": true}),
+    );
+    wait_for("the offline message accepted", || sent(&a, 1));
     kill(&mut a);
 
-    // 3. A database that says it holds an earlier journal row than it does (row 1: no
-    // room yet) is refused, naming the client.
+    // 5. A database that says it includes an earlier journal row than it does (row 1:
+    // no room yet) is refused, naming the client.
     let alice = mls_files(&state, "alice")[0].clone();
     rusqlite::Connection::open(&alice)
         .unwrap()
         .execute("UPDATE mimi_client SET applied_seq = 1", [])
         .unwrap();
     let (code, err) = refused_start(&dir, "a.example");
-    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(code, Some(2), "{err}");
     assert!(
-        err.contains("does not match its journal") && err.contains("alice"),
+        err.contains("older than the journal can repair") && err.contains("alice"),
         "{err}"
     );
-    assert!(!err.contains("panicked"), "{err}");
-    // The refused restart kept the databases it compared in mls.old.
-    let alice = mls_files(&state, "alice")[0].clone();
-    assert!(alice.parent().unwrap().ends_with("mls.old"), "{alice:?}");
 
-    // 4. A damaged database: garbage over the file.
+    // 6. A damaged database: garbage over the file.
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", alice.display()));
     }

@@ -43,6 +43,11 @@ impl MaliciousClient {
         }
     }
 
+    /// The conduct this device wraps (honest, or with planted bugs).
+    pub(crate) fn inner(&self) -> &dyn Conduct {
+        &*self.inner
+    }
+
     fn is(&self, a: Adversary) -> bool {
         self.adversary == a
     }
@@ -65,6 +70,14 @@ impl<S: MlsStorage> Client<S> {
             "a client follows one adversary"
         );
         self.change_conduct(|c| MaliciousClient::wrap(c, adversary));
+    }
+
+    /// The adversary this client follows as a malicious provider's device, if any.
+    pub fn adversary(&self) -> Option<Adversary> {
+        let conduct: &dyn Any = self.conduct();
+        conduct
+            .downcast_ref::<MaliciousClient>()
+            .map(|m| m.adversary)
     }
 }
 
@@ -223,6 +236,10 @@ impl Conduct for MaliciousClient {
         let mut out = std::mem::take(&mut self.forked);
         out.extend(self.inner.before_request());
         out
+    }
+
+    fn at_rest(&self) -> bool {
+        self.forked.is_empty() && self.inner.at_rest()
     }
 }
 

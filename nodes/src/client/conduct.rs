@@ -129,6 +129,11 @@ pub trait Conduct: Any + Send {
     /// next request. Honest: none (only a malicious provider's device sends such
     /// messages).
     fn before_request(&mut self) -> Vec<ClientToProvider>;
+
+    /// Whether this conduct holds nothing beyond its settings (no message waiting for
+    /// [`Self::before_request`]): only then is a client's snapshot, which keeps the
+    /// settings but not the conduct, the whole client (`super::snapshot`).
+    fn at_rest(&self) -> bool;
 }
 
 /// The protocol, nothing else.
@@ -196,5 +201,9 @@ impl Conduct for Honest {
 
     fn before_request(&mut self) -> Vec<ClientToProvider> {
         Vec::new()
+    }
+
+    fn at_rest(&self) -> bool {
+        true
     }
 }

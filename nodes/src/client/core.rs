@@ -125,10 +125,11 @@ pub const MAX_BATCH_USERS: usize = 1024;
 pub const MAX_PENDING_SIGNALS: usize = 16;
 
 /// What a user asks its client to do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Command {
     CreateRoom {
         room: RoomUri,
+        #[serde(with = "super::snapshot::role_preset")]
         preset: RolePreset,
         hub_sender: ExternalSender,
     },
@@ -250,7 +251,7 @@ pub enum ClientError {
 }
 
 /// What a client observed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ClientEvent {
     Created {
         room: RoomUri,
@@ -258,6 +259,7 @@ pub enum ClientEvent {
     Joined {
         room: RoomUri,
         epoch: u64,
+        #[serde(deserialize_with = "super::snapshot::known_name")]
         how: &'static str,
     },
     Epoch {
@@ -281,6 +283,7 @@ pub enum ClientEvent {
     },
     OpSucceeded {
         room: RoomUri,
+        #[serde(deserialize_with = "super::snapshot::known_name")]
         op: &'static str,
     },
     /// The op failed: `origin` says where (typed, set where the failure is produced),
@@ -290,6 +293,7 @@ pub enum ClientEvent {
     /// `Rejected` event names.
     OpFailed {
         room: RoomUri,
+        #[serde(deserialize_with = "super::snapshot::known_name")]
         op: &'static str,
         origin: FailureOrigin,
         reason: String,
@@ -298,6 +302,7 @@ pub enum ClientEvent {
     /// A request with an ambiguous outcome was sent again (`attempt` counts from 2).
     Resent {
         room: RoomUri,
+        #[serde(deserialize_with = "super::snapshot::known_name")]
         op: &'static str,
         attempt: u32,
     },
@@ -310,6 +315,7 @@ pub enum ClientEvent {
     /// `action` names what it did, e.g. "omitted 2 cached proposals".
     AdversaryAction {
         room: RoomUri,
+        #[serde(deserialize_with = "super::snapshot::known_name")]
         behaviour: &'static str,
         action: String,
     },
@@ -334,6 +340,7 @@ pub struct RoomView {
     pub state: Option<RoomState>,
 }
 
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 enum Stage {
     Create,
     /// Fetching KeyPackages of the op's `index`-th user; `got` holds the earlier ones'.
@@ -354,6 +361,7 @@ enum Stage {
 }
 
 /// The MLS message an op put in the room's log, as it will come back in the fan-out.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Echo {
     bytes: Vec<u8>,
     epoch: u64,
@@ -370,7 +378,7 @@ impl Echo {
 }
 
 /// Where an op's request stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Phase {
     /// The current attempt is outstanding; ambiguous after `deadline`.
     Waiting { deadline: Millis },
@@ -380,7 +388,8 @@ enum Phase {
     Evidence { deadline: Millis },
 }
 
-struct InFlight {
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct InFlight {
     /// The current attempt's correlation id.
     corr: u64,
     /// Correlation ids of every recent attempt (replies to any of them are accepted).
@@ -401,29 +410,37 @@ struct InFlight {
     last_ambiguity: String,
 }
 
-#[derive(Default)]
-struct ClientRoom {
-    member: Option<Member>,
-    queue: VecDeque<(Command, u32)>,
-    in_flight: Option<(InFlight, u32)>,
+/// A room as the client keeps it; its MLS group is in the storage, not in a snapshot
+/// ([`super::snapshot`]).
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub(super) struct ClientRoom {
+    #[serde(skip)]
+    pub(super) member: Option<Member>,
+    pub(super) queue: VecDeque<(Command, u32)>,
+    pub(super) in_flight: Option<(InFlight, u32)>,
     /// Do not start the next operation before reaching this epoch (a retry after a
     /// lost epoch), waiting until the deadline at most ([`CATCH_UP_TIMEOUT`]).
-    wait_epoch: Option<(u64, Millis)>,
+    pub(super) wait_epoch: Option<(u64, Millis)>,
     /// Do not start the next operation before this time (a retry after `invalidProposal`
     /// waits for the missing proposals to arrive through the fan-out).
-    not_before: Option<Millis>,
+    pub(super) not_before: Option<Millis>,
     /// The epoch this client joined at (messages of earlier epochs are not for it).
-    joined_epoch: Option<u64>,
+    pub(super) joined_epoch: Option<u64>,
     /// Hashes of application-message ciphertexts already seen (bounded).
-    seen: VecDeque<[u8; 32]>,
-    seen_set: BTreeSet<[u8; 32]>,
+    #[serde(with = "super::snapshot::hashes")]
+    pub(super) seen: VecDeque<[u8; 32]>,
+    /// The same hashes as `seen`, for lookup (a snapshot holds `seen` only).
+    #[serde(skip)]
+    pub(super) seen_set: BTreeSet<[u8; 32]>,
     /// The next steps of a non-atomic leave (see [`super::leave`]): queued when the op
     /// in flight succeeds, dropped when it fails.
-    after_success: Vec<Command>,
+    pub(super) after_success: Vec<Command>,
     /// x-hub-only-room-state: the signalled room state this client holds, with its epoch.
-    signalled: Option<(u64, RoomState)>,
+    #[serde(with = "super::snapshot::signalled")]
+    pub(super) signalled: Option<(u64, RoomState)>,
     /// x-hub-only-room-state: signals of epochs this client has not reached yet.
-    pending_signals: BTreeMap<u64, RoomState>,
+    #[serde(with = "super::snapshot::pending_signals")]
+    pub(super) pending_signals: BTreeMap<u64, RoomState>,
 }
 
 impl ClientRoom {
@@ -467,22 +484,22 @@ pub fn resend_backoff(attempt: u32) -> Millis {
 /// A client (device) of a user. Its MLS state is kept in `S` (in memory unless the node
 /// built it with [`Client::with_storage`]).
 pub struct Client<S: MlsStorage = MemoryStorage> {
-    uri: ClientUri,
-    provider: SeededProvider<S>,
-    identity: Identity,
-    rooms: BTreeMap<RoomUri, ClientRoom>,
-    next_corr: u64,
-    events: Vec<ClientEvent>,
+    pub(super) uri: ClientUri,
+    pub(super) provider: SeededProvider<S>,
+    pub(super) identity: Identity,
+    pub(super) rooms: BTreeMap<RoomUri, ClientRoom>,
+    pub(super) next_corr: u64,
+    pub(super) events: Vec<ClientEvent>,
     /// How it acts where a deviating client differs ([`super::conduct`]): honest unless
     /// bugs are planted ([`crate::planted`]) or it is a malicious provider's device
     /// ([`crate::adversary`]).
-    conduct: Box<dyn Conduct>,
+    pub(super) conduct: Box<dyn Conduct>,
     /// The leave-ordering variant (see [`super::leave`]).
-    leave_order: LeaveOrder,
+    pub(super) leave_order: LeaveOrder,
     /// The room-state variant (see [`crate::room::hub_only`]).
-    room_state: RoomStateMode,
+    pub(super) room_state: RoomStateMode,
     /// While an answer is handled: the SHA-256 (hex) of the request it answers.
-    answering: Option<String>,
+    pub(super) answering: Option<String>,
 }
 
 /// How a fan-out message settled the op in flight.

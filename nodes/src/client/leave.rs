@@ -109,7 +109,7 @@ impl std::str::FromStr for LeaveOrder {
 }
 
 /// One part of a leave-step commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Step {
     /// Remove every client of the user (MLS Removes).
     RemoveClients,

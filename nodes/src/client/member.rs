@@ -258,6 +258,12 @@ impl Member {
         })
     }
 
+    /// The member whose group `group_id` is in `storage` (as openmls stored it after the
+    /// last change), or `None` if the storage holds no such group.
+    pub fn load<S: MlsStorage>(storage: &S, group_id: &GroupId) -> Result<Option<Self>, S::Error> {
+        Ok(MlsGroup::load(storage, group_id)?.map(|group| Member { group }))
+    }
+
     pub fn group(&self) -> &MlsGroup {
         &self.group
     }

@@ -6,5 +6,6 @@ pub mod core;
 pub mod failure;
 pub mod leave;
 pub mod member;
+pub mod snapshot;
 
 pub use member::{CommitOutput, Member, MemberError, Processed, Received};

@@ -178,6 +178,11 @@ pub struct Restored {
     pub server_replayed: u64,
     pub server_inputs: u64,
     pub client_inputs: u64,
+    /// Clients restored from their files, and journal rows replayed into them.
+    #[serde(default)]
+    pub clients_from_files: u64,
+    #[serde(default)]
+    pub client_inputs_replayed: u64,
     pub to_clients: u64,
     pub from_clients: u64,
 }

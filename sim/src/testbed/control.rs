@@ -35,7 +35,6 @@ use serde_json::{json, Value};
 
 use super::node::Node;
 use super::store::{ClientInput, StepInput};
-use super::tls::wall_ms;
 use crate::observe::record::{op_line, What};
 use crate::scenario::{Op, Preset};
 use crate::world::run::KEY_PACKAGES_PER_CLIENT;
@@ -338,7 +337,7 @@ fn step(node: &mut Node, body: &[u8]) -> Answer {
     let Some(client) = node.clients.get_mut(&c) else {
         return bad(StatusCode::NOT_FOUND, format!("{c} is gone"));
     };
-    let now = wall_ms();
+    let now = node.clock.now();
     let result = client.command(now, cmd);
     // Journalled also when refused: replaying it leaves the client as it is now.
     let out = result.as_ref().map(Vec::clone).unwrap_or_default();

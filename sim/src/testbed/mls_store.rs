@@ -1,76 +1,76 @@
-//! The clients' MLS state on disk: one SQLite file per client,
-//! `<state>/mls/<client>.db`, written by openmls itself through
-//! `openmls_sqlite_storage::SqliteStorageProvider` (serde_json codec). One file per
-//! client, not one per node: two clients of one provider in the same room hold the same
-//! group id, and openmls keys its tables by group id.
+//! The clients' state on disk: one SQLite file per client, `<state>/mls/<client>.db`.
+//! openmls writes the client's MLS state into it through
+//! `openmls_sqlite_storage::SqliteStorageProvider` (serde_json codec); beside openmls'
+//! tables, our own hold the rest of the client ([`ClientRecord`]: the core's
+//! [`ClientSnapshot`] and the node's offline outbox and held mail of the client) and the
+//! journal row the file includes (`mimi_client.applied_seq`). One file per client, not
+//! one per node: two clients of one provider in the same room hold the same group id, and
+//! openmls keys its tables by group id.
+//!
+//! A client is **restored from its file**: its record is read, its groups are loaded
+//! with `MlsGroup::load` from openmls' tables (`Client::restore`,
+//! `nodes/src/client/snapshot.rs`). The journal (`state.db`, [`super::store`]) only keeps
+//! the client inputs of the last commit, to repair a file a `kill -9` left one commit
+//! behind.
 //!
 //! # Order of writes
 //!
 //! Each client database always has one transaction open. openmls writes into it while the
 //! client handles an input (a step, a message, ticks); nothing of it is on disk yet. Then
-//! [`super::node::Node::commit`] writes, in this order:
+//! [`super::node::Node::commit`] finds the clients the input changed (openmls wrote
+//! something, or their record's bytes differ from the last written ones) and writes, in
+//! this order:
 //!
-//! 1. the journal row(s) of the input in `state.db` ([`super::store::Store::commit_client`]);
-//! 2. the MLS state: every client database the input changed records the journal's last
-//!    `client_inputs` row number (`mimi_client.applied_seq`) and commits
-//!    ([`MlsStates::commit`]);
+//! 1. `state.db`, one transaction ([`super::store::Store::commit_client`]): the journal
+//!    row(s) of the input, the mailbox changes, per changed client a *mark* (the row
+//!    number, the previous mark's row number, the SHA-256 of its new record), and the
+//!    deletion of the previous commit's client rows (every client file includes them by
+//!    now, step 2 of that commit);
+//! 2. per changed client, one transaction in its file ([`MlsStates::commit`]): openmls'
+//!    writes, the record and `applied_seq` = the journal's last row;
 //! 3. the outputs: the client's messages go to the provider's core.
 //!
 //! What a `kill -9` between them means:
 //!
-//! * before 1: neither the input nor its MLS changes are on disk; nothing left the
+//! * before 1: neither the input nor any state change is on disk; nothing left the
 //!   process. The restarted node never saw the input.
-//! * between 1 and 2: the journal has the input, the client's database is one commit
-//!   behind (its `applied_seq` is older). The restart rebuilds the client from the
-//!   journal, so the input is not lost; its outputs were never carried out and are
-//!   carried out after the restart (`from_clients` rows).
+//! * between 1 and 2 (or between two clients' files in 2): the journal has the input;
+//!   a changed client's file is one commit behind (its `applied_seq` is its mark's
+//!   previous row). The restart restores the client from its file and replays the
+//!   journal rows after its `applied_seq` into it, so the input is not lost; its outputs
+//!   were never carried out and are carried out after the restart (`from_clients` rows).
 //! * between 2 and 3: both are on disk; the outputs are in the journal's `from_clients`
 //!   table and go out after the restart, once.
 //!
 //! # Restart
 //!
-//! The journal stays the source of truth; the MLS databases are checked against it. A
-//! restart moves `<state>/mls` to `<state>/mls.old` ([`MlsStates::reopen`]), rebuilds
-//! every client by replaying the journal into a **fresh** database, and, right after
-//! replaying the row a client's old database says it had applied, compares every group
-//! in the two databases: the same group ids, and per group the same epoch, epoch
-//! authenticator (RFC 9420 §8.7) and own leaf index ([`MlsStates::check_replayed`]).
-//! Any difference, an old database the replay never reached, or one that cannot be read
-//! refuses the restart with a [`StoreError`] that names the file. Only when every
-//! client's database matched are the fresh ones committed (with one `fsync` each: they
-//! are written without `fsync` while rebuilding, see [`open`]) and `mls.old` removed
-//! ([`MlsStates::finish_rebuild`]). A crash during a restart leaves `mls.old` in place:
-//! the next start takes it as the old state again.
-//!
-//! A state directory without `mls/` (e.g. written before this file existed) has nothing
-//! to compare: its clients are rebuilt from the journal alone.
+//! [`MlsStates::open`] reads every file (a file that is not a database or lacks our
+//! tables refuses the start, exit 2). The node checks each against its mark: a file must
+//! include the mark's row or the previous one (anything older lost a commit the journal
+//! no longer holds: refused, exit 2), restores the clients, replays the remaining journal
+//! rows into the clients whose files do not include them, and checks every client's
+//! record against the SHA-256 its mark holds ([`StoreError::MlsDiverged`] otherwise).
+//! Then the repaired files are committed and the journal's rows before its last commit
+//! are deleted.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use nodes::client::snapshot::ClientSnapshot;
 use nodes::ids::ClientUri;
-use openmls::prelude::{GroupId, MlsGroup};
+use nodes::io::{ClientToProvider, ProviderToClient};
 use openmls_sqlite_storage::{Codec, SqliteStorageProvider};
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::store::StoreError;
 
 /// The directory of the client databases inside `--state`.
 pub const MLS_DIR: &str = "mls";
-/// Where a restart keeps the previous run's databases until the rebuilt ones matched.
-pub const MLS_OLD_DIR: &str = "mls.old";
 /// How long a statement waits for a lock (only this process opens the files).
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Our own table in each client database (openmls' tables are all `openmls_*`): whose
-/// state it is and which journal row it includes.
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS mimi_client (
-    id INTEGER PRIMARY KEY CHECK (id = 0),
-    client TEXT NOT NULL,
-    applied_seq INTEGER NOT NULL
-);";
 
 /// openmls' objects as JSON (the codec `openmls_sqlite_storage` stores them with).
 #[derive(Default)]
@@ -109,51 +109,53 @@ pub fn file_name(client: &ClientUri) -> String {
     format!("{safe}-{hash}.db")
 }
 
-/// What a restart compares of one group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupMark {
-    pub epoch: u64,
-    pub epoch_authenticator: Vec<u8>,
-    pub own_leaf: u32,
+/// Our own tables in each client database (openmls' tables are all `openmls_*`): whose
+/// state it is and which journal row it includes; the client's [`ClientRecord`].
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS mimi_client (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    client TEXT NOT NULL,
+    applied_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mimi_client_state (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    record BLOB NOT NULL
+);";
+
+/// Everything of a client outside openmls' tables: the core's snapshot and, if the
+/// client is offline (control API `/online`), its outbox and held mail.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClientRecord {
+    pub client: ClientSnapshot,
+    pub offline: Option<(Vec<ClientToProvider>, Vec<ProviderToClient>)>,
 }
 
-/// Every group in a client database, by hex group id (openmls' `MlsGroup::load`).
-pub fn groups(conn: &Rc<Connection>) -> Result<BTreeMap<String, GroupMark>, String> {
-    let ids: Vec<Vec<u8>> = {
-        let mut stmt = conn
-            .prepare("SELECT DISTINCT group_id FROM openmls_group_data ORDER BY group_id")
-            .map_err(|e| e.to_string())?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, Vec<u8>>(0))
-            .map_err(|e| e.to_string())?;
-        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
-    };
-    let storage = MlsDb::new(conn.clone());
-    let mut out = BTreeMap::new();
-    for key in ids {
-        let id: GroupId = serde_json::from_slice(&key)
-            .map_err(|e| format!("a group id is not openmls' JSON: {e}"))?;
-        let hex_id = hex::encode(id.as_slice());
-        let group = MlsGroup::load(&storage, &id)
-            .map_err(|e| format!("group {hex_id} cannot be loaded: {e:?}"))?
-            .ok_or_else(|| format!("group {hex_id} has data but no group state"))?;
-        out.insert(
-            hex_id,
-            GroupMark {
-                epoch: group.epoch().as_u64(),
-                epoch_authenticator: group.epoch_authenticator().as_slice().to_vec(),
-                own_leaf: group.own_leaf_index().u32(),
-            },
-        );
+impl ClientRecord {
+    /// The CBOR bytes written to the file (the same record gives the same bytes).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing into a Vec cannot fail, and every part of a record serializes.
+        if let Err(e) = ciborium::into_writer(self, &mut out) {
+            tracing::error!("could not encode a client record: {e}");
+        }
+        out
     }
-    Ok(out)
+
+    fn decode(bytes: &[u8]) -> Result<ClientRecord, String> {
+        ciborium::from_reader(bytes).map_err(|e| format!("the client record is damaged: {e}"))
+    }
 }
 
-/// Opens (creating if needed) a client database: WAL, openmls' migrations, our table.
-/// It is not yet durable: `synchronous = OFF` and no automatic checkpoint, so everything
-/// written so far stays in the WAL file until [`make_durable`] (the migrations are a
-/// dozen small transactions: one `fsync` each would cost a restart 10–100 ms per client,
-/// far more on a disk other processes keep busy).
+/// The SHA-256 of a record's bytes (a journal mark holds it).
+pub fn record_digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Opens (creating if needed) a client database: WAL, openmls' migrations, our tables,
+/// then `synchronous = FULL` (every commit is on disk before it returns, as `state.db`).
+/// The migrations run before, without `fsync` (a dozen small transactions: one `fsync`
+/// each would cost 10–100 ms per client); the first commit's `fsync` of the WAL file
+/// covers them (no checkpoint has moved them into the main file unsynced).
 pub fn open(path: &Path) -> Result<Rc<Connection>, String> {
     let mut conn = Connection::open(path).map_err(|e| e.to_string())?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| e.to_string())?;
@@ -167,15 +169,11 @@ pub fn open(path: &Path) -> Result<Rc<Connection>, String> {
         .run_migrations()
         .map_err(|e| format!("openmls_sqlite_storage migrations: {e}"))?;
     conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
-    Ok(Rc::new(conn))
-}
-
-/// From now on every commit is on disk before it returns (`synchronous = FULL`, as
-/// `state.db`). The next commit's `fsync` of the WAL file also covers what was written
-/// before (no checkpoint has moved it into the main file unsynced).
-fn make_durable(conn: &Connection) -> rusqlite::Result<()> {
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| e.to_string())?;
     conn.pragma_update(None, "wal_autocheckpoint", 1000)
+        .map_err(|e| e.to_string())?;
+    Ok(Rc::new(conn))
 }
 
 /// Whose state a database holds and the journal row it includes (`None`: it never
@@ -190,12 +188,24 @@ pub fn applied(conn: &Connection) -> Result<Option<(String, i64)>, String> {
     .map_err(|e| e.to_string())
 }
 
+fn record_bytes(conn: &Connection) -> Result<Option<Vec<u8>>, String> {
+    conn.query_row(
+        "SELECT record FROM mimi_client_state WHERE id = 0",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(|e| e.to_string())
+}
+
 /// One client's open database with its open transaction.
 struct ClientDb {
     path: PathBuf,
     conn: Rc<Connection>,
     /// `total_changes` when the open transaction began.
     changes_at_begin: u64,
+    /// The record bytes in the file (empty: none yet).
+    written: Vec<u8>,
 }
 
 impl ClientDb {
@@ -205,56 +215,39 @@ impl ClientDb {
         Ok(())
     }
 
-    /// Commits the open transaction (recording `seq`) if openmls changed anything in it;
-    /// begins the next one.
-    fn commit(&mut self, client: &ClientUri, seq: i64) -> rusqlite::Result<bool> {
-        if self.conn.total_changes() == self.changes_at_begin {
-            return Ok(false);
-        }
-        self.end(client, seq)?;
-        self.begin()?;
-        Ok(true)
-    }
-
-    /// Records `seq` and commits the open transaction (no new one begins).
-    fn end(&mut self, client: &ClientUri, seq: i64) -> rusqlite::Result<()> {
+    /// Writes `record` and `seq`, commits the open transaction (openmls' writes with
+    /// them) and begins the next one.
+    fn commit(&mut self, client: &ClientUri, seq: i64, record: &[u8]) -> rusqlite::Result<()> {
         self.conn.execute(
             "INSERT INTO mimi_client (id, client, applied_seq) VALUES (0, ?1, ?2)
              ON CONFLICT (id) DO UPDATE SET applied_seq = excluded.applied_seq",
             params![client.as_str(), seq],
         )?;
-        self.conn.execute_batch("COMMIT")
-    }
-
-    /// The end of a rebuild: commits (recording `seq`), makes the database durable and
-    /// checkpoints it (at `synchronous = FULL` a checkpoint syncs the WAL and the main
-    /// file, so everything written without `fsync` is on disk), then begins the next
-    /// transaction.
-    fn finish(&mut self, client: &ClientUri, seq: i64) -> rusqlite::Result<()> {
-        self.end(client, seq)?;
-        make_durable(&self.conn)?;
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        self.conn.execute(
+            "INSERT INTO mimi_client_state (id, record) VALUES (0, ?1)
+             ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+            params![record],
+        )?;
+        self.conn.execute_batch("COMMIT")?;
+        self.written = record.to_vec();
         self.begin()
     }
 }
 
-/// The previous run's database of a client, read at the start of a restart.
-struct OldDb {
-    path: PathBuf,
-    applied: i64,
-    groups: BTreeMap<String, GroupMark>,
+/// A client as its file holds it, read at a restart.
+pub struct Stored {
+    pub path: PathBuf,
+    /// The journal row the file includes.
+    pub applied: i64,
+    pub record: ClientRecord,
+    /// The client's storage: openmls' tables in its file.
+    pub storage: MlsDb,
 }
 
 /// The MLS databases of a node's clients.
 pub struct MlsStates {
     state: PathBuf,
     dbs: BTreeMap<ClientUri, ClientDb>,
-    /// During a restart: the previous run's databases not yet compared.
-    old: BTreeMap<ClientUri, OldDb>,
-    /// Until [`Self::finish_rebuild`]: new databases are not durable yet (a crash before
-    /// it keeps `mls.old` as the state).
-    rebuilding: bool,
 }
 
 fn mls_error(path: &Path, what: &'static str, reason: impl std::fmt::Display) -> StoreError {
@@ -266,63 +259,73 @@ fn mls_error(path: &Path, what: &'static str, reason: impl std::fmt::Display) ->
 }
 
 impl MlsStates {
-    /// Opens the MLS state of `--state` directory `state` for a (re)start: the previous
-    /// run's databases are moved to `mls.old` and read; new ones will be created in `mls`
-    /// as the replay creates the clients.
-    pub fn reopen(state: &Path) -> Result<MlsStates, StoreError> {
+    /// Opens the client databases of `--state` directory `state` and reads each client
+    /// they hold (a file whose client never committed is left for [`Self::create`] to
+    /// replace: its creation is still in the journal).
+    pub fn open(state: &Path) -> Result<(MlsStates, BTreeMap<ClientUri, Stored>), StoreError> {
         let dir = state.join(MLS_DIR);
-        let old_dir = state.join(MLS_OLD_DIR);
-        if old_dir.exists() {
-            // A restart was cut short: `mls.old` is still the previous run's state and
-            // `mls` a partial rebuild.
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| mls_error(&dir, "removed (a cut-short rebuild)", e))?;
-            }
-        } else if dir.exists() {
-            std::fs::rename(&dir, &old_dir).map_err(|e| mls_error(&dir, "moved to mls.old", e))?;
-        }
         std::fs::create_dir_all(&dir).map_err(|e| mls_error(&dir, "created", e))?;
-        let mut old = BTreeMap::new();
-        if old_dir.exists() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&old_dir)
-                .map_err(|e| mls_error(&old_dir, "listed", e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "db"))
-                .collect();
-            files.sort();
-            for path in files {
-                let conn = open(&path).map_err(|e| mls_error(&path, "read", e))?;
-                let Some((client, applied)) =
-                    applied(&conn).map_err(|e| mls_error(&path, "read", e))?
-                else {
-                    // Created, but the crash came before its first commit.
-                    continue;
-                };
-                let uri: ClientUri = client
-                    .parse()
-                    .map_err(|e| mls_error(&path, "read", format!("client {client:?}: {e}")))?;
-                let groups = groups(&conn).map_err(|e| mls_error(&path, "read", e))?;
-                old.insert(
-                    uri,
-                    OldDb {
-                        path,
-                        applied,
-                        groups,
-                    },
-                );
-            }
-        }
-        Ok(MlsStates {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| mls_error(&dir, "listed", e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "db"))
+            .collect();
+        files.sort();
+        let mut states = MlsStates {
             state: state.to_path_buf(),
             dbs: BTreeMap::new(),
-            old,
-            rebuilding: true,
-        })
+        };
+        let mut stored = BTreeMap::new();
+        for path in files {
+            let read = |e: String| mls_error(&path, "read", e);
+            let conn = open(&path).map_err(read)?;
+            let Some((client, applied)) = applied(&conn).map_err(read)? else {
+                continue;
+            };
+            let uri: ClientUri = client
+                .parse()
+                .map_err(|e| read(format!("client {client:?}: {e}")))?;
+            if path.file_name().and_then(|n| n.to_str()) != Some(&file_name(&uri)) {
+                return Err(read(format!("it holds {uri}, whose file has another name")));
+            }
+            let bytes = record_bytes(&conn).map_err(read)?.ok_or_else(|| {
+                read(
+                    "it has no mimi_client_state (written by a mimi-sim that rebuilt clients \
+                     from the journal)"
+                        .to_string(),
+                )
+            })?;
+            let record = ClientRecord::decode(&bytes).map_err(read)?;
+            if record.client.uri() != &uri {
+                return Err(read(format!(
+                    "it is {uri}'s but its record is {}'s",
+                    record.client.uri()
+                )));
+            }
+            let mut db = ClientDb {
+                path: path.clone(),
+                conn: conn.clone(),
+                changes_at_begin: 0,
+                written: bytes,
+            };
+            db.begin().map_err(|e| read(e.to_string()))?;
+            states.dbs.insert(uri.clone(), db);
+            stored.insert(
+                uri,
+                Stored {
+                    path,
+                    applied,
+                    record,
+                    storage: MlsDb::new(conn),
+                },
+            );
+        }
+        Ok((states, stored))
     }
 
     /// The storage of a new client: a fresh database (any file of that name is from an
-    /// earlier client of the same URI and is replaced).
+    /// earlier client of the same URI, or one whose creation never committed, and is
+    /// replaced).
     pub fn create(&mut self, client: &ClientUri) -> Result<MlsDb, StoreError> {
         let path = self.state.join(MLS_DIR).join(file_name(client));
         // Close an earlier connection to that file before removing it.
@@ -336,139 +339,51 @@ impl MlsStates {
             }
         }
         let conn = open(&path).map_err(|e| mls_error(&path, "created", e))?;
-        if !self.rebuilding {
-            make_durable(&conn).map_err(|e| mls_error(&path, "created", e))?;
-        }
         let mut db = ClientDb {
             path: path.clone(),
             conn: conn.clone(),
             changes_at_begin: 0,
+            written: Vec::new(),
         };
         db.begin().map_err(|e| mls_error(&path, "created", e))?;
         self.dbs.insert(client.clone(), db);
         Ok(MlsDb::new(conn))
     }
 
-    /// Step 2 of the order of writes (module doc): commits every client database the last
-    /// input changed, recording journal row `seq`.
-    pub fn commit(&mut self, seq: i64) -> Result<(), StoreError> {
-        for (client, db) in &mut self.dbs {
-            db.commit(client, seq)
-                .map_err(|e| mls_error(&db.path, "committed", e))?;
-        }
-        Ok(())
+    /// Whether `client`'s state changed since its file was last written: openmls wrote
+    /// into the open transaction, or `record` is not the record in the file.
+    pub fn changed(&self, client: &ClientUri, record: &[u8]) -> bool {
+        self.dbs
+            .get(client)
+            .is_none_or(|db| db.conn.total_changes() != db.changes_at_begin || db.written != record)
     }
 
-    /// During a restart, after replaying journal row `seq`: compares the rebuilt state of
-    /// every client whose old database says it included row `seq` with that database.
-    pub fn check_replayed(&mut self, seq: i64) -> Result<(), StoreError> {
-        let due: Vec<ClientUri> = self
-            .old
-            .iter()
-            .filter(|(_, o)| o.applied == seq)
-            .map(|(c, _)| c.clone())
-            .collect();
-        for client in due {
-            let old = self.old.remove(&client).expect("listed above");
-            let diverged = |what: String| StoreError::MlsDiverged {
-                path: old.path.clone(),
-                client: client.to_string(),
-                seq,
-                what,
-            };
-            let Some(db) = self.dbs.get(&client) else {
-                return Err(diverged(
-                    "the replay has not created this client by that row".into(),
+    /// The file of `client` (for errors).
+    pub fn path(&self, client: &ClientUri) -> PathBuf {
+        self.state.join(MLS_DIR).join(file_name(client))
+    }
+
+    /// Step 2 of the order of writes (module doc): commits each changed client's database
+    /// with its record, recording journal row `seq`.
+    pub fn commit(&mut self, seq: i64, changed: &[(ClientUri, Vec<u8>)]) -> Result<(), StoreError> {
+        for (client, record) in changed {
+            let Some(db) = self.dbs.get_mut(client) else {
+                return Err(mls_error(
+                    &self.path(client),
+                    "committed",
+                    "the client has no open database",
                 ));
             };
-            let new = groups(&db.conn).map_err(|e| mls_error(&db.path, "read", e))?;
-            compare(&old.groups, &new).map_err(diverged)?;
-        }
-        Ok(())
-    }
-
-    /// The end of a restart's replay (`last` = the last replayed `client_inputs` row, 0
-    /// if none): every old database must have been compared; the rebuilt ones are
-    /// committed and `mls.old` is removed.
-    pub fn finish_rebuild(&mut self, last: i64) -> Result<(), StoreError> {
-        if let Some((client, old)) = self.old.iter().next() {
-            return Err(StoreError::MlsDiverged {
-                path: old.path.clone(),
-                client: client.to_string(),
-                seq: old.applied,
-                what: format!(
-                    "the database says it includes journal row {}, but the journal's \
-                     client rows end at {last} or that row is not this client's",
-                    old.applied
-                ),
-            });
-        }
-        for (client, db) in &mut self.dbs {
-            db.finish(client, last)
+            db.commit(client, seq, record)
                 .map_err(|e| mls_error(&db.path, "committed", e))?;
         }
-        self.rebuilding = false;
-        let old_dir = self.state.join(MLS_OLD_DIR);
-        if old_dir.exists() {
-            std::fs::remove_dir_all(&old_dir).map_err(|e| mls_error(&old_dir, "removed", e))?;
-        }
         Ok(())
     }
-}
-
-/// The first difference between the groups of an old database and of the rebuilt one.
-fn compare(
-    old: &BTreeMap<String, GroupMark>,
-    new: &BTreeMap<String, GroupMark>,
-) -> Result<(), String> {
-    if let Some(id) = old.keys().find(|id| !new.contains_key(*id)) {
-        return Err(format!(
-            "group {id} is in the database but not in the replay"
-        ));
-    }
-    if let Some(id) = new.keys().find(|id| !old.contains_key(*id)) {
-        return Err(format!(
-            "group {id} is in the replay but not in the database"
-        ));
-    }
-    for (id, o) in old {
-        let n = &new[id];
-        if o.epoch != n.epoch {
-            return Err(format!(
-                "group {id}: epoch {} in the database, {} after replay",
-                o.epoch, n.epoch
-            ));
-        }
-        if o.epoch_authenticator != n.epoch_authenticator {
-            return Err(format!(
-                "group {id}: epoch authenticator {} in the database, {} after replay \
-                 (epoch {})",
-                hex::encode(&o.epoch_authenticator),
-                hex::encode(&n.epoch_authenticator),
-                o.epoch
-            ));
-        }
-        if o.own_leaf != n.own_leaf {
-            return Err(format!(
-                "group {id}: own leaf {} in the database, {} after replay",
-                o.own_leaf, n.own_leaf
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mark(epoch: u64, auth: u8, own_leaf: u32) -> GroupMark {
-        GroupMark {
-            epoch,
-            epoch_authenticator: vec![auth; 4],
-            own_leaf,
-        }
-    }
 
     #[test]
     fn uris_made_alike_by_the_file_name_still_get_their_own_file() {
@@ -482,27 +397,5 @@ mod tests {
         assert_ne!(fa, fb);
         assert!(fa.starts_with("mimi___a.example_d_al_ice_1-") && fa.ends_with(".db"));
         assert_eq!(fa, file_name(&a));
-    }
-
-    #[test]
-    fn the_comparison_names_the_first_difference_of_a_group() {
-        let g = |m: GroupMark| BTreeMap::from([("0a".to_string(), m)]);
-        assert_eq!(compare(&g(mark(3, 1, 2)), &g(mark(3, 1, 2))), Ok(()));
-        let e = compare(&g(mark(3, 1, 2)), &g(mark(4, 1, 2))).unwrap_err();
-        assert!(e.contains("epoch 3 in the database, 4 after replay"), "{e}");
-        let e = compare(&g(mark(3, 1, 2)), &g(mark(3, 9, 2))).unwrap_err();
-        assert!(e.contains("epoch authenticator 01010101"), "{e}");
-        let e = compare(&g(mark(3, 1, 2)), &g(mark(3, 1, 0))).unwrap_err();
-        assert!(
-            e.contains("own leaf 2 in the database, 0 after replay"),
-            "{e}"
-        );
-        let e = compare(&g(mark(3, 1, 2)), &BTreeMap::new()).unwrap_err();
-        assert!(
-            e.contains("group 0a is in the database but not in the replay"),
-            "{e}"
-        );
-        let e = compare(&BTreeMap::new(), &g(mark(3, 1, 2))).unwrap_err();
-        assert!(e.contains("in the replay but not in the database"), "{e}");
     }
 }

@@ -62,14 +62,12 @@
 //!   the testbed's outcome distribution beside the simulator's over the same seeds.
 //!
 //! ## What is missing
-//! * **Client snapshots**: the server core is restored from its tables
+//! * **Journals that still grow**: the server core is restored from its tables
 //!   ([`server_tables`]: room log, public group, fan-out queue, the rest; its journal
-//!   stays empty), but the clients' state is the journal of their inputs (the client
-//!   core has no serialized form yet). The clients' MLS groups are in
-//!   `openmls_sqlite_storage` files ([`mls_store`]), but a restart rebuilds them by
-//!   replay and checks them against the old files instead of loading them. So the
-//!   clients' journal only grows and a restart replays their whole history (a hub after
-//!   175 messages: 203 client rows, restore 40 ms).
+//!   stays empty) and the clients from their own files ([`mls_store`]: openmls' tables
+//!   and the client's snapshot; their journal keeps only the last commit), except a
+//!   malicious provider's follower role, whose own state a snapshot does not hold: that
+//!   node's server journal keeps every input.
 //! * The adapter's lines in `events.jsonl` (requests, responses, sends) and the
 //!   observation lines of the server core ([`observe`]: `hub`, `hub-view`, `hub-log`,
 //!   `deliver`) are journalled in batches every 100 ms and are not part of the state: a
@@ -147,6 +145,10 @@ pub struct NodeArgs {
     /// A variant key for `--scenario` (as `run --variant`; repeatable).
     #[arg(long = "variant", value_name = "KEY=VALUE")]
     pub variants: Vec<String>,
+    /// Wall-clock ms per core ms: the cores' timers run at 1/X of the wall clock (the
+    /// testbed passes its own --time-scale; a restart needs the same).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
 }
 
 /// `mimi-sim testbed`.
@@ -222,6 +224,14 @@ fn node_options(args: &NodeArgs) -> Result<node::NodeOptions, String> {
                 &args.variants,
             )?),
             None => None,
+        },
+        time_scale: if args.time_scale.is_finite() && args.time_scale > 0.0 {
+            args.time_scale
+        } else {
+            return Err(format!(
+                "--time-scale {} is not a positive number",
+                args.time_scale
+            ));
         },
         enforcement: match args.enforcement.as_str() {
             "off" => EnforcementLevel::Off,

@@ -5,7 +5,10 @@
 //! the process and are driven through the control API ([`super::control`]).
 //!
 //! Everything runs on one thread (a current-thread tokio runtime and a `LocalSet`), as
-//! in the simulator: the cores are never shared between threads. Time is the wall clock.
+//! in the simulator: the cores are never shared between threads. The cores' time is the
+//! wall clock scaled by `--time-scale` ([`CoreClock`]): with X = 0.5 every core timer
+//! (the clients' resends and deadlines, the hub's retries) runs twice as fast, as the
+//! runner runs the scenario's times.
 //!
 //! Every event (the host's inputs and outputs, the clients' events, the steps issued) is
 //! one JSON line in `<state>/events.jsonl`, in the simulator's trace format with `t` = the
@@ -13,12 +16,13 @@
 //!
 //! State is durable ([`super::store`], [`super::journal`]): after every input of the server
 //! core its state (room logs, public groups, fan-out queues, follower state:
-//! [`super::server_tables`]), and every input of the clients, are committed to
-//! `<state>/state.db` before what it caused leaves the process; a node started on a
-//! directory holding state restores its server core from those tables, rebuilds its
-//! clients from their journal ([`restore`]) and goes on. Each client's MLS state is in its own SQLite file under
-//! `<state>/mls/`, written by openmls and committed after the journal row and before the
-//! outputs ([`super::mls_store`] has the order of writes and what a restart checks).
+//! [`super::server_tables`]) is committed to `<state>/state.db`, and each client lives in
+//! its own SQLite file under `<state>/mls/` (openmls' tables and the client's snapshot),
+//! committed after the journal row of its input and before what the input caused leaves
+//! the process. A node started on a directory holding state restores its server core
+//! from those tables and its clients from their files ([`restore`]) and goes on; the
+//! clients' journal keeps only the last commit's rows ([`super::mls_store`] has the order
+//! of writes, what a `kill -9` at each point means and what a restart checks).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -37,16 +41,16 @@ use serde_json::Value;
 use tokio::time::MissedTickBehavior;
 
 use super::journal::{self, fail_stop, JournaledServer, MAX_SILENT_TICKS};
-use super::mls_store::{MlsDb, MlsStates};
+use super::mls_store::{record_digest, ClientRecord, MlsDb, MlsStates, Stored};
 use super::observe;
 use super::peers::PeersFile;
 use super::store::{
-    self, digest, ClientInput, NodeIdentity, Row, StepInput, Store, StoreError, Taken,
+    self, digest, ClientInput, Mark, NodeIdentity, Row, StepInput, Store, StoreError, Taken,
 };
 use super::tls::{wall_ms, TlsConfig, TlsTransport};
 use crate::observe::record::{Recorder, What};
 use crate::scenario::{EnforcementLevel, Op};
-use crate::world::net::{self, HostConfig, HostHandle};
+use crate::world::net::{self, HostConfig, HostHandle, Peer, Transport};
 use crate::world::run::{op_command, CLIENT_TICK_MS};
 use mimi_reports::records::trace::Restored as RestoredLine;
 
@@ -69,6 +73,112 @@ pub struct NodeOptions {
     pub enforcement: EnforcementLevel,
     /// `--scenario`: the server and clients as that scenario configures them.
     pub setup: Option<super::setup::Setup>,
+    /// `--time-scale`: wall ms per core ms ([`CoreClock`]).
+    pub time_scale: f64,
+}
+
+/// The file in the `--state` directory that holds the origin of the [`CoreClock`].
+pub const TIME_ORIGIN_FILE: &str = "time-origin";
+
+/// The time the cores see: `origin + (wall - origin) / scale`, wall = ms since the UNIX
+/// epoch and `scale` = `--time-scale` (wall ms per core ms). At scale 1 it is the wall
+/// clock. The origin is the wall clock of the state directory's first start
+/// ([`TIME_ORIGIN_FILE`]), so the clock goes on across restarts (with the same
+/// `--time-scale`) and stays near the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CoreClock {
+    origin: Millis,
+    scale: f64,
+}
+
+impl CoreClock {
+    /// A clock around `origin`; `scale` must be positive and finite.
+    pub fn new(origin: Millis, scale: f64) -> CoreClock {
+        assert!(scale.is_finite() && scale > 0.0, "time scale {scale}");
+        CoreClock { origin, scale }
+    }
+
+    /// The clock of the state directory `state` (its origin read, or written at the first
+    /// start).
+    pub fn of_state(state: &std::path::Path, scale: f64) -> Result<CoreClock, String> {
+        let path = state.join(TIME_ORIGIN_FILE);
+        let origin = match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .map_err(|_| format!("{}: not a time in ms: {text:?}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let now = wall_ms();
+                let mut f = std::fs::File::create(&path)
+                    .map_err(|e| format!("could not write {}: {e}", path.display()))?;
+                writeln!(f, "{now}")
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| format!("could not write {}: {e}", path.display()))?;
+                now
+            }
+            Err(e) => return Err(format!("could not read {}: {e}", path.display())),
+        };
+        Ok(CoreClock::new(origin, scale))
+    }
+
+    /// The cores' time now.
+    pub fn now(&self) -> Millis {
+        self.core_of(wall_ms())
+    }
+
+    /// The cores' time at wall time `wall`.
+    pub fn core_of(&self, wall: Millis) -> Millis {
+        if self.scale == 1.0 || wall <= self.origin {
+            return wall;
+        }
+        self.origin + ((wall - self.origin) as f64 / self.scale).round() as Millis
+    }
+
+    /// The wall time at the cores' time `core` (the inverse of [`Self::core_of`]).
+    pub fn wall_of(&self, core: Millis) -> Millis {
+        if self.scale == 1.0 || core <= self.origin {
+            return core;
+        }
+        self.origin + ((core - self.origin) as f64 * self.scale).round() as Millis
+    }
+}
+
+/// A transport whose clock is a [`CoreClock`]: the host adapter hands the server core
+/// its time from [`Transport::now_ms`].
+pub struct ScaledTransport<T> {
+    inner: T,
+    clock: CoreClock,
+}
+
+impl<T: Transport> Transport for ScaledTransport<T> {
+    type Listener = T::Listener;
+    type Accepted = T::Accepted;
+    type Stream = T::Stream;
+
+    fn bind(&self) -> impl std::future::Future<Output = std::io::Result<Self::Listener>> {
+        self.inner.bind()
+    }
+    fn accept(
+        &self,
+        listener: &Self::Listener,
+    ) -> impl std::future::Future<Output = std::io::Result<Self::Accepted>> {
+        self.inner.accept(listener)
+    }
+    fn establish(
+        &self,
+        accepted: Self::Accepted,
+    ) -> impl std::future::Future<Output = Result<(Self::Stream, Peer), String>> {
+        self.inner.establish(accepted)
+    }
+    fn connect(
+        &self,
+        to: &Domain,
+    ) -> impl std::future::Future<Output = std::io::Result<Self::Stream>> {
+        self.inner.connect(to)
+    }
+    fn now_ms(&self) -> Millis {
+        self.clock.now()
+    }
 }
 
 /// Why a node stopped or could not start.
@@ -95,6 +205,8 @@ pub struct Node {
     pub handle: HostHandle,
     pub peers_path: PathBuf,
     pub clients: BTreeMap<ClientUri, Client<MlsDb>>,
+    /// The cores' clock.
+    pub clock: CoreClock,
     /// The clients' MLS databases.
     mls: MlsStates,
     pub setup: Option<super::setup::Setup>,
@@ -155,13 +267,13 @@ impl Node {
     }
 
     /// Sends a client's outputs to this provider's core (after [`Self::commit`]); an
-    /// offline client's go to its outbox.
+    /// offline client's are in its outbox already ([`Self::commit`] put them there).
     pub fn send(&mut self, c: &ClientUri, outs: Vec<ClientOutput>) {
+        if self.offline.contains_key(c) {
+            return;
+        }
         for ClientOutput::ToProvider(m) in outs {
-            match self.offline.get_mut(c) {
-                Some((outbox, _)) => outbox.push(m),
-                None => self.handle.send_from_client(c.clone(), m),
-            }
+            self.handle.send_from_client(c.clone(), m);
         }
     }
 
@@ -172,7 +284,7 @@ impl Node {
         if online != self.offline.contains_key(c) || !self.clients.contains_key(c) {
             return;
         }
-        let now = wall_ms();
+        let now = self.clock.now();
         let input = ClientInput::Online {
             now,
             client: c.clone(),
@@ -251,20 +363,51 @@ impl Node {
             .filter(|(c, _)| !self.offline.contains_key(c))
             .flat_map(|(c, outs)| outs.iter().map(move |ClientOutput::ToProvider(m)| (c, m)))
             .collect();
-        // The order of writes (see `mls_store`): the journal rows, then the MLS state;
-        // the caller carries out the outputs after this returns.
+        // An offline client's messages wait in its outbox, which is part of its record.
+        for (c, outs) in sent {
+            if let Some((outbox, _)) = self.offline.get_mut(c) {
+                outbox.extend(outs.iter().map(|ClientOutput::ToProvider(m)| m.clone()));
+            }
+        }
+        // The order of writes (see `mls_store`): the journal rows with the marks of the
+        // clients the input changed, then their files; the caller carries out the outputs
+        // after this returns.
+        let changed = self.changed_clients();
+        let marks: Vec<(&ClientUri, [u8; 32])> = changed
+            .iter()
+            .map(|(c, record)| (c, record_digest(record)))
+            .collect();
         let seq = match self
             .store
             .borrow_mut()
-            .commit_client(&inputs, took, &messages, &lines)
+            .commit_client(&inputs, took, &messages, &lines, &marks)
         {
             Ok(seq) => seq,
             Err(e) => fail_stop(&e),
         };
-        if let Err(e) = self.mls.commit(seq) {
+        if let Err(e) = self.mls.commit(seq, &changed) {
             fail_stop(&e);
         }
         self.append_lines(lines);
+    }
+
+    /// The record of `c` as it is now (its snapshot and offline mailboxes), encoded.
+    fn record(&self, c: &ClientUri, client: &Client<MlsDb>) -> Vec<u8> {
+        ClientRecord {
+            client: client.snapshot(),
+            offline: self.offline.get(c).cloned(),
+        }
+        .encode()
+    }
+
+    /// The clients whose state differs from their file, with their records.
+    fn changed_clients(&self) -> Vec<(ClientUri, Vec<u8>)> {
+        self.clients
+            .iter()
+            .map(|(c, client)| (c, self.record(c, client)))
+            .filter(|(c, record)| self.mls.changed(c, record))
+            .map(|(c, record)| (c.clone(), record))
+            .collect()
     }
 
     /// A new client that publishes `key_packages` KeyPackages (control API and restore);
@@ -323,7 +466,7 @@ impl Node {
         for (t, what) in self.sink.take() {
             self.rec.event(t, domain.as_str(), what);
         }
-        let now = wall_ms();
+        let now = self.clock.now();
         for (c, m) in self.handle.drain_to_clients() {
             if let Some(v) = observe::deliver_fields(&c, &m) {
                 self.event(domain.as_str(), v);
@@ -334,7 +477,9 @@ impl Node {
         if tick {
             self.tick(now);
         }
-        for e in trace.take() {
+        for mut e in trace.take() {
+            // Event lines carry the wall clock (the runner merges them with its own).
+            e.at = self.clock.wall_of(e.at);
             self.rec.net_event(0, &e);
         }
         self.flush_lines();
@@ -405,27 +550,121 @@ impl Node {
         }
     }
 
-    /// Rebuilds the clients from their journalled inputs, checking that each produces
-    /// the outputs it produced before (their events were journalled then) and that each
-    /// client's rebuilt MLS state is the one its database held (see `mls_store`).
-    fn replay_clients(&mut self, rows: Vec<Row<ClientInput>>) -> Result<(), StoreError> {
-        let mut last = 0;
+    /// Restores the clients from their files (`stored`), checked against their journal
+    /// marks, then replays the journal's client rows into each client whose file does
+    /// not include them (a crash between the journal and the files, see `mls_store`),
+    /// checks every client's record against its mark, commits the repaired files and
+    /// deletes the journal rows before its last commit. Returns the clients restored from
+    /// a file and the rows replayed.
+    fn restore_clients(
+        &mut self,
+        stored: BTreeMap<ClientUri, Stored>,
+        rows: Vec<Row<ClientInput>>,
+    ) -> Result<(u64, u64), StoreError> {
+        let marks = self.store.borrow().client_marks()?;
+        let mut applied: BTreeMap<ClientUri, i64> = BTreeMap::new();
+        for (c, s) in stored {
+            let Some(mark) = marks.get(&c) else {
+                return Err(StoreError::MlsDiverged {
+                    path: s.path,
+                    client: c.to_string(),
+                    seq: s.applied,
+                    what: "the journal has no mark of this client (the file is from another \
+                           run)"
+                        .into(),
+                });
+            };
+            check_applied(&s.path, &c, s.applied, mark)?;
+            let client =
+                Client::restore(s.record.client, s.storage).map_err(|e| StoreError::MlsState {
+                    path: s.path.clone(),
+                    what: "restored",
+                    reason: e.to_string(),
+                })?;
+            if let Some(offline) = s.record.offline {
+                self.offline.insert(c.clone(), offline);
+            }
+            self.clients.insert(c.clone(), client);
+            applied.insert(c, s.applied);
+        }
+        let restored = self.clients.len() as u64;
+        // A client with a mark but no file: only one created by the last commit (its
+        // creation is in the journal) may lack it.
+        if let Some((c, mark)) = marks
+            .iter()
+            .find(|(c, m)| !applied.contains_key(*c) && m.prev != 0)
+        {
+            return Err(StoreError::MlsBehind {
+                path: self.mls.path(c),
+                client: c.to_string(),
+                applied: 0,
+                seq: mark.seq,
+                prev: mark.prev,
+            });
+        }
+        let (mut last, mut replayed) = (0, 0);
         for row in rows {
-            let outputs = self.replay_client(row.input);
+            let done = |c: &ClientUri| applied.get(c).is_some_and(|a| *a >= row.seq);
+            let (outputs, skipped) = self.replay_client(row.input, &done);
             for client in self.clients.values_mut() {
                 client.take_events();
             }
-            if digest(&outputs) != row.outputs {
+            // A row some client's file already includes gave only part of its outputs.
+            if !skipped && digest(&outputs) != row.outputs {
                 return Err(self.store.borrow().diverged("client_inputs", row.seq));
             }
-            self.mls.check_replayed(row.seq)?;
+            replayed += u64::from(!skipped);
             last = row.seq;
         }
-        self.mls.finish_rebuild(last)
+        for (c, client) in &self.clients {
+            let record = self.record(c, client);
+            let Some(mark) = marks.get(c) else {
+                return Err(StoreError::MlsDiverged {
+                    path: self.mls.path(c),
+                    client: c.to_string(),
+                    seq: last,
+                    what: "the journal rebuilt a client it has no mark of".into(),
+                });
+            };
+            if record_digest(&record) != mark.record {
+                return Err(StoreError::MlsDiverged {
+                    path: self.mls.path(c),
+                    client: c.to_string(),
+                    seq: mark.seq,
+                    what: "the client restored from its file (and the journal rows after \
+                           it) is not the client the journal's mark recorded"
+                        .into(),
+                });
+            }
+        }
+        let changed = self.changed_clients();
+        self.mls.commit(last, &changed)?;
+        if last > 0 {
+            self.store.borrow_mut().forget_client_inputs_before(last)?;
+        }
+        Ok((restored, replayed))
     }
 
-    fn replay_client(&mut self, input: ClientInput) -> Vec<ClientOutput> {
-        match input {
+    /// Hands a journalled client input again to the clients it is for, except those
+    /// `done` says already include it; returns the outputs and whether a client was
+    /// left out.
+    fn replay_client(
+        &mut self,
+        input: ClientInput,
+        done: &dyn Fn(&ClientUri) -> bool,
+    ) -> (Vec<ClientOutput>, bool) {
+        let addressed = match &input {
+            ClientInput::Create { client, .. }
+            | ClientInput::Message { client, .. }
+            | ClientInput::Online { client, .. }
+            | ClientInput::Held { client, .. } => Some(client),
+            ClientInput::Step { step, .. } => Some(&step.client),
+            ClientInput::Ticks { .. } => None,
+        };
+        if addressed.is_some_and(done) {
+            return (Vec::new(), true);
+        }
+        let out = match input {
             ClientInput::Create {
                 client,
                 key_packages,
@@ -452,14 +691,19 @@ impl Node {
             },
             ClientInput::Ticks { nows } => {
                 let mut out = Vec::new();
+                let mut skipped = false;
                 for now in nows {
                     for c in self.ticked() {
+                        if done(&c) {
+                            skipped = true;
+                            continue;
+                        }
                         if let Some(client) = self.clients.get_mut(&c) {
                             out.extend(client.on_tick(now));
                         }
                     }
                 }
-                out
+                return (out, skipped);
             }
             ClientInput::Online {
                 now,
@@ -470,8 +714,29 @@ impl Node {
                 self.offline.entry(client).or_default().1.push(message);
                 Vec::new()
             }
-        }
+        };
+        (out, false)
     }
+}
+
+/// A client's file must include its journal mark's row, or the row of the change before
+/// (a crash between the journal and the file); anything else cannot be repaired.
+fn check_applied(
+    path: &std::path::Path,
+    client: &ClientUri,
+    applied: i64,
+    mark: &Mark,
+) -> Result<(), StoreError> {
+    if applied == mark.seq || applied == mark.prev {
+        return Ok(());
+    }
+    Err(StoreError::MlsBehind {
+        path: path.to_path_buf(),
+        client: client.to_string(),
+        applied,
+        seq: mark.seq,
+        prev: mark.prev,
+    })
 }
 
 /// What a restart found in the state directory.
@@ -566,6 +831,7 @@ where
         )
     })?;
     let started = std::time::Instant::now();
+    let clock = CoreClock::of_state(&options.state, options.time_scale)?;
     let config = match &options.setup {
         Some(s) => s.config(),
         None => EnforcementConfig::new(options.enforcement.level()),
@@ -609,10 +875,13 @@ where
             observe::Observed::resumed(core, sink.clone()),
             store.clone(),
         );
-        let transport = Rc::new(TlsTransport::new(mimi, options.peers.clone(), &tls));
+        let transport = Rc::new(ScaledTransport {
+            inner: TlsTransport::new(mimi, options.peers.clone(), &tls),
+            clock,
+        });
         let trace = net::Trace::new();
         let (handle, host) = net::run_host(core, transport, HostConfig::default(), &trace);
-        let mls = MlsStates::reopen(&options.state)?;
+        let (mls, stored) = MlsStates::open(&options.state)?;
         let node = Rc::new(RefCell::new(Node {
             domain: options.provider.clone(),
             seed: options.seed,
@@ -620,6 +889,7 @@ where
             handle: handle.clone(),
             peers_path: options.peers.clone(),
             clients: BTreeMap::new(),
+            clock,
             mls,
             setup: options.setup.clone(),
             rec: Recorder::new(true),
@@ -632,7 +902,7 @@ where
             store: store.clone(),
             silent_ticks: Vec::new(),
         }));
-        resume_clients(&node, &store)?;
+        let (clients_restored, clients_replayed) = resume_clients(&node, &store, stored)?;
         let replay_ms = started.elapsed().as_millis();
         // The one line a testbed reads to learn the addresses (port 0 picks free ones);
         // printed once the state is restored, so it also says "ready".
@@ -659,6 +929,8 @@ where
                     server_replayed: restored.server_replayed,
                     server_inputs: restored.server_inputs,
                     client_inputs: restored.client_inputs,
+                    clients_from_files: clients_restored,
+                    client_inputs_replayed: clients_replayed,
                     to_clients: restored.to_clients,
                     from_clients: restored.from_clients,
                 },
@@ -739,28 +1011,63 @@ fn recover_event_lines(path: &std::path::Path, lines: &[String]) -> Result<usize
     Ok(missing.len())
 }
 
-/// Rebuilds the clients, hands the server core the client messages it had not taken,
+/// Restores the clients, hands the server core the client messages it had not taken,
 /// then the clients the mailbox messages they had not taken (in that order: the core
-/// takes client messages in the order of their rows).
-fn resume_clients(node: &RefCell<Node>, store: &RefCell<Store>) -> Result<(), NodeError> {
+/// takes client messages in the order of their rows). Returns the clients restored from
+/// their files and the journal rows replayed.
+fn resume_clients(
+    node: &RefCell<Node>,
+    store: &RefCell<Store>,
+    stored: BTreeMap<ClientUri, Stored>,
+) -> Result<(u64, u64), NodeError> {
     let inputs = store.borrow().client_inputs()?;
     let from_clients = store.borrow().from_clients()?;
     let to_clients = store.borrow().to_clients()?;
     let mut node = node.borrow_mut();
-    node.replay_clients(inputs)?;
+    let restored = node.restore_clients(stored, inputs)?;
     for (c, m) in from_clients {
         node.handle.send_from_client(c, m);
     }
-    let now = wall_ms();
+    let now = node.clock.now();
     for (seq, (c, m)) in to_clients {
         node.deliver(now, c, m, Taken::Row(seq));
     }
-    Ok(())
+    Ok(restored)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_core_clock_scales_wall_time_after_its_origin_and_back() {
+        let one = CoreClock::new(1_000, 1.0);
+        assert_eq!(one.core_of(5_000), 5_000);
+        let fast = CoreClock::new(1_000, 0.5);
+        // Half a wall second after the origin is a core second after it.
+        assert_eq!(fast.core_of(1_500), 2_000);
+        assert_eq!(fast.wall_of(2_000), 1_500);
+        assert_eq!(fast.core_of(900), 900);
+        let slow = CoreClock::new(1_000, 4.0);
+        assert_eq!(slow.core_of(5_000), 2_000);
+        let mut last = 0;
+        for wall in (0..10_000).step_by(7) {
+            let core = fast.core_of(wall);
+            assert!(core >= last, "monotonic at {wall}");
+            assert!(fast.wall_of(core).abs_diff(wall) <= 1, "inverse at {wall}");
+            last = core;
+        }
+        // The origin is kept in the state directory: a restart reads it back.
+        let dir = std::env::temp_dir().join(format!("mimi-clock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = CoreClock::of_state(&dir, 0.5).unwrap();
+        assert_eq!(CoreClock::of_state(&dir, 0.5).unwrap(), first);
+        std::fs::write(dir.join(TIME_ORIGIN_FILE), "soon").unwrap();
+        let e = CoreClock::of_state(&dir, 0.5).unwrap_err();
+        assert!(e.contains("time-origin") && e.contains("soon"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_restart_appends_only_the_event_lines_a_crash_kept_out_and_ends_a_torn_line() {

@@ -151,6 +151,8 @@ struct Bed {
     seed: u64,
     enforcement: String,
     variants: Vec<String>,
+    /// `--time-scale`, passed to every node (its cores' clock).
+    time_scale: f64,
     nodes: BTreeMap<Domain, NodeProc>,
     proxies: BTreeMap<(Domain, Domain), Proxy>,
     pids: Vec<u32>,
@@ -183,7 +185,9 @@ impl Bed {
             .arg("--enforcement")
             .arg(&self.enforcement)
             .arg("--scenario")
-            .arg(&self.file);
+            .arg(&self.file)
+            .arg("--time-scale")
+            .arg(self.time_scale.to_string());
         for v in &self.variants {
             cmd.arg("--variant").arg(v);
         }
@@ -813,6 +817,7 @@ pub async fn run_once(file: &Path, opts: &RunOptions) -> Result<TestbedRun, Runn
         seed: opts.seed,
         enforcement: setup.scenario.variant.enforcement.name().to_string(),
         variants: opts.variants.clone(),
+        time_scale: opts.time_scale.max(0.001),
         nodes: BTreeMap::new(),
         proxies: BTreeMap::new(),
         pids: Vec::new(),

@@ -11,17 +11,19 @@
 //! snapshotted (a malicious provider's follower role, whose own state a snapshot does not
 //! hold: that node's journal keeps every input, as the clients' does).
 //!
-//! The **clients** are kept as a **write-ahead journal of their inputs** (see
-//! [`super::journal`]): the cores are deterministic (seeded keys and nonces, no clock, no
-//! OS randomness), so every client is rebuilt exactly by handing it its journalled inputs
-//! again, in order. Tables:
+//! The **clients** are restored from their own files ([`super::mls_store`]: openmls'
+//! tables and each client's snapshot). Their inputs are kept as a **write-ahead journal**
+//! too ([`super::journal`]; the cores are deterministic: seeded keys and nonces, no
+//! clock, no OS randomness), but only the last commit's rows, to repair a file a crash
+//! left one commit behind. Tables:
 //!
 //! | table | what |
 //! | --- | --- |
 //! | `meta` | schema version, provider, seed, enforcement (a restart checks them) |
 //! | `server_core`, `hub_rooms`, `room_log`, `room_accepted`, `public_group`, `fanout_queue`, `notify_dedup` | the server core's state ([`super::server_tables`]) |
 //! | `server_inputs` | the server core's inputs ([`ServerInput`]) not covered by the state in the tables above (none after a commit, unless the core cannot be snapshotted), in the order it took them |
-//! | `client_inputs` | the clients' inputs ([`ClientInput`]) in order |
+//! | `client_inputs` | the clients' inputs ([`ClientInput`]) of the last commit (older rows are in every client's file, see [`super::mls_store`]) |
+//! | `client_marks` | per client: the row of its last change, the row of the change before, the SHA-256 of its record ([`Mark`]) |
 //! | `to_clients` | the last-mile mailbox: messages the server core handed to a local client that the client has not taken yet |
 //! | `from_clients` | messages clients sent to their provider that its server core has not taken yet |
 //! | `event_lines` | the `events.jsonl` lines of the clients' events of the last commit (a restart appends those the file lacks) |
@@ -47,9 +49,10 @@ use nodes::server::ServerSnapshot;
 
 /// The file in the `--state` directory.
 pub const STATE_FILE: &str = "state.db";
-/// The layout this build writes and reads (2: the server core's state in tables,
-/// [`super::server_tables`]; 1 kept only journals).
-pub const SCHEMA_VERSION: u32 = 2;
+/// The layout this build writes and reads (3: the server core's state in tables,
+/// [`super::server_tables`], and the clients' marks, `client_marks`; 2 had only the
+/// former, 1 kept only journals).
+pub const SCHEMA_VERSION: u32 = 3;
 /// SQLite page size of a new file, in bytes.
 const PAGE_SIZE: u32 = 1024;
 /// How long a commit waits for a lock (only this process opens the file).
@@ -121,6 +124,22 @@ pub enum StoreError {
         path: PathBuf,
         what: &'static str,
         reason: String,
+    },
+    /// A client's file is further behind its journal mark than one commit: it lost a
+    /// commit the journal no longer holds (or it is not from this state directory).
+    #[error(
+        "{path}: the state of {client} in this file includes journal row {applied}, but \
+         the journal says its last change was row {seq} (and the one before row {prev}): \
+         the file is older than the journal can repair (it lost a commit, or it is from \
+         another run); the state cannot be resumed, move the --state directory away to \
+         start afresh"
+    )]
+    MlsBehind {
+        path: PathBuf,
+        client: String,
+        applied: i64,
+        seq: i64,
+        prev: i64,
     },
     /// A client's MLS database does not hold the state its journal rebuilds.
     #[error(
@@ -253,6 +272,16 @@ pub enum Taken {
     Row(i64),
 }
 
+/// What the journal knows of a client's last change (`client_marks`): the row of that
+/// change, the row of the change before (0: none), the SHA-256 of the client's record
+/// after it ([`super::mls_store::record_digest`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    pub seq: i64,
+    pub prev: i64,
+    pub record: Digest,
+}
+
 /// A row of the last-mile mailbox: its number, the client and the message.
 pub type Mail = (i64, (ClientUri, ProviderToClient));
 
@@ -337,6 +366,12 @@ CREATE TABLE IF NOT EXISTS from_clients (seq INTEGER PRIMARY KEY, message BLOB N
 CREATE TABLE IF NOT EXISTS event_lines (seq INTEGER PRIMARY KEY, line TEXT NOT NULL);
 ";
 
+/// The clients' marks ([`Mark`]).
+const CLIENT_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS client_marks
+    (client TEXT PRIMARY KEY, seq INTEGER NOT NULL, prev INTEGER NOT NULL, record BLOB NOT NULL);
+";
+
 impl Store {
     /// Opens (or creates) `<dir>/state.db` for `identity`. A file of another provider,
     /// seed or enforcement, of another schema, or that is not a database is an error.
@@ -391,6 +426,7 @@ impl Store {
         conn.execute_batch(SCHEMA).map_err(unreadable)?;
         conn.execute_batch(server_tables::SCHEMA)
             .map_err(unreadable)?;
+        conn.execute_batch(CLIENT_SCHEMA).map_err(unreadable)?;
         let mut store = Store {
             conn,
             path,
@@ -681,16 +717,18 @@ impl Store {
     }
 
     /// Commits client inputs (batched silent ticks, then one input): their rows, the
-    /// `to_clients` row taken, if any, and a
-    /// `from_clients` row per message the clients sent. Returns the number of the last
-    /// `client_inputs` row (0 if none): the clients' MLS databases record it
-    /// ([`super::mls_store`]).
+    /// `to_clients` row taken, if any, a `from_clients` row per message the clients sent,
+    /// and a mark per client the inputs changed (with the SHA-256 of its new record). The
+    /// client rows of earlier commits are deleted (every client's file includes them:
+    /// step 2 of the order of writes in [`super::mls_store`]). Returns the number of the
+    /// last `client_inputs` row (0 if none): the changed clients' files record it.
     pub fn commit_client(
         &mut self,
         inputs: &[(ClientInput, Digest)],
         took: Option<Taken>,
         sent: &[(&ClientUri, &ClientToProvider)],
         lines: &[String],
+        changed: &[(&ClientUri, Digest)],
     ) -> Result<i64, StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
@@ -699,12 +737,20 @@ impl Store {
             source,
         };
         let tx = self.conn.transaction().map_err(err)?;
+        let mut first = None;
         for (input, outputs) in inputs {
             tx.execute(
                 "INSERT INTO client_inputs (input, outputs) VALUES (?1, ?2)",
                 params![encode(input), &outputs[..]],
             )
             .map_err(err)?;
+            first = first.or(Some(tx.last_insert_rowid()));
+        }
+        // Deleted only after inserting: the table is never left empty, so row numbers
+        // keep growing (SQLite reuses the number after the largest).
+        if let Some(first) = first {
+            tx.execute("DELETE FROM client_inputs WHERE seq < ?1", params![first])
+                .map_err(err)?;
         }
         match took {
             None => {}
@@ -738,8 +784,67 @@ impl Store {
                 r.get(0)
             })
             .map_err(err)?;
+        for (client, record) in changed {
+            tx.execute(
+                "INSERT INTO client_marks (client, seq, prev, record) VALUES (?1, ?2, 0, ?3)
+                 ON CONFLICT (client) DO UPDATE SET
+                     prev = CASE WHEN seq = excluded.seq THEN prev ELSE seq END,
+                     seq = excluded.seq, record = excluded.record",
+                params![client.as_str(), last, &record[..]],
+            )
+            .map_err(err)?;
+        }
         tx.commit().map_err(err)?;
         Ok(last)
+    }
+
+    /// Every client's [`Mark`].
+    pub fn client_marks(&self) -> Result<std::collections::BTreeMap<ClientUri, Mark>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT client, seq, prev, record FROM client_marks ORDER BY client")
+            .map_err(self.unreadable())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
+            })
+            .map_err(self.unreadable())?;
+        let mut out = std::collections::BTreeMap::new();
+        for (i, row) in rows.enumerate() {
+            let (client, seq, prev, record) = row.map_err(self.unreadable())?;
+            let bad = |reason: String| StoreError::BadRow {
+                path: self.path.clone(),
+                table: "client_marks",
+                seq: i64::try_from(i).unwrap_or(i64::MAX),
+                reason,
+            };
+            let uri: ClientUri = client
+                .parse()
+                .map_err(|e| bad(format!("client {client:?}: {e}")))?;
+            let record: Digest = record
+                .try_into()
+                .map_err(|_| bad("the record digest is not 32 bytes".into()))?;
+            out.insert(uri, Mark { seq, prev, record });
+        }
+        Ok(out)
+    }
+
+    /// Deletes the client rows before row `seq` (a restart did what their commit left
+    /// undone: every client's file includes them now).
+    pub fn forget_client_inputs_before(&mut self, seq: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM client_inputs WHERE seq < ?1", params![seq])
+            .map(|_| ())
+            .map_err(|source| StoreError::Sqlite {
+                path: self.path.clone(),
+                what: "deleting the repaired client inputs",
+                source,
+            })
     }
 
     /// The `events.jsonl` lines of the last client commit (maybe not appended: a crash
@@ -917,9 +1022,9 @@ mod tests {
         {
             let mut s = Store::open(&d, &me).unwrap();
             let inputs = with_digests(&server_inputs());
-            s.commit_client(&[], None, &[(&alice(), &relay)], &[])
+            s.commit_client(&[], None, &[(&alice(), &relay)], &[], &[])
                 .unwrap();
-            s.commit_client(&[], None, &[(&alice(), &relay)], &["x".into()])
+            s.commit_client(&[], None, &[(&alice(), &relay)], &["x".into()], &[])
                 .unwrap();
             // The Client inputs take the two from_clients rows.
             s.commit_server(&inputs[..5], &[(&alice(), &deliver)])
@@ -927,16 +1032,28 @@ mod tests {
             s.commit_server(&inputs[5..], &[(&alice(), &reply)])
                 .unwrap();
             let client_rows = with_digests(&client_inputs);
-            s.commit_client(&client_rows[..2], None, &[], &["a".into(), "b".into()])
+            let seq = s
+                .commit_client(
+                    &client_rows[..2],
+                    None,
+                    &[],
+                    &["a".into(), "b".into()],
+                    &[(&alice(), [1; 32])],
+                )
                 .unwrap();
-            // The Message input took the oldest mailbox row.
-            s.commit_client(
-                &client_rows[2..],
-                Some(Taken::Oldest),
-                &[(&alice(), &relay)],
-                &["c".into()],
-            )
-            .unwrap();
+            assert_eq!(seq, 2);
+            // The Message input took the oldest mailbox row; the rows of the commit
+            // before are deleted.
+            let seq = s
+                .commit_client(
+                    &client_rows[2..],
+                    Some(Taken::Oldest),
+                    &[(&alice(), &relay)],
+                    &["c".into()],
+                    &[(&alice(), [2; 32])],
+                )
+                .unwrap();
+            assert_eq!(seq, 4);
         }
         let s = Store::open(&d, &me).unwrap();
         let rows = s.server_inputs().unwrap();
@@ -946,19 +1063,28 @@ mod tests {
         );
         let rows: Vec<_> = rows.into_iter().map(|r| (r.input, r.outputs)).collect();
         assert_eq!(rows, with_digests(&server_inputs()));
-        let rows: Vec<_> = s
-            .client_inputs()
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.input, r.outputs))
-            .collect();
-        assert_eq!(rows, with_digests(&client_inputs));
+        let rows = s.client_inputs().unwrap();
+        assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 4]);
+        let rows: Vec<_> = rows.into_iter().map(|r| (r.input, r.outputs)).collect();
+        assert_eq!(rows, with_digests(&client_inputs)[2..]);
+        assert_eq!(
+            s.client_marks().unwrap(),
+            [(
+                alice(),
+                Mark {
+                    seq: 4,
+                    prev: 2,
+                    record: [2; 32]
+                }
+            )]
+            .into()
+        );
         let mailbox = s.to_clients().unwrap();
         assert_eq!(mailbox.len(), 1);
         assert_eq!(mailbox[0].1, (alice(), reply));
         assert_eq!(s.from_clients().unwrap(), vec![(alice(), relay)]);
         assert_eq!(s.event_lines().unwrap(), vec!["c".to_string()]);
-        assert_eq!(s.counts().unwrap(), [7, 4, 1, 1]);
+        assert_eq!(s.counts().unwrap(), [7, 2, 1, 1]);
         let _ = std::fs::remove_dir_all(&d);
     }
 
