@@ -634,7 +634,7 @@ mod tests {
         r#"{"error":"peer unreachable","kind":"outcome","node":"c.example","t":5505,"token":1}"#,
         r#"{"client":"mimi://b.example/d/bob/1","corr":3,"kind":"from-client","message":"take-over","node":"b.example","room":"mimi://a.exa","t":4000}"#,
         r#"{"kind":"tick","node":"b.example","t":4500}"#,
-        r#"{"control":"127.0.0.1:40997","kind":"node-started","mimi":"127.0.0.1:46237","node":"a.example","restore_ms":97,"restored":{"client_inputs":0,"from_clients":0,"server_inputs":0,"to_clients":0},"t":0}"#,
+        r#"{"control":"127.0.0.1:40997","kind":"node-started","mimi":"127.0.0.1:46237","node":"a.example","restore_ms":97,"restored":{"client_inputs":2,"client_inputs_replayed":1,"clients_from_files":4,"from_clients":0,"hub_rooms":1,"room_log":17,"server_inputs":0,"server_replayed":0,"server_tables":true,"to_clients":0},"t":0}"#,
         r#"{"client":"mimi://b.example/d/bob/1","kind":"client-created","node":"b.example","t":0}"#,
         r#"{"kind":"op","node":"mimi://a.exa","op":"create","step":0,"t":2}"#,
         r#"{"epoch":0,"generation":0,"group_context":"000100011a6d","kind":"hub-view","members":["mimi://a.exa"],"node":"a.example","participants":[["mimi://a.example/u/alice",4]],"room":"mimi://a.exa","sequencing":true,"t":4}"#,

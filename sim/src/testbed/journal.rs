@@ -259,6 +259,7 @@ mod tests {
             provider: a.clone(),
             seed: 7,
             enforcement: "full".into(),
+            configuration: "none".into(),
         };
         let store = Rc::new(RefCell::new(Store::open(&dir, &identity).unwrap()));
         let config = EnforcementConfig::new(Enforcement::Full);

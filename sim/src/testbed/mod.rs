@@ -77,10 +77,6 @@
 //! * Clients live in their provider's process, so a crash stops them too; they come back
 //!   with their state (and offline ones offline, with their outbox and held mail) on the
 //!   restart, as in the simulator, where they live outside the host.
-//! * The state does not record the `--scenario` a node was started with: restarting a
-//!   state with another scenario file (or variant) is not caught by the identity check,
-//!   only by the replay's digest check if the other configuration changes an output.
-//! * The simulator's log lines do not go through `tracing` yet.
 
 pub mod certs;
 pub mod command;

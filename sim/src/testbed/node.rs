@@ -765,6 +765,10 @@ pub fn restore(
         provider: options.provider.clone(),
         seed: options.seed,
         enforcement: options.enforcement.name().to_string(),
+        configuration: options
+            .setup
+            .as_ref()
+            .map_or_else(|| "none".to_string(), super::setup::Setup::fingerprint),
     };
     let mut store = Store::open(&options.state, &identity)?;
     let [server_inputs, client_inputs, to_clients, from_clients] = store.counts()?;

@@ -21,6 +21,8 @@ pub struct Setup {
     /// The file's text (its hash goes into the trace header).
     pub text: String,
     pub file: String,
+    /// The `--variant` arguments, as given.
+    pub variants: Vec<String>,
 }
 
 impl Setup {
@@ -43,7 +45,20 @@ impl Setup {
             resolved,
             text,
             file,
+            variants: variants.to_vec(),
         })
+    }
+
+    /// What configures a node's cores from this setup, as a state directory records it
+    /// (`sim/src/testbed/store.rs`; the enforcement level is recorded beside it): the
+    /// SHA-256 of the file's text and the variants.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        let text = hex::encode(sha2::Sha256::digest(self.text.as_bytes()));
+        format!(
+            "scenario sha256:{text} with variants [{}]",
+            self.variants.join(", ")
+        )
     }
 
     pub fn config(&self) -> EnforcementConfig {

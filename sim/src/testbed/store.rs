@@ -174,14 +174,17 @@ pub struct NodeIdentity {
     pub provider: Domain,
     pub seed: u64,
     pub enforcement: String,
+    /// What configured the cores: `none`, or a `--scenario` file's fingerprint
+    /// ([`super::setup::Setup::fingerprint`]).
+    pub configuration: String,
 }
 
 impl std::fmt::Display for NodeIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "provider {} with seed {} and enforcement {}",
-            self.provider, self.seed, self.enforcement
+            "provider {} with seed {}, enforcement {} and configuration {}",
+            self.provider, self.seed, self.enforcement, self.configuration
         )
     }
 }
@@ -467,6 +470,7 @@ impl Store {
                 ("provider", given.provider.to_string()),
                 ("seed", given.seed.to_string()),
                 ("enforcement", given.enforcement.clone()),
+                ("configuration", given.configuration.clone()),
             ] {
                 tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", [k, &v])
                     .map_err(|source| StoreError::Sqlite {
@@ -495,8 +499,12 @@ impl Store {
                 reason: format!("no {k}"),
             })
         };
-        let (provider, seed, enforcement) =
-            (field("provider")?, field("seed")?, field("enforcement")?);
+        let (provider, seed, enforcement, configuration) = (
+            field("provider")?,
+            field("seed")?,
+            field("enforcement")?,
+            field("configuration")?,
+        );
         let bad = |reason: String| StoreError::BadRow {
             path: self.path.clone(),
             table: "meta",
@@ -507,6 +515,7 @@ impl Store {
             provider: Domain::new(&provider).map_err(|e| bad(e.to_string()))?,
             seed: seed.parse().map_err(|_| bad(format!("seed {seed:?}")))?,
             enforcement,
+            configuration,
         };
         if &stored != given {
             return Err(StoreError::Mismatch {
@@ -906,6 +915,7 @@ mod tests {
             provider: Domain::new(p).unwrap(),
             seed,
             enforcement: "full".into(),
+            configuration: "none".into(),
         }
     }
 
@@ -1120,7 +1130,7 @@ mod tests {
     }
 
     #[test]
-    fn another_provider_seed_or_enforcement_is_refused() {
+    fn another_provider_seed_enforcement_or_scenario_is_refused() {
         let d = dir("identity");
         drop(Store::open(&d, &id("a.example", 1)).unwrap());
         for other in [
@@ -1128,6 +1138,10 @@ mod tests {
             id("a.example", 2),
             NodeIdentity {
                 enforcement: "off".into(),
+                ..id("a.example", 1)
+            },
+            NodeIdentity {
+                configuration: "scenario sha256:00 with variants []".into(),
                 ..id("a.example", 1)
             },
         ] {
