@@ -259,9 +259,8 @@ fn compare_main(args: &TestbedArgs) -> ExitCode {
                 }
             }
             let agree = sim.class() == tb.class() && tb.errors.is_empty();
-            let why = (!agree)
-                .then(|| compare::known_difference(&file_s, &sim, &tb, &tb_runs, crashes))
-                .flatten();
+            let why =
+                (!agree).then(|| compare::known_difference(&file_s, &sim, &tb, &tb_runs, crashes));
             rows.push(Row {
                 file: file_s.clone(),
                 level: lname,

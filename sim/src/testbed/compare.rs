@@ -3,14 +3,15 @@
 //!
 //! The two agree when their **outcome classes** agree: the set of outcomes seen (ok,
 //! violation, liveness, incomplete) and, for violations, the oracles that fired. Where
-//! they do not, [`known_difference`] names the reason when it is one of the testbed's
-//! known departures from the simulator.
+//! they do not, [`known_difference`] says why: one of the testbed's known departures
+//! from the simulator when the runs show one, else what the odd runs did.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::scenario::StepEnd;
 use crate::world::run::{Outcome, RunReport};
 
 /// The default set: the standard scenario, the draft's flows, crash-and-offline, one
@@ -93,27 +94,30 @@ pub struct Row {
     pub sim: Distribution,
     pub testbed: Distribution,
     pub agree: bool,
-    /// Why they differ, if known.
+    /// Why they differ (`None` when they agree).
     pub why: Option<String>,
 }
 
-/// Why a testbed cell may differ from the simulator's, from what the runs show.
+/// Why a testbed cell may differ from the simulator's, from what the runs show. Every
+/// cell that disagrees gets an answer: a known departure when the runs show one, else
+/// what each testbed run that is not in the simulator's class did (so a reader starts
+/// from the evidence, not from a guess).
 pub fn known_difference(
     file: &str,
     sim: &Distribution,
     tb: &Distribution,
     testbed: &[RunReport],
     crashes: bool,
-) -> Option<String> {
+) -> String {
     if !tb.errors.is_empty() {
-        return Some(format!(
+        return format!(
             "{} testbed runs could not be made: {}",
             tb.errors.len(),
             tb.errors.join("; ")
-        ));
+        );
     }
-    let (sim_outcomes, _) = sim.class();
-    let (tb_outcomes, _) = tb.class();
+    let (sim_outcomes, sim_oracles) = sim.class();
+    let (tb_outcomes, tb_oracles) = tb.class();
     if sim_outcomes.len() > 1 && tb_outcomes.is_subset(&sim_outcomes) {
         let rare: Vec<String> = sim
             .outcomes
@@ -121,7 +125,7 @@ pub fn known_difference(
             .filter(|(o, _)| !tb.outcomes.contains_key(*o))
             .map(|(o, n)| format!("{o} in {n} of {} seeds", sim.runs))
             .collect();
-        return Some(format!(
+        return format!(
             "the simulator saw {}: a race that depends on how the seeded fault windows \
              interleave with the steps; on the testbed the same windows meet wall-clock \
              timing (TCP, TLS, real retries), which gave other interleavings in these {} \
@@ -129,35 +133,73 @@ pub fn known_difference(
             rare.join(", "),
             tb.runs,
             tb.as_expected
-        ));
-    }
-    let (_, sim_oracles) = sim.class();
-    let (_, tb_oracles) = tb.class();
-    let extra: Vec<&str> = tb_oracles.difference(&sim_oracles).copied().collect();
-    if !extra.is_empty() && !crashes {
-        return Some(format!(
-            "the testbed's runs fired {} that the simulator's seeds did not: an \
-             interleaving the seeds did not produce (the witnesses are on the run pages); \
-             the same oracles judge both sides",
-            extra.join(", ")
-        ));
-    }
-    if crashes {
-        return Some(
-            "a crash on the testbed kills the provider's process and its clients with it; \
-             node state is in memory until the durable-state work lands, so the restarted \
-             provider starts empty (the simulator's crash keeps the core's state and the \
-             clients, which live outside the host)"
-                .into(),
         );
     }
-    if testbed.iter().any(|r| r.outcome == Outcome::Liveness) {
-        return Some(format!(
-            "{file}: on the testbed a run reached its liveness bound (wall-clock timing, \
-             real TCP retries and the time scale change how long recovery takes)"
-        ));
+    let extra: Vec<&str> = tb_oracles.difference(&sim_oracles).copied().collect();
+    if !extra.is_empty() {
+        return format!(
+            "the testbed's runs fired {} that the simulator's seeds did not{}: an \
+             interleaving the seeds did not produce (the witnesses are on the run pages); \
+             the same oracles judge both sides",
+            extra.join(", "),
+            if crashes {
+                " (its runs SIGKILL and restart providers, which resume from their durable \
+                 state)"
+            } else {
+                ""
+            }
+        );
     }
-    None
+    // The testbed runs whose outcome the simulator's seeds did not show, one by one.
+    let odd: Vec<String> = testbed
+        .iter()
+        .filter(|r| !sim_outcomes.contains(r.outcome.name()))
+        .map(|r| {
+            let steps: Vec<String> = r
+                .steps_not_done
+                .iter()
+                .map(|n| {
+                    let why = match &n.end {
+                        StepEnd::Failed { reason } | StepEnd::Overtaken { reason } => {
+                            format!(" ({reason})")
+                        }
+                        StepEnd::Refused { rule } => format!(" (refused: {rule})"),
+                        _ => String::new(),
+                    };
+                    format!(
+                        "{}'s {} at {} ms {}{}",
+                        n.client,
+                        n.op,
+                        n.at_ms,
+                        n.end.name(),
+                        why
+                    )
+                })
+                .collect();
+            let detail = match (&r.outcome, steps.is_empty()) {
+                (Outcome::Liveness, _) => format!(
+                    "reached its liveness bound ({})",
+                    r.liveness.as_deref().unwrap_or("not converged")
+                ),
+                (_, false) => steps.join("; "),
+                _ => "see its page".to_string(),
+            };
+            format!("seed {} {}: {detail}", r.seed, r.outcome.name())
+        })
+        .collect();
+    if odd.is_empty() {
+        return format!(
+            "{file}: no known departure explains it; the run pages of both sides show \
+             each run"
+        );
+    }
+    format!(
+        "{}: an interleaving of wall-clock timing (TCP, TLS, real retries) with the fault \
+         windows that the simulator's {} seeds did not produce (a step overtaken by a \
+         later one is a race the scenario has; the simulator finds it at other seeds)",
+        odd.join("; "),
+        sim.runs
+    )
 }
 
 /// Formats the table (Markdown).
@@ -176,10 +218,7 @@ pub fn table(rows: &[Row], runs: u64) -> String {
             if r.agree { "yes" } else { "**no**" }
         ));
     }
-    let why: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.why.is_some() && !r.agree)
-        .collect();
+    let why: Vec<&Row> = rows.iter().filter(|r| !r.agree).collect();
     if !why.is_empty() {
         s.push_str("\nWhere they differ:\n\n");
         for r in why {
@@ -200,5 +239,67 @@ pub fn files(given: &[PathBuf]) -> Vec<PathBuf> {
         DEFAULT_FILES.iter().map(PathBuf::from).collect()
     } else {
         given.to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+    use crate::world::run::{run, StepNote};
+
+    /// Seed `seed` of the standard scenario in the simulator.
+    fn standard(seed: u64) -> RunReport {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/standard.toml");
+        let (s, text) = Scenario::load(std::path::Path::new(path)).unwrap();
+        let resolved = s.validate(path, &text).unwrap();
+        run(&s, &resolved, &text, seed, false)
+    }
+
+    /// A cell whose testbed run ended otherwise than every simulator seed gets a reason
+    /// naming that run and its step, and a crash no longer blames lost state.
+    #[test]
+    fn every_disagreement_says_why_with_the_odd_runs_evidence() {
+        let ok = standard(1);
+        assert_eq!(ok.outcome, Outcome::Ok);
+        let mut sim = Distribution::default();
+        sim.add(&ok);
+        let mut odd = ok.clone();
+        odd.seed = 7;
+        odd.outcome = Outcome::Incomplete;
+        odd.steps_not_done.push(StepNote {
+            step: 7,
+            at_ms: 6000,
+            client: "erin".into(),
+            op: "send",
+            end: StepEnd::Overtaken {
+                reason: "removed before it settled".into(),
+            },
+            declared: false,
+            adversary: false,
+        });
+        let mut tb = Distribution::default();
+        tb.add(&odd);
+        assert_ne!(sim.class(), tb.class());
+        for crashes in [false, true] {
+            let why = known_difference("standard", &sim, &tb, &[odd.clone()], crashes);
+            assert!(
+                why.contains("seed 7 incomplete")
+                    && why.contains("erin's send at 6000 ms overtaken")
+                    && why.contains("removed before it settled"),
+                "{why}"
+            );
+            assert!(!why.contains("in memory"), "{why}");
+        }
+        // The table lists every disagreeing row, with its reason.
+        let row = Row {
+            file: "standard".into(),
+            level: "full".into(),
+            sim,
+            testbed: tb,
+            agree: false,
+            why: Some("because".into()),
+        };
+        assert!(table(&[row], 1).contains("* standard at full: because"));
     }
 }

@@ -61,7 +61,7 @@
 //! * `mimi-sim testbed --compare [FILES] [--runs N]` ([`compare`]): per file and level,
 //!   the testbed's outcome distribution beside the simulator's over the same seeds.
 //!
-//! ## What is missing
+//! ## Known limits
 //! * **Journals that still grow**: the server core is restored from its tables
 //!   ([`server_tables`]: room log, public group, fan-out queue, the rest; its journal
 //!   stays empty) and the clients from their own files ([`mls_store`]: openmls' tables
