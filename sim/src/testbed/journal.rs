@@ -211,6 +211,9 @@ impl<C: ServerCore + Snapshots> ServerCore for JournaledServer<C> {
         self.commit(Some(input), out)
     }
 
+    fn poll_timeout(&self) -> Option<Millis> {
+        self.core.poll_timeout()
+    }
     fn on_tick(&mut self, now: Millis) -> Vec<ServerOutput> {
         let out = self.core.on_tick(now);
         self.silent_ticks.push(now);
