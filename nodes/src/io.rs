@@ -188,6 +188,10 @@ pub trait ServerCore {
     ) -> Vec<ServerOutput>;
     /// Time passed: retries and other timers.
     fn on_tick(&mut self, now: Millis) -> Vec<ServerOutput>;
+    /// When this core next needs [`Self::on_tick`] if no input comes first (as
+    /// quinn-proto's `poll_timeout`): `None` for never. A host calls `on_tick` at that
+    /// time (or later), and asks again after every call into the core.
+    fn poll_timeout(&self) -> Option<Millis>;
     /// The provider restarted after a crash with its durable state (everything the core
     /// did before the crash), but without its connections: incoming requests awaiting an
     /// answer, outgoing requests in flight and their tokens are gone. Forget them and

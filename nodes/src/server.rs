@@ -84,6 +84,9 @@ pub struct Server {
     pending: BTreeMap<Token, Pending>,
     /// x-hub-transfer: directory, handoff and fence timers.
     transfer: hub_transfer::TransferState,
+    /// The time of the last flush (every input ends with one): timers due by then were
+    /// served or wait on an input ([`ServerCore::poll_timeout`]).
+    flushed_at: Millis,
 }
 
 impl Server {
@@ -101,6 +104,7 @@ impl Server {
             next_token: 1,
             pending: BTreeMap::new(),
             transfer: hub_transfer::TransferState::new(run_seed, &domain_for_transfer),
+            flushed_at: 0,
         }
     }
 
@@ -117,6 +121,7 @@ impl Server {
             next_token: self.next_token,
             pending: self.pending.clone(),
             transfer: self.transfer.checkpoint(),
+            flushed_at: self.flushed_at,
         })
     }
 
@@ -247,6 +252,7 @@ impl Server {
 
     /// Hand accepted messages to the network (or, for our own provider, to the follower).
     fn flush(&mut self, now: Millis, out: &mut Vec<ServerOutput>) {
+        self.flushed_at = self.flushed_at.max(now);
         self.drive_transfer(now, out);
         // Local deliveries can produce no further hub work, but loop defensively.
         for _ in 0..4 {
@@ -654,6 +660,17 @@ impl ServerCore for Server {
         let mut out = Vec::new();
         self.flush(now, &mut out);
         out
+    }
+
+    /// The earliest of: a `/notify` retry (P§5.5: the byte-identical body again), a
+    /// fan-out batch left for the next flush, an x-hub-transfer handoff or fence retry.
+    /// Timers due by the last flush that did not fire wait on an input (their condition,
+    /// e.g. a handoff to export, does not hold), and every input flushes.
+    fn poll_timeout(&self) -> Option<Millis> {
+        let after = self.flushed_at;
+        let notify = self.hub.next_notify_at().map(|t| t.max(after + 1));
+        let transfer = self.transfer.next_retry_after(after);
+        notify.into_iter().chain(transfer).min()
     }
 
     /// The core state survived (durable before every reply); connections did not: relayed

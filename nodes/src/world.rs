@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::adversary::Adversary;
 use crate::client::core::{Client, ClientError, ClientEvent, Command};
-use crate::hub::core::NOTIFY_RETRY_MAX_MS;
 use crate::hub::EnforcementConfig;
 use crate::ids::{ClientUri, Domain};
 use crate::io::{
@@ -170,9 +169,10 @@ impl MemoryWorld {
 
     /// Nothing queued: let timers fire. Returns false if no timer is pending.
     fn wake(&mut self) -> bool {
-        let next = self.clients.values().filter_map(Client::next_wakeup).min();
-        let fanout_busy = self.servers.values().any(|s| !s.hub.fanout_idle());
-        let Some(t) = next.or(fanout_busy.then_some(self.now + NOTIFY_RETRY_MAX_MS)) else {
+        // Every core says when it next needs time (`poll_timeout`, `next_wakeup`).
+        let clients = self.clients.values().filter_map(Client::next_wakeup);
+        let servers = self.servers.values().filter_map(ServerCore::poll_timeout);
+        let Some(t) = clients.chain(servers).min() else {
             return false;
         };
         self.now = self.now.max(t);

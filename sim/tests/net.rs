@@ -48,14 +48,20 @@ struct Job {
 /// A toy provider: answers requests with a text naming what it got, optionally forwards
 /// `/keyMaterial` to a third provider, relays client requests, sends planned requests,
 /// and retries failed attempts with exponential backoff.
+/// How long a held `/notify` waits for its answer (the host's old tick interval).
+const HOLD_MS: Millis = 100;
+
 struct Toy {
     domain: Domain,
     /// (due time, request, chain) sent on the first tick at or after the due time.
     planned: Vec<(Millis, Request, u32)>,
     forward_key_material_to: Option<Domain>,
-    /// Answer `/notify` only on the next tick (to let tests cut the link meanwhile).
+    /// Answer `/notify` only on a tick [`HOLD_MS`] later (to let tests cut the link
+    /// meanwhile).
     notify_on_tick: bool,
+    /// Held `/notify`s and the time they are answered at.
     held: Vec<(RequestId, Request)>,
+    held_until: Millis,
     next_token: Token,
     in_flight: BTreeMap<Token, Job>,
     retry_at: BTreeMap<(Millis, Token), Job>,
@@ -73,6 +79,7 @@ impl Toy {
             forward_key_material_to: None,
             notify_on_tick: false,
             held: Vec::new(),
+            held_until: 0,
             next_token: 0,
             in_flight: BTreeMap::new(),
             retry_at: BTreeMap::new(),
@@ -117,7 +124,7 @@ impl ServerCore for Toy {
         &self.domain
     }
 
-    fn on_request(&mut self, _now: Millis, id: RequestId, request: Request) -> Vec<ServerOutput> {
+    fn on_request(&mut self, now: Millis, id: RequestId, request: Request) -> Vec<ServerOutput> {
         match (&request.endpoint, &self.forward_key_material_to) {
             (Endpoint::KeyMaterial(_), Some(third)) => {
                 let forward = Request {
@@ -132,6 +139,9 @@ impl ServerCore for Toy {
                 })]
             }
             (Endpoint::Notify(_), _) if self.notify_on_tick => {
+                if self.held.is_empty() {
+                    self.held_until = now + HOLD_MS;
+                }
                 self.held.push((id, request));
                 Vec::new()
             }
@@ -218,9 +228,21 @@ impl ServerCore for Toy {
         })]
     }
 
+    fn poll_timeout(&self) -> Option<Millis> {
+        let held = (!self.held.is_empty()).then_some(self.held_until);
+        let planned = self.planned.iter().map(|(at, _, _)| *at).min();
+        let retry = self.retry_at.keys().next().map(|(at, _)| *at);
+        [held, planned, retry].into_iter().flatten().min()
+    }
+
     fn on_tick(&mut self, now: Millis) -> Vec<ServerOutput> {
         let mut out = Vec::new();
-        for (id, request) in std::mem::take(&mut self.held) {
+        let held = if now >= self.held_until {
+            std::mem::take(&mut self.held)
+        } else {
+            Vec::new()
+        };
+        for (id, request) in held {
             out.push(ServerOutput::Respond {
                 id,
                 response: self.answer(&request),

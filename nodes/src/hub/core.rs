@@ -1434,6 +1434,22 @@ impl Hub {
         out
     }
 
+    /// When [`Hub::poll_notify`] next has a body to send without a new input: the
+    /// earliest `/notify` retry, or `0` (at once) if a batch was left unsent (a flush
+    /// polls a bounded number of times). `None`: every body is sent or answered.
+    pub fn next_notify_at(&self) -> Option<Millis> {
+        self.rooms
+            .values()
+            .flat_map(|r| {
+                r.outbound.values().filter_map(|ob| match &ob.in_flight {
+                    // Sent and not yet answered (`send_at` None): its answer is an input.
+                    Some(f) => f.send_at,
+                    None => (ob.next < r.log.len()).then_some(0),
+                })
+            })
+            .min()
+    }
+
     /// The body returned by [`Hub::poll_notify`] for (`room`, `to`) went out with `token`.
     pub fn notify_sent(&mut self, room: &RoomUri, to: &Domain, token: Token) {
         if let Some(f) = self

@@ -64,6 +64,12 @@ pub(super) struct Retry {
 }
 
 impl Retry {
+    /// When this retry is next due, if that is after `after` (a due retry that did not
+    /// go out waits on an input).
+    fn due_after(&self, after: Millis) -> Option<Millis> {
+        (!self.done && !self.in_flight && self.next_at > after).then_some(self.next_at)
+    }
+
     fn due(&self, now: Millis) -> bool {
         !self.done && !self.in_flight && now >= self.next_at
     }
@@ -99,6 +105,15 @@ pub(super) struct TransferState {
 }
 
 impl TransferState {
+    /// The earliest handoff or fence retry due after `after` (see [`Retry::due_after`]).
+    pub(super) fn next_retry_after(&self, after: Millis) -> Option<Millis> {
+        self.handoffs
+            .values()
+            .chain(self.fences.values())
+            .filter_map(|r| r.due_after(after))
+            .min()
+    }
+
     /// An independent deep copy; see [`Server::checkpoint`].
     pub(super) fn checkpoint(&self) -> TransferState {
         TransferState {

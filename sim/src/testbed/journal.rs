@@ -53,8 +53,9 @@ impl Snapshots for Observed {
     }
 }
 
-/// Most silent ticks kept in memory before they are committed anyway (about 17 minutes
-/// of an idle core at one tick per 100 ms).
+/// Most silent ticks (a timer of the core's `poll_timeout` fired and nothing came of it,
+/// e.g. a handoff retry whose condition does not hold yet) kept in memory before they are
+/// committed anyway.
 pub const MAX_SILENT_TICKS: usize = 10_000;
 
 /// Stops the process: its state could not be written.
@@ -211,6 +212,9 @@ impl<C: ServerCore + Snapshots> ServerCore for JournaledServer<C> {
         self.commit(Some(input), out)
     }
 
+    fn poll_timeout(&self) -> Option<Millis> {
+        self.core.poll_timeout()
+    }
     fn on_tick(&mut self, now: Millis) -> Vec<ServerOutput> {
         let out = self.core.on_tick(now);
         self.silent_ticks.push(now);

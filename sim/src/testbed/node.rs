@@ -179,6 +179,9 @@ impl<T: Transport> Transport for ScaledTransport<T> {
     fn now_ms(&self) -> Millis {
         self.clock.now()
     }
+    fn until(&self, at: Millis) -> Duration {
+        Duration::from_millis(self.clock.wall_of(at).saturating_sub(wall_ms()))
+    }
 }
 
 /// Why a node stopped or could not start.

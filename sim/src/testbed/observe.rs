@@ -182,6 +182,9 @@ impl ServerCore for Observed {
         let out = self.core.on_client(now, client, message);
         self.observe(out)
     }
+    fn poll_timeout(&self) -> Option<Millis> {
+        self.core.poll_timeout()
+    }
     fn on_tick(&mut self, now: Millis) -> Vec<ServerOutput> {
         let out = self.core.on_tick(now);
         self.observe(out)

@@ -13,7 +13,6 @@ use nodes::io::{
     ServerOutput, Token, TransportError,
 };
 use tokio::sync::{mpsc, oneshot, Notify};
-use tokio::time::MissedTickBehavior;
 
 use super::input::Input;
 use super::server::{accept_loop, Server};
@@ -160,6 +159,9 @@ impl<C: ServerCore> ServerCore for DiskCore<C> {
     fn on_tick(&mut self, now: Millis) -> Vec<ServerOutput> {
         self.call(|c| c.on_tick(now))
     }
+    fn poll_timeout(&self) -> Option<Millis> {
+        self.disk.with(|c| c.poll_timeout()).flatten()
+    }
     fn on_restart(&mut self, now: Millis) -> Vec<ServerOutput> {
         self.call(|c| c.on_restart(now))
     }
@@ -280,8 +282,6 @@ impl<C: ServerCore, T: Transport> HttpHost<C, T> {
             inputs: inputs.clone(),
         });
         tokio::task::spawn_local(accept_loop(listener, server));
-        let mut tick = tokio::time::interval(self.config.tick_interval);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let port = self.port.clone();
         self.record(What::Started);
         // A restarted core forgets what it had in flight (a fresh core has nothing).
@@ -290,14 +290,28 @@ impl<C: ServerCore, T: Transport> HttpHost<C, T> {
         // Client messages queued while the host was down.
         port.wake.notify_one();
         loop {
+            // The core's next timer (sans-IO: the core says when, `poll_timeout`), at
+            // least 1 ms ahead so that a timer that stays due cannot spin the loop.
+            let timer = self.core.poll_timeout().map(|at| {
+                let now = self.transport.now_ms();
+                self.transport.until(at.max(now + 1))
+            });
+            let timer = async {
+                match timer {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             // Fixed priority: network first, then clients, then time.
             let wake = tokio::select! {
                 biased;
                 Some(input) = rx.recv() => Wake::Input(input),
                 () = port.wake.notified() => Wake::Client,
-                _ = tick.tick() => Wake::Tick,
+                () = timer => Wake::Tick,
             };
             let now = self.transport.now_ms();
+            // Forget requests whose connection has gone (timed out, reset).
+            self.pending.retain(|_, reply| !reply.is_closed());
             let outputs = match wake {
                 Wake::Input(Input::Request { request, reply }) => {
                     let id = self.next_request_id;
@@ -337,8 +351,6 @@ impl<C: ServerCore, T: Transport> HttpHost<C, T> {
                     outputs
                 }
                 Wake::Tick => {
-                    // Forget requests whose connection has gone (timed out, reset).
-                    self.pending.retain(|_, reply| !reply.is_closed());
                     let outputs = self.core.on_tick(now);
                     if !outputs.is_empty() {
                         self.record(What::Tick);

@@ -70,15 +70,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the server keeps one incoming connection (it serves one request on it).
 /// Longer than [`REQUEST_TIMEOUT`]: by then the client has given up.
 pub const SERVER_CONNECTION_TIMEOUT: Duration = Duration::from_secs(4);
-/// How often the core's `on_tick` runs.
-pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Per-host settings; [`Default`] uses the constants above.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostConfig {
     pub request_timeout: Duration,
     pub server_connection_timeout: Duration,
-    pub tick_interval: Duration,
     pub max_body_len: usize,
 }
 
@@ -87,7 +84,6 @@ impl Default for HostConfig {
         HostConfig {
             request_timeout: REQUEST_TIMEOUT,
             server_connection_timeout: SERVER_CONNECTION_TIMEOUT,
-            tick_interval: TICK_INTERVAL,
             max_body_len: MAX_BODY_LEN,
         }
     }

@@ -51,6 +51,10 @@ pub trait Transport: 'static {
     fn connect(&self, to: &Domain) -> impl Future<Output = io::Result<Self::Stream>>;
     /// The current time in ms since the UNIX epoch.
     fn now_ms(&self) -> Millis;
+    /// How long to sleep, on the runtime's clock, until [`Self::now_ms`] reads `at`.
+    fn until(&self, at: Millis) -> std::time::Duration {
+        std::time::Duration::from_millis(at.saturating_sub(self.now_ms()))
+    }
 }
 
 /// The simulator's back end: turmoil TCP on [`HTTP_PORT`], simulated time.
