@@ -43,11 +43,6 @@ impl MaliciousClient {
         }
     }
 
-    /// The conduct this device wraps (honest, or with planted bugs).
-    pub(crate) fn inner(&self) -> &dyn Conduct {
-        &*self.inner
-    }
-
     fn is(&self, a: Adversary) -> bool {
         self.adversary == a
     }
@@ -70,14 +65,6 @@ impl<S: MlsStorage> Client<S> {
             "a client follows one adversary"
         );
         self.change_conduct(|c| MaliciousClient::wrap(c, adversary));
-    }
-
-    /// The adversary this client follows as a malicious provider's device, if any.
-    pub fn adversary(&self) -> Option<Adversary> {
-        let conduct: &dyn Any = self.conduct();
-        conduct
-            .downcast_ref::<MaliciousClient>()
-            .map(|m| m.adversary)
     }
 }
 

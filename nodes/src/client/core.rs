@@ -129,7 +129,7 @@ pub const MAX_PENDING_SIGNALS: usize = 16;
 pub enum Command {
     CreateRoom {
         room: RoomUri,
-        #[serde(with = "super::snapshot::role_preset")]
+        #[serde(with = "super::encoding::role_preset")]
         preset: RolePreset,
         hub_sender: ExternalSender,
     },
@@ -259,7 +259,7 @@ pub enum ClientEvent {
     Joined {
         room: RoomUri,
         epoch: u64,
-        #[serde(deserialize_with = "super::snapshot::known_name")]
+        #[serde(deserialize_with = "super::encoding::known_name")]
         how: &'static str,
     },
     Epoch {
@@ -283,7 +283,7 @@ pub enum ClientEvent {
     },
     OpSucceeded {
         room: RoomUri,
-        #[serde(deserialize_with = "super::snapshot::known_name")]
+        #[serde(deserialize_with = "super::encoding::known_name")]
         op: &'static str,
     },
     /// The op failed: `origin` says where (typed, set where the failure is produced),
@@ -293,7 +293,7 @@ pub enum ClientEvent {
     /// `Rejected` event names.
     OpFailed {
         room: RoomUri,
-        #[serde(deserialize_with = "super::snapshot::known_name")]
+        #[serde(deserialize_with = "super::encoding::known_name")]
         op: &'static str,
         origin: FailureOrigin,
         reason: String,
@@ -302,7 +302,7 @@ pub enum ClientEvent {
     /// A request with an ambiguous outcome was sent again (`attempt` counts from 2).
     Resent {
         room: RoomUri,
-        #[serde(deserialize_with = "super::snapshot::known_name")]
+        #[serde(deserialize_with = "super::encoding::known_name")]
         op: &'static str,
         attempt: u32,
     },
@@ -315,7 +315,7 @@ pub enum ClientEvent {
     /// `action` names what it did, e.g. "omitted 2 cached proposals".
     AdversaryAction {
         room: RoomUri,
-        #[serde(deserialize_with = "super::snapshot::known_name")]
+        #[serde(deserialize_with = "super::encoding::known_name")]
         behaviour: &'static str,
         action: String,
     },
@@ -427,7 +427,7 @@ pub(super) struct ClientRoom {
     /// The epoch this client joined at (messages of earlier epochs are not for it).
     pub(super) joined_epoch: Option<u64>,
     /// Hashes of application-message ciphertexts already seen (bounded).
-    #[serde(with = "super::snapshot::hashes")]
+    #[serde(with = "super::encoding::hashes")]
     pub(super) seen: VecDeque<[u8; 32]>,
     /// The same hashes as `seen`, for lookup (a snapshot holds `seen` only).
     #[serde(skip)]
@@ -436,10 +436,10 @@ pub(super) struct ClientRoom {
     /// in flight succeeds, dropped when it fails.
     pub(super) after_success: Vec<Command>,
     /// x-hub-only-room-state: the signalled room state this client holds, with its epoch.
-    #[serde(with = "super::snapshot::signalled")]
+    #[serde(with = "super::encoding::signalled")]
     pub(super) signalled: Option<(u64, RoomState)>,
     /// x-hub-only-room-state: signals of epochs this client has not reached yet.
-    #[serde(with = "super::snapshot::pending_signals")]
+    #[serde(with = "super::encoding::pending_signals")]
     pub(super) pending_signals: BTreeMap<u64, RoomState>,
 }
 

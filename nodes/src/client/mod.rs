@@ -3,6 +3,7 @@
 
 pub mod conduct;
 pub mod core;
+mod encoding;
 pub mod failure;
 pub mod leave;
 pub mod member;

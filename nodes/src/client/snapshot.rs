@@ -14,7 +14,14 @@
 //!   queue, the op in flight with its request, stage, echo and timers, the retry and
 //!   catch-up waits, the seen-ciphertext window, the next steps of a leave and the
 //!   x-hub-only-room-state signals, then the next `corr`, the events not taken yet, and
-//!   the settings (planted bugs, adversary behaviour, leave order, room-state mode).
+//!   the variants (leave order, room-state mode).
+//!
+//! How the client deviates from the protocol, if it does (its conduct: planted bugs, a
+//! malicious provider's behaviour, `super::conduct`), is not in a snapshot: it is the
+//! node's configuration, like a server's roles (`crate::server::snapshot`). A restored
+//! client is honest until whoever restores it sets its conduct again (`set_bugs`,
+//! `set_adversary`). A snapshot is taken only between inputs, when a conduct holds
+//! nothing but its configuration (asserted).
 //!
 //! A snapshot and the storage it was taken beside are one state: restoring a snapshot
 //! over the storage as it was at that moment gives a client that answers every later
@@ -32,13 +39,10 @@ use super::conduct::Honest;
 use super::core::{Client, ClientEvent, ClientRoom};
 use super::leave::LeaveOrder;
 use super::member::Member;
-use crate::adversary::Adversary;
 use crate::ids::{ClientUri, RoomUri};
 use crate::mls::config::Identity;
 use crate::mls::{MlsStorage, SeededProvider, StreamPosition};
-use crate::planted::Bugs;
 use crate::room::hub_only::RoomStateMode;
-use crate::room::{RolePreset, RoomState};
 
 /// A room of a snapshot: the client's room state and the id of its MLS group, if it is a
 /// member (the group itself is in the storage).
@@ -60,8 +64,6 @@ pub struct ClientSnapshot {
     next_corr: u64,
     #[serde(with = "events")]
     events: Vec<ClientEvent>,
-    bugs: Bugs,
-    adversary: Option<Adversary>,
     leave_order: LeaveOrder,
     room_state: RoomStateMode,
     answering: Option<String>,
@@ -164,8 +166,6 @@ impl<S: MlsStorage> Client<S> {
             rooms,
             next_corr: self.next_corr,
             events: self.events.clone(),
-            bugs: self.bugs(),
-            adversary: self.adversary(),
             leave_order: self.leave_order,
             room_state: self.room_state,
             answering: self.answering.clone(),
@@ -185,8 +185,6 @@ impl<S: MlsStorage> Client<S> {
             rooms,
             next_corr,
             events,
-            bugs,
-            adversary,
             leave_order,
             room_state,
             answering,
@@ -219,7 +217,7 @@ impl<S: MlsStorage> Client<S> {
             }
             restored.insert(room, state);
         }
-        let mut client = Client {
+        Ok(Client {
             uri,
             provider,
             identity: Identity {
@@ -233,11 +231,7 @@ impl<S: MlsStorage> Client<S> {
             leave_order,
             room_state,
             answering,
-        };
-        // The conduct is rebuilt from its settings: at rest it holds nothing else.
-        client.set_bugs(&bugs);
-        client.set_adversary(adversary);
-        Ok(client)
+        })
     }
 }
 
@@ -275,188 +269,8 @@ fn load_member<S: MlsStorage>(
     Ok(member)
 }
 
-/// The seen-ciphertext window of [`ClientRoom`] in a snapshot: the hashes one after the
-/// other in one byte string (a CBOR byte string; a JSON array of numbers).
-pub(super) mod hashes {
-    use super::*;
-    use std::collections::VecDeque;
-
-    pub fn serialize<S: Serializer>(v: &VecDeque<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
-        let bytes: Vec<u8> = v.iter().flatten().copied().collect();
-        s.serialize_bytes(&bytes)
-    }
-
-    struct Bytes;
-
-    impl<'de> serde::de::Visitor<'de> for Bytes {
-        type Value = Vec<u8>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("SHA-256 hashes one after the other")
-        }
-
-        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(v.to_vec())
-        }
-
-        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(v)
-        }
-
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-            let mut out = Vec::new();
-            while let Some(b) = seq.next_element::<u8>()? {
-                out.push(b);
-            }
-            Ok(out)
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<VecDeque<[u8; 32]>, D::Error> {
-        // `byte_buf`, not `bytes`: a deserializer may borrow or buffer only short byte
-        // strings for `bytes` (ciborium refuses those longer than its 4 KiB scratch).
-        let bytes = d.deserialize_byte_buf(Bytes)?;
-        if bytes.len() % 32 != 0 {
-            return Err(serde::de::Error::custom(format!(
-                "{} bytes of seen hashes is not a multiple of 32",
-                bytes.len()
-            )));
-        }
-        Ok(bytes
-            .chunks_exact(32)
-            .map(|c| {
-                let mut h = [0u8; 32];
-                h.copy_from_slice(c);
-                h
-            })
-            .collect())
-    }
-}
-
-/// The room-state preset of [`super::core::Command::CreateRoom`] in a snapshot, by name.
-pub(super) mod role_preset {
-    use super::*;
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(rename_all = "kebab-case")]
-    enum Preset {
-        Cooperative,
-        StrictlyAdministered,
-        Moderated,
-        DirectMessage,
-    }
-
-    pub fn serialize<S: Serializer>(p: &RolePreset, s: S) -> Result<S::Ok, S::Error> {
-        match p {
-            RolePreset::Cooperative => Preset::Cooperative,
-            RolePreset::StrictlyAdministered => Preset::StrictlyAdministered,
-            RolePreset::Moderated => Preset::Moderated,
-            RolePreset::DirectMessage => Preset::DirectMessage,
-        }
-        .serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RolePreset, D::Error> {
-        Ok(match Preset::deserialize(d)? {
-            Preset::Cooperative => RolePreset::Cooperative,
-            Preset::StrictlyAdministered => RolePreset::StrictlyAdministered,
-            Preset::Moderated => RolePreset::Moderated,
-            Preset::DirectMessage => RolePreset::DirectMessage,
-        })
-    }
-}
-
-/// A room state in a snapshot: its room-state dictionary (P§7, RP§3–5 components, as
-/// [`RoomState::to_dictionary`] encodes them).
-type Dictionary = BTreeMap<u16, Vec<u8>>;
-
-fn to_dictionary(st: &RoomState) -> Dictionary {
-    st.to_dictionary()
-}
-
-fn from_dictionary<E: serde::de::Error>(d: Dictionary) -> Result<RoomState, E> {
-    RoomState::from_dictionary(&d).map_err(|e| E::custom(format!("room state: {e}")))
-}
-
-/// [`ClientRoom`]'s signalled room state (x-hub-only-room-state) in a snapshot.
-pub(super) mod signalled {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(v: &Option<(u64, RoomState)>, s: S) -> Result<S::Ok, S::Error> {
-        v.as_ref()
-            .map(|(e, st)| (*e, to_dictionary(st)))
-            .serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<(u64, RoomState)>, D::Error> {
-        Option::<(u64, Dictionary)>::deserialize(d)?
-            .map(|(e, dict)| Ok((e, from_dictionary(dict)?)))
-            .transpose()
-    }
-}
-
-/// [`ClientRoom`]'s held signals (x-hub-only-room-state) in a snapshot.
-pub(super) mod pending_signals {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(v: &BTreeMap<u64, RoomState>, s: S) -> Result<S::Ok, S::Error> {
-        v.iter()
-            .map(|(e, st)| (*e, to_dictionary(st)))
-            .collect::<BTreeMap<u64, Dictionary>>()
-            .serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<u64, RoomState>, D::Error> {
-        BTreeMap::<u64, Dictionary>::deserialize(d)?
-            .into_iter()
-            .map(|(e, dict)| Ok((e, from_dictionary(dict)?)))
-            .collect()
-    }
-}
-
-/// Every name a [`ClientEvent`] carries as `&'static str`: the ops
-/// ([`super::core::Command::name`]), how a client joined, and the adversary behaviours a
-/// client reports.
-const KNOWN_NAMES: &[&str] = &[
-    "create-room",
-    "add-user",
-    "add-users",
-    "remove-user",
-    "kick",
-    "ban",
-    "change-role",
-    "leave",
-    "send",
-    "join-external",
-    "self-update",
-    "commit-pending",
-    "move-hub",
-    "take-over",
-    "leave-step",
-    "welcome",
-    "external commit",
-    "omit-cached-proposals",
-    "omit-list-update",
-];
-
-/// A name of a pending event read back from a snapshot: one of [`KNOWN_NAMES`].
-pub(super) fn known_name<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
-    let name = String::deserialize(d)?;
-    KNOWN_NAMES
-        .iter()
-        .find(|n| **n == name)
-        .copied()
-        .ok_or_else(|| {
-            serde::de::Error::custom(format!("{name:?} is not a name a client event carries"))
-        })
-}
-
 /// The events of a snapshot not taken yet. A [`ClientEvent`] holds `&'static str` names,
-/// so it is read from an owned value ([`known_name`] maps each name back).
+/// so it is read from an owned value ([`super::encoding::known_name`] maps each name back).
 mod events {
     use super::*;
 
@@ -479,6 +293,7 @@ mod tests {
     use crate::hub::{Enforcement, EnforcementConfig};
     use crate::ids::{Domain, UserUri};
     use crate::io::Request;
+    use crate::room::RolePreset;
     use crate::world::MemoryWorld;
 
     type Delivered = Vec<(ClientUri, RoomUri, Vec<u8>)>;

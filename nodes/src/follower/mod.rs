@@ -29,8 +29,7 @@ use sha2::{Digest, Sha256};
 use crate::endpoint::Endpoint;
 use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
 use crate::io::{status, ProviderToClient, Response};
-use crate::mls::SeededProvider;
-use crate::server::snapshot::{FollowerState, SnapshotError};
+use crate::mls::{SeededProvider, StreamPosition};
 use crate::wire::{
     decode_exact, encode, ClientKeyMaterial, ClientMaterial, FanoutBody, FanoutMessage,
     IdentifierUri, KeyMaterialRequest, KeyMaterialResponse, KeyMaterialUserCode, KeyPackageBytes,
@@ -147,9 +146,9 @@ impl Follower {
 
     /// Puts back a state [`Follower::export_state`] gave, on a follower built for the
     /// same provider and seed.
-    pub(crate) fn import_state(&mut self, s: FollowerState) -> Result<(), SnapshotError> {
+    pub(crate) fn import_state(&mut self, s: FollowerState) -> Result<(), StateError> {
         if !self.provider.seeded_crypto().set_stream_position(&s.stream) {
-            return Err(SnapshotError::OtherStream { what: "follower" });
+            return Err(StateError::OtherStream);
         }
         let mut key_packages = BTreeMap::new();
         for (c, q) in s.key_packages {
@@ -157,7 +156,7 @@ impl Follower {
                 .iter()
                 .map(|k| KeyPackageBytes::from_bytes(k))
                 .collect::<Result<VecDeque<_>, _>>()
-                .map_err(|e| SnapshotError::Damaged(format!("KeyPackage of {c}: {e}")))?;
+                .map_err(|e| StateError::Damaged(format!("KeyPackage of {c}: {e}")))?;
             key_packages.insert(c, q);
         }
         self.key_packages = key_packages;
@@ -518,6 +517,31 @@ impl Follower {
             _ => false,
         }
     }
+}
+
+/// The honest follower's state ([`crate::follower::Follower`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FollowerState {
+    pub(crate) stream: StreamPosition,
+    /// Published KeyPackages per client, oldest first.
+    pub(crate) key_packages: BTreeMap<ClientUri, Vec<Vec<u8>>>,
+    /// KeyPackageRef handed out → the client it belongs to.
+    pub(crate) handed_out: BTreeMap<Vec<u8>, ClientUri>,
+    pub(crate) refusing: BTreeSet<UserUri>,
+    /// Per room: subscribed local clients and the latest room-state signal.
+    pub(crate) rooms: BTreeMap<RoomUri, (BTreeSet<ClientUri>, Option<Vec<u8>>)>,
+    /// The `/notify` dedup window (P§5.5); a server snapshot keeps it in a table of its
+    /// own and leaves this empty.
+    pub(crate) recent: Vec<[u8; 32]>,
+}
+
+/// Why a [`FollowerState`] could not be put back.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("the follower's random stream is of another seed")]
+    OtherStream,
+    #[error("{0}")]
+    Damaged(String),
 }
 
 #[cfg(test)]

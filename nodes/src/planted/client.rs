@@ -2,7 +2,6 @@
 //! conduct ([`crate::client::conduct`]): a [`FaultyClient`] answers the seams its bugs
 //! touch the way the bug says and hands the rest to the conduct it wraps.
 
-use crate::adversary::MaliciousClient;
 use std::any::Any;
 use std::collections::BTreeSet;
 
@@ -68,18 +67,6 @@ impl<S: MlsStorage> Client<S> {
             "bugs are planted in an honest client, before any adversary"
         );
         self.change_conduct(|_| FaultyClient::plant(Box::new(Honest), bugs));
-    }
-
-    /// The client bugs planted in this client (under an adversary's wrapper too).
-    pub fn bugs(&self) -> Bugs {
-        let mut conduct: &dyn Any = self.conduct();
-        if let Some(m) = conduct.downcast_ref::<MaliciousClient>() {
-            conduct = m.inner();
-        }
-        conduct
-            .downcast_ref::<FaultyClient>()
-            .map(|f| f.bugs.clone())
-            .unwrap_or_default()
     }
 }
 

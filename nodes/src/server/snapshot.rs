@@ -39,7 +39,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::adversary::Adversary;
-use crate::follower::FollowerRole;
+pub use crate::follower::FollowerState;
+use crate::follower::{FollowerRole, StateError};
 use crate::hub::room::{AcceptedProposal, HubRoom, LogEntry, Outbound, Sequencer};
 use crate::hub::{PublicView, ViewError};
 use crate::ids::{ClientUri, Domain, RoomUri, UserUri};
@@ -95,6 +96,15 @@ pub enum SnapshotError {
     Damaged(String),
 }
 
+impl From<StateError> for SnapshotError {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::OtherStream => SnapshotError::OtherStream { what: "follower" },
+            StateError::Damaged(what) => SnapshotError::Damaged(what),
+        }
+    }
+}
+
 /// A server core as plain data (see the module documentation).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerSnapshot {
@@ -120,21 +130,6 @@ pub struct CoreState {
     next_token: Token,
     pending: BTreeMap<Token, Pending>,
     transfer: TransferSnapshot,
-}
-
-/// The honest follower's state ([`crate::follower::Follower`]).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FollowerState {
-    pub(crate) stream: StreamPosition,
-    /// Published KeyPackages per client, oldest first.
-    pub(crate) key_packages: BTreeMap<ClientUri, Vec<Vec<u8>>>,
-    /// KeyPackageRef handed out → the client it belongs to.
-    pub(crate) handed_out: BTreeMap<Vec<u8>, ClientUri>,
-    pub(crate) refusing: BTreeSet<UserUri>,
-    /// Per room: subscribed local clients and the latest room-state signal.
-    pub(crate) rooms: BTreeMap<RoomUri, (BTreeSet<ClientUri>, Option<Vec<u8>>)>,
-    /// Empty in a [`ServerSnapshot`] (see [`ServerSnapshot::notify_dedup`]).
-    pub(crate) recent: Vec<[u8; 32]>,
 }
 
 /// One hosted room.

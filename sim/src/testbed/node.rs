@@ -578,12 +578,16 @@ impl Node {
                 });
             };
             check_applied(&s.path, &c, s.applied, mark)?;
-            let client =
+            let mut client =
                 Client::restore(s.record.client, s.storage).map_err(|e| StoreError::MlsState {
                     path: s.path.clone(),
                     what: "restored",
                     reason: e.to_string(),
                 })?;
+            // A snapshot holds no conduct: the configuration sets it again.
+            if let Some(setup) = &self.setup {
+                setup.set_conduct(&mut client);
+            }
             if let Some(offline) = s.record.offline {
                 self.offline.insert(c.clone(), offline);
             }

@@ -8,6 +8,7 @@ use std::path::Path;
 use nodes::client::core::Client;
 use nodes::hub::EnforcementConfig;
 use nodes::ids::{ClientUri, Domain};
+use nodes::mls::MlsStorage;
 use nodes::server::Server;
 
 use crate::scenario::{Resolved, Scenario};
@@ -67,6 +68,21 @@ impl Setup {
 
     pub fn server(&self, d: &Domain, seed: u64) -> Server {
         make_server(&self.scenario, &self.resolved, d, seed)
+    }
+
+    /// Sets `client`'s conduct as the simulator does ([`make_client`]): the file's planted
+    /// bugs, and its provider's adversary behaviour if the file makes that provider
+    /// malicious. For a client restored from its snapshot, which holds no conduct.
+    pub fn set_conduct<S: MlsStorage>(&self, client: &mut Client<S>) {
+        let d = client.uri().domain();
+        let adversary = self
+            .resolved
+            .adversaries
+            .iter()
+            .find(|(x, _)| *x == d)
+            .map(|(_, a)| *a);
+        client.set_bugs(&self.resolved.bugs);
+        client.set_adversary(adversary);
     }
 
     /// Client `c` and the KeyPackages it publishes at the start.
