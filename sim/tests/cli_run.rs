@@ -43,7 +43,23 @@ fn the_drafts_flows_converge_under_faults_and_are_deterministic_across_processes
         "the swarm fired: {}",
         a["faults"]
     );
-    assert!(a["messages_accepted"].as_u64().unwrap() >= 3, "{a}");
+    // Every scripted send that was done was accepted by the hub, and only those: the
+    // file's sends less the ones the record lists as not done (a send overtaken by the
+    // sender's removal, or abandoned with its join, is a declared race of the flows).
+    let text = std::fs::read_to_string(root().join("scenarios/drafts-flows.toml")).unwrap();
+    let sends = text.matches("op = \"send\"").count();
+    let not_done = a["steps_not_done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["op"] == "send")
+        .count();
+    assert!(sends - not_done >= 2, "{a}");
+    assert_eq!(
+        a["messages_accepted"].as_u64().unwrap(),
+        (sends - not_done) as u64,
+        "{a}"
+    );
     let (_, b) = run_json("scenarios/drafts-flows.toml", 7);
     assert_eq!(a["trace_hash"], b["trace_hash"], "same seed, other process");
     let (_, c) = run_json("scenarios/drafts-flows.toml", 8);

@@ -8,10 +8,12 @@
 //! receives; its provider keeps its mail until it comes back.
 //!
 //! The driver loop, once per turmoil step: open/close the fault windows that are due,
-//! hand the scripted commands that are due to their clients, tick the clients every
-//! [`CLIENT_TICK_MS`], step turmoil, record what the hosts did, feed the oracles, hand
-//! every provider→client message to its (online) client, and after healing check
-//! whether every honest client has converged.
+//! tick every client whose timer is due (each core says when: `Client::next_wakeup`, and
+//! the hosts sleep until their core's `poll_timeout`), hand the scripted commands that
+//! are due to their clients on the script's clock ([`CLIENT_TICK_MS`]), step turmoil,
+//! record what the hosts did, feed the oracles, hand every provider→client message to
+//! its (online) client, and after healing check whether every honest client has
+//! converged.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -37,7 +39,9 @@ use crate::world::net::{self, Durable, HostConfig, HostHandle};
 use crate::world::schedule::Schedule;
 use crate::world::steps::{Started, StepBook};
 
-/// How often clients get `on_tick` (resends after timeouts).
+/// The script's clock: a scripted step due at `t` is handed at the first multiple of this
+/// at or after `t` (the scenario files' time resolution; the testbed runner hands steps
+/// on the same clock). Client timers do not wait for it.
 pub const CLIENT_TICK_MS: u64 = 100;
 /// How often convergence is checked after healing.
 pub const CONVERGENCE_CHECK_MS: u64 = 100;
@@ -221,6 +225,10 @@ struct ClientSlot {
     mailbox: Vec<ProviderToClient>,
     epoch: Option<u64>,
     received: usize,
+    /// The time of its last tick: timers due by then were served.
+    served: u64,
+    /// An input reached it since its last tick (a timer served before may act now).
+    fed: bool,
 }
 
 struct Host {
@@ -583,22 +591,30 @@ impl World<'_> {
                 slot.mailbox.push(m);
                 continue;
             }
+            slot.fed = true;
             let out = slot.core.on_message(now, m);
             self.client_events(&c);
             self.send(&c, out);
         }
     }
 
-    fn tick_clients(&mut self) {
+    /// Ticks every online client whose next timer is due (`Client::next_wakeup`): one due
+    /// after its last tick, or any due one once an input reached it since.
+    fn tick_due_clients(&mut self) {
         let now = self.now();
         let cs: Vec<ClientUri> = self.clients.keys().cloned().collect();
         for c in cs {
             let Some(slot) = self.clients.get_mut(&c) else {
                 continue;
             };
-            if !slot.online {
+            let Some(due) = slot.core.next_wakeup() else {
+                continue;
+            };
+            if !slot.online || due > now || (due <= slot.served && !slot.fed) {
                 continue;
             }
+            slot.served = now;
+            slot.fed = false;
             let out = slot.core.on_tick(now);
             self.client_events(&c);
             self.send(&c, out);
@@ -614,6 +630,7 @@ impl World<'_> {
         if !online {
             return;
         }
+        slot.fed = true;
         let outbox = std::mem::take(&mut slot.outbox);
         let mailbox = std::mem::take(&mut slot.mailbox);
         if let Some(h) = self.hosts.get(&c.domain()) {
@@ -625,6 +642,7 @@ impl World<'_> {
             let Some(slot) = self.clients.get_mut(c) else {
                 return;
             };
+            slot.fed = true;
             let out = slot.core.on_message(now, m);
             self.client_events(c);
             self.send(c, out);
@@ -716,6 +734,7 @@ impl World<'_> {
         } else {
             Started::default()
         };
+        slot.fed = true;
         match slot.core.command(now, cmd) {
             Ok(out) => {
                 self.steps.handed(c, step);
@@ -1124,6 +1143,8 @@ impl<'a> World<'a> {
                     mailbox: Vec::new(),
                     epoch: None,
                     received: 0,
+                    served: 0,
+                    fed: true,
                 },
             );
             self.send(c, vec![out]);
@@ -1168,7 +1189,7 @@ impl<'a> World<'a> {
         );
         let mut end = LoopEnd::default();
         let mut healed = false;
-        let mut next_client_tick = 0;
+        let mut next_step_tick = 0;
         let mut next_check = schedule.heal_start_ms;
         loop {
             let t = self.t();
@@ -1190,9 +1211,9 @@ impl<'a> World<'a> {
                     self.waiting.entry(c.clone()).or_default().push_back(i);
                 }
             }
-            if t >= next_client_tick {
-                self.tick_clients();
-                next_client_tick = t + CLIENT_TICK_MS;
+            self.tick_due_clients();
+            if t >= next_step_tick {
+                next_step_tick = t + CLIENT_TICK_MS;
                 self.hand_ready_steps(script, &mut end.last_step_mark);
             }
             if let Err(e) = self.sim.step() {
