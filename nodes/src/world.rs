@@ -171,7 +171,7 @@ impl MemoryWorld {
     /// Nothing queued: let timers fire. Returns false if no timer is pending.
     fn wake(&mut self) -> bool {
         let next = self.clients.values().filter_map(Client::next_wakeup).min();
-        let fanout_busy = self.servers.values().any(|s| !s.hub.fanout_idle());
+        let fanout_busy = self.servers.values().any(|s| !s.hub_fanout_idle());
         let Some(t) = next.or(fanout_busy.then_some(self.now + NOTIFY_RETRY_MAX_MS)) else {
             return false;
         };
@@ -253,8 +253,7 @@ impl MemoryWorld {
             .servers
             .get(&domain)
             .ok_or_else(|| ClientError::Other(format!("no server {domain}")))?
-            .hub
-            .external_sender();
+            .hub_external_sender();
         self.command(
             creator,
             Command::CreateRoom {
