@@ -75,7 +75,9 @@ impl<'a> HubRoomView<'a> {
     pub(crate) fn of(hub: &'a Hub, me: &Domain, r: &'a HubRoom) -> Self {
         let room = &r.room;
         let newest = hub.hub_record(room);
-        let generation = newest.as_ref().map_or(r.record.generation, |rec| rec.generation);
+        let generation = newest
+            .as_ref()
+            .map_or(r.record.generation, |rec| rec.generation);
         let log_generation = match newest {
             Some(rec) if rec.hub == *me => rec.generation,
             _ => r.record.generation,

@@ -81,8 +81,7 @@ fn check(w: &MemoryWorld, room: &RoomUri, step: &'static str) -> StepReport {
     for c in &members {
         match w.clients.get(c).and_then(|cl| cl.room_view(room)) {
             Some(v) => {
-                agreement &=
-                    v.epoch == view.epoch && v.group_context == view.group_context;
+                agreement &= v.epoch == view.epoch && v.group_context == view.group_context;
                 agreement &=
                     auth.get_or_insert(v.epoch_authenticator.clone()) == &v.epoch_authenticator;
             }
