@@ -137,7 +137,7 @@ fn pool() -> &'static Pool {
         bodies.extend(f.world.delivered.iter().map(|(_, _, b)| b.clone()));
         bodies.sort();
         bodies.dedup();
-        let gid = |r: &RoomUri| f.world.server(&f.hub).hub.room(r).unwrap().group_id.clone();
+        let gid = |r: &RoomUri| f.world.server(&f.hub).hub().room(r).unwrap().group_id.clone();
         let (g1, g2) = (gid(&f.r1), gid(&f.r2));
         let mut swaps = vec![(f.r1.as_bytes().to_vec(), f.r2.as_bytes().to_vec())];
         if g1.len() == g2.len() {
@@ -341,7 +341,7 @@ fn base() -> Base {
 /// GroupInfo, tree) as text: computed after every input, while `snapshot` itself only
 /// describes a difference once one is found.
 fn fingerprint(server: &Server, room: &RoomUri) -> u64 {
-    let r = server.hub.room(room).expect("room hosted");
+    let r = server.hub().room(room).expect("room hosted");
     let mut h = DefaultHasher::new();
     r.epoch.hash(&mut h);
     r.group_info.hash(&mut h);
@@ -367,7 +367,7 @@ fn fingerprint(server: &Server, room: &RoomUri) -> u64 {
 
 /// Everything about a room that a request from outside it must not change.
 fn snapshot(server: &Server, room: &RoomUri) -> String {
-    let r = server.hub.room(room).expect("room hosted");
+    let r = server.hub().room(room).expect("room hosted");
     let view = r.view.as_ref().map(|v| (v.epoch(), v.members()));
     let pending: Vec<&Vec<u8>> = r.pending.iter().map(|p| &p.message).collect();
     let log: Vec<(u64, &Vec<u8>, u64)> =

@@ -27,9 +27,11 @@ use crate::wire::{decode_exact, KeyMaterialRequest};
 mod hub_transfer;
 pub mod roles;
 pub mod snapshot;
+pub mod view;
 pub use hub_transfer::{TransferMode, MAX_MOVED_HOPS};
 pub use roles::{FollowerNode, HubNode};
 pub use snapshot::{ServerSnapshot, SnapshotError};
+pub use view::{HubGroupView, HubRoomView, LoggedFanout};
 
 /// What an outgoing request was for.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -76,8 +78,9 @@ pub enum ServerEvent {
 /// One provider's server.
 pub struct Server {
     domain: Domain,
-    /// The hub role: the honest [`Hub`], or a wrapper around it.
-    pub hub: HubNode,
+    /// The hub role: the honest [`Hub`], or a wrapper around it. Readers outside the
+    /// core use [`Server::room_view`] and [`Server::hub_fanout_idle`].
+    hub: HubNode,
     /// The follower role: the honest [`Follower`], or a wrapper around it.
     follower: FollowerNode,
     next_token: Token,
@@ -142,6 +145,44 @@ impl Server {
     /// What this provider did as an adversary, in order.
     pub fn adversary_actions(&self) -> &[AdversaryAction] {
         self.follower.adversary_actions()
+    }
+
+    /// What this provider's hub publishes about `room`; `None` if its hub does not
+    /// host the room.
+    pub fn room_view(&self, room: &RoomUri) -> Option<HubRoomView<'_>> {
+        let r = self.hub.room(room)?;
+        Some(HubRoomView::of(&self.hub, &self.domain, r))
+    }
+
+    /// What this provider's hub publishes about each room it hosts, in room order.
+    pub fn room_views(&self) -> impl Iterator<Item = HubRoomView<'_>> {
+        self.hub
+            .rooms()
+            .map(|r| HubRoomView::of(&self.hub, &self.domain, r))
+    }
+
+    /// Whether this provider's hub has delivered its whole log of every room it hosts:
+    /// no `/notify` in flight, none left to send (P§5.5).
+    pub fn hub_fanout_idle(&self) -> bool {
+        self.hub.fanout_idle()
+    }
+
+    /// The hub's `external_senders` entry, for a room created with this provider as its
+    /// hub (RFC 9420 §12.1.8.1; P§4.1: the hub may propose as an external sender).
+    pub fn hub_external_sender(&self) -> openmls::prelude::ExternalSender {
+        self.hub.external_sender()
+    }
+
+    /// The honest hub beneath the hub role, for the nodes crate's tests and fuzz target,
+    /// which check the hub's own state; the simulator reads [`Server::room_view`].
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The honest hub beneath the hub role, to drive it directly in the nodes crate's
+    /// tests.
+    pub fn hub_mut(&mut self) -> &mut Hub {
+        &mut self.hub
     }
 
     /// The honest follower of the follower role (subscriptions, KeyPackages).

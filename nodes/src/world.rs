@@ -253,8 +253,7 @@ impl MemoryWorld {
             .servers
             .get(&domain)
             .ok_or_else(|| ClientError::Other(format!("no server {domain}")))?
-            .hub
-            .external_sender();
+            .hub_external_sender();
         self.command(
             creator,
             Command::CreateRoom {

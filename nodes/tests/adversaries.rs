@@ -134,7 +134,7 @@ fn epoch(w: &MemoryWorld, by: &ClientUri, room: &RoomUri) -> Option<u64> {
 }
 
 fn hub_epoch(w: &MemoryWorld, room: &RoomUri) -> u64 {
-    w.server(&d("a.example")).hub.room(room).unwrap().epoch
+    w.server(&d("a.example")).hub().room(room).unwrap().epoch
 }
 
 fn actions(w: &MemoryWorld) -> &[AdversaryAction] {
@@ -184,7 +184,7 @@ fn drop_fanout_hurts_only_the_adversarys_clients() {
             .iter()
             .any(|a| matches!(a, AdversaryAction::Dropped { .. })));
         // The hub delivered everything and heard nothing wrong.
-        assert!(s.w.server(&d("a.example")).hub.fanout_idle());
+        assert!(s.w.server(&d("a.example")).hub().fanout_idle());
         assert!(no_rule_fired(&s.w), "{level:?}: {:?}", rejections(&s.w));
     }
 }
@@ -231,7 +231,7 @@ fn replay_notify_is_absorbed_by_idempotence() {
         self_update(&mut s.w, &s.alice, &s.room);
         let log_len =
             s.w.server(&d("a.example"))
-                .hub
+                .hub()
                 .room(&s.room)
                 .unwrap()
                 .log
@@ -270,7 +270,7 @@ fn replay_notify_is_absorbed_by_idempotence() {
             })
         )));
         // Only the message was logged; the epoch did not move.
-        let hub_room = s.w.server(&d("a.example")).hub.room(&s.room).unwrap();
+        let hub_room = s.w.server(&d("a.example")).hub().room(&s.room).unwrap();
         assert_eq!(hub_room.log.len(), log_len + 1, "{level:?}");
         assert_eq!(hub_room.epoch, epoch_before);
         assert!(received(&s.w, &s.bob, "again"));
@@ -406,7 +406,7 @@ fn omit_cached_proposals_is_stopped_by_cached_proposals() {
                     rejections(&s.w)
                 );
                 assert_eq!(hub_epoch(&s.w, &s.room), before, "nothing committed");
-                let hub = s.w.server(&d("a.example")).hub.room(&s.room).unwrap();
+                let hub = s.w.server(&d("a.example")).hub().room(&s.room).unwrap();
                 assert!(!hub.pending.is_empty(), "the leave is still pending");
             }
         }
@@ -461,7 +461,7 @@ fn bad_group_info_is_stopped_by_group_info() {
         let mut s = basic(38, level, Adversary::BadGroupInfo);
         let before = hub_epoch(&s.w, &s.room);
         self_update(&mut s.w, &s.carol, &s.room);
-        let hub = s.w.server(&d("a.example")).hub.room(&s.room).unwrap();
+        let hub = s.w.server(&d("a.example")).hub().room(&s.room).unwrap();
         match level {
             Enforcement::Off | Enforcement::Mls => {
                 assert_eq!(hub.epoch, before + 1);

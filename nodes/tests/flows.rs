@@ -55,7 +55,7 @@ fn world(seed: u64, level: Enforcement) -> (MemoryWorld, Names) {
 fn check_agreement(w: &MemoryWorld, room: &RoomUri) -> u64 {
     let hub = w
         .server(&room.domain())
-        .hub
+        .hub()
         .room(room)
         .expect("hub hosts the room");
     let view = hub.view.as_ref().expect("hub keeps a public view");
@@ -120,7 +120,7 @@ fn flows_are_deterministic() {
 
 fn run_flows(seed: u64, level: Enforcement) -> MemoryWorld {
     let (mut w, n) = world(seed, level);
-    let hub_sender = w.server(&n.a).hub.external_sender();
+    let hub_sender = w.server(&n.a).hub().external_sender();
 
     // P§3.1 room creation (hub-local).
     w.command(
@@ -191,7 +191,7 @@ fn run_flows(seed: u64, level: Enforcement) -> MemoryWorld {
     assert_eq!(e, 3);
     let view = w
         .server(&n.a)
-        .hub
+        .hub()
         .room(&n.room)
         .unwrap()
         .view
@@ -239,7 +239,7 @@ fn run_flows(seed: u64, level: Enforcement) -> MemoryWorld {
     assert_eq!(check_agreement(&w, &n.room), 5);
     let view = w
         .server(&n.a)
-        .hub
+        .hub()
         .room(&n.room)
         .unwrap()
         .view
@@ -270,7 +270,7 @@ fn roles_kicks_removals_and_concurrent_commits() {
         .unwrap();
     w.add_client(&dave, 2);
     w.run();
-    let hub_sender = w.server(&n.a).hub.external_sender();
+    let hub_sender = w.server(&n.a).hub().external_sender();
     let room = n.room.clone();
     w.command(
         &n.alice,
@@ -315,7 +315,7 @@ fn roles_kicks_removals_and_concurrent_commits() {
     let state = |w: &MemoryWorld| {
         let v = w
             .server(&n.a)
-            .hub
+            .hub()
             .room(&room)
             .unwrap()
             .view

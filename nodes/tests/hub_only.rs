@@ -48,7 +48,7 @@ fn world(level: Enforcement, mode: RoomStateMode) -> Room {
         w.servers
             .get_mut(&d(x))
             .unwrap()
-            .hub
+            .hub_mut()
             .set_room_state_mode(mode);
     }
     let alice = dev("a.example", "alice", "1");
@@ -85,7 +85,7 @@ impl Room {
             &self
                 .w
                 .server(&d("a.example"))
-                .hub
+                .hub()
                 .room(&self.room)
                 .unwrap()
                 .committed,
@@ -192,7 +192,7 @@ fn list_changes_reach_every_clients_copy_at_every_level() {
             "{level:?}: a commit carried the participant list"
         );
         // One signal per accepted commit, logged just before it.
-        let hub = r.w.server(&d("a.example")).hub.room(&r.room).unwrap();
+        let hub = r.w.server(&d("a.example")).hub().room(&r.room).unwrap();
         let kinds: Vec<&str> = hub.log.iter().map(|e| e.kind).collect();
         for (i, k) in kinds.iter().enumerate() {
             if *k == "commit" {
@@ -219,7 +219,7 @@ fn bound_puts_the_same_changes_in_the_group_context() {
     let v = r.view(&r.alice).unwrap();
     let bound = RoomState::from_dictionary(&v.dictionary).unwrap();
     assert_eq!(list(&bound), r.hub_list());
-    let hub = r.w.server(&d("a.example")).hub.room(&r.room).unwrap();
+    let hub = r.w.server(&d("a.example")).hub().room(&r.room).unwrap();
     assert!(hub.log.iter().all(|e| e.kind != "room-state"));
 }
 

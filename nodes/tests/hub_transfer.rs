@@ -868,8 +868,8 @@ mod servers {
         )
         .unwrap();
         // The handoff went over /handoff and was imported; a stopped, b sequences.
-        assert!(t.w.server(&t.b).hub.sequencing(&room));
-        assert!(!t.w.server(&t.a).hub.sequencing(&room));
+        assert!(t.w.server(&t.b).hub().sequencing(&room));
+        assert!(!t.w.server(&t.a).hub().sequencing(&room));
         assert!(t.w.server_events.iter().any(|(dom, e)| *dom == t.b
             && matches!(
                 e,
@@ -898,7 +898,7 @@ mod servers {
         assert!(t
             .w
             .server(&t.b)
-            .hub
+            .hub()
             .room(&room)
             .unwrap()
             .log
@@ -925,9 +925,9 @@ mod servers {
             },
         )
         .unwrap();
-        assert!(t.w.server(&t.b).hub.sequencing(&room));
+        assert!(t.w.server(&t.b).hub().sequencing(&room));
         // The fence reached a (it stops) and c (its directory names b).
-        assert!(!t.w.server(&t.a).hub.sequencing(&room));
+        assert!(!t.w.server(&t.a).hub().sequencing(&room));
         let now = t.w.now + 1;
         let c = t.c.clone();
         let server_c = t.w.servers.get_mut(&c).unwrap();
@@ -971,7 +971,7 @@ mod servers {
         // Cathy's next commit goes to b, everyone converges on b's epoch.
         t.w.command(&t.cathy, Command::SelfUpdate { room: room.clone() })
             .unwrap();
-        let hub_epoch = t.w.server(&t.b).hub.room(&room).unwrap().epoch;
+        let hub_epoch = t.w.server(&t.b).hub().room(&room).unwrap().epoch;
         for x in [&t.alice, &t.bob, &t.cathy] {
             assert_eq!(epoch(&t.w, x, &room), hub_epoch, "{x}");
         }
@@ -1005,7 +1005,7 @@ mod servers {
         assert!(t
             .w
             .server(&t.b)
-            .hub
+            .hub()
             .room(&room)
             .unwrap()
             .log

@@ -96,7 +96,7 @@ struct HubSnapshot {
 }
 
 fn snapshot(w: &MemoryWorld, room: &RoomUri) -> HubSnapshot {
-    let r = w.server(&room.domain()).hub.room(room).unwrap();
+    let r = w.server(&room.domain()).hub().room(room).unwrap();
     HubSnapshot {
         epoch: r.epoch,
         log: r.log.len(),
@@ -246,7 +246,10 @@ fn the_evidence_phase_ends_when_the_fanout_never_comes() {
         .insert(b, server.with_adversary(Some(Adversary::DropFanout)));
     w.command(&alice, Command::SelfUpdate { room: room.clone() })
         .unwrap();
-    assert_eq!(w.server(&d("a.example")).hub.room(&room).unwrap().epoch, 2);
+    assert_eq!(
+        w.server(&d("a.example")).hub().room(&room).unwrap().epoch,
+        2
+    );
     let start = w.now;
     w.command(&bob, Command::SelfUpdate { room: room.clone() })
         .unwrap();
@@ -264,7 +267,10 @@ fn the_evidence_phase_ends_when_the_fanout_never_comes() {
         failed[0].1
     );
     assert!(w.client(&bob).is_idle(&room));
-    assert_eq!(w.server(&d("a.example")).hub.room(&room).unwrap().epoch, 2);
+    assert_eq!(
+        w.server(&d("a.example")).hub().room(&room).unwrap().epoch,
+        2
+    );
 }
 
 #[test]
@@ -282,12 +288,12 @@ fn a_retry_waiting_for_an_epoch_out_of_reach_fails_after_the_catch_up_timeout() 
             .unwrap();
     }
     let hub = d("a.example");
-    assert_eq!(w.server(&hub).hub.room(&room).unwrap().epoch, 3);
+    assert_eq!(w.server(&hub).hub().room(&room).unwrap().epoch, 3);
     // The log's commits: Bob's add (0 → 1), then Alice's two updates; the first update
     // is the commit that wins epoch 1.
     let epoch1_commit = w
         .server(&hub)
-        .hub
+        .hub()
         .room(&room)
         .unwrap()
         .log
@@ -367,11 +373,11 @@ fn group_info_request(suite: CipherSuite, key: &[u8]) -> GroupInfoRequest {
 }
 
 fn ask(w: &mut MemoryWorld, room: &RoomUri, req: &GroupInfoRequest) -> Response {
-    w.servers.get_mut(&d("a.example")).unwrap().hub.group_info(
-        &d("b.example"),
-        room,
-        &encode(req).unwrap(),
-    )
+    w.servers
+        .get_mut(&d("a.example"))
+        .unwrap()
+        .hub_mut()
+        .group_info(&d("b.example"), room, &encode(req).unwrap())
 }
 
 /// `/groupInfo` with an unsupported cipher suite or an unusable HPKE key is the

@@ -35,7 +35,7 @@ fn room_of_three(seed: u64) -> (MemoryWorld, RoomUri, [ClientUri; 3]) {
     }
     w.run();
     let room = RoomUri::new(&d("a.example"), "r").unwrap();
-    let hub_sender = w.server(&d("a.example")).hub.external_sender();
+    let hub_sender = w.server(&d("a.example")).hub().external_sender();
     w.command(
         &cs[0],
         Command::CreateRoom {
@@ -61,7 +61,7 @@ fn room_of_three(seed: u64) -> (MemoryWorld, RoomUri, [ClientUri; 3]) {
 
 /// Every member client is at the hub's epoch with the same epoch authenticator.
 fn agreement(w: &MemoryWorld, room: &RoomUri) -> u64 {
-    let hub = w.server(&room.domain()).hub.room(room).unwrap();
+    let hub = w.server(&room.domain()).hub().room(room).unwrap();
     let view = hub.view.as_ref().unwrap();
     let mut auth = std::collections::BTreeSet::new();
     for c in view.members().into_iter().filter_map(|(_, c)| c) {
@@ -225,7 +225,7 @@ fn a_hub_restart_resends_notify_and_the_follower_dedups() {
     assert!(dup, "the resent /notify reached b as a duplicate");
     assert_eq!(received(&w, &bob, "hello"), 1);
     assert_eq!(received(&w, &cathy, "hello"), 1);
-    assert!(w.server(&d("a.example")).hub.fanout_idle());
+    assert!(w.server(&d("a.example")).hub().fanout_idle());
     no_failures(&w);
 }
 
@@ -281,7 +281,7 @@ fn add_users_adds_a_batch_in_one_commit() {
     assert_eq!(agreement(&w, &room), 3, "one commit");
     let view = w
         .server(&d("a.example"))
-        .hub
+        .hub()
         .room(&room)
         .unwrap()
         .view

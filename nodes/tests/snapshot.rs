@@ -75,7 +75,7 @@ fn world() -> (MemoryWorld, RoomUri) {
     for _ in 0..100 {
         let queued = w
             .server(&d("a.example"))
-            .hub
+            .hub()
             .room(&room)
             .unwrap()
             .outbound
@@ -118,7 +118,7 @@ fn a_restored_server_answers_the_next_inputs_byte_for_byte_as_the_original() {
     // The snapshot holds what the flows built: the room log with the messages, the
     // public group, one fan-out still queued.
     let r = &snapshot.rooms[&room];
-    let live = original.hub.room(&room).unwrap();
+    let live = original.hub().room(&room).unwrap();
     assert_eq!(r.log.len(), live.log.len());
     assert!(r.log.len() >= 4, "{} log entries", r.log.len());
     assert!(r

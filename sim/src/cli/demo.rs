@@ -41,11 +41,10 @@ impl DemoReport {
 }
 
 fn check(w: &MemoryWorld, room: &RoomUri, step: &'static str) -> StepReport {
-    let Some(view) = w
+    let Some((view, dictionary)) = w
         .server(&room.domain())
-        .hub
-        .room(room)
-        .and_then(|r| r.view.as_ref())
+        .room_view(room)
+        .and_then(|r| Some((r.group()?, r.group_dictionary()?)))
     else {
         // Enforcement `off`: the hub keeps no MLS view; compare the clients with each other.
         let views: Vec<_> = w
@@ -75,15 +74,14 @@ fn check(w: &MemoryWorld, room: &RoomUri, step: &'static str) -> StepReport {
             agreement,
         };
     };
-    let members: Vec<ClientUri> = view.members().into_iter().filter_map(|(_, c)| c).collect();
-    let state = RoomState::from_dictionary(&view.dictionary()).ok();
+    let members: Vec<ClientUri> = view.members;
+    let state = RoomState::from_dictionary(&dictionary).ok();
     let mut agreement = state.is_some();
     let mut auth = None;
     for c in &members {
         match w.clients.get(c).and_then(|cl| cl.room_view(room)) {
             Some(v) => {
-                agreement &=
-                    v.epoch == view.epoch() && v.group_context == view.group_context_bytes();
+                agreement &= v.epoch == view.epoch && v.group_context == view.group_context;
                 agreement &=
                     auth.get_or_insert(v.epoch_authenticator.clone()) == &v.epoch_authenticator;
             }
@@ -95,7 +93,7 @@ fn check(w: &MemoryWorld, room: &RoomUri, step: &'static str) -> StepReport {
     }
     StepReport {
         step,
-        epoch: view.epoch(),
+        epoch: view.epoch,
         members: members.len(),
         participants: state.map_or(0, |s| s.participants.len()),
         agreement,
@@ -127,7 +125,7 @@ pub fn run(seed: u64, enforcement: Enforcement) -> DemoReport {
         w.add_client(cl, 4);
     }
     w.run();
-    let hub_sender = w.server(&a).hub.external_sender();
+    let hub_sender = w.server(&a).hub_external_sender();
     let mut steps = Vec::new();
     let script: Vec<(&'static str, ClientUri, Command)> = vec![
         (

@@ -91,40 +91,32 @@ impl Observed {
         let t = wall_ms();
         let mut st = self.sink.0.borrow_mut();
         // The hub's view first: an `Accepted` commit is judged against the view after it.
-        let me = self.core.domain().clone();
-        for r in self.core.hub.rooms() {
-            let room = &r.room;
-            let generation = match self.core.hub.hub_record(room) {
-                Some(rec) if rec.hub == me => rec.generation,
-                _ => r.record.generation,
-            };
-            let from = st.logged.get(room).copied().unwrap_or(0).min(r.log.len());
-            for e in r.log.iter().skip(from) {
+        for r in self.core.room_views() {
+            let room = r.room;
+            let from = st.logged.get(room).copied().unwrap_or(0).min(r.log_len);
+            for e in r.log_from(from) {
                 st.lines.push((
                     t,
                     What::HubLog {
                         room: room.as_str().to_string(),
-                        generation,
+                        generation: r.log_generation,
                         seq: e.seq,
                         epoch: e.epoch,
-                        fanout: hex::encode(&e.fanout),
+                        fanout: hex::encode(e.fanout),
                     },
                 ));
             }
-            st.logged.insert(room.clone(), r.log.len());
+            st.logged.insert(room.clone(), r.log_len);
+            let group = r.group();
             let view = HubView {
                 room: room.as_str().to_string(),
-                sequencing: self.core.hub.sequencing(room),
-                generation: self.core.hub.generation(room),
-                epoch: r.view.as_ref().map(|v| v.epoch()),
-                group_context: r
-                    .view
-                    .as_ref()
-                    .map(|v| hex::encode(v.group_context_bytes())),
-                members: r.view.as_ref().map(|v| {
-                    v.members()
+                sequencing: r.sequencing,
+                generation: Some(r.generation),
+                epoch: group.as_ref().map(|g| g.epoch),
+                group_context: group.as_ref().map(|g| hex::encode(&g.group_context)),
+                members: group.map(|g| {
+                    g.members
                         .into_iter()
-                        .filter_map(|(_, c)| c)
                         .map(|c| c.as_str().to_string())
                         .collect()
                 }),
@@ -151,7 +143,7 @@ impl Observed {
             };
             st.lines.push((t, what));
         }
-        st.fanout_idle = self.core.hub.fanout_idle();
+        st.fanout_idle = self.core.hub_fanout_idle();
         out
     }
 }

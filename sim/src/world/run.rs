@@ -402,10 +402,8 @@ impl World<'_> {
             let g = h
                 .disk
                 .with(|s| {
-                    s.hub
-                        .sequencing(&self.room)
-                        .then(|| s.hub.generation(&self.room))
-                        .flatten()
+                    s.room_view(&self.room)
+                        .and_then(|v| v.sequencing.then_some(v.generation))
                 })
                 .flatten();
             if let Some(g) = g {
@@ -420,9 +418,8 @@ impl World<'_> {
     /// The current hub's (epoch, GroupContext) for the room, if it hosts it.
     fn hub_view(&self) -> Option<(u64, Vec<u8>)> {
         self.hosts.get(&self.current_hub())?.disk.with(|s| {
-            let r = s.hub.room(&self.room)?;
-            let v = r.view.as_ref()?;
-            Some((v.epoch(), v.group_context_bytes()))
+            let g = s.room_view(&self.room)?.group()?;
+            Some((g.epoch, g.group_context))
         })?
     }
 
@@ -430,18 +427,18 @@ impl World<'_> {
     /// (for departure-completes).
     fn hub_committed(&self) -> Option<CommittedState> {
         self.hosts.get(&self.current_hub())?.disk.with(|s| {
-            let r = s.hub.room(&self.room)?;
-            let v = r.view.as_ref()?;
+            let r = s.room_view(&self.room)?;
+            let g = r.group()?;
             Some(CommittedState {
                 room: self.room.clone(),
-                epoch: v.epoch(),
+                epoch: g.epoch,
                 participants: r
                     .committed
                     .participants
                     .iter()
                     .map(|p| (p.user.clone(), p.role))
                     .collect(),
-                members: v.members().into_iter().filter_map(|(_, c)| c).collect(),
+                members: g.members,
             })
         })?
     }
@@ -539,20 +536,14 @@ impl World<'_> {
             .get(&d)
             .and_then(|h| {
                 h.disk.with(|s| {
-                    s.hub.room(&self.room).map(|r| {
+                    s.room_view(&self.room).map(|r| {
                         // Entries are indexed soon after they are logged, while the
                         // hub still has the generation it logged them under.
-                        let g = match s.hub.hub_record(&self.room) {
-                            Some(rec) if rec.hub == d => rec.generation,
-                            _ => r.record.generation,
-                        };
                         let new = r
-                            .log
-                            .iter()
-                            .skip(from)
-                            .map(|e| (e.fanout.clone(), e.seq, e.epoch))
+                            .log_from(from)
+                            .map(|e| (e.fanout.to_vec(), e.seq, e.epoch))
                             .collect();
-                        (g, new)
+                        (r.log_generation, new)
                     })
                 })
             })
@@ -802,7 +793,7 @@ impl World<'_> {
             if h.handle.waiting_from_clients() > 0 {
                 return Err(format!("{d} has client messages waiting"));
             }
-            let idle = h.disk.with(|s| s.hub.fanout_idle()).unwrap_or(true);
+            let idle = h.disk.with(|s| s.hub_fanout_idle()).unwrap_or(true);
             if !idle {
                 return Err(format!("{d}'s hub has fan-out not yet delivered"));
             }
@@ -812,12 +803,9 @@ impl World<'_> {
             .get(&self.current_hub())
             .and_then(|h| {
                 h.disk.with(|s| {
-                    s.hub.room(&self.room).and_then(|r| {
-                        let v = r.view.as_ref()?;
-                        let members: BTreeSet<ClientUri> =
-                            v.members().into_iter().filter_map(|(_, c)| c).collect();
-                        Some((v.epoch(), v.group_context_bytes(), members))
-                    })
+                    let g = s.room_view(&self.room)?.group()?;
+                    let members: BTreeSet<ClientUri> = g.members.into_iter().collect();
+                    Some((g.epoch, g.group_context, members))
                 })
             })
             .flatten();
@@ -877,13 +865,14 @@ impl World<'_> {
             let info = h
                 .disk
                 .with(|s| {
-                    let r = s.hub.room(&self.room);
+                    let r = s.room_view(&self.room);
+                    let g = r.and_then(|r| r.group());
                     (
-                        r.and_then(|r| r.view.as_ref().map(|v| v.epoch())),
-                        r.and_then(|r| r.view.as_ref().map(|v| v.members().len())),
-                        r.map_or(0, |r| r.log.len()),
-                        s.hub.fanout_idle(),
-                        r.map_or(0, |r| r.pending.len()),
+                        g.as_ref().map(|g| g.epoch),
+                        g.as_ref().map(|g| g.leaves),
+                        r.map_or(0, |r| r.log_len),
+                        s.hub_fanout_idle(),
+                        r.map_or(0, |r| r.pending),
                     )
                 })
                 .unwrap_or((None, None, 0, true, 0));
