@@ -27,7 +27,7 @@
 //!   a client's view of a room.
 //! * Events: every node appends its events to `<state>/events.jsonl`, in the simulator's
 //!   trace line format with `t` = wall-clock ms since the UNIX epoch (the adapter's lines
-//!   are journalled in batches every 100 ms, so order by `t`). Logs go through
+//!   are journalled in batches every 100 ms (`LINES_FLUSH_MS`; the clients are ticked at their own timers), so order by `t`). Logs go through
 //!   `tracing` to stderr (`RUST_LOG=debug` etc.; default `info`).
 //! * Durable state ([`store`], [`journal`]): `<state>/state.db` (SQLite through rusqlite,
 //!   bundled; WAL, `synchronous = FULL`) holds a write-ahead journal of every input of the
@@ -70,7 +70,7 @@
 //!   node's server journal keeps every input.
 //! * The adapter's lines in `events.jsonl` (requests, responses, sends) and the
 //!   observation lines of the server core ([`observe`]: `hub`, `hub-view`, `hub-log`,
-//!   `deliver`) are journalled in batches every 100 ms and are not part of the state: a
+//!   `deliver`) are journalled in batches every 100 ms (`LINES_FLUSH_MS`; the clients are ticked at their own timers) and are not part of the state: a
 //!   kill can lose the last batch (a restarted core does not record again the log
 //!   entries and views it was rebuilt with). The clients' event and `client-view` lines
 //!   are exact (committed with their input; a restart appends those the file lacks).

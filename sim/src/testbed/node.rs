@@ -51,7 +51,7 @@ use super::tls::{wall_ms, TlsConfig, TlsTransport};
 use crate::observe::record::{Recorder, What};
 use crate::scenario::{EnforcementLevel, Op};
 use crate::world::net::{self, HostConfig, HostHandle, Peer, Transport};
-use crate::world::run::{op_command, CLIENT_TICK_MS};
+use crate::world::run::op_command;
 use mimi_reports::records::trace::Restored as RestoredLine;
 
 /// Events kept in memory for the control API's `/events` (older ones are only in the
@@ -228,6 +228,11 @@ pub struct Node {
     store: Rc<RefCell<Store>>,
     /// Client ticks that produced nothing, committed with the next client input.
     silent_ticks: Vec<Millis>,
+    /// The time of the last client tick: timers due by then were served.
+    served: Millis,
+    /// A client input was committed since the last tick (a timer served before may act
+    /// now).
+    fed: bool,
 }
 
 impl Node {
@@ -341,6 +346,7 @@ impl Node {
         sent: &[(ClientUri, Vec<ClientOutput>)],
         events: Vec<(ClientUri, Vec<ClientEvent>)>,
     ) {
+        self.fed |= input.is_some();
         // Lines recorded before belong to earlier inputs (or none): out first.
         self.flush_lines();
         for (c, es) in events {
@@ -527,8 +533,22 @@ impl Node {
             .collect()
     }
 
-    /// Ticks every online client; commits only if a tick produced something.
+    /// When the clients next need a tick (each client says when, `Client::next_wakeup`):
+    /// the earliest timer of an online client due after the last tick, or any due timer
+    /// once an input reached a client since.
+    pub fn next_timer(&self) -> Option<Millis> {
+        self.ticked()
+            .iter()
+            .filter_map(|c| self.clients.get(c).and_then(Client::next_wakeup))
+            .filter(|t| self.fed || *t > self.served)
+            .min()
+    }
+
+    /// Ticks every online client (a client with nothing due does nothing); commits only
+    /// if a tick produced something.
     fn tick(&mut self, now: Millis) {
+        self.served = now;
+        self.fed = false;
         let mut sent = Vec::new();
         let mut events = Vec::new();
         for c in self.ticked() {
@@ -912,6 +932,8 @@ where
             offline: BTreeMap::new(),
             store: store.clone(),
             silent_ticks: Vec::new(),
+            served: 0,
+            fed: true,
         }));
         let (clients_restored, clients_replayed) = resume_clients(&node, &store, stored)?;
         let replay_ms = started.elapsed().as_millis();
@@ -950,10 +972,22 @@ where
         );
         let host = tokio::task::spawn_local(host);
         tokio::task::spawn_local(control(control_listener, node.clone()));
-        let mut tick = tokio::time::interval(Duration::from_millis(CLIENT_TICK_MS));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut flush = tokio::time::interval(Duration::from_millis(LINES_FLUSH_MS));
+        flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tokio::pin!(host);
         loop {
+            // The clients' next timer, on the wall clock (the cores' time is scaled).
+            let timer = {
+                let n = node.borrow();
+                n.next_timer()
+                    .map(|at| Duration::from_millis(n.clock.wall_of(at).saturating_sub(wall_ms())))
+            };
+            let timer = async {
+                match timer {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             let ticked = tokio::select! {
                 result = &mut host => {
                     return match result {
@@ -963,12 +997,17 @@ where
                     };
                 }
                 () = handle.to_clients_ready() => false,
-                _ = tick.tick() => true,
+                _ = flush.tick() => false,
+                () = timer => true,
             };
             node.borrow_mut().drive(&trace, ticked);
         }
     })
 }
+
+/// How often the lines the server core's adapter and observer recorded are written out
+/// (`events.jsonl` and the journal's batch): an I/O batch, not a timer of any core.
+const LINES_FLUSH_MS: u64 = 100;
 
 /// How much of the end of `events.jsonl` a restart reads to find the last commit's lines.
 const EVENT_TAIL_BYTES: u64 = 4 << 20;
