@@ -2,56 +2,15 @@
 //! original would, and the original's later inputs do not reach the copy. (The hub fuzz
 //! target restarts every input from such a copy.)
 
+mod common;
+use common::{client, d};
 use nodes::client::core::Command;
-use nodes::hub::{Enforcement, EnforcementConfig};
-use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
-use nodes::room::RolePreset;
+use nodes::ids::{Domain, RoomUri};
 use nodes::world::MemoryWorld;
-
-fn d(s: &str) -> Domain {
-    Domain::new(s).unwrap()
-}
-fn client(dom: &str, user: &str) -> ClientUri {
-    UserUri::new(&d(dom), user).unwrap().client("1").unwrap()
-}
 
 /// A hub a.example hosting a room with members on three providers and some traffic.
 fn world() -> (MemoryWorld, RoomUri) {
-    let mut w = MemoryWorld::new(31);
-    for x in ["a.example", "b.example", "c.example"] {
-        w.add_server(&d(x), EnforcementConfig::new(Enforcement::Full));
-    }
-    for (dom, user) in [
-        ("a.example", "alice"),
-        ("b.example", "bob"),
-        ("c.example", "carol"),
-    ] {
-        w.add_client(&client(dom, user), 4);
-    }
-    w.record_deliveries = true;
-    w.run();
-    let alice = client("a.example", "alice");
-    let room = w.create_room(&alice, "r", RolePreset::Cooperative).unwrap();
-    for who in [client("b.example", "bob"), client("c.example", "carol")] {
-        w.command(
-            &alice,
-            Command::AddUser {
-                room: room.clone(),
-                user: who.user(),
-                role: None,
-            },
-        )
-        .unwrap();
-    }
-    w.command(
-        &client("b.example", "bob"),
-        Command::Send {
-            room: room.clone(),
-            text: "before the checkpoint".into(),
-        },
-    )
-    .unwrap();
-    (w, room)
+    common::three_provider_room(31, "before the checkpoint")
 }
 
 /// What happens after the checkpoint: a message, commits by two members, a removal.

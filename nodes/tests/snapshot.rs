@@ -3,24 +3,19 @@
 //! testbed stores it (CBOR), and put back into a freshly built server, goes on exactly as
 //! the original: the same next inputs give byte-identical outputs.
 
+mod common;
+use common::{client, d};
 use nodes::adversary::Adversary;
 use nodes::client::core::Command;
 use nodes::endpoint::Endpoint;
 use nodes::hub::{Enforcement, EnforcementConfig};
-use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
+use nodes::ids::RoomUri;
 use nodes::io::{Request, Response, ServerCore};
-use nodes::room::RolePreset;
 use nodes::server::{Server, ServerSnapshot, SnapshotError};
 use nodes::world::MemoryWorld;
 
 const SEED: u64 = 31;
 
-fn d(s: &str) -> Domain {
-    Domain::new(s).unwrap()
-}
-fn client(dom: &str, user: &str) -> ClientUri {
-    UserUri::new(&d(dom), user).unwrap().client("1").unwrap()
-}
 fn config() -> EnforcementConfig {
     EnforcementConfig::new(Enforcement::Full)
 }
@@ -29,40 +24,7 @@ fn config() -> EnforcementConfig {
 /// providers), bob sends a message; then carol sends one and the world runs only until
 /// its fan-out is on its way to a follower (a `/notify` in flight, answer not back).
 fn world() -> (MemoryWorld, RoomUri) {
-    let mut w = MemoryWorld::new(SEED);
-    for x in ["a.example", "b.example", "c.example"] {
-        w.add_server(&d(x), config());
-    }
-    for (dom, user) in [
-        ("a.example", "alice"),
-        ("b.example", "bob"),
-        ("c.example", "carol"),
-    ] {
-        w.add_client(&client(dom, user), 4);
-    }
-    w.record_deliveries = true;
-    w.run();
-    let alice = client("a.example", "alice");
-    let room = w.create_room(&alice, "r", RolePreset::Cooperative).unwrap();
-    for who in [client("b.example", "bob"), client("c.example", "carol")] {
-        w.command(
-            &alice,
-            Command::AddUser {
-                room: room.clone(),
-                user: who.user(),
-                role: None,
-            },
-        )
-        .unwrap();
-    }
-    w.command(
-        &client("b.example", "bob"),
-        Command::Send {
-            room: room.clone(),
-            text: "fanned out".into(),
-        },
-    )
-    .unwrap();
+    let (mut w, room) = common::three_provider_room(SEED, "fanned out");
     w.queue_command(
         &client("c.example", "carol"),
         Command::Send {
