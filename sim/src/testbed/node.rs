@@ -937,13 +937,6 @@ where
         }));
         let (clients_restored, clients_replayed) = resume_clients(&node, &store, stored)?;
         let replay_ms = started.elapsed().as_millis();
-        // The one line a testbed reads to learn the addresses (port 0 picks free ones);
-        // printed once the state is restored, so it also says "ready".
-        println!(
-            "mimi-sim node {} mimi={mimi_addr} control={control_addr}",
-            options.provider
-        );
-        let _ = std::io::stdout().flush();
         tracing::info!(
             provider = %options.provider, %mimi_addr, %control_addr,
             state = %options.state.display(),
@@ -970,6 +963,14 @@ where
                 restore_ms: replay_ms as u64,
             },
         );
+        // The one line a testbed reads to learn the addresses (port 0 picks free ones);
+        // printed once the state is restored and the `node-started` line is in
+        // `events.jsonl`, so it also says "ready": a reader of the file finds the line.
+        println!(
+            "mimi-sim node {} mimi={mimi_addr} control={control_addr}",
+            options.provider
+        );
+        let _ = std::io::stdout().flush();
         let host = tokio::task::spawn_local(host);
         tokio::task::spawn_local(control(control_listener, node.clone()));
         let mut flush = tokio::time::interval(Duration::from_millis(LINES_FLUSH_MS));
