@@ -137,7 +137,15 @@ fn pool() -> &'static Pool {
         bodies.extend(f.world.delivered.iter().map(|(_, _, b)| b.clone()));
         bodies.sort();
         bodies.dedup();
-        let gid = |r: &RoomUri| f.world.server(&f.hub).hub().room(r).unwrap().group_id.clone();
+        let gid = |r: &RoomUri| {
+            f.world
+                .server(&f.hub)
+                .hub()
+                .room(r)
+                .unwrap()
+                .group_id()
+                .to_vec()
+        };
         let (g1, g2) = (gid(&f.r1), gid(&f.r2));
         let mut swaps = vec![(f.r1.as_bytes().to_vec(), f.r2.as_bytes().to_vec())];
         if g1.len() == g2.len() {
@@ -343,23 +351,23 @@ fn base() -> Base {
 fn fingerprint(server: &Server, room: &RoomUri) -> u64 {
     let r = server.hub().room(room).expect("room hosted");
     let mut h = DefaultHasher::new();
-    r.epoch.hash(&mut h);
-    r.group_info.hash(&mut h);
-    r.ratchet_tree.hash(&mut h);
-    for e in &r.log {
+    r.epoch().hash(&mut h);
+    r.group_info().hash(&mut h);
+    r.ratchet_tree().hash(&mut h);
+    for e in r.log() {
         (e.seq, &e.fanout, e.epoch).hash(&mut h);
     }
-    for p in &r.pending {
+    for p in r.pending() {
         p.message.hash(&mut h);
     }
     format!(
         "{:?} {:?} {:?} {:?} {:?} {:?}",
-        r.view.as_ref().map(|v| (v.epoch(), v.members())),
-        r.committed,
-        r.hub_state,
-        r.muted,
-        r.authorized_joiners,
-        r.sequencer,
+        r.view().map(|v| (v.epoch(), v.members())),
+        r.committed(),
+        r.hub_state(),
+        r.muted(),
+        r.authorized_joiners(),
+        r.sequencer(),
     )
     .hash(&mut h);
     h.finish()
@@ -368,23 +376,26 @@ fn fingerprint(server: &Server, room: &RoomUri) -> u64 {
 /// Everything about a room that a request from outside it must not change.
 fn snapshot(server: &Server, room: &RoomUri) -> String {
     let r = server.hub().room(room).expect("room hosted");
-    let view = r.view.as_ref().map(|v| (v.epoch(), v.members()));
-    let pending: Vec<&Vec<u8>> = r.pending.iter().map(|p| &p.message).collect();
-    let log: Vec<(u64, &Vec<u8>, u64)> =
-        r.log.iter().map(|e| (e.seq, &e.fanout, e.epoch)).collect();
+    let view = r.view().map(|v| (v.epoch(), v.members()));
+    let pending: Vec<&Vec<u8>> = r.pending().iter().map(|p| &p.message).collect();
+    let log: Vec<(u64, &Vec<u8>, u64)> = r
+        .log()
+        .iter()
+        .map(|e| (e.seq, &e.fanout, e.epoch))
+        .collect();
     format!(
         "epoch {} view {:?} committed {:?} hub_state {:?} pending {:?} log {:?} gi {:?} tree {:?} muted {:?} joiners {:?} sequencer {:?}",
-        r.epoch,
+        r.epoch(),
         view,
-        r.committed,
-        r.hub_state,
+        r.committed(),
+        r.hub_state(),
         pending,
         log,
-        r.group_info,
-        r.ratchet_tree,
-        r.muted,
-        r.authorized_joiners,
-        r.sequencer,
+        r.group_info(),
+        r.ratchet_tree(),
+        r.muted(),
+        r.authorized_joiners(),
+        r.sequencer(),
     )
 }
 

@@ -134,7 +134,7 @@ fn epoch(w: &MemoryWorld, by: &ClientUri, room: &RoomUri) -> Option<u64> {
 }
 
 fn hub_epoch(w: &MemoryWorld, room: &RoomUri) -> u64 {
-    w.server(&d("a.example")).hub().room(room).unwrap().epoch
+    w.server(&d("a.example")).hub().room(room).unwrap().epoch()
 }
 
 fn actions(w: &MemoryWorld) -> &[AdversaryAction] {
@@ -234,7 +234,7 @@ fn replay_notify_is_absorbed_by_idempotence() {
                 .hub()
                 .room(&s.room)
                 .unwrap()
-                .log
+                .log()
                 .len();
         let epoch_before = hub_epoch(&s.w, &s.room);
         send(&mut s.w, &s.carol, &s.room, "again");
@@ -271,8 +271,8 @@ fn replay_notify_is_absorbed_by_idempotence() {
         )));
         // Only the message was logged; the epoch did not move.
         let hub_room = s.w.server(&d("a.example")).hub().room(&s.room).unwrap();
-        assert_eq!(hub_room.log.len(), log_len + 1, "{level:?}");
-        assert_eq!(hub_room.epoch, epoch_before);
+        assert_eq!(hub_room.log().len(), log_len + 1, "{level:?}");
+        assert_eq!(hub_room.epoch(), epoch_before);
         assert!(received(&s.w, &s.bob, "again"));
         for c in [&s.alice, &s.bob, &s.carol] {
             assert_eq!(epoch(&s.w, c, &s.room), Some(epoch_before), "{level:?} {c}");
@@ -407,7 +407,7 @@ fn omit_cached_proposals_is_stopped_by_cached_proposals() {
                 );
                 assert_eq!(hub_epoch(&s.w, &s.room), before, "nothing committed");
                 let hub = s.w.server(&d("a.example")).hub().room(&s.room).unwrap();
-                assert!(!hub.pending.is_empty(), "the leave is still pending");
+                assert!(!hub.pending().is_empty(), "the leave is still pending");
             }
         }
     }
@@ -464,16 +464,16 @@ fn bad_group_info_is_stopped_by_group_info() {
         let hub = s.w.server(&d("a.example")).hub().room(&s.room).unwrap();
         match level {
             Enforcement::Off | Enforcement::Mls => {
-                assert_eq!(hub.epoch, before + 1);
+                assert_eq!(hub.epoch(), before + 1);
                 assert_eq!(
-                    group_info_epoch(&hub.group_info),
+                    group_info_epoch(&hub.group_info()),
                     before,
                     "the hub serves a GroupInfo of the previous epoch"
                 );
             }
             _ => {
-                assert_eq!(hub.epoch, before);
-                assert_eq!(group_info_epoch(&hub.group_info), before);
+                assert_eq!(hub.epoch(), before);
+                assert_eq!(group_info_epoch(&hub.group_info()), before);
                 assert!(rejected_by(&s.w, "group-info"), "{:?}", rejections(&s.w));
             }
         }

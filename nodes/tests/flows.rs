@@ -58,7 +58,7 @@ fn check_agreement(w: &MemoryWorld, room: &RoomUri) -> u64 {
         .hub()
         .room(room)
         .expect("hub hosts the room");
-    let view = hub.view.as_ref().expect("hub keeps a public view");
+    let view = hub.view().expect("hub keeps a public view");
     let members: Vec<ClientUri> = view.members().into_iter().filter_map(|(_, c)| c).collect();
     assert!(!members.is_empty());
     let mut auth = BTreeSet::new();
@@ -86,7 +86,8 @@ fn check_agreement(w: &MemoryWorld, room: &RoomUri) -> u64 {
         assert!(!state.is_banned(u), "banned user {u} still has clients");
     }
     assert_eq!(
-        hub.hub_state, hub.committed,
+        hub.hub_state(),
+        hub.committed(),
         "no proposal left pending after settling"
     );
     view.epoch()
@@ -189,14 +190,7 @@ fn run_flows(seed: u64, level: Enforcement) -> MemoryWorld {
     .unwrap();
     let e = check_agreement(&w, &n.room);
     assert_eq!(e, 3);
-    let view = w
-        .server(&n.a)
-        .hub()
-        .room(&n.room)
-        .unwrap()
-        .view
-        .as_ref()
-        .unwrap();
+    let view = w.server(&n.a).hub().room(&n.room).unwrap().view().unwrap();
     assert!(view.leaf_of(&n.alice).is_none(), "Alice's client is gone");
     let state = RoomState::from_dictionary(&view.dictionary()).unwrap();
     assert!(
@@ -237,14 +231,7 @@ fn run_flows(seed: u64, level: Enforcement) -> MemoryWorld {
     )
     .unwrap();
     assert_eq!(check_agreement(&w, &n.room), 5);
-    let view = w
-        .server(&n.a)
-        .hub()
-        .room(&n.room)
-        .unwrap()
-        .view
-        .as_ref()
-        .unwrap();
+    let view = w.server(&n.a).hub().room(&n.room).unwrap().view().unwrap();
     let state = RoomState::from_dictionary(&view.dictionary()).unwrap();
     assert_eq!(state.role_of(&n.cathy1.user()), BANNED_ROLE);
     assert!(view.leaf_of(&n.cathy1).is_none() && view.leaf_of(&n.cathy2).is_none());
@@ -318,8 +305,7 @@ fn roles_kicks_removals_and_concurrent_commits() {
             .hub()
             .room(&room)
             .unwrap()
-            .view
-            .as_ref()
+            .view()
             .unwrap()
             .dictionary();
         RoomState::from_dictionary(&v).unwrap()

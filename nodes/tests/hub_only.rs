@@ -88,7 +88,7 @@ impl Room {
                 .hub()
                 .room(&self.room)
                 .unwrap()
-                .committed,
+                .committed(),
         )
     }
     /// Every member client's signalled list equals the hub's; returns it.
@@ -193,7 +193,7 @@ fn list_changes_reach_every_clients_copy_at_every_level() {
         );
         // One signal per accepted commit, logged just before it.
         let hub = r.w.server(&d("a.example")).hub().room(&r.room).unwrap();
-        let kinds: Vec<&str> = hub.log.iter().map(|e| e.kind).collect();
+        let kinds: Vec<&str> = hub.log().iter().map(|e| e.kind).collect();
         for (i, k) in kinds.iter().enumerate() {
             if *k == "commit" {
                 assert_eq!(
@@ -220,7 +220,7 @@ fn bound_puts_the_same_changes_in_the_group_context() {
     let bound = RoomState::from_dictionary(&v.dictionary).unwrap();
     assert_eq!(list(&bound), r.hub_list());
     let hub = r.w.server(&d("a.example")).hub().room(&r.room).unwrap();
-    assert!(hub.log.iter().all(|e| e.kind != "room-state"));
+    assert!(hub.log().iter().all(|e| e.kind != "room-state"));
 }
 
 /// Carol, an ordinary user (role 2), tries to make herself an admin.

@@ -397,7 +397,7 @@ fn cooperative_handoff_moves_sequencing_without_losing_anything() {
         .hub_a
         .room(&room)
         .unwrap()
-        .log
+        .log()
         .iter()
         .map(|e| e.seq)
         .collect();
@@ -417,7 +417,7 @@ fn cooperative_handoff_moves_sequencing_without_losing_anything() {
         submit_outcome(&r),
         SubmitOutcome::Accepted { accepted_timestamp, .. } if accepted_timestamp == msg_ts
     ));
-    assert!(f.hub_b.room(&room).unwrap().log.is_empty());
+    assert!(f.hub_b.room(&room).unwrap().log().is_empty());
 
     // Epoch 2 → 3 by Bob, sequenced by the new hub; the old hub refuses it.
     let next = f.bob.commit(&CommitPlan {
@@ -435,10 +435,10 @@ fn cooperative_handoff_moves_sequencing_without_losing_anything() {
     f.bob.merge();
     f.alice.process(&next.commit).unwrap();
     // Log continuity: the new hub's first entry follows the old hub's last.
-    let new_log = &f.hub_b.room(&room).unwrap().log;
+    let new_log = &f.hub_b.room(&room).unwrap().log();
     assert_eq!(new_log[0].seq, handoff.next_seq);
     assert_eq!(new_log[0].epoch, 3);
-    assert!(f.hub_b.room(&room).unwrap().log[0].timestamp >= msg_ts);
+    assert!(f.hub_b.room(&room).unwrap().log()[0].timestamp >= msg_ts);
     // external_senders names the new hub only.
     for p in [&f.alice, &f.bob] {
         assert_eq!(
@@ -552,7 +552,7 @@ fn split_two_sequencers_then_the_fence() {
     let epoch2 = |h: &Hub| {
         h.room(&room)
             .unwrap()
-            .log
+            .log()
             .iter()
             .find(|e| e.kind == "commit" && e.epoch == 2)
             .map(|e| e.fanout.clone())
@@ -626,7 +626,7 @@ fn split_two_sequencers_then_the_fence() {
         .hub_a
         .room(&room)
         .unwrap()
-        .log
+        .log()
         .iter()
         .any(|e| contains(&e.fanout, &x.commit)));
     // Followers that learned generation 1 refuse a's fan-out (fencing at the follower).
@@ -901,7 +901,7 @@ mod servers {
             .hub()
             .room(&room)
             .unwrap()
-            .log
+            .log()
             .iter()
             .any(|e| e.kind == "application"));
         // Bob's commit too; everyone follows.
@@ -971,7 +971,7 @@ mod servers {
         // Cathy's next commit goes to b, everyone converges on b's epoch.
         t.w.command(&t.cathy, Command::SelfUpdate { room: room.clone() })
             .unwrap();
-        let hub_epoch = t.w.server(&t.b).hub().room(&room).unwrap().epoch;
+        let hub_epoch = t.w.server(&t.b).hub().room(&room).unwrap().epoch();
         for x in [&t.alice, &t.bob, &t.cathy] {
             assert_eq!(epoch(&t.w, x, &room), hub_epoch, "{x}");
         }
@@ -1008,7 +1008,7 @@ mod servers {
             .hub()
             .room(&room)
             .unwrap()
-            .log
+            .log()
             .iter()
             .any(|e| e.kind == "application"));
         assert!(t.w.client_events.iter().any(

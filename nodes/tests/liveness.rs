@@ -98,15 +98,15 @@ struct HubSnapshot {
 fn snapshot(w: &MemoryWorld, room: &RoomUri) -> HubSnapshot {
     let r = w.server(&room.domain()).hub().room(room).unwrap();
     HubSnapshot {
-        epoch: r.epoch,
-        log: r.log.len(),
-        view_epoch: r.view.as_ref().map(|v| v.epoch()),
-        group_context: r.view.as_ref().map(|v| v.group_context_bytes()),
-        group_info: r.group_info.clone(),
-        ratchet_tree: r.ratchet_tree.clone(),
-        hub_state: r.hub_state.clone(),
-        committed: r.committed.clone(),
-        pending: r.pending.len(),
+        epoch: r.epoch(),
+        log: r.log().len(),
+        view_epoch: r.view().map(|v| v.epoch()),
+        group_context: r.view().map(|v| v.group_context_bytes()),
+        group_info: r.group_info().to_vec(),
+        ratchet_tree: r.ratchet_tree().to_vec(),
+        hub_state: r.hub_state().clone(),
+        committed: r.committed().clone(),
+        pending: r.pending().len(),
     }
 }
 
@@ -247,7 +247,7 @@ fn the_evidence_phase_ends_when_the_fanout_never_comes() {
     w.command(&alice, Command::SelfUpdate { room: room.clone() })
         .unwrap();
     assert_eq!(
-        w.server(&d("a.example")).hub().room(&room).unwrap().epoch,
+        w.server(&d("a.example")).hub().room(&room).unwrap().epoch(),
         2
     );
     let start = w.now;
@@ -268,7 +268,7 @@ fn the_evidence_phase_ends_when_the_fanout_never_comes() {
     );
     assert!(w.client(&bob).is_idle(&room));
     assert_eq!(
-        w.server(&d("a.example")).hub().room(&room).unwrap().epoch,
+        w.server(&d("a.example")).hub().room(&room).unwrap().epoch(),
         2
     );
 }
@@ -288,7 +288,7 @@ fn a_retry_waiting_for_an_epoch_out_of_reach_fails_after_the_catch_up_timeout() 
             .unwrap();
     }
     let hub = d("a.example");
-    assert_eq!(w.server(&hub).hub().room(&room).unwrap().epoch, 3);
+    assert_eq!(w.server(&hub).hub().room(&room).unwrap().epoch(), 3);
     // The log's commits: Bob's add (0 → 1), then Alice's two updates; the first update
     // is the commit that wins epoch 1.
     let epoch1_commit = w
@@ -296,7 +296,7 @@ fn a_retry_waiting_for_an_epoch_out_of_reach_fails_after_the_catch_up_timeout() 
         .hub()
         .room(&room)
         .unwrap()
-        .log
+        .log()
         .iter()
         .filter(|e| e.kind.contains("commit"))
         .nth(1)

@@ -62,7 +62,7 @@ fn room_of_three(seed: u64) -> (MemoryWorld, RoomUri, [ClientUri; 3]) {
 /// Every member client is at the hub's epoch with the same epoch authenticator.
 fn agreement(w: &MemoryWorld, room: &RoomUri) -> u64 {
     let hub = w.server(&room.domain()).hub().room(room).unwrap();
-    let view = hub.view.as_ref().unwrap();
+    let view = hub.view().unwrap();
     let mut auth = std::collections::BTreeSet::new();
     for c in view.members().into_iter().filter_map(|(_, c)| c) {
         let rv = w.client(&c).room_view(room).unwrap();
@@ -284,8 +284,7 @@ fn add_users_adds_a_batch_in_one_commit() {
         .hub()
         .room(&room)
         .unwrap()
-        .view
-        .as_ref()
+        .view()
         .unwrap();
     let state = RoomState::from_dictionary(&view.dictionary()).unwrap();
     for u in &users {

@@ -40,7 +40,7 @@ fn world() -> (MemoryWorld, RoomUri) {
             .hub()
             .room(&room)
             .unwrap()
-            .outbound
+            .outbound()
             .values()
             .any(|o| o.in_flight.as_ref().is_some_and(|f| f.token.is_some()));
         if queued {
@@ -81,12 +81,12 @@ fn a_restored_server_answers_the_next_inputs_byte_for_byte_as_the_original() {
     // public group, one fan-out still queued.
     let r = &snapshot.rooms[&room];
     let live = original.hub().room(&room).unwrap();
-    assert_eq!(r.log.len(), live.log.len());
+    assert_eq!(r.log.len(), live.log().len());
     assert!(r.log.len() >= 4, "{} log entries", r.log.len());
     assert!(r
         .log
         .iter()
-        .zip(&live.log)
+        .zip(live.log())
         .all(|(s, l)| s.message == l.fanout));
     assert!(r
         .public_group

@@ -72,51 +72,107 @@ pub struct Outbound {
 
 /// A room hosted by this hub.
 pub struct HubRoom {
-    pub room: RoomUri,
-    pub group_id: Vec<u8>,
+    pub(crate) room: RoomUri,
+    pub(crate) group_id: Vec<u8>,
     /// `None` under enforcement `off`, or once the view diverged from what was accepted.
-    pub view: Option<PublicView>,
-    pub epoch: u64,
+    pub(crate) view: Option<PublicView>,
+    pub(crate) epoch: u64,
     /// The room state of the current epoch (from the GroupContext).
-    pub committed: RoomState,
+    pub(crate) committed: RoomState,
     /// Committed state plus the accepted pending proposals (P§7.1).
-    pub hub_state: RoomState,
-    pub pending: Vec<AcceptedProposal>,
+    pub(crate) hub_state: RoomState,
+    pub(crate) pending: Vec<AcceptedProposal>,
     /// Users whose removal or ban was accepted and whose clients are still members.
-    pub muted: BTreeSet<UserUri>,
+    pub(crate) muted: BTreeSet<UserUri>,
     /// The latest committer's GroupInfo (bare struct) and the tree, for `/groupInfo`.
-    pub group_info: Vec<u8>,
-    pub ratchet_tree: Vec<u8>,
+    pub(crate) group_info: Vec<u8>,
+    pub(crate) ratchet_tree: Vec<u8>,
     /// Clients with an authorised `/groupInfo` request (P§5.6).
-    pub authorized_joiners: BTreeSet<ClientUri>,
+    pub(crate) authorized_joiners: BTreeSet<ClientUri>,
     /// Every provider that took part (recipients when the hub has no MLS view).
-    pub known_domains: BTreeSet<Domain>,
-    pub log: Vec<LogEntry>,
-    pub outbound: BTreeMap<Domain, Outbound>,
+    pub(crate) known_domains: BTreeSet<Domain>,
+    pub(crate) log: Vec<LogEntry>,
+    pub(crate) outbound: BTreeMap<Domain, Outbound>,
     /// Pending adds/removes of clients per user from accepted proposals.
-    pub pending_client_delta: BTreeMap<UserUri, i64>,
+    pub(crate) pending_client_delta: BTreeMap<UserUri, i64>,
     /// Users added to the list by accepted, uncommitted proposals.
-    pub pending_added: BTreeSet<UserUri>,
+    pub(crate) pending_added: BTreeSet<UserUri>,
     /// SHA-256 of the creator's GroupInfo and tree (a repeated creation is answered OK).
-    pub created_from: [u8; 32],
+    pub(crate) created_from: [u8; 32],
     /// Recently accepted messages (SHA-256 of the MLS message) → accepted timestamp, so
     /// that a byte-identical retry gets the original answer (bounded by
     /// [`MAX_REMEMBERED_ACCEPTED`]).
-    pub accepted: BTreeMap<[u8; 32], Millis>,
-    pub accepted_order: VecDeque<[u8; 32]>,
+    pub(crate) accepted: BTreeMap<[u8; 32], Millis>,
+    pub(crate) accepted_order: VecDeque<[u8; 32]>,
     /// The committed hub record of the current epoch (x-hub-transfer §1).
-    pub record: HubRecord,
+    pub(crate) record: HubRecord,
     /// Whether this hub sequences the room.
-    pub sequencer: Sequencer,
+    pub(crate) sequencer: Sequencer,
     /// The seq of `log[0]` (the hub log continues across a handoff).
-    pub seq_base: u64,
+    pub(crate) seq_base: u64,
     /// The epoch a takeover by this hub was built on (for the [`crate::transfer::Fence`]).
-    pub took_over_at: Option<u64>,
+    pub(crate) took_over_at: Option<u64>,
 }
 
 /// Accepted messages per room remembered for answering byte-identical retries: as many as
 /// one [`crate::transfer::Handoff`] carries, so a new hub answers the same retries.
 pub const MAX_REMEMBERED_ACCEPTED: usize = crate::transfer::MAX_HANDOFF_ACCEPTED;
+
+/// Read-only access to a hosted room's state, for tests and the fuzz targets (the
+/// simulator and the testbed read the published [`crate::server::HubRoomView`]); the
+/// hub's rules alone change it.
+impl HubRoom {
+    pub fn room(&self) -> &RoomUri {
+        &self.room
+    }
+    pub fn group_id(&self) -> &[u8] {
+        &self.group_id
+    }
+    /// The hub's MLS view; `None` under enforcement `off`, or once it diverged.
+    pub fn view(&self) -> Option<&PublicView> {
+        self.view.as_ref()
+    }
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    /// The room state of the current epoch.
+    pub fn committed(&self) -> &RoomState {
+        &self.committed
+    }
+    /// The committed state plus the accepted pending proposals.
+    pub fn hub_state(&self) -> &RoomState {
+        &self.hub_state
+    }
+    pub fn pending(&self) -> &[AcceptedProposal] {
+        &self.pending
+    }
+    pub fn muted(&self) -> &BTreeSet<UserUri> {
+        &self.muted
+    }
+    /// The latest committer's GroupInfo, as served by `/groupInfo`.
+    pub fn group_info(&self) -> &[u8] {
+        &self.group_info
+    }
+    pub fn ratchet_tree(&self) -> &[u8] {
+        &self.ratchet_tree
+    }
+    pub fn authorized_joiners(&self) -> &BTreeSet<ClientUri> {
+        &self.authorized_joiners
+    }
+    /// The hub log of this room, from seq [`HubRoom::seq_base`] on.
+    pub fn log(&self) -> &[LogEntry] {
+        &self.log
+    }
+    pub fn seq_base(&self) -> u64 {
+        self.seq_base
+    }
+    pub fn outbound(&self) -> &BTreeMap<Domain, Outbound> {
+        &self.outbound
+    }
+    pub fn sequencer(&self) -> &Sequencer {
+        &self.sequencer
+    }
+}
 
 impl HubRoom {
     /// An independent deep copy (the public view through [`PublicView::snapshot`]); see
