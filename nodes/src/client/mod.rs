@@ -8,5 +8,7 @@ pub mod failure;
 pub mod leave;
 pub mod member;
 pub mod snapshot;
+pub mod tick;
 
 pub use member::{CommitOutput, Member, MemberError, Processed, Received};
+pub use tick::TickGate;

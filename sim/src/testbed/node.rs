@@ -33,6 +33,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use nodes::client::core::{Client, ClientEvent, Command};
+use nodes::client::TickGate;
 use nodes::hub::{EnforcementConfig, Hub};
 use nodes::ids::{ClientUri, Domain};
 use nodes::io::{ClientOutput, ClientToProvider, Millis, ProviderToClient};
@@ -228,11 +229,9 @@ pub struct Node {
     store: Rc<RefCell<Store>>,
     /// Client ticks that produced nothing, committed with the next client input.
     silent_ticks: Vec<Millis>,
-    /// The time of the last client tick: timers due by then were served.
-    served: Millis,
-    /// A client input was committed since the last tick (a timer served before may act
-    /// now).
-    fed: bool,
+    /// When the clients are due a tick (one gate for all: a tick ticks every online
+    /// client, which a journal row replays as one).
+    gate: TickGate,
 }
 
 impl Node {
@@ -346,7 +345,9 @@ impl Node {
         sent: &[(ClientUri, Vec<ClientOutput>)],
         events: Vec<(ClientUri, Vec<ClientEvent>)>,
     ) {
-        self.fed |= input.is_some();
+        if input.is_some() {
+            self.gate.fed();
+        }
         // Lines recorded before belong to earlier inputs (or none): out first.
         self.flush_lines();
         for (c, es) in events {
@@ -539,16 +540,17 @@ impl Node {
     pub fn next_timer(&self) -> Option<Millis> {
         self.ticked()
             .iter()
-            .filter_map(|c| self.clients.get(c).and_then(Client::next_wakeup))
-            .filter(|t| self.fed || *t > self.served)
+            .filter_map(|c| {
+                self.gate
+                    .next(self.clients.get(c).and_then(Client::next_wakeup))
+            })
             .min()
     }
 
     /// Ticks every online client (a client with nothing due does nothing); commits only
     /// if a tick produced something.
     fn tick(&mut self, now: Millis) {
-        self.served = now;
-        self.fed = false;
+        self.gate.ticked(now);
         let mut sent = Vec::new();
         let mut events = Vec::new();
         for c in self.ticked() {
@@ -932,8 +934,7 @@ where
             offline: BTreeMap::new(),
             store: store.clone(),
             silent_ticks: Vec::new(),
-            served: 0,
-            fed: true,
+            gate: TickGate::default(),
         }));
         let (clients_restored, clients_replayed) = resume_clients(&node, &store, stored)?;
         let replay_ms = started.elapsed().as_millis();

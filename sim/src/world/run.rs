@@ -21,6 +21,7 @@ use std::time::Duration;
 use mimi_reports::records::run::RunOutcome;
 use nodes::client::core::{Client, ClientEvent, Command};
 use nodes::client::leave::LeaveOrder;
+use nodes::client::TickGate;
 use nodes::hub::{EnforcementConfig, Hub, HubEvent};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::io::{ClientOutput, ClientToProvider, ProviderToClient};
@@ -225,10 +226,8 @@ struct ClientSlot {
     mailbox: Vec<ProviderToClient>,
     epoch: Option<u64>,
     received: usize,
-    /// The time of its last tick: timers due by then were served.
-    served: u64,
-    /// An input reached it since its last tick (a timer served before may act now).
-    fed: bool,
+    /// When it is due a tick.
+    gate: TickGate,
 }
 
 struct Host {
@@ -582,7 +581,7 @@ impl World<'_> {
                 slot.mailbox.push(m);
                 continue;
             }
-            slot.fed = true;
+            slot.gate.fed();
             let out = slot.core.on_message(now, m);
             self.client_events(&c);
             self.send(&c, out);
@@ -598,14 +597,10 @@ impl World<'_> {
             let Some(slot) = self.clients.get_mut(&c) else {
                 continue;
             };
-            let Some(due) = slot.core.next_wakeup() else {
-                continue;
-            };
-            if !slot.online || due > now || (due <= slot.served && !slot.fed) {
+            if !slot.online || !slot.gate.due(slot.core.next_wakeup(), now) {
                 continue;
             }
-            slot.served = now;
-            slot.fed = false;
+            slot.gate.ticked(now);
             let out = slot.core.on_tick(now);
             self.client_events(&c);
             self.send(&c, out);
@@ -621,7 +616,7 @@ impl World<'_> {
         if !online {
             return;
         }
-        slot.fed = true;
+        slot.gate.fed();
         let outbox = std::mem::take(&mut slot.outbox);
         let mailbox = std::mem::take(&mut slot.mailbox);
         if let Some(h) = self.hosts.get(&c.domain()) {
@@ -633,7 +628,7 @@ impl World<'_> {
             let Some(slot) = self.clients.get_mut(c) else {
                 return;
             };
-            slot.fed = true;
+            slot.gate.fed();
             let out = slot.core.on_message(now, m);
             self.client_events(c);
             self.send(c, out);
@@ -725,7 +720,7 @@ impl World<'_> {
         } else {
             Started::default()
         };
-        slot.fed = true;
+        slot.gate.fed();
         match slot.core.command(now, cmd) {
             Ok(out) => {
                 self.steps.handed(c, step);
@@ -1132,8 +1127,7 @@ impl<'a> World<'a> {
                     mailbox: Vec::new(),
                     epoch: None,
                     received: 0,
-                    served: 0,
-                    fed: true,
+                    gate: TickGate::default(),
                 },
             );
             self.send(c, vec![out]);
