@@ -25,7 +25,7 @@ fn run_records_and_trace_lines_read_as_the_reports_records() {
         let path = root().join(file);
         let mut r = mimi_sim::cli::load_and_run(&path, seed, true, level, &[]).unwrap();
         let lines = r.trace.take().expect("trace kept");
-        let record: RunRecord = serde_json::from_value(mimi_sim::cli::record(&r))
+        let record: RunRecord = serde_json::from_str(&mimi_sim::cli::record(&r))
             .unwrap_or_else(|e| panic!("{file}: the run record is not a RunRecord: {e}"));
         assert_eq!(record.seed, seed);
         assert_eq!(record.outcome.name(), r.outcome.name());

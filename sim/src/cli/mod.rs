@@ -6,7 +6,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use serde_json::{json, Value};
+use mimi_reports::records::run::RunRecord;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::scenario::{EnforcementLevel, Scenario};
 use crate::world::run::{run as run_scenario, scenario_hash, Outcome, RunReport};
@@ -57,9 +59,28 @@ pub fn load_and_run(
     Ok(r)
 }
 
-/// The JSON record of a run (what `run --json` prints and campaigns store).
-pub fn record(r: &RunReport) -> Value {
-    serde_json::to_value(r).unwrap_or(Value::Null)
+/// The JSON record of a run (what `run --json` and `batch` print and campaigns store),
+/// with its keys sorted (written through `serde_json::Value`, as every record file is).
+pub fn record(r: &impl Serialize) -> String {
+    serde_json::to_value(r).unwrap_or(Value::Null).to_string()
+}
+
+/// The line `run --json` prints: the run's record and, with `--check-determinism`, what
+/// the re-run in a child process gave.
+#[derive(Debug, Serialize)]
+struct RunLine<'a> {
+    #[serde(flatten)]
+    report: &'a RunReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    determinism: Option<ChildRun>,
+}
+
+/// The re-run of `--check-determinism`.
+#[derive(Debug, Clone, Serialize)]
+struct ChildRun {
+    /// Whether the child's trace hash equals the run's.
+    same: bool,
+    child_trace_hash: String,
 }
 
 fn write_trace(path: &Path, lines: &[String]) -> Result<(), String> {
@@ -94,15 +115,14 @@ pub fn child_hash(
     let out = cmd
         .output()
         .map_err(|e| format!("cannot start the child process: {e}"))?;
-    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+    let child: RunRecord = serde_json::from_slice(&out.stdout).map_err(|e| {
         format!(
             "the child printed no run record ({e}); its stderr: {}",
             String::from_utf8_lossy(&out.stderr)
         )
     })?;
-    v.get("trace_hash")
-        .and_then(Value::as_str)
-        .map(str::to_string)
+    child
+        .trace_hash
         .ok_or_else(|| "the child's record has no trace_hash".into())
 }
 
@@ -133,11 +153,14 @@ pub fn run(
         });
     }
     if json_out {
-        let mut v = record(&report);
-        if let Some((same, h)) = &determinism {
-            v["determinism"] = json!({"same": same, "child_trace_hash": h});
-        }
-        println!("{v}");
+        let line = RunLine {
+            report: &report,
+            determinism: determinism.as_ref().map(|(same, h)| ChildRun {
+                same: *same,
+                child_trace_hash: h.clone(),
+            }),
+        };
+        println!("{}", record(&line));
     } else {
         print_summary(&report);
         if let Some(p) = trace {

@@ -9,15 +9,19 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use serde_json::json;
+use std::collections::BTreeMap;
+
+use mimi_reports::records::run::CellRef;
+use serde::Serialize;
 
 use super::compare::{self, Distribution, Row};
+use super::proxy::ProxyStats;
 use super::runner::{run_once, RunOptions, RunnerError, TestbedRun};
 use super::TestbedArgs;
 use crate::campaign::{run_key, trace_file_name};
 use crate::cli::{print_summary, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK};
 use crate::scenario::Scenario;
-use crate::world::run::Outcome;
+use crate::world::run::{Outcome, RunReport};
 
 fn bad(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("mimi-sim testbed: {msg}");
@@ -46,20 +50,58 @@ impl Out {
     /// Appends a run's record and writes its trace.
     fn record(&mut self, file: &str, level: &str, r: &TestbedRun) -> Result<(), String> {
         let key = run_key(file, level, r.report.seed);
-        let mut v = crate::cli::record(&r.report);
-        v["run_key"] = json!(key);
-        v["cell"] = json!({"scenario_file": file, "enforcement": level, "variant": ""});
-        v["testbed"] = json!({
-            "proxies": r.proxies,
-            "fault_notes": r.fault_notes,
-            "pids": r.pids,
-            "unreadable_lines": r.unreadable_lines,
-        });
+        let line = TestbedRecord {
+            report: &r.report,
+            run_key: key.clone(),
+            cell: CellRef {
+                scenario_file: file.to_string(),
+                enforcement: level.to_string(),
+                variant: String::new(),
+            },
+            testbed: TestbedNotes {
+                proxies: &r.proxies,
+                fault_notes: &r.fault_notes,
+                pids: &r.pids,
+                unreadable_lines: r.unreadable_lines,
+            },
+        };
+        let v = crate::cli::record(&line);
         writeln!(self.runs, "{v}").map_err(|e| format!("cannot write runs.jsonl: {e}"))?;
         let p = self.dir.join("traces").join(trace_file_name(&key));
         std::fs::write(&p, r.trace.join("\n") + "\n")
             .map_err(|e| format!("cannot write {}: {e}", p.display()))
     }
+}
+
+/// A testbed run's line of `runs.jsonl`: the run record the simulator writes, keyed as a
+/// campaign's, with what the testbed did.
+#[derive(Debug, Serialize)]
+struct TestbedRecord<'a> {
+    #[serde(flatten)]
+    report: &'a RunReport,
+    run_key: String,
+    cell: CellRef,
+    testbed: TestbedNotes<'a>,
+}
+
+/// What a testbed run did beyond the simulator's record.
+#[derive(Debug, Serialize)]
+struct TestbedNotes<'a> {
+    /// Per directed link: what its proxy did.
+    proxies: &'a BTreeMap<String, ProxyStats>,
+    /// How each fault kind was injected over TCP.
+    fault_notes: &'a BTreeMap<String, String>,
+    /// Every node process started.
+    pids: &'a [u32],
+    /// Journal lines that were not JSON or that the judge could not read.
+    unreadable_lines: u64,
+}
+
+/// `compare.json`: the runs per cell and the rows of the table.
+#[derive(Debug, Serialize)]
+struct CompareFile<'a> {
+    runs: u64,
+    rows: &'a [Row],
 }
 
 fn options(
@@ -273,11 +315,17 @@ fn compare_main(args: &TestbedArgs) -> ExitCode {
     }
     let table = compare::table(&rows, args.runs);
     println!("{table}");
-    let _ = std::fs::write(args.out.join("compare.md"), &table);
-    let _ = std::fs::write(
-        args.out.join("compare.json"),
-        serde_json::to_string_pretty(&json!({"runs": args.runs, "rows": rows})).unwrap_or_default(),
-    );
+    let json = CompareFile {
+        runs: args.runs,
+        rows: &rows,
+    };
+    let json = serde_json::to_string_pretty(&json).unwrap_or_default();
+    for (name, text) in [("compare.md", &table), ("compare.json", &json)] {
+        let p = args.out.join(name);
+        if let Err(e) = std::fs::write(&p, text) {
+            return bad(format!("cannot write {}: {e}", p.display()));
+        }
+    }
     report(&args.out);
     append_section(&args.out, "Simulator vs testbed", &table);
     append_section(&args.out, "Testbed fault injection", &fault_section(&notes));
