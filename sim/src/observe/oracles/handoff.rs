@@ -36,6 +36,46 @@ pub enum HubMove {
 /// At most this many entries are named in one violation's witness.
 const WITNESS_ENTRIES: usize = 8;
 
+/// The first MLS epoch each hub generation sequenced (§5: what an older generation
+/// logged from there on is the fork a takeover cannot keep).
+struct Generations {
+    starts: BTreeMap<u64, u64>,
+}
+
+impl Generations {
+    fn of(entries: &BTreeMap<[u8; 32], Logged>) -> Generations {
+        let mut starts: BTreeMap<u64, u64> = BTreeMap::new();
+        for l in entries.values() {
+            if let Some(e) = l.carries.epoch() {
+                let s = starts.entry(l.generation).or_insert(e);
+                *s = (*s).min(e);
+            }
+        }
+        Generations { starts }
+    }
+
+    /// An entry of an older generation at or after the epoch a newer one began at.
+    fn superseded(&self, l: &Logged) -> bool {
+        l.carries
+            .epoch()
+            .is_some_and(|e| self.starts.range(l.generation + 1..).any(|(_, s)| e >= *s))
+    }
+
+    /// The first epoch of a superseded commit the client merged, if it merged one: from
+    /// there on it is on the dead branch.
+    fn fork(&self, receipts: &[Receipt], entries: &BTreeMap<[u8; 32], Logged>) -> Option<u64> {
+        receipts
+            .iter()
+            .filter_map(|(k, _)| entries.get(k))
+            .filter(|l| self.superseded(l))
+            .filter_map(|l| match l.carries {
+                Carried::Commit { epoch, .. } => Some(epoch),
+                _ => None,
+            })
+            .min()
+    }
+}
+
 impl Oracles {
     /// [`HANDOFF_KEEPS_ACCEPTED`] for every room whose log spans more than one hub, at
     /// the end of a run: once, in order and seq continuity always; kept only when the
@@ -58,20 +98,7 @@ impl Oracles {
         if hubs.len() < 2 {
             return;
         }
-        // The first MLS epoch each generation sequenced (§5: what an older generation
-        // logged from there on is the fork a takeover cannot keep).
-        let mut starts: BTreeMap<u64, u64> = BTreeMap::new();
-        for l in entries.values() {
-            if let Some(e) = l.carries.epoch() {
-                let s = starts.entry(l.generation).or_insert(e);
-                *s = (*s).min(e);
-            }
-        }
-        let superseded = |l: &Logged| {
-            l.carries
-                .epoch()
-                .is_some_and(|e| starts.range(l.generation + 1..).any(|(_, s)| e >= *s))
-        };
+        let generations = Generations::of(&entries);
         self.check_seq_continues(t, room, &entries);
         let clients: Vec<ClientUri> = self
             .epochs
@@ -80,144 +107,153 @@ impl Oracles {
             .map(|(c, _)| c.clone())
             .collect();
         for c in clients {
-            let epochs = self
-                .epochs
-                .get(&(c.clone(), room.clone()))
-                .cloned()
-                .unwrap_or_default();
-            let receipts = self
-                .receipts
-                .get(&(c.clone(), room.clone()))
-                .cloned()
-                .unwrap_or_default();
-            // The client may have merged a superseded commit: from its epoch on it is on
-            // the dead branch.
-            let fork = receipts
-                .iter()
-                .filter_map(|(k, _)| entries.get(k))
-                .filter(|l| superseded(l))
-                .filter_map(|l| match l.carries {
-                    Carried::Commit { epoch, .. } => Some(epoch),
-                    _ => None,
-                })
-                .min();
-            let mut got: BTreeMap<[u8; 32], Vec<u64>> = BTreeMap::new();
-            let mut last: Option<(&Logged, u64)> = None;
-            let mut disorder: Option<(&Logged, u64, &Logged, u64)> = None;
-            for (k, line) in &receipts {
-                let Some(l) = entries.get(k) else { continue };
-                let times = got.entry(*k).or_default();
-                times.push(*line);
-                if times.len() > 1 {
-                    continue;
-                }
-                if let Some((p, pl)) = last {
-                    if (l.generation, l.seq) < (p.generation, p.seq) {
-                        disorder.get_or_insert((p, pl, l, *line));
-                        continue;
-                    }
-                }
-                last = Some((l, *line));
+            let key = (c.clone(), room.clone());
+            let epochs = self.epochs.get(&key).cloned().unwrap_or_default();
+            let receipts = self.receipts.get(&key).cloned().unwrap_or_default();
+            let handed = self.check_handed_once_in_order(t, room, &c, &receipts, &entries);
+            if converged {
+                let fork = generations.fork(&receipts, &entries);
+                let member = |e: u64| epochs.contains(&e) && fork.is_none_or(|f| e < f);
+                let missing: Vec<&Logged> = entries
+                    .iter()
+                    .filter(|(k, l)| {
+                        !handed.contains_key(*k)
+                            && !generations.superseded(l)
+                            && l.carries.epoch().is_some_and(member)
+                    })
+                    .map(|(_, l)| l)
+                    .collect();
+                self.check_none_missing(t, room, &c, missing);
             }
-            if let Some((p, pl, l, line)) = disorder {
-                let message = format!(
-                    "{c} was handed {}'s entry (generation {}, seq {}) after {}'s entry (generation {}, seq {}) of {room}",
-                    l.hub, l.generation, l.seq, p.hub, p.generation, p.seq
-                );
-                let mut nodes = vec![c.as_str().to_string(), p.hub.clone()];
-                if l.hub != p.hub {
-                    nodes.push(l.hub.clone());
-                }
-                self.fire(
-                    HANDOFF_KEEPS_ACCEPTED,
-                    message,
-                    Witness {
-                        nodes,
-                        epochs: vec![p.epoch, l.epoch],
-                        trace_lines: vec![pl, line],
-                        at_ms: t,
-                    },
-                );
-            }
-            let twice: Vec<(&Logged, &Vec<u64>)> = got
-                .iter()
-                .filter(|(_, lines)| lines.len() > 1)
-                .filter_map(|(k, lines)| entries.get(k).map(|l| (l, lines)))
-                .collect();
-            if let Some((l, lines)) = twice.first() {
-                let message = format!(
-                    "{c} was handed {} log entr{} of {room} more than once, first {}'s (generation {}, seq {}) {} times",
-                    twice.len(),
-                    if twice.len() == 1 { "y" } else { "ies" },
-                    l.hub,
-                    l.generation,
-                    l.seq,
-                    lines.len()
-                );
-                let witness = Witness {
-                    nodes: vec![c.as_str().to_string(), l.hub.clone()],
-                    epochs: vec![l.epoch],
-                    trace_lines: lines.iter().copied().take(WITNESS_ENTRIES).collect(),
-                    at_ms: t,
-                };
-                self.fire(HANDOFF_KEEPS_ACCEPTED, message, witness);
-            }
-            let mut missing: Vec<&Logged> = entries
-                .iter()
-                .filter(|(k, l)| {
-                    !got.contains_key(*k)
-                        && !superseded(l)
-                        && l.carries
-                            .epoch()
-                            .is_some_and(|e| epochs.contains(&e) && fork.is_none_or(|f| e < f))
-                })
-                .map(|(_, l)| l)
-                .collect();
-            missing.sort_by_key(|l| (l.generation, l.seq));
-            if missing.is_empty() || !converged {
+        }
+    }
+
+    /// *in order* and *once* for client `c`: returns the trace lines at which it was
+    /// handed each entry.
+    fn check_handed_once_in_order(
+        &mut self,
+        t: u64,
+        room: &RoomUri,
+        c: &ClientUri,
+        receipts: &[Receipt],
+        entries: &BTreeMap<[u8; 32], Logged>,
+    ) -> BTreeMap<[u8; 32], Vec<u64>> {
+        let mut got: BTreeMap<[u8; 32], Vec<u64>> = BTreeMap::new();
+        let mut last: Option<(&Logged, u64)> = None;
+        let mut disorder: Option<(&Logged, u64, &Logged, u64)> = None;
+        for (k, line) in receipts {
+            let Some(l) = entries.get(k) else { continue };
+            let times = got.entry(*k).or_default();
+            times.push(*line);
+            if times.len() > 1 {
                 continue;
             }
-            let mut nodes = vec![c.as_str().to_string()];
-            for l in &missing {
-                if !nodes.contains(&l.hub) {
-                    nodes.push(l.hub.clone());
+            if let Some((p, pl)) = last {
+                if (l.generation, l.seq) < (p.generation, p.seq) {
+                    disorder.get_or_insert((p, pl, l, *line));
+                    continue;
                 }
             }
-            let named: Vec<String> = missing
-                .iter()
-                .take(WITNESS_ENTRIES)
-                .map(|l| {
-                    format!(
-                        "{} generation {} seq {} (epoch {})",
-                        l.hub,
-                        l.generation,
-                        l.seq,
-                        l.carries.epoch().unwrap_or(l.epoch)
-                    )
-                })
-                .collect();
+            last = Some((l, *line));
+        }
+        if let Some((p, pl, l, line)) = disorder {
             let message = format!(
-                "{c}, a member at their epochs, was never handed {} accepted log entr{} of {room}: {}",
-                missing.len(),
-                if missing.len() == 1 { "y" } else { "ies" },
-                named.join(", ")
+                "{c} was handed {}'s entry (generation {}, seq {}) after {}'s entry (generation {}, seq {}) of {room}",
+                l.hub, l.generation, l.seq, p.hub, p.generation, p.seq
             );
-            let epochs: BTreeSet<u64> = missing.iter().filter_map(|l| l.carries.epoch()).collect();
+            let mut nodes = vec![c.as_str().to_string(), p.hub.clone()];
+            if l.hub != p.hub {
+                nodes.push(l.hub.clone());
+            }
             self.fire(
                 HANDOFF_KEEPS_ACCEPTED,
                 message,
                 Witness {
                     nodes,
-                    epochs: epochs.into_iter().collect(),
-                    trace_lines: missing
-                        .iter()
-                        .take(WITNESS_ENTRIES)
-                        .map(|l| l.line)
-                        .collect(),
+                    epochs: vec![p.epoch, l.epoch],
+                    trace_lines: vec![pl, line],
                     at_ms: t,
                 },
             );
         }
+        let twice: Vec<(&Logged, &Vec<u64>)> = got
+            .iter()
+            .filter(|(_, lines)| lines.len() > 1)
+            .filter_map(|(k, lines)| entries.get(k).map(|l| (l, lines)))
+            .collect();
+        if let Some((l, lines)) = twice.first() {
+            let message = format!(
+                "{c} was handed {} log entr{} of {room} more than once, first {}'s (generation {}, seq {}) {} times",
+                twice.len(),
+                if twice.len() == 1 { "y" } else { "ies" },
+                l.hub,
+                l.generation,
+                l.seq,
+                lines.len()
+            );
+            let witness = Witness {
+                nodes: vec![c.as_str().to_string(), l.hub.clone()],
+                epochs: vec![l.epoch],
+                trace_lines: lines.iter().copied().take(WITNESS_ENTRIES).collect(),
+                at_ms: t,
+            };
+            self.fire(HANDOFF_KEEPS_ACCEPTED, message, witness);
+        }
+        got
+    }
+
+    /// *kept* for client `c`: `missing` are the entries of its epochs it was never handed.
+    fn check_none_missing(
+        &mut self,
+        t: u64,
+        room: &RoomUri,
+        c: &ClientUri,
+        mut missing: Vec<&Logged>,
+    ) {
+        if missing.is_empty() {
+            return;
+        }
+        missing.sort_by_key(|l| (l.generation, l.seq));
+        let mut nodes = vec![c.as_str().to_string()];
+        for l in &missing {
+            if !nodes.contains(&l.hub) {
+                nodes.push(l.hub.clone());
+            }
+        }
+        let named: Vec<String> = missing
+            .iter()
+            .take(WITNESS_ENTRIES)
+            .map(|l| {
+                format!(
+                    "{} generation {} seq {} (epoch {})",
+                    l.hub,
+                    l.generation,
+                    l.seq,
+                    l.carries.epoch().unwrap_or(l.epoch)
+                )
+            })
+            .collect();
+        let message = format!(
+            "{c}, a member at their epochs, was never handed {} accepted log entr{} of {room}: {}",
+            missing.len(),
+            if missing.len() == 1 { "y" } else { "ies" },
+            named.join(", ")
+        );
+        let epochs: BTreeSet<u64> = missing.iter().filter_map(|l| l.carries.epoch()).collect();
+        self.fire(
+            HANDOFF_KEEPS_ACCEPTED,
+            message,
+            Witness {
+                nodes,
+                epochs: epochs.into_iter().collect(),
+                trace_lines: missing
+                    .iter()
+                    .take(WITNESS_ENTRIES)
+                    .map(|l| l.line)
+                    .collect(),
+                at_ms: t,
+            },
+        );
     }
 
     /// §3: after a cooperative handoff (the script moved `room`'s hub only by
