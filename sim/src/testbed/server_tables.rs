@@ -279,131 +279,198 @@ pub fn write(
         }
     }
     for (room, r) in &s.rooms {
-        let key = room.as_str();
-        let old = w.rooms.get(room);
-        let now = WrittenRoom::of(r);
-        let group_id = r.public_group.as_ref().map(|g| g.group_id.clone());
-        match old {
-            None => {
-                c.execute(
-                    "INSERT OR REPLACE INTO hub_rooms \
-                     (room, seq_base, group_id, core, group_info, ratchet_tree) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        key,
-                        r.seq_base as i64,
-                        group_id,
-                        room_row(r),
-                        r.group_info,
-                        r.ratchet_tree
-                    ],
-                )?;
-            }
-            Some(o) => {
-                if o.row != now.row {
-                    c.execute(
-                        "UPDATE hub_rooms SET seq_base = ?2, group_id = ?3, core = ?4 \
-                         WHERE room = ?1",
-                        params![key, r.seq_base as i64, group_id, room_row(r)],
-                    )?;
-                }
-                if o.joiner != now.joiner {
-                    c.execute(
-                        "UPDATE hub_rooms SET group_info = ?2, ratchet_tree = ?3 \
-                         WHERE room = ?1",
-                        params![key, r.group_info, r.ratchet_tree],
-                    )?;
-                }
-            }
-        }
-        // The log is append-only, unless a hub transfer restarted it (A → B → A).
-        let from = match old {
-            Some(o) if o.log.0 == r.seq_base && o.log.1 <= r.log.len() => o.log.1,
-            Some(_) => {
-                c.execute("DELETE FROM room_log WHERE room = ?1", [key])?;
-                0
-            }
-            None => 0,
-        };
-        for e in &r.log[from..] {
-            c.execute(
-                "INSERT INTO room_log (room, seq, epoch, kind, timestamp, recipients, message) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    key,
-                    e.seq as i64,
-                    e.epoch as i64,
-                    e.kind,
-                    e.timestamp as i64,
-                    cbor(&e.recipients),
-                    e.message
-                ],
-            )?;
-        }
-        let no_group = BTreeMap::new();
-        let old_group = old.map_or(&no_group, |o| &o.group);
-        for k in old_group.keys().filter(|k| !now.group.contains_key(*k)) {
-            c.execute(
-                "DELETE FROM public_group WHERE room = ?1 AND key = ?2",
-                params![key, k],
-            )?;
-        }
-        if let Some(g) = &r.public_group {
-            for (k, v) in &g.entries {
-                if old_group.get(k) != now.group.get(k) {
-                    c.execute(
-                        "INSERT OR REPLACE INTO public_group (room, key, value) VALUES (?1, ?2, ?3)",
-                        params![key, k, v],
-                    )?;
-                }
-            }
-        }
-        let no_queue = BTreeMap::new();
-        let old_queue = old.map_or(&no_queue, |o| &o.queue);
-        for p in old_queue.keys().filter(|p| !now.queue.contains_key(*p)) {
-            c.execute(
-                "DELETE FROM fanout_queue WHERE room = ?1 AND provider = ?2",
-                params![key, p.as_str()],
-            )?;
-        }
-        for (p, o) in &r.fanout_queue {
-            if old_queue.get(p) != now.queue.get(p) {
-                c.execute(
-                    "INSERT OR REPLACE INTO fanout_queue (room, provider, next, in_flight) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![
-                        key,
-                        p.as_str(),
-                        o.next as i64,
-                        o.in_flight.as_ref().map(cbor)
-                    ],
-                )?;
-            }
-        }
-        let hashes: Vec<Digest> = r.accepted.iter().map(|(h, _)| *h).collect();
-        let mut now = now;
-        now.accepted = Window::write(
-            old.map(|o| &o.accepted),
-            &hashes,
-            |from, to| {
-                c.execute(
-                    "DELETE FROM room_accepted WHERE room = ?1 AND ord >= ?2 AND ord < ?3",
-                    params![key, from, to],
-                )
-                .map(|_| ())
-            },
-            |ord, i| {
-                c.execute(
-                    "INSERT INTO room_accepted (room, ord, hash, accepted_at) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![key, ord, &r.accepted[i].0[..], r.accepted[i].1 as i64],
-                )
-                .map(|_| ())
-            },
-        )?;
+        let now = write_room(c, room, r, w.rooms.get(room))?;
         out.rooms.insert(room.clone(), now);
     }
     Ok(out)
+}
+
+/// One room's rows, where they differ from what the tables hold (`old`); returns what
+/// they hold then.
+fn write_room(
+    c: &Connection,
+    room: &RoomUri,
+    r: &RoomSnapshot,
+    old: Option<&WrittenRoom>,
+) -> rusqlite::Result<WrittenRoom> {
+    let key = room.as_str();
+    let mut now = WrittenRoom::of(r);
+    write_room_head(c, key, r, old, &now)?;
+    write_room_log(c, key, r, old)?;
+    write_public_group(c, key, r, old, &now)?;
+    write_fanout_queue(c, key, r, old, &now)?;
+    now.accepted = write_accepted(c, key, r, old)?;
+    Ok(now)
+}
+
+/// The `hub_rooms` row: the room's core, and its GroupInfo and tree for joiners.
+fn write_room_head(
+    c: &Connection,
+    key: &str,
+    r: &RoomSnapshot,
+    old: Option<&WrittenRoom>,
+    now: &WrittenRoom,
+) -> rusqlite::Result<()> {
+    let group_id = r.public_group.as_ref().map(|g| g.group_id.clone());
+    match old {
+        None => {
+            c.execute(
+                "INSERT OR REPLACE INTO hub_rooms \
+                 (room, seq_base, group_id, core, group_info, ratchet_tree) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    key,
+                    r.seq_base as i64,
+                    group_id,
+                    room_row(r),
+                    r.group_info,
+                    r.ratchet_tree
+                ],
+            )?;
+        }
+        Some(o) => {
+            if o.row != now.row {
+                c.execute(
+                    "UPDATE hub_rooms SET seq_base = ?2, group_id = ?3, core = ?4 \
+                     WHERE room = ?1",
+                    params![key, r.seq_base as i64, group_id, room_row(r)],
+                )?;
+            }
+            if o.joiner != now.joiner {
+                c.execute(
+                    "UPDATE hub_rooms SET group_info = ?2, ratchet_tree = ?3 \
+                     WHERE room = ?1",
+                    params![key, r.group_info, r.ratchet_tree],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `room_log` rows the tables lack.
+fn write_room_log(
+    c: &Connection,
+    key: &str,
+    r: &RoomSnapshot,
+    old: Option<&WrittenRoom>,
+) -> rusqlite::Result<()> {
+    // The log is append-only, unless a hub transfer restarted it (A → B → A).
+    let from = match old {
+        Some(o) if o.log.0 == r.seq_base && o.log.1 <= r.log.len() => o.log.1,
+        Some(_) => {
+            c.execute("DELETE FROM room_log WHERE room = ?1", [key])?;
+            0
+        }
+        None => 0,
+    };
+    for e in &r.log[from..] {
+        c.execute(
+            "INSERT INTO room_log (room, seq, epoch, kind, timestamp, recipients, message) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                key,
+                e.seq as i64,
+                e.epoch as i64,
+                e.kind,
+                e.timestamp as i64,
+                cbor(&e.recipients),
+                e.message
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// The hub's public group state, entry by entry.
+fn write_public_group(
+    c: &Connection,
+    key: &str,
+    r: &RoomSnapshot,
+    old: Option<&WrittenRoom>,
+    now: &WrittenRoom,
+) -> rusqlite::Result<()> {
+    let no_group = BTreeMap::new();
+    let old_group = old.map_or(&no_group, |o| &o.group);
+    for k in old_group.keys().filter(|k| !now.group.contains_key(*k)) {
+        c.execute(
+            "DELETE FROM public_group WHERE room = ?1 AND key = ?2",
+            params![key, k],
+        )?;
+    }
+    if let Some(g) = &r.public_group {
+        for (k, v) in &g.entries {
+            if old_group.get(k) != now.group.get(k) {
+                c.execute(
+                    "INSERT OR REPLACE INTO public_group (room, key, value) VALUES (?1, ?2, ?3)",
+                    params![key, k, v],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The fan-out queue, a row per provider.
+fn write_fanout_queue(
+    c: &Connection,
+    key: &str,
+    r: &RoomSnapshot,
+    old: Option<&WrittenRoom>,
+    now: &WrittenRoom,
+) -> rusqlite::Result<()> {
+    let no_queue = BTreeMap::new();
+    let old_queue = old.map_or(&no_queue, |o| &o.queue);
+    for p in old_queue.keys().filter(|p| !now.queue.contains_key(*p)) {
+        c.execute(
+            "DELETE FROM fanout_queue WHERE room = ?1 AND provider = ?2",
+            params![key, p.as_str()],
+        )?;
+    }
+    for (p, o) in &r.fanout_queue {
+        if old_queue.get(p) != now.queue.get(p) {
+            c.execute(
+                "INSERT OR REPLACE INTO fanout_queue (room, provider, next, in_flight) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    key,
+                    p.as_str(),
+                    o.next as i64,
+                    o.in_flight.as_ref().map(cbor)
+                ],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The window of accepted messages remembered for retries.
+fn write_accepted(
+    c: &Connection,
+    key: &str,
+    r: &RoomSnapshot,
+    old: Option<&WrittenRoom>,
+) -> rusqlite::Result<Window> {
+    let hashes: Vec<Digest> = r.accepted.iter().map(|(h, _)| *h).collect();
+    Window::write(
+        old.map(|o| &o.accepted),
+        &hashes,
+        |from, to| {
+            c.execute(
+                "DELETE FROM room_accepted WHERE room = ?1 AND ord >= ?2 AND ord < ?3",
+                params![key, from, to],
+            )
+            .map(|_| ())
+        },
+        |ord, i| {
+            c.execute(
+                "INSERT INTO room_accepted (room, ord, hash, accepted_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![key, ord, &r.accepted[i].0[..], r.accepted[i].1 as i64],
+            )
+            .map(|_| ())
+        },
+    )
 }
 
 /// The rows of a window table (`sql` selects ord, hash, a number), checked to be
@@ -487,107 +554,10 @@ pub fn read(c: &Connection) -> Result<Option<(i64, ServerSnapshot, Written)>, St
         .map_err(sql_err)?;
     let mut rooms = BTreeMap::new();
     let mut firsts = BTreeMap::new();
-    for (uri, seq_base, group_id, room_core, group_info, ratchet_tree) in heads {
-        let room: RoomUri = uri
-            .parse()
-            .map_err(|e| format!("hub_rooms: room {uri:?}: {e}"))?;
-        let room_key = room.clone();
-        let room_core: RoomCore = uncbor(&format!("hub_rooms row of {room}"), &room_core)?;
-        let log = c
-            .prepare(
-                "SELECT seq, epoch, kind, timestamp, recipients, message FROM room_log \
-                 WHERE room = ?1 ORDER BY seq",
-            )
-            .map_err(sql_err)?
-            .query_map([&uri], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Vec<u8>>(4)?,
-                    r.get::<_, Vec<u8>>(5)?,
-                ))
-            })
-            .map_err(sql_err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql_err)?
-            .into_iter()
-            .map(|(seq, epoch, kind, timestamp, recipients, message)| {
-                Ok(LogRecord {
-                    seq: seq as u64,
-                    timestamp: timestamp as u64,
-                    epoch: epoch as u64,
-                    kind,
-                    recipients: uncbor(&format!("room_log {room} seq {seq}"), &recipients)?,
-                    message,
-                })
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        let entries: BTreeMap<Vec<u8>, Vec<u8>> = c
-            .prepare("SELECT key, value FROM public_group WHERE room = ?1 ORDER BY key")
-            .map_err(sql_err)?
-            .query_map([&uri], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(sql_err)?
-            .collect::<Result<_, _>>()
-            .map_err(sql_err)?;
-        let public_group = match group_id {
-            Some(group_id) => Some(PublicGroupEntries { group_id, entries }),
-            None if entries.is_empty() => None,
-            None => return Err(format!("public_group rows of {room}, which has no group")),
-        };
-        let (accepted_first, accepted) = window(
-            c,
-            &format!("room_accepted of {room}"),
-            "SELECT ord, hash, accepted_at FROM room_accepted WHERE room = ?1 ORDER BY ord",
-            [&uri],
-        )?;
-        let queue = c
-            .prepare(
-                "SELECT provider, next, in_flight FROM fanout_queue WHERE room = ?1 \
-                 ORDER BY provider",
-            )
-            .map_err(sql_err)?
-            .query_map([&uri], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<Vec<u8>>>(2)?,
-                ))
-            })
-            .map_err(sql_err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql_err)?;
-        let mut fanout_queue = BTreeMap::new();
-        for (provider, next, in_flight) in queue {
-            let d = Domain::new(&provider)
-                .map_err(|e| format!("fanout_queue of {room}: provider {provider:?}: {e}"))?;
-            let in_flight: Option<InFlight> = match in_flight {
-                Some(b) => Some(uncbor(&format!("fanout_queue of {room} to {d}"), &b)?),
-                None => None,
-            };
-            fanout_queue.insert(
-                d,
-                Outbound {
-                    next: next as usize,
-                    in_flight,
-                },
-            );
-        }
-        rooms.insert(
-            room,
-            RoomSnapshot {
-                seq_base: seq_base as u64,
-                log,
-                public_group,
-                fanout_queue,
-                accepted,
-                group_info,
-                ratchet_tree,
-                core: room_core,
-            },
-        );
-        firsts.insert(room_key, accepted_first);
+    for head in heads {
+        let (room, snapshot, accepted_first) = read_room(c, head)?;
+        firsts.insert(room.clone(), accepted_first);
+        rooms.insert(room, snapshot);
     }
     let (dedup_first, dedup) = window(
         c,
@@ -620,6 +590,135 @@ pub fn read(c: &Connection) -> Result<Option<(i64, ServerSnapshot, Written)>, St
             .collect(),
     };
     Ok(Some((covers, snapshot, written)))
+}
+
+/// A `hub_rooms` row: room, seq_base, group_id, core, group_info, ratchet_tree.
+type RoomHead = (String, i64, Option<Vec<u8>>, Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// One room from its `hub_rooms` row and its rows in the other tables; with the first
+/// `ord` of its accepted window.
+fn read_room(c: &Connection, head: RoomHead) -> Result<(RoomUri, RoomSnapshot, i64), String> {
+    let (uri, seq_base, group_id, room_core, group_info, ratchet_tree) = head;
+    let room: RoomUri = uri
+        .parse()
+        .map_err(|e| format!("hub_rooms: room {uri:?}: {e}"))?;
+    let room_core: RoomCore = uncbor(&format!("hub_rooms row of {room}"), &room_core)?;
+    let log = read_room_log(c, &uri, &room)?;
+    let public_group = read_public_group(c, &uri, &room, group_id)?;
+    let (accepted_first, accepted) = window(
+        c,
+        &format!("room_accepted of {room}"),
+        "SELECT ord, hash, accepted_at FROM room_accepted WHERE room = ?1 ORDER BY ord",
+        [&uri],
+    )?;
+    let fanout_queue = read_fanout_queue(c, &uri, &room)?;
+    let snapshot = RoomSnapshot {
+        seq_base: seq_base as u64,
+        log,
+        public_group,
+        fanout_queue,
+        accepted,
+        group_info,
+        ratchet_tree,
+        core: room_core,
+    };
+    Ok((room, snapshot, accepted_first))
+}
+
+fn read_room_log(c: &Connection, uri: &str, room: &RoomUri) -> Result<Vec<LogRecord>, String> {
+    let sql_err = |e: rusqlite::Error| e.to_string();
+    c.prepare(
+        "SELECT seq, epoch, kind, timestamp, recipients, message FROM room_log \
+         WHERE room = ?1 ORDER BY seq",
+    )
+    .map_err(sql_err)?
+    .query_map([&uri], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, Vec<u8>>(4)?,
+            r.get::<_, Vec<u8>>(5)?,
+        ))
+    })
+    .map_err(sql_err)?
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(sql_err)?
+    .into_iter()
+    .map(|(seq, epoch, kind, timestamp, recipients, message)| {
+        Ok(LogRecord {
+            seq: seq as u64,
+            timestamp: timestamp as u64,
+            epoch: epoch as u64,
+            kind,
+            recipients: uncbor(&format!("room_log {room} seq {seq}"), &recipients)?,
+            message,
+        })
+    })
+    .collect::<Result<Vec<_>, String>>()
+}
+
+fn read_public_group(
+    c: &Connection,
+    uri: &str,
+    room: &RoomUri,
+    group_id: Option<Vec<u8>>,
+) -> Result<Option<PublicGroupEntries>, String> {
+    let sql_err = |e: rusqlite::Error| e.to_string();
+    let entries: BTreeMap<Vec<u8>, Vec<u8>> = c
+        .prepare("SELECT key, value FROM public_group WHERE room = ?1 ORDER BY key")
+        .map_err(sql_err)?
+        .query_map([&uri], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(sql_err)?
+        .collect::<Result<_, _>>()
+        .map_err(sql_err)?;
+    Ok(match group_id {
+        Some(group_id) => Some(PublicGroupEntries { group_id, entries }),
+        None if entries.is_empty() => None,
+        None => return Err(format!("public_group rows of {room}, which has no group")),
+    })
+}
+
+fn read_fanout_queue(
+    c: &Connection,
+    uri: &str,
+    room: &RoomUri,
+) -> Result<BTreeMap<Domain, Outbound>, String> {
+    let sql_err = |e: rusqlite::Error| e.to_string();
+    let queue = c
+        .prepare(
+            "SELECT provider, next, in_flight FROM fanout_queue WHERE room = ?1 \
+             ORDER BY provider",
+        )
+        .map_err(sql_err)?
+        .query_map([&uri], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+            ))
+        })
+        .map_err(sql_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_err)?;
+    let mut fanout_queue = BTreeMap::new();
+    for (provider, next, in_flight) in queue {
+        let d = Domain::new(&provider)
+            .map_err(|e| format!("fanout_queue of {room}: provider {provider:?}: {e}"))?;
+        let in_flight: Option<InFlight> = match in_flight {
+            Some(b) => Some(uncbor(&format!("fanout_queue of {room} to {d}"), &b)?),
+            None => None,
+        };
+        fanout_queue.insert(
+            d,
+            Outbound {
+                next: next as usize,
+                in_flight,
+            },
+        );
+    }
+    Ok(fanout_queue)
 }
 
 #[cfg(test)]
