@@ -785,6 +785,25 @@ pub struct Restored {
     pub from_clients: u64,
 }
 
+impl Restored {
+    /// The `node-started` line's account, with the clients restored from their files
+    /// and the journal rows replayed into them.
+    fn line(&self, clients_from_files: u64, client_inputs_replayed: u64) -> RestoredLine {
+        RestoredLine {
+            server_tables: self.server_tables,
+            hub_rooms: self.hub_rooms,
+            room_log: self.room_log,
+            server_replayed: self.server_replayed,
+            server_inputs: self.server_inputs,
+            client_inputs: self.client_inputs,
+            clients_from_files,
+            client_inputs_replayed,
+            to_clients: self.to_clients,
+            from_clients: self.from_clients,
+        }
+    }
+}
+
 /// Opens the state and rebuilds the server core from it.
 pub fn restore(
     options: &NodeOptions,
@@ -846,15 +865,7 @@ where
     C: FnOnce(std::net::TcpListener, Rc<RefCell<Node>>) -> F,
     F: std::future::Future<Output = ()> + 'static,
 {
-    for (what, addr) in [("--listen", options.listen), ("--control", options.control)] {
-        if !addr.ip().is_loopback() {
-            return Err(format!(
-                "{what} {addr} is not a loopback address; the testbed only listens on \
-                 127.0.0.0/8 or [::1]"
-            )
-            .into());
-        }
-    }
+    check_loopback(&options)?;
     let peers = PeersFile::load(&options.peers).map_err(|e| e.to_string())?;
     let tls = TlsConfig::load(&peers.certs_dir(), &options.provider).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&options.state).map_err(|e| {
@@ -870,19 +881,7 @@ where
         None => EnforcementConfig::new(options.enforcement.level()),
     };
     let (store, core, restored) = restore(&options, &config)?;
-    let journal_path = options.state.join("events.jsonl");
-    let recovered = recover_event_lines(&journal_path, &store.event_lines()?)?;
-    if recovered > 0 {
-        tracing::info!(
-            lines = recovered,
-            "appended the event lines a crash kept out of events.jsonl"
-        );
-    }
-    let journal = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&journal_path)
-        .map_err(|e| format!("could not open {}: {e}", journal_path.display()))?;
+    let journal = open_event_journal(&options.state, &store)?;
     let bind = |what: &str, addr: SocketAddr| {
         std::net::TcpListener::bind(addr)
             .map_err(|e| format!("could not listen on {addr} ({what}): {e}"))
@@ -949,18 +948,7 @@ where
             What::NodeStarted {
                 mimi: mimi_addr.to_string(),
                 control: control_addr.to_string(),
-                restored: RestoredLine {
-                    server_tables: restored.server_tables,
-                    hub_rooms: restored.hub_rooms,
-                    room_log: restored.room_log,
-                    server_replayed: restored.server_replayed,
-                    server_inputs: restored.server_inputs,
-                    client_inputs: restored.client_inputs,
-                    clients_from_files: clients_restored,
-                    client_inputs_replayed: clients_replayed,
-                    to_clients: restored.to_clients,
-                    from_clients: restored.from_clients,
-                },
+                restored: restored.line(clients_restored, clients_replayed),
                 restore_ms: replay_ms as u64,
             },
         );
@@ -974,37 +962,81 @@ where
         let _ = std::io::stdout().flush();
         let host = tokio::task::spawn_local(host);
         tokio::task::spawn_local(control(control_listener, node.clone()));
-        let mut flush = tokio::time::interval(Duration::from_millis(LINES_FLUSH_MS));
-        flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        tokio::pin!(host);
-        loop {
-            // The clients' next timer, on the wall clock (the cores' time is scaled).
-            let timer = {
-                let n = node.borrow();
-                n.next_timer()
-                    .map(|at| Duration::from_millis(n.clock.wall_of(at).saturating_sub(wall_ms())))
-            };
-            let timer = async {
-                match timer {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let ticked = tokio::select! {
-                result = &mut host => {
-                    return match result {
-                        Ok(Ok(())) => Ok(()),
-                        Ok(Err(e)) => Err(format!("the MIMI server stopped: {e}").into()),
-                        Err(e) => Err(format!("the MIMI server failed: {e}").into()),
-                    };
-                }
-                () = handle.to_clients_ready() => false,
-                _ = flush.tick() => false,
-                () = timer => true,
-            };
-            node.borrow_mut().drive(&trace, ticked);
-        }
+        serve(&node, &handle, host, &trace).await
     })
+}
+
+/// The node's loop: hands the clients what their provider has for them, ticks them when
+/// a timer is due, and writes out the recorded lines, until the MIMI server stops.
+async fn serve(
+    node: &RefCell<Node>,
+    handle: &HostHandle,
+    host: tokio::task::JoinHandle<turmoil::Result>,
+    trace: &net::Trace,
+) -> Result<(), NodeError> {
+    tokio::pin!(host);
+    let mut flush = tokio::time::interval(Duration::from_millis(LINES_FLUSH_MS));
+    flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        // The clients' next timer, on the wall clock (the cores' time is scaled).
+        let timer = {
+            let n = node.borrow();
+            n.next_timer()
+                .map(|at| Duration::from_millis(n.clock.wall_of(at).saturating_sub(wall_ms())))
+        };
+        let timer = async {
+            match timer {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let ticked = tokio::select! {
+            result = &mut host => {
+                return match result {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(format!("the MIMI server stopped: {e}").into()),
+                    Err(e) => Err(format!("the MIMI server failed: {e}").into()),
+                };
+            }
+            () = handle.to_clients_ready() => false,
+            _ = flush.tick() => false,
+            () = timer => true,
+        };
+        node.borrow_mut().drive(trace, ticked);
+    }
+}
+
+/// Opens `events.jsonl` for appending, after appending the lines of the last client
+/// commit a crash kept out of it.
+fn open_event_journal(state: &std::path::Path, store: &Store) -> Result<std::fs::File, NodeError> {
+    let journal_path = state.join("events.jsonl");
+    let recovered = recover_event_lines(&journal_path, &store.event_lines()?)?;
+    if recovered > 0 {
+        tracing::info!(
+            lines = recovered,
+            "appended the event lines a crash kept out of events.jsonl"
+        );
+    }
+    let journal = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&journal_path)
+        .map_err(|e| format!("could not open {}: {e}", journal_path.display()))?;
+    Ok(journal)
+}
+
+/// The testbed only listens on loopback addresses.
+fn check_loopback(options: &NodeOptions) -> Result<(), NodeError> {
+    for (what, addr) in [("--listen", options.listen), ("--control", options.control)] {
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "{what} {addr} is not a loopback address; the testbed only listens on \
+                 127.0.0.0/8 or [::1]"
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// How often the lines the server core's adapter and observer recorded are written out
