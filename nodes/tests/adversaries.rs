@@ -466,14 +466,14 @@ fn bad_group_info_is_stopped_by_group_info() {
             Enforcement::Off | Enforcement::Mls => {
                 assert_eq!(hub.epoch(), before + 1);
                 assert_eq!(
-                    group_info_epoch(&hub.group_info()),
+                    group_info_epoch(hub.group_info()),
                     before,
                     "the hub serves a GroupInfo of the previous epoch"
                 );
             }
             _ => {
                 assert_eq!(hub.epoch(), before);
-                assert_eq!(group_info_epoch(&hub.group_info()), before);
+                assert_eq!(group_info_epoch(hub.group_info()), before);
                 assert!(rejected_by(&s.w, "group-info"), "{:?}", rejections(&s.w));
             }
         }

@@ -82,7 +82,7 @@ impl Room {
     }
     fn hub_list(&self) -> Vec<(UserUri, u32)> {
         list(
-            &self
+            self
                 .w
                 .server(&d("a.example"))
                 .hub()
