@@ -321,7 +321,6 @@ pub fn epoch_timeline(m: &RunModel) -> String {
     let legend_h = 18.0 * clients.len() as f64;
     let plot_h = 200.0;
     let h = top + plot_h + bottom + legend_h;
-    let end = m.end_ms.max(1) as f64;
     let max_e = m
         .epochs
         .values()
@@ -329,17 +328,61 @@ pub fn epoch_timeline(m: &RunModel) -> String {
         .max()
         .unwrap_or(0)
         .max(1) as f64;
-    let plot_w = w - left - 20.0;
-    let x = |t: u64| left + plot_w * t as f64 / end;
-    let y = |e: u64| top + plot_h - plot_h * e as f64 / max_e;
+    let s = EpochScale {
+        left,
+        top,
+        plot_w: w - left - 20.0,
+        plot_h,
+        end: m.end_ms.max(1) as f64,
+        max_e,
+        legend_top: top + plot_h + bottom,
+    };
     let mut o = String::new();
     let _ = write!(
         o,
         r#"<svg id="epochs" class="plot" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="epoch timeline"><title>Epoch per client over simulated time</title><text x="{left}" y="18" class="ptitle">Epoch per client (step plot; gap = removed)</text>"#
     );
+    epoch_fault_bands(&mut o, m, &s);
+    epoch_axes(&mut o, m.end_ms, &s);
+    for (ci, c) in clients.iter().enumerate() {
+        let Some(pts) = m.epochs.get(*c) else {
+            continue;
+        };
+        client_epochs(&mut o, &s, ci, c, pts, m.end_ms);
+    }
+    o.push_str("</svg>");
+    o
+}
+
+/// Where the epoch plot puts a time, an epoch and the legend.
+struct EpochScale {
+    left: f64,
+    top: f64,
+    plot_w: f64,
+    plot_h: f64,
+    /// The last time (ms, at least 1).
+    end: f64,
+    /// The highest epoch (at least 1).
+    max_e: f64,
+    legend_top: f64,
+}
+
+impl EpochScale {
+    fn x(&self, t: u64) -> f64 {
+        self.left + self.plot_w * t as f64 / self.end
+    }
+
+    fn y(&self, e: u64) -> f64 {
+        self.top + self.plot_h - self.plot_h * e as f64 / self.max_e
+    }
+}
+
+/// A full-height band per fault window (an open one lasts to the end).
+fn epoch_fault_bands(o: &mut String, m: &RunModel, s: &EpochScale) {
+    let (top, plot_h) = (s.top, s.plot_h);
     for f in &m.faults {
-        let x1 = x(f.start);
-        let x2 = x(f.end.unwrap_or(m.end_ms));
+        let x1 = s.x(f.start);
+        let x2 = s.x(f.end.unwrap_or(m.end_ms));
         let _ = write!(
             o,
             r#"<rect class="fault {}" x="{x1:.1}" y="{top}" width="{:.1}" height="{plot_h}"><title>{}</title></rect>"#,
@@ -352,6 +395,11 @@ pub fn epoch_timeline(m: &RunModel) -> String {
             esc(&f.text)
         );
     }
+}
+
+/// Both axes, with the time and epoch ranges at their ends.
+fn epoch_axes(o: &mut String, end_ms: u64, s: &EpochScale) {
+    let (left, top, plot_w, plot_h) = (s.left, s.top, s.plot_w, s.plot_h);
     let _ = write!(
         o,
         r#"<line class="axis" x1="{left}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{:.1}"/><text class="tick" x="{left}" y="{:.1}">0 ms</text><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{} ms</text><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">e{}</text><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">e0</text>"#,
@@ -362,62 +410,68 @@ pub fn epoch_timeline(m: &RunModel) -> String {
         top + plot_h + 14.0,
         left + plot_w,
         top + plot_h + 14.0,
-        m.end_ms,
+        end_ms,
         left - 4.0,
         top + 8.0,
-        max_e as u64,
+        s.max_e as u64,
         left - 4.0,
         top + plot_h
     );
-    for (ci, c) in clients.iter().enumerate() {
-        let Some(pts) = m.epochs.get(*c) else {
-            continue;
-        };
-        // Each client's line sits a little lower than the previous one, so equal epochs
-        // stay visible side by side.
-        let dy = 2.5 * ci as f64;
-        let y = |e: u64| y(e) + dy;
-        let mut path = String::new();
-        let mut cur: Option<(u64, u64)> = None;
-        for &(t, e) in pts {
-            match (cur, e) {
-                (Some((_, pe)), Some(ne)) => {
-                    let _ = write!(path, " L{:.1},{:.1} L{:.1},{:.1}", x(t), y(pe), x(t), y(ne));
-                    cur = Some((t, ne));
-                }
-                (None, Some(ne)) => {
-                    let _ = write!(path, " M{:.1},{:.1}", x(t), y(ne));
-                    cur = Some((t, ne));
-                }
-                (Some((_, pe)), None) => {
-                    let _ = write!(path, " L{:.1},{:.1}", x(t), y(pe));
-                    cur = None;
-                }
-                (None, None) => {}
+}
+
+/// Client number `ci`'s step line and its legend entry.
+fn client_epochs(
+    o: &mut String,
+    s: &EpochScale,
+    ci: usize,
+    c: &str,
+    pts: &[(u64, Option<u64>)],
+    end_ms: u64,
+) {
+    // Each client's line sits a little lower than the previous one, so equal epochs
+    // stay visible side by side.
+    let dy = 2.5 * ci as f64;
+    let x = |t: u64| s.x(t);
+    let y = |e: u64| s.y(e) + dy;
+    let mut path = String::new();
+    let mut cur: Option<(u64, u64)> = None;
+    for &(t, e) in pts {
+        match (cur, e) {
+            (Some((_, pe)), Some(ne)) => {
+                let _ = write!(path, " L{:.1},{:.1} L{:.1},{:.1}", x(t), y(pe), x(t), y(ne));
+                cur = Some((t, ne));
             }
+            (None, Some(ne)) => {
+                let _ = write!(path, " M{:.1},{:.1}", x(t), y(ne));
+                cur = Some((t, ne));
+            }
+            (Some((_, pe)), None) => {
+                let _ = write!(path, " L{:.1},{:.1}", x(t), y(pe));
+                cur = None;
+            }
+            (None, None) => {}
         }
-        if let Some((_, pe)) = cur {
-            let _ = write!(path, " L{:.1},{:.1}", x(m.end_ms), y(pe));
-        }
-        let colour = PALETTE[ci % PALETTE.len()];
-        let _ = write!(
-            o,
-            r#"<path class="step" d="{}" stroke="{colour}" fill="none" stroke-width="2"><title>{}</title></path>"#,
-            path.trim(),
-            esc(c)
-        );
-        let ly = top + plot_h + bottom + 18.0 * ci as f64;
-        let _ = write!(
-            o,
-            r#"<rect x="{left}" y="{:.1}" width="14" height="4" fill="{colour}"/><text class="tick" x="{:.1}" y="{:.1}">{}</text>"#,
-            ly - 6.0,
-            left + 20.0,
-            ly,
-            esc(c)
-        );
     }
-    o.push_str("</svg>");
-    o
+    if let Some((_, pe)) = cur {
+        let _ = write!(path, " L{:.1},{:.1}", x(end_ms), y(pe));
+    }
+    let colour = PALETTE[ci % PALETTE.len()];
+    let _ = write!(
+        o,
+        r#"<path class="step" d="{}" stroke="{colour}" fill="none" stroke-width="2"><title>{}</title></path>"#,
+        path.trim(),
+        esc(c)
+    );
+    let ly = s.legend_top + 18.0 * ci as f64;
+    let _ = write!(
+        o,
+        r#"<rect x="{}" y="{:.1}" width="14" height="4" fill="{colour}"/><text class="tick" x="{:.1}" y="{:.1}">{}</text>"#,
+        s.left,
+        ly - 6.0,
+        s.left + 20.0,
+        ly,
+        esc(c)
+    );
 }
 
 /// Colours for the clients' lines (distinguishable, print-safe).
