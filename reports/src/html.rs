@@ -321,6 +321,27 @@ pub fn run_page(
     if let Some(bk) = back {
         let _ = write!(b, "<p><a href=\"{}\">← campaign</a></p>", esc(bk));
     }
+    run_table(&mut b, m, run_key, record, perfetto);
+    violations_section(&mut b, m);
+    sequence_section(&mut b, m);
+    b.push_str("<h2 id=\"epoch-timeline\">Epoch timeline</h2>");
+    b.push_str(&sequence::epoch_timeline(m));
+    faults_section(&mut b, m);
+    page(
+        &format!("mimi-sim run {} seed {}", m.scenario, m.seed.unwrap_or(0)),
+        &b,
+    )
+}
+
+/// The heading and the run's table: outcome, time, hash, and, with its run record,
+/// what was expected and how to replay and shrink it.
+fn run_table(
+    b: &mut String,
+    m: &RunModel,
+    run_key: Option<&str>,
+    record: Option<&Run>,
+    perfetto: &str,
+) {
     let _ = write!(
         b,
         "<h1>Run: {} seed {}</h1><table id=\"run-table\"><tr><th>run key</th><td><code>{}</code></td></tr><tr><th>variant</th><td><code>{}</code></td></tr><tr><th>outcome</th><td class=\"status-{}\">{}</td></tr><tr><th>simulated time</th><td>{} ms</td></tr><tr><th>trace hash</th><td><code>{}</code></td></tr>",
@@ -344,7 +365,10 @@ pub fn run_page(
         let _ = write!(b, "<tr><th>expected</th><td>{} (as expected: {})</td></tr><tr><th>replay</th><td><code>{}</code></td></tr><tr><th>shrink</th><td><code>{}</code></td></tr>", esc(r.expected.name()), r.as_expected, esc(&r.replay_command()), esc(&r.shrink_command()));
     }
     let _ = write!(b, "<tr><th>timeline JSON</th><td><a href=\"{0}\">{0}</a> (open in ui.perfetto.dev or chrome://tracing)</td></tr></table>", esc(perfetto));
+}
 
+/// Each violation with the trace lines its witness names.
+fn violations_section(b: &mut String, m: &RunModel) {
     let _ = write!(
         b,
         "<h2 id=\"violations\">Violations ({})</h2>",
@@ -374,7 +398,10 @@ pub fn run_page(
         }
         b.push_str("</pre></div>");
     }
+}
 
+/// The sequence diagram with its legend and how much of the run it draws.
+fn sequence_section(b: &mut String, m: &RunModel) {
     let (svg, drawn) = sequence::diagram(m);
     b.push_str("<h2 id=\"sequence-diagram\">Sequence diagram</h2><p class=\"legend\"><span><i class=\"sw\" style=\"background:#1f4e8c\"></i>provider request/response (dashed)</span><span><i class=\"sw\" style=\"background:#2e7d32\"></i>client → provider</span><span><i class=\"sw\" style=\"background:#6a1b9a\"></i>provider → client</span><span><i class=\"sw\" style=\"background:#b00\"></i>lost request ✕</span><span><i class=\"sw\" style=\"background:#ccc\"></i>crash / offline</span><span><i class=\"sw\" style=\"background:#f5cba7\"></i>link fault</span><span><i class=\"sw\" style=\"background:#ffe08a\"></i>violation witness</span></p>");
     let _ = write!(
@@ -391,15 +418,13 @@ pub fn run_page(
         }
     );
     let _ = write!(b, "<div class=\"seqwrap\">{svg}</div>");
-    b.push_str("<h2 id=\"epoch-timeline\">Epoch timeline</h2>");
-    b.push_str(&sequence::epoch_timeline(m));
+}
+
+/// The fault windows as the trace recorded them.
+fn faults_section(b: &mut String, m: &RunModel) {
     b.push_str("<h2 id=\"faults\">Faults</h2><table id=\"faults-table\"><tr><th>line</th><th>fault</th><th>from</th><th>to</th></tr>");
     for f in &m.faults {
         let _ = write!(b, "<tr><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{} ms</td><td class=\"num\">{}</td></tr>", f.line, esc(&f.text), f.start, f.end.map_or("open".to_string(), |e| format!("{e} ms")));
     }
     b.push_str("</table>");
-    page(
-        &format!("mimi-sim run {} seed {}", m.scenario, m.seed.unwrap_or(0)),
-        &b,
-    )
 }
