@@ -79,6 +79,21 @@ pub fn campaign_page(
         "<h1>mimi-sim campaign report</h1><p>Folder: <code>{}</code></p>",
         esc(meta.dir)
     );
+    summary_section(&mut b, meta.campaign, runs);
+    cells_section(&mut b, cells);
+    variants_section(&mut b, cells);
+    plots_section(&mut b, runs, cells);
+    failing_section(&mut b, runs, pages);
+    orphans_section(&mut b, orphans);
+    if let Some(bench) = meta.bench {
+        b.push_str(&super::bench::section(bench));
+    }
+    b.push_str("<p>Per-run pages draw the trace as a sequence diagram; each has a <code>.perfetto.json</code> beside it for ui.perfetto.dev or chrome://tracing. See <code>reports/README.md</code>.</p>");
+    page("mimi-sim campaign report", &b)
+}
+
+/// Runs per outcome, then what campaign.json says about the campaign.
+fn summary_section(b: &mut String, campaign: Option<&CampaignRecord>, runs: &[Run]) {
     b.push_str("<h2 id=\"summary\">Summary</h2><table id=\"summary-table\">");
     let mut outcomes: BTreeMap<&str, u64> = BTreeMap::new();
     for r in runs {
@@ -97,67 +112,75 @@ pub fn campaign_page(
         b,
         "<tr><th>not as expected</th><td class=\"num\">{unexpected}</td></tr>"
     );
-    if let Some(c) = meta.campaign {
-        let _ = write!(
-            b,
-            "<tr><th>status</th><td class=\"status-{0}\">{0}</td></tr>",
-            esc(c.status.name())
-        );
-        // What passed and why (campaign.json `verdict`).
-        for v in &c.verdict {
-            let _ = write!(b, "<tr><th>verdict</th><td>{}</td></tr>", esc(v));
-        }
-        let p = &c.plan;
-        let _ = write!(
-            b,
-            "<tr><th>plan</th><td>{} scenario files, {} cells (file × level), seeds {}, levels {}, {} runs planned{}</td></tr>",
-            p.scenarios.len(),
-            p.cells.len(),
-            esc(&p.seeds),
-            esc(&p.levels.join(", ")),
-            p.runs_planned,
-            match &p.shard {
-                Some(sh) => format!(", shard {}", esc(sh)),
-                None => String::new(),
-            }
-        );
-        let d = &c.determinism;
-        let _ = write!(
-            b,
-            "<tr><th>determinism</th><td>{} of {} chosen runs re-run in another process; {} trace-hash mismatches</td></tr>",
-            d.rerun,
-            d.sampled,
-            d.mismatches.len()
-        );
-        let bd = &c.build;
-        let _ = write!(
-            b,
-            "<tr><th>build</th><td>commit <code>{}</code>{}, {}, {} profile, Cargo.lock <code>{}</code></td></tr>",
-            esc(&bd.git_commit),
-            if bd.git_dirty { " (dirty)" } else { "" },
-            esc(&bd.rustc),
-            esc(&bd.profile),
-            esc(&bd.cargo_lock_sha256.chars().take(16).collect::<String>()),
-        );
-        for f in &c.failures {
-            let _ = write!(
-                b,
-                "<tr class=\"bad\"><th>failure</th><td>{}</td></tr>",
-                esc(f)
-            );
-        }
-        for f in &c.faults_never_fired {
-            let _ = write!(
-                b,
-                "<tr><th>faults never fired</th><td><code>{}</code></td></tr>",
-                esc(&serde_json::to_string(f).unwrap_or_default())
-            );
-        }
-    } else {
-        b.push_str("<tr><th>campaign.json</th><td>absent</td></tr>");
+    match campaign {
+        Some(c) => campaign_rows(b, c),
+        None => b.push_str("<tr><th>campaign.json</th><td>absent</td></tr>"),
     }
     b.push_str("</table>");
+}
 
+/// The summary's rows from campaign.json: status, verdict, plan, determinism, build,
+/// failures and fault kinds that never fired.
+fn campaign_rows(b: &mut String, c: &CampaignRecord) {
+    let _ = write!(
+        b,
+        "<tr><th>status</th><td class=\"status-{0}\">{0}</td></tr>",
+        esc(c.status.name())
+    );
+    // What passed and why (campaign.json `verdict`).
+    for v in &c.verdict {
+        let _ = write!(b, "<tr><th>verdict</th><td>{}</td></tr>", esc(v));
+    }
+    let p = &c.plan;
+    let _ = write!(
+        b,
+        "<tr><th>plan</th><td>{} scenario files, {} cells (file × level), seeds {}, levels {}, {} runs planned{}</td></tr>",
+        p.scenarios.len(),
+        p.cells.len(),
+        esc(&p.seeds),
+        esc(&p.levels.join(", ")),
+        p.runs_planned,
+        match &p.shard {
+            Some(sh) => format!(", shard {}", esc(sh)),
+            None => String::new(),
+        }
+    );
+    let d = &c.determinism;
+    let _ = write!(
+        b,
+        "<tr><th>determinism</th><td>{} of {} chosen runs re-run in another process; {} trace-hash mismatches</td></tr>",
+        d.rerun,
+        d.sampled,
+        d.mismatches.len()
+    );
+    let bd = &c.build;
+    let _ = write!(
+        b,
+        "<tr><th>build</th><td>commit <code>{}</code>{}, {}, {} profile, Cargo.lock <code>{}</code></td></tr>",
+        esc(&bd.git_commit),
+        if bd.git_dirty { " (dirty)" } else { "" },
+        esc(&bd.rustc),
+        esc(&bd.profile),
+        esc(&bd.cargo_lock_sha256.chars().take(16).collect::<String>()),
+    );
+    for f in &c.failures {
+        let _ = write!(
+            b,
+            "<tr class=\"bad\"><th>failure</th><td>{}</td></tr>",
+            esc(f)
+        );
+    }
+    for f in &c.faults_never_fired {
+        let _ = write!(
+            b,
+            "<tr><th>faults never fired</th><td><code>{}</code></td></tr>",
+            esc(&serde_json::to_string(f).unwrap_or_default())
+        );
+    }
+}
+
+/// One row per cell (scenario file × enforcement level).
+fn cells_section(b: &mut String, cells: &[Cell]) {
     b.push_str("<h2 id=\"cells\">Cells</h2><p>Rates with Wilson 95% intervals; times as nearest-rank quantiles.</p><table id=\"cells-table\"><tr><th>scenario file</th><th>enforcement</th><th>runs</th><th>violation rate</th><th>liveness failure rate</th><th>timeouts</th><th>not as expected</th><th>convergence time</th><th>sim time</th></tr>");
     for c in cells {
         let _ = write!(
@@ -176,7 +199,10 @@ pub fn campaign_page(
         );
     }
     b.push_str("</table>");
+}
 
+/// Violation rates: a row per scenario file, a column per level that has a cell.
+fn variants_section(b: &mut String, cells: &[Cell]) {
     b.push_str("<h2 id=\"variants\">Variants side by side</h2><p>Violation rate [Wilson 95%] per enforcement level.</p><table id=\"variants-table\"><tr><th>scenario file</th>");
     let levels: Vec<&str> = LEVELS
         .iter()
@@ -204,7 +230,10 @@ pub fn campaign_page(
         b.push_str("</tr>");
     }
     b.push_str("</table>");
+}
 
+/// Convergence and simulated-time histograms, and violation rate per cell.
+fn plots_section(b: &mut String, runs: &[Run], cells: &[Cell]) {
     b.push_str("<h2 id=\"plots\">Plots</h2>");
     let conv: Vec<u64> = runs.iter().filter_map(|r| r.converged_at_ms).collect();
     b.push_str(&histogram(
@@ -232,7 +261,11 @@ pub fn campaign_page(
         })
         .collect();
     b.push_str(&rate_bars("Violation rate per cell (Wilson 95%)", &rows));
+}
 
+/// The failing or unexpected runs (at most [`MAX_FAILING_LISTED`]), with how to replay
+/// and shrink each and a link to its page if its trace was kept.
+fn failing_section(b: &mut String, runs: &[Run], pages: &BTreeMap<String, String>) {
     let failing: Vec<&Run> = runs.iter().filter(|r| r.failing()).collect();
     let _ = write!(
         b,
@@ -262,18 +295,18 @@ pub fn campaign_page(
         );
     }
     b.push_str("</table>");
-    if !orphans.is_empty() {
-        b.push_str("<h2>Traces without a run record</h2><ul>");
-        for (name, page) in orphans {
-            let _ = write!(b, "<li><a href=\"{}\">{}</a></li>", esc(page), esc(name));
-        }
-        b.push_str("</ul>");
+}
+
+/// Links to the pages of traces no run record matches (nothing if there are none).
+fn orphans_section(b: &mut String, orphans: &[(String, String)]) {
+    if orphans.is_empty() {
+        return;
     }
-    if let Some(bench) = meta.bench {
-        b.push_str(&super::bench::section(bench));
+    b.push_str("<h2>Traces without a run record</h2><ul>");
+    for (name, page) in orphans {
+        let _ = write!(b, "<li><a href=\"{}\">{}</a></li>", esc(page), esc(name));
     }
-    b.push_str("<p>Per-run pages draw the trace as a sequence diagram; each has a <code>.perfetto.json</code> beside it for ui.perfetto.dev or chrome://tracing. See <code>reports/README.md</code>.</p>");
-    page("mimi-sim campaign report", &b)
+    b.push_str("</ul>");
 }
 
 /// A run's page (`report/runs/<key>.html`); `perfetto` is the JSON's file name beside it.
@@ -288,6 +321,27 @@ pub fn run_page(
     if let Some(bk) = back {
         let _ = write!(b, "<p><a href=\"{}\">← campaign</a></p>", esc(bk));
     }
+    run_table(&mut b, m, run_key, record, perfetto);
+    violations_section(&mut b, m);
+    sequence_section(&mut b, m);
+    b.push_str("<h2 id=\"epoch-timeline\">Epoch timeline</h2>");
+    b.push_str(&sequence::epoch_timeline(m));
+    faults_section(&mut b, m);
+    page(
+        &format!("mimi-sim run {} seed {}", m.scenario, m.seed.unwrap_or(0)),
+        &b,
+    )
+}
+
+/// The heading and the run's table: outcome, time, hash, and, with its run record,
+/// what was expected and how to replay and shrink it.
+fn run_table(
+    b: &mut String,
+    m: &RunModel,
+    run_key: Option<&str>,
+    record: Option<&Run>,
+    perfetto: &str,
+) {
     let _ = write!(
         b,
         "<h1>Run: {} seed {}</h1><table id=\"run-table\"><tr><th>run key</th><td><code>{}</code></td></tr><tr><th>variant</th><td><code>{}</code></td></tr><tr><th>outcome</th><td class=\"status-{}\">{}</td></tr><tr><th>simulated time</th><td>{} ms</td></tr><tr><th>trace hash</th><td><code>{}</code></td></tr>",
@@ -311,7 +365,10 @@ pub fn run_page(
         let _ = write!(b, "<tr><th>expected</th><td>{} (as expected: {})</td></tr><tr><th>replay</th><td><code>{}</code></td></tr><tr><th>shrink</th><td><code>{}</code></td></tr>", esc(r.expected.name()), r.as_expected, esc(&r.replay_command()), esc(&r.shrink_command()));
     }
     let _ = write!(b, "<tr><th>timeline JSON</th><td><a href=\"{0}\">{0}</a> (open in ui.perfetto.dev or chrome://tracing)</td></tr></table>", esc(perfetto));
+}
 
+/// Each violation with the trace lines its witness names.
+fn violations_section(b: &mut String, m: &RunModel) {
     let _ = write!(
         b,
         "<h2 id=\"violations\">Violations ({})</h2>",
@@ -341,7 +398,10 @@ pub fn run_page(
         }
         b.push_str("</pre></div>");
     }
+}
 
+/// The sequence diagram with its legend and how much of the run it draws.
+fn sequence_section(b: &mut String, m: &RunModel) {
     let (svg, drawn) = sequence::diagram(m);
     b.push_str("<h2 id=\"sequence-diagram\">Sequence diagram</h2><p class=\"legend\"><span><i class=\"sw\" style=\"background:#1f4e8c\"></i>provider request/response (dashed)</span><span><i class=\"sw\" style=\"background:#2e7d32\"></i>client → provider</span><span><i class=\"sw\" style=\"background:#6a1b9a\"></i>provider → client</span><span><i class=\"sw\" style=\"background:#b00\"></i>lost request ✕</span><span><i class=\"sw\" style=\"background:#ccc\"></i>crash / offline</span><span><i class=\"sw\" style=\"background:#f5cba7\"></i>link fault</span><span><i class=\"sw\" style=\"background:#ffe08a\"></i>violation witness</span></p>");
     let _ = write!(
@@ -358,15 +418,13 @@ pub fn run_page(
         }
     );
     let _ = write!(b, "<div class=\"seqwrap\">{svg}</div>");
-    b.push_str("<h2 id=\"epoch-timeline\">Epoch timeline</h2>");
-    b.push_str(&sequence::epoch_timeline(m));
+}
+
+/// The fault windows as the trace recorded them.
+fn faults_section(b: &mut String, m: &RunModel) {
     b.push_str("<h2 id=\"faults\">Faults</h2><table id=\"faults-table\"><tr><th>line</th><th>fault</th><th>from</th><th>to</th></tr>");
     for f in &m.faults {
         let _ = write!(b, "<tr><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{} ms</td><td class=\"num\">{}</td></tr>", f.line, esc(&f.text), f.start, f.end.map_or("open".to_string(), |e| format!("{e} ms")));
     }
     b.push_str("</table>");
-    page(
-        &format!("mimi-sim run {} seed {}", m.scenario, m.seed.unwrap_or(0)),
-        &b,
-    )
 }

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde_json::Value;
 
 use crate::records::run::RunOutcome;
-use crate::records::trace::{hash_lines, Event, Fault, Header, LineError, What};
+use crate::records::trace::{hash_lines, Event, Fault, Header, LineError, RequestLine, What};
 
 /// Longest trace accepted (lines), so a hostile file cannot exhaust memory.
 pub const MAX_TRACE_LINES: usize = 2_000_000;
@@ -207,240 +207,19 @@ impl RunModel {
     }
 
     fn build(&mut self, events: &[(u64, Event)], hub: Option<&str>) {
-        // Arrival queues and pairing maps for provider-to-provider requests.
-        let mut in_flight: BTreeMap<(String, String, String), VecDeque<usize>> = BTreeMap::new();
-        let mut by_token: BTreeMap<(String, u64), usize> = BTreeMap::new();
-        let mut by_id: BTreeMap<(String, u64), usize> = BTreeMap::new();
-        let mut open_faults: BTreeMap<String, usize> = BTreeMap::new();
+        let mut b = Builder {
+            m: self,
+            hub,
+            pairs: Pairing::default(),
+        };
         for (no, e) in events {
-            let (no, t, node) = (*no, e.t, e.node.as_str());
-            self.end_ms = self.end_ms.max(t);
-            let host_role = if Some(node) == hub {
-                Role::Hub
-            } else {
-                Role::Follower
-            };
-            match &e.what {
-                What::Send { request, token } => {
-                    self.lane(node, host_role);
-                    let i = self.arrows.len();
-                    self.arrows.push(Arrow {
-                        kind: ArrowKind::Lost,
-                        from: node.to_string(),
-                        to: request.to.clone(),
-                        t_send: t,
-                        t_recv: t,
-                        label: label(&request.endpoint, &request.summary),
-                        lines: vec![no],
-                    });
-                    in_flight
-                        .entry((node.to_string(), request.to.clone(), request.path.clone()))
-                        .or_default()
-                        .push_back(i);
-                    by_token.insert((node.to_string(), *token), i);
-                }
-                What::Request { request, id } => {
-                    self.lane(node, host_role);
-                    let key = (request.from.clone(), node.to_string(), request.path.clone());
-                    if let Some(i) = in_flight.get_mut(&key).and_then(VecDeque::pop_front) {
-                        if let Some(a) = self.arrows.get_mut(i) {
-                            a.kind = ArrowKind::Request;
-                            a.t_recv = t;
-                            a.lines.push(no);
-                        }
-                        by_id.insert((node.to_string(), *id), i);
-                    }
-                }
-                What::Respond {
-                    id,
-                    status,
-                    summary,
-                    ..
-                } => {
-                    self.lane(node, host_role);
-                    let req = by_id.remove(&(node.to_string(), *id));
-                    if let Some(from_req) = req.and_then(|i| self.arrows.get(i)).cloned() {
-                        self.arrows.push(Arrow {
-                            kind: ArrowKind::Response,
-                            from: node.to_string(),
-                            to: from_req.from.clone(),
-                            t_send: t,
-                            t_recv: t,
-                            label: format!("{status} {}", short(summary, 40)),
-                            lines: vec![no],
-                        });
-                        // The sender's outcome closes it (matched by token below).
-                        let j = self.arrows.len() - 1;
-                        let key = by_token
-                            .iter()
-                            .find(|(_, &ai)| Some(ai) == req)
-                            .map(|(k, _)| k.clone());
-                        if let Some(k) = key {
-                            by_token.insert(k, j);
-                        }
-                    }
-                }
-                What::Outcome { token, .. } => {
-                    self.lane(node, host_role);
-                    if let Some(j) = by_token.remove(&(node.to_string(), *token)) {
-                        if let Some(a) = self.arrows.get_mut(j) {
-                            if a.kind == ArrowKind::Response {
-                                a.t_recv = t;
-                                a.lines.push(no);
-                            }
-                        }
-                    }
-                }
-                What::FromClient {
-                    client,
-                    message,
-                    endpoint,
-                    summary,
-                    ..
-                } => {
-                    let detail = match message.as_str() {
-                        "relay" => label(
-                            endpoint.as_deref().unwrap_or(""),
-                            summary.as_deref().unwrap_or(""),
-                        ),
-                        _ => message.clone(),
-                    };
-                    self.client_arrow(node, host_role, client, no, t, detail, true);
-                }
-                What::ToClient {
-                    client,
-                    message,
-                    status,
-                    summary,
-                    ..
-                } => {
-                    let detail = match message.as_str() {
-                        "reply" => format!("reply {}", status.unwrap_or(0)),
-                        "deliver" => {
-                            format!("deliver {}", short(summary.as_deref().unwrap_or(""), 40))
-                        }
-                        _ => message.clone(),
-                    };
-                    self.client_arrow(node, host_role, client, no, t, detail, false);
-                }
-                What::Hub { event } | What::Follower { event } => {
-                    let (role, kind) = if matches!(e.what, What::Hub { .. }) {
-                        (Role::Hub, "hub")
-                    } else {
-                        (host_role, "follower")
-                    };
-                    self.lane(node, role);
-                    let (name, bad) = event_name(event);
-                    self.marks.push(Mark {
-                        node: node.to_string(),
-                        t,
-                        label: format!("{kind}: {name}"),
-                        line: no,
-                        bad,
-                    });
-                }
-                What::HttpRejected { status, reason } => {
-                    self.lane(node, host_role);
-                    self.marks.push(Mark {
-                        node: node.to_string(),
-                        t,
-                        label: format!("http {status} {reason}"),
-                        line: no,
-                        bad: true,
-                    });
-                }
-                What::Client { event } => {
-                    self.lane(node, Role::Client);
-                    let (name, bad) = event_name(event);
-                    let epoch = event
-                        .as_object()
-                        .and_then(|o| o.values().next())
-                        .and_then(|x| x.get("epoch"))
-                        .and_then(Value::as_u64)
-                        .or_else(|| event.get("epoch").and_then(Value::as_u64));
-                    match name.as_str() {
-                        "joined" | "epoch" | "Joined" | "Epoch" => {
-                            if let Some(ep) = epoch {
-                                self.epochs
-                                    .entry(node.to_string())
-                                    .or_default()
-                                    .push((t, Some(ep)));
-                            }
-                        }
-                        "removed" | "Removed" => {
-                            self.epochs
-                                .entry(node.to_string())
-                                .or_default()
-                                .push((t, None));
-                        }
-                        _ => {}
-                    }
-                    self.marks.push(Mark {
-                        node: node.to_string(),
-                        t,
-                        label: match epoch {
-                            Some(ep) => format!("{name} e{ep}"),
-                            None => name,
-                        },
-                        line: no,
-                        bad,
-                    });
-                }
-                What::Op { op, .. } | What::OpAbandoned { op, .. } => {
-                    let label = if matches!(e.what, What::Op { .. }) {
-                        format!("op {op}")
-                    } else {
-                        format!("op-abandoned {op}")
-                    };
-                    let bad = !matches!(e.what, What::Op { .. });
-                    self.op_mark(node, t, no, label, bad);
-                }
-                // The line names no op (the step's op is on the `op` line before it).
-                What::OpRefused { .. } => self.op_mark(node, t, no, "op-refused ".into(), true),
-                What::FaultStart { fault } => {
-                    open_faults.insert(fault.key(), self.faults.len());
-                    self.faults.push(FaultWindow {
-                        kind: fault.kind.clone(),
-                        nodes: fault.nodes(),
-                        start: t,
-                        end: None,
-                        text: fault_text(fault),
-                        line: no,
-                    });
-                }
-                What::FaultEnd { fault } => {
-                    if let Some(i) = open_faults.remove(&fault.key()) {
-                        if let Some(w) = self.faults.get_mut(i) {
-                            w.end = Some(t);
-                        }
-                    }
-                }
-                What::Violation {
-                    id,
-                    message,
-                    witness,
-                    ..
-                } => {
-                    let w = witness.clone().unwrap_or_default();
-                    self.violations.push(ViolationView {
-                        id: id.clone(),
-                        message: message.clone().unwrap_or_default(),
-                        nodes: w.nodes,
-                        epochs: w.epochs,
-                        lines: w.trace_lines,
-                        at_ms: witness.as_ref().map_or(t, |w| w.at_ms),
-                    });
-                }
-                What::End {
-                    outcome, liveness, ..
-                } => {
-                    self.outcome = Some(*outcome);
-                    self.liveness = liveness.clone();
-                }
-                // Kinds the page does not draw.
-                _ => {}
-            }
+            b.event(*no, e);
         }
+        self.order_lanes();
+    }
+
+    /// Hosts before clients; fault windows named by lifeline.
+    fn order_lanes(&mut self) {
         // Clients whose provider is a lifeline sort after the hosts.
         self.lifelines.sort_by_key(|l| match l.role {
             Role::Hub => 0,
@@ -509,6 +288,339 @@ impl RunModel {
             .iter()
             .flat_map(|v| v.lines.iter().copied())
             .collect()
+    }
+}
+
+/// Which arrow or window a later line closes, while the trace is read in order.
+#[derive(Default)]
+struct Pairing {
+    /// Sent provider-to-provider requests not yet seen arriving, per (sender, receiver,
+    /// path), in send order.
+    in_flight: BTreeMap<(String, String, String), VecDeque<usize>>,
+    /// By (sender, token): the arrow the sender's outcome closes (the request's, then
+    /// its response's once there is one).
+    by_token: BTreeMap<(String, u64), usize>,
+    /// By (receiver, request id): an arrived request not yet answered.
+    by_id: BTreeMap<(String, u64), usize>,
+    /// By fault key: a fault window not yet closed.
+    open_faults: BTreeMap<String, usize>,
+}
+
+/// Where a line happened.
+#[derive(Clone, Copy)]
+struct At<'e> {
+    no: u64,
+    t: u64,
+    node: &'e str,
+    /// The node's role if it is a provider host: hub if it is the scenario's hub.
+    host: Role,
+}
+
+/// Reads the events into a [`RunModel`], one method per family of event kinds.
+struct Builder<'a> {
+    m: &'a mut RunModel,
+    hub: Option<&'a str>,
+    pairs: Pairing,
+}
+
+impl Builder<'_> {
+    fn event(&mut self, no: u64, e: &Event) {
+        let node = e.node.as_str();
+        self.m.end_ms = self.m.end_ms.max(e.t);
+        let host = if Some(node) == self.hub {
+            Role::Hub
+        } else {
+            Role::Follower
+        };
+        let at = At {
+            no,
+            t: e.t,
+            node,
+            host,
+        };
+        match &e.what {
+            What::Send { request, token } => self.send(at, request, *token),
+            What::Request { request, id } => self.request(at, request, *id),
+            What::Respond {
+                id,
+                status,
+                summary,
+                ..
+            } => self.respond(at, *id, *status, summary),
+            What::Outcome { token, .. } => self.outcome(at, *token),
+            What::FromClient { .. } | What::ToClient { .. } => self.client_message(at, &e.what),
+            What::Hub { .. } | What::Follower { .. } | What::HttpRejected { .. } => {
+                self.node_event(at, &e.what)
+            }
+            What::Client { event } => self.client_event(at, event),
+            What::Op { .. } | What::OpAbandoned { .. } | What::OpRefused { .. } => {
+                self.op(at, &e.what)
+            }
+            What::FaultStart { fault } => self.fault_start(at, fault),
+            What::FaultEnd { fault } => self.fault_end(at, fault),
+            What::Violation { .. } | What::End { .. } => self.verdict(at, &e.what),
+            // Kinds the page does not draw.
+            _ => {}
+        }
+    }
+
+    // Provider-to-provider requests and responses.
+
+    /// Drawn as lost until its arrival is seen.
+    fn send(&mut self, at: At, request: &RequestLine, token: u64) {
+        self.m.lane(at.node, at.host);
+        let i = self.m.arrows.len();
+        self.m.arrows.push(Arrow {
+            kind: ArrowKind::Lost,
+            from: at.node.to_string(),
+            to: request.to.clone(),
+            t_send: at.t,
+            t_recv: at.t,
+            label: label(&request.endpoint, &request.summary),
+            lines: vec![at.no],
+        });
+        self.pairs
+            .in_flight
+            .entry((
+                at.node.to_string(),
+                request.to.clone(),
+                request.path.clone(),
+            ))
+            .or_default()
+            .push_back(i);
+        self.pairs.by_token.insert((at.node.to_string(), token), i);
+    }
+
+    fn request(&mut self, at: At, request: &RequestLine, id: u64) {
+        self.m.lane(at.node, at.host);
+        let key = (
+            request.from.clone(),
+            at.node.to_string(),
+            request.path.clone(),
+        );
+        let Some(i) = self
+            .pairs
+            .in_flight
+            .get_mut(&key)
+            .and_then(VecDeque::pop_front)
+        else {
+            return;
+        };
+        if let Some(a) = self.m.arrows.get_mut(i) {
+            a.kind = ArrowKind::Request;
+            a.t_recv = at.t;
+            a.lines.push(at.no);
+        }
+        self.pairs.by_id.insert((at.node.to_string(), id), i);
+    }
+
+    fn respond(&mut self, at: At, id: u64, status: u16, summary: &str) {
+        self.m.lane(at.node, at.host);
+        let req = self.pairs.by_id.remove(&(at.node.to_string(), id));
+        let Some(from_req) = req.and_then(|i| self.m.arrows.get(i)).cloned() else {
+            return;
+        };
+        self.m.arrows.push(Arrow {
+            kind: ArrowKind::Response,
+            from: at.node.to_string(),
+            to: from_req.from.clone(),
+            t_send: at.t,
+            t_recv: at.t,
+            label: format!("{status} {}", short(summary, 40)),
+            lines: vec![at.no],
+        });
+        // The sender's outcome closes it (matched by token in `outcome`).
+        let j = self.m.arrows.len() - 1;
+        let key = self
+            .pairs
+            .by_token
+            .iter()
+            .find(|(_, &ai)| Some(ai) == req)
+            .map(|(k, _)| k.clone());
+        if let Some(k) = key {
+            self.pairs.by_token.insert(k, j);
+        }
+    }
+
+    fn outcome(&mut self, at: At, token: u64) {
+        self.m.lane(at.node, at.host);
+        let Some(j) = self.pairs.by_token.remove(&(at.node.to_string(), token)) else {
+            return;
+        };
+        if let Some(a) = self.m.arrows.get_mut(j) {
+            if a.kind == ArrowKind::Response {
+                a.t_recv = at.t;
+                a.lines.push(at.no);
+            }
+        }
+    }
+
+    // What hosts, clients and the script did.
+
+    /// `from-client` and `to-client`.
+    fn client_message(&mut self, at: At, what: &What) {
+        let (client, detail, from_client) = match what {
+            What::FromClient {
+                client,
+                message,
+                endpoint,
+                summary,
+                ..
+            } => {
+                let detail = match message.as_str() {
+                    "relay" => label(
+                        endpoint.as_deref().unwrap_or(""),
+                        summary.as_deref().unwrap_or(""),
+                    ),
+                    _ => message.clone(),
+                };
+                (client, detail, true)
+            }
+            What::ToClient {
+                client,
+                message,
+                status,
+                summary,
+                ..
+            } => {
+                let detail = match message.as_str() {
+                    "reply" => format!("reply {}", status.unwrap_or(0)),
+                    "deliver" => {
+                        format!("deliver {}", short(summary.as_deref().unwrap_or(""), 40))
+                    }
+                    _ => message.clone(),
+                };
+                (client, detail, false)
+            }
+            _ => return,
+        };
+        self.m
+            .client_arrow(at.node, at.host, client, at.no, at.t, detail, from_client);
+    }
+
+    /// A hub's or follower's decision, or an HTTP request the host refused.
+    fn node_event(&mut self, at: At, what: &What) {
+        let (role, label, bad) = match what {
+            What::Hub { event } => {
+                let (name, bad) = event_name(event);
+                (Role::Hub, format!("hub: {name}"), bad)
+            }
+            What::Follower { event } => {
+                let (name, bad) = event_name(event);
+                (at.host, format!("follower: {name}"), bad)
+            }
+            What::HttpRejected { status, reason } => {
+                (at.host, format!("http {status} {reason}"), true)
+            }
+            _ => return,
+        };
+        self.m.lane(at.node, role);
+        self.m.marks.push(Mark {
+            node: at.node.to_string(),
+            t: at.t,
+            label,
+            line: at.no,
+            bad,
+        });
+    }
+
+    /// A client core's event; joins, epoch changes and removals also go on its timeline.
+    fn client_event(&mut self, at: At, event: &Value) {
+        self.m.lane(at.node, Role::Client);
+        let (name, bad) = event_name(event);
+        let epoch = event
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|x| x.get("epoch"))
+            .and_then(Value::as_u64)
+            .or_else(|| event.get("epoch").and_then(Value::as_u64));
+        let step = match name.as_str() {
+            "joined" | "epoch" | "Joined" | "Epoch" => epoch.map(Some),
+            "removed" | "Removed" => Some(None),
+            _ => None,
+        };
+        if let Some(step) = step {
+            self.m
+                .epochs
+                .entry(at.node.to_string())
+                .or_default()
+                .push((at.t, step));
+        }
+        self.m.marks.push(Mark {
+            node: at.node.to_string(),
+            t: at.t,
+            label: match epoch {
+                Some(ep) => format!("{name} e{ep}"),
+                None => name,
+            },
+            line: at.no,
+            bad,
+        });
+    }
+
+    /// A scripted step, or its refusal or abandonment.
+    fn op(&mut self, at: At, what: &What) {
+        let (label, bad) = match what {
+            What::Op { op, .. } => (format!("op {op}"), false),
+            What::OpAbandoned { op, .. } => (format!("op-abandoned {op}"), true),
+            // The line names no op (the step's op is on the `op` line before it).
+            What::OpRefused { .. } => ("op-refused ".to_string(), true),
+            _ => return,
+        };
+        self.m.op_mark(at.node, at.t, at.no, label, bad);
+    }
+
+    // Faults and the run's verdict.
+
+    fn fault_start(&mut self, at: At, fault: &Fault) {
+        self.pairs
+            .open_faults
+            .insert(fault.key(), self.m.faults.len());
+        self.m.faults.push(FaultWindow {
+            kind: fault.kind.clone(),
+            nodes: fault.nodes(),
+            start: at.t,
+            end: None,
+            text: fault_text(fault),
+            line: at.no,
+        });
+    }
+
+    fn fault_end(&mut self, at: At, fault: &Fault) {
+        if let Some(i) = self.pairs.open_faults.remove(&fault.key()) {
+            if let Some(w) = self.m.faults.get_mut(i) {
+                w.end = Some(at.t);
+            }
+        }
+    }
+
+    /// A violation with its witness, or the `end` line's outcome.
+    fn verdict(&mut self, at: At, what: &What) {
+        match what {
+            What::Violation {
+                id,
+                message,
+                witness,
+                ..
+            } => {
+                let w = witness.clone().unwrap_or_default();
+                self.m.violations.push(ViolationView {
+                    id: id.clone(),
+                    message: message.clone().unwrap_or_default(),
+                    nodes: w.nodes,
+                    epochs: w.epochs,
+                    lines: w.trace_lines,
+                    at_ms: witness.as_ref().map_or(at.t, |w| w.at_ms),
+                });
+            }
+            What::End {
+                outcome, liveness, ..
+            } => {
+                self.m.outcome = Some(*outcome);
+                self.m.liveness = liveness.clone();
+            }
+            _ => {}
+        }
     }
 }
 
