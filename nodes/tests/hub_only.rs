@@ -82,8 +82,7 @@ impl Room {
     }
     fn hub_list(&self) -> Vec<(UserUri, u32)> {
         list(
-            self
-                .w
+            self.w
                 .server(&d("a.example"))
                 .hub()
                 .room(&self.room)

@@ -1091,92 +1091,11 @@ impl Hub {
         let Some(r) = self.rooms.get(room) else {
             return Response::error(status::NOT_FOUND, format!("no room {room} at this hub"));
         };
-        let info = req.app_message.info().clone();
-        let config = self.config.clone();
-        let outcome = (|| {
-            if info.group_id.as_deref() != Some(r.group_id.as_slice()) {
-                return Err((SubmitOutcome::NotAllowed, None));
-            }
-            if config.tracks_mls() && info.wire_format != WireFormatKind::PrivateMessage {
-                return Err((SubmitOutcome::NotAllowed, Some(Rule::MlsValid)));
-            }
-            match info.epoch {
-                Some(e) if e < r.epoch => {
-                    return Err((
-                        SubmitOutcome::EpochTooOld {
-                            current_epoch: r.epoch,
-                        },
-                        None,
-                    ))
-                }
-                Some(e) if e > r.epoch => return Err((SubmitOutcome::NotAllowed, None)),
-                None => return Err((SubmitOutcome::NotAllowed, None)),
-                _ => {}
-            }
-            if config.on(Rule::Mute) {
-                if let Ok(user) = UserUri::from_bytes(req.sending_uri.as_bytes()) {
-                    if r.muted.contains(&user) {
-                        return Err((SubmitOutcome::NotAllowed, Some(Rule::Mute)));
-                    }
-                }
-            }
-            if config.on(Rule::ExitingSend) {
-                if let Ok(user) = UserUri::from_bytes(req.sending_uri.as_bytes()) {
-                    if exiting::check_sender(&r.hub_state, &user).is_err() {
-                        return Err((SubmitOutcome::NotAllowed, Some(Rule::ExitingSend)));
-                    }
-                }
-            }
-            if config.on(Rule::SubmitSender) {
-                let user = UserUri::from_bytes(req.sending_uri.as_bytes())
-                    .map_err(|_| (SubmitOutcome::NotAllowed, Some(Rule::SubmitSender)))?;
-                let ok = user.domain() == *from
-                    && r.hub_state.is_participant(&user)
-                    && r.has_clients(&user)
-                    && r.hub_state.can_send_message(&user);
-                if !ok {
-                    return Err((SubmitOutcome::NotAllowed, Some(Rule::SubmitSender)));
-                }
-            }
-            Ok(())
-        })();
-        let outcome = match outcome {
-            Ok(()) => {
-                // Encode the log entry before changing anything.
-                let entry = match Self::encode_entry(
-                    &FanoutMessage {
-                        timestamp: self.last_timestamp.max(now),
-                        message: req.app_message.clone(),
-                        body: FanoutBody::Application { frank: None },
-                    },
-                    "application",
-                    r.epoch,
-                ) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        let rej = internal(format!("application fan-out: {e}"));
-                        self.rejected(room, "submitMessage", body, &rej);
-                        return Response::error(status::INTERNAL, rej.reason);
-                    }
-                };
-                let ts = self.timestamp(now);
-                let r = self.rooms.get_mut(room).expect("looked up above");
-                r.known_domains.insert(from.clone());
-                let recipients = r.member_domains();
-                let epoch = r.epoch;
-                self.append(room, entry, recipients, from);
-                self.events.push(HubEvent::SenderAccepted {
-                    room: room.clone(),
-                    epoch,
-                    sending_uri: req.sending_uri.display(),
-                    mls_message_sha256: hex::encode(Sha256::digest(req.app_message.as_bytes())),
-                });
-                self.remember_accepted(room, req.app_message.as_bytes(), ts);
-                SubmitOutcome::Accepted {
-                    accepted_timestamp: ts,
-                    frank: None,
-                }
-            }
+        let outcome = match submit_allowed(&self.config, r, from, &req) {
+            Ok(()) => match self.accept_submitted(now, from, room, &req, body) {
+                Ok(o) => o,
+                Err(internal) => return internal,
+            },
             Err((o, rule)) => {
                 let rej = Rejection {
                     code: RejectCode::NotAllowed,
@@ -1188,6 +1107,58 @@ impl Hub {
             }
         };
         Self::submit_answer(outcome)
+    }
+
+    /// Logs an allowed application message for fan-out and remembers it for retries;
+    /// `Err` is the answer when its log entry cannot be encoded.
+    fn accept_submitted(
+        &mut self,
+        now: Millis,
+        from: &Domain,
+        room: &RoomUri,
+        req: &SubmitMessageRequest,
+        body: &[u8],
+    ) -> Result<SubmitOutcome, Response> {
+        let Some(r) = self.rooms.get(room) else {
+            return Err(Response::error(
+                status::NOT_FOUND,
+                format!("no room {room} at this hub"),
+            ));
+        };
+        // Encode the log entry before changing anything.
+        let entry = match Self::encode_entry(
+            &FanoutMessage {
+                timestamp: self.last_timestamp.max(now),
+                message: req.app_message.clone(),
+                body: FanoutBody::Application { frank: None },
+            },
+            "application",
+            r.epoch,
+        ) {
+            Ok(e) => e,
+            Err(e) => {
+                let rej = internal(format!("application fan-out: {e}"));
+                self.rejected(room, "submitMessage", body, &rej);
+                return Err(Response::error(status::INTERNAL, rej.reason));
+            }
+        };
+        let ts = self.timestamp(now);
+        let r = self.rooms.get_mut(room).expect("looked up above");
+        r.known_domains.insert(from.clone());
+        let recipients = r.member_domains();
+        let epoch = r.epoch;
+        self.append(room, entry, recipients, from);
+        self.events.push(HubEvent::SenderAccepted {
+            room: room.clone(),
+            epoch,
+            sending_uri: req.sending_uri.display(),
+            mls_message_sha256: hex::encode(Sha256::digest(req.app_message.as_bytes())),
+        });
+        self.remember_accepted(room, req.app_message.as_bytes(), ts);
+        Ok(SubmitOutcome::Accepted {
+            accepted_timestamp: ts,
+            frank: None,
+        })
     }
 
     fn submit_answer(outcome: SubmitOutcome) -> Response {
@@ -1979,4 +1950,62 @@ fn describe_proposal(p: &super::public_view::CoveredProposal) -> String {
         P::ExternalInit => "external-init".into(),
         P::Other(o) => o.clone(),
     }
+}
+
+/// Whether the hub may accept `req` from `from` into room `r` (P§5.4): the message is of
+/// the room's group and current epoch (a private message when the hub tracks MLS), and
+/// its sender is not muted, not exiting, and a participant of `from` who may send. The
+/// refusal and the rule that made it.
+fn submit_allowed(
+    config: &EnforcementConfig,
+    r: &HubRoom,
+    from: &Domain,
+    req: &SubmitMessageRequest,
+) -> Result<(), (SubmitOutcome, Option<Rule>)> {
+    let info = req.app_message.info();
+    if info.group_id.as_deref() != Some(r.group_id.as_slice()) {
+        return Err((SubmitOutcome::NotAllowed, None));
+    }
+    if config.tracks_mls() && info.wire_format != WireFormatKind::PrivateMessage {
+        return Err((SubmitOutcome::NotAllowed, Some(Rule::MlsValid)));
+    }
+    match info.epoch {
+        Some(e) if e < r.epoch => {
+            return Err((
+                SubmitOutcome::EpochTooOld {
+                    current_epoch: r.epoch,
+                },
+                None,
+            ))
+        }
+        Some(e) if e > r.epoch => return Err((SubmitOutcome::NotAllowed, None)),
+        None => return Err((SubmitOutcome::NotAllowed, None)),
+        _ => {}
+    }
+    if config.on(Rule::Mute) {
+        if let Ok(user) = UserUri::from_bytes(req.sending_uri.as_bytes()) {
+            if r.muted.contains(&user) {
+                return Err((SubmitOutcome::NotAllowed, Some(Rule::Mute)));
+            }
+        }
+    }
+    if config.on(Rule::ExitingSend) {
+        if let Ok(user) = UserUri::from_bytes(req.sending_uri.as_bytes()) {
+            if exiting::check_sender(&r.hub_state, &user).is_err() {
+                return Err((SubmitOutcome::NotAllowed, Some(Rule::ExitingSend)));
+            }
+        }
+    }
+    if config.on(Rule::SubmitSender) {
+        let user = UserUri::from_bytes(req.sending_uri.as_bytes())
+            .map_err(|_| (SubmitOutcome::NotAllowed, Some(Rule::SubmitSender)))?;
+        let ok = user.domain() == *from
+            && r.hub_state.is_participant(&user)
+            && r.has_clients(&user)
+            && r.hub_state.can_send_message(&user);
+        if !ok {
+            return Err((SubmitOutcome::NotAllowed, Some(Rule::SubmitSender)));
+        }
+    }
+    Ok(())
 }
