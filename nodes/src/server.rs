@@ -335,6 +335,117 @@ impl Server {
             self.hub.record_key_material(&own, &response.body);
         }
     }
+    /// A client's commit that takes the room's hub role over (x-hub-transfer §4).
+    fn client_takeover(
+        &mut self,
+        now: Millis,
+        client: &ClientUri,
+        room: &RoomUri,
+        group_info: &[u8],
+        ratchet_tree: &[u8],
+        body: &[u8],
+    ) -> Response {
+        self.follower_mut().subscribe(room, client);
+        let own = self.domain.clone();
+        if self.hub.sequencing(room) {
+            // A resend after the takeover succeeded: the byte-identical commit
+            // gets its original answer.
+            self.hub.update(now, &own, room, body)
+        } else {
+            match self
+                .hub
+                .takeover(now, &own, room, group_info, ratchet_tree, body)
+            {
+                Ok(r) => r,
+                Err(e) => Response::error(status::CONFLICT, e.to_string()),
+            }
+        }
+    }
+
+    /// A client creates a room of this provider, which hosts it.
+    fn client_create_room(
+        &mut self,
+        client: &ClientUri,
+        room: &RoomUri,
+        group_info: &[u8],
+        ratchet_tree: &[u8],
+    ) -> Response {
+        if room.domain() != self.domain {
+            Response::error(
+                status::BAD_REQUEST,
+                format!("room {room} is not a room of {}", self.domain),
+            )
+        } else {
+            match self.hub.create_room(room, client, group_info, ratchet_tree) {
+                Ok(()) => {
+                    self.follower_mut().subscribe(room, client);
+                    Response::empty(status::OK)
+                }
+                Err(e) => Response::error(status::BAD_REQUEST, e),
+            }
+        }
+    }
+
+    /// A client's request for a MIMI endpoint, sent on to the room's hub (or answered
+    /// here: key material of this provider's users when it is the hub).
+    fn client_relay(
+        &mut self,
+        now: Millis,
+        client: &ClientUri,
+        corr: u64,
+        endpoint: Endpoint,
+        body: Vec<u8>,
+        out: &mut Vec<ServerOutput>,
+    ) {
+        let room = match &endpoint {
+            Endpoint::KeyMaterial(_) => Self::key_material_room(&body),
+            e => e.room().cloned(),
+        };
+        let Some(room) = room else {
+            Self::reply(
+                out,
+                client.clone(),
+                corr,
+                Response::error(status::BAD_REQUEST, "request names no room"),
+            );
+            return;
+        };
+        if !matches!(endpoint, Endpoint::KeyMaterial(_)) {
+            self.follower_mut().subscribe(&room, client);
+        }
+        let before = self
+            .follower
+            .before_relay(now, client, &room, &endpoint, &body);
+        for (to_hub, own_body) in before.to_hub {
+            self.follower_request(now, &room, to_hub, own_body, out);
+        }
+        Self::deliver(out, before.deliveries);
+        let hub = self.transfer.directory.hub_of(&room);
+        let own = self.domain.clone();
+        match &endpoint {
+            Endpoint::KeyMaterial(user) if hub == own => {
+                if user.domain() == own {
+                    let r = self.follower.key_material(user, &body);
+                    self.record_local_key_material(&body, &r);
+                    Self::reply(out, client.clone(), corr, r);
+                } else {
+                    let target = user.domain();
+                    self.send(
+                        out,
+                        target.clone(),
+                        endpoint.clone(),
+                        body,
+                        Pending::ClientKeyForward {
+                            client: client.clone(),
+                            corr,
+                            target,
+                        },
+                    );
+                }
+            }
+            _ => self.route(now, out, client.clone(), corr, endpoint, body, 0),
+        }
+    }
 
     fn key_material_room(body: &[u8]) -> Option<RoomUri> {
         let req: KeyMaterialRequest = decode_exact(body).ok()?;
@@ -592,21 +703,8 @@ impl ServerCore for Server {
                 ratchet_tree,
                 body,
             } => {
-                self.follower_mut().subscribe(&room, client);
-                let own = self.domain.clone();
-                let response = if self.hub.sequencing(&room) {
-                    // A resend after the takeover succeeded: the byte-identical commit
-                    // gets its original answer.
-                    self.hub.update(now, &own, &room, &body)
-                } else {
-                    match self
-                        .hub
-                        .takeover(now, &own, &room, &group_info, &ratchet_tree, &body)
-                    {
-                        Ok(r) => r,
-                        Err(e) => Response::error(status::CONFLICT, e.to_string()),
-                    }
-                };
+                let response =
+                    self.client_takeover(now, client, &room, &group_info, &ratchet_tree, &body);
                 Self::reply(&mut out, client.clone(), corr, response);
             }
             ClientToProvider::CreateRoom {
@@ -615,79 +713,14 @@ impl ServerCore for Server {
                 group_info,
                 ratchet_tree,
             } => {
-                let response = if room.domain() != self.domain {
-                    Response::error(
-                        status::BAD_REQUEST,
-                        format!("room {room} is not a room of {}", self.domain),
-                    )
-                } else {
-                    match self
-                        .hub
-                        .create_room(&room, client, &group_info, &ratchet_tree)
-                    {
-                        Ok(()) => {
-                            self.follower_mut().subscribe(&room, client);
-                            Response::empty(status::OK)
-                        }
-                        Err(e) => Response::error(status::BAD_REQUEST, e),
-                    }
-                };
+                let response = self.client_create_room(client, &room, &group_info, &ratchet_tree);
                 Self::reply(&mut out, client.clone(), corr, response);
             }
             ClientToProvider::Relay {
                 corr,
                 endpoint,
                 body,
-            } => {
-                let room = match &endpoint {
-                    Endpoint::KeyMaterial(_) => Self::key_material_room(&body),
-                    e => e.room().cloned(),
-                };
-                let Some(room) = room else {
-                    Self::reply(
-                        &mut out,
-                        client.clone(),
-                        corr,
-                        Response::error(status::BAD_REQUEST, "request names no room"),
-                    );
-                    return out;
-                };
-                if !matches!(endpoint, Endpoint::KeyMaterial(_)) {
-                    self.follower_mut().subscribe(&room, client);
-                }
-                let before = self
-                    .follower
-                    .before_relay(now, client, &room, &endpoint, &body);
-                for (to_hub, own_body) in before.to_hub {
-                    self.follower_request(now, &room, to_hub, own_body, &mut out);
-                }
-                Self::deliver(&mut out, before.deliveries);
-                let hub = self.transfer.directory.hub_of(&room);
-                let own = self.domain.clone();
-                match &endpoint {
-                    Endpoint::KeyMaterial(user) if hub == own => {
-                        if user.domain() == own {
-                            let r = self.follower.key_material(user, &body);
-                            self.record_local_key_material(&body, &r);
-                            Self::reply(&mut out, client.clone(), corr, r);
-                        } else {
-                            let target = user.domain();
-                            self.send(
-                                &mut out,
-                                target.clone(),
-                                endpoint.clone(),
-                                body,
-                                Pending::ClientKeyForward {
-                                    client: client.clone(),
-                                    corr,
-                                    target,
-                                },
-                            );
-                        }
-                    }
-                    _ => self.route(now, &mut out, client.clone(), corr, endpoint, body, 0),
-                }
-            }
+            } => self.client_relay(now, client, corr, endpoint, body, &mut out),
             ClientToProvider::ForkedCommit { room, body } => {
                 let deliveries = self.follower.forked_commit(now, client, &room, &body);
                 Self::deliver(&mut out, deliveries);
