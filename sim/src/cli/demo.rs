@@ -127,7 +127,36 @@ pub fn run(seed: u64, enforcement: Enforcement) -> DemoReport {
     w.run();
     let hub_sender = w.server(&a).hub_external_sender();
     let mut steps = Vec::new();
-    let script: Vec<(&'static str, ClientUri, Command)> = vec![
+    let script = script(&room, [&alice, &bob, &cathy1, &cathy2], hub_sender);
+    for (step, who, cmd) in script {
+        if who == cathy2 && !w.clients.contains_key(&cathy2) {
+            w.add_client(&cathy2, 1);
+            w.run();
+        }
+        if let Err(e) = w.command(&who, cmd) {
+            w.client_events.push((
+                who.clone(),
+                ClientEvent::OpFailed {
+                    room: room.clone(),
+                    op: "command",
+                    origin: FailureOrigin::Local(LocalFailure::Build),
+                    reason: e.to_string(),
+                    request_sha256: None,
+                },
+            ));
+        }
+        steps.push(check(&w, &room, step));
+    }
+    report(&w, seed, enforcement, steps)
+}
+
+/// The demo's steps: who does what, in order.
+fn script(
+    room: &RoomUri,
+    [alice, bob, cathy1, cathy2]: [&ClientUri; 4],
+    hub_sender: openmls::prelude::ExternalSender,
+) -> Vec<(&'static str, ClientUri, Command)> {
+    vec![
         (
             "create room",
             alice.clone(),
@@ -197,26 +226,17 @@ pub fn run(seed: u64, enforcement: Enforcement) -> DemoReport {
                 user: cathy1.user(),
             },
         ),
-    ];
-    for (step, who, cmd) in script {
-        if who == cathy2 && !w.clients.contains_key(&cathy2) {
-            w.add_client(&cathy2, 1);
-            w.run();
-        }
-        if let Err(e) = w.command(&who, cmd) {
-            w.client_events.push((
-                who.clone(),
-                ClientEvent::OpFailed {
-                    room: room.clone(),
-                    op: "command",
-                    origin: FailureOrigin::Local(LocalFailure::Build),
-                    reason: e.to_string(),
-                    request_sha256: None,
-                },
-            ));
-        }
-        steps.push(check(&w, &room, step));
-    }
+    ]
+}
+
+/// What the demo shows: its steps, the messages delivered, the operations that failed
+/// and a hash of every event.
+fn report(
+    w: &MemoryWorld,
+    seed: u64,
+    enforcement: Enforcement,
+    steps: Vec<StepReport>,
+) -> DemoReport {
     let mut h = Sha256::new();
     for (c, e) in &w.client_events {
         h.update(format!("{c} {e:?}\n"));

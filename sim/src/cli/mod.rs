@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use mimi_reports::records::run::RunRecord;
-use serde::Serialize;
+use mimi_reports::records::trace::{Header, LineError};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::scenario::{EnforcementLevel, Scenario};
@@ -288,106 +289,120 @@ pub fn print_summary(r: &RunReport) {
 
 /// `mimi-sim replay`.
 pub fn replay(path: &Path) -> ExitCode {
+    let shown = path.display();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) => return bad(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return bad(format!("cannot read {shown}: {e}")),
     };
     let Some(first) = text.lines().next() else {
-        return bad(format!("{}: the file is empty", path.display()));
+        return bad(format!("{shown}: the file is empty"));
     };
-    let v: Value = match serde_json::from_str(first) {
-        Ok(v) => v,
-        Err(e) => {
-            return bad(format!(
-                "{}:1: not JSON ({e}); give a trace written by --trace or a record printed by run --json",
-                path.display()
-            ))
-        }
-    };
-    let Some(seed) = v.get("seed").and_then(Value::as_u64) else {
-        return bad(format!("{}:1: no `seed` field", path.display()));
-    };
-    if v.get("kind").and_then(Value::as_str) == Some("header") {
-        let Some(toml_text) = v.get("scenario_toml").and_then(Value::as_str) else {
-            return bad(format!(
-                "{}:1: the header has no `scenario_toml`",
-                path.display()
-            ));
-        };
-        let label = format!("{} (embedded scenario)", path.display());
-        let s = match Scenario::parse(&label, toml_text) {
-            Ok(s) => s,
-            Err(e) => return bad(e),
-        };
-        let s = match level(v["variant"]["enforcement"].as_str()) {
-            Some(l) => s.at_level(l),
-            None => s,
-        };
-        let s = match s.with_recorded_overrides(&v["variant"]) {
-            Ok(s) => s,
-            Err(e) => return bad(format!("{label}: {e}")),
-        };
-        let resolved = match s.validate(&label, toml_text) {
-            Ok(r) => r,
-            Err(e) => return bad(e),
-        };
-        let mut r = run_scenario(&s, &resolved, toml_text, seed, true);
-        let recorded = crate::observe::record::hash_lines(text.lines());
-        if r.trace_hash == recorded {
-            println!(
-                "replay of {}: seed {seed}, scenario {}: same trace hash {} ({} events, outcome {})",
-                path.display(),
-                s.name,
-                r.trace_hash,
-                r.trace_events,
-                r.outcome.name()
-            );
-            return ExitCode::from(EXIT_OK);
-        }
-        let new = r.trace.take().unwrap_or_default();
-        let diff = text
-            .lines()
-            .zip(new.iter())
-            .position(|(a, b)| a != b)
-            .map_or(new.len().min(text.lines().count()), |i| i);
-        println!(
-            "replay of {}: DIFFERENT trace hash: recorded {recorded}, now {}; first difference at line {}",
-            path.display(),
-            r.trace_hash,
-            diff + 1
-        );
-        if let Some(a) = text.lines().nth(diff) {
-            println!("  recorded: {a}");
-        }
-        if let Some(b) = new.get(diff) {
-            println!("  now:      {b}");
-        }
-        return ExitCode::from(EXIT_FAILED);
+    match Header::parse(first) {
+        Ok(header) => replay_trace(path, &text, &header),
+        Err(LineError::NotAHeader) => match serde_json::from_str::<RecordToReplay>(first) {
+            Ok(record) => replay_record(path, &record),
+            Err(e) => bad(format!(
+                "{shown}:1: neither a trace header nor a run record with `scenario_file`, \
+                 `seed` and `trace_hash` ({e})"
+            )),
+        },
+        Err(LineError::NotJson(e)) => bad(format!(
+            "{shown}:1: not JSON ({e}); give a trace written by --trace or a record printed \
+             by run --json"
+        )),
+        Err(e) => bad(format!("{shown}:1: {e}")),
     }
-    // A run record.
-    let (Some(file), Some(hash)) = (
-        v.get("scenario_file").and_then(Value::as_str),
-        v.get("trace_hash").and_then(Value::as_str),
-    ) else {
-        return bad(format!(
-            "{}:1: neither a trace header nor a run record with `scenario_file` and `trace_hash`",
-            path.display()
-        ));
+}
+
+/// What `replay` reads of a run record (`run --json`, a line of runs.jsonl).
+#[derive(Debug, Deserialize)]
+struct RecordToReplay {
+    scenario_file: String,
+    seed: u64,
+    trace_hash: String,
+    /// The run's variant: its level and the overrides it was run with.
+    #[serde(default)]
+    variant: Value,
+    #[serde(default)]
+    scenario_sha256: Option<String>,
+}
+
+/// `scenario` at the level and with the overrides of a recorded `variant`.
+fn as_recorded(s: Scenario, variant: &Value) -> Result<Scenario, String> {
+    let s = match level(variant["enforcement"].as_str()) {
+        Some(l) => s.at_level(l),
+        None => s,
     };
+    s.with_recorded_overrides(variant)
+}
+
+/// Runs a trace's embedded scenario again; shows the first line that differs, if any.
+fn replay_trace(path: &Path, text: &str, header: &Header) -> ExitCode {
+    let (toml_text, seed) = (header.scenario_toml.as_str(), header.seed);
+    let label = format!("{} (embedded scenario)", path.display());
+    let s = match Scenario::parse(&label, toml_text) {
+        Ok(s) => s,
+        Err(e) => return bad(e),
+    };
+    let s = match as_recorded(s, &header.variant) {
+        Ok(s) => s,
+        Err(e) => return bad(format!("{label}: {e}")),
+    };
+    let resolved = match s.validate(&label, toml_text) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    let mut r = run_scenario(&s, &resolved, toml_text, seed, true);
+    let recorded = crate::observe::record::hash_lines(text.lines());
+    if r.trace_hash == recorded {
+        println!(
+            "replay of {}: seed {seed}, scenario {}: same trace hash {} ({} events, outcome {})",
+            path.display(),
+            s.name,
+            r.trace_hash,
+            r.trace_events,
+            r.outcome.name()
+        );
+        return ExitCode::from(EXIT_OK);
+    }
+    let new = r.trace.take().unwrap_or_default();
+    let diff = text
+        .lines()
+        .zip(new.iter())
+        .position(|(a, b)| a != b)
+        .map_or(new.len().min(text.lines().count()), |i| i);
+    println!(
+        "replay of {}: DIFFERENT trace hash: recorded {recorded}, now {}; first difference at line {}",
+        path.display(),
+        r.trace_hash,
+        diff + 1
+    );
+    if let Some(a) = text.lines().nth(diff) {
+        println!("  recorded: {a}");
+    }
+    if let Some(b) = new.get(diff) {
+        println!("  now:      {b}");
+    }
+    ExitCode::from(EXIT_FAILED)
+}
+
+/// Runs a run record's scenario file again (refused if the file changed since).
+fn replay_record(path: &Path, record: &RecordToReplay) -> ExitCode {
+    let (file, hash, seed) = (
+        record.scenario_file.as_str(),
+        record.trace_hash.as_str(),
+        record.seed,
+    );
     let (s, stext) = match Scenario::load(Path::new(file)) {
         Ok(x) => x,
         Err(e) => return bad(e),
     };
-    let s = match level(v["variant"]["enforcement"].as_str()) {
-        Some(l) => s.at_level(l),
-        None => s,
-    };
-    let s = match s.with_recorded_overrides(&v["variant"]) {
+    let s = match as_recorded(s, &record.variant) {
         Ok(s) => s,
         Err(e) => return bad(format!("{file}: {e}")),
     };
-    if let Some(want) = v.get("scenario_sha256").and_then(Value::as_str) {
-        if want != scenario_hash(&stext) {
+    if let Some(want) = &record.scenario_sha256 {
+        if *want != scenario_hash(&stext) {
             return bad(format!(
                 "{file} changed since the record was made (its SHA-256 differs); replay the trace instead"
             ));
