@@ -29,8 +29,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
+use mimi_reports::records::trace::HubView;
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::node::Node;
@@ -427,6 +428,43 @@ fn online(node: &mut Node, body: &[u8]) -> Answer {
     (StatusCode::OK, json!({ "ok": true }))
 }
 
+/// `GET /converge?room=...`: what a convergence check needs of this node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvergeAnswer {
+    pub provider: String,
+    /// Client messages the server core has not taken yet.
+    pub waiting: u64,
+    /// Whether the hub's fan-out is delivered.
+    pub fanout_idle: bool,
+    /// The room as this node's server core published it (none if it never saw it).
+    pub hub: Option<HubView>,
+    pub clients: Vec<ClientConverge>,
+}
+
+/// One client of the node, for `/converge`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientConverge {
+    pub client: String,
+    pub online: bool,
+    /// Messages waiting while it is offline, both ways.
+    pub mail: u64,
+    /// No operation of it in flight in the room.
+    pub idle: bool,
+    /// Its view of the room, if it is in it.
+    pub view: Option<ConvergeView>,
+}
+
+/// A client's view of the room, for `/converge`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvergeView {
+    pub epoch: u64,
+    /// Hex.
+    pub group_context: String,
+    pub members: Vec<String>,
+    /// The participants it sees, banned users left out.
+    pub participants: Vec<String>,
+}
+
 /// What a convergence check needs of this node: client messages the core has not taken
 /// yet, whether the hub's fan-out is delivered, the hub's view of the room, and per
 /// client whether it is online with no mail, idle, and its view.
@@ -438,47 +476,44 @@ fn converge(node: &Node, q: &BTreeMap<String, String>) -> Answer {
         Ok(r) => r,
         Err(e) => return bad(StatusCode::BAD_REQUEST, format!("bad room {room}: {e}")),
     };
-    let clients: Vec<Value> = node
+    let clients = node
         .clients
         .iter()
-        .map(|(c, core)| {
-            let mail = node.offline.get(c).map_or(0, |(o, m)| o.len() + m.len());
-            let view = core.room_view(&room).map(|v| {
-                let participants: Vec<&str> = v
+        .map(|(c, core)| ClientConverge {
+            client: c.as_str().to_string(),
+            online: !node.offline.contains_key(c),
+            mail: node
+                .offline
+                .get(c)
+                .map_or(0, |(o, m)| (o.len() + m.len()) as u64),
+            idle: core.is_idle(&room),
+            view: core.room_view(&room).map(|v| ConvergeView {
+                epoch: v.epoch,
+                group_context: hex::encode(&v.group_context),
+                members: v.members.iter().map(|c| c.as_str().to_string()).collect(),
+                participants: v
                     .state
                     .as_ref()
                     .map(|st| {
                         st.participants
                             .iter()
                             .filter(|p| !st.is_banned(&p.user))
-                            .map(|p| p.user.as_str())
+                            .map(|p| p.user.as_str().to_string())
                             .collect()
                     })
-                    .unwrap_or_default();
-                json!({
-                    "epoch": v.epoch,
-                    "group_context": hex::encode(&v.group_context),
-                    "members": v.members.iter().map(ClientUri::as_str).collect::<Vec<_>>(),
-                    "participants": participants,
-                })
-            });
-            json!({
-                "client": c.as_str(),
-                "online": !node.offline.contains_key(c),
-                "mail": mail,
-                "idle": core.is_idle(&room),
-                "view": view,
-            })
+                    .unwrap_or_default(),
+            }),
         })
         .collect();
+    let answer = ConvergeAnswer {
+        provider: node.domain.as_str().to_string(),
+        waiting: node.handle.waiting_from_clients() as u64,
+        fanout_idle: node.sink.fanout_idle(),
+        hub: node.sink.views().get(&room).cloned(),
+        clients,
+    };
     (
         StatusCode::OK,
-        json!({
-            "provider": node.domain.as_str(),
-            "waiting": node.handle.waiting_from_clients(),
-            "fanout_idle": node.sink.fanout_idle(),
-            "hub": node.sink.views().get(&room),
-            "clients": clients,
-        }),
+        serde_json::to_value(answer).unwrap_or(Value::Null),
     )
 }

@@ -31,6 +31,7 @@ use nodes::ids::{ClientUri, Domain};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
+use super::control::{ConvergeAnswer, ConvergeView};
 use super::judge;
 use super::merge::{self, Raw};
 use super::peers::PeersFile;
@@ -352,13 +353,13 @@ struct ClientSnap {
     online: bool,
     mail: u64,
     idle: bool,
-    view: Option<Value>,
+    view: Option<ConvergeView>,
 }
 
 /// The last `/converge` answers.
 #[derive(Default)]
 struct Snap {
-    nodes: BTreeMap<Domain, Value>,
+    nodes: BTreeMap<Domain, ConvergeAnswer>,
     clients: BTreeMap<ClientUri, ClientSnap>,
 }
 
@@ -367,8 +368,7 @@ impl Snap {
         self.clients
             .get(c)
             .and_then(|s| s.view.as_ref())
-            .and_then(|v| v["participants"].as_array())
-            .is_some_and(|ps| ps.iter().any(|p| p.as_str() == Some(user)))
+            .is_some_and(|v| v.participants.iter().any(|p| p == user))
     }
 }
 
@@ -560,21 +560,30 @@ impl Driver<'_> {
             else {
                 continue;
             };
-            for c in v["clients"].as_array().into_iter().flatten() {
-                let Some(uri) = c["client"].as_str().and_then(|s| s.parse().ok()) else {
+            let answer: ConvergeAnswer = match serde_json::from_value(v) {
+                Ok(a) => a,
+                Err(e) => {
+                    self.sim_line(What::ControlError {
+                        reason: format!("{d}'s /converge answer: {e}"),
+                    });
+                    continue;
+                }
+            };
+            for c in &answer.clients {
+                let Ok(uri) = c.client.parse() else {
                     continue;
                 };
                 self.snap.clients.insert(
                     uri,
                     ClientSnap {
-                        online: c["online"].as_bool().unwrap_or(false),
-                        mail: c["mail"].as_u64().unwrap_or(0),
-                        idle: c["idle"].as_bool().unwrap_or(false),
-                        view: Some(c["view"].clone()).filter(|v| !v.is_null()),
+                        online: c.online,
+                        mail: c.mail,
+                        idle: c.idle,
+                        view: c.view.clone(),
                     },
                 );
             }
-            self.snap.nodes.insert(d, v);
+            self.snap.nodes.insert(d, answer);
         }
     }
 
@@ -666,10 +675,10 @@ impl Driver<'_> {
             let Some(n) = self.snap.nodes.get(d) else {
                 return Err(format!("{d} is down or does not answer"));
             };
-            if n["waiting"].as_u64().unwrap_or(0) > 0 {
+            if n.waiting > 0 {
                 return Err(format!("{d} has client messages waiting"));
             }
-            if n["fanout_idle"].as_bool() != Some(true) {
+            if !n.fanout_idle {
                 return Err(format!("{d}'s hub has fan-out not yet delivered"));
             }
         }
@@ -684,27 +693,20 @@ impl Driver<'_> {
             .snap
             .nodes
             .values()
-            .filter_map(|n| Some(&n["hub"]).filter(|h| h["sequencing"].as_bool() == Some(true)))
-            .max_by_key(|h| h["generation"].as_u64().unwrap_or(0))
+            .filter_map(|n| n.hub.as_ref().filter(|h| h.sequencing))
+            .max_by_key(|h| h.generation.unwrap_or(0))
             .or_else(|| {
                 self.snap
                     .nodes
                     .get(&self.setup.resolved.hub)
-                    .map(|n| &n["hub"])
+                    .and_then(|n| n.hub.as_ref())
             })
-            .filter(|h| h["epoch"].is_u64())
-            .map(|h| {
-                let members: BTreeSet<String> = h["members"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|m| m.as_str().map(String::from))
-                    .collect();
-                (
-                    h["epoch"].as_u64().unwrap_or(0),
-                    h["group_context"].as_str().unwrap_or("").to_string(),
-                    members,
-                )
+            .and_then(|h| {
+                Some((
+                    h.epoch?,
+                    h.group_context.clone().unwrap_or_default(),
+                    h.members.iter().flatten().cloned().collect(),
+                ))
             });
         // Without an MLS view at the hub: the members' highest epoch.
         hub.or_else(|| {
@@ -713,17 +715,12 @@ impl Driver<'_> {
                 .iter()
                 .filter(|(c, _)| self.honest.contains(*c))
                 .filter_map(|(_, s)| s.view.as_ref())
-                .max_by_key(|v| v["epoch"].as_u64().unwrap_or(0))
+                .max_by_key(|v| v.epoch)
                 .map(|v| {
                     (
-                        v["epoch"].as_u64().unwrap_or(0),
-                        v["group_context"].as_str().unwrap_or("").to_string(),
-                        v["members"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|m| m.as_str().map(String::from))
-                            .collect(),
+                        v.epoch,
+                        v.group_context.clone(),
+                        v.members.iter().cloned().collect(),
                     )
                 })
         })
@@ -753,8 +750,8 @@ impl Driver<'_> {
         }
         match (hub, &s.view) {
             (Some((e, gc, _)), Some(v)) if member => {
-                let ve = v["epoch"].as_u64().unwrap_or(0);
-                if ve != *e || v["group_context"].as_str() != Some(gc.as_str()) {
+                let ve = v.epoch;
+                if ve != *e || v.group_context != *gc {
                     return Err(format!("{c} is at epoch {ve} but the hub is at {e}"));
                 }
             }
@@ -766,7 +763,7 @@ impl Driver<'_> {
             (_, Some(v)) if !member => {
                 return Err(format!(
                     "{c} still sees itself in the room at epoch {} but the hub does not",
-                    v["epoch"]
+                    v.epoch
                 ));
             }
             _ => {}
