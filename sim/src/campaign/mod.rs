@@ -31,6 +31,12 @@
 //!   else `passed`. `campaign.json`'s `verdict` lines (also printed, and at the top of
 //!   `summary.md`) say what passed and why; `cell_verdicts` gives each cell's.
 //! * A worker that dies without printing its record records outcome "crash" (a failure).
+//! * Records are the reports' typed records (`mimi_reports::records`): a worker's line is
+//!   read as a `RunRecord` (a line that is not one is an error naming the run), stamped
+//!   with its run key, cell, build and `timed_out`, and judged from its typed fields;
+//!   campaign.json is a `CampaignRecord`. Both are written through `serde_json::Value`, so
+//!   their keys are sorted, and a record keeps the fields the campaign does not read
+//!   (`RunRecord::rest`): runs.jsonl has every field the worker printed.
 
 pub mod findings;
 mod identity;
@@ -867,7 +873,7 @@ pub fn main(a: &CampaignArgs) -> ExitCode {
     }
 }
 
-/// Runs a campaign and writes its folder; the campaign object. `Err`: bad input or a
+/// Runs a campaign and writes its folder; its campaign.json. `Err`: bad input or a
 /// broken worker pool.
 pub fn campaign(a: &CampaignArgs) -> Result<CampaignRecord, String> {
     let started = Instant::now();
