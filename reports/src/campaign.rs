@@ -135,7 +135,7 @@ impl Run {
             .or_else(|| Some(v.variant.enforcement.clone()).filter(|x| !x.is_empty()))
             .unwrap_or_else(|| "default".into());
         let notes: Vec<String> = v
-            .steps_not_done
+            .step_notes()
             .iter()
             .filter(|n| !n.declared)
             .map(|n| {

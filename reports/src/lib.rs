@@ -306,6 +306,32 @@ mod tests {
     }
 
     #[test]
+    fn a_run_record_read_and_written_again_keeps_every_field() {
+        use crate::records::run::RunRecord;
+        let violation = RUN.replace(
+            "\"violations\":[]",
+            "\"violations\":[{\"id\":\"no-split\",\"message\":\"m\",\"witness\":{\"epoch\":3,\"clients\":[\"a\",\"b\"],\"lag\":0.5}}]",
+        );
+        assert!(violation.contains("no-split"));
+        for line in [RUN, TIMEOUT, &violation] {
+            let rec: RunRecord = serde_json::from_str(line).unwrap();
+            let again = serde_json::to_value(&rec).unwrap();
+            let want: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(again, want);
+        }
+        // Written through a Value, the keys are sorted: the stand-in record (written so)
+        // comes back byte for byte.
+        let rec: RunRecord = serde_json::from_str(TIMEOUT).unwrap();
+        assert_eq!(serde_json::to_value(&rec).unwrap().to_string(), TIMEOUT);
+        assert_eq!(rec.steps_not_done, None);
+        assert_eq!(rec.timed_out, Some(true));
+        let rec: RunRecord = serde_json::from_str(RUN).unwrap();
+        assert_eq!(rec.step_notes().len(), 2);
+        assert_eq!(rec.hub_rejections.get("notAllowed"), Some(&1));
+        assert_eq!(rec.rest["wall_ms"], 266);
+    }
+
+    #[test]
     fn a_malformed_record_is_an_error_naming_the_file_and_the_line() {
         let d = folder("bad");
         let bad = RUN.replace("\"seed\":3,", "");

@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use mimi_reports::records::campaign::{CampaignStatus, PlanCell};
+use mimi_reports::records::run::{CellRef, RunRecord};
 use serde_json::Value;
 
 mod common;
@@ -365,21 +367,41 @@ fn a_seed_over_the_timeout_is_killed_and_recorded_and_a_spent_budget_stops_early
 }
 
 /// One synthetic run record of `cell` (as a worker prints it, stamped).
-fn record(file: &str, enforcement: &str, seed: u64, outcome: &str, ids: &[&str]) -> Value {
+fn record(file: &str, enforcement: &str, seed: u64, outcome: &str, ids: &[&str]) -> RunRecord {
     let as_expected = outcome == "ok";
-    serde_json::json!({
+    serde_json::from_value(serde_json::json!({
         "run_key": format!("{file}|{enforcement}|{seed}"),
         "cell": {"scenario_file": file, "enforcement": enforcement},
+        "scenario_file": file,
+        "scenario": "x",
+        "variant": {"enforcement": enforcement},
         "seed": seed,
         "outcome": outcome,
+        "expected": "ok",
         "as_expected": as_expected,
         "violations": ids.iter().map(|i| serde_json::json!({"id": i})).collect::<Vec<_>>(),
+        "liveness": null,
         "faults_never_fired": [],
         "trace_hash": "h",
-    })
+        "sim_time_ms": 0,
+        "converged_at_ms": null,
+    }))
+    .unwrap()
 }
 
-fn plan(cells: Vec<Value>, runs_planned: usize) -> mimi_sim::campaign::Plan {
+/// A plan cell of x.toml under `enforcement` with its `[expect]`.
+fn cell(enforcement: &str, expect: Value) -> PlanCell {
+    PlanCell {
+        cell: CellRef {
+            scenario_file: "x.toml".into(),
+            enforcement: enforcement.into(),
+            variant: String::new(),
+        },
+        expect,
+    }
+}
+
+fn plan(cells: Vec<PlanCell>, runs_planned: usize) -> mimi_sim::campaign::Plan {
     mimi_sim::campaign::Plan {
         files: vec!["x.toml".into()],
         seeds: (1, 3),
@@ -405,9 +427,11 @@ fn build() -> mimi_reports::records::campaign::Build {
 #[test]
 fn a_budget_cut_before_the_determinism_re_runs_is_incomplete_not_passed() {
     use mimi_sim::campaign::{judge, status_code, Determinism};
-    let cell = serde_json::json!({"scenario_file": "x.toml", "enforcement": "full",
-        "expect": {"outcome": "ok", "violations": [], "within_seeds": null}});
-    let runs: Vec<Value> = (1..=3)
+    let cell = cell(
+        "full",
+        serde_json::json!({"outcome": "ok", "violations": [], "within_seeds": null}),
+    );
+    let runs: Vec<RunRecord> = (1..=3)
         .map(|s| record("x.toml", "full", s, "ok", &[]))
         .collect();
     let all = Determinism {
@@ -426,9 +450,9 @@ fn a_budget_cut_before_the_determinism_re_runs_is_incomplete_not_passed() {
         &[],
     )
     .unwrap();
-    assert_eq!(c["status"], "passed", "{c}");
+    assert_eq!(c.status, CampaignStatus::Passed, "{c:?}");
     assert_eq!(status_code(&c), 0);
-    let v = c["verdict"].to_string();
+    let v = c.verdict.join("\n");
     assert!(v.contains("expectations: 1/1 cells met"), "{v}");
     assert!(v.contains("2 of 2 re-runs made"), "{v}");
     // Every run was made, but the budget ran out before the re-runs.
@@ -448,10 +472,11 @@ fn a_budget_cut_before_the_determinism_re_runs_is_incomplete_not_passed() {
         &[],
     )
     .unwrap();
-    assert_eq!(c["status"], "incomplete", "{c}");
+    assert_eq!(c.status, CampaignStatus::Incomplete, "{c:?}");
     assert_eq!(status_code(&c), 3);
-    assert!(c["verdict"]
-        .to_string()
+    assert!(c
+        .verdict
+        .join("\n")
         .contains("2 of 2 determinism re-runs were not made"));
     let md = mimi_sim::campaign::summary(&c, &runs);
     assert!(md.starts_with("# Campaign: INCOMPLETE"), "{md}");
@@ -461,10 +486,14 @@ fn a_budget_cut_before_the_determinism_re_runs_is_incomplete_not_passed() {
 fn the_summary_says_which_cells_failed_and_why() {
     use mimi_sim::campaign::{judge, Determinism};
     // "within 2 seeds": seed 2 shows it, seed 3 is ok: met. "every seed": seed 2 is ok: not met.
-    let within = serde_json::json!({"scenario_file": "x.toml", "enforcement": "mls",
-        "expect": {"outcome": "violation", "violations": ["no-split"], "within_seeds": 2}});
-    let every = serde_json::json!({"scenario_file": "x.toml", "enforcement": "full",
-        "expect": {"outcome": "violation", "violations": ["no-split"], "within_seeds": null}});
+    let within = cell(
+        "mls",
+        serde_json::json!({"outcome": "violation", "violations": ["no-split"], "within_seeds": 2}),
+    );
+    let every = cell(
+        "full",
+        serde_json::json!({"outcome": "violation", "violations": ["no-split"], "within_seeds": null}),
+    );
     let mut runs = vec![
         record("x.toml", "mls", 1, "ok", &[]),
         record("x.toml", "mls", 2, "violation", &["no-split"]),
@@ -473,7 +502,7 @@ fn the_summary_says_which_cells_failed_and_why() {
         record("x.toml", "full", 2, "ok", &[]),
         record("x.toml", "full", 3, "violation", &["no-split"]),
     ];
-    runs.sort_by(|a, b| a["run_key"].as_str().cmp(&b["run_key"].as_str()));
+    runs.sort_by(|a, b| a.run_key.cmp(&b.run_key));
     let det = Determinism::default();
     let c = judge(
         &plan(vec![within, every], 6),
@@ -486,26 +515,45 @@ fn the_summary_says_which_cells_failed_and_why() {
         &[],
     )
     .unwrap();
-    assert_eq!(c["status"], "failed", "{c}");
-    let cells = c["cell_verdicts"].as_array().unwrap();
-    assert_eq!(cells[0]["verdict"], "met", "{}", cells[0]);
-    assert!(cells[0]["why"]
-        .as_str()
-        .unwrap()
-        .contains("seed 2 showed it"));
-    assert_eq!(cells[1]["verdict"], "not met", "{}", cells[1]);
-    let why = cells[1]["why"].as_str().unwrap();
+    assert_eq!(c.status, CampaignStatus::Failed, "{c:?}");
+    let cells = &c.cell_verdicts;
+    assert_eq!(cells[0].verdict, "met", "{:?}", cells[0]);
+    assert!(cells[0].why.contains("seed 2 showed it"));
+    assert_eq!(cells[1].verdict, "not met", "{:?}", cells[1]);
+    let why = &cells[1].why;
     assert!(
         why.contains("in every seed") && why.contains("seeds 2"),
         "{why}"
     );
-    let v = c["verdict"][0].as_str().unwrap();
+    let v = &c.verdict[0];
     assert!(
         v.contains("1/2 cells met; NOT met: x.toml under full"),
         "{v}"
     );
-    assert!(c["failures"][0]
-        .as_str()
-        .unwrap()
-        .contains("x.toml under full"));
+    assert!(c.failures[0].contains("x.toml under full"));
+    // The cells' table in summary.md gives each cell's counts and verdict.
+    let md = mimi_sim::campaign::summary(&c, &runs);
+    assert!(
+        md.contains("| x.toml | full | violation (no-split) in every seed | 3 | 1 | 2 | 0 | 0 | 0 | 2 | not met:"),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_plan_cell_whose_expect_is_not_an_expectation_is_an_error_not_ok() {
+    use mimi_sim::campaign::{judge, Determinism};
+    let bad = cell("full", serde_json::json!({"outcome": "fine"}));
+    let runs = vec![record("x.toml", "full", 1, "ok", &[])];
+    let e = judge(
+        &plan(vec![bad], 1),
+        &build(),
+        &runs,
+        &Determinism::default(),
+        false,
+        0,
+        1,
+        &[],
+    )
+    .unwrap_err();
+    assert!(e.contains("x.toml under full"), "{e}");
 }

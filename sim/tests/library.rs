@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use mimi_reports::records::run::RunRecord;
 use mimi_sim::campaign::findings::{cells, judge, library};
 use mimi_sim::world::run::run;
 
@@ -31,7 +32,9 @@ fn every_library_scenario_meets_its_expectations() {
         for seed in 1..=seeds {
             let r = run(&s, &resolved, &text, seed, false);
             n += 1;
-            let v = serde_json::to_value(&r).unwrap();
+            // The record as `run --json` prints it and `campaign` reads it.
+            let v: RunRecord = serde_json::from_value(serde_json::to_value(&r).unwrap())
+                .unwrap_or_else(|e| panic!("{label}: the record is not a RunRecord: {e}"));
             records.push(v);
             // A within-N window is met at its first hit (the rest may be ok).
             if e.within_seeds.is_some() && judge(&e, 1, &records).first_hit.is_some() {
@@ -44,22 +47,18 @@ fn every_library_scenario_meets_its_expectations() {
                 .iter()
                 .map(|r| {
                     format!(
-                        "seed {}: {} {:?} {} {:?}",
-                        r["seed"],
-                        r["outcome"],
-                        r["violations"]
-                            .as_array()
-                            .unwrap()
+                        "seed {}: {} {:?} {:?} {:?}",
+                        r.seed,
+                        r.outcome.name(),
+                        r.violations
                             .iter()
-                            .map(|v| v["id"].as_str().unwrap().to_string())
+                            .map(|v| v.id.as_str())
                             .collect::<Vec<_>>(),
-                        r["liveness"],
-                        r["steps_not_done"]
-                            .as_array()
-                            .unwrap()
+                        r.liveness,
+                        r.step_notes()
                             .iter()
-                            .filter(|n| n["declared"] != true)
-                            .map(|n| format!("script[{}] {} {}", n["step"], n["op"], n["status"]))
+                            .filter(|n| !n.declared)
+                            .map(|n| format!("script[{}] {} {}", n.step, n.op, n.status))
                             .collect::<Vec<_>>()
                     )
                 })

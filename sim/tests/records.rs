@@ -25,8 +25,16 @@ fn run_records_and_trace_lines_read_as_the_reports_records() {
         let path = root().join(file);
         let mut r = mimi_sim::cli::load_and_run(&path, seed, true, level, &[]).unwrap();
         let lines = r.trace.take().expect("trace kept");
-        let record: RunRecord = serde_json::from_str(&mimi_sim::cli::record(&r))
+        let written: serde_json::Value =
+            serde_json::from_str(&mimi_sim::cli::record(&r)).expect("a run record is JSON");
+        let record: RunRecord = serde_json::from_value(written.clone())
             .unwrap_or_else(|e| panic!("{file}: the run record is not a RunRecord: {e}"));
+        // Read and written again (as `campaign` does), the record keeps every field.
+        assert_eq!(
+            serde_json::to_value(&record).unwrap(),
+            written,
+            "{file}: the record round-trips"
+        );
         assert_eq!(record.seed, seed);
         assert_eq!(record.outcome.name(), r.outcome.name());
         assert_eq!(record.trace_hash.as_deref(), Some(r.trace_hash.as_str()));

@@ -133,9 +133,9 @@ pub struct CampaignRecord {
     /// Runs per outcome (ok, violation, liveness, incomplete and timeout always listed).
     #[serde(default)]
     pub outcomes: BTreeMap<String, u64>,
-    /// The run keys of the runs not as expected (as the records give them).
+    /// The run keys of the runs not as expected.
     #[serde(default)]
-    pub unexpected: Vec<Value>,
+    pub unexpected: Vec<String>,
     #[serde(default)]
     pub budget_exhausted: bool,
     #[serde(default)]

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use mimi_reports::records::run::{RunOutcome, RunRecord};
 
 use crate::scenario::{CellJudgement, EnforcementLevel, Expectation, Scenario};
 
@@ -72,7 +72,7 @@ const SEED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// pool ([`super::pool`]) — and returns the records per cell index, in seed order. A
 /// seed that crashed its worker or ran past [`SEED_TIMEOUT`] is an error naming the
 /// cell and the seed (a findings table is not written from a partial set).
-pub fn run_cells(cells: &[Cell], seeds: u64, jobs: usize) -> Result<Vec<Vec<Value>>, String> {
+pub fn run_cells(cells: &[Cell], seeds: u64, jobs: usize) -> Result<Vec<Vec<RunRecord>>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     let mut specs = Vec::with_capacity(cells.len());
     for c in cells {
@@ -102,11 +102,11 @@ pub fn run_cells(cells: &[Cell], seeds: u64, jobs: usize) -> Result<Vec<Vec<Valu
     let got = super::pool::run(&exe, &specs, super::pool::tasks(&pairs), &cfg, &mut |_| {});
     let _ = std::fs::remove_dir_all(&work_dir);
     let (done, _) = got?;
-    let mut results: Vec<Vec<Value>> = vec![Vec::new(); cells.len()];
+    let mut results: Vec<Vec<RunRecord>> = vec![Vec::new(); cells.len()];
     for (i, seed, g) in done {
         let file = cells[i].file.display();
         match g {
-            super::pool::Got::Record(v) => results[i].push(v),
+            super::pool::Got::Record(r) => results[i].push(*r),
             super::pool::Got::Timeout => {
                 return Err(format!(
                     "{file} ({}) seed {seed} ran longer than {SEED_TIMEOUT:?}",
@@ -122,7 +122,7 @@ pub fn run_cells(cells: &[Cell], seeds: u64, jobs: usize) -> Result<Vec<Vec<Valu
         }
     }
     for r in &mut results {
-        r.sort_by_key(|v| v["seed"].as_u64().unwrap_or(0));
+        r.sort_by_key(|v| v.seed);
     }
     Ok(results)
 }
@@ -161,7 +161,7 @@ pub struct Row {
 /// How a cell's records (one per seed; `first` the lowest seed asked for) stand against
 /// `e` ([`Expectation::judge_cell`], the one implementation `campaign` and the library
 /// test use too).
-pub fn judge(e: &Expectation, first: u64, records: &[Value]) -> CellJudgement {
+pub fn judge(e: &Expectation, first: u64, records: &[RunRecord]) -> CellJudgement {
     let runs: Vec<JudgedRun> = records.iter().map(judged_run).collect();
     e.judge_cell(first, &runs, true)
 }
@@ -171,57 +171,45 @@ pub fn judge(e: &Expectation, first: u64, records: &[Value]) -> CellJudgement {
 pub type JudgedRun<'a> = (u64, &'a str, Vec<&'a str>);
 
 /// The one reading of a record into a [`JudgedRun`] (`findings` and `campaign`).
-pub fn judged_run(v: &Value) -> JudgedRun<'_> {
+pub fn judged_run(r: &RunRecord) -> JudgedRun<'_> {
     (
-        v["seed"].as_u64().unwrap_or(0),
-        v["outcome"].as_str().unwrap_or(""),
-        v["violations"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect())
-            .unwrap_or_default(),
+        r.seed,
+        r.outcome.name(),
+        r.violations.iter().map(|v| v.id.as_str()).collect(),
     )
 }
 
 /// Whether `records` (seeds from 1) meet `e`.
-pub fn expectation_met(e: &Expectation, records: &[Value]) -> bool {
+pub fn expectation_met(e: &Expectation, records: &[RunRecord]) -> bool {
     judge(e, 1, records).met()
 }
 
-pub fn row(cell: &Cell, records: &[Value]) -> Row {
+pub fn row(cell: &Cell, records: &[RunRecord]) -> Row {
     let s = &cell.scenario;
     let mut by_oracle = BTreeMap::new();
     let mut rejections = BTreeMap::new();
     let (mut ok, mut viol, mut live, mut incomplete, mut declared) = (0, 0, 0, 0, 0);
     let mut first_failing = None;
     for r in records {
-        match r["outcome"].as_str() {
-            Some("ok") => ok += 1,
-            Some("violation") => viol += 1,
-            Some("incomplete") => incomplete += 1,
-            _ => live += 1,
+        match r.outcome {
+            RunOutcome::Ok => ok += 1,
+            RunOutcome::Violation => viol += 1,
+            RunOutcome::Incomplete => incomplete += 1,
+            RunOutcome::Liveness | RunOutcome::Timeout | RunOutcome::Crash => live += 1,
         }
-        if r["steps_not_done"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|n| n["declared"] == true))
-        {
+        if r.step_notes().iter().any(|n| n.declared) {
             declared += 1;
         }
-        if r["outcome"].as_str() != Some("ok") && first_failing.is_none() {
-            first_failing = r["seed"].as_u64();
+        if r.outcome != RunOutcome::Ok && first_failing.is_none() {
+            first_failing = Some(r.seed);
         }
-        for k in r["hub_rejections"]
-            .as_object()
-            .into_iter()
-            .flat_map(|o| o.keys())
-        {
+        for k in r.hub_rejections.keys() {
             *rejections.entry(k.clone()).or_insert(0) += 1;
         }
         let mut seen = std::collections::BTreeSet::new();
-        for v in r["violations"].as_array().into_iter().flatten() {
-            if let Some(id) = v["id"].as_str() {
-                if seen.insert(id.to_string()) {
-                    *by_oracle.entry(id.to_string()).or_insert(0) += 1;
-                }
+        for v in &r.violations {
+            if seen.insert(v.id.as_str()) {
+                *by_oracle.entry(v.id.clone()).or_insert(0) += 1;
             }
         }
     }

@@ -31,6 +31,12 @@
 //!   else `passed`. `campaign.json`'s `verdict` lines (also printed, and at the top of
 //!   `summary.md`) say what passed and why; `cell_verdicts` gives each cell's.
 //! * A worker that dies without printing its record records outcome "crash" (a failure).
+//! * Records are the reports' typed records (`mimi_reports::records`): a worker's line is
+//!   read as a `RunRecord` (a line that is not one is an error naming the run), stamped
+//!   with its run key, cell, build and `timed_out`, and judged from its typed fields;
+//!   campaign.json is a `CampaignRecord`. Both are written through `serde_json::Value`, so
+//!   their keys are sorted, and a record keeps the fields the campaign does not read
+//!   (`RunRecord::rest`): runs.jsonl has every field the worker printed.
 
 pub mod findings;
 mod identity;
@@ -43,9 +49,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use mimi_reports::records::campaign::{
-    CampaignRecord, CampaignStatus, CellVerdict, DeterminismRecord, NeverFired, PlanRecord,
+    CampaignRecord, CampaignStatus, CellVerdict, DeterminismRecord, Mismatch, NeverFired, PlanCell,
+    PlanRecord,
 };
-use serde_json::{json, Value};
+use mimi_reports::records::run::{CellRef, RunOutcome, RunRecord, VariantRef};
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 pub use identity::Build;
@@ -128,13 +136,13 @@ impl CellSpec {
         cell_label(&self.enforcement, &self.variant())
     }
 
-    /// The cell's JSON (in `campaign.json` and each record's `cell`).
-    fn json(&self) -> Value {
-        let mut v = json!({"scenario_file": self.file, "enforcement": self.enforcement});
-        if !self.overrides.is_empty() {
-            v["variant"] = json!(self.variant());
+    /// The cell as `campaign.json` and each record's `cell` give it.
+    fn cell_ref(&self) -> CellRef {
+        CellRef {
+            scenario_file: self.file.clone(),
+            enforcement: self.enforcement.clone(),
+            variant: self.variant(),
         }
-        v
     }
 
     /// The cell's [`Expectation`] as JSON (`within_seeds` null: every seed).
@@ -154,14 +162,23 @@ pub fn cell_label(enforcement: &str, variant: &str) -> String {
 }
 
 /// (scenario file, cell label) of a record's `cell` or a plan cell.
-fn cell_id(c: &Value) -> (String, String) {
+fn cell_id(c: &CellRef) -> (String, String) {
     (
-        c["scenario_file"].as_str().unwrap_or("").to_string(),
-        cell_label(
-            c["enforcement"].as_str().unwrap_or(""),
-            c["variant"].as_str().unwrap_or(""),
-        ),
+        c.scenario_file.clone(),
+        cell_label(&c.enforcement, &c.variant),
     )
+}
+
+/// (scenario file, cell label) of a record: its `cell`'s, ("", "") without one.
+fn run_cell_id(r: &RunRecord) -> (String, String) {
+    r.cell
+        .as_ref()
+        .map_or_else(|| (String::new(), String::new()), cell_id)
+}
+
+/// A record's run key ("" without one: campaigns stamp every record with its key).
+fn key_of(r: &RunRecord) -> &str {
+    r.run_key.as_deref().unwrap_or("")
 }
 
 /// `"<scenario_file>|<cell label>|<seed>"`.
@@ -313,51 +330,77 @@ pub fn plan_cells(files: &[PathBuf]) -> Result<Vec<CellSpec>, String> {
     Ok(out)
 }
 
+/// The stand-in record of a run whose worker was killed at the timeout or died (`error`:
+/// the end of its stderr): the fields of a run record, no trace hash.
 fn synthetic(
     cell: &CellSpec,
     seed: u64,
-    outcome: &str,
+    outcome: RunOutcome,
     wall_ms: u64,
     error: Option<&str>,
-) -> Value {
-    json!({
-        "seed": seed,
-        "scenario": cell.scenario.name,
-        "scenario_file": cell.file,
-        "scenario_sha256": crate::world::run::scenario_hash(&cell.text),
-        "variant": {"enforcement": cell.scenario.variant.enforcement.name()},
-        "outcome": outcome,
-        "expected": cell.expect()["outcome"],
-        "as_expected": false,
-        "violations": [],
-        "liveness": error,
-        "trace_hash": null,
-        "trace_events": 0,
-        "sim_time_ms": 0,
-        "wall_ms": wall_ms,
-        "faults": {},
-        "faults_never_fired": [],
-        "hub_rejections": {},
-        "converged_at_ms": null,
-        "ops": null,
-        "messages_accepted": 0,
-        "messages_received": 0,
-        "state_table": [],
-    })
+) -> RunRecord {
+    let rest: Map<String, Value> = [
+        (
+            "scenario_sha256",
+            json!(crate::world::run::scenario_hash(&cell.text)),
+        ),
+        ("trace_events", json!(0)),
+        ("wall_ms", json!(wall_ms)),
+        ("faults", json!({})),
+        ("ops", Value::Null),
+        ("messages_accepted", json!(0)),
+        ("messages_received", json!(0)),
+        ("state_table", json!([])),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    RunRecord {
+        run_key: None,
+        cell: None,
+        build: None,
+        timed_out: None,
+        scenario_file: Some(cell.file.clone()),
+        scenario: cell.scenario.name.clone(),
+        variant: VariantRef {
+            enforcement: cell.scenario.variant.enforcement.name().to_string(),
+            rest: Map::new(),
+        },
+        seed,
+        outcome,
+        expected: cell.scenario.expectation().outcome,
+        as_expected: false,
+        violations: Vec::new(),
+        liveness: error.map(str::to_string),
+        steps_not_done: None,
+        trace_hash: None,
+        sim_time_ms: 0,
+        converged_at_ms: None,
+        faults_never_fired: Vec::new(),
+        hub_rejections: BTreeMap::new(),
+        rest,
+    }
 }
 
-fn stamp(v: &mut Value, cell: &CellSpec, seed: u64, build: &Value, timed_out: bool) {
-    v["run_key"] = json!(run_key(&cell.file, &cell.label(), seed));
-    v["cell"] = cell.json();
-    v["build"] = build.clone();
-    v["timed_out"] = json!(timed_out);
+/// Adds what the campaign knows to a worker's (or a stand-in) record: its run key, cell,
+/// build and whether it timed out.
+fn stamp(r: &mut RunRecord, cell: &CellSpec, seed: u64, build: &Build, timed_out: bool) {
+    r.run_key = Some(run_key(&cell.file, &cell.label(), seed));
+    r.cell = Some(cell.cell_ref());
+    r.build = Some(build.clone());
+    r.timed_out = Some(timed_out);
 }
 
 /// The run outcomes a cell's expectation judges (timeouts and crashes fail on their own).
-const JUDGED: [&str; 4] = ["ok", "violation", "liveness", "incomplete"];
+fn judged(o: RunOutcome) -> bool {
+    matches!(
+        o,
+        RunOutcome::Ok | RunOutcome::Violation | RunOutcome::Liveness | RunOutcome::Incomplete
+    )
+}
 
-fn failing(v: &Value) -> bool {
-    v["outcome"] != "ok" || v["as_expected"] != true
+fn failing(r: &RunRecord) -> bool {
+    r.outcome != RunOutcome::Ok || !r.as_expected
 }
 
 /// What the campaign was asked to do.
@@ -366,34 +409,43 @@ pub struct Plan {
     pub files: Vec<String>,
     pub seeds: (u64, u64),
     pub shard: Option<(u64, u64)>,
-    pub cells: Vec<Value>,
+    /// Each cell with its expectation (`expect`: the cell's [`Expectation`] as JSON).
+    pub cells: Vec<PlanCell>,
     pub runs_planned: usize,
 }
 
 impl Plan {
     /// campaign.json's `plan`.
-    fn record(&self) -> Result<PlanRecord, String> {
+    fn record(&self) -> PlanRecord {
         let levels: BTreeSet<&str> = self
             .cells
             .iter()
-            .filter_map(|c| c["enforcement"].as_str())
+            .map(|c| c.cell.enforcement.as_str())
             .collect();
-        Ok(PlanRecord {
+        PlanRecord {
             scenarios: self.files.clone(),
-            cells: self
-                .cells
-                .iter()
-                .map(|c| {
-                    serde_json::from_value(c.clone())
-                        .map_err(|e| format!("the plan's cell {c}: {e}"))
-                })
-                .collect::<Result<_, String>>()?,
+            cells: self.cells.clone(),
             seeds: format!("{}..{}", self.seeds.0, self.seeds.1),
             levels: levels.into_iter().map(str::to_string).collect(),
             runs_planned: self.runs_planned as u64,
             shard: self.shard.map(|(i, n)| format!("{i}/{n}")),
-        })
+        }
     }
+}
+
+/// A plan cell's [`Expectation`]: ok in every seed when the cell gives none (null).
+fn expectation(c: &PlanCell) -> Result<Expectation, String> {
+    if c.expect.is_null() {
+        return Ok(Expectation {
+            outcome: crate::scenario::ExpectedOutcome::Ok,
+            violations: Vec::new(),
+            within_seeds: None,
+        });
+    }
+    serde_json::from_value(c.expect.clone()).map_err(|e| {
+        let (file, cell) = cell_id(&c.cell);
+        format!("the plan's cell {file} under {cell}: its expect is not an expectation: {e}")
+    })
 }
 
 /// The determinism check's result.
@@ -403,23 +455,22 @@ pub struct Determinism {
     pub sampled: usize,
     /// Re-runs that were made (fewer than `sampled` when the budget ran out).
     pub rerun: usize,
-    pub mismatches: Vec<Value>,
+    pub mismatches: Vec<Mismatch>,
 }
 
-/// Judges runs (sorted by run key): the `campaign.json` object (a [`CampaignRecord`]).
-/// Fails when the plan's cells, the build or a mismatch is not of its record type (a
-/// shard's campaign.json edited by hand).
+/// Judges runs (sorted by run key): `campaign.json`. Fails when a plan cell's `expect`
+/// is not an [`Expectation`] (a shard's campaign.json edited by hand).
 #[allow(clippy::too_many_arguments)]
 pub fn judge(
     plan: &Plan,
     build: &Build,
-    runs: &[Value],
+    runs: &[RunRecord],
     det: &Determinism,
     budget_exhausted: bool,
     wall_ms: u64,
     jobs: usize,
     extra_failures: &[String],
-) -> Result<Value, String> {
+) -> Result<CampaignRecord, String> {
     let mut outcomes: BTreeMap<String, u64> =
         ["ok", "violation", "liveness", "incomplete", "timeout"]
             .iter()
@@ -427,26 +478,18 @@ pub fn judge(
             .collect();
     let mut unexpected = Vec::new();
     let mut failures: Vec<String> = extra_failures.to_vec();
-    let mut by_cell: BTreeMap<(String, String), Vec<&Value>> = BTreeMap::new();
+    let mut by_cell: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
     for r in runs {
-        *outcomes
-            .entry(r["outcome"].as_str().unwrap_or("?").to_string())
-            .or_insert(0) += 1;
-        if r["as_expected"] != true {
-            unexpected.push(r["run_key"].clone());
+        *outcomes.entry(r.outcome.name().to_string()).or_insert(0) += 1;
+        if !r.as_expected {
+            unexpected.push(key_of(r).to_string());
         }
-        by_cell.entry(cell_id(&r["cell"])).or_default().push(r);
+        by_cell.entry(run_cell_id(r)).or_default().push(r);
     }
     let bad: Vec<String> = runs
         .iter()
-        .filter(|r| matches!(r["outcome"].as_str(), Some("timeout" | "crash")))
-        .map(|r| {
-            format!(
-                "{} ({})",
-                r["run_key"].as_str().unwrap_or(""),
-                r["outcome"].as_str().unwrap_or("")
-            )
-        })
+        .filter(|r| matches!(r.outcome, RunOutcome::Timeout | RunOutcome::Crash))
+        .map(|r| format!("{} ({})", key_of(r), r.outcome.name()))
         .collect();
     if !bad.is_empty() {
         failures.push(format!(
@@ -459,19 +502,15 @@ pub fn judge(
     let mut cells_json = Vec::new();
     let (mut met, mut not_met, mut not_judged) = (0usize, Vec::new(), Vec::new());
     for c in &plan.cells {
-        let id = cell_id(c);
+        let id = cell_id(&c.cell);
         let (file, enf) = (&id.0, &id.1);
-        let rs: Vec<&Value> = by_cell.get(&id).cloned().unwrap_or_default();
+        let rs: Vec<&RunRecord> = by_cell.get(&id).cloned().unwrap_or_default();
         let runs: Vec<crate::campaign::findings::JudgedRun> = rs
             .iter()
-            .filter(|r| JUDGED.contains(&r["outcome"].as_str().unwrap_or("")))
+            .filter(|r| judged(r.outcome))
             .map(|r| crate::campaign::findings::judged_run(r))
             .collect();
-        let e: Expectation = serde_json::from_value(c["expect"].clone()).unwrap_or(Expectation {
-            outcome: crate::scenario::ExpectedOutcome::Ok,
-            violations: Vec::new(),
-            within_seeds: None,
-        });
+        let e = expectation(c)?;
         let j = e.judge_cell(plan.seeds.0, &runs, whole);
         let window_cut = j
             .window
@@ -501,19 +540,12 @@ pub fn judge(
     if whole {
         let mut per_file: BTreeMap<&str, Option<BTreeSet<String>>> = BTreeMap::new();
         for r in runs {
-            if !JUDGED.contains(&r["outcome"].as_str().unwrap_or("")) {
+            if !judged(r.outcome) {
                 continue;
             }
-            let kinds: BTreeSet<String> = r["faults_never_fired"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|k| k.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let kinds: BTreeSet<String> = r.faults_never_fired.iter().cloned().collect();
             let e = per_file
-                .entry(r["cell"]["scenario_file"].as_str().unwrap_or(""))
+                .entry(r.cell.as_ref().map_or("", |c| c.scenario_file.as_str()))
                 .or_insert(None);
             *e = Some(match e.take() {
                 None => kinds,
@@ -613,18 +645,11 @@ pub fn judge(
         format: FORMAT.to_string(),
         status,
         verdict,
-        plan: plan.record()?,
+        plan: plan.record(),
         determinism: DeterminismRecord {
             sampled: det.sampled as u64,
             rerun: det.rerun as u64,
-            mismatches: det
-                .mismatches
-                .iter()
-                .map(|m| {
-                    serde_json::from_value(m.clone())
-                        .map_err(|e| format!("a determinism mismatch {m}: {e}"))
-                })
-                .collect::<Result<_, String>>()?,
+            mismatches: det.mismatches.clone(),
         },
         build: build.clone(),
         failures,
@@ -637,68 +662,59 @@ pub fn judge(
         wall_ms,
         jobs: jobs as u64,
     };
-    serde_json::to_value(&record).map_err(|e| format!("campaign.json: {e}"))
+    Ok(record)
 }
 
-/// The Markdown summary of a campaign object and its runs.
-pub fn summary(c: &Value, runs: &[Value]) -> String {
+/// The Markdown summary of a campaign and its runs.
+pub fn summary(c: &CampaignRecord, runs: &[RunRecord]) -> String {
     let mut s = String::new();
-    let status = c["status"].as_str().unwrap_or("?");
-    let _ = writeln!(s, "# Campaign: {}\n", status.to_uppercase());
-    let plan = &c["plan"];
+    let _ = writeln!(s, "# Campaign: {}\n", c.status.name().to_uppercase());
+    let plan = &c.plan;
     let _ = writeln!(
         s,
         "{} runs of {} planned ({} files, seeds {}, shard {}), {} worker processes, {:.1} s wall.\n",
-        c["runs"],
-        plan["runs_planned"],
-        plan["scenarios"].as_array().map_or(0, Vec::len),
-        plan["seeds"].as_str().unwrap_or("?"),
-        plan["shard"].as_str().unwrap_or("none"),
-        c["jobs"],
-        c["wall_ms"].as_f64().unwrap_or(0.0) / 1000.0
+        c.runs,
+        plan.runs_planned,
+        plan.scenarios.len(),
+        plan.seeds,
+        plan.shard.as_deref().unwrap_or("none"),
+        c.jobs,
+        c.wall_ms as f64 / 1000.0
     );
-    for v in c["verdict"].as_array().into_iter().flatten() {
-        let _ = writeln!(s, "* {}", v.as_str().unwrap_or(""));
+    for v in &c.verdict {
+        let _ = writeln!(s, "* {v}");
     }
-    let o = &c["outcomes"];
+    let o = |k: &str| c.outcomes.get(k).copied().unwrap_or(0);
     let _ = writeln!(
         s,
         "\nOutcomes: ok {}, violation {}, liveness {}, incomplete {}, timeout {}. Runs not as expected: {}.",
-        o["ok"],
-        o["violation"],
-        o["liveness"],
-        o["incomplete"],
-        o["timeout"],
-        c["unexpected"].as_array().map_or(0, Vec::len)
+        o("ok"),
+        o("violation"),
+        o("liveness"),
+        o("incomplete"),
+        o("timeout"),
+        c.unexpected.len()
     );
-    if c["budget_exhausted"] == true {
+    if c.budget_exhausted {
         let _ = writeln!(
             s,
             "\n**The wall-clock budget ran out before every run and determinism re-run was made: the campaign is not passed.**"
         );
     }
-    let b = &c["build"];
+    let b = &c.build;
     let _ = writeln!(
         s,
         "\nBuild: commit {}{}, {} ({}), Cargo.lock {}.\n",
-        b["git_commit"].as_str().unwrap_or("?"),
-        if b["git_dirty"] == true {
-            " (dirty)"
-        } else {
-            ""
-        },
-        b["rustc"].as_str().unwrap_or("?"),
-        b["profile"].as_str().unwrap_or("?"),
-        b["cargo_lock_sha256"]
-            .as_str()
-            .unwrap_or("?")
-            .get(..12)
-            .unwrap_or("?")
+        b.git_commit,
+        if b.git_dirty { " (dirty)" } else { "" },
+        b.rustc,
+        b.profile,
+        b.cargo_lock_sha256.get(..12).unwrap_or("?")
     );
-    if let Some(f) = c["failures"].as_array().filter(|f| !f.is_empty()) {
+    if !c.failures.is_empty() {
         let _ = writeln!(s, "## Failures\n");
-        for x in f {
-            let _ = writeln!(s, "* {}", x.as_str().unwrap_or(""));
+        for x in &c.failures {
+            let _ = writeln!(s, "* {x}");
         }
         let _ = writeln!(s);
     }
@@ -710,34 +726,25 @@ pub fn summary(c: &Value, runs: &[Value]) -> String {
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
     let mut cells: BTreeMap<(String, String), [usize; 6]> = BTreeMap::new();
     for r in runs {
-        let e = cells.entry(cell_id(&r["cell"])).or_default();
-        match r["outcome"].as_str() {
-            Some("ok") => e[0] += 1,
-            Some("violation") => e[1] += 1,
-            Some("liveness") => e[2] += 1,
-            Some("incomplete") => e[3] += 1,
-            _ => e[4] += 1,
+        let e = cells.entry(run_cell_id(r)).or_default();
+        match r.outcome {
+            RunOutcome::Ok => e[0] += 1,
+            RunOutcome::Violation => e[1] += 1,
+            RunOutcome::Liveness => e[2] += 1,
+            RunOutcome::Incomplete => e[3] += 1,
+            RunOutcome::Timeout | RunOutcome::Crash => e[4] += 1,
         }
-        if r["as_expected"] != true {
+        if !r.as_expected {
             e[5] += 1;
         }
     }
-    let verdicts: BTreeMap<(String, String), &Value> = c["cell_verdicts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|v| {
-            (
-                (
-                    v["scenario_file"].as_str().unwrap_or("").to_string(),
-                    v["cell"].as_str().unwrap_or("").to_string(),
-                ),
-                v,
-            )
-        })
+    let verdicts: BTreeMap<(String, String), &CellVerdict> = c
+        .cell_verdicts
+        .iter()
+        .map(|v| ((v.scenario_file.clone(), v.cell.clone()), v))
         .collect();
-    for cell in plan["cells"].as_array().into_iter().flatten() {
-        let k = cell_id(cell);
+    for cell in &plan.cells {
+        let k = cell_id(&cell.cell);
         let n = cells.get(&k).copied().unwrap_or_default();
         let v = verdicts.get(&k);
         let _ = writeln!(
@@ -745,7 +752,7 @@ pub fn summary(c: &Value, runs: &[Value]) -> String {
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             k.0,
             k.1,
-            v.and_then(|v| v["expected"].as_str()).unwrap_or("?"),
+            v.map_or("?", |v| v.expected.as_str()),
             n[..5].iter().sum::<usize>(),
             n[0],
             n[1],
@@ -753,11 +760,7 @@ pub fn summary(c: &Value, runs: &[Value]) -> String {
             n[3],
             n[4],
             n[5],
-            v.map_or("?".to_string(), |v| format!(
-                "{}: {}",
-                v["verdict"].as_str().unwrap_or("?"),
-                v["why"].as_str().unwrap_or("")
-            ))
+            v.map_or("?".to_string(), |v| format!("{}: {}", v.verdict, v.why))
         );
     }
     s
@@ -770,33 +773,34 @@ pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Writes `runs.jsonl`, `campaign.json` and `summary.md` into `dir`.
-pub fn write_folder(dir: &Path, campaign: &Value, runs: &[Value]) -> Result<(), String> {
+/// Writes `runs.jsonl`, `campaign.json` and `summary.md` into `dir`. The records are
+/// written through `serde_json::Value`, so their keys are sorted.
+pub fn write_folder(
+    dir: &Path,
+    campaign: &CampaignRecord,
+    runs: &[RunRecord],
+) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut text = String::new();
     for r in runs {
-        text.push_str(&r.to_string());
+        let v = serde_json::to_value(r).map_err(|e| format!("run {}: {e}", key_of(r)))?;
+        text.push_str(&v.to_string());
         text.push('\n');
     }
+    let c = serde_json::to_value(campaign)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .map_err(|e| format!("campaign.json: {e}"))?;
     let w = |name: &str, body: &str| {
         let p = dir.join(name);
         std::fs::write(&p, body).map_err(|e| format!("cannot write {}: {e}", p.display()))
     };
     w("runs.jsonl", &text)?;
-    w(
-        "campaign.json",
-        &(serde_json::to_string_pretty(campaign).unwrap_or_default() + "\n"),
-    )?;
+    w("campaign.json", &(c + "\n"))?;
     w("summary.md", &summary(campaign, runs))
 }
 
-fn sort_runs(runs: &mut [Value]) {
-    runs.sort_by(|a, b| {
-        a["run_key"]
-            .as_str()
-            .unwrap_or("")
-            .cmp(b["run_key"].as_str().unwrap_or(""))
-    });
+fn sort_runs(runs: &mut [RunRecord]) {
+    runs.sort_by(|a, b| key_of(a).cmp(key_of(b)));
 }
 
 struct Progress {
@@ -869,9 +873,9 @@ pub fn main(a: &CampaignArgs) -> ExitCode {
     }
 }
 
-/// Runs a campaign and writes its folder; the campaign object. `Err`: bad input or a
+/// Runs a campaign and writes its folder; its campaign.json. `Err`: bad input or a
 /// broken worker pool.
-pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
+pub fn campaign(a: &CampaignArgs) -> Result<CampaignRecord, String> {
     let started = Instant::now();
     let seeds = parse_campaign_seeds(&a.seeds)?;
     let shard = match &a.shard {
@@ -912,10 +916,9 @@ pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
         shard,
         cells: cells
             .iter()
-            .map(|c| {
-                let mut v = c.json();
-                v["expect"] = c.expect();
-                v
+            .map(|c| PlanCell {
+                cell: c.cell_ref(),
+                expect: c.expect(),
             })
             .collect(),
         runs_planned: wanted.len(),
@@ -923,8 +926,7 @@ pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let build_id = identity::current();
-    let build = serde_json::to_value(&build_id).unwrap_or(Value::Null);
+    let build = identity::current();
     let out = &a.out;
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let traces = out.join("traces");
@@ -961,17 +963,20 @@ pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
     let (got, cut_short) = pool::run(&exe, &cells, pool::tasks(&pairs), &cfg, &mut |d| {
         prog.show(d)
     })?;
-    let mut runs: Vec<Value> = got
+    let mut runs: Vec<RunRecord> = got
         .into_iter()
         .map(|(ci, seed, g)| {
             let c = &cells[ci];
-            let (mut v, timed_out) = match g {
-                pool::Got::Record(v) => (v, false),
-                pool::Got::Timeout => (synthetic(c, seed, "timeout", a.timeout_ms, None), true),
-                pool::Got::Crash(e) => (synthetic(c, seed, "crash", 0, Some(&e)), false),
+            let (mut r, timed_out) = match g {
+                pool::Got::Record(r) => (*r, false),
+                pool::Got::Timeout => (
+                    synthetic(c, seed, RunOutcome::Timeout, a.timeout_ms, None),
+                    true,
+                ),
+                pool::Got::Crash(e) => (synthetic(c, seed, RunOutcome::Crash, 0, Some(&e)), false),
             };
-            stamp(&mut v, c, seed, &build, timed_out);
-            v
+            stamp(&mut r, c, seed, &build, timed_out);
+            r
         })
         .collect();
     sort_runs(&mut runs);
@@ -980,19 +985,18 @@ pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
         .iter()
         .enumerate()
         .filter_map(|(i, r)| {
-            let id = cell_id(&r["cell"]);
+            let id = run_cell_id(r);
             let ci = cells
                 .iter()
                 .position(|c| id.0 == c.file && id.1 == c.label())?;
-            Some(((ci, r["seed"].as_u64()?), i))
+            Some(((ci, r.seed), i))
         })
         .collect();
     let resample: Vec<(usize, u64)> = index
         .iter()
         .filter(|(_, &i)| {
             let r = &runs[i];
-            r["trace_hash"].is_string()
-                && (failing(r) || sampled(r["run_key"].as_str().unwrap_or(""), a.resample_pct))
+            r.trace_hash.is_some() && (failing(r) || sampled(key_of(r), a.resample_pct))
         })
         .map(|(k, _)| *k)
         .collect();
@@ -1018,55 +1022,52 @@ pub fn campaign(a: &CampaignArgs) -> Result<Value, String> {
             };
             det.rerun += 1;
             let r = &runs[i];
-            let child = match &g {
-                pool::Got::Record(v) => v["trace_hash"].clone(),
-                pool::Got::Timeout => json!("timeout"),
-                pool::Got::Crash(_) => json!("crash"),
+            let child = match g {
+                pool::Got::Record(again) => again.trace_hash,
+                pool::Got::Timeout => Some("timeout".to_string()),
+                pool::Got::Crash(_) => Some("crash".to_string()),
             };
-            if child != r["trace_hash"] {
-                det.mismatches.push(json!({
-                    "run_key": r["run_key"], "hash": r["trace_hash"], "child_hash": child
-                }));
+            if child != r.trace_hash {
+                det.mismatches.push(Mismatch {
+                    run_key: key_of(r).to_string(),
+                    hash: r.trace_hash.clone(),
+                    child_hash: child,
+                });
             }
         }
-        det.mismatches.sort_by(|a, b| {
-            a["run_key"]
-                .as_str()
-                .unwrap_or("")
-                .cmp(b["run_key"].as_str().unwrap_or(""))
-        });
+        det.mismatches.sort_by(|a, b| a.run_key.cmp(&b.run_key));
     }
     let _ = std::fs::remove_dir_all(&work);
     let wall_ms = started.elapsed().as_millis() as u64;
-    let c = judge(&plan, &build_id, &runs, &det, cut, wall_ms, jobs, &[])?;
+    let c = judge(&plan, &build, &runs, &det, cut, wall_ms, jobs, &[])?;
     write_folder(out, &c, &runs)?;
     finish(out, &c);
     Ok(c)
 }
 
-/// The exit code of a campaign object: 0 passed, 1 failed, 3 incomplete (the budget
-/// ran out before every run or determinism re-run was made, and nothing failed).
-pub fn status_code(c: &Value) -> u8 {
-    match c["status"].as_str() {
-        Some("passed") => EXIT_OK,
-        Some("incomplete") => EXIT_INCOMPLETE,
-        _ => EXIT_FAILED,
+/// The exit code of a campaign: 0 passed, 1 failed, 3 incomplete (the budget ran out
+/// before every run or determinism re-run was made, and nothing failed).
+pub fn status_code(c: &CampaignRecord) -> u8 {
+    match c.status {
+        CampaignStatus::Passed => EXIT_OK,
+        CampaignStatus::Incomplete => EXIT_INCOMPLETE,
+        CampaignStatus::Failed => EXIT_FAILED,
     }
 }
 
-fn finish(out: &Path, c: &Value) {
+fn finish(out: &Path, c: &CampaignRecord) {
     let report = write_report(out);
     println!(
         "campaign {}: {} runs; folder {}",
-        c["status"].as_str().unwrap_or("?"),
-        c["runs"],
+        c.status.name(),
+        c.runs,
         out.display()
     );
-    for v in c["verdict"].as_array().into_iter().flatten() {
-        println!("  {}", v.as_str().unwrap_or(""));
+    for v in &c.verdict {
+        println!("  {v}");
     }
-    for f in c["failures"].as_array().into_iter().flatten() {
-        println!("FAILED: {}", f.as_str().unwrap_or(""));
+    for f in &c.failures {
+        println!("FAILED: {f}");
     }
     match report {
         Ok(p) => println!("report: {}", p.display()),
@@ -1074,14 +1075,19 @@ fn finish(out: &Path, c: &Value) {
     }
 }
 
-fn read_folder(dir: &Path) -> Result<(Value, Vec<Value>), String> {
+/// A campaign folder's campaign.json and runs.jsonl. A file that is not of its record
+/// type is an error naming the file (and the line).
+fn read_folder(dir: &Path) -> Result<(CampaignRecord, Vec<RunRecord>), String> {
     let cj = dir.join("campaign.json");
     let text =
         std::fs::read_to_string(&cj).map_err(|e| format!("cannot read {}: {e}", cj.display()))?;
-    let c: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", cj.display()))?;
-    if c["format"] != FORMAT {
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", cj.display()))?;
+    // The format tag first: another file is "not a campaign folder", not a missing field.
+    if v.get("format").and_then(Value::as_str) != Some(FORMAT) {
         return Err(format!("{}: not a {FORMAT} folder", cj.display()));
     }
+    let c: CampaignRecord = serde_json::from_value(v)
+        .map_err(|e| format!("{}: not a campaign record: {e}", cj.display()))?;
     let rj = dir.join("runs.jsonl");
     let text =
         std::fs::read_to_string(&rj).map_err(|e| format!("cannot read {}: {e}", rj.display()))?;
@@ -1090,9 +1096,10 @@ fn read_folder(dir: &Path) -> Result<(Value, Vec<Value>), String> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", rj.display(), i + 1))
+            serde_json::from_str(l)
+                .map_err(|e| format!("{}:{}: not a run record: {e}", rj.display(), i + 1))
         })
-        .collect::<Result<Vec<Value>, String>>()?;
+        .collect::<Result<Vec<RunRecord>, String>>()?;
     Ok((c, runs))
 }
 
@@ -1107,10 +1114,10 @@ pub fn merge_main(a: &MergeArgs) -> ExitCode {
     }
 }
 
-/// Merges shard folders into `out`; the merged campaign object.
-pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Value, String> {
-    let mut first: Option<Value> = None;
-    let mut runs: BTreeMap<String, Value> = BTreeMap::new();
+/// Merges shard folders into `out`; the merged campaign.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<CampaignRecord, String> {
+    let mut first: Option<CampaignRecord> = None;
+    let mut runs: BTreeMap<String, RunRecord> = BTreeMap::new();
     let mut shards: BTreeSet<u64> = BTreeSet::new();
     let mut n_shards: Option<u64> = None;
     let mut det = Determinism::default();
@@ -1118,10 +1125,14 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Value, String> {
     let mut failures = Vec::new();
     for d in dirs {
         let (c, rs) = read_folder(d)?;
-        let plan = &c["plan"];
+        let plan = &c.plan;
         if let Some(f) = &first {
-            for k in ["scenarios", "seeds", "cells"] {
-                if f["plan"][k] != plan[k] {
+            for (k, same) in [
+                ("scenarios", f.plan.scenarios == plan.scenarios),
+                ("seeds", f.plan.seeds == plan.seeds),
+                ("cells", f.plan.cells == plan.cells),
+            ] {
+                if !same {
                     return Err(format!(
                         "{}: its plan's {k} differs from {}'s; merge shards of one campaign",
                         d.display(),
@@ -1129,12 +1140,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Value, String> {
                     ));
                 }
             }
-            if f["build"] != c["build"] {
+            if f.build != c.build {
                 failures.push(format!("{} was made by another build", d.display()));
             }
         }
-        let shard = plan["shard"]
-            .as_str()
+        let shard = plan
+            .shard
+            .as_deref()
             .ok_or_else(|| format!("{}: not a shard (plan.shard is null)", d.display()))?;
         let (i, n) = parse_shard(shard, &|_| None)?;
         if n_shards.is_some_and(|m| m != n) {
@@ -1145,23 +1157,19 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Value, String> {
             return Err(format!("{}: shard {shard} given twice", d.display()));
         }
         for r in rs {
-            let k = r["run_key"].as_str().unwrap_or("").to_string();
+            let k = key_of(&r).to_string();
             if runs.insert(k.clone(), r).is_some() {
                 return Err(format!("{}: run {k} is in two shards", d.display()));
             }
         }
-        det.sampled += c["determinism"]["sampled"].as_u64().unwrap_or(0) as usize;
-        det.rerun += c["determinism"]["rerun"].as_u64().unwrap_or(0) as usize;
-        det.mismatches.extend(
-            c["determinism"]["mismatches"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
-        );
-        wall = wall.max(c["wall_ms"].as_u64().unwrap_or(0));
-        jobs = jobs.max(c["jobs"].as_u64().unwrap_or(0) as usize);
-        planned += plan["runs_planned"].as_u64().unwrap_or(0) as usize;
-        budget |= c["budget_exhausted"] == true;
+        det.sampled += c.determinism.sampled as usize;
+        det.rerun += c.determinism.rerun as usize;
+        det.mismatches
+            .extend(c.determinism.mismatches.iter().cloned());
+        wall = wall.max(c.wall_ms);
+        jobs = jobs.max(c.jobs as usize);
+        planned += plan.runs_planned as usize;
+        budget |= c.budget_exhausted;
         let tdir = d.join("traces");
         if let Ok(rd) = std::fs::read_dir(&tdir) {
             let to = out.join("traces");
@@ -1187,32 +1195,77 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Value, String> {
     if !missing.is_empty() {
         failures.push(format!("shards missing: {}", missing.join(", ")));
     }
-    det.mismatches.sort_by(|a, b| {
-        a["run_key"]
-            .as_str()
-            .unwrap_or("")
-            .cmp(b["run_key"].as_str().unwrap_or(""))
-    });
-    let p = &f["plan"];
-    let seeds = parse_campaign_seeds(p["seeds"].as_str().unwrap_or(""))?;
+    det.mismatches.sort_by(|a, b| a.run_key.cmp(&b.run_key));
     let plan = Plan {
-        files: p["scenarios"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        seeds,
+        seeds: parse_campaign_seeds(&f.plan.seeds)?,
+        files: f.plan.scenarios,
         shard: None,
-        cells: p["cells"].as_array().cloned().unwrap_or_default(),
+        cells: f.plan.cells,
         runs_planned: planned,
     };
-    let runs: Vec<Value> = runs.into_values().collect();
-    let build: Build = serde_json::from_value(f["build"].clone())
-        .map_err(|e| format!("{}: the build in its campaign.json: {e}", dirs[0].display()))?;
-    let c = judge(&plan, &build, &runs, &det, budget, wall, jobs, &failures)?;
+    let runs: Vec<RunRecord> = runs.into_values().collect();
+    let c = judge(&plan, &f.build, &runs, &det, budget, wall, jobs, &failures)?;
     write_folder(out, &c, &runs)?;
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build() -> Build {
+        Build {
+            git_commit: "c0".into(),
+            git_dirty: false,
+            cargo_lock_sha256: "ab".into(),
+            rustc: "rustc 1.95.0".into(),
+            features: Vec::new(),
+            profile: "debug".into(),
+            mimi_sim_version: "0.1.0".into(),
+        }
+    }
+
+    /// The stand-in record of a timed-out run, stamped, is the line the campaign wrote
+    /// when records were `serde_json::Value`s: same fields, same order, no steps.
+    #[test]
+    fn a_stamped_stand_in_record_is_written_as_before() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/alice-adds-bob.toml");
+        let mut c = plan_cells(&[file]).unwrap().remove(0);
+        c.file = "scenarios/alice-adds-bob.toml".into();
+        let mut r = synthetic(&c, 1, RunOutcome::Timeout, 1, None);
+        stamp(&mut r, &c, 1, &build(), true);
+        let sha = crate::world::run::scenario_hash(&c.text);
+        let want = format!(
+            r#"{{"as_expected":false,"build":{{"cargo_lock_sha256":"ab","features":[],"git_commit":"c0","git_dirty":false,"mimi_sim_version":"0.1.0","profile":"debug","rustc":"rustc 1.95.0"}},"cell":{{"enforcement":"default","scenario_file":"scenarios/alice-adds-bob.toml"}},"converged_at_ms":null,"expected":"ok","faults":{{}},"faults_never_fired":[],"hub_rejections":{{}},"liveness":null,"messages_accepted":0,"messages_received":0,"ops":null,"outcome":"timeout","run_key":"scenarios/alice-adds-bob.toml|default|1","scenario":"alice-adds-bob","scenario_file":"scenarios/alice-adds-bob.toml","scenario_sha256":"{sha}","seed":1,"sim_time_ms":0,"state_table":[],"timed_out":true,"trace_events":0,"trace_hash":null,"variant":{{"enforcement":"full"}},"violations":[],"wall_ms":1}}"#
+        );
+        assert_eq!(serde_json::to_value(&r).unwrap().to_string(), want);
+        // A crash keeps the worker's last words as its liveness note.
+        let r = synthetic(&c, 2, RunOutcome::Crash, 0, Some("worker exited"));
+        assert_eq!(r.liveness.as_deref(), Some("worker exited"));
+        assert!(failing(&r) && !judged(r.outcome));
+    }
+
+    /// A worker's record, stamped and written, is the worker's line plus the stamp.
+    #[test]
+    fn a_workers_record_keeps_every_field_when_stamped() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/ban.toml");
+        let c = plan_cells(&[file]).unwrap().remove(1);
+        let resolved = c.scenario.validate(&c.file, &c.text).unwrap();
+        let line = serde_json::to_value(crate::world::run::run(
+            &c.scenario,
+            &resolved,
+            &c.text,
+            2,
+            false,
+        ))
+        .unwrap();
+        let mut r: RunRecord = serde_json::from_value(line.clone()).unwrap();
+        stamp(&mut r, &c, 2, &build(), false);
+        let mut want = line;
+        want["run_key"] = json!(run_key(&c.file, &c.label(), 2));
+        want["cell"] = json!({"scenario_file": c.file, "enforcement": c.enforcement});
+        want["build"] = serde_json::to_value(build()).unwrap();
+        want["timed_out"] = json!(false);
+        assert_eq!(serde_json::to_value(&r).unwrap(), want);
+    }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use mimi_reports::records::run::RunRecord;
 
 use super::CellSpec;
 
@@ -23,7 +23,8 @@ pub struct Task {
 /// What became of one seed.
 #[derive(Debug, Clone)]
 pub enum Got {
-    Record(Value),
+    /// The worker's record of the run (boxed: a record is large, the other cases small).
+    Record(Box<RunRecord>),
     Timeout,
     Crash(String),
 }
@@ -97,7 +98,7 @@ pub fn run(
             for mut r in running.drain(..) {
                 let _ = r.child.kill();
                 let _ = r.child.wait();
-                collect(&r, complete_lines(&r.out).len(), &mut results)?;
+                collect(cells, &r.task, &complete_lines(&r.out), &mut results)?;
             }
             cut_short = true;
             break;
@@ -167,8 +168,9 @@ pub fn run(
                 let _ = r.child.kill();
                 let _ = r.child.wait();
             }
-            let n = complete_lines(&r.out).len();
-            collect(&r, n, &mut results)?;
+            let lines = complete_lines(&r.out);
+            let n = lines.len();
+            collect(cells, &r.task, &lines, &mut results)?;
             if n < r.task.seeds.len() {
                 let seed = r.task.seeds[n];
                 let got = if timed_out {
@@ -200,20 +202,99 @@ pub fn run(
     Ok((results, cut_short))
 }
 
-fn collect(r: &Running, n: usize, results: &mut Vec<Done>) -> Result<(), String> {
-    for (k, line) in complete_lines(&r.out).into_iter().take(n).enumerate() {
-        let v: Value = serde_json::from_str(&line)
-            .map_err(|e| format!("a worker printed a bad record ({e}): {line}"))?;
-        let Some(&seed) = r.task.seeds.get(k) else {
-            return Err(format!("a worker printed more records than seeds: {line}"));
-        };
-        if v["seed"].as_u64() != Some(seed) {
+/// The records a worker of `task` printed (`lines`, one per seed in order). A line that
+/// is not a run record of the seed due is an error naming the run (its key and the
+/// start of the line).
+fn collect(
+    cells: &[CellSpec],
+    task: &Task,
+    lines: &[String],
+    results: &mut Vec<Done>,
+) -> Result<(), String> {
+    let cell = &cells[task.cell];
+    for (k, line) in lines.iter().enumerate() {
+        let Some(&seed) = task.seeds.get(k) else {
             return Err(format!(
-                "a worker printed seed {} where seed {seed} was due",
-                v["seed"]
+                "a worker of {} under {} printed more records than seeds: {}",
+                cell.file,
+                cell.label(),
+                start(line)
+            ));
+        };
+        let key = super::run_key(&cell.file, &cell.label(), seed);
+        let rec: RunRecord = serde_json::from_str(line).map_err(|e| {
+            format!(
+                "run {key}: the worker printed a line that is not a run record ({e}): {}",
+                start(line)
+            )
+        })?;
+        if rec.seed != seed {
+            return Err(format!(
+                "run {key}: the worker printed seed {} where seed {seed} was due",
+                rec.seed
             ));
         }
-        results.push((r.task.cell, seed, Got::Record(v)));
+        results.push((task.cell, seed, Got::Record(Box::new(rec))));
     }
     Ok(())
+}
+
+/// The start of a worker's line, for an error message.
+fn start(line: &str) -> String {
+    const MAX: usize = 200;
+    if line.chars().count() <= MAX {
+        line.to_string()
+    } else {
+        format!("{}…", line.chars().take(MAX).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells() -> Vec<CellSpec> {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/alice-adds-bob.toml");
+        super::super::plan_cells(&[file]).unwrap()
+    }
+
+    #[test]
+    fn a_line_that_is_not_a_run_record_is_an_error_naming_the_run() {
+        let cells = cells();
+        let task = Task {
+            cell: 0,
+            seeds: vec![3, 4],
+        };
+        let file = &cells[0].file;
+        let (s, text) = crate::scenario::Scenario::load(&cells[0].path).unwrap();
+        let resolved = s.validate(file, &text).unwrap();
+        let good = serde_json::to_value(crate::world::run::run(&s, &resolved, &text, 3, false))
+            .unwrap()
+            .to_string();
+        let mut got = Vec::new();
+        collect(&cells, &task, std::slice::from_ref(&good), &mut got).unwrap();
+        assert!(matches!(&got[0], (0, 3, Got::Record(r)) if r.seed == 3));
+        for (lines, want) in [
+            (
+                vec![good.clone(), "{\"seed\": 4}".to_string()],
+                "|default|4: the worker printed a line that is not a run record (missing field",
+            ),
+            (
+                vec!["not json".to_string()],
+                "|default|3: the worker printed",
+            ),
+            (
+                vec![good.clone(), good.clone()],
+                "printed seed 3 where seed 4 was due",
+            ),
+            (
+                vec![good.clone(), good.replace("\"seed\":3", "\"seed\":4"), good],
+                "printed more records than seeds",
+            ),
+        ] {
+            let e = collect(&cells, &task, &lines, &mut Vec::new()).unwrap_err();
+            assert!(e.contains(want), "{e}");
+            assert!(e.contains(file.as_str()), "{e}");
+        }
+    }
 }
