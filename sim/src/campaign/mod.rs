@@ -499,72 +499,15 @@ pub fn judge(
         ));
     }
     let whole = plan.shard.is_none();
-    let mut cells_json = Vec::new();
-    let (mut met, mut not_met, mut not_judged) = (0usize, Vec::new(), Vec::new());
-    for c in &plan.cells {
-        let id = cell_id(&c.cell);
-        let (file, enf) = (&id.0, &id.1);
-        let rs: Vec<&RunRecord> = by_cell.get(&id).cloned().unwrap_or_default();
-        let runs: Vec<crate::campaign::findings::JudgedRun> = rs
-            .iter()
-            .filter(|r| judged(r.outcome))
-            .map(|r| crate::campaign::findings::judged_run(r))
-            .collect();
-        let e = expectation(c)?;
-        let j = e.judge_cell(plan.seeds.0, &runs, whole);
-        let window_cut = j
-            .window
-            .is_some_and(|(a, b, n)| n < (b - a + 1) as usize && j.first_hit.is_none());
-        // A window the budget cut short is not judged (the campaign is incomplete).
-        let verdict = if j.met() {
-            met += 1;
-            "met"
-        } else if budget_exhausted && j.unexpected.is_empty() && window_cut {
-            not_judged.push(format!("{file} under {enf}"));
-            "not judged"
-        } else {
-            not_met.push(format!("{file} under {enf}"));
-            failures.push(format!("{file} under {enf}: {}", j.explain(&e)));
-            "not met"
-        };
-        cells_json.push(CellVerdict {
-            scenario_file: file.clone(),
-            cell: enf.clone(),
-            expected: e.describe(),
-            runs: runs.len() as u64,
-            verdict: verdict.to_string(),
-            why: j.explain(&e),
-        });
-    }
-    let mut never: Vec<NeverFired> = Vec::new();
-    if whole {
-        let mut per_file: BTreeMap<&str, Option<BTreeSet<String>>> = BTreeMap::new();
-        for r in runs {
-            if !judged(r.outcome) {
-                continue;
-            }
-            let kinds: BTreeSet<String> = r.faults_never_fired.iter().cloned().collect();
-            let e = per_file
-                .entry(r.cell.as_ref().map_or("", |c| c.scenario_file.as_str()))
-                .or_insert(None);
-            *e = Some(match e.take() {
-                None => kinds,
-                Some(prev) => prev.intersection(&kinds).cloned().collect(),
-            });
-        }
-        for (file, kinds) in per_file {
-            let kinds = kinds.unwrap_or_default();
-            if !kinds.is_empty() {
-                failures.push(format!(
-                    "{file}: enabled fault kinds never fired in any run: {}",
-                    kinds.iter().cloned().collect::<Vec<_>>().join(", ")
-                ));
-                never.push(NeverFired {
-                    kinds: kinds.into_iter().collect(),
-                    scenario_file: file.to_string(),
-                });
-            }
-        }
+    let cells = judge_cells(plan, &by_cell, budget_exhausted)?;
+    failures.extend(cells.failures.iter().cloned());
+    let never = if whole { never_fired(runs) } else { Vec::new() };
+    for n in &never {
+        failures.push(format!(
+            "{}: enabled fault kinds never fired in any run: {}",
+            n.scenario_file,
+            n.kinds.join(", ")
+        ));
     }
     if !det.mismatches.is_empty() {
         failures.push(format!(
@@ -572,28 +515,7 @@ pub fn judge(
             det.mismatches.len()
         ));
     }
-    let mut short = Vec::new();
-    if runs.len() < plan.runs_planned {
-        short.push(format!(
-            "{} of {} planned runs were not made",
-            plan.runs_planned - runs.len(),
-            plan.runs_planned
-        ));
-    }
-    if det.rerun < det.sampled {
-        short.push(format!(
-            "{} of {} determinism re-runs were not made",
-            det.sampled - det.rerun,
-            det.sampled
-        ));
-    }
-    if !not_judged.is_empty() {
-        short.push(format!(
-            "{} cells' within_seeds windows were not run: {}",
-            not_judged.len(),
-            not_judged.join(", ")
-        ));
-    }
+    let short = not_made(plan, runs.len(), det, &cells.not_judged);
     let status = if !failures.is_empty() {
         CampaignStatus::Failed
     } else if !short.is_empty() || budget_exhausted {
@@ -613,17 +535,18 @@ pub fn judge(
     };
     let mut verdict = vec![
         format!(
-            "expectations: {met}/{} cells met{}{}",
+            "expectations: {}/{} cells met{}{}",
+            cells.met,
             plan.cells.len(),
-            if not_met.is_empty() {
+            if cells.not_met.is_empty() {
                 String::new()
             } else {
-                format!("; NOT met: {}", not_met.join(", "))
+                format!("; NOT met: {}", cells.not_met.join(", "))
             },
-            if not_judged.is_empty() {
+            if cells.not_judged.is_empty() {
                 String::new()
             } else {
-                format!("; not judged (budget): {}", not_judged.len())
+                format!("; not judged (budget): {}", cells.not_judged.len())
             }
         ),
         format!(
@@ -658,11 +581,131 @@ pub fn judge(
         outcomes,
         unexpected,
         budget_exhausted,
-        cell_verdicts: cells_json,
+        cell_verdicts: cells.verdicts,
         wall_ms,
         jobs: jobs as u64,
     };
     Ok(record)
+}
+
+/// Every cell of the plan judged by its expectation.
+struct CellJudgements {
+    verdicts: Vec<CellVerdict>,
+    met: usize,
+    /// `"<file> under <cell>"` of the cells not met, and of those the budget left unjudged.
+    not_met: Vec<String>,
+    not_judged: Vec<String>,
+    /// Why each cell not met failed.
+    failures: Vec<String>,
+}
+
+/// Judges each cell of `plan` on its runs; a window the budget cut short is not judged
+/// (the campaign is then incomplete, not failed).
+fn judge_cells(
+    plan: &Plan,
+    by_cell: &BTreeMap<(String, String), Vec<&RunRecord>>,
+    budget_exhausted: bool,
+) -> Result<CellJudgements, String> {
+    let whole = plan.shard.is_none();
+    let mut out = CellJudgements {
+        verdicts: Vec::new(),
+        met: 0,
+        not_met: Vec::new(),
+        not_judged: Vec::new(),
+        failures: Vec::new(),
+    };
+    for c in &plan.cells {
+        let id = cell_id(&c.cell);
+        let (file, enf) = (&id.0, &id.1);
+        let rs: Vec<&RunRecord> = by_cell.get(&id).cloned().unwrap_or_default();
+        let runs: Vec<crate::campaign::findings::JudgedRun> = rs
+            .iter()
+            .filter(|r| judged(r.outcome))
+            .map(|r| crate::campaign::findings::judged_run(r))
+            .collect();
+        let e = expectation(c)?;
+        let j = e.judge_cell(plan.seeds.0, &runs, whole);
+        let window_cut = j
+            .window
+            .is_some_and(|(a, b, n)| n < (b - a + 1) as usize && j.first_hit.is_none());
+        let verdict = if j.met() {
+            out.met += 1;
+            "met"
+        } else if budget_exhausted && j.unexpected.is_empty() && window_cut {
+            out.not_judged.push(format!("{file} under {enf}"));
+            "not judged"
+        } else {
+            out.not_met.push(format!("{file} under {enf}"));
+            out.failures
+                .push(format!("{file} under {enf}: {}", j.explain(&e)));
+            "not met"
+        };
+        out.verdicts.push(CellVerdict {
+            scenario_file: file.clone(),
+            cell: enf.clone(),
+            expected: e.describe(),
+            runs: runs.len() as u64,
+            verdict: verdict.to_string(),
+            why: j.explain(&e),
+        });
+    }
+    Ok(out)
+}
+
+/// Per scenario file, the enabled fault kinds that fired in none of its judged runs.
+fn never_fired(runs: &[RunRecord]) -> Vec<NeverFired> {
+    let mut per_file: BTreeMap<&str, Option<BTreeSet<String>>> = BTreeMap::new();
+    for r in runs {
+        if !judged(r.outcome) {
+            continue;
+        }
+        let kinds: BTreeSet<String> = r.faults_never_fired.iter().cloned().collect();
+        let e = per_file
+            .entry(r.cell.as_ref().map_or("", |c| c.scenario_file.as_str()))
+            .or_insert(None);
+        *e = Some(match e.take() {
+            None => kinds,
+            Some(prev) => prev.intersection(&kinds).cloned().collect(),
+        });
+    }
+    per_file
+        .into_iter()
+        .filter_map(|(file, kinds)| {
+            let kinds = kinds.unwrap_or_default();
+            (!kinds.is_empty()).then(|| NeverFired {
+                kinds: kinds.into_iter().collect(),
+                scenario_file: file.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// What the campaign set out to do and did not: planned runs, determinism re-runs and
+/// within-N windows not made (the budget ran out).
+fn not_made(plan: &Plan, made: usize, det: &Determinism, not_judged: &[String]) -> Vec<String> {
+    let mut short = Vec::new();
+    if made < plan.runs_planned {
+        short.push(format!(
+            "{} of {} planned runs were not made",
+            plan.runs_planned - made,
+            plan.runs_planned
+        ));
+    }
+    if det.rerun < det.sampled {
+        short.push(format!(
+            "{} of {} determinism re-runs were not made",
+            det.sampled - det.rerun,
+            det.sampled
+        ));
+    }
+    if !not_judged.is_empty() {
+        short.push(format!(
+            "{} cells' within_seeds windows were not run: {}",
+            not_judged.len(),
+            not_judged.join(", ")
+        ));
+    }
+    short
 }
 
 /// The Markdown summary of a campaign and its runs.
@@ -877,6 +920,79 @@ pub fn main(a: &CampaignArgs) -> ExitCode {
 /// broken worker pool.
 pub fn campaign(a: &CampaignArgs) -> Result<CampaignRecord, String> {
     let started = Instant::now();
+    let (cells, plan, pairs) = plan(a)?;
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let build = identity::current();
+    let out = &a.out;
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let traces = out.join("traces");
+    let work = out.join(".work");
+    let _ = std::fs::remove_dir_all(&traces);
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&traces)
+        .map_err(|e| format!("cannot create {}: {e}", traces.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
+    eprintln!(
+        "campaign: {} cells × seeds {}..{}{} = {} runs on {jobs} worker processes → {}",
+        cells.len(),
+        plan.seeds.0,
+        plan.seeds.1,
+        plan.shard
+            .map_or(String::new(), |(i, n)| format!(", shard {i}/{n}")),
+        pairs.len(),
+        out.display()
+    );
+    let cfg = pool::Config {
+        jobs,
+        timeout: Duration::from_millis(a.timeout_ms),
+        deadline: a.budget_s.map(|b| started + Duration::from_secs(b)),
+        trace_dir: Some(&traces),
+        work_dir: &work,
+    };
+    let mut prog = Progress::new(pairs.len(), "campaign");
+    let (got, cut_short) = pool::run(&exe, &cells, pool::tasks(&pairs), &cfg, &mut |d| {
+        prog.show(d)
+    })?;
+    let mut runs: Vec<RunRecord> = got
+        .into_iter()
+        .map(|(ci, seed, g)| {
+            let c = &cells[ci];
+            let (mut r, timed_out) = match g {
+                pool::Got::Record(r) => (*r, false),
+                pool::Got::Timeout => (
+                    synthetic(c, seed, RunOutcome::Timeout, a.timeout_ms, None),
+                    true,
+                ),
+                pool::Got::Crash(e) => (synthetic(c, seed, RunOutcome::Crash, 0, Some(&e)), false),
+            };
+            stamp(&mut r, c, seed, &build, timed_out);
+            r
+        })
+        .collect();
+    sort_runs(&mut runs);
+    let (det, cut) = if cut_short {
+        (resample_plan(&cells, &runs, a.resample_pct).0, true)
+    } else {
+        let cfg = pool::Config {
+            trace_dir: None,
+            ..cfg
+        };
+        rerun_elsewhere(&exe, &cells, &runs, a.resample_pct, &cfg)?
+    };
+    let _ = std::fs::remove_dir_all(&work);
+    let wall_ms = started.elapsed().as_millis() as u64;
+    let c = judge(&plan, &build, &runs, &det, cut, wall_ms, jobs, &[])?;
+    write_folder(out, &c, &runs)?;
+    finish(out, &c);
+    Ok(c)
+}
+
+/// The campaign's cells, its plan and the (cell, seed) pairs to run (this shard's, in
+/// order); `Err` names a bad option.
+#[allow(clippy::type_complexity)]
+fn plan(a: &CampaignArgs) -> Result<(Vec<CellSpec>, Plan, Vec<(usize, u64)>), String> {
     let seeds = parse_campaign_seeds(&a.seeds)?;
     let shard = match &a.shard {
         Some(s) => Some(parse_shard(s, &|k| std::env::var(k).ok())?),
@@ -900,16 +1016,15 @@ pub fn campaign(a: &CampaignArgs) -> Result<CampaignRecord, String> {
         a.files.clone()
     };
     let cells = plan_cells(&files)?;
-    let mut wanted: Vec<(String, usize, u64)> = Vec::new();
+    let mut pairs: Vec<(usize, u64)> = Vec::new();
     for (ci, c) in cells.iter().enumerate() {
         for seed in seeds.0..=seeds.1 {
             let key = run_key(&c.file, &c.label(), seed);
             if shard.is_none_or(|(i, n)| shard_of(&key, n) == i) {
-                wanted.push((key, ci, seed));
+                pairs.push((ci, seed));
             }
         }
     }
-    wanted.sort();
     let plan = Plan {
         files: files.iter().map(|f| f.display().to_string()).collect(),
         seeds,
@@ -921,66 +1036,24 @@ pub fn campaign(a: &CampaignArgs) -> Result<CampaignRecord, String> {
                 expect: c.expect(),
             })
             .collect(),
-        runs_planned: wanted.len(),
+        runs_planned: pairs.len(),
     };
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let build = identity::current();
-    let out = &a.out;
-    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let traces = out.join("traces");
-    let work = out.join(".work");
-    let _ = std::fs::remove_dir_all(&traces);
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&traces)
-        .map_err(|e| format!("cannot create {}: {e}", traces.display()))?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
-    eprintln!(
-        "campaign: {} cells × seeds {}..{}{} = {} runs on {jobs} worker processes → {}",
-        cells.len(),
-        seeds.0,
-        seeds.1,
-        shard.map_or(String::new(), |(i, n)| format!(", shard {i}/{n}")),
-        wanted.len(),
-        out.display()
-    );
-    let timeout = Duration::from_millis(a.timeout_ms);
-    let deadline = a.budget_s.map(|b| started + Duration::from_secs(b));
-    let cfg = pool::Config {
-        jobs,
-        timeout,
-        deadline,
-        trace_dir: Some(&traces),
-        work_dir: &work,
-    };
-    let pairs: Vec<(usize, u64)> = {
-        let mut p: Vec<(usize, u64)> = wanted.iter().map(|(_, c, s)| (*c, *s)).collect();
-        p.sort();
-        p
-    };
-    let mut prog = Progress::new(pairs.len(), "campaign");
-    let (got, cut_short) = pool::run(&exe, &cells, pool::tasks(&pairs), &cfg, &mut |d| {
-        prog.show(d)
-    })?;
-    let mut runs: Vec<RunRecord> = got
-        .into_iter()
-        .map(|(ci, seed, g)| {
-            let c = &cells[ci];
-            let (mut r, timed_out) = match g {
-                pool::Got::Record(r) => (*r, false),
-                pool::Got::Timeout => (
-                    synthetic(c, seed, RunOutcome::Timeout, a.timeout_ms, None),
-                    true,
-                ),
-                pool::Got::Crash(e) => (synthetic(c, seed, RunOutcome::Crash, 0, Some(&e)), false),
-            };
-            stamp(&mut r, c, seed, &build, timed_out);
-            r
-        })
-        .collect();
-    sort_runs(&mut runs);
-    // Determinism: a sample and every failing run, again in other worker processes.
+    Ok((cells, plan, pairs))
+}
+
+/// The runs to re-run for the determinism check (a sample by run key and every failing
+/// run with a trace), by (cell, seed), with the index of each run: and the check with
+/// none of them re-run yet.
+#[allow(clippy::type_complexity)]
+fn resample_plan(
+    cells: &[CellSpec],
+    runs: &[RunRecord],
+    pct: f64,
+) -> (
+    Determinism,
+    Vec<(usize, u64)>,
+    BTreeMap<(usize, u64), usize>,
+) {
     let index: BTreeMap<(usize, u64), usize> = runs
         .iter()
         .enumerate()
@@ -996,53 +1069,56 @@ pub fn campaign(a: &CampaignArgs) -> Result<CampaignRecord, String> {
         .iter()
         .filter(|(_, &i)| {
             let r = &runs[i];
-            r.trace_hash.is_some() && (failing(r) || sampled(key_of(r), a.resample_pct))
+            r.trace_hash.is_some() && (failing(r) || sampled(key_of(r), pct))
         })
         .map(|(k, _)| *k)
         .collect();
-    let mut det = Determinism {
+    let det = Determinism {
         sampled: resample.len(),
         rerun: 0,
         mismatches: Vec::new(),
     };
-    let mut cut = cut_short;
-    if !resample.is_empty() && !cut {
-        let cfg = pool::Config {
-            trace_dir: None,
-            ..cfg
-        };
-        let mut prog = Progress::new(resample.len(), "determinism re-runs");
-        let (again, c2) = pool::run(&exe, &cells, pool::tasks(&resample), &cfg, &mut |d| {
-            prog.show(d)
-        })?;
-        cut |= c2;
-        for (ci, seed, g) in again {
-            let Some(&i) = index.get(&(ci, seed)) else {
-                continue;
-            };
-            det.rerun += 1;
-            let r = &runs[i];
-            let child = match g {
-                pool::Got::Record(again) => again.trace_hash,
-                pool::Got::Timeout => Some("timeout".to_string()),
-                pool::Got::Crash(_) => Some("crash".to_string()),
-            };
-            if child != r.trace_hash {
-                det.mismatches.push(Mismatch {
-                    run_key: key_of(r).to_string(),
-                    hash: r.trace_hash.clone(),
-                    child_hash: child,
-                });
-            }
-        }
-        det.mismatches.sort_by(|a, b| a.run_key.cmp(&b.run_key));
+    (det, resample, index)
+}
+
+/// Re-runs the determinism sample in other worker processes and compares trace hashes;
+/// also whether the budget cut the re-runs short.
+fn rerun_elsewhere(
+    exe: &Path,
+    cells: &[CellSpec],
+    runs: &[RunRecord],
+    pct: f64,
+    cfg: &pool::Config,
+) -> Result<(Determinism, bool), String> {
+    let (mut det, resample, index) = resample_plan(cells, runs, pct);
+    if resample.is_empty() {
+        return Ok((det, false));
     }
-    let _ = std::fs::remove_dir_all(&work);
-    let wall_ms = started.elapsed().as_millis() as u64;
-    let c = judge(&plan, &build, &runs, &det, cut, wall_ms, jobs, &[])?;
-    write_folder(out, &c, &runs)?;
-    finish(out, &c);
-    Ok(c)
+    let mut prog = Progress::new(resample.len(), "determinism re-runs");
+    let (again, cut) = pool::run(exe, cells, pool::tasks(&resample), cfg, &mut |d| {
+        prog.show(d)
+    })?;
+    for (ci, seed, g) in again {
+        let Some(&i) = index.get(&(ci, seed)) else {
+            continue;
+        };
+        det.rerun += 1;
+        let r = &runs[i];
+        let child = match g {
+            pool::Got::Record(again) => again.trace_hash,
+            pool::Got::Timeout => Some("timeout".to_string()),
+            pool::Got::Crash(_) => Some("crash".to_string()),
+        };
+        if child != r.trace_hash {
+            det.mismatches.push(Mismatch {
+                run_key: key_of(r).to_string(),
+                hash: r.trace_hash.clone(),
+                child_hash: child,
+            });
+        }
+    }
+    det.mismatches.sort_by(|a, b| a.run_key.cmp(&b.run_key));
+    Ok((det, cut))
 }
 
 /// The exit code of a campaign: 0 passed, 1 failed, 3 incomplete (the budget ran out
