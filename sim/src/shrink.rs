@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use mimi_reports::records::trace;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cli::level;
@@ -180,45 +181,42 @@ pub fn read_input_text(
         }
     };
     let at = format!("{shown}:{n}");
-    let seed = v
-        .get("seed")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| bad(format!("{at}: no `seed` field")))?;
-    let lvl = level(v["variant"]["enforcement"].as_str())
+    let input: InputLine = serde_json::from_value(v).map_err(|e| {
+        bad(format!(
+            "{at}: neither a trace header nor a run record with `seed`, `variant` and \
+             `scenario_file` ({e})"
+        ))
+    })?;
+    let seed = input.seed;
+    let lvl = level(input.variant.enforcement.as_deref())
         .ok_or_else(|| bad(format!("{at}: no `variant.enforcement` field")))?;
-    let overrides: BTreeMap<String, String> = v["variant"]["overrides"]
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .filter_map(|(k, x)| Some((k.clone(), x.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    if v.get("kind").and_then(Value::as_str) == Some("header") {
-        let t = v
-            .get("scenario_toml")
-            .and_then(Value::as_str)
+    let overrides: BTreeMap<String, String> = input
+        .variant
+        .overrides
+        .iter()
+        .filter_map(|(k, x)| Some((k.clone(), x.as_str()?.to_string())))
+        .collect();
+    if input.kind.as_deref() == Some("header") {
+        let t = input
+            .scenario_toml
             .ok_or_else(|| bad(format!("{at}: the trace header has no `scenario_toml`")))?;
-        let name = v.get("scenario").and_then(Value::as_str).unwrap_or("?");
+        let name = input.scenario.as_deref().unwrap_or("?");
         return Ok(Origin {
-            scenario_text: t.to_string(),
+            scenario_text: t,
             source: format!("the trace {shown} of scenario {name}"),
             seed,
             level: lvl,
-            overrides: overrides.clone(),
+            overrides,
         });
     }
-    let file = v
-        .get("scenario_file")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            bad(format!(
-                "{at}: neither a trace header nor a run record with `scenario_file`"
-            ))
-        })?;
-    let stext = read_scenario(file)
+    let file = input.scenario_file.ok_or_else(|| {
+        bad(format!(
+            "{at}: neither a trace header nor a run record with `scenario_file`"
+        ))
+    })?;
+    let stext = read_scenario(&file)
         .map_err(|e| bad(format!("{at}: cannot read its scenario {file}: {e}")))?;
-    if let Some(want) = v.get("scenario_sha256").and_then(Value::as_str) {
+    if let Some(want) = input.scenario_sha256 {
         if want != scenario_hash(&stext) {
             return Err(bad(format!(
                 "{file} changed since the record was made (its SHA-256 differs); shrink the run's trace instead"
@@ -227,11 +225,39 @@ pub fn read_input_text(
     }
     Ok(Origin {
         scenario_text: stext,
-        source: file.to_string(),
+        source: file,
         seed,
         level: lvl,
         overrides,
     })
+}
+
+/// What `shrink` reads of its input line: a trace header (`kind` "header", with the
+/// scenario it ran) or a run record (with the scenario file it names).
+#[derive(Debug, Deserialize)]
+struct InputLine {
+    #[serde(default)]
+    kind: Option<String>,
+    seed: u64,
+    #[serde(default)]
+    variant: RecordedVariant,
+    #[serde(default)]
+    scenario: Option<String>,
+    #[serde(default)]
+    scenario_toml: Option<String>,
+    #[serde(default)]
+    scenario_file: Option<String>,
+    #[serde(default)]
+    scenario_sha256: Option<String>,
+}
+
+/// The part of a recorded variant a shrink re-applies: its level and overrides.
+#[derive(Debug, Default, Deserialize)]
+struct RecordedVariant {
+    #[serde(default)]
+    enforcement: Option<String>,
+    #[serde(default)]
+    overrides: BTreeMap<String, Value>,
 }
 
 /// What a shrink produced.
