@@ -18,8 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mimi_reports::records::trace::{ClientView, Event, HubView, What};
-use nodes::client::core::RoomView;
-use nodes::client::failure::FailureOrigin;
+use nodes::client::core::{ClientEvent, RoomView};
 use nodes::ids::{ClientUri, Domain, RoomUri, UserUri};
 use nodes::room::RoomState;
 use serde_json::Value;
@@ -170,65 +169,63 @@ impl Judge<'_> {
         started.tell(&mut self.oracles, c, &self.room, line);
     }
 
-    fn client_event(&mut self, t: u64, c: &ClientUri, e: &Value, line: u64) {
-        let Some((tag, b)) = tagged(e) else {
+    fn client_event(&mut self, c: &ClientUri, e: &Value, line: u64) {
+        // `ClientEvent` names its ops with `&'static str`: it deserializes from owned input.
+        let Ok(event) = <ClientEvent as serde::Deserialize<'static>>::deserialize(e.clone()) else {
             self.out.unreadable += 1;
             return;
         };
-        let room: Option<RoomUri> = b
-            .get("room")
-            .and_then(Value::as_str)
-            .and_then(|r| r.parse().ok());
         let honest = self.honest.contains(c);
-        match (tag, room) {
-            ("Joined", Some(room)) => {
+        match event {
+            ClientEvent::Joined { room, epoch, .. } => {
                 self.steps.joined(c);
                 if honest {
                     self.oracles.arrival_joined(c, &room);
                 }
-                self.epochs.insert(c.clone(), u(b, "epoch"));
+                self.epochs.insert(c.clone(), epoch);
             }
-            ("Epoch", Some(_)) => {
-                self.epochs.insert(c.clone(), u(b, "epoch"));
+            ClientEvent::Epoch { epoch, .. } => {
+                self.epochs.insert(c.clone(), epoch);
             }
-            ("Removed", Some(_)) => {
+            ClientEvent::Removed { .. } => {
                 self.steps.removed(c);
                 self.epochs.remove(c);
                 self.views.remove(c);
             }
-            ("MessageSent", Some(room)) => {
+            ClientEvent::MessageSent {
+                room, message_id, ..
+            } => {
                 let epoch = self.epochs.get(c).copied().unwrap_or(0);
                 self.oracles.message_sent(Sent {
                     room,
-                    message_id: s(b, "message_id").to_string(),
+                    message_id,
                     sender: c.clone(),
                     epoch,
                     line,
                 });
             }
-            ("MessageReceived", Some(room)) if honest => {
-                self.oracles.message_received(c, &room, s(b, "message_id"));
+            ClientEvent::MessageReceived {
+                room, message_id, ..
+            } if honest => {
+                self.oracles.message_received(c, &room, &message_id);
             }
-            ("OpSucceeded", Some(_)) => {
+            ClientEvent::OpSucceeded { op, .. } => {
                 self.out.ops.succeeded += 1;
-                let op = s(b, "op").to_string();
-                self.steps.settle(c, &op, None);
+                self.steps.settle(c, op, None);
             }
-            ("OpFailed", Some(room)) => {
+            ClientEvent::OpFailed {
+                op,
+                origin,
+                reason,
+                request_sha256,
+                ..
+            } => {
                 self.out.ops.failed += 1;
-                let op = s(b, "op").to_string();
-                let reason = s(b, "reason").to_string();
-                let Ok(origin) = serde_json::from_value::<FailureOrigin>(b["origin"].clone())
-                else {
-                    self.out.unreadable += 1;
-                    return;
-                };
                 if op == "join-external" && honest {
-                    self.oracles.join_failed(c, origin, &reason, line);
+                    self.oracles.join_failed(c, origin.clone(), &reason, line);
                 }
-                let _ = (t, room);
-                let digest = b.get("request_sha256").and_then(Value::as_str);
-                self.steps.settle(c, &op, Some((&origin, &reason, digest)));
+                self.steps
+                    .settle(c, op, Some((&origin, &reason, request_sha256.as_deref())));
             }
             _ => {}
         }
@@ -357,7 +354,7 @@ impl<'a> Judge<'a> {
             What::OpFailed { step, reason, .. } => self.step_ended(*step, Some(reason)),
             What::Client { event } => {
                 if let Ok(c) = node.parse::<ClientUri>() {
-                    self.client_event(t, &c, event, line);
+                    self.client_event(&c, event, line);
                 }
             }
             What::ClientView(v) => self.client_view(t, node, v, line),
