@@ -222,7 +222,7 @@ impl Judge<'_> {
             } => {
                 self.out.ops.failed += 1;
                 if op == "join-external" && honest {
-                    self.oracles.join_failed(c, origin.clone(), &reason, line);
+                    self.oracles.join_failed(c, origin, &reason, line);
                 }
                 self.steps
                     .settle(c, op, Some((&origin, &reason, request_sha256.as_deref())));
