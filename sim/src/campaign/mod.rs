@@ -523,47 +523,15 @@ pub fn judge(
     } else {
         CampaignStatus::Passed
     };
-    let faults_line = if !whole {
-        "faults: not judged in a shard (judged when merged)".to_string()
-    } else if never.is_empty() {
-        "faults: every enabled kind fired in some run of its file".to_string()
-    } else {
-        format!(
-            "faults: {} files with enabled kinds that never fired",
-            never.len()
-        )
-    };
-    let mut verdict = vec![
-        format!(
-            "expectations: {}/{} cells met{}{}",
-            cells.met,
-            plan.cells.len(),
-            if cells.not_met.is_empty() {
-                String::new()
-            } else {
-                format!("; NOT met: {}", cells.not_met.join(", "))
-            },
-            if cells.not_judged.is_empty() {
-                String::new()
-            } else {
-                format!("; not judged (budget): {}", cells.not_judged.len())
-            }
-        ),
-        format!(
-            "runs: {} of {} planned; {} not as expected",
-            runs.len(),
-            plan.runs_planned,
-            unexpected.len()
-        ),
-        format!(
-            "determinism: {} of {} re-runs made in another process, {} differ",
-            det.rerun,
-            det.sampled,
-            det.mismatches.len()
-        ),
-        faults_line,
-    ];
-    verdict.extend(short.iter().map(|s| format!("INCOMPLETE: {s}")));
+    let verdict = verdict_lines(
+        plan,
+        &cells,
+        runs.len(),
+        unexpected.len(),
+        det,
+        whole.then_some(never.len()),
+        &short,
+    );
     let record = CampaignRecord {
         format: FORMAT.to_string(),
         status,
@@ -586,6 +554,55 @@ pub fn judge(
         jobs: jobs as u64,
     };
     Ok(record)
+}
+
+/// campaign.json's `verdict`: a line each for the expectations, the runs, determinism and
+/// the fault kinds (`never`: files with kinds that never fired, `None` in a shard), then
+/// what was `short` (not made).
+fn verdict_lines(
+    plan: &Plan,
+    cells: &CellJudgements,
+    runs: usize,
+    unexpected: usize,
+    det: &Determinism,
+    never: Option<usize>,
+    short: &[String],
+) -> Vec<String> {
+    let faults_line = match never {
+        None => "faults: not judged in a shard (judged when merged)".to_string(),
+        Some(0) => "faults: every enabled kind fired in some run of its file".to_string(),
+        Some(n) => format!("faults: {n} files with enabled kinds that never fired"),
+    };
+    let mut verdict = vec![
+        format!(
+            "expectations: {}/{} cells met{}{}",
+            cells.met,
+            plan.cells.len(),
+            if cells.not_met.is_empty() {
+                String::new()
+            } else {
+                format!("; NOT met: {}", cells.not_met.join(", "))
+            },
+            if cells.not_judged.is_empty() {
+                String::new()
+            } else {
+                format!("; not judged (budget): {}", cells.not_judged.len())
+            }
+        ),
+        format!(
+            "runs: {runs} of {} planned; {unexpected} not as expected",
+            plan.runs_planned
+        ),
+        format!(
+            "determinism: {} of {} re-runs made in another process, {} differ",
+            det.rerun,
+            det.sampled,
+            det.mismatches.len()
+        ),
+        faults_line,
+    ];
+    verdict.extend(short.iter().map(|s| format!("INCOMPLETE: {s}")));
+    verdict
 }
 
 /// Every cell of the plan judged by its expectation.

@@ -105,45 +105,8 @@ pub fn run(
         }
         while running.len() < jobs {
             let Some(task) = queue.pop_front() else { break };
-            let cell = &cells[task.cell];
-            let out = cfg.work_dir.join(format!("worker-{started}.jsonl"));
-            let err = cfg.work_dir.join(format!("worker-{started}.err"));
+            running.push(spawn(exe, &cells[task.cell], task, cfg, started)?);
             started += 1;
-            let mut cmd = Command::new(exe);
-            cmd.arg("batch").arg(&cell.path).arg("--seeds").arg(
-                task.seeds
-                    .iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
-            if let Some(l) = cell.level {
-                cmd.arg("--enforcement").arg(l.name());
-            }
-            for (k, v) in &cell.overrides {
-                cmd.arg("--variant").arg(format!("{k}={v}"));
-            }
-            if let Some(d) = cfg.trace_dir {
-                cmd.arg("--trace-dir").arg(d);
-            }
-            let stdout = std::fs::File::create(&out)
-                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-            let stderr = std::fs::File::create(&err)
-                .map_err(|e| format!("cannot create {}: {e}", err.display()))?;
-            let child = cmd
-                .stdin(Stdio::null())
-                .stdout(stdout)
-                .stderr(stderr)
-                .spawn()
-                .map_err(|e| format!("cannot start a worker: {e}"))?;
-            running.push(Running {
-                task,
-                child,
-                out,
-                err,
-                seen: 0,
-                since: Instant::now(),
-            });
         }
         let mut i = 0;
         let mut changed = false;
@@ -163,34 +126,8 @@ pub fn run(
                 i += 1;
                 continue;
             }
-            let mut r = running.remove(i);
-            if timed_out {
-                let _ = r.child.kill();
-                let _ = r.child.wait();
-            }
-            let lines = complete_lines(&r.out);
-            let n = lines.len();
-            collect(cells, &r.task, &lines, &mut results)?;
-            if n < r.task.seeds.len() {
-                let seed = r.task.seeds[n];
-                let got = if timed_out {
-                    Got::Timeout
-                } else {
-                    let err = std::fs::read_to_string(&r.err).unwrap_or_default();
-                    let tail: String = err.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
-                    Got::Crash(format!("worker exited ({:?}): {tail}", status))
-                };
-                results.push((r.task.cell, seed, got));
-                let rest: Vec<u64> = r.task.seeds[n + 1..].to_vec();
-                if !rest.is_empty() {
-                    queue.push_front(Task {
-                        cell: r.task.cell,
-                        seeds: rest,
-                    });
-                }
-            }
-            let _ = std::fs::remove_file(&r.out);
-            let _ = std::fs::remove_file(&r.err);
+            let r = running.remove(i);
+            finish(cells, r, status, timed_out, &mut results, &mut queue)?;
             changed = true;
         }
         if changed {
@@ -200,6 +137,94 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(15));
     }
     Ok((results, cut_short))
+}
+
+/// Starts worker number `n` on `task`: `mimi-sim batch` of the cell's file at its level
+/// and axes, its stdout and stderr in the work folder.
+fn spawn(
+    exe: &Path,
+    cell: &CellSpec,
+    task: Task,
+    cfg: &Config,
+    n: usize,
+) -> Result<Running, String> {
+    let out = cfg.work_dir.join(format!("worker-{n}.jsonl"));
+    let err = cfg.work_dir.join(format!("worker-{n}.err"));
+    let mut cmd = Command::new(exe);
+    cmd.arg("batch").arg(&cell.path).arg("--seeds").arg(
+        task.seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    if let Some(l) = cell.level {
+        cmd.arg("--enforcement").arg(l.name());
+    }
+    for (k, v) in &cell.overrides {
+        cmd.arg("--variant").arg(format!("{k}={v}"));
+    }
+    if let Some(d) = cfg.trace_dir {
+        cmd.arg("--trace-dir").arg(d);
+    }
+    let stdout =
+        std::fs::File::create(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let stderr =
+        std::fs::File::create(&err).map_err(|e| format!("cannot create {}: {e}", err.display()))?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| format!("cannot start a worker: {e}"))?;
+    Ok(Running {
+        task,
+        child,
+        out,
+        err,
+        seen: 0,
+        since: Instant::now(),
+    })
+}
+
+/// A worker that exited or timed out: its records, then the seed it was on as a timeout
+/// or a crash, and the seeds after it back at the front of the queue.
+fn finish(
+    cells: &[CellSpec],
+    mut r: Running,
+    status: Option<std::process::ExitStatus>,
+    timed_out: bool,
+    results: &mut Vec<Done>,
+    queue: &mut VecDeque<Task>,
+) -> Result<(), String> {
+    if timed_out {
+        let _ = r.child.kill();
+        let _ = r.child.wait();
+    }
+    let lines = complete_lines(&r.out);
+    let n = lines.len();
+    collect(cells, &r.task, &lines, results)?;
+    if n < r.task.seeds.len() {
+        let seed = r.task.seeds[n];
+        let got = if timed_out {
+            Got::Timeout
+        } else {
+            let err = std::fs::read_to_string(&r.err).unwrap_or_default();
+            let tail: String = err.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+            Got::Crash(format!("worker exited ({:?}): {tail}", status))
+        };
+        results.push((r.task.cell, seed, got));
+        let rest: Vec<u64> = r.task.seeds[n + 1..].to_vec();
+        if !rest.is_empty() {
+            queue.push_front(Task {
+                cell: r.task.cell,
+                seeds: rest,
+            });
+        }
+    }
+    let _ = std::fs::remove_file(&r.out);
+    let _ = std::fs::remove_file(&r.err);
+    Ok(())
 }
 
 /// The records a worker of `task` printed (`lines`, one per seed in order). A line that
