@@ -382,6 +382,27 @@ fn write_room_log(
     Ok(())
 }
 
+/// Brings a room's keyed rows from `old` (the digests the table holds, by key) to `now`:
+/// `delete` each key gone, `upsert` each key new or changed.
+fn sync_keyed<K: Ord>(
+    old: Option<&BTreeMap<K, Digest>>,
+    now: &BTreeMap<K, Digest>,
+    mut delete: impl FnMut(&K) -> rusqlite::Result<()>,
+    mut upsert: impl FnMut(&K) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let none = BTreeMap::new();
+    let old = old.unwrap_or(&none);
+    for k in old.keys().filter(|k| !now.contains_key(*k)) {
+        delete(k)?;
+    }
+    for (k, d) in now {
+        if old.get(k) != Some(d) {
+            upsert(k)?;
+        }
+    }
+    Ok(())
+}
+
 /// The hub's public group state, entry by entry.
 fn write_public_group(
     c: &Connection,
@@ -390,25 +411,26 @@ fn write_public_group(
     old: Option<&WrittenRoom>,
     now: &WrittenRoom,
 ) -> rusqlite::Result<()> {
-    let no_group = BTreeMap::new();
-    let old_group = old.map_or(&no_group, |o| &o.group);
-    for k in old_group.keys().filter(|k| !now.group.contains_key(*k)) {
-        c.execute(
-            "DELETE FROM public_group WHERE room = ?1 AND key = ?2",
-            params![key, k],
-        )?;
-    }
-    if let Some(g) = &r.public_group {
-        for (k, v) in &g.entries {
-            if old_group.get(k) != now.group.get(k) {
-                c.execute(
-                    "INSERT OR REPLACE INTO public_group (room, key, value) VALUES (?1, ?2, ?3)",
-                    params![key, k, v],
-                )?;
-            }
-        }
-    }
-    Ok(())
+    let no_entries = BTreeMap::new();
+    let entries = r.public_group.as_ref().map_or(&no_entries, |g| &g.entries);
+    sync_keyed(
+        old.map(|o| &o.group),
+        &now.group,
+        |k| {
+            c.execute(
+                "DELETE FROM public_group WHERE room = ?1 AND key = ?2",
+                params![key, k],
+            )
+            .map(|_| ())
+        },
+        |k| {
+            c.execute(
+                "INSERT OR REPLACE INTO public_group (room, key, value) VALUES (?1, ?2, ?3)",
+                params![key, k, entries[k]],
+            )
+            .map(|_| ())
+        },
+    )
 }
 
 /// The fan-out queue, a row per provider.
@@ -419,16 +441,18 @@ fn write_fanout_queue(
     old: Option<&WrittenRoom>,
     now: &WrittenRoom,
 ) -> rusqlite::Result<()> {
-    let no_queue = BTreeMap::new();
-    let old_queue = old.map_or(&no_queue, |o| &o.queue);
-    for p in old_queue.keys().filter(|p| !now.queue.contains_key(*p)) {
-        c.execute(
-            "DELETE FROM fanout_queue WHERE room = ?1 AND provider = ?2",
-            params![key, p.as_str()],
-        )?;
-    }
-    for (p, o) in &r.fanout_queue {
-        if old_queue.get(p) != now.queue.get(p) {
+    sync_keyed(
+        old.map(|o| &o.queue),
+        &now.queue,
+        |p| {
+            c.execute(
+                "DELETE FROM fanout_queue WHERE room = ?1 AND provider = ?2",
+                params![key, p.as_str()],
+            )
+            .map(|_| ())
+        },
+        |p| {
+            let o = &r.fanout_queue[p];
             c.execute(
                 "INSERT OR REPLACE INTO fanout_queue (room, provider, next, in_flight) \
                  VALUES (?1, ?2, ?3, ?4)",
@@ -438,10 +462,10 @@ fn write_fanout_queue(
                     o.next as i64,
                     o.in_flight.as_ref().map(cbor)
                 ],
-            )?;
-        }
-    }
-    Ok(())
+            )
+            .map(|_| ())
+        },
+    )
 }
 
 /// The window of accepted messages remembered for retries.
